@@ -1,0 +1,198 @@
+//! CMS EnvelopedData as SCEP uses it (RFC 8894 §3.1, RFC 5652 §6): the request's CSR and the reply's
+//! certificates travel encrypted to one recipient, with the content key transported by RSA.
+//!
+//! ```text
+//! KeyTransRecipientInfo ::= SEQUENCE {
+//!   version CMSVersion,  -- always set to 0 or 2
+//!   rid RecipientIdentifier,
+//!   keyEncryptionAlgorithm KeyEncryptionAlgorithmIdentifier,
+//!   encryptedKey EncryptedKey }
+//! RecipientIdentifier ::= CHOICE {
+//!   issuerAndSerialNumber IssuerAndSerialNumber,
+//!   subjectKeyIdentifier [0] SubjectKeyIdentifier }
+//! ```
+
+use aes::cipher::{block_padding::Pkcs7, BlockDecryptMut, BlockEncryptMut, KeyIvInit};
+use cms::content_info::{CmsVersion, ContentInfo};
+use const_oid::db::{rfc5911, rfc5912};
+use der::asn1::{Any, OctetString};
+use der::{Decode, Encode};
+use rand_core::CryptoRngCore;
+use rsa::{Oaep, Pkcs1v15Encrypt};
+use spki::AlgorithmIdentifierOwned;
+use zeroize::Zeroizing;
+
+use crate::algorithms::{Cipher, KeyTransport};
+use crate::error::{Result, ScepError};
+use crate::keys::{self, PrivateKeyOps};
+use crate::signed::IdentifierKind;
+use crate::wire::{Certificate, EncryptedContentInfo, EnvelopedData, KeyTransRecipientInfo, PartyIdentifier, RawSet};
+
+/// What to encrypt with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EnvelopeOptions {
+    pub cipher: Cipher,
+    pub transport: KeyTransport,
+    pub identifier: IdentifierKind,
+    /// Allows 3DES (never single DES, which is only ever decrypted).
+    pub legacy: bool,
+}
+
+impl Default for EnvelopeOptions {
+    fn default() -> Self {
+        Self {
+            cipher: Cipher::Aes128Cbc,
+            transport: KeyTransport::RsaPkcs1v15,
+            identifier: IdentifierKind::IssuerAndSerialNumber,
+            legacy: false,
+        }
+    }
+}
+
+/// Encrypts `plaintext` to `recipient`, returning an EnvelopedData ContentInfo (DER).
+pub fn seal(plaintext: &[u8], recipient: &Certificate, options: EnvelopeOptions, rng: &mut impl CryptoRngCore) -> Result<Vec<u8>> {
+    options.cipher.check_allowed(options.legacy, true)?;
+    let mut key = Zeroizing::new(vec![0u8; options.cipher.key_len()]);
+    let mut iv = vec![0u8; options.cipher.iv_len()];
+    rng.fill_bytes(&mut key);
+    rng.fill_bytes(&mut iv);
+    let ciphertext = encrypt_content(options.cipher, &key, &iv, plaintext)?;
+
+    let public = keys::rsa_public_key(&recipient.tbs_certificate.subject_public_key_info)?;
+    let (enc_key, key_enc_alg) = match options.transport {
+        KeyTransport::RsaPkcs1v15 => (
+            public.encrypt(rng, Pkcs1v15Encrypt, &key),
+            AlgorithmIdentifierOwned { oid: rfc5912::RSA_ENCRYPTION, parameters: Some(Any::null()) },
+        ),
+        KeyTransport::RsaOaepSha1 => (
+            public.encrypt(rng, Oaep::new::<sha1::Sha1>(), &key),
+            AlgorithmIdentifierOwned { oid: rfc5912::ID_RSAES_OAEP, parameters: Some(Any::encode_from(&rsa::pkcs1::RsaOaepParams::default())?) },
+        ),
+        KeyTransport::RsaOaepSha256 => (
+            public.encrypt(rng, Oaep::new::<sha2::Sha256>(), &key),
+            AlgorithmIdentifierOwned {
+                oid: rfc5912::ID_RSAES_OAEP,
+                parameters: Some(Any::encode_from(&rsa::pkcs1::RsaOaepParams::new::<sha2::Sha256>())?),
+            },
+        ),
+    };
+    let enc_key = enc_key.map_err(|e| ScepError::invalid_input(format!("key transport: {e}")))?;
+    let by_key_id = options.identifier == IdentifierKind::SubjectKeyIdentifier;
+    // RFC 5652 §6.1/§6.2.1: version 0 with issuerAndSerialNumber, 2 with subjectKeyIdentifier.
+    let version = if by_key_id { CmsVersion::V2 } else { CmsVersion::V0 };
+    let ktri = KeyTransRecipientInfo {
+        version,
+        rid: PartyIdentifier::for_certificate(recipient, by_key_id)?,
+        key_enc_alg,
+        enc_key: OctetString::new(enc_key)?,
+    };
+    let enveloped = EnvelopedData {
+        version,
+        originator_info: None,
+        recip_infos: RawSet::from_elements([ktri])?,
+        encrypted_content: EncryptedContentInfo {
+            content_type: rfc5911::ID_DATA,
+            content_enc_alg: AlgorithmIdentifierOwned { oid: options.cipher.oid(), parameters: Some(Any::encode_from(&OctetString::new(iv)?)?) },
+            encrypted_content: Some(ciphertext),
+        },
+        unprotected_attrs: None,
+    };
+    Ok(ContentInfo { content_type: rfc5911::ID_ENVELOPED_DATA, content: Any::encode_from(&enveloped)? }.to_der()?)
+}
+
+/// One key we can open envelopes with.
+pub struct Recipient<'a> {
+    pub certificate: &'a Certificate,
+    pub key: &'a dyn PrivateKeyOps,
+}
+
+/// What was inside an envelope, and how it was sealed (a reply is never weaker than the request).
+#[derive(Clone, Debug)]
+pub struct Opened {
+    pub plaintext: Zeroizing<Vec<u8>>,
+    pub cipher: Cipher,
+    pub transport: KeyTransport,
+}
+
+/// Opens an EnvelopedData ContentInfo (or bare EnvelopedData) with the first of `recipients` it is for.
+pub fn open(bytes: &[u8], recipients: &[Recipient<'_>], legacy: bool) -> Result<Opened> {
+    let enveloped = parse(bytes)?;
+    let cipher = Cipher::from_oid(&enveloped.encrypted_content.content_enc_alg.oid)?;
+    cipher.check_allowed(legacy, false)?;
+    let iv = enveloped
+        .encrypted_content
+        .content_enc_alg
+        .parameters
+        .as_ref()
+        .and_then(|p| p.decode_as::<OctetString>().ok())
+        .filter(|iv| iv.as_bytes().len() == cipher.iv_len())
+        .ok_or_else(|| ScepError::malformed("the content-encryption IV is missing or has the wrong length"))?;
+    let ciphertext = enveloped.encrypted_content.encrypted_content.as_deref().unwrap_or_default();
+
+    let recipient_infos = enveloped.key_trans_recipients().map_err(|e| ScepError::malformed(format!("RecipientInfo: {e}")))?;
+    for ktri in &recipient_infos {
+        let Some(me) = recipients.iter().find(|r| ktri.rid.identifies(r.certificate)) else { continue };
+        let transport = key_transport(&ktri.key_enc_alg)?;
+        let key = Zeroizing::new(me.key.decrypt(transport, ktri.enc_key.as_bytes())?);
+        if key.len() != cipher.key_len() {
+            return Err(ScepError::decrypt_failed());
+        }
+        let plaintext = decrypt_content(cipher, &key, iv.as_bytes(), ciphertext)?;
+        return Ok(Opened { plaintext: Zeroizing::new(plaintext), cipher, transport });
+    }
+    Err(ScepError::decrypt_failed())
+}
+
+/// Parses an EnvelopedData, wrapped in a ContentInfo or bare.
+pub fn parse(bytes: &[u8]) -> Result<EnvelopedData> {
+    let inner = match ContentInfo::from_der(bytes) {
+        Ok(ci) if ci.content_type == rfc5911::ID_ENVELOPED_DATA => ci.content.to_der()?,
+        Ok(ci) => return Err(ScepError::malformed(format!("expected EnvelopedData, got content type {}", ci.content_type))),
+        Err(_) => bytes.to_vec(),
+    };
+    EnvelopedData::from_der(&inner).map_err(|e| ScepError::malformed(format!("EnvelopedData: {e}")))
+}
+
+/// Reads the key-transport algorithm; OAEP only with SHA-1 or SHA-256 and a matching MGF1.
+pub fn key_transport(alg: &AlgorithmIdentifierOwned) -> Result<KeyTransport> {
+    if alg.oid == rfc5912::RSA_ENCRYPTION {
+        return Ok(KeyTransport::RsaPkcs1v15);
+    }
+    if alg.oid != rfc5912::ID_RSAES_OAEP {
+        return Err(ScepError::unsupported_algorithm(format!("key transport {}", alg.oid)));
+    }
+    let params_der = alg.parameters.as_ref().map(|p| p.to_der()).transpose()?;
+    let params = match &params_der {
+        Some(der) => rsa::pkcs1::RsaOaepParams::from_der(der).map_err(|e| ScepError::malformed(format!("OAEP parameters: {e}")))?,
+        None => rsa::pkcs1::RsaOaepParams::default(),
+    };
+    let mgf_hash = params.mask_gen.parameters.map(|p| p.oid);
+    match (params.hash.oid, mgf_hash) {
+        (h, Some(m)) if h == rfc5912::ID_SHA_1 && m == h => Ok(KeyTransport::RsaOaepSha1),
+        (h, Some(m)) if h == rfc5912::ID_SHA_256 && m == h => Ok(KeyTransport::RsaOaepSha256),
+        (h, _) => Err(ScepError::unsupported_algorithm(format!("OAEP with hash {h}"))),
+    }
+}
+
+fn encrypt_content(cipher: Cipher, key: &[u8], iv: &[u8], plaintext: &[u8]) -> Result<Vec<u8>> {
+    let bad = |_| ScepError::invalid_input("content key or IV has the wrong length");
+    Ok(match cipher {
+        Cipher::Aes128Cbc => cbc::Encryptor::<aes::Aes128>::new_from_slices(key, iv).map_err(bad)?.encrypt_padded_vec_mut::<Pkcs7>(plaintext),
+        Cipher::Aes192Cbc => cbc::Encryptor::<aes::Aes192>::new_from_slices(key, iv).map_err(bad)?.encrypt_padded_vec_mut::<Pkcs7>(plaintext),
+        Cipher::Aes256Cbc => cbc::Encryptor::<aes::Aes256>::new_from_slices(key, iv).map_err(bad)?.encrypt_padded_vec_mut::<Pkcs7>(plaintext),
+        Cipher::DesEde3Cbc => cbc::Encryptor::<des::TdesEde3>::new_from_slices(key, iv).map_err(bad)?.encrypt_padded_vec_mut::<Pkcs7>(plaintext),
+        Cipher::DesCbc => return Err(ScepError::unsupported_algorithm("single DES is never produced")),
+    })
+}
+
+fn decrypt_content(cipher: Cipher, key: &[u8], iv: &[u8], ciphertext: &[u8]) -> Result<Vec<u8>> {
+    let bad_key = |_| ScepError::decrypt_failed();
+    let result = match cipher {
+        Cipher::Aes128Cbc => cbc::Decryptor::<aes::Aes128>::new_from_slices(key, iv).map_err(bad_key)?.decrypt_padded_vec_mut::<Pkcs7>(ciphertext),
+        Cipher::Aes192Cbc => cbc::Decryptor::<aes::Aes192>::new_from_slices(key, iv).map_err(bad_key)?.decrypt_padded_vec_mut::<Pkcs7>(ciphertext),
+        Cipher::Aes256Cbc => cbc::Decryptor::<aes::Aes256>::new_from_slices(key, iv).map_err(bad_key)?.decrypt_padded_vec_mut::<Pkcs7>(ciphertext),
+        Cipher::DesEde3Cbc => cbc::Decryptor::<des::TdesEde3>::new_from_slices(key, iv).map_err(bad_key)?.decrypt_padded_vec_mut::<Pkcs7>(ciphertext),
+        Cipher::DesCbc => cbc::Decryptor::<des::Des>::new_from_slices(key, iv).map_err(bad_key)?.decrypt_padded_vec_mut::<Pkcs7>(ciphertext),
+    };
+    result.map_err(|_| ScepError::decrypt_failed())
+}

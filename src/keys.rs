@@ -1,0 +1,132 @@
+//! RSA keys and the crypto provider seam.
+//!
+//! Private-key operations (sign, decrypt the key transport) go through [`PrivateKeyOps`], so a host can plug in
+//! native crypto (the Worker uses workerd's BoringSSL through `node:crypto`) without the protocol code changing.
+//! [`RsaKey`] is the pure-Rust default.
+
+use der::{Decode, Encode};
+use pkcs8::{DecodePrivateKey, EncodePrivateKey, EncodePublicKey, LineEnding};
+use rand_core::CryptoRngCore;
+use rsa::pkcs1::DecodeRsaPrivateKey;
+use rsa::traits::PublicKeyParts;
+use rsa::{Oaep, Pkcs1v15Encrypt, RsaPrivateKey, RsaPublicKey};
+use spki::SubjectPublicKeyInfoOwned;
+use zeroize::Zeroizing;
+
+use crate::algorithms::{DigestAlg, KeyTransport};
+use crate::error::{Result, ScepError};
+
+/// The private-key operations the protocol needs. Implemented by [`RsaKey`] and by host adapters.
+pub trait PrivateKeyOps {
+    fn public_key(&self) -> &RsaPublicKey;
+    /// RSASSA-PKCS1-v1_5 signature of `message` (hashed here with `digest`).
+    fn sign(&self, digest: DigestAlg, message: &[u8]) -> Result<Vec<u8>>;
+    /// Opens an RSA key transport (the content-encryption key of an EnvelopedData).
+    fn decrypt(&self, transport: KeyTransport, ciphertext: &[u8]) -> Result<Vec<u8>>;
+}
+
+/// Key sizes: 2048 (default), 3072, 4096; 1024 only with the legacy switch.
+pub fn check_key_bits(bits: usize, legacy: bool) -> Result<()> {
+    match bits {
+        2048 | 3072 | 4096 => Ok(()),
+        1024 if legacy => Ok(()),
+        1024 => Err(ScepError::unsupported_algorithm("RSA 1024 is only accepted on a legacy profile")),
+        n => Err(ScepError::unsupported_algorithm(format!("RSA {n}: use 2048, 3072 or 4096"))),
+    }
+}
+
+/// A pure-Rust RSA private key.
+#[derive(Clone)]
+pub struct RsaKey {
+    private: RsaPrivateKey,
+    public: RsaPublicKey,
+}
+
+impl RsaKey {
+    pub fn generate(bits: usize, legacy: bool, rng: &mut impl CryptoRngCore) -> Result<Self> {
+        check_key_bits(bits, legacy)?;
+        let private = RsaPrivateKey::new(rng, bits).map_err(|e| ScepError::invalid_input(format!("key generation: {e}")))?;
+        Ok(Self::from_private(private))
+    }
+
+    fn from_private(private: RsaPrivateKey) -> Self {
+        let public = private.to_public_key();
+        Self { private, public }
+    }
+
+    /// PKCS#8 DER (as WebCrypto exports it), PKCS#8 PEM or PKCS#1 PEM (`BEGIN RSA PRIVATE KEY`).
+    pub fn import(bytes: &[u8]) -> Result<Self> {
+        let bad = |e: &dyn core::fmt::Display| ScepError::invalid_input(format!("not an RSA private key: {e}"));
+        let private = match core::str::from_utf8(bytes) {
+            Ok(text) if text.contains("-----BEGIN RSA PRIVATE KEY-----") => {
+                RsaPrivateKey::from_pkcs1_pem(text).map_err(|e| bad(&e))?
+            }
+            Ok(text) if text.contains("-----BEGIN") => RsaPrivateKey::from_pkcs8_pem(text).map_err(|e| bad(&e))?,
+            _ => RsaPrivateKey::from_pkcs8_der(bytes)
+                .or_else(|_| RsaPrivateKey::from_pkcs1_der(bytes))
+                .map_err(|e| bad(&e))?,
+        };
+        private.validate().map_err(|e| bad(&e))?;
+        Ok(Self::from_private(private))
+    }
+
+    pub fn to_pkcs8_der(&self) -> Result<Zeroizing<Vec<u8>>> {
+        let doc = self.private.to_pkcs8_der().map_err(|e| ScepError::invalid_input(e))?;
+        Ok(Zeroizing::new(doc.as_bytes().to_vec()))
+    }
+
+    pub fn to_pkcs8_pem(&self) -> Result<Zeroizing<String>> {
+        self.private.to_pkcs8_pem(LineEnding::LF).map_err(|e| ScepError::invalid_input(e))
+    }
+
+    pub fn bits(&self) -> usize {
+        self.public.n().bits()
+    }
+}
+
+impl PrivateKeyOps for RsaKey {
+    fn public_key(&self) -> &RsaPublicKey {
+        &self.public
+    }
+
+    fn sign(&self, digest: DigestAlg, message: &[u8]) -> Result<Vec<u8>> {
+        self.private
+            .sign(digest.pkcs1v15_scheme(), &digest.digest(message))
+            .map_err(|e| ScepError::invalid_input(format!("signing failed: {e}")))
+    }
+
+    fn decrypt(&self, transport: KeyTransport, ciphertext: &[u8]) -> Result<Vec<u8>> {
+        let result = match transport {
+            KeyTransport::RsaPkcs1v15 => self.private.decrypt(Pkcs1v15Encrypt, ciphertext),
+            KeyTransport::RsaOaepSha1 => self.private.decrypt(Oaep::new::<sha1::Sha1>(), ciphertext),
+            KeyTransport::RsaOaepSha256 => self.private.decrypt(Oaep::new::<sha2::Sha256>(), ciphertext),
+        };
+        result.map_err(|_| ScepError::decrypt_failed())
+    }
+}
+
+/// The RSA public key of a SubjectPublicKeyInfo; anything else is refused with badAlg.
+pub fn rsa_public_key(spki: &SubjectPublicKeyInfoOwned) -> Result<RsaPublicKey> {
+    if spki.algorithm.oid != const_oid::db::rfc5912::RSA_ENCRYPTION {
+        return Err(ScepError::unsupported_algorithm(format!("public key algorithm {}", spki.algorithm.oid)));
+    }
+    let der = spki.to_der()?;
+    use rsa::pkcs8::DecodePublicKey;
+    RsaPublicKey::from_public_key_der(&der).map_err(|e| ScepError::malformed(format!("RSA public key: {e}")))
+}
+
+pub fn spki_of(key: &RsaPublicKey) -> Result<SubjectPublicKeyInfoOwned> {
+    let der = key.to_public_key_der().map_err(|e| ScepError::invalid_input(e))?;
+    Ok(SubjectPublicKeyInfoOwned::from_der(der.as_bytes())?)
+}
+
+/// Verifies RSASSA-PKCS1-v1_5; a failure is badMessageCheck naming `what` was being checked.
+pub fn verify(key: &RsaPublicKey, digest: DigestAlg, message: &[u8], signature: &[u8], what: &str) -> Result<()> {
+    key.verify(digest.pkcs1v15_scheme(), &digest.digest(message), signature)
+        .map_err(|_| ScepError::integrity(format!("{what} signature does not verify")))
+}
+
+/// RFC 5280 §4.2.1.2 method 1: SHA-1 of the subjectPublicKey BIT STRING.
+pub fn subject_key_id(spki: &SubjectPublicKeyInfoOwned) -> Vec<u8> {
+    DigestAlg::Sha1.digest(spki.subject_public_key.raw_bytes())
+}

@@ -1,0 +1,14 @@
+//! scepkit: SCEP (RFC 8894) for browsers, Cloudflare Workers and Node, as one sans-IO core.
+//!
+//! The core takes bytes, facts, keys, randomness and the current time as arguments and returns bytes and
+//! decisions; the JS shells do all I/O.
+
+pub mod algorithms;
+pub mod envelope;
+pub mod error;
+pub mod keys;
+pub mod message;
+pub mod signed;
+pub mod wire;
+
+pub use error::{ErrorKind, FailInfo, Result, ScepError};
