@@ -120,13 +120,23 @@ pub struct ScepError {
     pub status: u16,
     pub message: String,
     pub resolution: String,
+    /// Which input fields failed and why (profile validation); empty otherwise.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub details: Vec<FieldIssue>,
+}
+
+/// One field that failed validation: its JSON path and the rule it broke.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct FieldIssue {
+    pub path: String,
+    pub rule: String,
 }
 
 pub type Result<T, E = ScepError> = core::result::Result<T, E>;
 
 impl ScepError {
     fn new(kind: ErrorKind, fail_info: FailInfo, status: u16, message: impl Into<String>, resolution: &str) -> Self {
-        Self { kind, fail_info, status, message: message.into(), resolution: resolution.to_owned() }
+        Self { kind, fail_info, status, message: message.into(), resolution: resolution.to_owned(), details: Vec::new() }
     }
 
     pub fn malformed(what: impl fmt::Display) -> Self {
@@ -246,6 +256,14 @@ impl ScepError {
 
     pub fn invalid_input(what: impl fmt::Display) -> Self {
         Self::new(ErrorKind::InvalidInput, FailInfo::BadRequest, 400, what.to_string(), "correct the input and retry")
+    }
+
+    /// An object that failed validation, with every field that failed (the admin API's `E003 Invalid Object`).
+    pub fn invalid_object(details: Vec<FieldIssue>) -> Self {
+        let mut e = Self::invalid_input("Invalid Object");
+        e.resolution = "correct the fields listed in details and retry".to_owned();
+        e.details = details;
+        e
     }
 
     /// A FAILURE CertRep as the client sees it: the server's failInfo and text, with our resolution.

@@ -4,10 +4,13 @@
 //! decisions; the JS shells do all I/O.
 
 pub mod algorithms;
+pub mod csr;
 pub mod envelope;
 pub mod error;
+pub mod issue;
 pub mod keys;
 pub mod message;
+pub mod profile;
 pub mod signed;
 pub mod wire;
 

@@ -14,7 +14,7 @@
 //! ```
 
 use der::asn1::{Any, ObjectIdentifier, OctetString, PrintableStringRef, SetOfVec, Utf8StringRef};
-use der::{Decode, Tag, Tagged};
+use der::Decode;
 use x509_cert::attr::Attribute;
 
 use crate::error::{FailInfo, Result, ScepError};
@@ -212,14 +212,8 @@ fn printable(oid: ObjectIdentifier, s: &str) -> Result<Attribute> {
     single(oid, Any::encode_from(&value)?)
 }
 
-/// Any of the string types peers use for SCEP's PrintableString attributes.
 fn text(value: &Any, what: &str) -> Result<String> {
-    match value.tag() {
-        Tag::PrintableString | Tag::Utf8String | Tag::Ia5String | Tag::TeletexString | Tag::VisibleString => {
-            String::from_utf8(value.value().to_vec()).map_err(|_| ScepError::malformed(format!("{what} is not text")))
-        }
-        t => Err(ScepError::malformed(format!("{what} has type {t}"))),
-    }
+    crate::wire::text(value).ok_or_else(|| ScepError::malformed(format!("{what} is not a string")))
 }
 
 fn number(value: &Any, what: &str) -> Result<u32> {

@@ -314,3 +314,19 @@ impl FixedTag for EncryptedContentInfo {
 pub fn octets(any: &Any) -> der::Result<Vec<u8>> {
     Ok(any.decode_as::<OctetString>()?.into_bytes())
 }
+
+/// A string of any of the directory string types peers use (PrintableString, UTF8String, IA5String,
+/// TeletexString, VisibleString, BMPString).
+pub fn text(value: &Any) -> Option<String> {
+    use der::Tagged;
+    match value.tag() {
+        Tag::PrintableString | Tag::Utf8String | Tag::Ia5String | Tag::TeletexString | Tag::VisibleString => {
+            String::from_utf8(value.value().to_vec()).ok()
+        }
+        Tag::BmpString => {
+            let units: Vec<u16> = value.value().chunks_exact(2).map(|c| u16::from_be_bytes([c[0], c[1]])).collect();
+            String::from_utf16(&units).ok()
+        }
+        _ => None,
+    }
+}

@@ -1,0 +1,302 @@
+//! PKCS#10 certification requests (RFC 2986) as SCEP carries them (RFC 8894 §3.3.1): built by the client from
+//! a profile, read by the server as facts.
+//!
+//! ```text
+//! CertificationRequestInfo ::= SEQUENCE {
+//!   version INTEGER { v1(0) },
+//!   subject Name,
+//!   subjectPKInfo SubjectPublicKeyInfo{{ PKInfoAlgorithms }},
+//!   attributes [0] Attributes{{ CRIAttributes }} }
+//! challengePassword ATTRIBUTE ::= { WITH SYNTAX DirectoryString {pkcs-9-ub-challengePassword}
+//!                                   ID pkcs-9-at-challengePassword }   -- 1.2.840.113549.1.9.7
+//! extensionRequest ATTRIBUTE ::= { WITH SYNTAX ExtensionRequest ID pkcs-9-at-extensionRequest } -- 1.2.840.113549.1.9.14
+//! ```
+
+use core::str::FromStr;
+use std::net::IpAddr;
+
+use const_oid::db::rfc5280;
+use const_oid::AssociatedOid;
+use der::asn1::{Any, BitString, Ia5String, ObjectIdentifier, OctetString, PrintableStringRef, SetOfVec, Utf8StringRef};
+use der::{Decode, Encode};
+use spki::AlgorithmIdentifierOwned;
+use x509_cert::attr::Attribute;
+use x509_cert::ext::pkix::name::GeneralName;
+use x509_cert::ext::pkix::{KeyUsage, KeyUsages, SubjectAltName};
+use x509_cert::ext::Extension;
+use x509_cert::name::Name;
+use x509_cert::request::{CertReq, CertReqInfo, ExtensionReq, Version};
+
+use crate::algorithms::DigestAlg;
+use crate::error::{Result, ScepError};
+use crate::keys::{self, PrivateKeyOps};
+use crate::profile::{render_template, CertificateAttributes, ScepProfile};
+
+pub const ID_CHALLENGE_PASSWORD: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.9.7");
+
+/// A subjectAltName entry, written `dns:host`, `email:a@b`, `uri:https://..` or `ip:10.0.0.1`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "type", content = "value", rename_all = "lowercase")]
+pub enum San {
+    Dns(String),
+    Email(String),
+    Uri(String),
+    Ip(String),
+}
+
+impl FromStr for San {
+    type Err = ScepError;
+    fn from_str(s: &str) -> Result<Self> {
+        let (kind, value) = s.split_once(':').ok_or_else(|| ScepError::invalid_input(format!("SAN {s:?}: write dns:, email:, uri: or ip:")))?;
+        let value = value.to_owned();
+        match kind.to_ascii_lowercase().as_str() {
+            "dns" => Ok(Self::Dns(value)),
+            "email" | "rfc822" => Ok(Self::Email(value)),
+            "uri" => Ok(Self::Uri(value)),
+            "ip" => value.parse::<IpAddr>().map(|_| Self::Ip(value)).map_err(|_| ScepError::invalid_input(format!("{s:?} is not an IP address"))),
+            _ => Err(ScepError::invalid_input(format!("SAN {s:?}: write dns:, email:, uri: or ip:"))),
+        }
+    }
+}
+
+impl San {
+    pub(crate) fn to_general_name(&self) -> Result<GeneralName> {
+        let ia5 = |s: &str| Ia5String::new(s).map_err(|_| ScepError::invalid_input(format!("SAN {s:?} must be ASCII")));
+        Ok(match self {
+            Self::Dns(s) => GeneralName::DnsName(ia5(s)?),
+            Self::Email(s) => GeneralName::Rfc822Name(ia5(s)?),
+            Self::Uri(s) => GeneralName::UniformResourceIdentifier(ia5(s)?),
+            Self::Ip(s) => GeneralName::from(s.parse::<IpAddr>().map_err(|_| ScepError::invalid_input(format!("{s:?} is not an IP address")))?),
+        })
+    }
+
+    fn from_general_name(name: &GeneralName) -> Option<Self> {
+        Some(match name {
+            GeneralName::DnsName(s) => Self::Dns(s.to_string()),
+            GeneralName::Rfc822Name(s) => Self::Email(s.to_string()),
+            GeneralName::UniformResourceIdentifier(s) => Self::Uri(s.to_string()),
+            GeneralName::IpAddress(o) => Self::Ip(match o.as_bytes().len() {
+                4 => IpAddr::from(<[u8; 4]>::try_from(o.as_bytes()).ok()?).to_string(),
+                16 => IpAddr::from(<[u8; 16]>::try_from(o.as_bytes()).ok()?).to_string(),
+                _ => return None,
+            }),
+            _ => return None,
+        })
+    }
+
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Dns(_) => "dnsname",
+            Self::Email(_) => "rfc822name",
+            Self::Uri(_) => "uniform_resource_identifier",
+            Self::Ip(_) => "ip",
+        }
+    }
+
+    pub fn value(&self) -> &str {
+        match self {
+            Self::Dns(s) | Self::Email(s) | Self::Uri(s) | Self::Ip(s) => s,
+        }
+    }
+}
+
+/// What goes into a CSR.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct CsrRequest {
+    /// RFC 4514 string, e.g. `CN=laptop-42,O=Example`.
+    pub subject: String,
+    #[serde(default)]
+    pub sans: Vec<San>,
+    #[serde(default)]
+    pub challenge: Option<String>,
+    #[serde(default = "default_digest")]
+    pub digest: DigestAlg,
+    #[serde(default = "yes")]
+    pub digital_signature: bool,
+    #[serde(default = "yes")]
+    pub key_encipherment: bool,
+}
+
+fn default_digest() -> DigestAlg {
+    DigestAlg::Sha256
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl CsrRequest {
+    /// The request a profile describes: subject template with `$VARS` substituted, the profile's SAN type
+    /// (its template rendered with the same variables), key usage bits, digest and the challenge.
+    pub fn from_profile(profile: &ScepProfile, vars: &[(String, String)], challenge: Option<String>) -> Result<Self> {
+        let sans = match &profile.certificate_attributes {
+            None => Vec::new(),
+            Some(CertificateAttributes::Dnsname(t)) => vec![San::Dns(render_template(t, vars)?)],
+            Some(CertificateAttributes::Rfc822name(t)) => vec![San::Email(render_template(t, vars)?)],
+            Some(CertificateAttributes::UniformResourceIdentifier(t)) => vec![San::Uri(render_template(t, vars)?)],
+        };
+        Ok(Self {
+            subject: render_template(&profile.subject, vars)?,
+            sans,
+            challenge,
+            digest: profile.digest,
+            digital_signature: profile.use_as_digital_signature,
+            key_encipherment: profile.use_for_key_encipherment,
+        })
+    }
+
+    /// Builds and signs the CSR with `key` (proof of possession), returning DER.
+    pub fn build(&self, key: &dyn PrivateKeyOps) -> Result<Vec<u8>> {
+        let subject = Name::from_str(&self.subject).map_err(|e| ScepError::invalid_input(format!("subject {:?}: {e}", self.subject)))?;
+        let mut attributes = SetOfVec::new();
+        if let Some(challenge) = &self.challenge {
+            attributes.insert(single(ID_CHALLENGE_PASSWORD, directory_string(challenge)?)?)?;
+        }
+        let extensions = self.extensions()?;
+        if !extensions.is_empty() {
+            attributes.insert(single(ExtensionReq::OID, Any::encode_from(&ExtensionReq(extensions))?)?)?;
+        }
+        let info = CertReqInfo {
+            version: Version::V1,
+            subject,
+            public_key: keys::spki_of(key.public_key())?,
+            attributes,
+        };
+        let signature = key.sign(self.digest, &info.to_der()?)?;
+        let req = CertReq {
+            info,
+            algorithm: AlgorithmIdentifierOwned { oid: self.digest.rsa_signature_oid(), parameters: Some(Any::null()) },
+            signature: BitString::from_bytes(&signature)?,
+        };
+        Ok(req.to_der()?)
+    }
+
+    fn extensions(&self) -> Result<Vec<Extension>> {
+        let mut out = Vec::new();
+        if !self.sans.is_empty() {
+            let names = self.sans.iter().map(San::to_general_name).collect::<Result<Vec<_>>>()?;
+            out.push(extension(rfc5280::ID_CE_SUBJECT_ALT_NAME, false, &SubjectAltName(names))?);
+        }
+        let mut usage = flagset::FlagSet::<KeyUsages>::default();
+        if self.digital_signature {
+            usage |= KeyUsages::DigitalSignature;
+        }
+        if self.key_encipherment {
+            usage |= KeyUsages::KeyEncipherment;
+        }
+        if !usage.is_empty() {
+            out.push(extension(rfc5280::ID_CE_KEY_USAGE, true, &KeyUsage(usage))?);
+        }
+        Ok(out)
+    }
+}
+
+pub(crate) fn extension(oid: ObjectIdentifier, critical: bool, value: &impl Encode) -> Result<Extension> {
+    Ok(Extension { extn_id: oid, critical, extn_value: OctetString::new(value.to_der()?)? })
+}
+
+fn single(oid: ObjectIdentifier, value: Any) -> Result<Attribute> {
+    let mut values = SetOfVec::new();
+    values.insert(value)?;
+    Ok(Attribute { oid, values })
+}
+
+/// DirectoryString: PrintableString where the text allows it (what most servers expect), else UTF8String.
+fn directory_string(s: &str) -> Result<Any> {
+    Ok(match PrintableStringRef::new(s) {
+        Ok(p) => Any::encode_from(&p)?,
+        Err(_) => Any::encode_from(&Utf8StringRef::new(s)?)?,
+    })
+}
+
+/// What the server learns from a CSR, after checking its self-signature.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct CsrFacts {
+    /// RFC 4514 string.
+    pub subject: String,
+    pub common_name: Option<String>,
+    pub serial_number: Option<String>,
+    pub email_address: Option<String>,
+    pub sans: Vec<San>,
+    pub key_algorithm: &'static str,
+    pub key_bits: usize,
+    pub challenge: Option<String>,
+    pub signature_digest: DigestAlg,
+    pub digital_signature: bool,
+    pub key_encipherment: bool,
+    /// SubjectPublicKeyInfo DER, for transactionID checks and issuance.
+    #[serde(skip)]
+    pub spki_der: Vec<u8>,
+    /// The whole CSR, for issuance.
+    #[serde(skip)]
+    pub der: Vec<u8>,
+}
+
+impl CsrFacts {
+    /// Parses a PKCS#10 request and verifies its proof of possession; a bad signature is badMessageCheck.
+    pub fn from_der(der: &[u8]) -> Result<Self> {
+        let req = CertReq::from_der(der).map_err(|e| ScepError::malformed(format!("not a PKCS#10 request: {e}")))?;
+        let digest = DigestAlg::from_oid(&req.algorithm.oid)?;
+        let public = keys::rsa_public_key(&req.info.public_key)?;
+        let sig = req.signature.as_bytes().ok_or_else(|| ScepError::malformed("CSR signature has unused bits"))?;
+        keys::verify(&public, digest, &req.info.to_der()?, sig, "CSR (proof of possession)")?;
+
+        let mut challenge = None;
+        let mut extensions = Vec::new();
+        for attr in req.info.attributes.iter() {
+            let Some(value) = attr.values.iter().next() else { continue };
+            if attr.oid == ID_CHALLENGE_PASSWORD {
+                challenge = Some(crate::wire::text(value).ok_or_else(|| ScepError::malformed("challengePassword is not a string"))?);
+            } else if attr.oid == ExtensionReq::OID {
+                extensions = value.decode_as::<ExtensionReq>().map_err(|e| ScepError::malformed(format!("extensionRequest: {e}")))?.0;
+            }
+        }
+        let mut sans = Vec::new();
+        let (mut digital_signature, mut key_encipherment) = (false, false);
+        for ext in &extensions {
+            if ext.extn_id == rfc5280::ID_CE_SUBJECT_ALT_NAME {
+                let names = SubjectAltName::from_der(ext.extn_value.as_bytes()).map_err(|e| ScepError::malformed(format!("subjectAltName: {e}")))?;
+                sans.extend(names.0.iter().filter_map(San::from_general_name));
+            } else if ext.extn_id == rfc5280::ID_CE_KEY_USAGE {
+                let ku = KeyUsage::from_der(ext.extn_value.as_bytes()).map_err(|e| ScepError::malformed(format!("keyUsage: {e}")))?;
+                digital_signature = ku.digital_signature();
+                key_encipherment = ku.key_encipherment();
+            }
+        }
+        use rsa::traits::PublicKeyParts;
+        Ok(Self {
+            subject: req.info.subject.to_string(),
+            common_name: name_attribute(&req.info.subject, const_oid::db::rfc4519::COMMON_NAME),
+            serial_number: name_attribute(&req.info.subject, const_oid::db::rfc4519::SERIAL_NUMBER),
+            email_address: name_attribute(&req.info.subject, const_oid::db::rfc3280::EMAIL_ADDRESS),
+            sans,
+            key_algorithm: "rsa",
+            key_bits: public.n().bits(),
+            challenge,
+            signature_digest: digest,
+            digital_signature,
+            key_encipherment,
+            spki_der: req.info.public_key.to_der()?,
+            der: der.to_vec(),
+        })
+    }
+
+    /// The seat id under a profile's `seat_id_mapping`.
+    pub fn seat_id(&self, mapping: &str) -> Option<String> {
+        let san = |kind: &str| self.sans.iter().find(|s| s.kind() == kind).map(|s| s.value().to_owned());
+        match mapping {
+            "subject.common_name" => self.common_name.clone(),
+            "subject.serial_number" => self.serial_number.clone(),
+            "subject.email_address" => self.email_address.clone(),
+            "san.dnsname" => san("dnsname"),
+            "san.rfc822name" => san("rfc822name"),
+            "san.uniform_resource_identifier" => san("uniform_resource_identifier"),
+            _ => None,
+        }
+    }
+}
+
+/// The first value of an attribute type in a name, as text.
+pub fn name_attribute(name: &Name, oid: ObjectIdentifier) -> Option<String> {
+    name.0.iter().flat_map(|rdn| rdn.0.iter()).find(|atv| atv.oid == oid).and_then(|atv| crate::wire::text(&atv.value))
+}

@@ -1,0 +1,196 @@
+//! Certificate issuance (RFC 5280 §4.1): a leaf from CSR facts, and the self-signed certificates SCEP needs
+//! (a CA or RA for a server, the transient signer certificate of a client, RFC 8894 §2.3).
+//!
+//! ```text
+//! TBSCertificate ::= SEQUENCE {
+//!   version [0] EXPLICIT Version DEFAULT v1, serialNumber CertificateSerialNumber,
+//!   signature AlgorithmIdentifier, issuer Name, validity Validity, subject Name,
+//!   subjectPublicKeyInfo SubjectPublicKeyInfo, ... extensions [3] EXPLICIT Extensions OPTIONAL }
+//! ```
+
+use core::str::FromStr;
+use core::time::Duration;
+
+use const_oid::db::{rfc5280, rfc5912};
+use der::asn1::{Any, BitString, GeneralizedTime, OctetString, UtcTime};
+use der::{Decode, Encode};
+use spki::{AlgorithmIdentifierOwned, SubjectPublicKeyInfoOwned};
+use x509_cert::certificate::{TbsCertificateInner, Version};
+use x509_cert::ext::pkix::name::GeneralName;
+use x509_cert::ext::pkix::{AuthorityKeyIdentifier, BasicConstraints, ExtendedKeyUsage, KeyUsage, KeyUsages, SubjectAltName, SubjectKeyIdentifier};
+use x509_cert::ext::Extension;
+use x509_cert::name::Name;
+use x509_cert::request::CertReq;
+use x509_cert::serial_number::SerialNumber;
+use x509_cert::time::{Time, Validity};
+
+use crate::algorithms::DigestAlg;
+use crate::csr::{extension, CsrFacts, San};
+use crate::error::{Result, ScepError};
+use crate::keys::{self, PrivateKeyOps};
+use crate::signed::key_identifier;
+use crate::wire::Certificate;
+
+/// What the certificate will say, decided by policy.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Deserialize)]
+pub struct IssueOptions {
+    /// Positive big-endian serial, at most 20 octets (unique per CA: the store hands it out).
+    pub serial: Vec<u8>,
+    pub not_before: u64,
+    pub not_after: u64,
+    pub digest: DigestAlg,
+    /// The SANs to certify (policy may drop or add to what the CSR asked for).
+    pub sans: Vec<San>,
+    pub digital_signature: bool,
+    pub key_encipherment: bool,
+    /// Adds extendedKeyUsage clientAuth (device and user certificates).
+    pub client_auth: bool,
+}
+
+/// Issues a certificate for the CSR's subject and key, signed by the CA through the crypto seam.
+pub fn issue(csr: &CsrFacts, options: &IssueOptions, ca_cert: &Certificate, ca_key: &dyn PrivateKeyOps) -> Result<Certificate> {
+    let req = CertReq::from_der(&csr.der)?;
+    let mut extensions = vec![extension(rfc5280::ID_CE_BASIC_CONSTRAINTS, true, &BasicConstraints { ca: false, path_len_constraint: None })?];
+    let mut usage = flagset::FlagSet::<KeyUsages>::default();
+    if options.digital_signature {
+        usage |= KeyUsages::DigitalSignature;
+    }
+    if options.key_encipherment {
+        usage |= KeyUsages::KeyEncipherment;
+    }
+    if !usage.is_empty() {
+        extensions.push(extension(rfc5280::ID_CE_KEY_USAGE, true, &KeyUsage(usage))?);
+    }
+    if options.client_auth {
+        extensions.push(extension(rfc5280::ID_CE_EXT_KEY_USAGE, false, &ExtendedKeyUsage(vec![rfc5912::ID_KP_CLIENT_AUTH]))?);
+    }
+    if !options.sans.is_empty() {
+        let names = options.sans.iter().map(|s| s.to_general_name()).collect::<Result<Vec<GeneralName>>>()?;
+        extensions.push(extension(rfc5280::ID_CE_SUBJECT_ALT_NAME, false, &SubjectAltName(names))?);
+    }
+    build(
+        Subject { name: req.info.subject, spki: req.info.public_key },
+        &options.serial,
+        (options.not_before, options.not_after),
+        extensions,
+        Issuer { name: ca_cert.tbs_certificate.subject.clone(), key_id: Some(key_identifier(ca_cert)), key: ca_key, digest: options.digest },
+    )
+}
+
+/// The role of a self-signed certificate.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SelfSignedRole {
+    /// A root CA: keyCertSign + cRLSign + digitalSignature, basicConstraints CA.
+    Ca,
+    /// A client's transient SCEP signer (RFC 8894 §2.3): digitalSignature + keyEncipherment.
+    Signer,
+}
+
+/// A self-signed certificate for `key`.
+pub fn self_signed(
+    key: &dyn PrivateKeyOps,
+    subject: &str,
+    serial: &[u8],
+    validity: (u64, u64),
+    digest: DigestAlg,
+    role: SelfSignedRole,
+) -> Result<Certificate> {
+    let name = Name::from_str(subject).map_err(|e| ScepError::invalid_input(format!("subject {subject:?}: {e}")))?;
+    let spki = keys::spki_of(key.public_key())?;
+    let (ca, usage) = match role {
+        SelfSignedRole::Ca => (true, KeyUsages::KeyCertSign | KeyUsages::CRLSign | KeyUsages::DigitalSignature),
+        SelfSignedRole::Signer => (false, KeyUsages::DigitalSignature | KeyUsages::KeyEncipherment),
+    };
+    let mut extensions = vec![extension(rfc5280::ID_CE_KEY_USAGE, true, &KeyUsage(usage))?];
+    if ca {
+        extensions.push(extension(rfc5280::ID_CE_BASIC_CONSTRAINTS, true, &BasicConstraints { ca: true, path_len_constraint: None })?);
+    }
+    build(Subject { name: name.clone(), spki }, serial, validity, extensions, Issuer { name, key_id: None, key, digest })
+}
+
+/// An RA certificate (RFC 8894 §2.1): signed by the CA, usable for signing CertReps and receiving envelopes.
+pub fn ra_certificate(
+    ra_key: &dyn PrivateKeyOps,
+    subject: &str,
+    serial: &[u8],
+    validity: (u64, u64),
+    ca_cert: &Certificate,
+    ca_key: &dyn PrivateKeyOps,
+    digest: DigestAlg,
+) -> Result<Certificate> {
+    let name = Name::from_str(subject).map_err(|e| ScepError::invalid_input(format!("subject {subject:?}: {e}")))?;
+    let extensions = vec![
+        extension(rfc5280::ID_CE_KEY_USAGE, true, &KeyUsage(KeyUsages::DigitalSignature | KeyUsages::KeyEncipherment))?,
+        extension(rfc5280::ID_CE_BASIC_CONSTRAINTS, true, &BasicConstraints { ca: false, path_len_constraint: None })?,
+    ];
+    build(
+        Subject { name, spki: keys::spki_of(ra_key.public_key())? },
+        serial,
+        validity,
+        extensions,
+        Issuer { name: ca_cert.tbs_certificate.subject.clone(), key_id: Some(key_identifier(ca_cert)), key: ca_key, digest },
+    )
+}
+
+struct Subject {
+    name: Name,
+    spki: SubjectPublicKeyInfoOwned,
+}
+
+struct Issuer<'a> {
+    name: Name,
+    /// The issuer's key id for authorityKeyIdentifier; `None` when self-signed.
+    key_id: Option<Vec<u8>>,
+    key: &'a dyn PrivateKeyOps,
+    digest: DigestAlg,
+}
+
+fn build(subject: Subject, serial: &[u8], validity: (u64, u64), mut extensions: Vec<Extension>, issuer: Issuer<'_>) -> Result<Certificate> {
+    if validity.1 <= validity.0 {
+        return Err(ScepError::invalid_input("notAfter must be after notBefore"));
+    }
+    let serial = SerialNumber::<x509_cert::certificate::Rfc5280>::new(serial).map_err(|e| ScepError::invalid_input(format!("serial number: {e}")))?;
+    let ski = keys::subject_key_id(&subject.spki);
+    extensions.push(extension(rfc5280::ID_CE_SUBJECT_KEY_IDENTIFIER, false, &SubjectKeyIdentifier(OctetString::new(ski)?))?);
+    if let Some(aki) = issuer.key_id {
+        let aki = AuthorityKeyIdentifier { key_identifier: Some(OctetString::new(aki)?), authority_cert_issuer: None, authority_cert_serial_number: None };
+        extensions.push(extension(rfc5280::ID_CE_AUTHORITY_KEY_IDENTIFIER, false, &aki)?);
+    }
+    let signature_alg = AlgorithmIdentifierOwned { oid: issuer.digest.rsa_signature_oid(), parameters: Some(Any::null()) };
+    let tbs = TbsCertificateInner {
+        version: Version::V3,
+        serial_number: SerialNumber::from_der(&serial.to_der()?)?,
+        signature: signature_alg.clone(),
+        issuer: issuer.name,
+        validity: Validity { not_before: time(validity.0)?, not_after: time(validity.1)? },
+        subject: subject.name,
+        subject_public_key_info: subject.spki,
+        issuer_unique_id: None,
+        subject_unique_id: None,
+        extensions: Some(extensions),
+    };
+    let signature = issuer.key.sign(issuer.digest, &tbs.to_der()?)?;
+    Ok(Certificate { tbs_certificate: tbs, signature_algorithm: signature_alg, signature: BitString::from_bytes(&signature)? })
+}
+
+/// RFC 5280 §4.1.2.5: UTCTime through 2049, GeneralizedTime from 2050.
+pub fn time(unix_seconds: u64) -> Result<Time> {
+    let d = Duration::from_secs(unix_seconds);
+    let bad = |e: der::Error| ScepError::invalid_input(format!("time {unix_seconds}: {e}"));
+    Ok(if unix_seconds < 2_524_608_000 {
+        Time::UtcTime(UtcTime::from_unix_duration(d).map_err(bad)?)
+    } else {
+        Time::GeneralTime(GeneralizedTime::from_unix_duration(d).map_err(bad)?)
+    })
+}
+
+/// Seconds since the Unix epoch of a certificate time.
+pub fn unix_seconds(t: &Time) -> u64 {
+    t.to_unix_duration().as_secs()
+}
+
+/// RFC 3339 rendering of a Unix time (`2026-11-21T22:15:42Z`).
+pub fn rfc3339(unix_seconds: u64) -> String {
+    der::DateTime::from_unix_duration(Duration::from_secs(unix_seconds)).map(|d| d.to_string()).unwrap_or_else(|_| unix_seconds.to_string())
+}
