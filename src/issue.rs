@@ -194,3 +194,17 @@ pub fn unix_seconds(t: &Time) -> u64 {
 pub fn rfc3339(unix_seconds: u64) -> String {
     der::DateTime::from_unix_duration(Duration::from_secs(unix_seconds)).map(|d| d.to_string()).unwrap_or_else(|_| unix_seconds.to_string())
 }
+
+/// Checks that `issuer` signed `cert` (and that the names chain); badMessageCheck otherwise.
+pub fn verify_issued_by(cert: &Certificate, issuer: &Certificate) -> Result<()> {
+    if cert.tbs_certificate.issuer != issuer.tbs_certificate.subject {
+        return Err(ScepError::integrity(format!(
+            "certificate issuer {} is not {}",
+            cert.tbs_certificate.issuer, issuer.tbs_certificate.subject
+        )));
+    }
+    let digest = DigestAlg::from_oid(&cert.signature_algorithm.oid)?;
+    let public = keys::rsa_public_key(&issuer.tbs_certificate.subject_public_key_info)?;
+    let sig = cert.signature.as_bytes().ok_or_else(|| ScepError::malformed("certificate signature has unused bits"))?;
+    keys::verify(&public, digest, &cert.tbs_certificate.to_der()?, sig, "certificate")
+}

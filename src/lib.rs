@@ -4,13 +4,17 @@
 //! decisions; the JS shells do all I/O.
 
 pub mod algorithms;
+pub mod caps;
+pub mod client;
 pub mod csr;
 pub mod envelope;
 pub mod error;
 pub mod issue;
 pub mod keys;
 pub mod message;
+pub mod pkcs12;
 pub mod profile;
+pub mod server;
 pub mod signed;
 pub mod wire;
 

@@ -87,12 +87,24 @@ pub fn sign(
 
 /// A degenerate certs-only SignedData (RFC 8894 §3.4): no content, no signers, just certificates.
 pub fn certs_only(certificates: &[&Certificate]) -> Result<Vec<u8>> {
+    degenerate(certificates, &[])
+}
+
+/// A degenerate SignedData carrying certificates and/or CRLs (each CRL as its DER), as a GetCRL reply does.
+pub fn degenerate(certificates: &[&Certificate], crls: &[&[u8]]) -> Result<Vec<u8>> {
+    let crls = if crls.is_empty() {
+        None
+    } else {
+        let mut sorted: Vec<&[u8]> = crls.to_vec();
+        sorted.sort();
+        Some(RawSet(sorted.concat()))
+    };
     content_info(&SignedDataAsSent {
         version: CmsVersion::V1,
         digest_algorithms: SetOfVec::new(),
         encap_content_info: EncapsulatedContentInfo { econtent_type: rfc5911::ID_DATA, econtent: None },
         certificates: certificate_set(certificates)?,
-        crls: None,
+        crls,
         signer_infos: RawSet(Vec::new()),
     })
 }

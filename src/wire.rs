@@ -330,3 +330,14 @@ pub fn text(value: &Any) -> Option<String> {
         _ => None,
     }
 }
+
+/// RFC 8894 §3.3.3, the content of a CertPoll (GetCertInitial).
+///
+/// ```text
+/// IssuerAndSubject ::= SEQUENCE { issuer Name, subject Name }
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq, Sequence)]
+pub struct IssuerAndSubject {
+    pub issuer: Name,
+    pub subject: Name,
+}

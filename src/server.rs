@@ -1,0 +1,204 @@
+//! The CA's side of RFC 8894 §3.3 and §4.3: open a PKIOperation into facts, and answer with a CertRep.
+//!
+//! Reading happens in two steps, because the answer to a bad request depends on how bad it is:
+//! [`read_request`] fails only when there is no transactionID/senderNonce to answer to (HTTP 400), while
+//! every failure of [`IncomingRequest::open`] (signature, decryption, CSR, algorithm) is answered with a
+//! signed FAILURE CertRep by [`cert_rep`].
+//!
+//! ```text
+//! CertRep: pkiStatus SUCCESS  -> content = EnvelopedData(degenerate SignedData: issued cert + chain)
+//!                    FAILURE  -> failInfo (+ failInfoText), no content
+//!                    PENDING  -> no content
+//! every CertRep: transactionID echoed, fresh senderNonce, recipientNonce = the request's senderNonce
+//! ```
+
+use der::{Decode, Encode};
+use rand_core::CryptoRngCore;
+
+use crate::algorithms::{Cipher, DigestAlg, KeyTransport};
+use crate::csr::CsrFacts;
+use crate::envelope::{self, EnvelopeOptions, Recipient};
+use crate::error::{FailInfo, Result, ScepError};
+use crate::issue::unix_seconds;
+use crate::message::{MessageType, PkiStatus, ScepAttributes, NONCE_LEN};
+use crate::signed::{self, IdentifierKind, SignedMessage, Signer};
+use crate::wire::{Certificate, IssuerAndSerialNumber, IssuerAndSubject};
+
+/// A PKIOperation whose SCEP attributes could be read: enough to answer it on the wire.
+#[derive(Clone, Debug)]
+pub struct IncomingRequest {
+    pub signed: SignedMessage,
+    pub attributes: ScepAttributes,
+}
+
+/// Step one: parse the SignedData and its SCEP attributes. A failure here means HTTP 400.
+pub fn read_request(bytes: &[u8]) -> Result<IncomingRequest> {
+    let signed = SignedMessage::parse(bytes)?;
+    let attributes = ScepAttributes::from_attributes(&signed.signed_attributes()?)?;
+    if attributes.sender_nonce.is_none() {
+        return Err(ScepError::malformed("the senderNonce attribute is missing"));
+    }
+    if attributes.message_type == Some(MessageType::CertRep) {
+        return Err(ScepError::malformed("a CertRep is not a request"));
+    }
+    Ok(IncomingRequest { signed, attributes })
+}
+
+/// The certificate a request was signed with.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct SignerFacts {
+    pub subject: String,
+    pub issuer: String,
+    /// Hex of the serial number.
+    pub serial: String,
+    pub self_signed: bool,
+    pub not_before: u64,
+    pub not_after: u64,
+    /// SHA-256 of the certificate, hex: how the store finds a certificate it issued.
+    pub fingerprint: String,
+}
+
+/// Everything the policy needs to decide on a request, after every integrity check passed.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct RequestFacts {
+    pub message_type: MessageType,
+    pub transaction_id: String,
+    pub digest: DigestAlg,
+    pub cipher: Cipher,
+    pub key_transport: KeyTransport,
+    pub signer: SignerFacts,
+    /// PKCSReq / RenewalReq.
+    pub csr: Option<CsrFacts>,
+    /// CertPoll: issuer and subject as RFC 4514 strings.
+    pub poll: Option<(String, String)>,
+    /// GetCert / GetCRL: issuer (RFC 4514) and serial (hex).
+    pub issuer_and_serial: Option<(String, String)>,
+}
+
+impl IncomingRequest {
+    /// Step two: verify the signature, check algorithms, open the envelope with one of `recipients` and
+    /// read its content. Every error here is answered with a FAILURE CertRep.
+    pub fn open(&self, recipients: &[Recipient<'_>], legacy: bool) -> Result<RequestFacts> {
+        let digest = self.signed.digest_alg()?;
+        if digest.is_legacy() && !legacy {
+            return Err(ScepError::unsupported_algorithm("SHA-1 is only accepted on a legacy profile"));
+        }
+        let signer_cert = self.signed.signer_certificate()?;
+        self.signed.verify(signer_cert)?;
+        let content = self.signed.content.as_deref().filter(|c| !c.is_empty()).ok_or_else(|| ScepError::malformed("the request has no content"))?;
+        let opened = envelope::open(content, recipients, legacy)?;
+        let message_type = self.attributes.message_type.expect("read_request checked it");
+        let (mut csr, mut poll, mut issuer_and_serial) = (None, None, None);
+        match message_type {
+            MessageType::PkcsReq | MessageType::RenewalReq => {
+                let facts = CsrFacts::from_der(&opened.plaintext)?;
+                if facts.signature_digest.is_legacy() && !legacy {
+                    return Err(ScepError::unsupported_algorithm("a CSR signed with SHA-1 is only accepted on a legacy profile"));
+                }
+                csr = Some(facts);
+            }
+            MessageType::CertPoll => {
+                let ias = IssuerAndSubject::from_der(&opened.plaintext).map_err(|e| ScepError::malformed(format!("IssuerAndSubject: {e}")))?;
+                poll = Some((ias.issuer.to_string(), ias.subject.to_string()));
+            }
+            MessageType::GetCert | MessageType::GetCrl => {
+                let ias = IssuerAndSerialNumber::from_der(&opened.plaintext).map_err(|e| ScepError::malformed(format!("IssuerAndSerialNumber: {e}")))?;
+                issuer_and_serial = Some((ias.issuer.to_string(), hex::encode(ias.serial_number.as_bytes())));
+            }
+            MessageType::CertRep => unreachable!("read_request refuses CertRep"),
+        }
+        let tbs = &signer_cert.tbs_certificate;
+        Ok(RequestFacts {
+            message_type,
+            transaction_id: self.attributes.transaction_id.clone(),
+            digest,
+            cipher: opened.cipher,
+            key_transport: opened.transport,
+            signer: SignerFacts {
+                subject: tbs.subject.to_string(),
+                issuer: tbs.issuer.to_string(),
+                serial: hex::encode(tbs.serial_number.as_bytes()),
+                self_signed: tbs.subject == tbs.issuer,
+                not_before: unix_seconds(&tbs.validity.not_before),
+                not_after: unix_seconds(&tbs.validity.not_after),
+                fingerprint: hex::encode(DigestAlg::Sha256.digest(&signer_cert.to_der()?)),
+            },
+            csr,
+            poll,
+            issuer_and_serial,
+        })
+    }
+}
+
+/// What to answer.
+pub enum Reply<'a> {
+    /// The issued certificate first, then its chain.
+    Issued { certificates: Vec<&'a Certificate> },
+    /// A GetCRL answer: CRLs (DER).
+    Crl { crls: Vec<&'a [u8]> },
+    Pending,
+    Failure { fail_info: FailInfo, text: String },
+}
+
+impl From<&ScepError> for Reply<'_> {
+    fn from(e: &ScepError) -> Self {
+        Reply::Failure { fail_info: e.fail_info, text: e.message.clone() }
+    }
+}
+
+/// The cipher of a SUCCESS envelope: the one the request used, except that single DES (accepted only on a
+/// legacy profile) is answered with 3DES, since DES is never produced.
+pub fn reply_cipher(request_cipher: Cipher) -> Cipher {
+    match request_cipher {
+        Cipher::DesCbc => Cipher::DesEde3Cbc,
+        c => c,
+    }
+}
+
+/// Builds the signed CertRep for `request`. `signer` is the RA (or the CA when there is no RA);
+/// `cipher` encrypts a SUCCESS to the requester's signer certificate (see [`reply_cipher`]).
+pub fn cert_rep(
+    request: &IncomingRequest,
+    reply: Reply<'_>,
+    signer: &Signer<'_>,
+    cipher: Cipher,
+    legacy: bool,
+    rng: &mut impl CryptoRngCore,
+) -> Result<Vec<u8>> {
+    let mut sender_nonce = vec![0u8; NONCE_LEN];
+    rng.fill_bytes(&mut sender_nonce);
+    let mut attributes = ScepAttributes {
+        message_type: Some(MessageType::CertRep),
+        transaction_id: request.attributes.transaction_id.clone(),
+        sender_nonce: Some(sender_nonce),
+        recipient_nonce: request.attributes.sender_nonce.clone(),
+        ..Default::default()
+    };
+    let content = match reply {
+        Reply::Issued { certificates } => {
+            attributes.pki_status = Some(PkiStatus::Success);
+            seal_for_requester(request, &signed::certs_only(&certificates)?, cipher, legacy, rng)?
+        }
+        Reply::Crl { crls } => {
+            attributes.pki_status = Some(PkiStatus::Success);
+            seal_for_requester(request, &signed::degenerate(&[], &crls)?, cipher, legacy, rng)?
+        }
+        Reply::Pending => {
+            attributes.pki_status = Some(PkiStatus::Pending);
+            Vec::new()
+        }
+        Reply::Failure { fail_info, text } => {
+            attributes.pki_status = Some(PkiStatus::Failure);
+            attributes.fail_info = Some(fail_info);
+            attributes.fail_info_text = Some(text);
+            Vec::new()
+        }
+    };
+    signed::sign(&content, attributes.to_attributes()?, signer, &[signer.certificate], None)
+}
+
+fn seal_for_requester(request: &IncomingRequest, plaintext: &[u8], cipher: Cipher, legacy: bool, rng: &mut impl CryptoRngCore) -> Result<Vec<u8>> {
+    let requester = request.signed.signer_certificate()?;
+    let options = EnvelopeOptions { cipher, transport: KeyTransport::RsaPkcs1v15, identifier: IdentifierKind::IssuerAndSerialNumber, legacy };
+    envelope::seal(plaintext, requester, options, rng)
+}
