@@ -16,6 +16,7 @@ pub mod pkcs12;
 pub mod profile;
 pub mod server;
 pub mod signed;
+pub mod transport;
 pub mod wire;
 
 pub use error::{ErrorKind, FailInfo, Result, ScepError};
