@@ -1,0 +1,330 @@
+//! Every message type built by the client and answered by the server, and back: the core talking to itself,
+//! across ciphers, digests, key transports and identifier kinds.
+
+mod common;
+
+use common::*;
+use der::Encode;
+use rand_core::OsRng;
+use scepkit::algorithms::{Cipher, DigestAlg, KeyTransport};
+use scepkit::caps::{ca_cert_response, CaCaps, CaCertificates};
+use scepkit::client::{self, CertRepOutcome, Requester, RequestOptions};
+use scepkit::csr::{CsrFacts, CsrRequest, San};
+use scepkit::envelope::{EnvelopeOptions, Recipient};
+use scepkit::issue::{self, self_signed, IssueOptions, SelfSignedRole};
+use scepkit::message::MessageType;
+use scepkit::server::{self, reply_cipher, Reply};
+use scepkit::signed::{IdentifierKind, Signer};
+use scepkit::wire::Certificate;
+use scepkit::{ErrorKind, FailInfo, ScepError};
+
+struct Client {
+    key: &'static scepkit::keys::RsaKey,
+    signer_cert: Certificate,
+    csr: Vec<u8>,
+}
+
+fn client(slot: usize, request: &CsrRequest) -> Client {
+    let key = test_key(slot);
+    let signer_cert = self_signed(key, "CN=SCEP SIGNER", &[9], (NOW - 60, NOW + 3600), DigestAlg::Sha256, SelfSignedRole::Signer).unwrap();
+    Client { key, signer_cert, csr: request.build(key).unwrap() }
+}
+
+fn options(cipher: Cipher, digest: DigestAlg, transport: KeyTransport, identifier: IdentifierKind) -> RequestOptions {
+    RequestOptions { envelope: EnvelopeOptions { cipher, transport, identifier, legacy: cipher.is_legacy() }, digest, signer_identifier: identifier }
+}
+
+fn csr_request() -> CsrRequest {
+    CsrRequest {
+        subject: "CN=laptop-42,O=Example".into(),
+        sans: vec![San::Dns("laptop-42.example.com".into()), San::Email("dev@example.com".into())],
+        challenge: Some("abc-123".into()),
+        digest: DigestAlg::Sha256,
+        digital_signature: true,
+        key_encipherment: true,
+    }
+}
+
+/// The server side of one exchange: open, decide with `decide`, answer.
+fn serve(message: &[u8], legacy: bool, decide: impl FnOnce(&server::RequestFacts) -> Result<Option<Certificate>, ScepError>) -> Vec<u8> {
+    let ca = scepkit_ca();
+    let incoming = server::read_request(message).unwrap();
+    let signer = Signer { key: &ca.key, certificate: &ca.cert, digest: DigestAlg::Sha256, identifier: IdentifierKind::IssuerAndSerialNumber };
+    match incoming.open(&[Recipient { certificate: &ca.cert, key: &ca.key }], legacy) {
+        Err(e) => server::cert_rep(&incoming, Reply::from(&e), &signer, Cipher::Aes128Cbc, legacy, &mut OsRng).unwrap(),
+        Ok(facts) => {
+            let cipher = reply_cipher(facts.cipher);
+            let reply = match decide(&facts) {
+                Err(e) => Reply::from(&e),
+                Ok(None) => Reply::Pending,
+                Ok(Some(ref issued)) => return server::cert_rep(&incoming, Reply::Issued { certificates: vec![issued, &ca.cert] }, &signer, cipher, legacy, &mut OsRng).unwrap(),
+            };
+            server::cert_rep(&incoming, reply, &signer, cipher, legacy, &mut OsRng).unwrap()
+        }
+    }
+}
+
+fn issue_for(csr: &CsrFacts, serial: u8) -> Certificate {
+    let ca = scepkit_ca();
+    let opts = IssueOptions {
+        serial: vec![serial],
+        not_before: NOW - 60,
+        not_after: NOW + 365 * 86400,
+        digest: DigestAlg::Sha256,
+        sans: csr.sans.clone(),
+        digital_signature: true,
+        key_encipherment: true,
+        client_auth: true,
+    };
+    issue::issue(csr, &opts, &ca.cert, &ca.key).unwrap()
+}
+
+fn ca_certs() -> CaCertificates {
+    let (_, body) = ca_cert_response(&scepkit_ca().cert, None).unwrap();
+    CaCertificates::parse(&body).unwrap()
+}
+
+#[test]
+fn pkcsreq_round_trips_for_every_cipher_digest_transport_and_identifier() {
+    let ca = ca_certs();
+    let c = client(1, &csr_request());
+    let spki = CsrFacts::from_der(&c.csr).unwrap().spki_der;
+    let cases = [
+        (Cipher::Aes128Cbc, DigestAlg::Sha256, KeyTransport::RsaPkcs1v15, IdentifierKind::IssuerAndSerialNumber),
+        (Cipher::Aes192Cbc, DigestAlg::Sha384, KeyTransport::RsaOaepSha1, IdentifierKind::SubjectKeyIdentifier),
+        (Cipher::Aes256Cbc, DigestAlg::Sha512, KeyTransport::RsaOaepSha256, IdentifierKind::IssuerAndSerialNumber),
+        (Cipher::DesEde3Cbc, DigestAlg::Sha1, KeyTransport::RsaPkcs1v15, IdentifierKind::SubjectKeyIdentifier),
+    ];
+    for (cipher, digest, transport, id) in cases {
+        let legacy = cipher.is_legacy();
+        let requester = Requester { key: c.key, certificate: &c.signer_cert };
+        let req = client::certificate_request(&c.csr, MessageType::PkcsReq, None, &requester, &ca, options(cipher, digest, transport, id), &mut OsRng).unwrap();
+        let reply = serve(&req.message, legacy, |facts| {
+            assert_eq!((facts.cipher, facts.digest, facts.key_transport), (cipher, digest, transport));
+            let csr = facts.csr.as_ref().unwrap();
+            assert_eq!(csr.challenge.as_deref(), Some("abc-123"));
+            assert_eq!(csr.seat_id("subject.common_name").as_deref(), Some("laptop-42"));
+            assert_eq!(csr.seat_id("san.dnsname").as_deref(), Some("laptop-42.example.com"));
+            Ok(Some(issue_for(csr, 7)))
+        });
+        match client::read_cert_rep(&reply, &req, &requester, &ca, Some(&spki), legacy).unwrap() {
+            CertRepOutcome::Issued { certificate, chain } => {
+                assert_eq!(certificate.tbs_certificate.subject.to_string(), "CN=laptop-42,O=Example");
+                assert_eq!(chain, vec![scepkit_ca().cert.clone()]);
+            }
+            other => panic!("{cipher:?}: {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn transaction_id_defaults_to_hex_sha256_of_the_key() {
+    let c = client(1, &csr_request());
+    let requester = Requester { key: c.key, certificate: &c.signer_cert };
+    let req = client::certificate_request(&c.csr, MessageType::PkcsReq, None, &requester, &ca_certs(), options(Cipher::Aes128Cbc, DigestAlg::Sha256, KeyTransport::RsaPkcs1v15, IdentifierKind::IssuerAndSerialNumber), &mut OsRng).unwrap();
+    let spki = CsrFacts::from_der(&c.csr).unwrap().spki_der;
+    assert_eq!(req.transaction_id, hex::encode(DigestAlg::Sha256.digest(&spki)));
+}
+
+#[test]
+fn failure_reaches_the_client_with_fail_info_text_and_resolution() {
+    let ca = ca_certs();
+    let c = client(1, &csr_request());
+    let requester = Requester { key: c.key, certificate: &c.signer_cert };
+    let opts = options(Cipher::Aes128Cbc, DigestAlg::Sha256, KeyTransport::RsaPkcs1v15, IdentifierKind::IssuerAndSerialNumber);
+    let req = client::certificate_request(&c.csr, MessageType::PkcsReq, None, &requester, &ca, opts, &mut OsRng).unwrap();
+    let reply = serve(&req.message, false, |_| Err(ScepError::challenge_invalid()));
+    let CertRepOutcome::Failed(e) = client::read_cert_rep(&reply, &req, &requester, &ca, None, false).unwrap() else { panic!("not a failure") };
+    assert_eq!(e.fail_info, FailInfo::BadRequest);
+    assert_eq!(e.message, "Challenge password is invalid - does not match the value configured by the Administrator");
+    assert_eq!(e.resolution, "use the valid, unredeemed enrollment code of that seat");
+    assert_eq!(e.kind, ErrorKind::Refused);
+}
+
+#[test]
+fn legacy_algorithms_are_refused_with_badalg_on_a_modern_profile() {
+    let ca = ca_certs();
+    let c = client(1, &csr_request());
+    let requester = Requester { key: c.key, certificate: &c.signer_cert };
+    for (cipher, digest) in [(Cipher::DesEde3Cbc, DigestAlg::Sha256), (Cipher::Aes128Cbc, DigestAlg::Sha1)] {
+        let mut opts = options(cipher, digest, KeyTransport::RsaPkcs1v15, IdentifierKind::IssuerAndSerialNumber);
+        opts.envelope.legacy = true;
+        let req = client::certificate_request(&c.csr, MessageType::PkcsReq, None, &requester, &ca, opts, &mut OsRng).unwrap();
+        let reply = serve(&req.message, false, |_| panic!("must not reach policy"));
+        let CertRepOutcome::Failed(e) = client::read_cert_rep(&reply, &req, &requester, &ca, None, true).unwrap() else { panic!("not a failure") };
+        assert_eq!(e.fail_info, FailInfo::BadAlg, "{cipher:?}/{digest:?}");
+    }
+}
+
+#[test]
+fn pending_then_certpoll_then_success() {
+    let ca = ca_certs();
+    let c = client(2, &csr_request());
+    let requester = Requester { key: c.key, certificate: &c.signer_cert };
+    let opts = options(Cipher::Aes256Cbc, DigestAlg::Sha256, KeyTransport::RsaPkcs1v15, IdentifierKind::IssuerAndSerialNumber);
+    let spki = CsrFacts::from_der(&c.csr).unwrap().spki_der;
+    let req = client::certificate_request(&c.csr, MessageType::PkcsReq, None, &requester, &ca, opts, &mut OsRng).unwrap();
+    let mut held = None;
+    let reply = serve(&req.message, false, |facts| {
+        held = facts.csr.clone();
+        Ok(None)
+    });
+    assert!(matches!(client::read_cert_rep(&reply, &req, &requester, &ca, Some(&spki), false).unwrap(), CertRepOutcome::Pending));
+
+    let subject: x509_cert::name::Name = "CN=laptop-42,O=Example".parse().unwrap();
+    let poll = client::cert_poll(&req.transaction_id, &subject, &requester, &ca, opts, &mut OsRng).unwrap();
+    assert_eq!(poll.transaction_id, req.transaction_id);
+    assert_ne!(poll.sender_nonce, req.sender_nonce);
+    let reply = serve(&poll.message, false, |facts| {
+        assert_eq!(facts.message_type, MessageType::CertPoll);
+        assert_eq!(facts.transaction_id, req.transaction_id);
+        assert_eq!(facts.poll.as_ref().unwrap().1, "CN=laptop-42,O=Example");
+        Ok(Some(issue_for(held.as_ref().unwrap(), 8)))
+    });
+    assert!(matches!(client::read_cert_rep(&reply, &poll, &requester, &ca, Some(&spki), false).unwrap(), CertRepOutcome::Issued { .. }));
+}
+
+#[test]
+fn renewal_is_signed_by_the_current_certificate() {
+    let ca = ca_certs();
+    let first = client(1, &csr_request());
+    let current = issue_for(&CsrFacts::from_der(&first.csr).unwrap(), 10);
+    let renewal = client(3, &csr_request());
+    // Signed with the old key and certificate, asking for a new key.
+    let requester = Requester { key: first.key, certificate: &current };
+    let opts = options(Cipher::Aes128Cbc, DigestAlg::Sha256, KeyTransport::RsaPkcs1v15, IdentifierKind::IssuerAndSerialNumber);
+    let req = client::certificate_request(&renewal.csr, MessageType::RenewalReq, None, &requester, &ca, opts, &mut OsRng).unwrap();
+    let spki = CsrFacts::from_der(&renewal.csr).unwrap().spki_der;
+    let reply = serve(&req.message, false, |facts| {
+        assert_eq!(facts.message_type, MessageType::RenewalReq);
+        assert!(!facts.signer.self_signed);
+        assert_eq!(facts.signer.serial, "0a");
+        Ok(Some(issue_for(facts.csr.as_ref().unwrap(), 11)))
+    });
+    let CertRepOutcome::Issued { certificate, .. } = client::read_cert_rep(&reply, &req, &requester, &ca, Some(&spki), false).unwrap() else { panic!() };
+    assert_eq!(certificate.tbs_certificate.serial_number.as_bytes(), &[11]);
+}
+
+#[test]
+fn getcert_and_getcrl_carry_issuer_and_serial() {
+    let ca = ca_certs();
+    let c = client(1, &csr_request());
+    let requester = Requester { key: c.key, certificate: &c.signer_cert };
+    let opts = options(Cipher::Aes128Cbc, DigestAlg::Sha256, KeyTransport::RsaPkcs1v15, IdentifierKind::IssuerAndSerialNumber);
+    let issued = issue_for(&CsrFacts::from_der(&c.csr).unwrap(), 12);
+    let ias = scepkit::wire::IssuerAndSerialNumber {
+        issuer: issued.tbs_certificate.issuer.clone(),
+        serial_number: issued.tbs_certificate.serial_number.clone(),
+    };
+    let req = client::get_cert_or_crl(MessageType::GetCert, &ias, &requester, &ca, opts, &mut OsRng).unwrap();
+    let reply = serve(&req.message, false, |facts| {
+        assert_eq!(facts.issuer_and_serial.as_ref().unwrap(), &("CN=scepkit test CA,O=scepkit".to_owned(), "0c".to_owned()));
+        Ok(Some(issued.clone()))
+    });
+    let CertRepOutcome::Issued { certificate, .. } = client::read_cert_rep(&reply, &req, &requester, &ca, None, false).unwrap() else { panic!() };
+    assert_eq!(certificate, issued);
+
+    let req = client::get_cert_or_crl(MessageType::GetCrl, &ias, &requester, &ca, opts, &mut OsRng).unwrap();
+    let incoming = server::read_request(&req.message).unwrap();
+    let facts = incoming.open(&[Recipient { certificate: &scepkit_ca().cert, key: &scepkit_ca().key }], false).unwrap();
+    assert_eq!(facts.message_type, MessageType::GetCrl);
+    let fake_crl = der::asn1::OctetString::new(vec![1, 2, 3]).unwrap().to_der().unwrap();
+    let signer = Signer { key: &scepkit_ca().key, certificate: &scepkit_ca().cert, digest: DigestAlg::Sha256, identifier: IdentifierKind::IssuerAndSerialNumber };
+    let reply = server::cert_rep(&incoming, Reply::Crl { crls: vec![&fake_crl] }, &signer, Cipher::Aes128Cbc, false, &mut OsRng).unwrap();
+    let CertRepOutcome::Crl { crls } = client::read_cert_rep(&reply, &req, &requester, &ca, None, false).unwrap() else { panic!() };
+    assert_eq!(crls, vec![fake_crl]);
+}
+
+#[test]
+fn a_certrep_for_another_transaction_or_nonce_is_refused() {
+    let ca = ca_certs();
+    let c = client(1, &csr_request());
+    let requester = Requester { key: c.key, certificate: &c.signer_cert };
+    let opts = options(Cipher::Aes128Cbc, DigestAlg::Sha256, KeyTransport::RsaPkcs1v15, IdentifierKind::IssuerAndSerialNumber);
+    let a = client::certificate_request(&c.csr, MessageType::PkcsReq, None, &requester, &ca, opts, &mut OsRng).unwrap();
+    let b = client::certificate_request(&c.csr, MessageType::PkcsReq, None, &requester, &ca, opts, &mut OsRng).unwrap();
+    let reply_to_a = serve(&a.message, false, |_| Ok(None));
+    let err = client::read_cert_rep(&reply_to_a, &b, &requester, &ca, None, false).unwrap_err();
+    assert_eq!(err.fail_info, FailInfo::BadMessageCheck);
+    assert!(err.message.contains("recipientNonce"));
+}
+
+#[test]
+fn a_certrep_signed_by_a_stranger_is_refused() {
+    let ca = ca_certs();
+    let c = client(1, &csr_request());
+    let requester = Requester { key: c.key, certificate: &c.signer_cert };
+    let opts = options(Cipher::Aes128Cbc, DigestAlg::Sha256, KeyTransport::RsaPkcs1v15, IdentifierKind::IssuerAndSerialNumber);
+    let req = client::certificate_request(&c.csr, MessageType::PkcsReq, None, &requester, &ca, opts, &mut OsRng).unwrap();
+    let incoming = server::read_request(&req.message).unwrap();
+    let stranger_key = test_key(3);
+    let stranger = self_signed(stranger_key, "CN=scepkit test CA,O=scepkit", &[1], (NOW - 60, NOW + 60), DigestAlg::Sha256, SelfSignedRole::Ca).unwrap();
+    let signer = Signer { key: stranger_key, certificate: &stranger, digest: DigestAlg::Sha256, identifier: IdentifierKind::SubjectKeyIdentifier };
+    let reply = server::cert_rep(&incoming, Reply::Pending, &signer, Cipher::Aes128Cbc, false, &mut OsRng).unwrap();
+    assert_eq!(client::read_cert_rep(&reply, &req, &requester, &ca, None, false).unwrap_err().fail_info, FailInfo::BadMessageCheck);
+}
+
+#[test]
+fn caps_negotiation_picks_the_strongest_and_refuses_downgrades() {
+    let ours = CaCaps::for_server(false, false);
+    assert_eq!(ours.render(), "AES\nPOSTPKIOperation\nRenewal\nSHA-256\nSHA-512\nSCEPStandard");
+    assert!(!ours.render().contains("DES"));
+    let n = ours.negotiate(false, None, None).unwrap();
+    assert_eq!((n.cipher, n.digest), (Cipher::Aes128Cbc, DigestAlg::Sha512));
+    assert_eq!(ours.negotiate(true, Some(Cipher::DesEde3Cbc), None).unwrap_err().kind, ErrorKind::Downgrade);
+    assert_eq!(ours.negotiate(true, None, Some(DigestAlg::Sha1)).unwrap_err().kind, ErrorKind::Downgrade);
+    let crlf = CaCaps::parse("DES3\r\nSHA-1\r\n");
+    assert_eq!(crlf.negotiate(false, None, None).unwrap_err().fail_info, FailInfo::BadAlg);
+    let n = crlf.negotiate(true, None, None).unwrap();
+    assert_eq!((n.cipher, n.digest, n.post), (Cipher::DesEde3Cbc, DigestAlg::Sha1, false));
+    assert_eq!(CaCaps::parse("").negotiate(true, None, None).unwrap_err().fail_info, FailInfo::BadAlg);
+    assert_eq!(CaCaps::for_server(true, true).render(), "AES\nDES3\nGetNextCACert\nPOSTPKIOperation\nRenewal\nSHA-1\nSHA-256\nSHA-512\nSCEPStandard");
+}
+
+#[test]
+fn getcacert_with_ra_is_a_degenerate_pkcs7_and_the_ra_is_the_recipient() {
+    let ca = scepkit_ca();
+    let ra_key = test_key(2);
+    let ra = issue::ra_certificate(ra_key, "CN=scepkit RA", &[2], (NOW - 60, NOW + 86400), &ca.cert, &ca.key, DigestAlg::Sha256).unwrap();
+    let (ct, body) = ca_cert_response(&ca.cert, Some(&ra)).unwrap();
+    assert_eq!(ct, "application/x-x509-ca-ra-cert");
+    let parsed = CaCertificates::parse(&body).unwrap();
+    assert_eq!(parsed.ca, ca.cert);
+    assert_eq!(parsed.recipient, ra);
+    let fp = scepkit::caps::fingerprint(&ca.cert).unwrap();
+    parsed.check_fingerprint(&fp).unwrap();
+    let colons: String = fp.as_bytes().chunks(2).map(|c| std::str::from_utf8(c).unwrap().to_uppercase()).collect::<Vec<_>>().join(":");
+    parsed.check_fingerprint(&colons).unwrap();
+    assert_eq!(parsed.check_fingerprint(&"00".repeat(32)).unwrap_err().kind, ErrorKind::FingerprintMismatch);
+}
+
+#[test]
+fn a_csr_whose_signature_fails_is_badmessagecheck() {
+    let c = client(1, &csr_request());
+    let mut bad = c.csr.clone();
+    let n = bad.len();
+    bad[n - 5] ^= 0x01;
+    let err = CsrFacts::from_der(&bad).unwrap_err();
+    assert_eq!(err.fail_info, FailInfo::BadMessageCheck);
+}
+
+#[test]
+fn csr_from_profile_substitutes_variables() {
+    let profile = scepkit::profile::ScepProfile::from_json(&serde_json::json!({
+        "name": "laptops", "folder": "Shared", "scep_challenge": { "dynamic": {} }, "ca_identity_name": "dev-ca",
+        "subject": "CN=$USERNAME,O=Example", "algorithm": { "rsa": { "rsa_nbits": "2048" } }, "digest": "sha348",
+        "certificate_attributes": { "dnsname": "$USERNAME.example.com" }, "scep_url": "/scep",
+        "use_as_digital_signature": true, "use_for_key_encipherment": false
+    }))
+    .unwrap();
+    let req = CsrRequest::from_profile(&profile, &[("USERNAME".into(), "laptop-42".into())], Some("code".into())).unwrap();
+    assert_eq!(req.subject, "CN=laptop-42,O=Example");
+    assert_eq!(req.sans, vec![San::Dns("laptop-42.example.com".into())]);
+    assert_eq!(req.digest, DigestAlg::Sha384);
+    let facts = CsrFacts::from_der(&req.build(test_key(1)).unwrap()).unwrap();
+    assert!(facts.digital_signature && !facts.key_encipherment);
+    assert_eq!(facts.challenge.as_deref(), Some("code"));
+    // A value cannot smuggle in another RDN.
+    let req = CsrRequest::from_profile(&profile, &[("USERNAME".into(), "x,O=Evil".into())], None).unwrap();
+    assert_eq!(CsrFacts::from_der(&req.build(test_key(1)).unwrap()).unwrap().common_name.as_deref(), Some("x,O=Evil"));
+}
