@@ -104,13 +104,17 @@ impl DigestAlg {
 
 /// Content-encryption algorithms of an EnvelopedData.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "kebab-case")]
 pub enum Cipher {
     /// Decrypt-only, legacy switch only (micromdm scepclient 2.1 sends it).
+    #[serde(rename = "des-cbc")]
     DesCbc,
+    #[serde(rename = "des-ede3-cbc")]
     DesEde3Cbc,
+    #[serde(rename = "aes-128-cbc")]
     Aes128Cbc,
+    #[serde(rename = "aes-192-cbc")]
     Aes192Cbc,
+    #[serde(rename = "aes-256-cbc")]
     Aes256Cbc,
 }
 
@@ -179,7 +183,7 @@ impl Cipher {
         match self {
             Self::DesCbc if producing => Err(ScepError::unsupported_algorithm("single DES is never produced")),
             c if c.is_legacy() && !legacy => {
-                Err(ScepError::unsupported_algorithm(format!("{} is only accepted on a legacy profile", c.name())))
+                Err(ScepError::unsupported_algorithm(format!("{} is only accepted with the legacy switch (a legacy profile; --legacy for the CLI)", c.name())))
             }
             _ => Ok(()),
         }

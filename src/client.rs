@@ -167,7 +167,7 @@ pub fn read_cert_rep(
         PkiStatus::Failure => Ok(CertRepOutcome::Failed(ScepError::refused(attrs.fail_info.unwrap_or(FailInfo::BadRequest), attrs.fail_info_text.as_deref()))),
         PkiStatus::Success => {
             let content = signed.content.as_deref().filter(|c| !c.is_empty()).ok_or_else(|| ScepError::malformed("SUCCESS without content"))?;
-            let opened = envelope::open(content, &[Recipient { certificate: requester.certificate, key: requester.key }], legacy)?;
+            let opened = envelope::open(content, &[Recipient { certificate: Some(requester.certificate), key: requester.key }], legacy)?;
             let degenerate = SignedMessage::parse(&opened.plaintext)?;
             if request.message_type == MessageType::GetCrl {
                 return Ok(CertRepOutcome::Crl { crls: degenerate_crls(&opened.plaintext)? });

@@ -36,7 +36,7 @@ pub const ID_CHALLENGE_PASSWORD: ObjectIdentifier = ObjectIdentifier::new_unwrap
 
 /// A subjectAltName entry, written `dns:host`, `email:a@b`, `uri:https://..` or `ip:10.0.0.1`.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
-#[serde(tag = "type", content = "value", rename_all = "lowercase")]
+#[serde(try_from = "String", into = "String")]
 pub enum San {
     Dns(String),
     Email(String),
@@ -56,6 +56,25 @@ impl FromStr for San {
             "ip" => value.parse::<IpAddr>().map(|_| Self::Ip(value)).map_err(|_| ScepError::invalid_input(format!("{s:?} is not an IP address"))),
             _ => Err(ScepError::invalid_input(format!("SAN {s:?}: write dns:, email:, uri: or ip:"))),
         }
+    }
+}
+
+impl TryFrom<String> for San {
+    type Error = ScepError;
+    fn try_from(s: String) -> Result<Self> {
+        s.parse()
+    }
+}
+
+impl From<San> for String {
+    fn from(san: San) -> String {
+        let kind = match san {
+            San::Dns(_) => "dns",
+            San::Email(_) => "email",
+            San::Uri(_) => "uri",
+            San::Ip(_) => "ip",
+        };
+        format!("{kind}:{}", san.value())
     }
 }
 
@@ -102,6 +121,7 @@ impl San {
 
 /// What goes into a CSR.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct CsrRequest {
     /// RFC 4514 string, e.g. `CN=laptop-42,O=Example`.
     pub subject: String,

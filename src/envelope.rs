@@ -100,9 +100,10 @@ pub fn seal(plaintext: &[u8], recipient: &Certificate, options: EnvelopeOptions,
     Ok(ContentInfo { content_type: rfc5911::ID_ENVELOPED_DATA, content: Any::encode_from(&enveloped)? }.to_der()?)
 }
 
-/// One key we can open envelopes with.
+/// One key we can open envelopes with. With its certificate, only a RecipientInfo naming that certificate is
+/// tried; without (`inspect --key`, where only the key is at hand), the key is tried on each in turn.
 pub struct Recipient<'a> {
-    pub certificate: &'a Certificate,
+    pub certificate: Option<&'a Certificate>,
     pub key: &'a dyn PrivateKeyOps,
 }
 
@@ -131,14 +132,16 @@ pub fn open(bytes: &[u8], recipients: &[Recipient<'_>], legacy: bool) -> Result<
 
     let recipient_infos = enveloped.key_trans_recipients().map_err(|e| ScepError::malformed(format!("RecipientInfo: {e}")))?;
     for ktri in &recipient_infos {
-        let Some(me) = recipients.iter().find(|r| ktri.rid.identifies(r.certificate)) else { continue };
         let transport = key_transport(&ktri.key_enc_alg)?;
-        let key = Zeroizing::new(me.key.decrypt(transport, ktri.enc_key.as_bytes())?);
-        if key.len() != cipher.key_len() {
-            return Err(ScepError::decrypt_failed());
+        for me in recipients.iter().filter(|r| r.certificate.map_or(true, |c| ktri.rid.identifies(c))) {
+            let Ok(key) = me.key.decrypt(transport, ktri.enc_key.as_bytes()).map(Zeroizing::new) else { continue };
+            if key.len() != cipher.key_len() {
+                continue;
+            }
+            if let Ok(plaintext) = decrypt_content(cipher, &key, iv.as_bytes(), ciphertext) {
+                return Ok(Opened { plaintext: Zeroizing::new(plaintext), cipher, transport });
+            }
         }
-        let plaintext = decrypt_content(cipher, &key, iv.as_bytes(), ciphertext)?;
-        return Ok(Opened { plaintext: Zeroizing::new(plaintext), cipher, transport });
     }
     Err(ScepError::decrypt_failed())
 }

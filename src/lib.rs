@@ -8,6 +8,7 @@ pub mod caps;
 pub mod client;
 pub mod csr;
 pub mod envelope;
+pub mod inspect;
 pub mod error;
 pub mod issue;
 pub mod keys;
@@ -20,3 +21,6 @@ pub mod transport;
 pub mod wire;
 
 pub use error::{ErrorKind, FailInfo, Result, ScepError};
+
+#[cfg(feature = "wasm")]
+pub mod wasm;

@@ -25,7 +25,7 @@ fn micromdm_pkcsreq_decodes_verifies_and_decrypts_to_the_captured_csr() {
     // The envelope inside is byte-identical to the captured one.
     assert_eq!(req.signed.content.as_deref().unwrap(), fixture("micromdm-scepclient-pkcsreq.envelope.der").as_slice());
 
-    let facts = req.open(&[Recipient { certificate: &ca.cert, key: &ca.key }], true).unwrap();
+    let facts = req.open(&[Recipient { certificate: Some(&ca.cert), key: &ca.key }], true).unwrap();
     assert_eq!(facts.cipher, Cipher::DesCbc);
     assert!(facts.signer.self_signed);
     let csr = facts.csr.unwrap();
@@ -40,7 +40,7 @@ fn micromdm_pkcsreq_decodes_verifies_and_decrypts_to_the_captured_csr() {
 fn micromdm_des_request_is_refused_without_the_legacy_switch() {
     let ca = micromdm_ca();
     let req = read_request(&fixture("micromdm-scepclient-pkcsreq.der")).unwrap();
-    let err = req.open(&[Recipient { certificate: &ca.cert, key: &ca.key }], false).unwrap_err();
+    let err = req.open(&[Recipient { certificate: Some(&ca.cert), key: &ca.key }], false).unwrap_err();
     assert_eq!(err.fail_info, FailInfo::BadAlg);
     assert_eq!(err.kind, ErrorKind::UnsupportedAlgorithm);
 }
@@ -49,7 +49,7 @@ fn micromdm_des_request_is_refused_without_the_legacy_switch() {
 fn micromdm_wrong_challenge_request_carries_wrong() {
     let ca = micromdm_ca();
     let req = read_request(&fixture("micromdm-scepclient-pkcsreq-wrongchallenge.der")).unwrap();
-    let facts = req.open(&[Recipient { certificate: &ca.cert, key: &ca.key }], true).unwrap();
+    let facts = req.open(&[Recipient { certificate: Some(&ca.cert), key: &ca.key }], true).unwrap();
     assert_eq!(facts.csr.unwrap().challenge.as_deref(), Some("WRONG"));
 }
 
@@ -69,7 +69,7 @@ fn micromdm_success_certrep_echoes_the_nonce_and_carries_the_issued_certificate(
     // Decrypt to the scepclient's self-signed signer certificate with its key.
     let client_key = key("micromdm-scepclient-peer-client-1.key.pem");
     let client_signer = req.signed.signer_certificate().unwrap().clone();
-    let opened = envelope::open(rep.content.as_deref().unwrap(), &[Recipient { certificate: &client_signer, key: &client_key }], true).unwrap();
+    let opened = envelope::open(rep.content.as_deref().unwrap(), &[Recipient { certificate: Some(&client_signer), key: &client_key }], true).unwrap();
     assert_eq!(opened.cipher, Cipher::DesCbc);
     assert_eq!(opened.plaintext.as_slice(), fixture("micromdm-certrep-success.degenerate.der").as_slice());
     let degenerate = SignedMessage::parse(&opened.plaintext).unwrap();
@@ -97,14 +97,14 @@ fn micromdm_renewal_is_signed_by_the_issued_certificate_and_gets_serial_3() {
     assert_eq!(req.attributes.message_type, Some(MessageType::RenewalReq));
     let issued = cert("micromdm-scepclient-peer-client-1.serial2.crt.pem");
     assert_eq!(req.signed.signer_certificate().unwrap(), &issued);
-    let facts = req.open(&[Recipient { certificate: &ca.cert, key: &ca.key }], true).unwrap();
+    let facts = req.open(&[Recipient { certificate: Some(&ca.cert), key: &ca.key }], true).unwrap();
     assert!(!facts.signer.self_signed);
     assert_eq!(facts.signer.serial, "02");
 
     let rep = SignedMessage::parse(&fixture("micromdm-certrep-renewal-success.der")).unwrap();
     rep.verify(&ca.cert).unwrap();
     let client_key = key("micromdm-scepclient-peer-client-1.key.pem");
-    let opened = envelope::open(rep.content.as_deref().unwrap(), &[Recipient { certificate: &issued, key: &client_key }], true).unwrap();
+    let opened = envelope::open(rep.content.as_deref().unwrap(), &[Recipient { certificate: Some(&issued), key: &client_key }], true).unwrap();
     let degenerate = SignedMessage::parse(&opened.plaintext).unwrap();
     assert_eq!(degenerate.certificates, vec![cert("micromdm-scepclient-peer-client-1.serial3-renewed.crt.pem")]);
 }
@@ -126,7 +126,7 @@ fn corrupted_signature_and_content_are_badmessagecheck_not_a_crash() {
     let ca = micromdm_ca();
     for (file, what) in [("neg-pkcsreq-badsig.der", "signature"), ("neg-pkcsreq-baddigest.der", "messageDigest")] {
         let req = read_request(&fixture(file)).unwrap();
-        let err = req.open(&[Recipient { certificate: &ca.cert, key: &ca.key }], true).unwrap_err();
+        let err = req.open(&[Recipient { certificate: Some(&ca.cert), key: &ca.key }], true).unwrap_err();
         assert_eq!(err.fail_info, FailInfo::BadMessageCheck, "{file}");
         assert!(err.message.contains(what), "{file}: {}", err.message);
     }
@@ -143,7 +143,7 @@ fn certmonger_pkcsreq_uses_sha256_aes256_and_a_decimal_transaction_id() {
     assert_eq!(req.signed.signer().unwrap().signature_algorithm.oid, const_oid::db::rfc5912::RSA_ENCRYPTION);
     // Its self-signed certificate has a 32-octet serial, beyond RFC 5280's 20.
     assert_eq!(req.signed.signer_certificate().unwrap().tbs_certificate.serial_number.as_bytes().len(), 32);
-    let facts = req.open(&[Recipient { certificate: &ca.cert, key: &ca.key }], false).unwrap();
+    let facts = req.open(&[Recipient { certificate: Some(&ca.cert), key: &ca.key }], false).unwrap();
     assert_eq!((facts.digest, facts.cipher), (DigestAlg::Sha256, Cipher::Aes256Cbc));
     let csr = facts.csr.unwrap();
     assert_eq!(csr.common_name.as_deref(), Some("cm-client-3"));
@@ -163,9 +163,9 @@ fn certmonger_certrep_decrypts_with_its_key() {
     let cm_key = key("certmonger-cm-client-3.key.pem");
     let signer = req.signed.signer_certificate().unwrap().clone();
     // micromdm 2.1 answers with single DES whatever the request used: readable only with the legacy switch.
-    let err = envelope::open(rep.content.as_deref().unwrap(), &[Recipient { certificate: &signer, key: &cm_key }], false).unwrap_err();
+    let err = envelope::open(rep.content.as_deref().unwrap(), &[Recipient { certificate: Some(&signer), key: &cm_key }], false).unwrap_err();
     assert_eq!(err.fail_info, FailInfo::BadAlg);
-    let opened = envelope::open(rep.content.as_deref().unwrap(), &[Recipient { certificate: &signer, key: &cm_key }], true).unwrap();
+    let opened = envelope::open(rep.content.as_deref().unwrap(), &[Recipient { certificate: Some(&signer), key: &cm_key }], true).unwrap();
     assert_eq!(opened.cipher, Cipher::DesCbc);
     let certs = SignedMessage::parse(&opened.plaintext).unwrap().certificates;
     assert_eq!(certs.len(), 1);
@@ -178,12 +178,12 @@ fn certmonger_getcertinitial_is_a_certpoll_with_issuer_and_subject() {
     let ca = micromdm_ca();
     let req = read_request(&fixture("certmonger-getcertinitial.der")).unwrap();
     assert_eq!(req.attributes.message_type, Some(MessageType::CertPoll));
-    let facts = req.open(&[Recipient { certificate: &ca.cert, key: &ca.key }], false).unwrap();
+    let facts = req.open(&[Recipient { certificate: Some(&ca.cert), key: &ca.key }], false).unwrap();
     let (issuer, subject) = facts.poll.unwrap();
     assert_eq!(issuer, "OU=SCEP CA,O=peer-scep test CA,C=US");
     // certmonger's DER order is CN then O, so RFC 4514 (last RDN first) reads O first.
     assert_eq!(subject, "O=certmonger-test,CN=cm-client-3");
-    let opened = envelope::open(req.signed.content.as_deref().unwrap(), &[Recipient { certificate: &ca.cert, key: &ca.key }], false).unwrap();
+    let opened = envelope::open(req.signed.content.as_deref().unwrap(), &[Recipient { certificate: Some(&ca.cert), key: &ca.key }], false).unwrap();
     assert_eq!(opened.plaintext.as_slice(), fixture("certmonger-getcertinitial.issuerandsubject.der").as_slice());
 }
 
@@ -195,7 +195,7 @@ fn certmonger_resubmit_and_rekey_are_pkcsreq_signed_by_the_issued_certificate() 
         assert_eq!(req.attributes.message_type, Some(MessageType::PkcsReq), "{file}");
         let signer = req.signed.signer_certificate().unwrap();
         scepkit::issue::verify_issued_by(signer, &ca.cert).unwrap();
-        let facts = req.open(&[Recipient { certificate: &ca.cert, key: &ca.key }], false).unwrap();
+        let facts = req.open(&[Recipient { certificate: Some(&ca.cert), key: &ca.key }], false).unwrap();
         assert!(!facts.signer.self_signed, "{file}");
         assert!(CsrFacts::from_der(&facts.csr.unwrap().der).is_ok());
     }
@@ -220,7 +220,7 @@ fn micromdm_getcacaps_and_getcacert_parse() {
 fn a_request_encrypted_for_someone_else_is_failed_to_decrypt() {
     let other = scepkit_ca();
     let req = read_request(&fixture("certmonger-pkcsreq.der")).unwrap();
-    let err = req.open(&[Recipient { certificate: &other.cert, key: &other.key }], false).unwrap_err();
+    let err = req.open(&[Recipient { certificate: Some(&other.cert), key: &other.key }], false).unwrap_err();
     assert_eq!(err.message, "Failed to decrypt a PKCS7 message");
     assert_eq!(err.status, 404);
 }

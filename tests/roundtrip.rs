@@ -50,7 +50,7 @@ fn serve(message: &[u8], legacy: bool, decide: impl FnOnce(&server::RequestFacts
     let ca = scepkit_ca();
     let incoming = server::read_request(message).unwrap();
     let signer = Signer { key: &ca.key, certificate: &ca.cert, digest: DigestAlg::Sha256, identifier: IdentifierKind::IssuerAndSerialNumber };
-    match incoming.open(&[Recipient { certificate: &ca.cert, key: &ca.key }], legacy) {
+    match incoming.open(&[Recipient { certificate: Some(&ca.cert), key: &ca.key }], legacy) {
         Err(e) => server::cert_rep(&incoming, Reply::from(&e), &signer, Cipher::Aes128Cbc, legacy, &mut OsRng).unwrap(),
         Ok(facts) => {
             let cipher = reply_cipher(facts.cipher);
@@ -226,7 +226,7 @@ fn getcert_and_getcrl_carry_issuer_and_serial() {
 
     let req = client::get_cert_or_crl(MessageType::GetCrl, &ias, &requester, &ca, opts, &mut OsRng).unwrap();
     let incoming = server::read_request(&req.message).unwrap();
-    let facts = incoming.open(&[Recipient { certificate: &scepkit_ca().cert, key: &scepkit_ca().key }], false).unwrap();
+    let facts = incoming.open(&[Recipient { certificate: Some(&scepkit_ca().cert), key: &scepkit_ca().key }], false).unwrap();
     assert_eq!(facts.message_type, MessageType::GetCrl);
     let fake_crl = der::asn1::OctetString::new(vec![1, 2, 3]).unwrap().to_der().unwrap();
     let signer = Signer { key: &scepkit_ca().key, certificate: &scepkit_ca().cert, digest: DigestAlg::Sha256, identifier: IdentifierKind::IssuerAndSerialNumber };

@@ -1,0 +1,7 @@
+// Cloudflare Workers: the bundler turns the .wasm import into a compiled WebAssembly.Module.
+import wasmModule from '../wasm/scepkit_bg.wasm';
+import { initSync } from '../wasm/scepkit.js';
+
+initSync({ module: wasmModule });
+
+export * from '../src/api.js';

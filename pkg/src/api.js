@@ -1,0 +1,217 @@
+// The scepkit JS client: SCEP (RFC 8894) over fetch, with every protocol rule in the wasm core.
+// This file does I/O (HTTP, WebCrypto key generation, timers) and nothing the core could do.
+
+import * as core from '../wasm/scepkit.js';
+
+export {
+  inspect,
+  parseCaCaps,
+  negotiate,
+  parseCaCert,
+  checkFingerprint,
+  buildCsr,
+  csrFacts,
+  selfSignedCertificate,
+  buildRequest,
+  readCertRep,
+  exportPkcs12,
+  privateKeyToPem,
+  privateKeyToDer,
+  certificateToPem,
+  toDer,
+  validateProfile,
+  serverCaCaps,
+  encodeMessageParam,
+  decodeMessageParam,
+  generateKey as generateKeyWasm,
+} from '../wasm/scepkit.js';
+
+/** A FAILURE CertRep: the server refused. Carries failInfo, the server's text and what to do about it. */
+export class ScepFailure extends Error {
+  constructor({ failInfo, failInfoCode, message, resolution }, transactionId) {
+    super(message);
+    this.name = 'ScepFailure';
+    this.failInfo = failInfo;
+    this.failInfoCode = failInfoCode;
+    this.resolution = resolution;
+    this.transactionId = transactionId;
+  }
+}
+
+/** The server did not speak SCEP: an HTTP error, a wrong content type, or no answer at all. */
+export class ScepHttpError extends Error {
+  constructor(message, { status, body, url } = {}) {
+    super(message);
+    this.name = 'ScepHttpError';
+    this.status = status;
+    this.body = body;
+    this.url = url;
+  }
+}
+
+const PKI_MESSAGE = 'application/x-pki-message';
+
+function operationUrl(url, operation, extra = '') {
+  const u = new URL(url);
+  u.searchParams.set('operation', operation);
+  return u.toString() + extra;
+}
+
+async function http(url, init, options) {
+  const doFetch = options.fetch ?? globalThis.fetch;
+  let res;
+  try {
+    res = await doFetch(url, { ...init, signal: options.signal });
+  } catch (e) {
+    if (e?.name === 'AbortError') throw e;
+    throw new ScepHttpError(`Could not reach the SCEP server at ${new URL(url).origin}: ${e?.message ?? e}`, { url });
+  }
+  const body = new Uint8Array(await res.arrayBuffer());
+  if (!res.ok) {
+    const text = new TextDecoder().decode(body.slice(0, 500)).trim();
+    throw new ScepHttpError(`SCEP server answered HTTP ${res.status}${text ? `: ${text}` : ''}`, { status: res.status, body: text, url });
+  }
+  return { body, contentType: (res.headers.get('content-type') ?? '').split(';')[0].trim().toLowerCase() };
+}
+
+/** GetCACaps: `{ text, capabilities, unknown }`. */
+export async function getCaCaps(url, options = {}) {
+  const { body } = await http(operationUrl(url, 'GetCACaps'), { method: 'GET' }, options);
+  const text = new TextDecoder().decode(body);
+  return { text, ...core.parseCaCaps(text) };
+}
+
+/** GetCACert: `{ body, contentType, ca, recipient, all, caFingerprint, caSubject }` (DER as Uint8Array). */
+export async function getCaCert(url, options = {}) {
+  const { body, contentType } = await http(operationUrl(url, 'GetCACert'), { method: 'GET' }, options);
+  return { body, contentType, ...core.parseCaCert(body) };
+}
+
+/** Sends a PKIMessage by POST (or GET when the server lacks POSTPKIOperation) and returns the CertRep bytes. */
+async function pkiOperation(url, message, post, options) {
+  const { body, contentType } = post
+    ? await http(operationUrl(url, 'PKIOperation'), { method: 'POST', headers: { 'content-type': PKI_MESSAGE }, body: message }, options)
+    : await http(operationUrl(url, 'PKIOperation', `&message=${core.encodeMessageParam(message)}`), { method: 'GET' }, options);
+  if (contentType && contentType !== PKI_MESSAGE) {
+    throw new ScepHttpError(`SCEP server answered ${contentType}, not ${PKI_MESSAGE}`, { status: 200, url });
+  }
+  return body;
+}
+
+/** An RSA key as PKCS#8 DER: WebCrypto where it exists (native speed), else the wasm generator. */
+export async function generateKey(bits = 2048, { legacy = false, prefer = 'auto' } = {}) {
+  const subtle = globalThis.crypto?.subtle;
+  if (prefer !== 'wasm' && subtle && bits >= 2048) {
+    try {
+      const pair = await subtle.generateKey(
+        { name: 'RSASSA-PKCS1-v1_5', modulusLength: bits, publicExponent: new Uint8Array([1, 0, 1]), hash: 'SHA-256' },
+        true,
+        ['sign', 'verify'],
+      );
+      return new Uint8Array(await subtle.exportKey('pkcs8', pair.privateKey));
+    } catch (e) {
+      if (prefer === 'webcrypto') throw e;
+    }
+  }
+  return core.generateKey(bits, legacy);
+}
+
+function sleep(ms, signal) {
+  return new Promise((resolve, reject) => {
+    if (signal?.aborted) return reject(signal.reason ?? new DOMException('Aborted', 'AbortError'));
+    const t = setTimeout(resolve, ms);
+    signal?.addEventListener('abort', () => {
+      clearTimeout(t);
+      reject(signal.reason ?? new DOMException('Aborted', 'AbortError'));
+    }, { once: true });
+  });
+}
+
+const nowSeconds = () => Math.floor(Date.now() / 1000);
+
+/**
+ * Enrolls: GetCACaps, GetCACert (checked against `fingerprint` when given), key (generated unless
+ * `keyPkcs8`), CSR with `challenge`, PKCSReq, PENDING polling, and a verified certificate.
+ * Progress goes to `onProgress(step, detail)` with steps: caps, cacert, key, request, send, pending, done.
+ */
+export async function enroll(options) {
+  const { url, challenge, subject, sans = [], keyBits = 2048, legacy = false, onProgress = () => {} } = options;
+  if (!url) throw new TypeError('enroll: url is required');
+  if (!subject) throw new TypeError('enroll: subject is required (e.g. "CN=laptop-42")');
+  const ctx = await prepare(options, onProgress);
+  onProgress('key');
+  const keyPkcs8 = options.keyPkcs8 ? core.privateKeyToDer(options.keyPkcs8) : await generateKey(keyBits, { legacy, prefer: options.keyGenerator });
+  onProgress('request');
+  const csr = core.buildCsr(keyPkcs8, { subject, sans, challenge, digest: ctx.negotiated.digest, digitalSignature: true, keyEncipherment: true });
+  const now = nowSeconds();
+  // RFC 8894 §2.3: a transient self-signed certificate signs the request and receives the reply.
+  const signerCert = core.selfSignedCertificate(keyPkcs8, subject, now - 300, now + 7 * 86400, ctx.negotiated.digest, 'signer');
+  return exchange(ctx, { messageType: 'PKCSReq', csr, keyPkcs8, signingKey: keyPkcs8, signerCert, subject }, options, onProgress);
+}
+
+/**
+ * Renews with the current certificate and key: a RenewalReq (or PKCSReq if the server lacks "Renewal")
+ * signed by the current certificate, for a fresh key unless `reuseKey`.
+ */
+export async function renew(options) {
+  const { url, certificate, privateKey, keyBits = 2048, legacy = false, onProgress = () => {} } = options;
+  if (!url || !certificate || !privateKey) throw new TypeError('renew: url, certificate and privateKey are required');
+  const ctx = await prepare(options, onProgress);
+  const currentCert = core.toDer(typeof certificate === 'string' ? new TextEncoder().encode(certificate) : certificate);
+  const currentKey = core.privateKeyToDer(typeof privateKey === 'string' ? new TextEncoder().encode(privateKey) : privateKey);
+  const info = core.inspect(currentCert);
+  const subject = options.subject ?? info.subject;
+  onProgress('key');
+  const keyPkcs8 = options.reuseKey ? currentKey : await generateKey(keyBits, { legacy, prefer: options.keyGenerator });
+  onProgress('request');
+  const csr = core.buildCsr(keyPkcs8, { subject, sans: options.sans ?? [], challenge: options.challenge, digest: ctx.negotiated.digest, digitalSignature: true, keyEncipherment: true });
+  const messageType = ctx.negotiated.renewal ? 'RenewalReq' : 'PKCSReq';
+  return exchange(ctx, { messageType, csr, keyPkcs8, signingKey: currentKey, signerCert: currentCert, subject }, options, onProgress);
+}
+
+async function prepare(options, onProgress) {
+  const { url, legacy = false } = options;
+  onProgress('caps');
+  const caps = await getCaCaps(url, options);
+  const negotiated = core.negotiate(caps.text, legacy, options.cipher ?? undefined, options.digest ?? undefined);
+  onProgress('cacert');
+  const ca = await getCaCert(url, options);
+  if (options.fingerprint) core.checkFingerprint(ca.body, options.fingerprint);
+  return { url, legacy, negotiated, ca };
+}
+
+async function exchange(ctx, req, options, onProgress) {
+  const { negotiated, ca, legacy } = ctx;
+  const reqOptions = { cipher: negotiated.cipher, digest: negotiated.digest, legacy, keyTransport: options.keyTransport, identifier: options.identifier };
+  const expectedSpki = core.csrPublicKey(req.csr);
+  let request = core.buildRequest(req.csr, req.signingKey, req.signerCert, ca.body, { ...reqOptions, messageType: req.messageType, transactionId: options.transactionId });
+  const transactionId = request.transactionId;
+  const pollInterval = options.pollInterval ?? 5000;
+  const maxPolls = options.maxPolls ?? 120;
+  for (let polls = 0; ; polls++) {
+    onProgress(polls === 0 ? 'send' : 'poll', { transactionId, polls });
+    const reply = await pkiOperation(ctx.url, request.message, negotiated.post, options);
+    const outcome = core.readCertRep(reply, request, req.signingKey, req.signerCert, ca.body, expectedSpki, legacy);
+    if (outcome.status === 'issued') {
+      onProgress('done', { transactionId });
+      const chain = outcome.chain.length ? outcome.chain : [ca.ca];
+      return {
+        certificate: outcome.certificate,
+        chain,
+        privateKeyPkcs8: req.keyPkcs8,
+        certificatePem: core.certificateToPem(outcome.certificate),
+        chainPem: chain.map((c) => core.certificateToPem(c)).join(''),
+        privateKeyPem: core.privateKeyToPem(req.keyPkcs8),
+        transactionId,
+        caFingerprint: ca.caFingerprint,
+      };
+    }
+    if (outcome.status === 'failed') throw new ScepFailure(outcome, transactionId);
+    if (outcome.status !== 'pending') throw new ScepHttpError(`unexpected CertRep status ${outcome.status}`);
+    if (polls >= maxPolls) throw new ScepHttpError(`still PENDING after ${maxPolls} polls; transaction ${transactionId}`);
+    onProgress('pending', { transactionId, polls });
+    await sleep(pollInterval, options.signal);
+    // RFC 8894 §3.3.3: poll with CertPoll, same transactionID, IssuerAndSubject.
+    request = core.buildRequest(req.csr, req.signingKey, req.signerCert, ca.body, { ...reqOptions, messageType: 'CertPoll', transactionId, subject: req.subject });
+  }
+}
