@@ -32,10 +32,12 @@ pub const ID_FAIL_INFO_TEXT: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.
 pub enum MessageType {
     CertRep = 3,
     RenewalReq = 17,
+    #[serde(rename = "PKCSReq")]
     PkcsReq = 19,
     /// CertPoll, called GetCertInitial before RFC 8894.
     CertPoll = 20,
     GetCert = 21,
+    #[serde(rename = "GetCRL")]
     GetCrl = 22,
 }
 
@@ -70,6 +72,7 @@ impl MessageType {
 
 /// RFC 8894 §3.2.1.3 pkiStatus.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
 pub enum PkiStatus {
     Success = 0,
     Failure = 2,

@@ -24,6 +24,11 @@ export {
   encodeMessageParam,
   decodeMessageParam,
   generateKey as generateKeyWasm,
+  csrPublicKey,
+  readRequest,
+  certRep,
+  ServerKey,
+  ServerIdentity,
 } from '../wasm/scepkit.js';
 
 /** A FAILURE CertRep: the server refused. Carries failInfo, the server's text and what to do about it. */

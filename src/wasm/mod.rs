@@ -322,3 +322,213 @@ pub fn validate_profile(profile: JsValue) -> JsResult<JsValue> {
     let value: serde_json::Value = from_js(profile)?;
     to_js(&ScepProfile::from_json(&value).map_err(js_error)?.to_json(false))
 }
+
+// ---- Server side: what a SCEP endpoint (the Worker) needs. ----
+
+/// A private key behind the crypto seam: the pure-wasm [`RsaKey`], or host callbacks (the Worker passes
+/// workerd's native `node:crypto` so private-key operations run in BoringSSL).
+#[wasm_bindgen]
+pub struct ServerKey(Box<dyn crate::keys::PrivateKeyOps>);
+
+#[wasm_bindgen]
+impl ServerKey {
+    #[wasm_bindgen(js_name = fromPkcs8)]
+    pub fn from_pkcs8(key_bytes: &[u8]) -> JsResult<ServerKey> {
+        Ok(Self(Box::new(key(key_bytes)?)))
+    }
+
+    /// `sign(digestName, data) -> Uint8Array` (RSASSA-PKCS1-v1_5) and `decrypt(transportName, data) ->
+    /// Uint8Array`, with transport names `rsa-pkcs1v15`, `rsa-oaep-sha1`, `rsa-oaep-sha256`.
+    #[wasm_bindgen(js_name = fromCallbacks)]
+    pub fn from_callbacks(public_key_spki: &[u8], sign: js_sys::Function, decrypt: js_sys::Function) -> JsResult<ServerKey> {
+        let spki = spki::SubjectPublicKeyInfoOwned::from_der(public_key_spki).map_err(|e| js_error(ScepError::invalid_input(format!("public key: {e}"))))?;
+        let public = crate::keys::rsa_public_key(&spki).map_err(js_error)?;
+        Ok(Self(Box::new(HostKey { public, sign, decrypt })))
+    }
+}
+
+struct HostKey {
+    public: rsa::RsaPublicKey,
+    sign: js_sys::Function,
+    decrypt: js_sys::Function,
+}
+
+impl HostKey {
+    fn call(f: &js_sys::Function, alg: &str, data: &[u8], fail: impl FnOnce(String) -> ScepError) -> crate::error::Result<Vec<u8>> {
+        match f.call2(&JsValue::NULL, &alg.into(), &js_sys::Uint8Array::from(data)) {
+            Ok(v) if v.is_instance_of::<js_sys::Uint8Array>() => Ok(js_sys::Uint8Array::from(v).to_vec()),
+            Ok(_) => Err(fail("the host returned no bytes".into())),
+            Err(e) => Err(fail(e.as_string().or_else(|| js_sys::Error::from(e).message().as_string()).unwrap_or_default())),
+        }
+    }
+}
+
+impl crate::keys::PrivateKeyOps for HostKey {
+    fn public_key(&self) -> &rsa::RsaPublicKey {
+        &self.public
+    }
+    fn sign(&self, digest: DigestAlg, message: &[u8]) -> crate::error::Result<Vec<u8>> {
+        Self::call(&self.sign, digest.name(), message, |m| ScepError::invalid_input(format!("host signing failed: {m}")))
+    }
+    fn decrypt(&self, transport: KeyTransport, ciphertext: &[u8]) -> crate::error::Result<Vec<u8>> {
+        let name = to_js(&transport).ok().and_then(|v| v.as_string()).unwrap_or_default();
+        Self::call(&self.decrypt, &name, ciphertext, |_| ScepError::decrypt_failed())
+    }
+}
+
+/// The CA (and optional RA) a SCEP endpoint answers as. Requests are opened with either key; CertReps are
+/// signed by the RA when there is one, else by the CA.
+#[wasm_bindgen]
+pub struct ServerIdentity {
+    ca_cert: Certificate,
+    ca_key: ServerKey,
+    ra: Option<(Certificate, ServerKey)>,
+}
+
+#[wasm_bindgen]
+impl ServerIdentity {
+    #[wasm_bindgen(constructor)]
+    pub fn new(ca_cert: &[u8], ca_key: ServerKey, ra_cert: Option<Vec<u8>>, ra_key: Option<ServerKey>) -> JsResult<ServerIdentity> {
+        let ra = match (ra_cert, ra_key) {
+            (Some(c), Some(k)) => Some((certificate(&c)?, k)),
+            (None, None) => None,
+            _ => return Err(js_error(ScepError::invalid_input("an RA needs both its certificate and its key"))),
+        };
+        Ok(Self { ca_cert: certificate(ca_cert)?, ca_key, ra })
+    }
+
+    /// The GetCACert answer: `{ contentType, body }`.
+    #[wasm_bindgen(js_name = caCertResponse)]
+    pub fn ca_cert_response(&self) -> JsResult<JsValue> {
+        let (content_type, body) = crate::caps::ca_cert_response(&self.ca_cert, self.ra.as_ref().map(|(c, _)| c)).map_err(js_error)?;
+        let out = js_sys::Object::new();
+        js_sys::Reflect::set(&out, &"contentType".into(), &content_type.into())?;
+        js_sys::Reflect::set(&out, &"body".into(), &js_sys::Uint8Array::from(body.as_slice()))?;
+        Ok(out.into())
+    }
+
+    /// Issues a certificate for a CSR (whose facts came from [`ScepRequest::open`]), signed by the CA.
+    /// `options`: `{ serial (hex), notBefore, notAfter, digest, sans, digitalSignature, keyEncipherment, clientAuth }`.
+    pub fn issue(&self, csr_der: &[u8], options: JsValue) -> JsResult<Vec<u8>> {
+        let o: IssueOptionsJs = from_js(options)?;
+        let facts = CsrFacts::from_der(csr_der).map_err(js_error)?;
+        let opts = crate::issue::IssueOptions {
+            serial: hex::decode(&o.serial).map_err(|_| js_error(ScepError::invalid_input("serial must be hex")))?,
+            not_before: o.not_before,
+            not_after: o.not_after,
+            digest: o.digest,
+            sans: o.sans.unwrap_or(facts.sans.clone()),
+            digital_signature: o.digital_signature,
+            key_encipherment: o.key_encipherment,
+            client_auth: o.client_auth,
+        };
+        let cert = crate::issue::issue(&facts, &opts, &self.ca_cert, self.ca_key.0.as_ref()).map_err(js_error)?;
+        cert.to_der().map_err(|e| js_error(e.into()))
+    }
+
+    fn recipients(&self) -> Vec<crate::envelope::Recipient<'_>> {
+        let mut out: Vec<_> = self.ra.iter().map(|(c, k)| crate::envelope::Recipient { certificate: Some(c), key: k.0.as_ref() }).collect();
+        out.push(crate::envelope::Recipient { certificate: Some(&self.ca_cert), key: self.ca_key.0.as_ref() });
+        out
+    }
+
+    fn signer(&self, digest: DigestAlg) -> crate::signed::Signer<'_> {
+        let (certificate, key) = match &self.ra {
+            Some((c, k)) => (c, k),
+            None => (&self.ca_cert, &self.ca_key),
+        };
+        crate::signed::Signer { key: key.0.as_ref(), certificate, digest, identifier: IdentifierKind::IssuerAndSerialNumber }
+    }
+}
+
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct IssueOptionsJs {
+    serial: String,
+    not_before: u64,
+    not_after: u64,
+    digest: DigestAlg,
+    #[serde(default)]
+    sans: Option<Vec<crate::csr::San>>,
+    digital_signature: bool,
+    key_encipherment: bool,
+    client_auth: bool,
+}
+
+/// A PKIOperation whose SCEP attributes were read ([`read_request`]).
+#[wasm_bindgen]
+pub struct ScepRequest(crate::server::IncomingRequest);
+
+/// Reads a PKIOperation's SignedData and SCEP attributes. Throws (HTTP 400) when even that fails.
+#[wasm_bindgen(js_name = readRequest)]
+pub fn read_request(bytes: &[u8]) -> JsResult<ScepRequest> {
+    crate::server::read_request(bytes).map(ScepRequest).map_err(js_error)
+}
+
+#[wasm_bindgen]
+impl ScepRequest {
+    #[wasm_bindgen(getter, js_name = transactionId)]
+    pub fn transaction_id(&self) -> String {
+        self.0.attributes.transaction_id.clone()
+    }
+
+    #[wasm_bindgen(getter, js_name = messageType)]
+    pub fn message_type(&self) -> String {
+        self.0.attributes.message_type.map(|m| m.name()).unwrap_or_default().into()
+    }
+
+    /// SHA-256 of the request's encrypted content, hex: a retransmission repeats it byte for byte, while a
+    /// new request under the same transactionID cannot (its content key is fresh).
+    #[wasm_bindgen(getter, js_name = contentDigest)]
+    pub fn content_digest(&self) -> String {
+        hex::encode(DigestAlg::Sha256.digest(self.0.signed.content.as_deref().unwrap_or_default()))
+    }
+
+    /// Verifies and decrypts; returns the facts (`{ messageType, transactionId, digest, cipher, signer, csr, ... }`)
+    /// or throws a ScepError to answer with [`cert_rep`] as a FAILURE.
+    pub fn open(&self, identity: &ServerIdentity, legacy: bool) -> JsResult<JsValue> {
+        let facts = self.0.open(&identity.recipients(), legacy).map_err(js_error)?;
+        let out = to_js(&facts)?;
+        if let Some(csr) = &facts.csr {
+            js_sys::Reflect::set(&out, &"csr_der".into(), &js_sys::Uint8Array::from(csr.der.as_slice()))?;
+        }
+        Ok(out)
+    }
+}
+
+/// Answers a request. `reply` is `{ status: "issued", certificates: [leaf, ...chain] }`, `{ status: "crl",
+/// crls: [...] }`, `{ status: "pending" }` or `{ status: "failed", failInfo, message }`; `cipher` is the
+/// request's (see `replyCipher`).
+#[wasm_bindgen(js_name = certRep)]
+pub fn cert_rep(request: &ScepRequest, reply: JsValue, identity: &ServerIdentity, cipher: &str, legacy: bool) -> JsResult<Vec<u8>> {
+    let r: ReplyJs = from_js(reply)?;
+    let cipher = crate::server::reply_cipher(Cipher::from_name(cipher).map_err(js_error)?);
+    let issued = r.certificates.iter().map(|b| certificate(b)).collect::<JsResult<Vec<_>>>()?;
+    let crls: Vec<&[u8]> = r.crls.iter().map(|b| b.as_slice()).collect();
+    let reply = match r.status.as_str() {
+        "issued" => crate::server::Reply::Issued { certificates: issued.iter().collect() },
+        "crl" => crate::server::Reply::Crl { crls },
+        "pending" => crate::server::Reply::Pending,
+        "failed" => crate::server::Reply::Failure {
+            fail_info: crate::error::FailInfo::from_code(r.fail_info_code.unwrap_or(2)).unwrap_or(crate::error::FailInfo::BadRequest),
+            text: r.message.unwrap_or_default(),
+        },
+        other => return Err(js_error(ScepError::invalid_input(format!("unknown reply status {other}")))),
+    };
+    let digest = request.0.signed.digest_alg().ok().filter(|d| legacy || !d.is_legacy()).unwrap_or(DigestAlg::Sha256);
+    crate::server::cert_rep(&request.0, reply, &identity.signer(digest), cipher, legacy, &mut OsRng).map_err(js_error)
+}
+
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ReplyJs {
+    status: String,
+    #[serde(default)]
+    certificates: Vec<serde_bytes::ByteBuf>,
+    #[serde(default)]
+    crls: Vec<serde_bytes::ByteBuf>,
+    #[serde(default)]
+    fail_info_code: Option<u8>,
+    #[serde(default)]
+    message: Option<String>,
+}

@@ -1,0 +1,163 @@
+// The npm package under Node: the JS client over fetch, the wasm core's exports and the CLI.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import * as scep from '../entry/node.js';
+import { makeCa, scepFetch } from './mock-ca.js';
+
+const FIXTURES = new URL('../../../shared/fixtures/peers/', import.meta.url);
+const fixture = (name) => new Uint8Array(readFileSync(new URL(name, FIXTURES)));
+const URL_ = 'http://scep.test/scep';
+const tmp = () => mkdtempSync(join(tmpdir(), 'scepkit-'));
+const openssl = (...args) => spawnSync('openssl', args, { encoding: 'utf8' });
+
+test('inspect reads a certmonger request sent by GET, and a CertRep with its key', () => {
+  const meta = new TextDecoder().decode(fixture('certmonger-pkcsreq.http-get.meta'));
+  const raw = meta.split('message=')[1].split(/\s/)[0];
+  const bytes = scep.decodeMessageParam(raw);
+  assert.deepEqual(bytes, fixture('certmonger-pkcsreq.der'));
+  const info = scep.inspect(bytes);
+  assert.equal(info.type, 'PKIMessage');
+  assert.equal(info.messageType.name, 'PKCSReq');
+  assert.equal(info.transactionIDForm, 'decimal');
+  assert.equal(info.signatureValid, true);
+  const rep = scep.inspect(fixture('micromdm-certrep-success.der'), scep.privateKeyToDer(fixture('keys/micromdm-scepclient-peer-client-1.key.pem')));
+  assert.equal(rep.pkiStatus, 'SUCCESS');
+  assert.equal(rep.content.content.certificates[0].subject, 'CN=peer-client-1,OU=MDM,O=scep-client,C=US');
+  const failure = scep.inspect(fixture('micromdm-certrep-failure-badrequest.der'));
+  assert.deepEqual(failure.failInfo, { code: 2, name: 'badRequest', meaning: 'Transaction not permitted or supported' });
+});
+
+test('keys from WebCrypto and from wasm both build CSRs OpenSSL verifies', async () => {
+  for (const prefer of ['webcrypto', 'wasm']) {
+    await scep.generateKey(2048, { prefer }).then((key) => {
+      const csr = scep.buildCsr(key, { subject: 'CN=node-1,O=scepkit', sans: ['dns:node-1.example.com'], challenge: 'abc' });
+      const facts = scep.csrFacts(csr);
+      assert.equal(facts.key_bits, 2048);
+      assert.equal(facts.challenge, 'abc');
+      assert.deepEqual(facts.sans, ['dns:node-1.example.com']);
+      const dir = tmp();
+      writeFileSync(join(dir, 'csr.der'), csr);
+      const r = openssl('req', '-inform', 'DER', '-in', join(dir, 'csr.der'), '-noout', '-verify');
+      assert.equal(r.status, 0, r.stderr);
+    });
+  }
+});
+
+test('enroll gets a verified certificate, chain and key from a SCEP server', async () => {
+  const ca = makeCa();
+  const log = [];
+  const steps = [];
+  const result = await scep.enroll({
+    url: URL_, challenge: 'pass-1', subject: 'CN=laptop-42,O=Example', sans: ['dns:laptop-42.example.com'],
+    fetch: scepFetch(ca, (facts) => (facts.csr.challenge === 'pass-1' ? { issue: true } : assert.fail('wrong challenge')), { log }),
+    onProgress: (s) => steps.push(s),
+  });
+  assert.deepEqual(steps, ['caps', 'cacert', 'key', 'request', 'send', 'done']);
+  assert.equal(log[0].method, 'POST');
+  assert.equal(log[0].facts.cipher, 'aes-128-cbc');
+  assert.equal(log[0].facts.digest, 'sha512');
+  const cert = scep.inspect(result.certificate);
+  assert.equal(cert.subject, 'CN=laptop-42,O=Example');
+  assert.match(result.certificatePem, /BEGIN CERTIFICATE/);
+  assert.match(result.privateKeyPem, /BEGIN PRIVATE KEY/);
+  const dir = tmp();
+  writeFileSync(join(dir, 'cert.pem'), result.certificatePem);
+  writeFileSync(join(dir, 'chain.pem'), result.chainPem);
+  writeFileSync(join(dir, 'key.pem'), result.privateKeyPem);
+  assert.equal(openssl('verify', '-CAfile', join(dir, 'chain.pem'), join(dir, 'cert.pem')).status, 0);
+  // The key matches the certificate.
+  const certKey = openssl('x509', '-in', join(dir, 'cert.pem'), '-noout', '-pubkey').stdout;
+  const keyPub = openssl('pkey', '-in', join(dir, 'key.pem'), '-pubout').stdout;
+  assert.equal(certKey, keyPub);
+  // PKCS#12 export opens with its password.
+  writeFileSync(join(dir, 'c.p12'), scep.exportPkcs12(result.privateKeyPkcs8, [result.certificate, ...result.chain], 'pw 1', 'laptop-42'));
+  assert.equal(openssl('pkcs12', '-in', join(dir, 'c.p12'), '-passin', 'pass:pw 1', '-noout').status, 0);
+});
+
+test('a FAILURE CertRep becomes a ScepFailure with the text, failInfo and resolution', async () => {
+  const ca = makeCa();
+  const fetch = scepFetch(ca, () => ({ status: 'failed', failInfoCode: 2, message: 'Challenge password is invalid - does not match the value configured by the Administrator' }));
+  await assert.rejects(scep.enroll({ url: URL_, challenge: 'used', subject: 'CN=laptop-42', fetch }), (e) => {
+    assert.ok(e instanceof scep.ScepFailure);
+    assert.equal(e.failInfo, 'badRequest');
+    assert.equal(e.resolution, 'use the valid, unredeemed enrollment code of that seat');
+    assert.match(e.transactionId, /^[0-9a-f]{64}$/);
+    return true;
+  });
+});
+
+test('PENDING is polled with CertPoll under the same transactionID until issued', async () => {
+  const ca = makeCa();
+  const log = [];
+  let pendingCsr;
+  let polls = 0;
+  const decide = (facts) => {
+    if (facts.message_type === 'PKCSReq') {
+      pendingCsr = facts.csr_der;
+      return { status: 'pending' };
+    }
+    return ++polls < 2 ? { status: 'pending' } : { issue: true, csrDer: pendingCsr };
+  };
+  const steps = [];
+  const result = await scep.enroll({ url: URL_, subject: 'CN=approve-me', fetch: scepFetch(ca, decide, { log }), pollInterval: 5, onProgress: (s) => steps.push(s) });
+  assert.deepEqual(log.map((l) => l.messageType), ['PKCSReq', 'CertPoll', 'CertPoll']);
+  assert.equal(new Set(log.map((l) => l.transactionId)).size, 1);
+  assert.ok(steps.includes('pending'));
+  assert.equal(scep.inspect(result.certificate).subject, 'CN=approve-me');
+});
+
+test('polling stops when aborted', async () => {
+  const ca = makeCa();
+  const controller = new AbortController();
+  const p = scep.enroll({ url: URL_, subject: 'CN=waits', fetch: scepFetch(ca, () => ({ status: 'pending' })), pollInterval: 60_000, signal: controller.signal, onProgress: (s) => s === 'pending' && controller.abort() });
+  await assert.rejects(p, { name: 'AbortError' });
+});
+
+test('a pinned fingerprint that does not match stops before anything is sent', async () => {
+  const ca = makeCa();
+  const log = [];
+  await assert.rejects(scep.enroll({ url: URL_, subject: 'CN=x', fingerprint: '00'.repeat(32), fetch: scepFetch(ca, () => ({ issue: true }), { log }) }), (e) => e.kind === 'fingerprint_mismatch');
+  assert.equal(log.length, 0);
+});
+
+test('an unreachable server and an HTTP error are explained', async () => {
+  await assert.rejects(scep.getCaCaps('http://127.0.0.1:9/scep'), (e) => e instanceof scep.ScepHttpError && /Could not reach/.test(e.message));
+  const fetch = async () => new Response('pkcs7: Message digest mismatch', { status: 500 });
+  await assert.rejects(scep.getCaCert(URL_, { fetch }), (e) => e.status === 500 && /digest mismatch/.test(e.message));
+});
+
+test('the crypto seam: the CA signs and decrypts with node:crypto through host callbacks', async () => {
+  const ca = makeCa({ nativeCrypto: true });
+  const log = [];
+  const result = await scep.enroll({ url: URL_, subject: 'CN=native', keyTransport: 'rsa-oaep-sha256', fetch: scepFetch(ca, () => ({ issue: true }), { log }) });
+  assert.equal(log[0].facts.key_transport, 'rsa-oaep-sha256');
+  assert.equal(scep.inspect(result.certificate).issuer, 'CN=scepkit mock CA,O=scepkit');
+});
+
+test('renew signs a RenewalReq with the current certificate', async () => {
+  const ca = makeCa();
+  const log = [];
+  const fetch = scepFetch(ca, () => ({ issue: true }), { log });
+  const first = await scep.enroll({ url: URL_, subject: 'CN=renew-me', fetch });
+  const second = await scep.renew({ url: URL_, certificate: first.certificatePem, privateKey: first.privateKeyPem, fetch });
+  assert.equal(log[1].messageType, 'RenewalReq');
+  assert.equal(log[1].facts.signer.self_signed, false);
+  assert.equal(log[1].facts.signer.serial, scep.inspect(first.certificate).serial);
+  assert.notEqual(second.privateKeyPem, first.privateKeyPem);
+});
+
+test('profile validation throws Invalid Object with the failing fields', () => {
+  assert.throws(() => scep.validateProfile({ name: 'x' }), (e) => e.message === 'Invalid Object' && e.status === 400 && e.details.some((d) => d.path === 'scep_challenge'));
+});
+
+test('the CLI: usage errors exit 2, inspect exits 0', () => {
+  const cli = new URL('../cli.js', import.meta.url).pathname;
+  assert.equal(spawnSync(process.execPath, [cli, 'enroll'], { encoding: 'utf8' }).status, 2);
+  assert.equal(spawnSync(process.execPath, [cli, 'bogus'], { encoding: 'utf8' }).status, 2);
+  const out = execFileSync(process.execPath, [cli, 'inspect', new URL('micromdm-getcacert-resp.der', FIXTURES).pathname], { encoding: 'utf8' });
+  assert.equal(JSON.parse(out).type, 'Certificate');
+});
