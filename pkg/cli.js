@@ -11,7 +11,7 @@ const USAGE = `usage:
   scepkit cacert URL [--out FILE] [--fingerprint HEX]
   scepkit enroll --url URL --challenge CODE --subject "CN=..." [--san dns:x ...] [--key-bits N]
                  [--fingerprint HEX] [--digest sha256] [--cipher aes-128-cbc] [--legacy] --out DIR
-  scepkit renew --url URL --cert FILE --key FILE [--key-bits N] [--fingerprint HEX] --out DIR
+  scepkit renew --url URL --cert FILE --key FILE [--challenge CODE] [--key-bits N] [--fingerprint HEX] --out DIR
   scepkit inspect FILE [--key FILE]`;
 
 class Usage extends Error {}
@@ -57,6 +57,7 @@ const commands = {
       url: need(values.url, '--url'),
       certificate: readFileSync(need(values.cert, '--cert FILE')),
       privateKey: readFileSync(need(values.key, '--key FILE')),
+      challenge: values.challenge,
       keyBits: values['key-bits'] ? Number(values['key-bits']) : 2048,
       fingerprint: values.fingerprint,
       legacy: values.legacy,
