@@ -1,0 +1,168 @@
+// scepkit: SCEP (RFC 8894) for browsers, Node >= 20 and Cloudflare Workers.
+
+export type Cipher = 'aes-128-cbc' | 'aes-192-cbc' | 'aes-256-cbc' | 'des-ede3-cbc' | 'des-cbc';
+export type Digest = 'sha1' | 'sha256' | 'sha384' | 'sha512';
+export type KeyTransport = 'rsa-pkcs1v15' | 'rsa-oaep-sha1' | 'rsa-oaep-sha256';
+export type Identifier = 'issuerAndSerialNumber' | 'subjectKeyIdentifier';
+export type FailInfo = 'badAlg' | 'badMessageCheck' | 'badRequest' | 'badTime' | 'badCertId';
+/** `dns:host`, `email:a@b`, `uri:https://…` or `ip:10.0.0.1`. */
+export type San = string;
+export type ProgressStep = 'caps' | 'cacert' | 'key' | 'request' | 'send' | 'pending' | 'poll' | 'done';
+
+export interface FetchOptions {
+  fetch?: typeof globalThis.fetch;
+  signal?: AbortSignal;
+}
+
+export interface Negotiated {
+  cipher: Cipher;
+  digest: Digest;
+  post: boolean;
+  renewal: boolean;
+}
+
+export interface CaCaps {
+  text: string;
+  capabilities: string[];
+  unknown: string[];
+}
+
+export interface CaCert {
+  body: Uint8Array;
+  contentType: string;
+  ca: Uint8Array;
+  recipient: Uint8Array;
+  all: Uint8Array[];
+  caFingerprint: string;
+  caSubject: string;
+}
+
+export interface EnrollOptions extends FetchOptions {
+  url: string;
+  subject: string;
+  challenge?: string;
+  sans?: San[];
+  keyBits?: 2048 | 3072 | 4096 | 1024;
+  /** Pin the CA: SHA-256 (64 hex) or SHA-1 (40 hex), colons allowed. */
+  fingerprint?: string;
+  digest?: Digest;
+  cipher?: Cipher;
+  keyTransport?: KeyTransport;
+  identifier?: Identifier;
+  /** Allows 3DES, SHA-1, RSA 1024, and decrypting single-DES replies (micromdm 2.1). */
+  legacy?: boolean;
+  /** A key to use (PKCS#8 DER or PEM); generated otherwise. */
+  keyPkcs8?: Uint8Array | string;
+  keyGenerator?: 'auto' | 'webcrypto' | 'wasm';
+  transactionId?: string;
+  pollInterval?: number;
+  maxPolls?: number;
+  onProgress?: (step: ProgressStep, detail?: { transactionId?: string; polls?: number }) => void;
+}
+
+export interface RenewOptions extends Omit<EnrollOptions, 'subject' | 'keyPkcs8'> {
+  certificate: Uint8Array | string;
+  privateKey: Uint8Array | string;
+  subject?: string;
+  reuseKey?: boolean;
+}
+
+export interface Enrollment {
+  certificate: Uint8Array;
+  chain: Uint8Array[];
+  privateKeyPkcs8: Uint8Array;
+  certificatePem: string;
+  chainPem: string;
+  privateKeyPem: string;
+  transactionId: string;
+  caFingerprint: string;
+}
+
+export class ScepFailure extends Error {
+  failInfo: FailInfo;
+  failInfoCode: number;
+  resolution: string;
+  transactionId: string;
+}
+
+export class ScepHttpError extends Error {
+  status?: number;
+  body?: string;
+  url?: string;
+}
+
+/** Thrown by the core: carries the SCEP failInfo, an HTTP-style status and a resolution. */
+export interface ScepError extends Error {
+  kind: string;
+  failInfo: FailInfo;
+  failInfoCode: number;
+  status: number;
+  resolution: string;
+  details?: { path: string; rule: string }[];
+}
+
+export function getCaCaps(url: string, options?: FetchOptions): Promise<CaCaps>;
+export function getCaCert(url: string, options?: FetchOptions): Promise<CaCert>;
+export function enroll(options: EnrollOptions): Promise<Enrollment>;
+export function renew(options: RenewOptions): Promise<Enrollment>;
+export function generateKey(bits?: number, options?: { legacy?: boolean; prefer?: 'auto' | 'webcrypto' | 'wasm' }): Promise<Uint8Array>;
+
+// The core, for apps that drive SCEP themselves.
+export function generateKeyWasm(bits: number, legacy: boolean): Uint8Array;
+export function inspect(input: Uint8Array, keyPkcs8?: Uint8Array): any;
+export function parseCaCaps(text: string): { capabilities: string[]; unknown: string[] };
+export function serverCaCaps(legacy: boolean, nextCa: boolean): string;
+export function negotiate(capsText: string, legacy: boolean, cipher?: string, digest?: string): Negotiated;
+export function parseCaCert(body: Uint8Array): Omit<CaCert, 'body' | 'contentType'>;
+export function checkFingerprint(caCertBody: Uint8Array, fingerprint: string): void;
+export function buildCsr(keyPkcs8: Uint8Array, request: { subject: string; sans?: San[]; challenge?: string; digest?: Digest; digitalSignature?: boolean; keyEncipherment?: boolean }): Uint8Array;
+export function csrFacts(der: Uint8Array): any;
+export function csrPublicKey(der: Uint8Array): Uint8Array;
+export function selfSignedCertificate(keyPkcs8: Uint8Array, subject: string, notBefore: number, notAfter: number, digest: Digest, role: 'signer' | 'ca'): Uint8Array;
+export interface PkiRequest {
+  messageType: string;
+  message: Uint8Array;
+  transactionId: string;
+  senderNonce: Uint8Array;
+}
+export function buildRequest(content: Uint8Array, keyPkcs8: Uint8Array, signerCertificate: Uint8Array, caCertBody: Uint8Array, options: {
+  messageType: 'PKCSReq' | 'RenewalReq' | 'CertPoll' | 'GetCert' | 'GetCRL';
+  cipher: Cipher; digest: Digest; keyTransport?: KeyTransport; identifier?: Identifier; legacy?: boolean;
+  transactionId?: string; subject?: string; serial?: string;
+}): PkiRequest;
+export type CertRepOutcome =
+  | { status: 'issued'; certificate: Uint8Array; chain: Uint8Array[] }
+  | { status: 'crl'; crls: Uint8Array[] }
+  | { status: 'pending' }
+  | { status: 'failed'; failInfo: FailInfo; failInfoCode: number; message: string; resolution: string };
+export function readCertRep(reply: Uint8Array, request: PkiRequest, keyPkcs8: Uint8Array, signerCertificate: Uint8Array, caCertBody: Uint8Array, expectedSpki: Uint8Array | undefined, legacy: boolean): CertRepOutcome;
+export function exportPkcs12(keyPkcs8: Uint8Array, chain: Uint8Array[], password: string, friendlyName: string): Uint8Array;
+export function privateKeyToPem(key: Uint8Array): string;
+export function privateKeyToDer(key: Uint8Array): Uint8Array;
+export function certificateToPem(der: Uint8Array): string;
+export function toDer(input: Uint8Array): Uint8Array;
+export function validateProfile(profile: object): object;
+export function encodeMessageParam(message: Uint8Array): string;
+export function decodeMessageParam(raw: string): Uint8Array;
+
+// Server side (a SCEP endpoint).
+export class ServerKey {
+  static fromPkcs8(key: Uint8Array): ServerKey;
+  static fromCallbacks(publicKeySpki: Uint8Array, sign: (digest: Digest, data: Uint8Array) => Uint8Array, decrypt: (transport: KeyTransport, data: Uint8Array) => Uint8Array): ServerKey;
+  free(): void;
+}
+export class ServerIdentity {
+  constructor(caCert: Uint8Array, caKey: ServerKey, raCert?: Uint8Array, raKey?: ServerKey);
+  caCertResponse(): { contentType: string; body: Uint8Array };
+  issue(csrDer: Uint8Array, options: { serial: string; notBefore: number; notAfter: number; digest: Digest; sans?: San[]; digitalSignature: boolean; keyEncipherment: boolean; clientAuth: boolean }): Uint8Array;
+  free(): void;
+}
+export class ScepRequest {
+  readonly transactionId: string;
+  readonly messageType: string;
+  readonly contentDigest: string;
+  open(identity: ServerIdentity, legacy: boolean): any;
+  free(): void;
+}
+export function readRequest(bytes: Uint8Array): ScepRequest;
+export function certRep(request: ScepRequest, reply: { status: 'issued'; certificates: Uint8Array[] } | { status: 'crl'; crls: Uint8Array[] } | { status: 'pending' } | { status: 'failed'; failInfoCode: number; message: string }, identity: ServerIdentity, cipher: Cipher, legacy: boolean): Uint8Array;
