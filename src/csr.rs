@@ -79,7 +79,7 @@ impl From<San> for String {
 }
 
 impl San {
-    pub(crate) fn to_general_name(&self) -> Result<GeneralName> {
+    fn to_general_name(&self) -> Result<GeneralName> {
         let ia5 = |s: &str| Ia5String::new(s).map_err(|_| ScepError::invalid_input(format!("SAN {s:?} must be ASCII")));
         Ok(match self {
             Self::Dns(s) => GeneralName::DnsName(ia5(s)?),
@@ -192,23 +192,28 @@ impl CsrRequest {
     }
 
     fn extensions(&self) -> Result<Vec<Extension>> {
-        let mut out = Vec::new();
-        if !self.sans.is_empty() {
-            let names = self.sans.iter().map(San::to_general_name).collect::<Result<Vec<_>>>()?;
-            out.push(extension(rfc5280::ID_CE_SUBJECT_ALT_NAME, false, &SubjectAltName(names))?);
-        }
-        let mut usage = flagset::FlagSet::<KeyUsages>::default();
-        if self.digital_signature {
-            usage |= KeyUsages::DigitalSignature;
-        }
-        if self.key_encipherment {
-            usage |= KeyUsages::KeyEncipherment;
-        }
-        if !usage.is_empty() {
-            out.push(extension(rfc5280::ID_CE_KEY_USAGE, true, &KeyUsage(usage))?);
-        }
-        Ok(out)
+        subject_extensions(&self.sans, self.digital_signature, self.key_encipherment)
     }
+}
+
+/// subjectAltName and keyUsage, as a CSR requests them and an issued certificate grants them.
+pub(crate) fn subject_extensions(sans: &[San], digital_signature: bool, key_encipherment: bool) -> Result<Vec<Extension>> {
+    let mut out = Vec::new();
+    if !sans.is_empty() {
+        let names = sans.iter().map(San::to_general_name).collect::<Result<Vec<_>>>()?;
+        out.push(extension(rfc5280::ID_CE_SUBJECT_ALT_NAME, false, &SubjectAltName(names))?);
+    }
+    let mut usage = flagset::FlagSet::<KeyUsages>::default();
+    if digital_signature {
+        usage |= KeyUsages::DigitalSignature;
+    }
+    if key_encipherment {
+        usage |= KeyUsages::KeyEncipherment;
+    }
+    if !usage.is_empty() {
+        out.push(extension(rfc5280::ID_CE_KEY_USAGE, true, &KeyUsage(usage))?);
+    }
+    Ok(out)
 }
 
 pub(crate) fn extension(oid: ObjectIdentifier, critical: bool, value: &impl Encode) -> Result<Extension> {

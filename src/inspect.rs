@@ -66,7 +66,7 @@ fn describe(der: &[u8], key: Option<&dyn PrivateKeyOps>, depth: u8) -> Result<Va
                 json!({
                     "keyTransport": envelope::key_transport(&r.key_enc_alg).map(|t| format!("{t:?}")).unwrap_or_else(|_| r.key_enc_alg.oid.to_string()),
                     "identifier": match &r.rid {
-                        crate::wire::PartyIdentifier::IssuerAndSerialNumber(ias) => json!({ "issuer": ias.issuer.to_string(), "serial": hex::encode(ias.serial_number.as_bytes()) }),
+                        crate::wire::PartyIdentifier::IssuerAndSerialNumber(ias) => json!({ "issuer": ias.issuer.to_string(), "serial": crate::wire::serial_hex(ias.serial_number.as_bytes()) }),
                         crate::wire::PartyIdentifier::SubjectKeyIdentifier(ski) => json!({ "subjectKeyIdentifier": hex::encode(ski.as_bytes()) }),
                     },
                 })
@@ -92,7 +92,7 @@ fn describe(der: &[u8], key: Option<&dyn PrivateKeyOps>, depth: u8) -> Result<Va
         "type": if attrs.is_ok() { "PKIMessage" } else { "SignedData" },
         "digestAlgorithm": crate::algorithms::DigestAlg::from_oid(&signer.digest_alg.oid).map(|d| d.name().to_owned()).unwrap_or_else(|_| signer.digest_alg.oid.to_string()),
         "signatureAlgorithm": signer.signature_algorithm.oid.to_string(),
-        "signer": signer_cert.map(|c| json!({ "subject": c.tbs_certificate.subject.to_string(), "issuer": c.tbs_certificate.issuer.to_string(), "serial": hex::encode(c.tbs_certificate.serial_number.as_bytes()) })),
+        "signer": signer_cert.map(|c| json!({ "subject": c.tbs_certificate.subject.to_string(), "issuer": c.tbs_certificate.issuer.to_string(), "serial": crate::wire::serial_hex(c.tbs_certificate.serial_number.as_bytes()) })),
         "signatureValid": signer_cert.map(|c| signed.verify(c).is_ok()),
         "certificates": certificates,
     });
@@ -119,7 +119,7 @@ fn certificate(cert: &Certificate) -> Value {
         "type": "Certificate",
         "subject": tbs.subject.to_string(),
         "issuer": tbs.issuer.to_string(),
-        "serial": hex::encode(tbs.serial_number.as_bytes()),
+        "serial": crate::wire::serial_hex(tbs.serial_number.as_bytes()),
         "notBefore": tbs.validity.not_before.to_string(),
         "notAfter": tbs.validity.not_after.to_string(),
         "sha256Fingerprint": cert.to_der().map(|d| hex::encode(crate::algorithms::DigestAlg::Sha256.digest(&d))).unwrap_or_default(),

@@ -16,8 +16,7 @@ use der::asn1::{Any, BitString, GeneralizedTime, OctetString, UtcTime};
 use der::{Decode, Encode};
 use spki::{AlgorithmIdentifierOwned, SubjectPublicKeyInfoOwned};
 use x509_cert::certificate::{TbsCertificateInner, Version};
-use x509_cert::ext::pkix::name::GeneralName;
-use x509_cert::ext::pkix::{AuthorityKeyIdentifier, BasicConstraints, ExtendedKeyUsage, KeyUsage, KeyUsages, SubjectAltName, SubjectKeyIdentifier};
+use x509_cert::ext::pkix::{AuthorityKeyIdentifier, BasicConstraints, ExtendedKeyUsage, KeyUsage, KeyUsages, SubjectKeyIdentifier};
 use x509_cert::ext::Extension;
 use x509_cert::name::Name;
 use x509_cert::request::CertReq;
@@ -25,7 +24,7 @@ use x509_cert::serial_number::SerialNumber;
 use x509_cert::time::{Time, Validity};
 
 use crate::algorithms::DigestAlg;
-use crate::csr::{extension, CsrFacts, San};
+use crate::csr::{extension, subject_extensions, CsrFacts, San};
 use crate::error::{Result, ScepError};
 use crate::keys::{self, PrivateKeyOps};
 use crate::signed::key_identifier;
@@ -51,23 +50,10 @@ pub struct IssueOptions {
 pub fn issue(csr: &CsrFacts, options: &IssueOptions, ca_cert: &Certificate, ca_key: &dyn PrivateKeyOps) -> Result<Certificate> {
     let req = CertReq::from_der(&csr.der)?;
     let mut extensions = vec![extension(rfc5280::ID_CE_BASIC_CONSTRAINTS, true, &BasicConstraints { ca: false, path_len_constraint: None })?];
-    let mut usage = flagset::FlagSet::<KeyUsages>::default();
-    if options.digital_signature {
-        usage |= KeyUsages::DigitalSignature;
-    }
-    if options.key_encipherment {
-        usage |= KeyUsages::KeyEncipherment;
-    }
-    if !usage.is_empty() {
-        extensions.push(extension(rfc5280::ID_CE_KEY_USAGE, true, &KeyUsage(usage))?);
-    }
     if options.client_auth {
         extensions.push(extension(rfc5280::ID_CE_EXT_KEY_USAGE, false, &ExtendedKeyUsage(vec![rfc5912::ID_KP_CLIENT_AUTH]))?);
     }
-    if !options.sans.is_empty() {
-        let names = options.sans.iter().map(|s| s.to_general_name()).collect::<Result<Vec<GeneralName>>>()?;
-        extensions.push(extension(rfc5280::ID_CE_SUBJECT_ALT_NAME, false, &SubjectAltName(names))?);
-    }
+    extensions.extend(subject_extensions(&options.sans, options.digital_signature, options.key_encipherment)?);
     build(
         Subject { name: req.info.subject, spki: req.info.public_key },
         &options.serial,

@@ -103,7 +103,7 @@ impl IncomingRequest {
             }
             MessageType::GetCert | MessageType::GetCrl => {
                 let ias = IssuerAndSerialNumber::from_der(&opened.plaintext).map_err(|e| ScepError::malformed(format!("IssuerAndSerialNumber: {e}")))?;
-                issuer_and_serial = Some((ias.issuer.to_string(), hex::encode(ias.serial_number.as_bytes())));
+                issuer_and_serial = Some((ias.issuer.to_string(), crate::wire::serial_hex(ias.serial_number.as_bytes())));
             }
             MessageType::CertRep => unreachable!("read_request refuses CertRep"),
         }
@@ -117,7 +117,7 @@ impl IncomingRequest {
             signer: SignerFacts {
                 subject: tbs.subject.to_string(),
                 issuer: tbs.issuer.to_string(),
-                serial: hex::encode(tbs.serial_number.as_bytes()),
+                serial: crate::wire::serial_hex(tbs.serial_number.as_bytes()),
                 self_signed: tbs.subject == tbs.issuer,
                 not_before: unix_seconds(&tbs.validity.not_before),
                 not_after: unix_seconds(&tbs.validity.not_after),

@@ -341,3 +341,12 @@ pub struct IssuerAndSubject {
     pub issuer: Name,
     pub subject: Name,
 }
+
+/// A serial number as lowercase hex of its magnitude (no DER sign octet), the form stores and logs use.
+pub fn serial_hex(serial_der_value: &[u8]) -> String {
+    let trimmed = match serial_der_value {
+        [0, rest @ ..] if !rest.is_empty() => rest,
+        all => all,
+    };
+    hex::encode(trimmed)
+}
