@@ -141,7 +141,7 @@ fn default_digest() -> DigestAlg {
     DigestAlg::Sha256
 }
 
-fn yes() -> bool {
+pub(crate) fn yes() -> bool {
     true
 }
 

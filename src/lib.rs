@@ -6,6 +6,7 @@
 pub mod algorithms;
 pub mod caps;
 pub mod client;
+pub mod crl;
 pub mod csr;
 pub mod envelope;
 pub mod inspect;
@@ -14,6 +15,7 @@ pub mod issue;
 pub mod keys;
 pub mod message;
 pub mod pkcs12;
+pub mod policy;
 pub mod profile;
 pub mod server;
 pub mod signed;

@@ -29,6 +29,9 @@ export {
   certRep,
   ServerKey,
   ServerIdentity,
+  newEnrollmentCode,
+  enrollmentCodeMac,
+  raCertificate,
 } from '../wasm/scepkit.js';
 
 /** A FAILURE CertRep: the server refused. Carries failInfo, the server's text and what to do about it. */

@@ -56,8 +56,8 @@ export function scepFetch(ca, decide, { legacy = false, log = [] } = {}) {
       if (reply.issue) {
         const now = Math.floor(Date.now() / 1000);
         const cert = identity.issue(facts.csr_der ?? reply.csrDer, {
-          serial: (serial++).toString(16).padStart(4, '0'), notBefore: now - 60, notAfter: now + 86400, digest: 'sha256',
-          digitalSignature: true, keyEncipherment: true, clientAuth: true,
+          serial: (serial++).toString(16).padStart(4, '0'), not_before: now - 60, not_after: now + 86400, digest: 'sha256',
+          digital_signature: true, key_encipherment: true,
         });
         reply = { status: 'issued', certificates: [cert, ca.caCert] };
       }

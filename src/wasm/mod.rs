@@ -157,11 +157,23 @@ pub fn csr_public_key(der: &[u8]) -> JsResult<Vec<u8>> {
 pub fn self_signed_certificate(key_pkcs8: &[u8], subject: &str, not_before: f64, not_after: f64, digest: &str, role: &str) -> JsResult<Vec<u8>> {
     let role: SelfSignedRole = from_js(role.into())?;
     let digest = DigestAlg::from_name(digest).map_err(js_error)?;
+    let cert = crate::issue::self_signed(&key(key_pkcs8)?, subject, &random_serial(), (not_before as u64, not_after as u64), digest, role).map_err(js_error)?;
+    cert.to_der().map_err(|e| js_error(e.into()))
+}
+
+/// An RA certificate for `ra_key`, issued by the CA (RFC 8894 §2.1): signs CertReps, receives envelopes.
+#[wasm_bindgen(js_name = raCertificate)]
+pub fn ra_certificate(ra_key_pkcs8: &[u8], subject: &str, not_before: f64, not_after: f64, ca_cert: &[u8], ca_key_pkcs8: &[u8]) -> JsResult<Vec<u8>> {
+    let cert = crate::issue::ra_certificate(&key(ra_key_pkcs8)?, subject, &random_serial(), (not_before as u64, not_after as u64), &certificate(ca_cert)?, &key(ca_key_pkcs8)?, DigestAlg::Sha256)
+        .map_err(js_error)?;
+    cert.to_der().map_err(|e| js_error(e.into()))
+}
+
+fn random_serial() -> [u8; 16] {
     let mut serial = [0u8; 16];
     rand_core::RngCore::fill_bytes(&mut OsRng, &mut serial);
-    serial[0] &= 0x7f;
-    let cert = crate::issue::self_signed(&key(key_pkcs8)?, subject, &serial, (not_before as u64, not_after as u64), digest, role).map_err(js_error)?;
-    cert.to_der().map_err(|e| js_error(e.into()))
+    serial[0] = (serial[0] & 0x7f) | 0x01;
+    serial
 }
 
 #[derive(serde::Deserialize)]
@@ -316,11 +328,11 @@ pub fn decode_message_param(raw: &str) -> JsResult<Vec<u8>> {
     crate::transport::decode_message_param(raw).map_err(js_error)
 }
 
-/// Validates a profile object (the admin API's schema) and returns it normalised, secrets masked.
+/// Validates a profile object (the admin API's schema) and returns it normalised; secrets are masked unless
+/// `reveal_secrets` (the form a store keeps).
 #[wasm_bindgen(js_name = validateProfile)]
-pub fn validate_profile(profile: JsValue) -> JsResult<JsValue> {
-    let value: serde_json::Value = from_js(profile)?;
-    to_js(&ScepProfile::from_json(&value).map_err(js_error)?.to_json(false))
+pub fn validate_profile(profile_json: JsValue, reveal_secrets: Option<bool>) -> JsResult<JsValue> {
+    to_js(&profile(profile_json)?.to_json(reveal_secrets.unwrap_or(false)))
 }
 
 // ---- Server side: what a SCEP endpoint (the Worker) needs. ----
@@ -407,8 +419,8 @@ impl ServerIdentity {
         Ok(out.into())
     }
 
-    /// Issues a certificate for a CSR (whose facts came from [`ScepRequest::open`]), signed by the CA.
-    /// `options`: `{ serial (hex), notBefore, notAfter, digest, sans, digitalSignature, keyEncipherment, clientAuth }`.
+    /// Issues a certificate for a CSR, signed by the CA. `options` is a policy `plan` plus the serial:
+    /// `{ serial (hex), not_before, not_after, digest, sans?, digital_signature, key_encipherment, client_auth? }`.
     pub fn issue(&self, csr_der: &[u8], options: JsValue) -> JsResult<Vec<u8>> {
         let o: IssueOptionsJs = from_js(options)?;
         let facts = CsrFacts::from_der(csr_der).map_err(js_error)?;
@@ -424,6 +436,12 @@ impl ServerIdentity {
         };
         let cert = crate::issue::issue(&facts, &opts, &self.ca_cert, self.ca_key.0.as_ref()).map_err(js_error)?;
         cert.to_der().map_err(|e| js_error(e.into()))
+    }
+
+    /// A CRL of `revoked` (`[{ serial, revoked_at }]`), signed by the CA.
+    pub fn crl(&self, revoked: JsValue, number: f64, now: f64, next_update: f64) -> JsResult<Vec<u8>> {
+        let revoked: Vec<crate::crl::Revoked> = from_js(revoked)?;
+        crate::crl::build(&revoked, number as u64, now as u64, next_update as u64, &self.ca_cert, self.ca_key.0.as_ref(), DigestAlg::Sha256).map_err(js_error)
     }
 
     fn recipients(&self) -> Vec<crate::envelope::Recipient<'_>> {
@@ -442,7 +460,6 @@ impl ServerIdentity {
 }
 
 #[derive(serde::Deserialize)]
-#[serde(rename_all = "camelCase")]
 struct IssueOptionsJs {
     serial: String,
     not_before: u64,
@@ -452,48 +469,91 @@ struct IssueOptionsJs {
     sans: Option<Vec<crate::csr::San>>,
     digital_signature: bool,
     key_encipherment: bool,
+    #[serde(default = "crate::csr::yes")]
     client_auth: bool,
 }
 
-/// A PKIOperation whose SCEP attributes were read ([`read_request`]).
+/// A PKIOperation whose SCEP attributes were read ([`read_request`]), and once opened, its facts.
 #[wasm_bindgen]
-pub struct ScepRequest(crate::server::IncomingRequest);
+pub struct ScepRequest {
+    incoming: crate::server::IncomingRequest,
+    facts: Option<crate::server::RequestFacts>,
+}
 
 /// Reads a PKIOperation's SignedData and SCEP attributes. Throws (HTTP 400) when even that fails.
 #[wasm_bindgen(js_name = readRequest)]
 pub fn read_request(bytes: &[u8]) -> JsResult<ScepRequest> {
-    crate::server::read_request(bytes).map(ScepRequest).map_err(js_error)
+    crate::server::read_request(bytes).map(|incoming| ScepRequest { incoming, facts: None }).map_err(js_error)
+}
+
+fn profile(profile_json: JsValue) -> JsResult<ScepProfile> {
+    let value: serde_json::Value = from_js(profile_json)?;
+    ScepProfile::from_json(&value).map_err(js_error)
 }
 
 #[wasm_bindgen]
 impl ScepRequest {
     #[wasm_bindgen(getter, js_name = transactionId)]
     pub fn transaction_id(&self) -> String {
-        self.0.attributes.transaction_id.clone()
+        self.incoming.attributes.transaction_id.clone()
     }
 
     #[wasm_bindgen(getter, js_name = messageType)]
     pub fn message_type(&self) -> String {
-        self.0.attributes.message_type.map(|m| m.name()).unwrap_or_default().into()
+        self.incoming.attributes.message_type.map(|m| m.name()).unwrap_or_default().into()
     }
 
     /// SHA-256 of the request's encrypted content, hex: a retransmission repeats it byte for byte, while a
     /// new request under the same transactionID cannot (its content key is fresh).
     #[wasm_bindgen(getter, js_name = contentDigest)]
     pub fn content_digest(&self) -> String {
-        hex::encode(DigestAlg::Sha256.digest(self.0.signed.content.as_deref().unwrap_or_default()))
+        hex::encode(DigestAlg::Sha256.digest(self.incoming.signed.content.as_deref().unwrap_or_default()))
     }
 
     /// Verifies and decrypts; returns the facts (`{ messageType, transactionId, digest, cipher, signer, csr, ... }`)
     /// or throws a ScepError to answer with [`cert_rep`] as a FAILURE.
-    pub fn open(&self, identity: &ServerIdentity, legacy: bool) -> JsResult<JsValue> {
-        let facts = self.0.open(&identity.recipients(), legacy).map_err(js_error)?;
+    pub fn open(&mut self, identity: &ServerIdentity, legacy: bool) -> JsResult<JsValue> {
+        let facts = self.incoming.open(&identity.recipients(), legacy).map_err(js_error)?;
         let out = to_js(&facts)?;
         if let Some(csr) = &facts.csr {
             js_sys::Reflect::set(&out, &"csr_der".into(), &js_sys::Uint8Array::from(csr.der.as_slice()))?;
+            js_sys::Reflect::set(&out, &"key_digest".into(), &crate::policy::key_digest(csr).into())?;
         }
+        self.facts = Some(facts);
         Ok(out)
     }
+
+    fn facts(&self) -> JsResult<&crate::server::RequestFacts> {
+        self.facts.as_ref().ok_or_else(|| js_error(ScepError::invalid_input("open() the request first")))
+    }
+
+    /// The seat the CSR names under the profile's `seat_id_mapping`; throws the spec's "Could not find seat".
+    #[wasm_bindgen(js_name = seatId)]
+    pub fn seat_id(&self, profile_json: JsValue) -> JsResult<String> {
+        let csr = self.facts()?.csr.as_ref().ok_or_else(|| js_error(ScepError::invalid_input("this request carries no CSR")))?;
+        crate::policy::seat_id(csr, &profile(profile_json)?).map_err(js_error)
+    }
+
+    /// The policy decision: `{ decision: "issue" | "hold" | "resend" | "pending" | "reject", ... }`.
+    /// `store` holds what the store knows (see `StoreFacts`); `code_key_hex` is the enrollment-code MAC key.
+    pub fn decide(&self, profile_json: JsValue, store: JsValue, code_key_hex: &str, now: f64) -> JsResult<JsValue> {
+        let store: crate::policy::StoreFacts = from_js(store)?;
+        let code_key = hex::decode(code_key_hex).map_err(|_| js_error(ScepError::invalid_input("code key must be hex")))?;
+        to_js(&crate::policy::decide(self.facts()?, &profile(profile_json)?, &store, &code_key, now as u64))
+    }
+}
+
+/// A fresh one-time enrollment code (100 bits, `XXXXX-XXXXX-XXXXX-XXXXX`).
+#[wasm_bindgen(js_name = newEnrollmentCode)]
+pub fn new_enrollment_code() -> String {
+    crate::policy::new_enrollment_code(&mut OsRng)
+}
+
+/// What the store keeps of an enrollment code: its HMAC-SHA-256 under the server's key, hex.
+#[wasm_bindgen(js_name = enrollmentCodeMac)]
+pub fn enrollment_code_mac(code_key_hex: &str, code: &str) -> JsResult<String> {
+    let key = hex::decode(code_key_hex).map_err(|_| js_error(ScepError::invalid_input("code key must be hex")))?;
+    Ok(crate::policy::enrollment_code_mac(&key, code))
 }
 
 /// Answers a request. `reply` is `{ status: "issued", certificates: [leaf, ...chain] }`, `{ status: "crl",
@@ -515,8 +575,8 @@ pub fn cert_rep(request: &ScepRequest, reply: JsValue, identity: &ServerIdentity
         },
         other => return Err(js_error(ScepError::invalid_input(format!("unknown reply status {other}")))),
     };
-    let digest = request.0.signed.digest_alg().ok().filter(|d| legacy || !d.is_legacy()).unwrap_or(DigestAlg::Sha256);
-    crate::server::cert_rep(&request.0, reply, &identity.signer(digest), cipher, legacy, &mut OsRng).map_err(js_error)
+    let digest = request.incoming.signed.digest_alg().ok().filter(|d| legacy || !d.is_legacy()).unwrap_or(DigestAlg::Sha256);
+    crate::server::cert_rep(&request.incoming, reply, &identity.signer(digest), cipher, legacy, &mut OsRng).map_err(js_error)
 }
 
 #[derive(serde::Deserialize)]

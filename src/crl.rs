@@ -1,0 +1,62 @@
+//! Certificate revocation lists (RFC 5280 §5), for GetCRL and the Worker's `/crl`.
+//!
+//! ```text
+//! TBSCertList ::= SEQUENCE {
+//!   version Version OPTIONAL (v2), signature AlgorithmIdentifier, issuer Name, thisUpdate Time,
+//!   nextUpdate Time OPTIONAL, revokedCertificates SEQUENCE OF SEQUENCE { userCertificate CertificateSerialNumber,
+//!   revocationDate Time, crlEntryExtensions Extensions OPTIONAL } OPTIONAL, crlExtensions [0] Extensions OPTIONAL }
+//! ```
+
+use der::asn1::{Any, BitString, OctetString};
+use der::Encode;
+use spki::AlgorithmIdentifierOwned;
+use x509_cert::crl::{CertificateList, RevokedCert, TbsCertList};
+use x509_cert::ext::pkix::AuthorityKeyIdentifier;
+use x509_cert::serial_number::SerialNumber;
+
+use crate::algorithms::DigestAlg;
+use crate::csr::extension;
+use crate::error::{Result, ScepError};
+use crate::issue::time;
+use crate::keys::PrivateKeyOps;
+use crate::signed::key_identifier;
+use crate::wire::Certificate;
+
+/// One revoked certificate: serial (hex) and when it was revoked.
+#[derive(Clone, Debug, serde::Deserialize)]
+pub struct Revoked {
+    pub serial: String,
+    pub revoked_at: u64,
+}
+
+/// A v2 CRL of `revoked`, signed by the CA, valid from `now` until `next_update`, numbered `number`.
+pub fn build(revoked: &[Revoked], number: u64, now: u64, next_update: u64, ca_cert: &Certificate, ca_key: &dyn PrivateKeyOps, digest: DigestAlg) -> Result<Vec<u8>> {
+    let entries = revoked
+        .iter()
+        .map(|r| {
+            let bytes = hex::decode(&r.serial).map_err(|_| ScepError::invalid_input(format!("serial {:?} is not hex", r.serial)))?;
+            Ok(RevokedCert {
+                serial_number: SerialNumber::new(&bytes).map_err(|e| ScepError::invalid_input(format!("serial: {e}")))?,
+                revocation_date: time(r.revoked_at)?,
+                crl_entry_extensions: None,
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let aki = AuthorityKeyIdentifier { key_identifier: Some(OctetString::new(key_identifier(ca_cert))?), authority_cert_issuer: None, authority_cert_serial_number: None };
+    let number = der::asn1::Uint::new(&number.to_be_bytes())?;
+    let signature_alg = AlgorithmIdentifierOwned { oid: digest.rsa_signature_oid(), parameters: Some(Any::null()) };
+    let tbs = TbsCertList {
+        version: x509_cert::Version::V2,
+        signature: signature_alg.clone(),
+        issuer: ca_cert.tbs_certificate.subject.clone(),
+        this_update: time(now)?,
+        next_update: Some(time(next_update)?),
+        revoked_certificates: (!entries.is_empty()).then_some(entries),
+        crl_extensions: Some(vec![
+            extension(const_oid::db::rfc5280::ID_CE_AUTHORITY_KEY_IDENTIFIER, false, &aki)?,
+            extension(const_oid::db::rfc5280::ID_CE_CRL_NUMBER, false, &number)?,
+        ]),
+    };
+    let signature = ca_key.sign(digest, &tbs.to_der()?)?;
+    Ok(CertificateList { tbs_cert_list: tbs, signature_algorithm: signature_alg, signature: BitString::from_bytes(&signature)? }.to_der()?)
+}

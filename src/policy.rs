@@ -1,0 +1,290 @@
+//! Enrollment policy: from the facts of a request, what the store knows and the profile, decide whether to
+//! issue, hold for approval, resend, or refuse with which error (`shared/spec/enrollment-errors.md`).
+//!
+//! Composed the micromdm way, one small rule after another, each returning early with its refusal:
+//! retransmission → key and algorithm rules → renewal (authenticated by a certificate we issued) or first
+//! enrollment (seat, open enrollment, challenge) → issue or hold. The one secret comparison (the challenge)
+//! is here, in constant time.
+
+use hmac::Mac;
+use rand_core::CryptoRngCore;
+use subtle::ConstantTimeEq;
+
+use crate::csr::{CsrFacts, San};
+use crate::error::{FailInfo, Result, ScepError};
+use crate::issue::rfc3339;
+use crate::message::MessageType;
+use crate::profile::{CertificateAttributes, ScepChallenge, ScepProfile};
+use crate::server::RequestFacts;
+
+/// What the store knows that bears on one request (looked up by the shell before [`decide`]).
+#[derive(Clone, Debug, Default, serde::Deserialize)]
+pub struct StoreFacts {
+    /// Whether the seat the CSR names exists.
+    #[serde(default)]
+    pub seat_exists: bool,
+    /// The seat's open (CREATED) enrollment against this profile, if any.
+    #[serde(default)]
+    pub open_enrollment: Option<OpenEnrollment>,
+    /// The seat's most recently redeemed enrollment against this profile: a code used twice is told apart
+    /// from a seat that was never enrolled.
+    #[serde(default)]
+    pub redeemed_enrollment: Option<OpenEnrollment>,
+    /// The certificate this CA issued that signed the request (found by the signer's fingerprint).
+    #[serde(default)]
+    pub signer_certificate: Option<IssuedCertificate>,
+    /// An earlier transaction of this profile with the same transactionID.
+    #[serde(default)]
+    pub prior_transaction: Option<PriorTransaction>,
+}
+
+#[derive(Clone, Debug, serde::Deserialize)]
+pub struct OpenEnrollment {
+    pub id: String,
+    /// [`enrollment_code_mac`] of the code, hex.
+    pub code_mac: String,
+    pub expires_at: u64,
+}
+
+#[derive(Clone, Debug, serde::Deserialize)]
+pub struct IssuedCertificate {
+    pub serial: String,
+    pub seat_id: String,
+    pub not_after: u64,
+    pub revoked: bool,
+    pub renewed: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum TransactionStatus {
+    Pending,
+    Issued,
+    Rejected,
+}
+
+#[derive(Clone, Debug, serde::Deserialize)]
+pub struct PriorTransaction {
+    pub status: TransactionStatus,
+    /// [`key_digest`] of the CSR's public key.
+    pub key_digest: String,
+    #[serde(default)]
+    pub certificate_serial: Option<String>,
+    #[serde(default)]
+    pub message: Option<String>,
+}
+
+/// The certificate to issue, as policy shapes it.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct CertificatePlan {
+    pub not_before: u64,
+    pub not_after: u64,
+    pub sans: Vec<San>,
+    pub digital_signature: bool,
+    pub key_encipherment: bool,
+    pub digest: crate::algorithms::DigestAlg,
+}
+
+#[derive(Clone, Debug, serde::Serialize)]
+#[serde(tag = "decision", rename_all = "snake_case")]
+pub enum Decision {
+    /// Issue now. The shell first redeems `redeem` atomically (and refuses if that fails), and marks `renews`
+    /// as renewed.
+    Issue { seat_id: String, redeem: Option<String>, renews: Option<String>, plan: CertificatePlan },
+    /// Hold for an administrator: redeem the code now, answer PENDING, keep the CSR and the plan.
+    Hold { seat_id: String, redeem: Option<String>, plan: CertificatePlan },
+    /// Answer with a certificate already issued for this transaction (retransmission, or a poll after approval).
+    Resend { serial: String },
+    /// Still waiting for an administrator.
+    Pending,
+    Reject { error: ScepError },
+}
+
+/// Seconds a certificate is backdated, for clients whose clocks run slow.
+const BACKDATE: u64 = 300;
+
+/// The seat a CSR names under the profile's mapping.
+pub fn seat_id(csr: &CsrFacts, profile: &ScepProfile) -> Result<String> {
+    csr.seat_id(&profile.seat_id_mapping)
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| ScepError::seat_not_found("<none>", &profile.seat_id_mapping))
+}
+
+/// SHA-256 of a CSR's SubjectPublicKeyInfo, hex: ties a transaction to one key.
+pub fn key_digest(csr: &CsrFacts) -> String {
+    hex::encode(crate::algorithms::DigestAlg::Sha256.digest(&csr.spki_der))
+}
+
+/// A fresh enrollment code: 20 Crockford base32 characters (100 bits) in groups of five.
+pub fn new_enrollment_code(rng: &mut impl CryptoRngCore) -> String {
+    let mut bytes = [0u8; 13];
+    rng.fill_bytes(&mut bytes);
+    let encoded = data_encoding::BASE32_NOPAD.encode(&bytes);
+    encoded.as_bytes()[..20].chunks(5).map(|c| std::str::from_utf8(c).expect("ASCII")).collect::<Vec<_>>().join("-")
+}
+
+/// HMAC-SHA-256 of an enrollment code under the server's secret key, hex: what the store keeps instead of
+/// the code. Case, spaces and dashes are ignored so a code typed by a person still matches.
+pub fn enrollment_code_mac(key: &[u8], code: &str) -> String {
+    let normalized: String = code.chars().filter(|c| c.is_ascii_alphanumeric()).collect::<String>().to_ascii_uppercase();
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(key).expect("HMAC takes any key length");
+    mac.update(normalized.as_bytes());
+    hex::encode(mac.finalize().into_bytes())
+}
+
+/// Decides on a PKIOperation. `code_key` is the secret enrollment codes are MACed with.
+pub fn decide(facts: &RequestFacts, profile: &ScepProfile, store: &StoreFacts, code_key: &[u8], now: u64) -> Decision {
+    match decide_inner(facts, profile, store, code_key, now) {
+        Ok(d) => d,
+        Err(error) => Decision::Reject { error },
+    }
+}
+
+fn decide_inner(facts: &RequestFacts, profile: &ScepProfile, store: &StoreFacts, code_key: &[u8], now: u64) -> Result<Decision> {
+    if facts.message_type == MessageType::CertPoll {
+        return poll(facts, store);
+    }
+    let csr = facts.csr.as_ref().ok_or_else(|| ScepError::not_permitted(format!("{} is not answered by policy", facts.message_type.name()), "send PKCSReq, RenewalReq or CertPoll"))?;
+    if let Some(prior) = &store.prior_transaction {
+        return retransmission(facts, csr, prior);
+    }
+    check_key_and_algorithms(csr, profile)?;
+    let sans = allowed_sans(csr, profile)?;
+    let plan = CertificatePlan {
+        not_before: now.saturating_sub(BACKDATE),
+        not_after: now + u64::from(profile.validity_days) * 86_400,
+        sans,
+        digital_signature: profile.use_as_digital_signature,
+        key_encipherment: profile.use_for_key_encipherment,
+        digest: profile.digest,
+    };
+    // RFC 8894 §3.3.1.2: a renewal is signed by the current certificate. certmonger sends PKCSReq for it.
+    let renewal = facts.message_type == MessageType::RenewalReq || (!facts.signer.self_signed && store.signer_certificate.is_some());
+    if renewal {
+        let current = store.signer_certificate.as_ref().ok_or_else(|| {
+            ScepError::not_permitted(
+                "Failed to renew the specified certificate: it was not issued by this CA",
+                "enroll afresh with a new enrollment code",
+            )
+        })?;
+        check_renewal(current, profile, now)?;
+        return Ok(Decision::Issue { seat_id: current.seat_id.clone(), redeem: None, renews: Some(current.serial.clone()), plan });
+    }
+    let seat = seat_id(csr, profile)?;
+    if !store.seat_exists {
+        return Err(ScepError::seat_not_found(&seat, &profile.seat_id_mapping));
+    }
+    let Some(enrollment) = store.open_enrollment.as_ref() else {
+        let reused = store.redeemed_enrollment.as_ref().is_some_and(|used| code_matches(csr.challenge.as_deref(), used, code_key));
+        return Err(if reused { ScepError::challenge_invalid() } else { ScepError::no_open_enrollment(&seat) });
+    };
+    check_challenge(csr.challenge.as_deref(), &profile.scep_challenge, enrollment, code_key, now)?;
+    let redeem = Some(enrollment.id.clone());
+    Ok(if profile.manual_approval { Decision::Hold { seat_id: seat, redeem, plan } } else { Decision::Issue { seat_id: seat, redeem, renews: None, plan } })
+}
+
+fn poll(facts: &RequestFacts, store: &StoreFacts) -> Result<Decision> {
+    let prior = store.prior_transaction.as_ref().ok_or_else(|| {
+        let mut e = ScepError::not_permitted(format!("No pending request with transactionID = {}", facts.transaction_id), "send the PKCSReq first, then poll with its transactionID");
+        e.fail_info = FailInfo::BadCertId;
+        e
+    })?;
+    match prior.status {
+        TransactionStatus::Pending => Ok(Decision::Pending),
+        TransactionStatus::Issued => resend(prior),
+        TransactionStatus::Rejected => Err(rejected(prior)),
+    }
+}
+
+fn retransmission(facts: &RequestFacts, csr: &CsrFacts, prior: &PriorTransaction) -> Result<Decision> {
+    if prior.key_digest != key_digest(csr) {
+        return Err(ScepError::not_permitted(
+            format!("transactionID {} is already used by a different request", facts.transaction_id),
+            "use a fresh transactionID (scepkit derives it from the new key)",
+        ));
+    }
+    match prior.status {
+        TransactionStatus::Pending => Ok(Decision::Pending),
+        TransactionStatus::Issued => resend(prior),
+        TransactionStatus::Rejected => Err(rejected(prior)),
+    }
+}
+
+fn resend(prior: &PriorTransaction) -> Result<Decision> {
+    let serial = prior.certificate_serial.clone().ok_or_else(|| ScepError::not_permitted("the transaction has no certificate", "enroll again"))?;
+    Ok(Decision::Resend { serial })
+}
+
+fn rejected(prior: &PriorTransaction) -> ScepError {
+    ScepError::not_permitted(
+        prior.message.clone().unwrap_or_else(|| "The request was rejected by an administrator".into()),
+        "ask the administrator why the request was rejected, then enroll again",
+    )
+}
+
+fn check_key_and_algorithms(csr: &CsrFacts, profile: &ScepProfile) -> Result<()> {
+    if csr.key_bits != profile.rsa_nbits as usize {
+        return Err(ScepError::key_length_mismatch(csr.key_bits, profile.rsa_nbits as usize));
+    }
+    if csr.signature_digest < profile.digest {
+        return Err(ScepError::unsupported_algorithm(format!(
+            "the CSR is signed with {}, the profile requires {} or stronger",
+            csr.signature_digest.name(),
+            profile.digest.name()
+        )));
+    }
+    let wants_more = (csr.digital_signature && !profile.use_as_digital_signature) || (csr.key_encipherment && !profile.use_for_key_encipherment);
+    if wants_more {
+        return Err(ScepError::not_permitted("The CSR requests a key usage the profile does not allow", "request only the key usages of the profile"));
+    }
+    Ok(())
+}
+
+/// The CSR's SANs, if they are all of the profile's type (none when the profile certifies none).
+fn allowed_sans(csr: &CsrFacts, profile: &ScepProfile) -> Result<Vec<San>> {
+    let allowed = match &profile.certificate_attributes {
+        None => None,
+        Some(CertificateAttributes::Dnsname(_)) => Some("dnsname"),
+        Some(CertificateAttributes::Rfc822name(_)) => Some("rfc822name"),
+        Some(CertificateAttributes::UniformResourceIdentifier(_)) => Some("uniform_resource_identifier"),
+    };
+    if let Some(bad) = csr.sans.iter().find(|s| Some(s.kind()) != allowed) {
+        return Err(ScepError::not_permitted(
+            format!("SAN type {} is not allowed by the profile{}", bad.kind(), allowed.map(|a| format!(" (it allows {a})")).unwrap_or_default()),
+            "request only the subjectAltName type the profile certifies",
+        ));
+    }
+    Ok(csr.sans.clone())
+}
+
+fn check_renewal(current: &IssuedCertificate, profile: &ScepProfile, now: u64) -> Result<()> {
+    if current.revoked {
+        return Err(ScepError::revoked());
+    }
+    if current.renewed {
+        return Err(ScepError::already_renewed());
+    }
+    let opens = current.not_after.saturating_sub(u64::from(profile.renewal_window_days) * 86_400);
+    if now < opens {
+        return Err(ScepError::renewal_too_early(&rfc3339(opens)));
+    }
+    Ok(())
+}
+
+fn check_challenge(given: Option<&str>, challenge: &ScepChallenge, enrollment: &OpenEnrollment, code_key: &[u8], now: u64) -> Result<()> {
+    let ok = match challenge {
+        ScepChallenge::None(_) => true,
+        ScepChallenge::Fixed(secret) => given.is_some_and(|g| bool::from(g.as_bytes().ct_eq(secret.as_bytes()))),
+        ScepChallenge::Dynamic(_) => enrollment.expires_at > now && code_matches(given, enrollment, code_key),
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(ScepError::challenge_invalid())
+    }
+}
+
+/// Whether `given` is the enrollment's code, compared as MACs in constant time.
+fn code_matches(given: Option<&str>, enrollment: &OpenEnrollment, code_key: &[u8]) -> bool {
+    given.is_some_and(|g| bool::from(enrollment_code_mac(code_key, g).as_bytes().ct_eq(enrollment.code_mac.as_bytes())))
+}

@@ -1,0 +1,43 @@
+// The CA and RA the endpoint answers as. Keys are Worker secrets (`.dev.vars` locally); private-key operations
+// go through the core's crypto seam to workerd's native node:crypto (BoringSSL), with the pure-wasm key as
+// fallback (CRYPTO=wasm forces it).
+import * as nodeCrypto from 'node:crypto';
+import * as scep from 'scepkit';
+
+const pemToDer = (pem) => scep.toDer(new TextEncoder().encode(pem));
+
+function nativeKey(pem) {
+  const key = nodeCrypto.createPrivateKey(pem);
+  const spki = new Uint8Array(nodeCrypto.createPublicKey(key).export({ type: 'spki', format: 'der' }));
+  const OAEP_HASH = { 'rsa-oaep-sha1': 'sha1', 'rsa-oaep-sha256': 'sha256' };
+  return scep.ServerKey.fromCallbacks(
+    spki,
+    (digest, data) => new Uint8Array(nodeCrypto.sign(digest, data, key)),
+    (transport, data) =>
+      new Uint8Array(
+        transport === 'rsa-pkcs1v15'
+          ? nodeCrypto.privateDecrypt({ key, padding: nodeCrypto.constants.RSA_PKCS1_PADDING }, data)
+          : nodeCrypto.privateDecrypt({ key, padding: nodeCrypto.constants.RSA_PKCS1_OAEP_PADDING, oaepHash: OAEP_HASH[transport] }, data),
+      ),
+  );
+}
+
+function serverKey(env, pem) {
+  if (env.CRYPTO !== 'wasm' && typeof nodeCrypto.privateDecrypt === 'function') {
+    try {
+      return nativeKey(pem);
+    } catch {
+      // fall through to the pure-wasm key
+    }
+  }
+  return scep.ServerKey.fromPkcs8(new TextEncoder().encode(pem));
+}
+
+/** A fresh ServerIdentity for this request (wasm objects are per request; nothing is kept between requests). */
+export function identity(env) {
+  if (!env.CA_CERT || !env.CA_KEY) throw new Error('CA_CERT and CA_KEY secrets are not set');
+  const ra = env.RA_CERT && env.RA_KEY ? [pemToDer(env.RA_CERT), serverKey(env, env.RA_KEY)] : [undefined, undefined];
+  return new scep.ServerIdentity(pemToDer(env.CA_CERT), serverKey(env, env.CA_KEY), ...ra);
+}
+
+export const caCertificate = (env) => pemToDer(env.CA_CERT);

@@ -1,0 +1,21 @@
+// scepkit Worker: the SCEP endpoint, the admin API and the CRL, in front of D1.
+import { Hono } from 'hono';
+import { admin, ApiError, crlResponse, errorResponse } from './admin.js';
+import { openapi } from './openapi.js';
+import { handleScep } from './scep.js';
+
+const app = new Hono();
+
+// RFC 8894 §4.1: the default profile at /scep (and the path Cisco-style clients hard-code), or one by name.
+app.on(['GET', 'POST'], '/scep', (c) => handleScep(c, null));
+app.on(['GET', 'POST'], '/cgi-bin/pkiclient.exe', (c) => handleScep(c, null));
+app.on(['GET', 'POST'], '/scep/:profile', (c) => handleScep(c, c.req.param('profile')));
+
+app.get('/crl', (c) => crlResponse(c.env));
+app.get('/api/v1/openapi.json', (c) => c.json(openapi));
+app.route('/api/v1', admin);
+
+app.notFound((c) => (c.req.path.startsWith('/api/') ? errorResponse(c, new ApiError(404, 'E005', 'Object Not Present', { path: c.req.path })) : c.text('Not found', 404)));
+app.onError((e, c) => (c.req.path.startsWith('/api/') || e instanceof ApiError ? errorResponse(c, e) : (console.error(e), c.text('Internal error', 500))));
+
+export default app;

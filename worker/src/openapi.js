@@ -1,0 +1,121 @@
+// OpenAPI 3 description of the admin API. test/openapi.test.js keeps it true: every route the app serves is
+// here, and every path here is served.
+
+const errors = {
+  400: { $ref: '#/components/responses/Error' },
+  401: { $ref: '#/components/responses/Error' },
+  404: { $ref: '#/components/responses/Error' },
+  409: { $ref: '#/components/responses/Error' },
+};
+const json = (schema) => ({ content: { 'application/json': { schema } } });
+const ok = (description, schema, status = 200) => ({ [status]: { description, ...(schema ? json(schema) : {}) }, ...errors });
+const list = (ref) => ({ type: 'object', properties: { data: { type: 'array', items: { $ref: ref } } } });
+const idParam = (name, description) => ({ name, in: 'path', required: true, schema: { type: 'string' }, description });
+
+export const openapi = {
+  openapi: '3.0.3',
+  info: { title: 'scepkit admin API', version: '1.0.0', description: 'Profiles, seats, one-time enrollment codes, certificates and the audit log of a scepkit SCEP service.' },
+  servers: [{ url: '/api/v1' }],
+  security: [{ bearer: [] }],
+  paths: {
+    '/scep-profiles': {
+      get: { summary: 'List SCEP profiles', responses: ok('Profiles', list('#/components/schemas/ScepProfile')) },
+      post: { summary: 'Create a SCEP profile', requestBody: { required: true, ...json({ $ref: '#/components/schemas/ScepProfile' }) }, responses: ok('Created', { $ref: '#/components/schemas/ScepProfile' }, 201) },
+    },
+    '/scep-profiles/{id}': {
+      parameters: [idParam('id', 'Profile UUID')],
+      get: { summary: 'Read a SCEP profile', responses: ok('Profile', { $ref: '#/components/schemas/ScepProfile' }) },
+      put: { summary: 'Replace a SCEP profile', requestBody: { required: true, ...json({ $ref: '#/components/schemas/ScepProfile' }) }, responses: ok('Updated', { $ref: '#/components/schemas/ScepProfile' }) },
+      delete: { summary: 'Delete a SCEP profile (409 Reference Not Zero while in use)', responses: { 204: { description: 'Deleted' }, ...errors } },
+    },
+    '/seats': {
+      get: { summary: 'List seats', responses: ok('Seats', list('#/components/schemas/Seat')) },
+      post: { summary: 'Create a seat', requestBody: { required: true, ...json({ type: 'object', required: ['id'], properties: { id: { type: 'string', maxLength: 128 } } }) }, responses: ok('Created', { $ref: '#/components/schemas/Seat' }, 201) },
+    },
+    '/seats/bulk': {
+      post: {
+        summary: 'Create seats from CSV (header seat_id, optional profile); a bad row does not sink the good ones',
+        requestBody: { required: true, content: { 'text/csv': { schema: { type: 'string' } } } },
+        responses: ok('Per-row results', { type: 'object', properties: { created: { type: 'integer' }, failed: { type: 'integer' }, results: { type: 'array', items: { type: 'object' } } } }, 201),
+      },
+    },
+    '/enrollments': {
+      get: { summary: 'List enrollments (codes are never shown again)', parameters: [{ name: 'seat_id', in: 'query', schema: { type: 'string' } }], responses: ok('Enrollments', list('#/components/schemas/Enrollment')) },
+      post: {
+        summary: 'Create a one-time enrollment code for a seat and profile',
+        requestBody: { required: true, ...json({ type: 'object', required: ['seat_id', 'profile'], properties: { seat_id: { type: 'string' }, profile: { type: 'string' } } }) },
+        responses: ok('Created; enrollment_code is shown only here', { $ref: '#/components/schemas/NewEnrollment' }, 201),
+      },
+    },
+    '/enrollments/{id}/approve': { parameters: [idParam('id', 'Enrollment UUID')], post: { summary: 'Approve the PENDING request of an enrollment (manual-approval profiles)', responses: ok('Issued', { type: 'object' }) } },
+    '/enrollments/{id}/reject': { parameters: [idParam('id', 'Enrollment UUID')], post: { summary: 'Reject the PENDING request of an enrollment', responses: ok('Rejected', { type: 'object' }) } },
+    '/transactions': { get: { summary: 'List requests waiting for approval', responses: ok('Pending transactions', { type: 'object' }) } },
+    '/certificates': { get: { summary: 'List certificates', parameters: [{ name: 'seat_id', in: 'query', schema: { type: 'string' } }], responses: ok('Certificates', list('#/components/schemas/Certificate')) } },
+    '/certificates/{serial}/revoke': { parameters: [idParam('serial', 'Serial, hex')], post: { summary: 'Revoke a certificate (it appears on /crl)', responses: ok('Revoked', { type: 'object' }) } },
+    '/audit-logs': {
+      get: {
+        summary: 'Audit log, newest first',
+        parameters: [
+          { name: 'status', in: 'query', schema: { type: 'string', enum: ['Success', 'Failure'] } },
+          { name: 'seat_id', in: 'query', schema: { type: 'string' } },
+          { name: 'since', in: 'query', schema: { type: 'string' }, description: 'Unix seconds or RFC 3339' },
+        ],
+        responses: ok('Entries', list('#/components/schemas/AuditLog')),
+      },
+    },
+  },
+  components: {
+    securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } },
+    responses: {
+      Error: {
+        description: 'The error envelope',
+        content: {
+          'application/json': {
+            schema: {
+              type: 'object',
+              properties: {
+                _errors: { type: 'array', items: { type: 'object', properties: { code: { type: 'string' }, message: { type: 'string' }, details: { type: 'object' }, help: { type: 'string' } } } },
+                _request_id: { type: 'string' },
+              },
+            },
+          },
+        },
+      },
+    },
+    schemas: {
+      ScepProfile: {
+        type: 'object',
+        required: ['name', 'scep_challenge', 'ca_identity_name', 'algorithm', 'digest', 'scep_url'],
+        properties: {
+          id: { type: 'string', readOnly: true },
+          name: { type: 'string', maxLength: 31 },
+          folder: { type: 'string', maxLength: 64 },
+          snippet: { type: 'string', maxLength: 64 },
+          device: { type: 'string', maxLength: 64 },
+          scep_challenge: { type: 'object', description: 'exactly one of none (""), fixed (string), dynamic ({ otp_server_url, username, password })' },
+          ca_identity_name: { type: 'string' },
+          subject: { type: 'string', default: 'CN=$USERNAME' },
+          algorithm: { type: 'object', properties: { rsa: { type: 'object', properties: { rsa_nbits: { oneOf: [{ type: 'integer' }, { type: 'string' }] } } } } },
+          digest: { type: 'string', enum: ['sha1', 'sha256', 'sha384', 'sha348', 'sha512'] },
+          fingerprint: { type: 'string' },
+          certificate_attributes: { type: 'object' },
+          use_as_digital_signature: { type: 'boolean' },
+          use_for_key_encipherment: { type: 'boolean' },
+          scep_url: { type: 'string' },
+          scep_ca_cert: { type: 'string' },
+          scep_client_cert: { type: 'string' },
+          renewal_window_days: { type: 'integer', default: 30 },
+          validity_days: { type: 'integer', default: 365 },
+          manual_approval: { type: 'boolean', default: false },
+          legacy: { type: 'boolean', default: false },
+          seat_id_mapping: { type: 'string', default: 'subject.common_name' },
+        },
+      },
+      Seat: { type: 'object', properties: { id: { type: 'string' }, created_at: { type: 'integer' } } },
+      Enrollment: { type: 'object', properties: { id: { type: 'string' }, seat_id: { type: 'string' }, profile_id: { type: 'string' }, status: { type: 'string', enum: ['CREATED', 'REDEEMED', 'REVOKED'] }, expires_at: { type: 'integer' } } },
+      NewEnrollment: { allOf: [{ $ref: '#/components/schemas/Enrollment' }, { type: 'object', properties: { enrollment_code: { type: 'string' }, profile: { type: 'string' } } }] },
+      Certificate: { type: 'object', properties: { serial: { type: 'string' }, fingerprint: { type: 'string' }, seat_id: { type: 'string' }, subject: { type: 'string' }, not_before: { type: 'integer' }, not_after: { type: 'integer' }, revoked_at: { type: 'integer', nullable: true }, renewed_by: { type: 'string', nullable: true } } },
+      AuditLog: { type: 'object', properties: { id: { type: 'integer' }, time: { type: 'integer' }, profile: { type: 'string' }, seat_id: { type: 'string' }, transaction_id: { type: 'string' }, operation: { type: 'string' }, status: { type: 'string' }, code: { type: 'string' }, message: { type: 'string' } } },
+    },
+  },
+};

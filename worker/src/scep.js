@@ -1,0 +1,242 @@
+// The SCEP endpoint (RFC 8894 §4): GetCACaps, GetCACert, PKIOperation (POST and GET).
+// The path of one PKIOperation: read → open (core) → store reads → decide (core) → atomic redemption →
+// issue (core) → save → CertRep (core). Every outcome writes one audit row.
+import * as scep from 'scepkit';
+import { identity } from './ca.js';
+import { Store } from './store.js';
+
+const PKI_MESSAGE = 'application/x-pki-message';
+const MAX_MESSAGE = 1 << 20;
+const now = () => Math.floor(Date.now() / 1000);
+
+export async function handleScep(c, profileName) {
+  const store = new Store(c.env.DB);
+  const profile = profileName ? await store.profileByName(profileName) : await store.defaultProfile(c.env.DEFAULT_PROFILE);
+  if (!profile) return c.text(profileName ? `No SCEP profile named ${profileName}` : 'No SCEP profile is configured', 404);
+  const operation = c.req.query('operation');
+  switch (operation) {
+    case 'GetCACaps':
+      return c.text(scep.serverCaCaps(profile.body.legacy, false), 200, { 'content-type': 'text/plain' });
+    case 'GetCACert': {
+      const { contentType, body } = identity(c.env).caCertResponse();
+      return new Response(body, { headers: { 'content-type': contentType } });
+    }
+    case 'PKIOperation':
+      return pkiOperation(c, store, profile);
+    default:
+      return c.text(operation ? `Unsupported operation ${operation}` : 'Missing operation parameter', 400);
+  }
+}
+
+async function readMessage(c) {
+  if (c.req.method === 'POST') {
+    const length = Number(c.req.header('content-length') ?? 0);
+    if (length > MAX_MESSAGE) return { error: 'message larger than 1 MB' };
+    const body = new Uint8Array(await c.req.arrayBuffer());
+    return body.length > MAX_MESSAGE ? { error: 'message larger than 1 MB' } : { bytes: body };
+  }
+  // The raw query value: clients send unescaped + and /, and line breaks; the core decodes all of it.
+  const raw = new URL(c.req.url).search.match(/[?&]message=([^&]*)/)?.[1];
+  if (!raw) return { error: 'missing message parameter' };
+  if (raw.length > MAX_MESSAGE * 2) return { error: 'message larger than 1 MB' };
+  try {
+    return { bytes: scep.decodeMessageParam(raw) };
+  } catch (e) {
+    return { error: e.message };
+  }
+}
+
+async function pkiOperation(c, store, profile) {
+  const t = now();
+  const audit = (entry) => store.audit({ time: t, profile: profile.name, operation: 'PKIOperation', ...entry });
+  const { bytes, error } = await readMessage(c);
+  let request;
+  try {
+    if (error) throw new Error(error);
+    request = scep.readRequest(bytes);
+  } catch (e) {
+    await audit({ status: 'Failure', code: 'malformed', message: e.message });
+    return c.text(`Bad SCEP request: ${e.message}`, 400);
+  }
+  const ctx = { c, store, profile, request, t, id: identity(c.env), legacy: Boolean(profile.body.legacy) };
+  ctx.audit = (entry) => audit({ transactionId: request.transactionId, operation: request.messageType, ...entry });
+  let facts;
+  try {
+    facts = request.open(ctx.id, ctx.legacy);
+  } catch (e) {
+    return fail(ctx, e);
+  }
+  ctx.facts = facts;
+  try {
+    switch (facts.message_type) {
+      case 'GetCert':
+        return await getCert(ctx);
+      case 'GetCRL':
+        return await getCrl(ctx);
+      default:
+        return await enrollment(ctx);
+    }
+  } catch (e) {
+    // A store or host failure: the client gets a FAILURE it can retry, the admin an audit row.
+    console.error('PKIOperation failed', e);
+    return fail(ctx, { failInfoCode: 2, kind: 'internal', message: 'The SCEP service could not complete the request; retry later' });
+  }
+}
+
+async function enrollment(ctx) {
+  const { store, profile, request, facts, t } = ctx;
+  let seatId = null;
+  if (facts.csr) {
+    try {
+      seatId = request.seatId(profile.body);
+    } catch {
+      // the policy reports the missing seat with the spec's wording
+    }
+  }
+  const [seatExists, openEnrollment, redeemed, signer, prior] = await Promise.all([
+    seatId ? store.seatExists(seatId) : false,
+    seatId ? store.openEnrollment(seatId, profile.id) : null,
+    seatId ? store.lastRedeemedEnrollment(seatId, profile.id) : null,
+    facts.signer.self_signed ? null : store.certificateByFingerprint(facts.signer.fingerprint),
+    store.transaction(profile.id, facts.transaction_id),
+  ]);
+  const storeFacts = {
+    seat_exists: seatExists,
+    open_enrollment: openEnrollment ?? undefined,
+    redeemed_enrollment: redeemed ?? undefined,
+    signer_certificate: signer ? { serial: signer.serial, seat_id: signer.seat_id, not_after: signer.not_after, revoked: signer.revoked_at != null, renewed: signer.renewed_by != null } : undefined,
+    prior_transaction: prior ? { status: prior.status, key_digest: prior.key_digest, certificate_serial: prior.certificate_serial ?? undefined, message: prior.message ?? undefined } : undefined,
+  };
+  const d = request.decide(profile.body, storeFacts, ctx.c.env.CODE_KEY, t);
+  ctx.seatId = d.seat_id ?? seatId ?? signer?.seat_id ?? prior?.seat_id;
+  switch (d.decision) {
+    case 'reject':
+      return fail(ctx, { failInfoCode: FAIL_INFO[d.error.fail_info], kind: d.error.kind, message: d.error.message });
+    case 'pending':
+      await ctx.audit({ seatId: ctx.seatId, status: 'Success', code: 'pending', message: 'Waiting for administrator approval' });
+      return reply(ctx, { status: 'pending' });
+    case 'resend': {
+      const cert = await store.certificateBySerial(d.serial);
+      await ctx.audit({ seatId: ctx.seatId, status: 'Success', code: 'resent', message: `Certificate ${d.serial} sent again` });
+      return reply(ctx, { status: 'issued', certificates: [new Uint8Array(cert.der), caDer(ctx)] });
+    }
+    case 'hold':
+      return hold(ctx, d);
+    case 'issue':
+      return issue(ctx, d);
+    default:
+      throw new Error(`unknown decision ${d.decision}`);
+  }
+}
+
+const FAIL_INFO = { badAlg: 0, badMessageCheck: 1, badRequest: 2, badTime: 3, badCertId: 4 };
+
+function caDer(ctx) {
+  return scep.toDer(new TextEncoder().encode(ctx.c.env.CA_CERT));
+}
+
+async function redeemOrFail(ctx, enrollmentId) {
+  if (!enrollmentId) return true;
+  return ctx.store.redeem(enrollmentId, ctx.facts.transaction_id, ctx.t);
+}
+
+async function hold(ctx, d) {
+  const { store, profile, facts, t } = ctx;
+  if (!(await redeemOrFail(ctx, d.redeem))) return challengeRaced(ctx);
+  await store.batch([
+    store.transactionStatement({
+      profileId: profile.id, transactionId: facts.transaction_id, seatId: d.seat_id, messageType: facts.message_type, keyDigest: facts.key_digest,
+      status: 'PENDING', csr: facts.csr_der, plan: d.plan, enrollmentId: d.redeem, now: t,
+    }),
+  ]);
+  await ctx.audit({ seatId: d.seat_id, status: 'Success', code: 'pending', message: 'Request held for administrator approval' });
+  return reply(ctx, { status: 'pending' });
+}
+
+function challengeRaced(ctx) {
+  // Another request redeemed the code between our read and our redemption.
+  return fail(ctx, { failInfoCode: 2, kind: 'challenge_invalid', message: 'Challenge password is invalid - does not match the value configured by the Administrator' });
+}
+
+/** Issues a certificate for a policy plan; returns it with the statement that stores it. Shared by the
+ * SCEP path and admin approval. */
+export function issueCertificate({ store, id, profile, csr, plan, seatId, transactionId, t }) {
+  const serial = randomSerial();
+  const der = id.issue(csr, { ...plan, serial });
+  const info = scep.inspect(der);
+  const statement = store.certificateStatements({
+    serial, fingerprint: info.sha256Fingerprint, seatId, profileId: profile.id, subject: info.subject,
+    notBefore: plan.not_before, notAfter: plan.not_after, der, transactionId, now: t,
+  });
+  return { serial, der, statement };
+}
+
+async function issue(ctx, d) {
+  const { store, profile, facts, t } = ctx;
+  if (!(await redeemOrFail(ctx, d.redeem))) return challengeRaced(ctx);
+  let issued;
+  try {
+    issued = issueCertificate({ store, id: ctx.id, profile, csr: facts.csr_der, plan: d.plan, seatId: d.seat_id, transactionId: facts.transaction_id, t });
+  } catch (e) {
+    if (d.redeem) await store.unredeem(d.redeem);
+    throw e;
+  }
+  // Only one renewal of a certificate can ever succeed: the claim is one conditional UPDATE.
+  if (d.renews && !(await store.claimRenewal(d.renews, issued.serial))) {
+    return fail(ctx, { failInfoCode: 4, kind: 'already_renewed', message: 'Failed to renew the specified certificate: it already has been renewed' });
+  }
+  try {
+    await store.batch([
+      issued.statement,
+      store.transactionStatement({
+        profileId: profile.id, transactionId: facts.transaction_id, seatId: d.seat_id, messageType: facts.message_type, keyDigest: facts.key_digest,
+        status: 'ISSUED', csr: facts.csr_der, plan: d.plan, enrollmentId: d.redeem, serial: issued.serial, now: t,
+      }),
+    ]);
+  } catch (e) {
+    // Nothing half-done survives: the code and the renewal claim are given back.
+    if (d.redeem) await store.unredeem(d.redeem);
+    if (d.renews) await store.releaseRenewal(d.renews, issued.serial);
+    throw e;
+  }
+  await ctx.audit({ seatId: d.seat_id, status: 'Success', code: d.renews ? 'renewed' : 'issued', message: `Issued certificate ${issued.serial}${d.renews ? ` renewing ${d.renews}` : ''}` });
+  return reply(ctx, { status: 'issued', certificates: [issued.der, caDer(ctx)] });
+}
+
+function randomSerial() {
+  const bytes = crypto.getRandomValues(new Uint8Array(16));
+  bytes[0] = (bytes[0] & 0x7f) | 0x01; // positive, 16 octets, never a leading zero
+  return [...bytes].map((b) => b.toString(16).padStart(2, '0')).join('');
+}
+
+async function getCert(ctx) {
+  const serial = ctx.facts.issuer_and_serial[1];
+  const cert = await ctx.store.certificateBySerial(serial);
+  if (!cert) return fail(ctx, { failInfoCode: 4, kind: 'not_found', message: `No certificate with serial ${serial} was issued by this CA` });
+  ctx.seatId = cert.seat_id;
+  await ctx.audit({ seatId: cert.seat_id, status: 'Success', code: 'get_cert', message: `Certificate ${serial} sent` });
+  return reply(ctx, { status: 'issued', certificates: [new Uint8Array(cert.der)] });
+}
+
+async function getCrl(ctx) {
+  const crl = await buildCrl(ctx.store, ctx.id, ctx.t);
+  await ctx.audit({ status: 'Success', code: 'get_crl', message: 'CRL sent' });
+  return reply(ctx, { status: 'crl', crls: [crl] });
+}
+
+/** The current CRL, valid for a day. */
+export async function buildCrl(store, id, t) {
+  const [revoked, number] = await Promise.all([store.revoked(), store.nextCrlNumber()]);
+  return id.crl(revoked, number, t, t + 86400);
+}
+
+async function fail(ctx, e) {
+  const message = e.message ?? String(e);
+  await ctx.audit({ seatId: ctx.seatId, status: 'Failure', code: e.kind ?? 'failed', message });
+  return reply(ctx, { status: 'failed', failInfoCode: e.failInfoCode ?? 2, message });
+}
+
+function reply(ctx, outcome) {
+  const body = scep.certRep(ctx.request, outcome, ctx.id, ctx.facts?.cipher ?? 'aes-128-cbc', ctx.legacy);
+  return new Response(body, { headers: { 'content-type': PKI_MESSAGE } });
+}
