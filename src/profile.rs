@@ -116,8 +116,9 @@ impl ScepProfile {
         let scep_client_cert = v.string(obj, "scep_client_cert", false, 255);
         let renewal_window_days = v.integer(obj, "renewal_window_days", 30, 0..=3650);
         let validity_days = v.integer(obj, "validity_days", 365, 1..=3650);
-        if renewal_window_days >= validity_days {
-            v.fail("renewal_window_days", "must be shorter than validity_days");
+        // A window as long as the validity means "renew at any time" (micromdm's -allowrenew 0).
+        if renewal_window_days > validity_days {
+            v.fail("renewal_window_days", "must not be longer than validity_days");
         }
         let manual_approval = v.boolean(obj, "manual_approval", false);
         let seat_id_mapping = v.string(obj, "seat_id_mapping", false, 64).unwrap_or_else(|| DEFAULT_SEAT_ID_MAPPING.to_owned());

@@ -1,0 +1,54 @@
+// Shared by the Worker tests: the Worker reached through its own fetch, the admin API, and a SCEP client (the
+// scepkit package itself, running inside workerd).
+import { env, SELF } from 'cloudflare:test';
+import * as scep from 'scepkit';
+
+export { scep, env };
+export const BASE = 'http://scep.test';
+export const fetchWorker = (url, init) => SELF.fetch(new Request(url, init));
+
+export async function api(method, path, body, { token = env.ADMIN_TOKEN, contentType } = {}) {
+  const headers = {};
+  if (token) headers.authorization = `Bearer ${token}`;
+  if (body !== undefined) headers['content-type'] = contentType ?? 'application/json';
+  const res = await fetchWorker(`${BASE}/api/v1${path}`, { method, headers, body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body) });
+  const text = await res.text();
+  return { status: res.status, json: text ? JSON.parse(text) : null };
+}
+
+let counter = 0;
+export const unique = (prefix) => `${prefix}-${Date.now().toString(36)}-${(counter++).toString(36)}`;
+
+export function profileBody(name, extra = {}) {
+  return {
+    name, folder: 'Shared', scep_challenge: { dynamic: { otp_server_url: `${BASE}/api/v1/enrollments` } }, ca_identity_name: 'test CA',
+    subject: 'CN=$USERNAME', algorithm: { rsa: { rsa_nbits: 2048 } }, digest: 'sha256', use_as_digital_signature: true,
+    use_for_key_encipherment: true, scep_url: `${BASE}/scep/${name}`, ...extra,
+  };
+}
+
+/** A profile, a seat and a fresh enrollment code for it. */
+export async function enrolledSeat(profileExtra = {}) {
+  const profile = unique('p').slice(0, 31);
+  const p = await api('POST', '/scep-profiles', profileBody(profile, profileExtra));
+  if (p.status !== 201) throw new Error(JSON.stringify(p.json));
+  const seat = unique('seat');
+  await api('POST', '/seats', { id: seat });
+  const e = await api('POST', '/enrollments', { seat_id: seat, profile });
+  return { profile, profileId: p.json.id, seat, code: e.json.enrollment_code, enrollmentId: e.json.id, url: `${BASE}/scep/${profile}` };
+}
+
+export const enroll = (options) => scep.enroll({ fetch: fetchWorker, pollInterval: 10, ...options });
+
+export async function failureOf(promise) {
+  try {
+    await promise;
+  } catch (e) {
+    return e;
+  }
+  throw new Error('expected a failure');
+}
+
+export async function auditFor(seat) {
+  return (await api('GET', `/audit-logs?seat_id=${encodeURIComponent(seat)}`)).json.data;
+}

@@ -1,0 +1,30 @@
+import { describe, expect, it } from 'vitest';
+import { api, auditFor, BASE, enroll, enrolledSeat, failureOf, fetchWorker, scep } from './helpers.js';
+
+describe('SCEP endpoint', () => {
+  it('GetCACaps advertises the RFC keywords and never DES', async () => {
+    const { url } = await enrolledSeat();
+    const text = await (await fetchWorker(`${url}?operation=GetCACaps`)).text();
+    expect(text.split('\n').sort()).toEqual(['AES', 'POSTPKIOperation', 'Renewal', 'SCEPStandard', 'SHA-256', 'SHA-512'].sort());
+  });
+
+  it('GetCACert returns CA + RA as a degenerate PKCS#7 with the right content type', async () => {
+    const res = await fetchWorker(`${BASE}/scep?operation=GetCACert`);
+    expect(res.headers.get('content-type')).toBe('application/x-x509-ca-ra-cert');
+    const ca = scep.parseCaCert(new Uint8Array(await res.arrayBuffer()));
+    expect(ca.caSubject).toBe('CN=scepkit test CA,O=scepkit');
+    expect(ca.all).toHaveLength(2);
+  });
+
+  it('a seat with a fresh code enrolls; the certificate chains to the CA and is recorded', async () => {
+    const s = await enrolledSeat();
+    const result = await enroll({ url: s.url, challenge: s.code, subject: `CN=${s.seat}` });
+    const cert = scep.inspect(result.certificate);
+    expect(cert.subject).toBe(`CN=${s.seat}`);
+    expect(cert.issuer).toBe('CN=scepkit test CA,O=scepkit');
+    const certs = (await api('GET', `/certificates?seat_id=${s.seat}`)).json.data;
+    expect(certs.map((c) => c.serial)).toEqual([cert.serial]);
+    const audit = await auditFor(s.seat);
+    expect(audit[0]).toMatchObject({ status: 'Success', code: 'issued', profile: s.profile, operation: 'PKCSReq' });
+  });
+});
