@@ -1,0 +1,139 @@
+// Concurrency, retransmission, manual approval, GET transport quirks, GetCert/GetCRL and the CRL.
+import { describe, expect, it } from 'vitest';
+import { api, auditFor, BASE, enroll, enrolledSeat, failureOf, fetchWorker, scep } from './helpers.js';
+
+async function lowLevel(s, { subject = `CN=${s.seat}`, challenge = s.code } = {}) {
+  const now = Math.floor(Date.now() / 1000);
+  const key = await scep.generateKey(2048);
+  const signer = scep.selfSignedCertificate(key, subject, now - 60, now + 3600, 'sha256', 'signer');
+  const caBody = new Uint8Array(await (await fetchWorker(`${s.url}?operation=GetCACert`)).arrayBuffer());
+  const csr = scep.buildCsr(key, { subject, challenge });
+  const build = (opts = {}) => scep.buildRequest(csr, key, signer, caBody, { messageType: 'PKCSReq', cipher: 'aes-128-cbc', digest: 'sha256', ...opts });
+  const send = async (req, { get = false, raw } = {}) => {
+    const res = get
+      ? await fetchWorker(`${s.url}?operation=PKIOperation&message=${raw ?? scep.encodeMessageParam(req.message)}`)
+      : await fetchWorker(`${s.url}?operation=PKIOperation`, { method: 'POST', body: req.message });
+    expect(res.status).toBe(200);
+    return scep.readCertRep(new Uint8Array(await res.arrayBuffer()), req, key, signer, caBody, scep.csrPublicKey(csr), false);
+  };
+  return { key, signer, caBody, csr, build, send };
+}
+
+describe('one code, one certificate', () => {
+  it('100 concurrent requests with one code give exactly one certificate', async () => {
+    const s = await enrolledSeat();
+    const c = await lowLevel(s);
+    const requests = Array.from({ length: 100 }, (_, i) => c.build({ transactionId: `race-${i}` }));
+    const outcomes = await Promise.all(requests.map((r) => c.send(r)));
+    expect(outcomes.filter((o) => o.status === 'issued')).toHaveLength(1);
+    expect(outcomes.filter((o) => o.status === 'failed').every((o) => o.failInfo === 'badRequest')).toBe(true);
+    expect((await api('GET', `/certificates?seat_id=${s.seat}`)).json.data).toHaveLength(1);
+    const audit = await auditFor(s.seat);
+    expect(audit).toHaveLength(100);
+    expect(audit.filter((a) => a.status === 'Success')).toHaveLength(1);
+  });
+
+  it('a retransmission gets the same certificate; a different request under the same transactionID is refused', async () => {
+    const s = await enrolledSeat();
+    const c = await lowLevel(s);
+    const req = c.build({ transactionId: 'retx-1' });
+    const first = await c.send(req);
+    const again = await c.send(req);
+    expect(first.status).toBe('issued');
+    expect(again.certificate).toEqual(first.certificate);
+    // A new message for the same key and transactionID (a client that rebuilds on retry): same certificate.
+    const rebuilt = await c.send(c.build({ transactionId: 'retx-1' }));
+    expect(rebuilt.certificate).toEqual(first.certificate);
+    const other = await lowLevel(s);
+    const hijack = await other.send(other.build({ transactionId: 'retx-1' }));
+    expect(hijack).toMatchObject({ status: 'failed', failInfo: 'badRequest', message: 'transactionID retx-1 is already used by a different request' });
+    expect((await api('GET', `/certificates?seat_id=${s.seat}`)).json.data).toHaveLength(1);
+  });
+});
+
+describe('transport', () => {
+  it('GET PKIOperation with line breaks and unescaped + and / (Cisco IOS, macOS)', async () => {
+    const s = await enrolledSeat();
+    const c = await lowLevel(s);
+    const req = c.build();
+    const b64 = decodeURIComponent(scep.encodeMessageParam(req.message));
+    const sloppy = b64.replace(/(.{64})/g, '$1%0A');
+    const outcome = await c.send(req, { get: true, raw: sloppy });
+    expect(outcome.status).toBe('issued');
+  });
+});
+
+describe('manual approval', () => {
+  it('PENDING until an administrator approves, then the poll gets the certificate', async () => {
+    const s = await enrolledSeat({ manual_approval: true });
+    let approved = false;
+    const result = await enroll({
+      url: s.url, challenge: s.code, subject: `CN=${s.seat}`,
+      onProgress: async (step) => {
+        if (step === 'pending' && !approved) {
+          approved = true;
+          const pending = (await api('GET', '/transactions')).json.data.find((t) => t.seat_id === s.seat);
+          expect(pending).toBeTruthy();
+          const r = await api('POST', `/enrollments/${s.enrollmentId}/approve`);
+          expect(r.status).toBe(200);
+        }
+      },
+    });
+    expect(approved).toBe(true);
+    expect(scep.inspect(result.certificate).subject).toBe(`CN=${s.seat}`);
+    const codes = (await auditFor(s.seat)).map((a) => a.code);
+    expect(codes).toEqual(expect.arrayContaining(['pending', 'approved', 'resent']));
+  });
+
+  it('a rejected request ends in FAILURE', async () => {
+    const s = await enrolledSeat({ manual_approval: true });
+    const e = await failureOf(
+      enroll({
+        url: s.url, challenge: s.code, subject: `CN=${s.seat}`,
+        onProgress: async (step) => step === 'pending' && (await api('POST', `/enrollments/${s.enrollmentId}/reject`)),
+      }),
+    );
+    expect(e.message).toBe('The request was rejected by an administrator');
+    expect((await api('POST', `/enrollments/${s.enrollmentId}/approve`)).status).toBe(404);
+  });
+});
+
+describe('renewal and revocation', () => {
+  it('a PKCSReq signed by a certificate we issued renews it (certmonger), without a code', async () => {
+    const s = await enrolledSeat({ validity_days: 30, renewal_window_days: 30 });
+    const first = await enroll({ url: s.url, challenge: s.code, subject: `CN=${s.seat}` });
+    // Build by hand: PKCSReq (not RenewalReq), signed by the issued certificate, no challenge.
+    const key = await scep.generateKey(2048);
+    const csr = scep.buildCsr(key, { subject: `CN=${s.seat}` });
+    const caBody = new Uint8Array(await (await fetchWorker(`${s.url}?operation=GetCACert`)).arrayBuffer());
+    const req = scep.buildRequest(csr, first.privateKeyPkcs8, first.certificate, caBody, { messageType: 'PKCSReq', cipher: 'aes-256-cbc', digest: 'sha256' });
+    const res = await fetchWorker(`${s.url}?operation=PKIOperation`, { method: 'POST', body: req.message });
+    const outcome = scep.readCertRep(new Uint8Array(await res.arrayBuffer()), req, first.privateKeyPkcs8, first.certificate, caBody, scep.csrPublicKey(csr), false);
+    expect(outcome.status).toBe('issued');
+    const certs = (await api('GET', `/certificates?seat_id=${s.seat}`)).json.data;
+    expect(certs).toHaveLength(2);
+    expect(certs[0].renewed_by).toBe(certs[1].serial);
+  });
+
+  it('revocation shows in GetCRL and /crl; GetCert returns an issued certificate', async () => {
+    const s = await enrolledSeat();
+    const cert = await enroll({ url: s.url, challenge: s.code, subject: `CN=${s.seat}` });
+    const serial = scep.inspect(cert.certificate).serial;
+    expect((await api('POST', `/certificates/${serial}/revoke`)).status).toBe(200);
+    expect((await api('POST', `/certificates/${serial}/revoke`)).status).toBe(409);
+    const crlRes = await fetchWorker(`${BASE}/crl`);
+    expect(crlRes.headers.get('content-type')).toBe('application/pkix-crl');
+    const crl = new Uint8Array(await crlRes.arrayBuffer());
+    const hex = [...crl].map((b) => b.toString(16).padStart(2, '0')).join('');
+    expect(hex).toContain(serial);
+
+    const caBody = new Uint8Array(await (await fetchWorker(`${s.url}?operation=GetCACert`)).arrayBuffer());
+    for (const messageType of ['GetCert', 'GetCRL']) {
+      const req = scep.buildRequest(new Uint8Array(), cert.privateKeyPkcs8, cert.certificate, caBody, { messageType, cipher: 'aes-128-cbc', digest: 'sha256', serial });
+      const res = await fetchWorker(`${s.url}?operation=PKIOperation`, { method: 'POST', body: req.message });
+      const outcome = scep.readCertRep(new Uint8Array(await res.arrayBuffer()), req, cert.privateKeyPkcs8, cert.certificate, caBody, undefined, false);
+      if (messageType === 'GetCert') expect(outcome.certificate).toEqual(cert.certificate);
+      else expect([...outcome.crls[0]].map((b) => b.toString(16).padStart(2, '0')).join('')).toContain(serial);
+    }
+  });
+});
