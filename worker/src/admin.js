@@ -150,7 +150,10 @@ admin.post('/seats/bulk', async (c) => {
       await store.createSeat(id, now());
       const result = { row, seat_id: id, status: 'created' };
       const profileName = profileCol >= 0 ? cells[profileCol] : '';
-      if (profileName) Object.assign(result, await enroll(c, id, profileName));
+      if (profileName) {
+        const { enrollment_code: code, ...enrollment } = await enroll(c, id, profileName);
+        Object.assign(result, { enrollment, enrollment_code: code });
+      }
       results.push(result);
     } catch (e) {
       results.push({ row, seat_id: id ?? null, status: 'error', error: e.message, details: e.details ?? {} });

@@ -100,7 +100,7 @@ export class Store {
 
   async enrollments(seatId) {
     const sql = 'SELECT id, seat_id, profile_id, status, expires_at, created_at, redeemed_at, transaction_id FROM enrollments';
-    const { results } = seatId ? await this.db.prepare(`${sql} WHERE seat_id = ? ORDER BY created_at`).bind(seatId).all() : await this.db.prepare(`${sql} ORDER BY created_at`).all();
+    const { results } = seatId ? await this.db.prepare(`${sql} WHERE seat_id = ? ORDER BY created_at, rowid`).bind(seatId).all() : await this.db.prepare(`${sql} ORDER BY created_at, rowid`).all();
     return results;
   }
 
@@ -153,7 +153,7 @@ export class Store {
 
   async certificates(seatId) {
     const sql = 'SELECT serial, fingerprint, seat_id, profile_id, subject, not_before, not_after, revoked_at, renewed_by, transaction_id, created_at FROM certificates';
-    const { results } = seatId ? await this.db.prepare(`${sql} WHERE seat_id = ? ORDER BY created_at`).bind(seatId).all() : await this.db.prepare(`${sql} ORDER BY created_at`).all();
+    const { results } = seatId ? await this.db.prepare(`${sql} WHERE seat_id = ? ORDER BY created_at, rowid`).bind(seatId).all() : await this.db.prepare(`${sql} ORDER BY created_at, rowid`).all();
     return results;
   }
 
