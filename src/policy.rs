@@ -115,7 +115,7 @@ pub fn key_digest(csr: &CsrFacts) -> String {
     hex::encode(crate::algorithms::DigestAlg::Sha256.digest(&csr.spki_der))
 }
 
-/// A fresh enrollment code: 20 Crockford base32 characters (100 bits) in groups of five.
+/// A fresh enrollment code: 20 RFC 4648 base32 characters (100 bits) in groups of five.
 pub fn new_enrollment_code(rng: &mut impl CryptoRngCore) -> String {
     let mut bytes = [0u8; 13];
     rng.fill_bytes(&mut bytes);

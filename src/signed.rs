@@ -123,8 +123,9 @@ fn certificate_set(certificates: &[&Certificate]) -> Result<Option<RawSet>> {
             unique.push(c);
         }
     }
-    // SET OF is ordered by DER; readers restore leaf-first order with `chain_order`.
-    Ok(Some(RawSet::from_elements(unique.into_iter().cloned())?))
+    // Kept in the order given, leaf first, rather than DER-sorted: clients such as micromdm's scepclient take
+    // the first certificate of a CertRep as theirs (OpenSSL and Go write SET OF certificates unsorted too).
+    Ok(Some(RawSet::in_order(unique.into_iter().cloned())?))
 }
 
 fn attribute(oid: ObjectIdentifier, value: Any) -> Result<Attribute> {

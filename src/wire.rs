@@ -30,11 +30,16 @@ pub type Certificate = CertificateInner<Raw>;
 pub struct RawSet(pub Vec<u8>);
 
 impl RawSet {
-    /// Builds a set from already-encoded elements, sorted as DER requires.
+    /// Builds a set from elements, sorted as DER requires.
     pub fn from_elements<T: Encode>(elements: impl IntoIterator<Item = T>) -> der::Result<Self> {
         let mut encoded = elements.into_iter().map(|e| e.to_der()).collect::<der::Result<Vec<_>>>()?;
         encoded.sort();
         Ok(Self(encoded.concat()))
+    }
+
+    /// Builds a set keeping the elements in the order given (see `signed::certs_only` for why).
+    pub fn in_order<T: Encode>(elements: impl IntoIterator<Item = T>) -> der::Result<Self> {
+        Ok(Self(elements.into_iter().map(|e| e.to_der()).collect::<der::Result<Vec<_>>>()?.concat()))
     }
 
     /// The elements, in the order sent.

@@ -45,9 +45,13 @@ CREATE TABLE certificates (
 CREATE INDEX certificates_seat ON certificates (seat_id);
 CREATE INDEX certificates_revoked ON certificates (revoked_at) WHERE revoked_at IS NOT NULL;
 
+-- A transaction is one requester's: keyed by the signer too, because clients reuse a transactionID derived
+-- from the key when they renew with that key (micromdm's scepclient, certmonger), signed by the issued
+-- certificate instead of the first request's self-signed one. CertPoll is signed like its request.
 CREATE TABLE transactions (
   profile_id         TEXT NOT NULL REFERENCES profiles(id),
   transaction_id     TEXT NOT NULL,
+  signer_fingerprint TEXT NOT NULL,
   seat_id            TEXT,
   message_type       TEXT NOT NULL,
   key_digest         TEXT NOT NULL,             -- SHA-256 of the CSR's public key: a retransmission matches it
@@ -59,7 +63,7 @@ CREATE TABLE transactions (
   message            TEXT,
   created_at         INTEGER NOT NULL,
   updated_at         INTEGER NOT NULL,
-  PRIMARY KEY (profile_id, transaction_id)
+  PRIMARY KEY (profile_id, transaction_id, signer_fingerprint)
 );
 CREATE INDEX transactions_pending ON transactions (status) WHERE status = 'PENDING';
 

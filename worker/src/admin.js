@@ -198,12 +198,12 @@ async function decidePending(c, action) {
   const audit = (status, code, message) => store.audit({ time: t, profile: profile.name, seatId: tx.seat_id, transactionId: tx.transaction_id, operation: action, status, code, message });
   if (action === 'reject') {
     const reason = 'The request was rejected by an administrator';
-    await store.batch([store.transactionDecisionStatement({ profileId: tx.profile_id, transactionId: tx.transaction_id, status: 'REJECTED', message: reason, now: t })]);
+    await store.batch([store.transactionDecisionStatement({ profileId: tx.profile_id, transactionId: tx.transaction_id, signerFingerprint: tx.signer_fingerprint, status: 'REJECTED', message: reason, now: t })]);
     await audit('Success', 'rejected', reason);
     return c.json({ transaction_id: tx.transaction_id, status: 'REJECTED' });
   }
   const issued = issueCertificate({ store, id: identity(c.env), profile, csr: new Uint8Array(tx.csr), plan: JSON.parse(tx.plan), seatId: tx.seat_id, transactionId: tx.transaction_id, t });
-  const [, moved] = await store.batch([issued.statement, store.transactionDecisionStatement({ profileId: tx.profile_id, transactionId: tx.transaction_id, status: 'ISSUED', serial: issued.serial, now: t })]);
+  const [, moved] = await store.batch([issued.statement, store.transactionDecisionStatement({ profileId: tx.profile_id, transactionId: tx.transaction_id, signerFingerprint: tx.signer_fingerprint, status: 'ISSUED', serial: issued.serial, now: t })]);
   if (!moved.meta.changes) throw new ApiError(409, 'E016', 'Object Not Unique', { transaction: 'was decided concurrently' });
   await audit('Success', 'approved', `Approved; issued certificate ${issued.serial}`);
   return c.json({ transaction_id: tx.transaction_id, status: 'ISSUED', serial: issued.serial });

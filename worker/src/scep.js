@@ -98,7 +98,7 @@ async function enrollment(ctx) {
     seatId ? store.openEnrollment(seatId, profile.id) : null,
     seatId ? store.lastRedeemedEnrollment(seatId, profile.id) : null,
     facts.signer.self_signed ? null : store.certificateByFingerprint(facts.signer.fingerprint),
-    store.transaction(profile.id, facts.transaction_id),
+    store.transaction(profile.id, facts.transaction_id, facts.signer.fingerprint),
   ]);
   const storeFacts = {
     seat_exists: seatExists,
@@ -145,7 +145,7 @@ async function hold(ctx, d) {
   if (!(await redeemOrFail(ctx, d.redeem))) return challengeRaced(ctx);
   await store.batch([
     store.transactionStatement({
-      profileId: profile.id, transactionId: facts.transaction_id, seatId: d.seat_id, messageType: facts.message_type, keyDigest: facts.key_digest,
+      profileId: profile.id, transactionId: facts.transaction_id, signerFingerprint: facts.signer.fingerprint, seatId: d.seat_id, messageType: facts.message_type, keyDigest: facts.key_digest,
       status: 'PENDING', csr: facts.csr_der, plan: d.plan, enrollmentId: d.redeem, now: t,
     }),
   ]);
@@ -189,7 +189,7 @@ async function issue(ctx, d) {
     await store.batch([
       issued.statement,
       store.transactionStatement({
-        profileId: profile.id, transactionId: facts.transaction_id, seatId: d.seat_id, messageType: facts.message_type, keyDigest: facts.key_digest,
+        profileId: profile.id, transactionId: facts.transaction_id, signerFingerprint: facts.signer.fingerprint, seatId: d.seat_id, messageType: facts.message_type, keyDigest: facts.key_digest,
         status: 'ISSUED', csr: facts.csr_der, plan: d.plan, enrollmentId: d.redeem, serial: issued.serial, now: t,
       }),
     ]);

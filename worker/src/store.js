@@ -182,8 +182,11 @@ export class Store {
   }
 
   // ---- transactions ----
-  async transaction(profileId, transactionId) {
-    return this.db.prepare('SELECT * FROM transactions WHERE profile_id = ? AND transaction_id = ?').bind(profileId, transactionId).first();
+  async transaction(profileId, transactionId, signerFingerprint) {
+    return this.db
+      .prepare('SELECT * FROM transactions WHERE profile_id = ? AND transaction_id = ? AND signer_fingerprint = ?')
+      .bind(profileId, transactionId, signerFingerprint)
+      .first();
   }
 
   async pendingByEnrollment(enrollmentId) {
@@ -192,25 +195,25 @@ export class Store {
 
   async pendingTransactions() {
     const { results } = await this.db
-      .prepare("SELECT profile_id, transaction_id, seat_id, message_type, enrollment_id, created_at FROM transactions WHERE status = 'PENDING' ORDER BY created_at")
+      .prepare("SELECT profile_id, transaction_id, signer_fingerprint, seat_id, message_type, enrollment_id, created_at FROM transactions WHERE status = 'PENDING' ORDER BY created_at")
       .all();
     return results;
   }
 
-  transactionStatement({ profileId, transactionId, seatId, messageType, keyDigest, status, csr, plan, enrollmentId, serial, message, now }) {
+  transactionStatement({ profileId, transactionId, signerFingerprint, seatId, messageType, keyDigest, status, csr, plan, enrollmentId, serial, message, now }) {
     return this.db
       .prepare(
-        `INSERT INTO transactions (profile_id, transaction_id, seat_id, message_type, key_digest, status, csr, plan, enrollment_id, certificate_serial, message, created_at, updated_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+        `INSERT INTO transactions (profile_id, transaction_id, signer_fingerprint, seat_id, message_type, key_digest, status, csr, plan, enrollment_id, certificate_serial, message, created_at, updated_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       )
-      .bind(profileId, transactionId, seatId, messageType, keyDigest, status, csr, plan ? JSON.stringify(plan) : null, enrollmentId ?? null, serial ?? null, message ?? null, now, now);
+      .bind(profileId, transactionId, signerFingerprint, seatId, messageType, keyDigest, status, csr, plan ? JSON.stringify(plan) : null, enrollmentId ?? null, serial ?? null, message ?? null, now, now);
   }
 
   /** Moves a PENDING transaction on; false when it was no longer PENDING (approved or rejected concurrently). */
-  transactionDecisionStatement({ profileId, transactionId, status, serial, message, now }) {
+  transactionDecisionStatement({ profileId, transactionId, signerFingerprint, status, serial, message, now }) {
     return this.db
-      .prepare("UPDATE transactions SET status = ?, certificate_serial = ?, message = ?, updated_at = ? WHERE profile_id = ? AND transaction_id = ? AND status = 'PENDING'")
-      .bind(status, serial ?? null, message ?? null, now, profileId, transactionId);
+      .prepare("UPDATE transactions SET status = ?, certificate_serial = ?, message = ?, updated_at = ? WHERE profile_id = ? AND transaction_id = ? AND signer_fingerprint = ? AND status = 'PENDING'")
+      .bind(status, serial ?? null, message ?? null, now, profileId, transactionId, signerFingerprint);
   }
 
   async batch(statements) {

@@ -44,9 +44,15 @@ describe('one code, one certificate', () => {
     // A new message for the same key and transactionID (a client that rebuilds on retry): same certificate.
     const rebuilt = await c.send(c.build({ transactionId: 'retx-1' }));
     expect(rebuilt.certificate).toEqual(first.certificate);
+    // The same requester with another key under that transactionID is refused ...
+    const otherKey = await scep.generateKey(2048);
+    const otherCsr = scep.buildCsr(otherKey, { subject: `CN=${s.seat}`, challenge: s.code });
+    const swapped = scep.buildRequest(otherCsr, c.key, c.signer, c.caBody, { messageType: 'PKCSReq', cipher: 'aes-128-cbc', digest: 'sha256', transactionId: 'retx-1' });
+    expect(await c.send(swapped)).toMatchObject({ status: 'failed', failInfo: 'badRequest', message: 'transactionID retx-1 is already used by a different request' });
+    // ... and another requester replaying it meets the redeemed code.
     const other = await lowLevel(s);
-    const hijack = await other.send(other.build({ transactionId: 'retx-1' }));
-    expect(hijack).toMatchObject({ status: 'failed', failInfo: 'badRequest', message: 'transactionID retx-1 is already used by a different request' });
+    const replay = await other.send(other.build({ transactionId: 'retx-1' }));
+    expect(replay).toMatchObject({ status: 'failed', message: 'Challenge password is invalid - does not match the value configured by the Administrator' });
     expect((await api('GET', `/certificates?seat_id=${s.seat}`)).json.data).toHaveLength(1);
   });
 });

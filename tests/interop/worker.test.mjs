@@ -1,0 +1,153 @@
+// Interop against `make run`'s Worker (wrangler dev, local D1) on 127.0.0.1: micromdm's scepclient and
+// scepkit's CLI enroll with fresh enrollment codes, a used code fails, renewals work; every issued
+// certificate verifies with OpenSSL against the CA from GetCACert.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+const ROOT = new URL('../../', import.meta.url).pathname;
+const CLI = join(ROOT, 'pkg/cli.js');
+const dir = mkdtempSync(join(tmpdir(), 'scepkit-worker-'));
+let base;
+let token;
+let pgid;
+
+const freePort = () => new Promise((resolve) => {
+  const s = createServer().listen(0, '127.0.0.1', () => {
+    const { port } = s.address();
+    s.close(() => resolve(port));
+  });
+});
+const run = (cmd, args, opts = {}) => spawnSync(cmd, args, { encoding: 'utf8', timeout: 120_000, ...opts });
+const scepkit = (...args) => run(process.execPath, [CLI, ...args]);
+const openssl = (...args) => run('openssl', args);
+
+async function api(method, path, body) {
+  const res = await fetch(`${base}/api/v1${path}`, {
+    method,
+    headers: { authorization: `Bearer ${token}`, ...(body ? { 'content-type': 'application/json' } : {}) },
+    body: body ? JSON.stringify(body) : undefined,
+  });
+  return { status: res.status, json: res.status === 204 ? null : await res.json() };
+}
+
+async function profile(name, extra = {}) {
+  const r = await api('POST', '/scep-profiles', {
+    name, folder: 'Shared', scep_challenge: { dynamic: {} }, ca_identity_name: 'dev', algorithm: { rsa: { rsa_nbits: 2048 } }, digest: 'sha256',
+    use_as_digital_signature: true, use_for_key_encipherment: true, scep_url: `${base}/scep/${name}`, ...extra,
+  });
+  assert.ok([201, 409].includes(r.status), JSON.stringify(r.json));
+}
+
+async function seatWithCode(seat, profileName) {
+  await api('POST', '/seats', { id: seat });
+  const e = await api('POST', '/enrollments', { seat_id: seat, profile: profileName });
+  assert.equal(e.status, 201, JSON.stringify(e.json));
+  return e.json.enrollment_code;
+}
+
+function verifyIssued(certPath, cn) {
+  const v = openssl('verify', '-CAfile', join(dir, 'ca.pem'), '-untrusted', join(dir, 'ca.pem'), certPath);
+  assert.equal(v.status, 0, v.stdout + v.stderr);
+  assert.match(openssl('x509', '-in', certPath, '-noout', '-subject').stdout, new RegExp(`CN ?= ?${cn}`));
+}
+
+before(async () => {
+  const port = await freePort();
+  base = `http://127.0.0.1:${port}`;
+  const r = run(join(ROOT, 'scripts/run-worker.sh'), [], { env: { ...process.env, DETACH: '1', PORT: String(port), PERSIST: join(dir, 'state'), LOG: join(dir, 'dev.log'), PIDFILE: join(dir, 'pgid') } });
+  assert.equal(r.status, 0, r.stdout + r.stderr);
+  pgid = Number(readFileSync(join(dir, 'pgid'), 'utf8'));
+  token = readFileSync(join(ROOT, 'worker/.dev.vars'), 'utf8').match(/^ADMIN_TOKEN="(.*)"$/m)[1];
+  const ca = scepkit('cacert', `${base}/scep`, '--out', join(dir, 'ca.pem'));
+  assert.equal(ca.status, 0, ca.stderr);
+  await profile('modern');
+  await profile('legacy', { legacy: true, digest: 'sha1' });
+  await profile('anytime', { validity_days: 30, renewal_window_days: 30 });
+  await profile('legacy-anytime', { legacy: true, digest: 'sha1', validity_days: 30, renewal_window_days: 30 });
+});
+
+after(() => {
+  if (pgid) process.kill(-pgid, 'SIGTERM');
+});
+
+test('make run printed a working demo seat and code', () => {
+  // run-worker.sh seeds and prints them; the demo profile exists and serves GetCACaps.
+  const caps = scepkit('caps', `${base}/scep`);
+  assert.equal(caps.status, 0, caps.stderr);
+  assert.deepEqual(JSON.parse(caps.stdout).negotiated, { cipher: 'aes-128-cbc', digest: 'sha512', post: true, renewal: true });
+});
+
+test('scepkit CLI enrolls with a fresh code; the same code again is refused', async () => {
+  const code = await seatWithCode('cli-laptop-1', 'modern');
+  const out = join(dir, 'cli-1');
+  const r = scepkit('enroll', '--url', `${base}/scep/modern`, '--challenge', code, '--subject', 'CN=cli-laptop-1', '--out', out);
+  assert.equal(r.status, 0, r.stderr);
+  verifyIssued(join(out, 'cert.pem'), 'cli-laptop-1');
+  const again = scepkit('enroll', '--url', `${base}/scep/modern`, '--challenge', code, '--subject', 'CN=cli-laptop-1', '--out', join(dir, 'cli-1b'));
+  assert.equal(again.status, 1);
+  assert.match(again.stderr, /Challenge password is invalid - does not match the value configured by the Administrator/);
+  assert.match(again.stderr, /resolution: use the valid, unredeemed enrollment code of that seat/);
+  const audit = await api('GET', '/audit-logs?seat_id=cli-laptop-1&status=Failure');
+  assert.equal(audit.json.data[0].message, 'Challenge password is invalid - does not match the value configured by the Administrator');
+});
+
+test('scepkit CLI renews on a profile whose window is open', async () => {
+  const code = await seatWithCode('cli-laptop-2', 'anytime');
+  const out = join(dir, 'cli-2');
+  assert.equal(scepkit('enroll', '--url', `${base}/scep/anytime`, '--challenge', code, '--subject', 'CN=cli-laptop-2', '--out', out).status, 0);
+  const renewed = join(dir, 'cli-2-renewed');
+  const r = scepkit('renew', '--url', `${base}/scep/anytime`, '--cert', join(out, 'cert.pem'), '--key', join(out, 'key.pem'), '--out', renewed);
+  assert.equal(r.status, 0, r.stderr);
+  verifyIssued(join(renewed, 'cert.pem'), 'cli-laptop-2');
+});
+
+function scepclient(profileName, cn, code, workdir, extra = []) {
+  mkdirSync(workdir, { recursive: true });
+  return run('scepclient', ['-server-url', `${base}/scep/${profileName}`, '-challenge', code, '-cn', cn, '-private-key', join(workdir, 'key.pem'), '-certificate', join(workdir, 'cert.pem'), ...extra], { cwd: workdir });
+}
+
+test('micromdm scepclient (DES + SHA-1) enrolls on the legacy profile; a used code fails', async () => {
+  const code = await seatWithCode('mdm-client-1', 'legacy');
+  const work = join(dir, 'mdm-1');
+  const r = scepclient('legacy', 'mdm-client-1', code, work);
+  assert.equal(r.status, 0, r.stdout + r.stderr);
+  verifyIssued(join(work, 'cert.pem'), 'mdm-client-1');
+  const again = scepclient('legacy', 'mdm-client-1', code, join(dir, 'mdm-1b'));
+  assert.notEqual(again.status, 0);
+  const audit = await api('GET', '/audit-logs?seat_id=mdm-client-1');
+  assert.equal(audit.json.data[0].status, 'Failure');
+  assert.equal(audit.json.data[0].message, 'Challenge password is invalid - does not match the value configured by the Administrator');
+});
+
+test('micromdm scepclient is refused on a modern profile: SHA-1 and DES are badAlg', async () => {
+  const code = await seatWithCode('mdm-client-2', 'modern');
+  const r = scepclient('modern', 'mdm-client-2', code, join(dir, 'mdm-2'));
+  assert.notEqual(r.status, 0);
+  const [last] = (await api('GET', '/audit-logs?status=Failure')).json.data;
+  assert.equal(last.code, 'unsupported_algorithm');
+  assert.match(last.message, /^Unsupported algorithm: SHA-1 is only accepted on a legacy profile/);
+  // The code was not consumed: on the legacy profile the same seat could still use it.
+  assert.equal((await api('GET', '/enrollments?seat_id=mdm-client-2')).json.data[0].status, 'CREATED');
+});
+
+test('micromdm scepclient renews: a RenewalReq signed by its certificate gets a new one', async () => {
+  const code = await seatWithCode('mdm-client-3', 'legacy-anytime');
+  const work = join(dir, 'mdm-3');
+  assert.equal(scepclient('legacy-anytime', 'mdm-client-3', code, work).status, 0);
+  const before = readFileSync(join(work, 'cert.pem'), 'utf8');
+  // Same key and certificate paths: scepclient sends a RenewalReq signed by the current certificate.
+  const r = scepclient('legacy-anytime', 'mdm-client-3', code, work);
+  assert.equal(r.status, 0, r.stdout + r.stderr);
+  const certs = (await api('GET', '/certificates?seat_id=mdm-client-3')).json.data;
+  assert.equal(certs.length, 2);
+  assert.equal(certs[0].renewed_by, certs[1].serial);
+  const [last] = (await api('GET', '/audit-logs?seat_id=mdm-client-3')).json.data;
+  assert.deepEqual([last.operation, last.code], ['RenewalReq', 'renewed']);
+  assert.notEqual(readFileSync(join(work, 'cert.pem'), 'utf8'), before);
+  verifyIssued(join(work, 'cert.pem'), 'mdm-client-3');
+});
