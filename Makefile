@@ -10,7 +10,7 @@ export PATH := $(NODE22):$(TOOLS)/bin:$(HOME)/.cargo/bin:$(PATH)
 export WRANGLER_SEND_METRICS := false
 export CLOUDFLARE_CF_FETCH_ENABLED := false
 WASM_BINDGEN_VERSION := $(shell awk '/^name = "wasm-bindgen"$$/ { getline; gsub(/[^0-9.]/, "", $$0); print; exit }' Cargo.lock)
-APT_PACKAGES := scep openssl
+APT_PACKAGES := scep certmonger dbus openssl curl
 WASM := pkg/wasm/scepkit_bg.wasm
 CORE_SOURCES := Cargo.toml Cargo.lock $(shell find src -name '*.rs')
 

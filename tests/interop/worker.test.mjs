@@ -151,3 +151,31 @@ test('micromdm scepclient renews: a RenewalReq signed by its certificate gets a 
   assert.notEqual(readFileSync(join(work, 'cert.pem'), 'utf8'), before);
   verifyIssued(join(work, 'cert.pem'), 'mdm-client-3');
 });
+
+test('certmonger enrolls (getcert add-scep-ca + request) and rekeys, on its session bus', async () => {
+  const code = await seatWithCode('cm-host-1', 'anytime');
+  const home = join(dir, 'cm-home');
+  mkdirSync(home, { recursive: true });
+  const [key, cert] = [join(dir, 'cm-key.pem'), join(dir, 'cm-cert.pem')];
+  const script = [
+    'set -e',
+    `getcert add-scep-ca -s -c scepkit -u ${base}/scep/anytime`,
+    `getcert request -s -c scepkit -I cm1 -k ${key} -f ${cert} -L ${code} -N CN=cm-host-1 -w`,
+    `cp ${cert} ${cert}.first`,
+    // certmonger's rekey: a new key, sent as PKCSReq signed by the certificate it holds (no code).
+    'getcert rekey -s -i cm1 -w',
+    'getcert list -s -i cm1',
+  ].join('\n');
+  writeFileSync(join(dir, 'cm.sh'), script);
+  // A private session bus and HOME: certmonger-session is D-Bus activated there and keeps its state in HOME.
+  const r = run('dbus-run-session', ['--', 'bash', join(dir, 'cm.sh')], { env: { ...process.env, HOME: home }, timeout: 180_000 });
+  assert.equal(r.status, 0, r.stdout + r.stderr);
+  assert.match(r.stdout, /status: MONITORING/);
+  verifyIssued(cert, 'cm-host-1');
+  assert.notEqual(readFileSync(cert, 'utf8'), readFileSync(`${cert}.first`, 'utf8'));
+  const certs = (await api('GET', '/certificates?seat_id=cm-host-1')).json.data;
+  assert.equal(certs.length, 2);
+  assert.equal(certs[0].renewed_by, certs[1].serial);
+  const ops = (await api('GET', '/audit-logs?seat_id=cm-host-1')).json.data.map((l) => `${l.operation}:${l.code}`);
+  assert.deepEqual(ops.slice(0, 2), ['PKCSReq:renewed', 'PKCSReq:issued']);
+});
