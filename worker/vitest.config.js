@@ -15,7 +15,10 @@ function testSecrets() {
   const caCert = scep.selfSignedCertificate(ca.der, 'CN=scepkit test CA,O=scepkit', now - 3600, now + 3650 * 86400, 'sha256', 'ca');
   const ra = rsa();
   const raCert = scep.raCertificate(ra.der, 'CN=scepkit test RA,O=scepkit', now - 3600, now + 365 * 86400, caCert, ca.der);
+  const next = rsa();
+  const nextCa = scep.selfSignedCertificate(next.der, 'CN=scepkit next CA,O=scepkit', now - 3600, now + 7300 * 86400, 'sha256', 'ca');
   return {
+    NEXT_CA_CERT: scep.certificateToPem(nextCa),
     CA_CERT: scep.certificateToPem(caCert), CA_KEY: ca.pem, RA_CERT: scep.certificateToPem(raCert), RA_KEY: ra.pem,
     ADMIN_TOKEN: 'test-admin-token', CODE_KEY: randomBytes(32).toString('hex'),
   };

@@ -438,6 +438,16 @@ impl ServerIdentity {
         cert.to_der().map_err(|e| js_error(e.into()))
     }
 
+    /// The GetNextCACert body for the next CA certificate (and RA), signed by the current RA or CA.
+    #[wasm_bindgen(js_name = nextCaCertResponse)]
+    pub fn next_ca_cert_response(&self, next_ca: &[u8], next_ra: Option<Vec<u8>>) -> JsResult<Vec<u8>> {
+        let mut next = vec![certificate(next_ca)?];
+        if let Some(ra) = next_ra {
+            next.push(certificate(&ra)?);
+        }
+        crate::caps::next_ca_cert_response(&next.iter().collect::<Vec<_>>(), &self.signer(DigestAlg::Sha256)).map_err(js_error)
+    }
+
     /// A CRL of `revoked` (`[{ serial, revoked_at }]`), signed by the CA.
     pub fn crl(&self, revoked: JsValue, number: f64, now: f64, next_update: f64) -> JsResult<Vec<u8>> {
         let revoked: Vec<crate::crl::Revoked> = from_js(revoked)?;

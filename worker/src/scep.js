@@ -16,10 +16,17 @@ export async function handleScep(c, profileName) {
   const operation = c.req.query('operation');
   switch (operation) {
     case 'GetCACaps':
-      return c.text(scep.serverCaCaps(profile.body.legacy, false), 200, { 'content-type': 'text/plain' });
+      return c.text(scep.serverCaCaps(profile.body.legacy, Boolean(c.env.NEXT_CA_CERT)), 200, { 'content-type': 'text/plain' });
     case 'GetCACert': {
       const { contentType, body } = identity(c.env).caCertResponse();
       return new Response(body, { headers: { 'content-type': contentType } });
+    }
+    case 'GetNextCACert': {
+      // Only during a CA rollover: NEXT_CA_CERT (and NEXT_RA_CERT) hold the certificates that take over.
+      if (!c.env.NEXT_CA_CERT) return c.text('No next CA certificate is configured', 404);
+      const pem = (p) => scep.toDer(new TextEncoder().encode(p));
+      const body = identity(c.env).nextCaCertResponse(pem(c.env.NEXT_CA_CERT), c.env.NEXT_RA_CERT ? pem(c.env.NEXT_RA_CERT) : undefined);
+      return new Response(body, { headers: { 'content-type': 'application/x-x509-next-ca-cert' } });
     }
     case 'PKIOperation':
       return pkiOperation(c, store, profile);

@@ -2,10 +2,21 @@ import { describe, expect, it } from 'vitest';
 import { api, auditFor, BASE, enroll, enrolledSeat, failureOf, fetchWorker, scep } from './helpers.js';
 
 describe('SCEP endpoint', () => {
-  it('GetCACaps advertises the RFC keywords and never DES', async () => {
+  it('GetCACaps advertises the RFC keywords and never DES (GetNextCACert: a next CA is configured here)', async () => {
     const { url } = await enrolledSeat();
     const text = await (await fetchWorker(`${url}?operation=GetCACaps`)).text();
-    expect(text.split('\n').sort()).toEqual(['AES', 'POSTPKIOperation', 'Renewal', 'SCEPStandard', 'SHA-256', 'SHA-512'].sort());
+    expect(text.split('\n').sort()).toEqual(['AES', 'GetNextCACert', 'POSTPKIOperation', 'Renewal', 'SCEPStandard', 'SHA-256', 'SHA-512'].sort());
+    const legacy = await enrolledSeat({ legacy: true });
+    expect((await (await fetchWorker(`${legacy.url}?operation=GetCACaps`)).text()).split('\n')).toEqual(expect.arrayContaining(['DES3', 'SHA-1']));
+  });
+
+  it('GetNextCACert: the next CA in a SignedData signed by the current RA', async () => {
+    const res = await fetchWorker(`${BASE}/scep?operation=GetNextCACert`);
+    expect(res.headers.get('content-type')).toBe('application/x-x509-next-ca-cert');
+    const info = scep.inspect(new Uint8Array(await res.arrayBuffer()));
+    expect(info.signatureValid).toBe(true);
+    expect(info.signer.subject).toBe('CN=scepkit test RA,O=scepkit');
+    expect(info.content.certificates.map((c) => c.subject)).toEqual(['CN=scepkit next CA,O=scepkit']);
   });
 
   it('GetCACert returns CA + RA as a degenerate PKCS#7 with the right content type', async () => {
