@@ -141,7 +141,7 @@ export function privateKeyToPem(key: Uint8Array): string;
 export function privateKeyToDer(key: Uint8Array): Uint8Array;
 export function certificateToPem(der: Uint8Array): string;
 export function toDer(input: Uint8Array): Uint8Array;
-export function validateProfile(profile: object): object;
+export function validateProfile(profile: object, revealSecrets?: boolean): object;
 export function encodeMessageParam(message: Uint8Array): string;
 export function decodeMessageParam(raw: string): Uint8Array;
 
@@ -151,18 +151,50 @@ export class ServerKey {
   static fromCallbacks(publicKeySpki: Uint8Array, sign: (digest: Digest, data: Uint8Array) => Uint8Array, decrypt: (transport: KeyTransport, data: Uint8Array) => Uint8Array): ServerKey;
   free(): void;
 }
+/** A policy plan (from `ScepRequest.decide`) plus the serial. */
+export interface IssueOptions {
+  serial: string;
+  not_before: number;
+  not_after: number;
+  digest: Digest;
+  sans?: San[];
+  digital_signature: boolean;
+  key_encipherment: boolean;
+  client_auth?: boolean;
+}
 export class ServerIdentity {
   constructor(caCert: Uint8Array, caKey: ServerKey, raCert?: Uint8Array, raKey?: ServerKey);
   caCertResponse(): { contentType: string; body: Uint8Array };
-  issue(csrDer: Uint8Array, options: { serial: string; notBefore: number; notAfter: number; digest: Digest; sans?: San[]; digitalSignature: boolean; keyEncipherment: boolean; clientAuth: boolean }): Uint8Array;
+  nextCaCertResponse(nextCa: Uint8Array, nextRa?: Uint8Array): Uint8Array;
+  issue(csrDer: Uint8Array, options: IssueOptions): Uint8Array;
+  crl(revoked: { serial: string; revoked_at: number }[], number: number, now: number, nextUpdate: number): Uint8Array;
   free(): void;
 }
+export interface StoreFacts {
+  seat_exists?: boolean;
+  open_enrollment?: { id: string; code_mac: string; expires_at: number };
+  redeemed_enrollment?: { id: string; code_mac: string; expires_at: number };
+  signer_certificate?: { serial: string; seat_id: string; not_after: number; revoked: boolean; renewed: boolean };
+  prior_transaction?: { status: 'PENDING' | 'ISSUED' | 'REJECTED'; key_digest: string; certificate_serial?: string; message?: string };
+}
+export type Decision =
+  | { decision: 'issue'; seat_id: string; redeem: string | null; renews: string | null; plan: Omit<IssueOptions, 'serial'> }
+  | { decision: 'hold'; seat_id: string; redeem: string | null; plan: Omit<IssueOptions, 'serial'> }
+  | { decision: 'resend'; serial: string }
+  | { decision: 'pending' }
+  | { decision: 'reject'; error: { kind: string; fail_info: FailInfo; status: number; message: string; resolution: string } };
 export class ScepRequest {
   readonly transactionId: string;
   readonly messageType: string;
   readonly contentDigest: string;
+  /** Verifies and decrypts; the facts (snake_case), with `csr_der` and `key_digest` for certificate requests. */
   open(identity: ServerIdentity, legacy: boolean): any;
+  seatId(profile: object): string;
+  decide(profile: object, store: StoreFacts, codeKeyHex: string, now: number): Decision;
   free(): void;
 }
+export function newEnrollmentCode(): string;
+export function enrollmentCodeMac(codeKeyHex: string, code: string): string;
+export function raCertificate(raKeyPkcs8: Uint8Array, subject: string, notBefore: number, notAfter: number, caCert: Uint8Array, caKeyPkcs8: Uint8Array): Uint8Array;
 export function readRequest(bytes: Uint8Array): ScepRequest;
 export function certRep(request: ScepRequest, reply: { status: 'issued'; certificates: Uint8Array[] } | { status: 'crl'; crls: Uint8Array[] } | { status: 'pending' } | { status: 'failed'; failInfoCode: number; message: string }, identity: ServerIdentity, cipher: Cipher, legacy: boolean): Uint8Array;
