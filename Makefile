@@ -65,13 +65,13 @@ test-rust: deps
 	cargo test --locked --quiet
 
 test-js: $(WASM)
-	cd pkg && node --test --test-reporter=spec test/
+	cd pkg && node --test --test-reporter=spec 'test/*.test.js'
 
 test-worker: $(WASM) deps
 	cd worker && npx vitest run
 
 test-interop: $(WASM) deps
-	node --test --test-reporter=spec --test-concurrency=1 tests/interop/
+	node --test --test-reporter=spec --test-concurrency=1 'tests/interop/*.test.mjs'
 
 clean:
 	cargo clean
