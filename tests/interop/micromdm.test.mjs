@@ -2,29 +2,18 @@
 // 127.0.0.1, and OpenSSL verifies each issued certificate against the CA from GetCACert.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { freePort, openssl, run, scepkit } from './helpers.mjs';
 
-const CLI = new URL('../../pkg/cli.js', import.meta.url).pathname;
 const dir = mkdtempSync(join(tmpdir(), 'scepkit-micromdm-'));
 let server;
 let url;
 
-const freePort = () => new Promise((resolve) => {
-  const s = createServer().listen(0, '127.0.0.1', () => {
-    const { port } = s.address();
-    s.close(() => resolve(port));
-  });
-});
-
-const scepkit = (...args) => spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', timeout: 60_000 });
-const openssl = (...args) => spawnSync('openssl', args, { encoding: 'utf8' });
-
 before(async () => {
-  const init = spawnSync('scepserver', ['ca', '-init', '-keySize', '2048', '-depot', join(dir, 'depot')], { encoding: 'utf8' });
+  const init = run('scepserver', ['ca', '-init', '-keySize', '2048', '-depot', join(dir, 'depot')], { encoding: 'utf8' });
   assert.equal(init.status, 0, init.stderr);
   const port = await freePort();
   // micromdm listens on every interface; it is only ever reached at 127.0.0.1. -allowrenew 0: renew at any time.

@@ -3,28 +3,16 @@
 // certificate verifies with OpenSSL against the CA from GetCACert.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { freePort, openssl, run, scepkit } from './helpers.mjs';
 
 const ROOT = new URL('../../', import.meta.url).pathname;
-const CLI = join(ROOT, 'pkg/cli.js');
 const dir = mkdtempSync(join(tmpdir(), 'scepkit-worker-'));
 let base;
 let token;
 let pgid;
-
-const freePort = () => new Promise((resolve) => {
-  const s = createServer().listen(0, '127.0.0.1', () => {
-    const { port } = s.address();
-    s.close(() => resolve(port));
-  });
-});
-const run = (cmd, args, opts = {}) => spawnSync(cmd, args, { encoding: 'utf8', timeout: 120_000, ...opts });
-const scepkit = (...args) => run(process.execPath, [CLI, ...args]);
-const openssl = (...args) => run('openssl', args);
 
 async function api(method, path, body) {
   const res = await fetch(`${base}/api/v1${path}`, {

@@ -1,7 +1,7 @@
 // Every enrollment failure of shared/spec/enrollment-errors.md, provoked on the wire and read back from the
 // audit log, plus the protocol's own refusals.
 import { describe, expect, it } from 'vitest';
-import { api, auditFor, BASE, enroll, enrolledSeat, env, failureOf, fetchWorker, profileBody, scep, unique } from './helpers.js';
+import { api, auditFor, BASE, enroll, enrolledSeat, failureOf, fetchWorker, requester, scep, unique } from './helpers.js';
 
 async function expectFailure(promise, { failInfo, message, seat }) {
   const e = await failureOf(promise);
@@ -19,18 +19,12 @@ async function expectFailure(promise, { failInfo, message, seat }) {
 describe('the spec failures', () => {
   it('Failed to decrypt a PKCS7 message: the envelope is for another CA', async () => {
     const s = await enrolledSeat();
+    const r = await requester(s);
     const now = Math.floor(Date.now() / 1000);
     const strangerKey = await scep.generateKey(2048);
     const stranger = scep.selfSignedCertificate(strangerKey, 'CN=stranger CA', now - 60, now + 3600, 'sha256', 'ca');
-    const key = await scep.generateKey(2048);
-    const signer = scep.selfSignedCertificate(key, `CN=${s.seat}`, now - 60, now + 3600, 'sha256', 'signer');
-    const csr = scep.buildCsr(key, { subject: `CN=${s.seat}`, challenge: s.code });
-    const req = scep.buildRequest(csr, key, signer, stranger, { messageType: 'PKCSReq', cipher: 'aes-128-cbc', digest: 'sha256' });
-    const res = await fetchWorker(`${s.url}?operation=PKIOperation`, { method: 'POST', body: req.message });
-    expect(res.status).toBe(200);
-    const caBody = new Uint8Array(await (await fetchWorker(`${s.url}?operation=GetCACert`)).arrayBuffer());
-    const outcome = scep.readCertRep(new Uint8Array(await res.arrayBuffer()), req, key, signer, caBody, undefined, false);
-    expect(outcome).toMatchObject({ status: 'failed', failInfo: 'badMessageCheck', message: 'Failed to decrypt a PKCS7 message' });
+    const req = scep.buildRequest(r.csr(), r.key, r.signer, stranger, { messageType: 'PKCSReq', cipher: 'aes-128-cbc', digest: 'sha256' });
+    expect(await r.send(req)).toMatchObject({ status: 'failed', failInfo: 'badMessageCheck', message: 'Failed to decrypt a PKCS7 message' });
   });
 
   it('Could not find seat ... using subject.common_name as seat id mapping', async () => {
@@ -106,30 +100,18 @@ describe('protocol refusals', () => {
   });
 
   it('a poll for an unknown transaction is refused with badCertId', async () => {
-    const s = await enrolledSeat();
-    const now = Math.floor(Date.now() / 1000);
-    const key = await scep.generateKey(2048);
-    const signer = scep.selfSignedCertificate(key, `CN=${s.seat}`, now - 60, now + 3600, 'sha256', 'signer');
-    const caBody = new Uint8Array(await (await fetchWorker(`${s.url}?operation=GetCACert`)).arrayBuffer());
-    const req = scep.buildRequest(new Uint8Array(), key, signer, caBody, { messageType: 'CertPoll', cipher: 'aes-128-cbc', digest: 'sha256', transactionId: 'no-such-transaction', subject: `CN=${s.seat}` });
-    const res = await fetchWorker(`${s.url}?operation=PKIOperation`, { method: 'POST', body: req.message });
-    const outcome = scep.readCertRep(new Uint8Array(await res.arrayBuffer()), req, key, signer, caBody, undefined, false);
-    expect(outcome).toMatchObject({ status: 'failed', failInfo: 'badCertId', message: 'No pending request with transactionID = no-such-transaction' });
+    const r = await requester(await enrolledSeat());
+    const req = r.build(new Uint8Array(), { messageType: 'CertPoll', transactionId: 'no-such-transaction', subject: 'CN=x' });
+    expect(await r.send(req)).toMatchObject({ status: 'failed', failInfo: 'badCertId', message: 'No pending request with transactionID = no-such-transaction' });
   });
 
   it('3DES and SHA-1 are refused with badAlg on a profile without the legacy switch', async () => {
     const s = await enrolledSeat();
-    const now = Math.floor(Date.now() / 1000);
-    const key = await scep.generateKey(2048);
-    const signer = scep.selfSignedCertificate(key, `CN=${s.seat}`, now - 60, now + 3600, 'sha256', 'signer');
-    const caBody = new Uint8Array(await (await fetchWorker(`${s.url}?operation=GetCACert`)).arrayBuffer());
+    const r = await requester(s);
     for (const [cipher, digest] of [['des-ede3-cbc', 'sha256'], ['aes-128-cbc', 'sha1']]) {
-      const csr = scep.buildCsr(key, { subject: `CN=${s.seat}`, challenge: s.code, digest });
       // Built below the client's negotiation, which would itself refuse the downgrade.
-      const req = scep.buildRequest(csr, key, signer, caBody, { messageType: 'PKCSReq', cipher, digest, legacy: true });
-      const res = await fetchWorker(`${s.url}?operation=PKIOperation`, { method: 'POST', body: req.message });
-      const outcome = scep.readCertRep(new Uint8Array(await res.arrayBuffer()), req, key, signer, caBody, undefined, true);
-      expect(outcome).toMatchObject({ status: 'failed', failInfo: 'badAlg' });
+      const req = r.build(r.csr({ digest }), { cipher, digest, legacy: true });
+      expect(await r.send(req, { legacy: true })).toMatchObject({ status: 'failed', failInfo: 'badAlg' });
     }
     // ... and the code survives: a proper request still enrolls.
     await enroll({ url: s.url, challenge: s.code, subject: `CN=${s.seat}` });

@@ -1,22 +1,13 @@
 // Concurrency, retransmission, manual approval, GET transport quirks, GetCert/GetCRL and the CRL.
 import { describe, expect, it } from 'vitest';
-import { api, auditFor, BASE, enroll, enrolledSeat, failureOf, fetchWorker, scep } from './helpers.js';
+import { api, auditFor, BASE, enroll, enrolledSeat, failureOf, fetchWorker, requester, scep } from './helpers.js';
 
-async function lowLevel(s, { subject = `CN=${s.seat}`, challenge = s.code } = {}) {
-  const now = Math.floor(Date.now() / 1000);
-  const key = await scep.generateKey(2048);
-  const signer = scep.selfSignedCertificate(key, subject, now - 60, now + 3600, 'sha256', 'signer');
-  const caBody = new Uint8Array(await (await fetchWorker(`${s.url}?operation=GetCACert`)).arrayBuffer());
-  const csr = scep.buildCsr(key, { subject, challenge });
-  const build = (opts = {}) => scep.buildRequest(csr, key, signer, caBody, { messageType: 'PKCSReq', cipher: 'aes-128-cbc', digest: 'sha256', ...opts });
-  const send = async (req, { get = false, raw } = {}) => {
-    const res = get
-      ? await fetchWorker(`${s.url}?operation=PKIOperation&message=${raw ?? scep.encodeMessageParam(req.message)}`)
-      : await fetchWorker(`${s.url}?operation=PKIOperation`, { method: 'POST', body: req.message });
-    expect(res.status).toBe(200);
-    return scep.readCertRep(new Uint8Array(await res.arrayBuffer()), req, key, signer, caBody, scep.csrPublicKey(csr), false);
-  };
-  return { key, signer, caBody, csr, build, send };
+/** The requester of helpers.js with its CSR and the issued certificate checked against that CSR's key. */
+async function lowLevel(s) {
+  const r = await requester(s);
+  const csr = r.csr();
+  const expectedSpki = scep.csrPublicKey(csr);
+  return { ...r, build: (opts) => r.build(csr, opts), send: (req, opts) => r.send(req, { expectedSpki, ...opts }) };
 }
 
 describe('one code, one certificate', () => {

@@ -52,3 +52,21 @@ export async function failureOf(promise) {
 export async function auditFor(seat) {
   return (await api('GET', `/audit-logs?seat_id=${encodeURIComponent(seat)}`)).json.data;
 }
+
+/** A requester driven by hand, below the client's negotiation: build any message, send it, read the reply. */
+export async function requester(s, { subject = `CN=${s.seat}` } = {}) {
+  const now = Math.floor(Date.now() / 1000);
+  const key = await scep.generateKey(2048);
+  const signer = scep.selfSignedCertificate(key, subject, now - 60, now + 3600, 'sha256', 'signer');
+  const caBody = new Uint8Array(await (await fetchWorker(`${s.url}?operation=GetCACert`)).arrayBuffer());
+  const csr = (opts = {}) => scep.buildCsr(key, { subject, challenge: s.code, ...opts });
+  const build = (content, opts = {}) => scep.buildRequest(content, key, signer, caBody, { messageType: 'PKCSReq', cipher: 'aes-128-cbc', digest: 'sha256', ...opts });
+  const send = async (req, { get = false, raw, legacy = false, expectedSpki } = {}) => {
+    const res = get
+      ? await fetchWorker(`${s.url}?operation=PKIOperation&message=${raw ?? scep.encodeMessageParam(req.message)}`)
+      : await fetchWorker(`${s.url}?operation=PKIOperation`, { method: 'POST', body: req.message });
+    if (res.status !== 200) throw new Error(`HTTP ${res.status}: ${await res.text()}`);
+    return scep.readCertRep(new Uint8Array(await res.arrayBuffer()), req, key, signer, caBody, expectedSpki, legacy);
+  };
+  return { key, signer, caBody, csr, build, send };
+}
