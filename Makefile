@@ -10,11 +10,11 @@ export PATH := $(NODE22):$(TOOLS)/bin:$(HOME)/.cargo/bin:$(PATH)
 export WRANGLER_SEND_METRICS := false
 export CLOUDFLARE_CF_FETCH_ENABLED := false
 WASM_BINDGEN_VERSION := $(shell awk '/^name = "wasm-bindgen"$$/ { getline; gsub(/[^0-9.]/, "", $$0); print; exit }' Cargo.lock)
-APT_PACKAGES := scep certmonger dbus openssl curl
+APT_PACKAGES := scep certmonger dbus openssl curl chromium
 WASM := pkg/wasm/scepkit_bg.wasm
 CORE_SOURCES := Cargo.toml Cargo.lock $(shell find src -name '*.rs')
 
-.PHONY: run test deps test-rust test-js test-worker test-interop clean
+.PHONY: run test deps test-rust test-js test-worker test-interop test-browser clean
 
 ## Install what is missing: Debian packages, the wasm target, wasm-bindgen, Node 22 and the Worker's npm
 ## packages (cached under .tools/ and worker/node_modules).
@@ -49,17 +49,22 @@ $(TOOLS)/bin/wasm-bindgen: Cargo.lock
 	fi
 	@touch $@
 
-## The core as wasm + JS glue in pkg/wasm (used by the package, its CLI and, later, the Worker and page).
+## The core as wasm + JS glue in pkg/wasm (used by the package, its CLI, the Worker and the page).
 $(WASM): $(CORE_SOURCES) deps
 	scripts/build-wasm.sh
 
+## The enrollment page with the package beside it, as the Worker serves it (www/dist).
+PAGE := www/dist/index.html
+$(PAGE): $(WASM) $(wildcard www/*.html www/*.js www/*.css) $(wildcard pkg/src/*.js pkg/entry/*.js)
+	scripts/build-www.sh
+
 ## The local Worker with local D1 on 127.0.0.1:$(PORT) (default 8787): SCEP, admin API, dev CA, demo seat + code.
-run: $(WASM) deps
+run: $(PAGE) deps
 	scripts/run-worker.sh
 
 ## Every suite: Rust unit/integration (with OpenSSL), the package under Node, the Worker inside workerd,
-## interop with micromdm (client and server) and scepkit's CLI against the running Worker.
-test: test-rust test-js test-worker test-interop
+## interop with micromdm (client and server) and scepkit's CLI against the running Worker, the page in Chromium.
+test: test-rust test-js test-worker test-interop test-browser
 
 test-rust: deps
 	cargo test --locked --quiet
@@ -67,11 +72,14 @@ test-rust: deps
 test-js: $(WASM)
 	cd pkg && node --test --test-reporter=spec 'test/*.test.js'
 
-test-worker: $(WASM) deps
+test-worker: $(PAGE) deps
 	cd worker && npx vitest run
 
-test-interop: $(WASM) deps
+test-interop: $(PAGE) deps
 	node --test --test-reporter=spec --test-concurrency=1 'tests/interop/*.test.mjs'
+
+test-browser: $(PAGE) deps
+	node --test --test-reporter=spec --test-concurrency=1 'tests/browser/*.test.mjs'
 
 clean:
 	cargo clean

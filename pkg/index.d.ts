@@ -7,7 +7,7 @@ export type Identifier = 'issuerAndSerialNumber' | 'subjectKeyIdentifier';
 export type FailInfo = 'badAlg' | 'badMessageCheck' | 'badRequest' | 'badTime' | 'badCertId';
 /** `dns:host`, `email:a@b`, `uri:https://…` or `ip:10.0.0.1`. */
 export type San = string;
-export type ProgressStep = 'caps' | 'cacert' | 'key' | 'request' | 'send' | 'pending' | 'poll' | 'done';
+export type ProgressStep = 'key' | 'caps' | 'cacert' | 'request' | 'send' | 'pending' | 'poll' | 'done';
 
 export interface FetchOptions {
   fetch?: typeof globalThis.fetch;
@@ -142,6 +142,7 @@ export function privateKeyToDer(key: Uint8Array): Uint8Array;
 export function certificateToPem(der: Uint8Array): string;
 export function toDer(input: Uint8Array): Uint8Array;
 export function validateProfile(profile: object, revealSecrets?: boolean): object;
+export function renderTemplate(template: string, vars: Record<string, string>): string;
 export function encodeMessageParam(message: Uint8Array): string;
 export function decodeMessageParam(raw: string): Uint8Array;
 

@@ -32,6 +32,7 @@ export {
   newEnrollmentCode,
   enrollmentCodeMac,
   raCertificate,
+  renderTemplate,
 } from '../wasm/scepkit.js';
 
 /** A FAILURE CertRep: the server refused. Carries failInfo, the server's text and what to do about it. */
@@ -140,15 +141,16 @@ const nowSeconds = () => Math.floor(Date.now() / 1000);
 /**
  * Enrolls: GetCACaps, GetCACert (checked against `fingerprint` when given), key (generated unless
  * `keyPkcs8`), CSR with `challenge`, PKCSReq, PENDING polling, and a verified certificate.
- * Progress goes to `onProgress(step, detail)` with steps: caps, cacert, key, request, send, pending, done.
+ * Progress goes to `onProgress(step, detail)` with steps: key, caps, cacert, request, send, pending, poll, done.
  */
 export async function enroll(options) {
   const { url, challenge, subject, sans = [], keyBits = 2048, legacy = false, onProgress = () => {} } = options;
   if (!url) throw new TypeError('enroll: url is required');
   if (!subject) throw new TypeError('enroll: subject is required (e.g. "CN=laptop-42")');
-  const ctx = await prepare(options, onProgress);
+  // The key first: it needs nothing from the server, and it is the slow step a person should see start.
   onProgress('key');
   const keyPkcs8 = options.keyPkcs8 ? core.privateKeyToDer(options.keyPkcs8) : await generateKey(keyBits, { legacy, prefer: options.keyGenerator });
+  const ctx = await prepare(options, onProgress);
   onProgress('request');
   const csr = core.buildCsr(keyPkcs8, { subject, sans, challenge, digest: ctx.negotiated.digest, digitalSignature: true, keyEncipherment: true });
   const now = nowSeconds();

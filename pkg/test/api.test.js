@@ -56,7 +56,7 @@ test('enroll gets a verified certificate, chain and key from a SCEP server', asy
     fetch: scepFetch(ca, (facts) => (facts.csr.challenge === 'pass-1' ? { issue: true } : assert.fail('wrong challenge')), { log }),
     onProgress: (s) => steps.push(s),
   });
-  assert.deepEqual(steps, ['caps', 'cacert', 'key', 'request', 'send', 'done']);
+  assert.deepEqual(steps, ['key', 'caps', 'cacert', 'request', 'send', 'done']);
   assert.equal(log[0].method, 'POST');
   assert.equal(log[0].facts.cipher, 'aes-128-cbc');
   assert.equal(log[0].facts.digest, 'sha512');

@@ -318,6 +318,13 @@ pub fn inspect(input: &[u8], key_pkcs8: Option<Vec<u8>>) -> JsResult<JsValue> {
     to_js(&crate::inspect::inspect(input, key.as_ref().map(|k| k as &dyn crate::keys::PrivateKeyOps)).map_err(js_error)?)
 }
 
+/// Fills a profile's subject or SAN template: `vars` is `{ USERNAME: "laptop-42", ... }`.
+#[wasm_bindgen(js_name = renderTemplate)]
+pub fn render_template(template: &str, vars: JsValue) -> JsResult<String> {
+    let vars: std::collections::BTreeMap<String, String> = from_js(vars)?;
+    crate::profile::render_template(template, &vars.into_iter().collect::<Vec<_>>()).map_err(js_error)
+}
+
 #[wasm_bindgen(js_name = encodeMessageParam)]
 pub fn encode_message_param(message: &[u8]) -> String {
     crate::transport::encode_message_param(message)

@@ -1,5 +1,6 @@
-// Shared by the interop suites: a free loopback port, and the CLIs they drive.
+// Shared by the interop and browser suites: a free loopback port, the CLIs they drive, and `make run`'s Worker.
 import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 
 export const CLI = new URL('../../pkg/cli.js', import.meta.url).pathname;
@@ -15,3 +16,41 @@ export const freePort = () =>
 export const run = (cmd, args, opts = {}) => spawnSync(cmd, args, { encoding: 'utf8', timeout: 120_000, ...opts });
 export const scepkit = (...args) => run(process.execPath, [CLI, ...args]);
 export const openssl = (...args) => run('openssl', args);
+
+const ROOT = new URL('../../', import.meta.url).pathname;
+
+/**
+ * Starts `make run`'s Worker (scripts/run-worker.sh) on a free 127.0.0.1 port with its D1 under `dir`.
+ * Returns its base URL, an admin API caller and `stop()` (kills the process group).
+ */
+export async function startWorker(dir) {
+  const port = await freePort();
+  const base = `http://127.0.0.1:${port}`;
+  const env = { ...process.env, DETACH: '1', PORT: String(port), PERSIST: `${dir}/state`, LOG: `${dir}/dev.log`, PIDFILE: `${dir}/pgid` };
+  const r = run(`${ROOT}scripts/run-worker.sh`, [], { env });
+  if (r.status !== 0) throw new Error(`run-worker.sh failed:\n${r.stdout}${r.stderr}`);
+  const pgid = Number(readFileSync(`${dir}/pgid`, 'utf8'));
+  const token = readFileSync(`${ROOT}worker/.dev.vars`, 'utf8').match(/^ADMIN_TOKEN="(.*)"$/m)[1];
+  const api = async (method, path, body) => {
+    const res = await fetch(`${base}/api/v1${path}`, {
+      method,
+      headers: { authorization: `Bearer ${token}`, ...(body ? { 'content-type': 'application/json' } : {}) },
+      body: body ? JSON.stringify(body) : undefined,
+    });
+    return { status: res.status, json: res.status === 204 ? null : await res.json() };
+  };
+  const profile = async (name, extra = {}) => {
+    const r = await api('POST', '/scep-profiles', {
+      name, folder: 'Shared', scep_challenge: { dynamic: {} }, ca_identity_name: 'dev', algorithm: { rsa: { rsa_nbits: 2048 } }, digest: 'sha256',
+      use_as_digital_signature: true, use_for_key_encipherment: true, scep_url: `${base}/scep/${name}`, ...extra,
+    });
+    if (![201, 409].includes(r.status)) throw new Error(JSON.stringify(r.json));
+  };
+  const seatWithCode = async (seat, profileName) => {
+    await api('POST', '/seats', { id: seat });
+    const e = await api('POST', '/enrollments', { seat_id: seat, profile: profileName });
+    if (e.status !== 201) throw new Error(JSON.stringify(e.json));
+    return e.json;
+  };
+  return { base, api, profile, seatWithCode, stop: () => process.kill(-pgid, 'SIGTERM') };
+}

@@ -6,37 +6,13 @@ import assert from 'node:assert/strict';
 import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { freePort, openssl, run, scepkit } from './helpers.mjs';
+import { openssl, run, scepkit, startWorker } from './helpers.mjs';
 
-const ROOT = new URL('../../', import.meta.url).pathname;
 const dir = mkdtempSync(join(tmpdir(), 'scepkit-worker-'));
+let worker;
 let base;
-let token;
-let pgid;
-
-async function api(method, path, body) {
-  const res = await fetch(`${base}/api/v1${path}`, {
-    method,
-    headers: { authorization: `Bearer ${token}`, ...(body ? { 'content-type': 'application/json' } : {}) },
-    body: body ? JSON.stringify(body) : undefined,
-  });
-  return { status: res.status, json: res.status === 204 ? null : await res.json() };
-}
-
-async function profile(name, extra = {}) {
-  const r = await api('POST', '/scep-profiles', {
-    name, folder: 'Shared', scep_challenge: { dynamic: {} }, ca_identity_name: 'dev', algorithm: { rsa: { rsa_nbits: 2048 } }, digest: 'sha256',
-    use_as_digital_signature: true, use_for_key_encipherment: true, scep_url: `${base}/scep/${name}`, ...extra,
-  });
-  assert.ok([201, 409].includes(r.status), JSON.stringify(r.json));
-}
-
-async function seatWithCode(seat, profileName) {
-  await api('POST', '/seats', { id: seat });
-  const e = await api('POST', '/enrollments', { seat_id: seat, profile: profileName });
-  assert.equal(e.status, 201, JSON.stringify(e.json));
-  return e.json.enrollment_code;
-}
+const api = (...args) => worker.api(...args);
+const seatWithCode = async (seat, profileName) => (await worker.seatWithCode(seat, profileName)).enrollment_code;
 
 function verifyIssued(certPath, cn) {
   const v = openssl('verify', '-CAfile', join(dir, 'ca.pem'), '-untrusted', join(dir, 'ca.pem'), certPath);
@@ -45,23 +21,17 @@ function verifyIssued(certPath, cn) {
 }
 
 before(async () => {
-  const port = await freePort();
-  base = `http://127.0.0.1:${port}`;
-  const r = run(join(ROOT, 'scripts/run-worker.sh'), [], { env: { ...process.env, DETACH: '1', PORT: String(port), PERSIST: join(dir, 'state'), LOG: join(dir, 'dev.log'), PIDFILE: join(dir, 'pgid') } });
-  assert.equal(r.status, 0, r.stdout + r.stderr);
-  pgid = Number(readFileSync(join(dir, 'pgid'), 'utf8'));
-  token = readFileSync(join(ROOT, 'worker/.dev.vars'), 'utf8').match(/^ADMIN_TOKEN="(.*)"$/m)[1];
+  worker = await startWorker(dir);
+  base = worker.base;
   const ca = scepkit('cacert', `${base}/scep`, '--out', join(dir, 'ca.pem'));
   assert.equal(ca.status, 0, ca.stderr);
-  await profile('modern');
-  await profile('legacy', { legacy: true, digest: 'sha1' });
-  await profile('anytime', { validity_days: 30, renewal_window_days: 30 });
-  await profile('legacy-anytime', { legacy: true, digest: 'sha1', validity_days: 30, renewal_window_days: 30 });
+  await worker.profile('modern');
+  await worker.profile('legacy', { legacy: true, digest: 'sha1' });
+  await worker.profile('anytime', { validity_days: 30, renewal_window_days: 30 });
+  await worker.profile('legacy-anytime', { legacy: true, digest: 'sha1', validity_days: 30, renewal_window_days: 30 });
 });
 
-after(() => {
-  if (pgid) process.kill(-pgid, 'SIGTERM');
-});
+after(() => worker?.stop());
 
 test('make run printed a working demo seat and code', () => {
   // run-worker.sh seeds and prints them; the demo profile exists and serves GetCACaps.

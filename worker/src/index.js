@@ -1,10 +1,17 @@
 // scepkit Worker: the SCEP endpoint, the admin API and the CRL, in front of D1.
 import { Hono } from 'hono';
+import { cors } from 'hono/cors';
 import { admin, ApiError, crlResponse, errorResponse } from './admin.js';
 import { openapi } from './openapi.js';
-import { handleScep } from './scep.js';
+import { handleScep, publicProfiles } from './scep.js';
 
 const app = new Hono();
+
+// The enrollment page may be served from any static host pointed at this SCEP URL.
+const publicCors = cors({ origin: '*', allowMethods: ['GET', 'POST', 'OPTIONS'], allowHeaders: ['content-type'], maxAge: 86400 });
+for (const path of ['/scep', '/scep/*', '/cgi-bin/pkiclient.exe', '/scep-profiles.json', '/crl']) app.use(path, publicCors);
+
+app.get('/scep-profiles.json', (c) => publicProfiles(c));
 
 // RFC 8894 §4.1: the default profile at /scep (and the path Cisco-style clients hard-code), or one by name.
 app.on(['GET', 'POST'], '/scep', (c) => handleScep(c, null));

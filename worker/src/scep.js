@@ -9,6 +9,22 @@ const PKI_MESSAGE = 'application/x-pki-message';
 const MAX_MESSAGE = 1 << 20;
 const now = () => Math.floor(Date.now() / 1000);
 
+/** What the enrollment page needs to know of each profile: nothing secret. */
+export async function publicProfiles(c) {
+  const store = new Store(c.env.DB);
+  const [profiles, fallback] = await Promise.all([store.profiles(), store.defaultProfile(c.env.DEFAULT_PROFILE)]);
+  return c.json({
+    default: fallback?.name ?? null,
+    profiles: profiles.map(({ body }) => {
+      const [sanType, sanTemplate] = Object.entries(body.certificate_attributes ?? {})[0] ?? [];
+      return {
+        name: body.name, subject: body.subject, rsa_nbits: Number(body.algorithm.rsa.rsa_nbits), digest: body.digest,
+        san: sanType ? { type: sanType, template: sanTemplate } : null, manual_approval: body.manual_approval, fingerprint: body.fingerprint ?? null,
+      };
+    }),
+  });
+}
+
 export async function handleScep(c, profileName) {
   const store = new Store(c.env.DB);
   const profile = profileName ? await store.profileByName(profileName) : await store.defaultProfile(c.env.DEFAULT_PROFILE);

@@ -1,0 +1,190 @@
+// The enrollment page: the package's enroll() with a form, named progress steps and downloads.
+// Nothing about the key or the code leaves the page except the SCEP request itself.
+import * as scep from './scepkit/entry/browser.js';
+
+const $ = (id) => document.getElementById(id);
+const params = new URLSearchParams(location.search);
+// Served by the Worker: its own origin. From any other static host: ?server=https://scep.example
+const server = (params.get('server') ?? location.origin).replace(/\/$/, '');
+let profiles = [];
+let lastResult = null;
+let controller = null;
+
+const STEP_OF = { key: 'key', caps: 'request', cacert: 'request', request: 'request', send: 'send', pending: 'pending', poll: 'pending', done: 'done' };
+const STEP_ORDER = ['key', 'request', 'send', 'pending', 'done'];
+const LABEL = { key: 'Generating key', request: 'Building request', send: 'Contacting server', pending: 'Waiting for approval', done: 'Certificate received' };
+
+function announce(text) {
+  $('status').textContent = text;
+}
+
+function showStep(step) {
+  const current = STEP_ORDER.indexOf(step);
+  for (const li of $('steps').children) {
+    const i = STEP_ORDER.indexOf(li.dataset.step);
+    const skipped = li.dataset.step === 'pending' && step === 'done' && !li.classList.contains('seen');
+    li.classList.toggle('skipped', skipped);
+    li.classList.toggle('done', i < current && !skipped);
+    if (i === current) {
+      li.setAttribute('aria-current', 'step');
+      li.classList.add('seen');
+    } else {
+      li.removeAttribute('aria-current');
+    }
+  }
+  $('cancel').hidden = step !== 'pending';
+  announce(`${LABEL[step]}…`);
+}
+
+function selectedProfile() {
+  return profiles.find((p) => p.name === $('profile').value) ?? profiles[0];
+}
+
+const SAN_LABEL = { dnsname: 'DNS name', rfc822name: 'Email address', uniform_resource_identifier: 'URI' };
+const SAN_PREFIX = { dnsname: 'dns', rfc822name: 'email', uniform_resource_identifier: 'uri' };
+
+function fill(template, seat) {
+  try {
+    return scep.renderTemplate(template, { USERNAME: seat, SEAT_ID: seat });
+  } catch {
+    return '';
+  }
+}
+
+function updateSanField() {
+  const p = selectedProfile();
+  $('san-field').hidden = !p?.san;
+  if (p?.san) {
+    $('san-label').textContent = SAN_LABEL[p.san.type] ?? 'Name in the certificate';
+    if (!$('san').dataset.edited) $('san').value = fill(p.san.template, $('seat').value.trim());
+  }
+}
+
+async function loadProfiles() {
+  $('server-name').textContent = new URL(server).host;
+  try {
+    const res = await fetch(`${server}/scep-profiles.json`);
+    if (!res.ok) throw new Error(`HTTP ${res.status}`);
+    const body = await res.json();
+    profiles = body.profiles;
+    $('profile').replaceChildren(...profiles.map((p) => new Option(p.name, p.name, false, p.name === body.default)));
+    $('profile-field').hidden = profiles.length < 2;
+    updateSanField();
+    $('enroll').disabled = profiles.length === 0;
+  } catch (e) {
+    fail({ message: `Could not read the enrollment profiles from ${server}: ${e.message}`, resolution: 'check your network connection and the server address, then reload the page' });
+  }
+}
+
+function fail({ message, resolution, transactionId }) {
+  const current = $('steps').querySelector('[aria-current="step"]');
+  if (current && !$('progress').hidden) current.classList.add('failed');
+  $('failure-message').textContent = message;
+  $('failure-resolution').textContent = resolution;
+  $('failure-transaction').hidden = !transactionId;
+  $('failure-tid').textContent = transactionId ?? '';
+  $('failure').hidden = false;
+  $('failure').focus();
+  announce(`Enrollment failed: ${message}`);
+}
+
+function explain(e) {
+  if (e?.name === 'AbortError') return { message: 'Enrollment was cancelled while waiting for approval.', resolution: 'enroll again when your administrator is ready to approve' };
+  if (e instanceof scep.ScepFailure) return { message: e.message, resolution: e.resolution, transactionId: e.transactionId };
+  if (e instanceof scep.ScepHttpError) return { message: e.message, resolution: 'check your network connection and the server address, then try again' };
+  if (e?.kind === 'fingerprint_mismatch') return { message: e.message, resolution: e.resolution };
+  if (e?.resolution) return { message: e.message, resolution: e.resolution };
+  return { message: String(e?.message ?? e), resolution: 'try again; if it keeps failing, tell your administrator what this page says' };
+}
+
+function pemLink(id, text) {
+  const link = $(id);
+  if (link.href) URL.revokeObjectURL(link.href);
+  link.href = URL.createObjectURL(new Blob([text], { type: 'application/x-pem-file' }));
+}
+
+function showResult(result) {
+  const info = scep.inspect(result.certificate);
+  $('cert-subject').textContent = info.subject;
+  $('cert-issuer').textContent = info.issuer;
+  $('cert-serial').textContent = info.serial;
+  $('cert-validity').textContent = `${info.notBefore} to ${info.notAfter}`;
+  $('cert-fingerprint').textContent = info.sha256Fingerprint.match(/../g).join(':').toUpperCase();
+  pemLink('dl-cert', result.certificatePem);
+  pemLink('dl-chain', result.chainPem);
+  pemLink('dl-key', result.privateKeyPem);
+  $('success').hidden = false;
+  $('success').focus();
+  announce('Certificate received.');
+}
+
+async function onEnroll(event) {
+  event.preventDefault();
+  const seat = $('seat').value.trim();
+  const code = $('code').value.trim();
+  for (const [input, ok] of [[$('seat'), seat], [$('code'), code]]) input.setAttribute('aria-invalid', ok ? 'false' : 'true');
+  if (!seat || !code) {
+    (seat ? $('code') : $('seat')).focus();
+    announce('Enter your seat ID and enrollment code.');
+    return;
+  }
+  const profile = selectedProfile();
+  if (!profile) return;
+  $('failure').hidden = true;
+  $('success').hidden = true;
+  $('progress').hidden = false;
+  for (const li of $('steps').children) li.classList.remove('done', 'seen', 'skipped', 'failed');
+  $('enroll').disabled = true;
+  controller = new AbortController();
+  try {
+    const san = profile.san && $('san').value.trim() ? [`${SAN_PREFIX[profile.san.type]}:${$('san').value.trim()}`] : [];
+    lastResult = await scep.enroll({
+      url: `${server}/scep/${encodeURIComponent(profile.name)}`,
+      challenge: code,
+      subject: fill(profile.subject, seat) || `CN=${seat}`,
+      sans: san,
+      keyBits: profile.rsa_nbits,
+      fingerprint: params.get('fingerprint') ?? profile.fingerprint ?? undefined,
+      signal: controller.signal,
+      pollInterval: Number(params.get('poll') ?? 3000),
+      onProgress: (step) => showStep(STEP_OF[step]),
+    });
+    lastResult.seat = seat;
+    showResult(lastResult);
+  } catch (e) {
+    fail(explain(e));
+  } finally {
+    $('enroll').disabled = false;
+    $('cancel').hidden = true;
+  }
+}
+
+function onP12(event) {
+  event.preventDefault();
+  const password = $('p12-password').value;
+  if (!password) {
+    $('p12-password').setAttribute('aria-invalid', 'true');
+    $('p12-password').focus();
+    announce('Type a password for the PKCS#12 file.');
+    return;
+  }
+  $('p12-password').setAttribute('aria-invalid', 'false');
+  const p12 = scep.exportPkcs12(lastResult.privateKeyPkcs8, [lastResult.certificate, ...lastResult.chain], password, lastResult.seat);
+  const a = document.createElement('a');
+  a.href = URL.createObjectURL(new Blob([p12], { type: 'application/x-pkcs12' }));
+  a.download = 'certificate.p12';
+  document.body.append(a);
+  a.click();
+  a.remove();
+  announce('certificate.p12 downloaded.');
+}
+
+$('enroll-form').addEventListener('submit', onEnroll);
+$('p12-form').addEventListener('submit', onP12);
+$('cancel').addEventListener('click', () => controller?.abort());
+$('profile').addEventListener('change', updateSanField);
+$('seat').addEventListener('input', updateSanField);
+$('san').addEventListener('input', () => ($('san').dataset.edited = '1'));
+// The seat may be linked (?seat=laptop-42); a code never is: it would travel in the page's URL.
+if (params.get('seat')) $('seat').value = params.get('seat');
+loadProfiles();
