@@ -1,10 +1,11 @@
 // The enrollment page in Debian's Chromium (playwright-core) against `make run`'s Worker on 127.0.0.1.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync } from 'node:fs';
+import { createServer } from 'node:http';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { extname, join } from 'node:path';
 import { openssl, startWorker } from '../interop/helpers.mjs';
 
 const { chromium } = createRequire(new URL('../../worker/package.json', import.meta.url))('playwright-core');
@@ -146,5 +147,54 @@ test('keyboard only, at phone width: tab to the fields, type, press Enter', asyn
   const overflow = await page.evaluate(() => document.documentElement.scrollWidth > window.innerWidth);
   assert.equal(overflow, false, 'nothing is wider than the phone');
   await page.screenshot({ path: join(OUT, 'phone-success.png'), fullPage: true });
+  await context.close();
+});
+
+test('served from another static host pointed at the SCEP URL, it still enrolls (CORS)', async () => {
+  const root = new URL('../../www/dist/', import.meta.url).pathname;
+  const types = { '.html': 'text/html', '.js': 'text/javascript', '.css': 'text/css', '.wasm': 'application/wasm' };
+  const host = createServer((req, res) => {
+    const path = new URL(req.url, 'http://x').pathname.replace(/\/$/, '/index.html');
+    try {
+      const body = readFileSync(join(root, path));
+      res.writeHead(200, { 'content-type': types[extname(path)] ?? 'application/octet-stream' }).end(body);
+    } catch {
+      res.writeHead(404).end();
+    }
+  });
+  await new Promise((r) => host.listen(0, '127.0.0.1', r));
+  try {
+    const { enrollment_code: code } = await worker.seatWithCode('page-static-1', 'default');
+    const context = await browser.newContext();
+    const page = await context.newPage();
+    await page.goto(`http://127.0.0.1:${host.address().port}/?server=${encodeURIComponent(worker.base)}`);
+    await ready(page);
+    await enroll(page, 'page-static-1', code);
+    await page.getByRole('heading', { name: 'Your certificate' }).waitFor({ timeout: 60_000 });
+    assert.equal(await page.locator('#cert-subject').textContent(), 'CN=page-static-1');
+    await context.close();
+  } finally {
+    host.close();
+  }
+});
+
+test('an unreachable server and a CA fingerprint mismatch are explained', async () => {
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  await page.goto(`${worker.base}/?server=${encodeURIComponent('http://127.0.0.1:9')}`);
+  await page.getByRole('heading', { name: 'Enrollment failed' }).waitFor();
+  assert.match(await page.locator('#failure-message').textContent(), /^Could not read the enrollment profiles from http:\/\/127\.0\.0\.1:9/);
+  assert.match(await page.locator('#failure-resolution').textContent(), /check your network connection/);
+
+  const { enrollment_code: code } = await worker.seatWithCode('page-pinned-1', 'default');
+  await page.goto(`${worker.base}/?fingerprint=${'ab'.repeat(32)}`);
+  await ready(page);
+  await enroll(page, 'page-pinned-1', code);
+  await page.getByRole('heading', { name: 'Enrollment failed' }).waitFor({ timeout: 60_000 });
+  assert.match(await page.locator('#failure-message').textContent(), /does not match the pinned/);
+  assert.match(await page.locator('#failure-resolution').textContent(), /someone may be intercepting/);
+  // Nothing was sent: the code is still unredeemed.
+  const enrollments = (await worker.api('GET', '/enrollments?seat_id=page-pinned-1')).json.data;
+  assert.equal(enrollments[0].status, 'CREATED');
   await context.close();
 });
