@@ -76,7 +76,7 @@ test-worker: $(PAGE) deps
 	cd worker && npx vitest run
 
 test-interop: $(PAGE) deps
-	node --test --test-reporter=spec --test-concurrency=1 'tests/interop/*.test.mjs'
+	node --test --test-reporter=spec --test-concurrency=1 'tests/interop/*.test.mjs' 'tests/hardening/*.test.mjs'
 
 test-browser: $(PAGE) deps
 	node --test --test-reporter=spec --test-concurrency=1 'tests/browser/*.test.mjs'

@@ -140,7 +140,11 @@ pub fn decide(facts: &RequestFacts, profile: &ScepProfile, store: &StoreFacts, c
     }
 }
 
+/// How far a requester's clock may be ahead of ours when it makes its signer certificate.
+const CLOCK_SKEW: u64 = 86_400;
+
 fn decide_inner(facts: &RequestFacts, profile: &ScepProfile, store: &StoreFacts, code_key: &[u8], now: u64) -> Result<Decision> {
+    check_signer_validity(facts, now)?;
     if facts.message_type == MessageType::CertPoll {
         return poll(facts, store);
     }
@@ -181,6 +185,23 @@ fn decide_inner(facts: &RequestFacts, profile: &ScepProfile, store: &StoreFacts,
     check_challenge(csr.challenge.as_deref(), &profile.scep_challenge, enrollment, code_key, now)?;
     let redeem = Some(enrollment.id.clone());
     Ok(if profile.manual_approval { Decision::Hold { seat_id: seat, redeem, plan } } else { Decision::Issue { seat_id: seat, redeem, renews: None, plan } })
+}
+
+/// The certificate that signed the request must be valid now (a transient self-signed one may start up to a
+/// day ahead, for clients whose clocks run fast).
+fn check_signer_validity(facts: &RequestFacts, now: u64) -> Result<()> {
+    let bad_time = |what: &str| {
+        let mut e = ScepError::not_permitted(format!("The certificate that signed the request {what}"), "check the device clock, and renew before the certificate expires");
+        e.fail_info = FailInfo::BadTime;
+        e
+    };
+    if facts.signer.not_after < now {
+        return Err(bad_time(&format!("expired at {}", rfc3339(facts.signer.not_after))));
+    }
+    if facts.signer.not_before > now + CLOCK_SKEW {
+        return Err(bad_time(&format!("is not valid before {}", rfc3339(facts.signer.not_before))));
+    }
+    Ok(())
 }
 
 fn poll(facts: &RequestFacts, store: &StoreFacts) -> Result<Decision> {

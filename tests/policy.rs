@@ -184,3 +184,19 @@ fn manual_approval_holds_and_polls_follow_the_transaction() {
     other.prior_transaction.as_mut().unwrap().key_digest = "00".into();
     assert_eq!(reject_kind(decide(&f, &p, &other, KEY, NOW)), ErrorKind::NotPermitted);
 }
+
+#[test]
+fn an_expired_or_future_signer_certificate_is_badtime() {
+    let p = profile(json!({}));
+    let mut f = facts(MessageType::PkcsReq, csr("l", Some(CODE)), true);
+    f.signer.not_after = NOW - 1;
+    let Decision::Reject { error } = decide(&f, &p, &open_store(), KEY, NOW) else { panic!() };
+    assert_eq!(error.fail_info, FailInfo::BadTime);
+    assert!(error.message.starts_with("The certificate that signed the request expired at"), "{}", error.message);
+    f.signer.not_after = u64::MAX;
+    f.signer.not_before = NOW + 86_400; // a day of clock skew is tolerated
+    assert!(matches!(decide(&f, &p, &open_store(), KEY, NOW), Decision::Issue { .. }));
+    f.signer.not_before = NOW + 86_401;
+    let Decision::Reject { error } = decide(&f, &p, &open_store(), KEY, NOW) else { panic!() };
+    assert_eq!(error.fail_info, FailInfo::BadTime);
+}

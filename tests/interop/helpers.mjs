@@ -27,9 +27,12 @@ export async function startWorker(dir) {
   const port = await freePort();
   const base = `http://127.0.0.1:${port}`;
   const env = { ...process.env, DETACH: '1', PORT: String(port), PERSIST: `${dir}/state`, LOG: `${dir}/dev.log`, PIDFILE: `${dir}/pgid` };
-  const r = run(`${ROOT}scripts/run-worker.sh`, [], { env });
-  if (r.status !== 0) throw new Error(`run-worker.sh failed:\n${r.stdout}${r.stderr}`);
-  const pgid = Number(readFileSync(`${dir}/pgid`, 'utf8'));
+  const start = () => {
+    const r = run(`${ROOT}scripts/run-worker.sh`, [], { env });
+    if (r.status !== 0) throw new Error(`run-worker.sh failed:\n${r.stdout}${r.stderr}`);
+    return Number(readFileSync(`${dir}/pgid`, 'utf8'));
+  };
+  let pgid = start();
   const token = readFileSync(`${ROOT}worker/.dev.vars`, 'utf8').match(/^ADMIN_TOKEN="(.*)"$/m)[1];
   const api = async (method, path, body) => {
     const res = await fetch(`${base}/api/v1${path}`, {
@@ -52,5 +55,19 @@ export async function startWorker(dir) {
     if (e.status !== 201) throw new Error(JSON.stringify(e.json));
     return e.json;
   };
-  return { base, api, profile, seatWithCode, stop: () => process.kill(-pgid, 'SIGTERM') };
+  const stop = () => process.kill(-pgid, 'SIGTERM');
+  // Stop and start again on the same port and D1 state, as a person restarting `make run` would.
+  const restart = async () => {
+    stop();
+    for (let i = 0; i < 100; i++) {
+      try {
+        await fetch(`${base}/scep?operation=GetCACaps`);
+      } catch {
+        break;
+      }
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    pgid = start();
+  };
+  return { base, token, api, profile, seatWithCode, stop, restart };
 }

@@ -224,11 +224,12 @@ admin.post('/certificates/:serial/revoke', async (c) => {
 
 // ---- audit log ----
 admin.get('/audit-logs', async (c) => {
-  const { status, seat_id: seatId, since } = c.req.query();
+  const { status, seat_id: seatId, since, limit = '500' } = c.req.query();
+  if (!/^\d+$/.test(limit) || Number(limit) < 1 || Number(limit) > 10000) throw invalid({ limit: 'must be an integer from 1 to 10000' }, `Invalid Query Parameter: limit=${limit}`);
   if (status && !['Success', 'Failure'].includes(status)) throw invalid({ status: 'must be Success or Failure' }, `Invalid Query Parameter: status=${status}`);
   const sinceSeconds = since === undefined ? undefined : /^\d+$/.test(since) ? Number(since) : Math.floor(Date.parse(since) / 1000);
   if (since !== undefined && !Number.isFinite(sinceSeconds)) throw invalid({ since: 'must be Unix seconds or an RFC 3339 time' }, `Invalid Query Parameter: since=${since}`);
-  return c.json({ data: await c.get('store').auditLogs({ status, seatId, since: sinceSeconds }) });
+  return c.json({ data: await c.get('store').auditLogs({ status, seatId, since: sinceSeconds, limit: Number(limit) }) });
 });
 
 export async function crlResponse(env) {

@@ -59,6 +59,7 @@ export const openapi = {
           { name: 'status', in: 'query', schema: { type: 'string', enum: ['Success', 'Failure'] } },
           { name: 'seat_id', in: 'query', schema: { type: 'string' } },
           { name: 'since', in: 'query', schema: { type: 'string' }, description: 'Unix seconds or RFC 3339' },
+          { name: 'limit', in: 'query', schema: { type: 'integer', minimum: 1, maximum: 10000, default: 500 } },
         ],
         responses: ok('Entries', list('#/components/schemas/AuditLog')),
       },

@@ -53,8 +53,7 @@ export async function handleScep(c, profileName) {
 
 async function readMessage(c) {
   if (c.req.method === 'POST') {
-    const length = Number(c.req.header('content-length') ?? 0);
-    if (length > MAX_MESSAGE) return { error: 'message larger than 1 MB' };
+    // Read even an oversized body, so the client gets its 400 instead of a reset connection.
     const body = new Uint8Array(await c.req.arrayBuffer());
     return body.length > MAX_MESSAGE ? { error: 'message larger than 1 MB' } : { bytes: body };
   }
