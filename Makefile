@@ -14,7 +14,7 @@ APT_PACKAGES := scep certmonger dbus openssl curl chromium
 WASM := pkg/wasm/scepkit_bg.wasm
 CORE_SOURCES := Cargo.toml Cargo.lock $(shell find src -name '*.rs')
 
-.PHONY: run test deps test-rust test-js test-worker test-interop test-browser clean
+.PHONY: run test deps test-rust test-js test-worker test-interop test-browser bench fuzz clean
 
 ## Install what is missing: Debian packages, the wasm target, wasm-bindgen, Node 22 and the Worker's npm
 ## packages (cached under .tools/ and worker/node_modules).
@@ -80,6 +80,23 @@ test-interop: $(PAGE) deps
 
 test-browser: $(PAGE) deps
 	node --test --test-reporter=spec --test-concurrency=1 'tests/browser/*.test.mjs'
+
+## Benchmarks side by side (ours vs micromdm, wasm vs native, page vs bare keygen, sizes): bench/results.json.
+bench: $(PAGE) deps bench/node_modules/.stamp
+	cargo build --quiet --release --example bench_core
+	node bench/bench.mjs
+
+bench/node_modules/.stamp: bench/package.json $(NODE22)/node
+	cd bench && npm install --no-audit --no-fund
+	@touch $@
+
+## Fuzz every parser for FUZZ_SECONDS each (not part of `make test`); corpora are kept in fuzz/corpus.
+fuzz: $(TOOLS)/bin/cargo-fuzz
+	scripts/fuzz.sh
+
+$(TOOLS)/bin/cargo-fuzz:
+	rustup toolchain list | grep -q '^nightly' || rustup toolchain install nightly --profile minimal
+	cargo install --quiet cargo-fuzz --root $(TOOLS)
 
 clean:
 	cargo clean

@@ -49,6 +49,13 @@ impl RsaKey {
         Ok(Self::from_private(private))
     }
 
+    /// A key derived deterministically from `seed` (ChaCha20): the same key on every host, so benchmarks
+    /// of native and wasm do equal work. Never for production keys.
+    pub fn generate_from_seed(bits: usize, seed: [u8; 32]) -> Result<Self> {
+        use rand_core::SeedableRng;
+        Self::generate(bits, true, &mut rand_chacha::ChaCha20Rng::from_seed(seed))
+    }
+
     fn from_private(private: RsaPrivateKey) -> Self {
         let public = private.to_public_key();
         Self { private, public }

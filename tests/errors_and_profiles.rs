@@ -102,3 +102,17 @@ fn templates_fill_every_variable_or_say_which_is_missing() {
     let err = render_template("CN=$DEVICE", &vars).unwrap_err();
     assert!(err.message.contains("$DEVICE"), "{}", err.message);
 }
+
+#[test]
+fn md5_and_single_des_are_never_accepted_and_des_is_never_produced() {
+    use scepkit::algorithms::{Cipher, DigestAlg};
+    let md5 = der::asn1::ObjectIdentifier::new_unwrap("1.2.840.113549.2.5");
+    let md5_rsa = der::asn1::ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.4");
+    for oid in [md5, md5_rsa] {
+        assert_eq!(DigestAlg::from_oid(&oid).unwrap_err().fail_info, FailInfo::BadAlg);
+    }
+    assert_eq!(Cipher::DesCbc.check_allowed(true, true).unwrap_err().fail_info, FailInfo::BadAlg);
+    assert_eq!(Cipher::DesCbc.check_allowed(false, false).unwrap_err().fail_info, FailInfo::BadAlg);
+    assert!(Cipher::DesCbc.check_allowed(true, false).is_ok(), "decrypt-only behind the legacy switch");
+    assert_eq!(Cipher::DesEde3Cbc.check_allowed(false, true).unwrap_err().fail_info, FailInfo::BadAlg);
+}

@@ -33,6 +33,7 @@ export {
   enrollmentCodeMac,
   raCertificate,
   renderTemplate,
+  generateKeyFromSeed,
 } from '../wasm/scepkit.js';
 
 /** A FAILURE CertRep: the server refused. Carries failInfo, the server's text and what to do about it. */

@@ -62,6 +62,13 @@ pub fn generate_key(bits: u32, legacy: bool) -> JsResult<Vec<u8>> {
     Ok(key.to_pkcs8_der().map_err(js_error)?.to_vec())
 }
 
+/// A key derived from a 32-byte seed (benchmarks: equal work on every host). Never for real keys.
+#[wasm_bindgen(js_name = generateKeyFromSeed)]
+pub fn generate_key_from_seed(bits: u32, seed: &[u8]) -> JsResult<Vec<u8>> {
+    let seed: [u8; 32] = seed.try_into().map_err(|_| js_error(ScepError::invalid_input("the seed is 32 bytes")))?;
+    Ok(RsaKey::generate_from_seed(bits as usize, seed).map_err(js_error)?.to_pkcs8_der().map_err(js_error)?.to_vec())
+}
+
 /// PKCS#8 PEM of a key given as PKCS#8 DER, PKCS#8 PEM or PKCS#1 PEM.
 #[wasm_bindgen(js_name = privateKeyToPem)]
 pub fn private_key_to_pem(key_bytes: &[u8]) -> JsResult<String> {

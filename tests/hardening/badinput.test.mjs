@@ -2,7 +2,7 @@
 // 4xx; never a 5xx; the Worker keeps serving; nothing is half-written in D1 (the code survives every refusal).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as scep from '../../pkg/entry/node.js';
@@ -133,4 +133,14 @@ test('afterwards: no 5xx at all, the Worker still serves, nothing was issued, an
   assert.equal((await worker.api('GET', `/enrollments?seat_id=${seat}`)).json.data[0].status, 'CREATED');
   const result = await scep.enroll({ url, challenge: code, subject: `CN=${seat}` });
   assert.equal(scep.inspect(result.certificate).subject, `CN=${seat}`);
+});
+
+test('no secret and no enrollment code in any log line of the Worker', () => {
+  const log = readFileSync(join(dir, 'dev.log'), 'utf8');
+  const vars = Object.fromEntries([...readFileSync(new URL('../../worker/.dev.vars', import.meta.url), 'utf8').matchAll(/^(\w+)="(.*)"$/gm)].map((m) => [m[1], m[2]]));
+  for (const name of ['CA_KEY', 'RA_KEY']) {
+    for (const line of vars[name].split('\\n').filter((l) => l.length > 40)) assert.ok(!log.includes(line), `${name} material in the log`);
+  }
+  for (const name of ['CODE_KEY', 'ADMIN_TOKEN']) assert.ok(!log.includes(vars[name]), `${name} in the log`);
+  assert.ok(!log.includes(code), 'an enrollment code in the log');
 });

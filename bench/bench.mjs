@@ -1,0 +1,204 @@
+// `make bench`: scepkit side by side with micromdm/scep and the platform limits, on this machine, in one run.
+// Writes bench/results.json and prints a table. Figures are medians; targets are checked here, not in tests.
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { gzipSync } from 'node:zlib';
+import * as scep from '../pkg/entry/node.js';
+import { freePort, startWorker } from '../tests/interop/helpers.mjs';
+
+const ROOT = new URL('../', import.meta.url).pathname;
+const N = Number(process.env.BENCH_REQUESTS ?? 200);
+const results = { machine: { cores: (await import('node:os')).cpus().length, node: process.version }, date: new Date().toISOString() };
+const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+const round = (x, d = 2) => Math.round(x * 10 ** d) / 10 ** d;
+
+async function timeEach(n, f) {
+  const out = [];
+  for (let i = 0; i < n; i++) {
+    const t = performance.now();
+    await f(i);
+    out.push(performance.now() - t);
+  }
+  return out;
+}
+
+// ---------- core: native vs wasm, the same operations on the same seeded keys ----------
+async function core() {
+  const native = JSON.parse(execFileSync(join(ROOT, 'target/release/examples/bench_core'), ['30'], { encoding: 'utf8' }));
+  const seed = (i) => new Uint8Array(32).fill(i);
+  const keygen = median(await timeEach(5, (i) => scep.generateKeyFromSeed(2048, seed(i))));
+  const caKey = scep.generateKeyFromSeed(2048, seed(200));
+  const ca = scep.selfSignedCertificate(caKey, 'CN=bench CA', 1_700_000_000, 2_000_000_000, 'sha256', 'ca');
+  const key = scep.generateKeyFromSeed(2048, seed(201));
+  const signer = scep.selfSignedCertificate(key, 'CN=bench', 1_700_000_000, 2_000_000_000, 'sha256', 'signer');
+  const request = { subject: 'CN=bench', challenge: 'code', digest: 'sha256' };
+  const csrBuild = median(await timeEach(30, () => scep.buildCsr(key, request)));
+  const csr = scep.buildCsr(key, request);
+  const opts = { messageType: 'PKCSReq', cipher: 'aes-128-cbc', digest: 'sha256' };
+  const build = median(await timeEach(30, () => scep.buildRequest(csr, key, signer, ca, opts)));
+  const message = scep.buildRequest(csr, key, signer, ca, opts).message;
+  const identity = new scep.ServerIdentity(ca, scep.ServerKey.fromPkcs8(caKey));
+  const open = median(await timeEach(30, () => scep.readRequest(message).open(identity, false)));
+  const wasm = { keygen_2048_seeded: keygen, csr_build: csrBuild, pkimessage_build: build, pkimessage_open: open };
+  results.core = Object.fromEntries(Object.keys(native).map((k) => [k, { native_ms: round(native[k]), wasm_ms: round(wasm[k]), ratio: round(wasm[k] / native[k]) }]));
+}
+
+// ---------- server: our Worker (local workerd) vs micromdm scepserver, same requests ----------
+async function prebuild(caBody, seatsAndCodes) {
+  const keys = [];
+  for (let i = 0; i < 8; i++) keys.push(await scep.generateKey(2048));
+  const now = Math.floor(Date.now() / 1000);
+  return seatsAndCodes.map(({ seat, code }, i) => {
+    const key = keys[i % keys.length];
+    const signer = scep.selfSignedCertificate(key, `CN=${seat}`, now - 60, now + 3600, 'sha256', 'signer');
+    const csr = scep.buildCsr(key, { subject: `CN=${seat}`, challenge: code });
+    return scep.buildRequest(csr, key, signer, caBody, { messageType: 'PKCSReq', cipher: 'aes-128-cbc', digest: 'sha256', transactionId: `bench-${seat}-${i}` }).message;
+  });
+}
+
+async function load(url, messages, concurrency) {
+  let next = 0;
+  let failed = 0;
+  const latencies = [];
+  const t0 = performance.now();
+  await Promise.all(Array.from({ length: concurrency }, async () => {
+    while (next < messages.length) {
+      const m = messages[next++];
+      const t = performance.now();
+      const res = await fetch(`${url}?operation=PKIOperation`, { method: 'POST', body: m });
+      await res.arrayBuffer();
+      latencies.push(performance.now() - t);
+      if (res.status !== 200) failed++;
+    }
+  }));
+  const seconds = (performance.now() - t0) / 1000;
+  return { requests: messages.length, failed, per_second: round(messages.length / seconds, 1), latency_p50_ms: round(median(latencies)) };
+}
+
+async function ours(dir) {
+  const worker = await startWorker(dir);
+  try {
+    await worker.profile('bench');
+    const url = `${worker.base}/scep/bench`;
+    const caBody = new Uint8Array(await (await fetch(`${url}?operation=GetCACert`)).arrayBuffer());
+    const seats = async (prefix) => {
+      const csv = ['seat_id,profile', ...Array.from({ length: N }, (_, i) => `${prefix}-${i},bench`)].join('\n');
+      const r = await fetch(`${worker.base}/api/v1/seats/bulk`, { method: 'POST', headers: { authorization: `Bearer ${worker.token}`, 'content-type': 'text/csv' }, body: csv });
+      return (await r.json()).results.map((x) => ({ seat: x.seat_id, code: x.enrollment_code }));
+    };
+    const baseline = median(await timeEach(50, async () => (await fetch(`${url}?operation=GetCACaps`)).text()));
+    const c1 = await load(url, await prebuild(caBody, await seats('b1')), 1);
+    const c8 = await load(url, await prebuild(caBody, await seats('b8')), 8);
+    return { c1, c8, get_ca_caps_p50_ms: round(baseline), pkioperation_minus_loopback_ms: round(c1.latency_p50_ms - baseline) };
+  } finally {
+    worker.stop();
+  }
+}
+
+async function micromdm(dir) {
+  spawnSync('scepserver', ['ca', '-init', '-keySize', '2048', '-depot', join(dir, 'depot')]);
+  const port = await freePort();
+  const server = spawn('scepserver', ['-depot', join(dir, 'depot'), '-port', String(port), '-challenge', 'bench-secret', '-allowrenew', '0'], { stdio: 'ignore', detached: true });
+  const url = `http://127.0.0.1:${port}/scep`;
+  try {
+    for (let i = 0; i < 100; i++) {
+      try {
+        if ((await fetch(`${url}?operation=GetCACaps`)).ok) break;
+      } catch {}
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    const caBody = new Uint8Array(await (await fetch(`${url}?operation=GetCACert`)).arrayBuffer());
+    const seats = (p) => Array.from({ length: N }, (_, i) => ({ seat: `${p}-${i}`, code: 'bench-secret' }));
+    const baseline = median(await timeEach(50, async () => (await fetch(`${url}?operation=GetCACaps`)).text()));
+    const c1 = await load(url, await prebuild(caBody, seats('m1')), 1);
+    const c8 = await load(url, await prebuild(caBody, seats('m8')), 8);
+    return { c1, c8, get_ca_caps_p50_ms: round(baseline), pkioperation_minus_loopback_ms: round(c1.latency_p50_ms - baseline) };
+  } finally {
+    process.kill(-server.pid, 'SIGTERM');
+  }
+}
+
+// ---------- browser: Enroll → certificate, next to a bare WebCrypto keygen in the same page ----------
+async function browser(dir) {
+  const { chromium } = createRequire(join(ROOT, 'worker/package.json'))('playwright-core');
+  const worker = await startWorker(dir);
+  const b = await chromium.launch({ executablePath: '/usr/bin/chromium', args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'] });
+  try {
+    const page = await b.newPage();
+    await page.goto(`${worker.base}/`);
+    await page.locator('#enroll:not([disabled])').waitFor();
+    const bare = await page.evaluate(async () => {
+      const out = [];
+      for (let i = 0; i < 7; i++) {
+        const t = performance.now();
+        await crypto.subtle.generateKey({ name: 'RSASSA-PKCS1-v1_5', modulusLength: 2048, publicExponent: new Uint8Array([1, 0, 1]), hash: 'SHA-256' }, true, ['sign']);
+        out.push(performance.now() - t);
+      }
+      return out;
+    });
+    const enrolls = [];
+    for (let i = 0; i < 7; i++) {
+      const { enrollment_code: code } = await worker.seatWithCode(`bench-page-${i}`, 'default');
+      await page.getByLabel('Seat ID').fill(`bench-page-${i}`);
+      await page.getByLabel('Enrollment code').fill(code);
+      const t = performance.now();
+      await page.getByRole('button', { name: 'Enroll' }).click();
+      await page.locator('#status:text("Certificate received.")').waitFor({ timeout: 60_000 });
+      enrolls.push(performance.now() - t);
+    }
+    const keygen = median(bare);
+    const enroll = median(enrolls);
+    return { bare_webcrypto_keygen_ms: round(keygen), enroll_to_certificate_ms: round(enroll), ratio: round(enroll / keygen) };
+  } finally {
+    await b.close();
+    worker.stop();
+  }
+}
+
+// ---------- sizes ----------
+function sizes() {
+  const gz = (buf) => gzipSync(buf, { level: 9 }).length;
+  const wasm = readFileSync(join(ROOT, 'pkg/wasm/scepkit_bg.wasm'));
+  const bundle = (entry) => {
+    const out = spawnSync(join(ROOT, 'bench/node_modules/.bin/esbuild'), ['--bundle', '--minify', '--format=esm', '--platform=browser', `--stdin`], { input: entry, cwd: join(ROOT, 'bench'), maxBuffer: 64 << 20 });
+    if (out.status !== 0) throw new Error(String(out.stderr));
+    return { min_bytes: out.stdout.length, min_gz_bytes: gz(out.stdout) };
+  };
+  return {
+    scepkit_wasm: { raw_bytes: wasm.length, gz_bytes: gz(wasm), note: 'one build serves page and Worker (no feature split yet)' },
+    pkijs: bundle("export * from 'pkijs';"),
+    node_forge: bundle("export { default } from 'node-forge';"),
+  };
+}
+
+const scratch = mkdtempSync(join(tmpdir(), 'scepkit-bench-'));
+const steps = { core, sizes: async () => (results.size = sizes()), server: async () => (results.server = { scepkit_worker: await ours(join(scratch, 'w')), micromdm: await micromdm(join(scratch, 'm')) }), browser: async () => (results.browser = await browser(join(scratch, 'b'))) };
+for (const [name, step] of Object.entries(steps)) {
+  process.stderr.write(`bench: ${name}…\n`);
+  await step();
+}
+const s = results.server;
+results.server.ours_over_theirs = { c1_throughput: round(s.scepkit_worker.c1.per_second / s.micromdm.c1.per_second), c8_throughput: round(s.scepkit_worker.c8.per_second / s.micromdm.c8.per_second) };
+results.targets = {
+  'server throughput >= 1.0x micromdm (c8)': results.server.ours_over_theirs.c8_throughput >= 1,
+  'browser enroll <= 1.5x bare keygen': results.browser.ratio <= 1.5,
+  'core wasm <= 3x native (all ops)': Object.values(results.core).every((o) => o.ratio <= 3),
+  'browser wasm <= 80 KB gz': results.size.scepkit_wasm.gz_bytes <= 80 * 1024,
+  'worker wasm <= 400 KB gz': results.size.scepkit_wasm.gz_bytes <= 400 * 1024,
+};
+writeFileSync(join(ROOT, 'bench/results.json'), JSON.stringify(results, null, 2) + '\n');
+
+const rows = [
+  ...Object.entries(results.core).map(([k, v]) => [`core ${k}`, `${v.native_ms} ms native`, `${v.wasm_ms} ms wasm`, `${v.ratio}x`]),
+  ['server c1 throughput', `${s.scepkit_worker.c1.per_second}/s ours`, `${s.micromdm.c1.per_second}/s micromdm`, `${results.server.ours_over_theirs.c1_throughput}x`],
+  ['server c8 throughput', `${s.scepkit_worker.c8.per_second}/s ours`, `${s.micromdm.c8.per_second}/s micromdm`, `${results.server.ours_over_theirs.c8_throughput}x`],
+  ['server p50 latency c1', `${s.scepkit_worker.c1.latency_p50_ms} ms ours`, `${s.micromdm.c1.latency_p50_ms} ms micromdm`, ''],
+  ['PKIOperation minus loopback', `${s.scepkit_worker.pkioperation_minus_loopback_ms} ms ours`, `${s.micromdm.pkioperation_minus_loopback_ms} ms micromdm`, ''],
+  ['browser enroll vs keygen', `${results.browser.enroll_to_certificate_ms} ms enroll`, `${results.browser.bare_webcrypto_keygen_ms} ms keygen`, `${results.browser.ratio}x`],
+  ['size gz', `${results.size.scepkit_wasm.gz_bytes} B scepkit wasm`, `${results.size.pkijs.min_gz_bytes} B PKI.js / ${results.size.node_forge.min_gz_bytes} B forge`, ''],
+];
+for (const r of rows) console.log(r.map((c, i) => String(c).padEnd([30, 22, 32, 8][i])).join(' '));
+for (const [t, ok] of Object.entries(results.targets)) console.log(`${ok ? 'MET    ' : 'NOT MET'} ${t}`);
