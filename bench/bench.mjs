@@ -163,7 +163,8 @@ function sizes() {
   const gz = (buf) => gzipSync(buf, { level: 9 }).length;
   const wasm = readFileSync(join(ROOT, 'pkg/wasm/scepkit_bg.wasm'));
   const bundle = (entry) => {
-    const out = spawnSync(join(ROOT, 'bench/node_modules/.bin/esbuild'), ['--bundle', '--minify', '--format=esm', '--platform=browser', `--stdin`], { input: entry, cwd: join(ROOT, 'bench'), maxBuffer: 64 << 20 });
+    // esbuild reads the entry from stdin when given no entry point.
+    const out = spawnSync(join(ROOT, 'bench/node_modules/.bin/esbuild'), ['--bundle', '--minify', '--format=esm', '--platform=browser', '--loader=js'], { input: entry, cwd: join(ROOT, 'bench'), maxBuffer: 64 << 20 });
     if (out.status !== 0) throw new Error(String(out.stderr));
     return { min_bytes: out.stdout.length, min_gz_bytes: gz(out.stdout) };
   };
