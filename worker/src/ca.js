@@ -33,11 +33,24 @@ function serverKey(env, pem) {
   return scep.ServerKey.fromPkcs8(new TextEncoder().encode(pem));
 }
 
-/** A fresh ServerIdentity for this request (wasm objects are per request; nothing is kept between requests). */
+let cached = null;
+
+/**
+ * The ServerIdentity for these secrets. Parsing keys and certificates is kept per isolate as a cache derived
+ * from the secrets alone: losing it loses nothing, and a change of secrets makes a new one.
+ */
 export function identity(env) {
   if (!env.CA_CERT || !env.CA_KEY) throw new Error('CA_CERT and CA_KEY secrets are not set');
-  const ra = env.RA_CERT && env.RA_KEY ? [pemToDer(env.RA_CERT), serverKey(env, env.RA_KEY)] : [undefined, undefined];
-  return new scep.ServerIdentity(pemToDer(env.CA_CERT), serverKey(env, env.CA_KEY), ...ra);
+  const fingerprint = `${env.CA_CERT}|${env.RA_CERT ?? ''}|${env.CRYPTO ?? ''}`;
+  if (cached?.fingerprint !== fingerprint) {
+    const ra = env.RA_CERT && env.RA_KEY ? [pemToDer(env.RA_CERT), serverKey(env, env.RA_KEY)] : [undefined, undefined];
+    cached = { fingerprint, identity: new scep.ServerIdentity(pemToDer(env.CA_CERT), serverKey(env, env.CA_KEY), ...ra), caDer: pemToDer(env.CA_CERT) };
+  }
+  return cached.identity;
 }
 
-export const caCertificate = (env) => pemToDer(env.CA_CERT);
+/** The CA certificate (DER), from the same cache. */
+export function caCertificate(env) {
+  identity(env);
+  return cached.caDer;
+}

@@ -2,7 +2,7 @@
 // The path of one PKIOperation: read → open (core) → store reads → decide (core) → atomic redemption →
 // issue (core) → save → CertRep (core). Every outcome writes one audit row.
 import * as scep from 'scepkit';
-import { identity } from './ca.js';
+import { caCertificate, identity } from './ca.js';
 import { Store } from './store.js';
 
 const PKI_MESSAGE = 'application/x-pki-message';
@@ -70,7 +70,8 @@ async function readMessage(c) {
 
 async function pkiOperation(c, store, profile) {
   const t = now();
-  const audit = (entry) => store.audit({ time: t, profile: profile.name, operation: 'PKIOperation', ...entry });
+  const auditEntry = (entry) => ({ time: t, profile: profile.name, operation: 'PKIOperation', ...entry });
+  const audit = (entry) => store.audit(auditEntry(entry));
   const { bytes, error } = await readMessage(c);
   let request;
   try {
@@ -81,7 +82,8 @@ async function pkiOperation(c, store, profile) {
     return c.text(`Bad SCEP request: ${e.message}`, 400);
   }
   const ctx = { c, store, profile, request, t, id: identity(c.env), legacy: Boolean(profile.body.legacy) };
-  ctx.audit = (entry) => audit({ transactionId: request.transactionId, operation: request.messageType, ...entry });
+  ctx.auditEntry = (entry) => auditEntry({ transactionId: request.transactionId, operation: request.messageType, ...entry });
+  ctx.audit = (entry) => store.audit(ctx.auditEntry(entry));
   let facts;
   try {
     facts = request.open(ctx.id, ctx.legacy);
@@ -154,7 +156,7 @@ async function enrollment(ctx) {
 const FAIL_INFO = { badAlg: 0, badMessageCheck: 1, badRequest: 2, badTime: 3, badCertId: 4 };
 
 function caDer(ctx) {
-  return scep.toDer(new TextEncoder().encode(ctx.c.env.CA_CERT));
+  return caCertificate(ctx.c.env);
 }
 
 async function redeemOrFail(ctx, enrollmentId) {
@@ -208,12 +210,14 @@ async function issue(ctx, d) {
     return fail(ctx, { failInfoCode: 4, kind: 'already_renewed', message: 'Failed to renew the specified certificate: it already has been renewed' });
   }
   try {
+    // Certificate, transaction and audit row: one batch, all or nothing.
     await store.batch([
       issued.statement,
       store.transactionStatement({
         profileId: profile.id, transactionId: facts.transaction_id, signerFingerprint: facts.signer.fingerprint, seatId: d.seat_id, messageType: facts.message_type, keyDigest: facts.key_digest,
         status: 'ISSUED', csr: facts.csr_der, plan: d.plan, enrollmentId: d.redeem, serial: issued.serial, now: t,
       }),
+      store.auditStatement(ctx.auditEntry({ seatId: d.seat_id, status: 'Success', code: d.renews ? 'renewed' : 'issued', message: `Issued certificate ${issued.serial}${d.renews ? ` renewing ${d.renews}` : ''}` })),
     ]);
   } catch (e) {
     // Nothing half-done survives: the code and the renewal claim are given back.
@@ -221,7 +225,6 @@ async function issue(ctx, d) {
     if (d.renews) await store.releaseRenewal(d.renews, issued.serial);
     throw e;
   }
-  await ctx.audit({ seatId: d.seat_id, status: 'Success', code: d.renews ? 'renewed' : 'issued', message: `Issued certificate ${issued.serial}${d.renews ? ` renewing ${d.renews}` : ''}` });
   return reply(ctx, { status: 'issued', certificates: [issued.der, caDer(ctx)] });
 }
 

@@ -221,11 +221,14 @@ export class Store {
   }
 
   // ---- audit log ----
-  audit({ time, profile, seatId, transactionId, operation, status, code, message }) {
+  auditStatement({ time, profile, seatId, transactionId, operation, status, code, message }) {
     return this.db
       .prepare('INSERT INTO audit_logs (time, profile, seat_id, transaction_id, operation, status, code, message) VALUES (?, ?, ?, ?, ?, ?, ?, ?)')
-      .bind(time, profile ?? null, seatId ?? null, transactionId ?? null, operation, status, code ?? null, message ?? null)
-      .run();
+      .bind(time, profile ?? null, seatId ?? null, transactionId ?? null, operation, status, code ?? null, message ?? null);
+  }
+
+  audit(entry) {
+    return this.auditStatement(entry).run();
   }
 
   async auditLogs({ status, seatId, since, limit = 500 }) {
