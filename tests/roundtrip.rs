@@ -34,6 +34,11 @@ fn options(cipher: Cipher, digest: DigestAlg, transport: KeyTransport, identifie
     RequestOptions { envelope: EnvelopeOptions { cipher, transport, identifier, legacy: cipher.is_legacy() }, digest, signer_identifier: identifier }
 }
 
+/// AES-128, SHA-256, PKCS#1 v1.5, issuerAndSerialNumber: what a modern client sends by default.
+fn modern() -> RequestOptions {
+    options(Cipher::Aes128Cbc, DigestAlg::Sha256, KeyTransport::RsaPkcs1v15, IdentifierKind::IssuerAndSerialNumber)
+}
+
 fn csr_request() -> CsrRequest {
     CsrRequest {
         subject: "CN=laptop-42,O=Example".into(),
@@ -121,7 +126,7 @@ fn pkcsreq_round_trips_for_every_cipher_digest_transport_and_identifier() {
 fn transaction_id_defaults_to_hex_sha256_of_the_key() {
     let c = client(1, &csr_request());
     let requester = Requester { key: c.key, certificate: &c.signer_cert };
-    let req = client::certificate_request(&c.csr, MessageType::PkcsReq, None, &requester, &ca_certs(), options(Cipher::Aes128Cbc, DigestAlg::Sha256, KeyTransport::RsaPkcs1v15, IdentifierKind::IssuerAndSerialNumber), &mut OsRng).unwrap();
+    let req = client::certificate_request(&c.csr, MessageType::PkcsReq, None, &requester, &ca_certs(), modern(), &mut OsRng).unwrap();
     let spki = CsrFacts::from_der(&c.csr).unwrap().spki_der;
     assert_eq!(req.transaction_id, hex::encode(DigestAlg::Sha256.digest(&spki)));
 }
@@ -131,7 +136,7 @@ fn failure_reaches_the_client_with_fail_info_text_and_resolution() {
     let ca = ca_certs();
     let c = client(1, &csr_request());
     let requester = Requester { key: c.key, certificate: &c.signer_cert };
-    let opts = options(Cipher::Aes128Cbc, DigestAlg::Sha256, KeyTransport::RsaPkcs1v15, IdentifierKind::IssuerAndSerialNumber);
+    let opts = modern();
     let req = client::certificate_request(&c.csr, MessageType::PkcsReq, None, &requester, &ca, opts, &mut OsRng).unwrap();
     let reply = serve(&req.message, false, |_| Err(ScepError::challenge_invalid()));
     let CertRepOutcome::Failed(e) = client::read_cert_rep(&reply, &req, &requester, &ca, None, false).unwrap() else { panic!("not a failure") };
@@ -192,7 +197,7 @@ fn renewal_is_signed_by_the_current_certificate() {
     let renewal = client(3, &csr_request());
     // Signed with the old key and certificate, asking for a new key.
     let requester = Requester { key: first.key, certificate: &current };
-    let opts = options(Cipher::Aes128Cbc, DigestAlg::Sha256, KeyTransport::RsaPkcs1v15, IdentifierKind::IssuerAndSerialNumber);
+    let opts = modern();
     let req = client::certificate_request(&renewal.csr, MessageType::RenewalReq, None, &requester, &ca, opts, &mut OsRng).unwrap();
     let spki = CsrFacts::from_der(&renewal.csr).unwrap().spki_der;
     let reply = serve(&req.message, false, |facts| {
@@ -210,7 +215,7 @@ fn getcert_and_getcrl_carry_issuer_and_serial() {
     let ca = ca_certs();
     let c = client(1, &csr_request());
     let requester = Requester { key: c.key, certificate: &c.signer_cert };
-    let opts = options(Cipher::Aes128Cbc, DigestAlg::Sha256, KeyTransport::RsaPkcs1v15, IdentifierKind::IssuerAndSerialNumber);
+    let opts = modern();
     let issued = issue_for(&CsrFacts::from_der(&c.csr).unwrap(), 12);
     let ias = scepkit::wire::IssuerAndSerialNumber {
         issuer: issued.tbs_certificate.issuer.clone(),
@@ -240,7 +245,7 @@ fn a_certrep_for_another_transaction_or_nonce_is_refused() {
     let ca = ca_certs();
     let c = client(1, &csr_request());
     let requester = Requester { key: c.key, certificate: &c.signer_cert };
-    let opts = options(Cipher::Aes128Cbc, DigestAlg::Sha256, KeyTransport::RsaPkcs1v15, IdentifierKind::IssuerAndSerialNumber);
+    let opts = modern();
     let a = client::certificate_request(&c.csr, MessageType::PkcsReq, None, &requester, &ca, opts, &mut OsRng).unwrap();
     let b = client::certificate_request(&c.csr, MessageType::PkcsReq, None, &requester, &ca, opts, &mut OsRng).unwrap();
     let reply_to_a = serve(&a.message, false, |_| Ok(None));
@@ -254,7 +259,7 @@ fn a_certrep_signed_by_a_stranger_is_refused() {
     let ca = ca_certs();
     let c = client(1, &csr_request());
     let requester = Requester { key: c.key, certificate: &c.signer_cert };
-    let opts = options(Cipher::Aes128Cbc, DigestAlg::Sha256, KeyTransport::RsaPkcs1v15, IdentifierKind::IssuerAndSerialNumber);
+    let opts = modern();
     let req = client::certificate_request(&c.csr, MessageType::PkcsReq, None, &requester, &ca, opts, &mut OsRng).unwrap();
     let incoming = server::read_request(&req.message).unwrap();
     let stranger_key = test_key(3);
