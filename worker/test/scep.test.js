@@ -19,6 +19,13 @@ describe('SCEP endpoint', () => {
     expect(info.content.certificates.map((c) => c.subject)).toEqual(['CN=scepkit next CA,O=scepkit']);
   });
 
+  it('/cgi-bin/pkiclient.exe serves the default profile, for clients that hard-code the NDES path', async () => {
+    const res = await fetchWorker(`${BASE}/cgi-bin/pkiclient.exe?operation=GetCACaps`);
+    expect(res.status).toBe(200);
+    expect((await res.text()).split('\n')).toContain('SCEPStandard');
+    expect(res.headers.get('access-control-allow-origin')).toBe('*');
+  });
+
   it('GetCACert returns CA + RA as a degenerate PKCS#7 with the right content type', async () => {
     const res = await fetchWorker(`${BASE}/scep?operation=GetCACert`);
     expect(res.headers.get('content-type')).toBe('application/x-x509-ca-ra-cert');
