@@ -167,6 +167,8 @@ export class ServerIdentity {
   constructor(caCert: Uint8Array, caKey: ServerKey, raCert?: Uint8Array, raKey?: ServerKey);
   caCertResponse(): { contentType: string; body: Uint8Array };
   nextCaCertResponse(nextCa: Uint8Array, nextRa?: Uint8Array): Uint8Array;
+  /** Public-key operations on requesters' keys by the host (e.g. node:crypto) instead of wasm. */
+  useHostPublicKeyOps(verify: (digest: Digest, spkiDer: Uint8Array, data: Uint8Array, signature: Uint8Array) => boolean, encrypt: (transport: KeyTransport, spkiDer: Uint8Array, data: Uint8Array) => Uint8Array): void;
   issue(csrDer: Uint8Array, options: IssueOptions): Uint8Array;
   crl(revoked: { serial: string; revoked_at: number }[], number: number, now: number, nextUpdate: number): Uint8Array;
   free(): void;

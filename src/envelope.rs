@@ -18,7 +18,6 @@ use const_oid::db::{rfc5911, rfc5912};
 use der::asn1::{Any, OctetString};
 use der::{Decode, Encode};
 use rand_core::CryptoRngCore;
-use rsa::{Oaep, Pkcs1v15Encrypt};
 use spki::AlgorithmIdentifierOwned;
 use zeroize::Zeroizing;
 
@@ -51,6 +50,11 @@ impl Default for EnvelopeOptions {
 
 /// Encrypts `plaintext` to `recipient`, returning an EnvelopedData ContentInfo (DER).
 pub fn seal(plaintext: &[u8], recipient: &Certificate, options: EnvelopeOptions, rng: &mut impl CryptoRngCore) -> Result<Vec<u8>> {
+    seal_with(plaintext, recipient, options, &keys::RustCrypto, rng)
+}
+
+/// [`seal`] with the public-key operations of a host for the key transport.
+pub fn seal_with(plaintext: &[u8], recipient: &Certificate, options: EnvelopeOptions, ops: &dyn keys::PublicKeyOps, rng: &mut impl CryptoRngCore) -> Result<Vec<u8>> {
     options.cipher.check_allowed(options.legacy, true)?;
     let mut key = Zeroizing::new(vec![0u8; options.cipher.key_len()]);
     let mut iv = vec![0u8; options.cipher.iv_len()];
@@ -58,25 +62,15 @@ pub fn seal(plaintext: &[u8], recipient: &Certificate, options: EnvelopeOptions,
     rng.fill_bytes(&mut iv);
     let ciphertext = encrypt_content(options.cipher, &key, &iv, plaintext)?;
 
-    let public = keys::rsa_public_key(&recipient.tbs_certificate.subject_public_key_info)?;
-    let (enc_key, key_enc_alg) = match options.transport {
-        KeyTransport::RsaPkcs1v15 => (
-            public.encrypt(rng, Pkcs1v15Encrypt, &key),
-            AlgorithmIdentifierOwned { oid: rfc5912::RSA_ENCRYPTION, parameters: Some(Any::null()) },
-        ),
-        KeyTransport::RsaOaepSha1 => (
-            public.encrypt(rng, Oaep::new::<sha1::Sha1>(), &key),
-            AlgorithmIdentifierOwned { oid: rfc5912::ID_RSAES_OAEP, parameters: Some(Any::encode_from(&rsa::pkcs1::RsaOaepParams::default())?) },
-        ),
-        KeyTransport::RsaOaepSha256 => (
-            public.encrypt(rng, Oaep::new::<sha2::Sha256>(), &key),
-            AlgorithmIdentifierOwned {
-                oid: rfc5912::ID_RSAES_OAEP,
-                parameters: Some(Any::encode_from(&rsa::pkcs1::RsaOaepParams::new::<sha2::Sha256>())?),
-            },
-        ),
+    let enc_key = ops.encrypt(&recipient.tbs_certificate.subject_public_key_info, options.transport, &key, rng)?;
+    let key_enc_alg = match options.transport {
+        KeyTransport::RsaPkcs1v15 => AlgorithmIdentifierOwned { oid: rfc5912::RSA_ENCRYPTION, parameters: Some(Any::null()) },
+        KeyTransport::RsaOaepSha1 => AlgorithmIdentifierOwned { oid: rfc5912::ID_RSAES_OAEP, parameters: Some(Any::encode_from(&rsa::pkcs1::RsaOaepParams::default())?) },
+        KeyTransport::RsaOaepSha256 => AlgorithmIdentifierOwned {
+            oid: rfc5912::ID_RSAES_OAEP,
+            parameters: Some(Any::encode_from(&rsa::pkcs1::RsaOaepParams::new::<sha2::Sha256>())?),
+        },
     };
-    let enc_key = enc_key.map_err(|e| ScepError::invalid_input(format!("key transport: {e}")))?;
     let by_key_id = options.identifier == IdentifierKind::SubjectKeyIdentifier;
     // RFC 5652 §6.1/§6.2.1: version 0 with issuerAndSerialNumber, 2 with subjectKeyIdentifier.
     let version = if by_key_id { CmsVersion::V2 } else { CmsVersion::V0 };

@@ -190,7 +190,6 @@ pub fn verify_issued_by(cert: &Certificate, issuer: &Certificate) -> Result<()> 
         )));
     }
     let digest = DigestAlg::from_oid(&cert.signature_algorithm.oid)?;
-    let public = keys::rsa_public_key(&issuer.tbs_certificate.subject_public_key_info)?;
     let sig = cert.signature.as_bytes().ok_or_else(|| ScepError::malformed("certificate signature has unused bits"))?;
-    keys::verify(&public, digest, &cert.tbs_certificate.to_der()?, sig, "certificate")
+    keys::verify_with(&keys::RustCrypto, &issuer.tbs_certificate.subject_public_key_info, digest, &cert.tbs_certificate.to_der()?, sig, "certificate")
 }

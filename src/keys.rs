@@ -25,6 +25,45 @@ pub trait PrivateKeyOps {
     fn decrypt(&self, transport: KeyTransport, ciphertext: &[u8]) -> Result<Vec<u8>>;
 }
 
+/// Public-key operations on peers' keys: checking their signatures and transporting a content key to them.
+/// [`RustCrypto`] is the default; a host may plug in native crypto here too (the Worker does).
+pub trait PublicKeyOps {
+    /// RSASSA-PKCS1-v1_5 verification of `signature` over `message` (hashed here with `digest`).
+    fn verify(&self, key: &SubjectPublicKeyInfoOwned, digest: DigestAlg, message: &[u8], signature: &[u8]) -> Result<bool>;
+    /// RSA key transport of `plaintext` (a content-encryption key) to `key`.
+    fn encrypt(&self, key: &SubjectPublicKeyInfoOwned, transport: KeyTransport, plaintext: &[u8], rng: &mut dyn CryptoRngCore) -> Result<Vec<u8>>;
+}
+
+/// The pure-Rust public-key operations (the `rsa` crate).
+pub struct RustCrypto;
+
+impl PublicKeyOps for RustCrypto {
+    fn verify(&self, key: &SubjectPublicKeyInfoOwned, digest: DigestAlg, message: &[u8], signature: &[u8]) -> Result<bool> {
+        Ok(rsa_public_key(key)?.verify(digest.pkcs1v15_scheme(), &digest.digest(message), signature).is_ok())
+    }
+
+    fn encrypt(&self, key: &SubjectPublicKeyInfoOwned, transport: KeyTransport, plaintext: &[u8], rng: &mut dyn CryptoRngCore) -> Result<Vec<u8>> {
+        let public = rsa_public_key(key)?;
+        // `&mut dyn CryptoRngCore` is itself a sized RNG.
+        let mut rng = rng;
+        let result = match transport {
+            KeyTransport::RsaPkcs1v15 => public.encrypt(&mut rng, Pkcs1v15Encrypt, plaintext),
+            KeyTransport::RsaOaepSha1 => public.encrypt(&mut rng, Oaep::new::<sha1::Sha1>(), plaintext),
+            KeyTransport::RsaOaepSha256 => public.encrypt(&mut rng, Oaep::new::<sha2::Sha256>(), plaintext),
+        };
+        result.map_err(|e| ScepError::invalid_input(format!("key transport: {e}")))
+    }
+}
+
+/// Verifies with `ops`; a failure is badMessageCheck naming `what` was being checked.
+pub fn verify_with(ops: &dyn PublicKeyOps, key: &SubjectPublicKeyInfoOwned, digest: DigestAlg, message: &[u8], signature: &[u8], what: &str) -> Result<()> {
+    if ops.verify(key, digest, message, signature)? {
+        Ok(())
+    } else {
+        Err(ScepError::integrity(format!("{what} signature does not verify")))
+    }
+}
+
 /// Key sizes: 2048 (default), 3072, 4096; 1024 only with the legacy switch.
 pub fn check_key_bits(bits: usize, legacy: bool) -> Result<()> {
     match bits {
@@ -125,12 +164,6 @@ pub fn rsa_public_key(spki: &SubjectPublicKeyInfoOwned) -> Result<RsaPublicKey> 
 pub fn spki_of(key: &RsaPublicKey) -> Result<SubjectPublicKeyInfoOwned> {
     let der = key.to_public_key_der().map_err(|e| ScepError::invalid_input(e))?;
     Ok(SubjectPublicKeyInfoOwned::from_der(der.as_bytes())?)
-}
-
-/// Verifies RSASSA-PKCS1-v1_5; a failure is badMessageCheck naming `what` was being checked.
-pub fn verify(key: &RsaPublicKey, digest: DigestAlg, message: &[u8], signature: &[u8], what: &str) -> Result<()> {
-    key.verify(digest.pkcs1v15_scheme(), &digest.digest(message), signature)
-        .map_err(|_| ScepError::integrity(format!("{what} signature does not verify")))
 }
 
 /// RFC 5280 §4.2.1.2 method 1: SHA-1 of the subjectPublicKey BIT STRING.

@@ -20,6 +20,7 @@ use crate::csr::CsrFacts;
 use crate::envelope::{self, EnvelopeOptions, Recipient};
 use crate::error::{FailInfo, Result, ScepError};
 use crate::issue::unix_seconds;
+use crate::keys::{PublicKeyOps, RustCrypto};
 use crate::message::{MessageType, PkiStatus, ScepAttributes, NONCE_LEN};
 use crate::signed::{self, IdentifierKind, SignedMessage, Signer};
 use crate::wire::{Certificate, IssuerAndSerialNumber, IssuerAndSubject};
@@ -79,19 +80,24 @@ impl IncomingRequest {
     /// Step two: verify the signature, check algorithms, open the envelope with one of `recipients` and
     /// read its content. Every error here is answered with a FAILURE CertRep.
     pub fn open(&self, recipients: &[Recipient<'_>], legacy: bool) -> Result<RequestFacts> {
+        self.open_with(recipients, legacy, &RustCrypto)
+    }
+
+    /// [`Self::open`] with the public-key operations of a host (signature and proof-of-possession checks).
+    pub fn open_with(&self, recipients: &[Recipient<'_>], legacy: bool, ops: &dyn PublicKeyOps) -> Result<RequestFacts> {
         let digest = self.signed.digest_alg()?;
         if digest.is_legacy() && !legacy {
             return Err(ScepError::unsupported_algorithm("SHA-1 is only accepted on a legacy profile"));
         }
         let signer_cert = self.signed.signer_certificate()?;
-        self.signed.verify(signer_cert)?;
+        self.signed.verify_with(signer_cert, ops)?;
         let content = self.signed.content.as_deref().filter(|c| !c.is_empty()).ok_or_else(|| ScepError::malformed("the request has no content"))?;
         let opened = envelope::open(content, recipients, legacy)?;
         let message_type = self.attributes.message_type.expect("read_request checked it");
         let (mut csr, mut poll, mut issuer_and_serial) = (None, None, None);
         match message_type {
             MessageType::PkcsReq | MessageType::RenewalReq => {
-                let facts = CsrFacts::from_der(&opened.plaintext)?;
+                let facts = CsrFacts::from_der_with(&opened.plaintext, ops)?;
                 if facts.signature_digest.is_legacy() && !legacy {
                     return Err(ScepError::unsupported_algorithm("a CSR signed with SHA-1 is only accepted on a legacy profile"));
                 }
@@ -165,6 +171,19 @@ pub fn cert_rep(
     legacy: bool,
     rng: &mut impl CryptoRngCore,
 ) -> Result<Vec<u8>> {
+    cert_rep_with(request, reply, signer, cipher, legacy, &RustCrypto, rng)
+}
+
+/// [`cert_rep`] with the public-key operations of a host (the reply's key transport).
+pub fn cert_rep_with(
+    request: &IncomingRequest,
+    reply: Reply<'_>,
+    signer: &Signer<'_>,
+    cipher: Cipher,
+    legacy: bool,
+    ops: &dyn PublicKeyOps,
+    rng: &mut impl CryptoRngCore,
+) -> Result<Vec<u8>> {
     let mut sender_nonce = vec![0u8; NONCE_LEN];
     rng.fill_bytes(&mut sender_nonce);
     let mut attributes = ScepAttributes {
@@ -177,11 +196,11 @@ pub fn cert_rep(
     let content = match reply {
         Reply::Issued { certificates } => {
             attributes.pki_status = Some(PkiStatus::Success);
-            seal_for_requester(request, &signed::certs_only(&certificates)?, cipher, legacy, rng)?
+            seal_for_requester(request, &signed::certs_only(&certificates)?, cipher, legacy, ops, rng)?
         }
         Reply::Crl { crls } => {
             attributes.pki_status = Some(PkiStatus::Success);
-            seal_for_requester(request, &signed::degenerate(&[], &crls)?, cipher, legacy, rng)?
+            seal_for_requester(request, &signed::degenerate(&[], &crls)?, cipher, legacy, ops, rng)?
         }
         Reply::Pending => {
             attributes.pki_status = Some(PkiStatus::Pending);
@@ -197,8 +216,8 @@ pub fn cert_rep(
     signed::sign(&content, attributes.to_attributes()?, signer, &[signer.certificate], None)
 }
 
-fn seal_for_requester(request: &IncomingRequest, plaintext: &[u8], cipher: Cipher, legacy: bool, rng: &mut impl CryptoRngCore) -> Result<Vec<u8>> {
+fn seal_for_requester(request: &IncomingRequest, plaintext: &[u8], cipher: Cipher, legacy: bool, ops: &dyn PublicKeyOps, rng: &mut impl CryptoRngCore) -> Result<Vec<u8>> {
     let requester = request.signed.signer_certificate()?;
     let options = EnvelopeOptions { cipher, transport: KeyTransport::RsaPkcs1v15, identifier: IdentifierKind::IssuerAndSerialNumber, legacy };
-    envelope::seal(plaintext, requester, options, rng)
+    envelope::seal_with(plaintext, requester, options, ops, rng)
 }

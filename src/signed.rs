@@ -214,6 +214,11 @@ impl SignedMessage {
 
     /// Checks contentType, messageDigest and the signature against `cert` (RFC 5652 §5.4, §5.6).
     pub fn verify(&self, cert: &Certificate) -> Result<()> {
+        self.verify_with(cert, &keys::RustCrypto)
+    }
+
+    /// [`Self::verify`] with the public-key operations of a host.
+    pub fn verify_with(&self, cert: &Certificate, ops: &dyn keys::PublicKeyOps) -> Result<()> {
         let signer = self.signer()?;
         let digest = self.digest_alg()?;
         let sig_oid = signer.signature_algorithm.oid;
@@ -233,8 +238,7 @@ impl SignedMessage {
         if md != digest.digest(self.content.as_deref().unwrap_or_default()) {
             return Err(ScepError::integrity("messageDigest does not match the content"));
         }
-        let public = keys::rsa_public_key(&cert.tbs_certificate.subject_public_key_info)?;
-        keys::verify(&public, digest, &raw.as_universal_set_der()?, signer.signature.as_bytes(), "message")
+        keys::verify_with(ops, &cert.tbs_certificate.subject_public_key_info, digest, &raw.as_universal_set_der()?, signer.signature.as_bytes(), "message")
     }
 }
 

@@ -130,12 +130,17 @@ test('an unreachable server and an HTTP error are explained', async () => {
   await assert.rejects(scep.getCaCert(URL_, { fetch }), (e) => e.status === 500 && /digest mismatch/.test(e.message));
 });
 
-test('the crypto seam: the CA signs and decrypts with node:crypto through host callbacks', async () => {
-  const ca = makeCa({ nativeCrypto: true });
+test('the crypto seam: the CA signs, decrypts, verifies and transports keys with node:crypto through host callbacks', async () => {
+  const ca = makeCa({ nativeCrypto: true, publicOps: 'native' });
   const log = [];
   const result = await scep.enroll({ url: URL_, subject: 'CN=native', keyTransport: 'rsa-oaep-sha256', fetch: scepFetch(ca, () => ({ issue: true }), { log }) });
   assert.equal(log[0].facts.key_transport, 'rsa-oaep-sha256');
   assert.equal(scep.inspect(result.certificate).issuer, 'CN=scepkit mock CA,O=scepkit');
+});
+
+test('a host that rejects a signature makes the request fail with badMessageCheck', async () => {
+  const ca = makeCa({ publicOps: 'lying' });
+  await assert.rejects(scep.enroll({ url: URL_, subject: 'CN=x', fetch: scepFetch(ca, () => ({ issue: true })) }), (e) => e.failInfo === 'badMessageCheck' && /signature does not verify/.test(e.message));
 });
 
 test('renew signs a RenewalReq with the current certificate', async () => {

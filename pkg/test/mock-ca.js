@@ -1,9 +1,9 @@
 // An in-process SCEP endpoint built from the package's own server API, reached through a fetch function:
 // lets the client tests drive every outcome (success, failure, pending) without a network.
-import { generateKeyPairSync, sign as nodeSign, privateDecrypt, constants } from 'node:crypto';
+import { createPublicKey, generateKeyPairSync, publicEncrypt, sign as nodeSign, verify as nodeVerify, privateDecrypt, constants } from 'node:crypto';
 import * as scep from '../entry/node.js';
 
-export function makeCa({ nativeCrypto = false, subject = 'CN=scepkit mock CA,O=scepkit' } = {}) {
+export function makeCa({ nativeCrypto = false, publicOps, subject = 'CN=scepkit mock CA,O=scepkit' } = {}) {
   const { privateKey, publicKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
   const pkcs8 = new Uint8Array(privateKey.export({ type: 'pkcs8', format: 'der' }));
   const spki = new Uint8Array(publicKey.export({ type: 'spki', format: 'der' }));
@@ -22,7 +22,18 @@ export function makeCa({ nativeCrypto = false, subject = 'CN=scepkit mock CA,O=s
           },
         )
       : scep.ServerKey.fromPkcs8(pkcs8);
-  return { caCert, pkcs8, identity: () => new scep.ServerIdentity(caCert, key()) };
+  const spkiKey = (der) => createPublicKey({ key: der, format: 'der', type: 'spki' });
+  const hostPublicOps = {
+    native: [(d, spkiDer, data, sig) => nodeVerify(d, data, spkiKey(spkiDer), sig), (t, spkiDer, data) => new Uint8Array(publicEncrypt({ key: spkiKey(spkiDer), padding: constants.RSA_PKCS1_PADDING }, data))],
+    // A host that rejects every signature: the core must refuse, not trust.
+    lying: [() => false, (t, spkiDer, data) => new Uint8Array(publicEncrypt({ key: spkiKey(spkiDer), padding: constants.RSA_PKCS1_PADDING }, data))],
+  }[publicOps];
+  const identity = () => {
+    const id = new scep.ServerIdentity(caCert, key());
+    if (hostPublicOps) id.useHostPublicKeyOps(...hostPublicOps);
+    return id;
+  };
+  return { caCert, pkcs8, identity };
 }
 
 /**

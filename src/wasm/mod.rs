@@ -402,6 +402,33 @@ impl crate::keys::PrivateKeyOps for HostKey {
     }
 }
 
+/// Public-key operations by host callbacks: `verify(digestName, spkiDer, data, signature) -> boolean` and
+/// `encrypt(transportName, spkiDer, data) -> Uint8Array`.
+struct HostPublicKeyOps {
+    verify: js_sys::Function,
+    encrypt: js_sys::Function,
+}
+
+impl crate::keys::PublicKeyOps for HostPublicKeyOps {
+    fn verify(&self, key: &spki::SubjectPublicKeyInfoOwned, digest: DigestAlg, message: &[u8], signature: &[u8]) -> crate::error::Result<bool> {
+        let args = js_sys::Array::of4(&digest.name().into(), &js_sys::Uint8Array::from(key.to_der()?.as_slice()), &js_sys::Uint8Array::from(message), &js_sys::Uint8Array::from(signature));
+        let result = self.verify.apply(&JsValue::NULL, &args).map_err(|_| ScepError::integrity("the host could not check a signature"))?;
+        Ok(result.as_bool() == Some(true))
+    }
+
+    fn encrypt(&self, key: &spki::SubjectPublicKeyInfoOwned, transport: KeyTransport, plaintext: &[u8], _rng: &mut dyn rand_core::CryptoRngCore) -> crate::error::Result<Vec<u8>> {
+        let name = to_js(&transport).ok().and_then(|v| v.as_string()).unwrap_or_default();
+        let result = self
+            .encrypt
+            .call3(&JsValue::NULL, &name.into(), &js_sys::Uint8Array::from(key.to_der()?.as_slice()), &js_sys::Uint8Array::from(plaintext))
+            .map_err(|_| ScepError::invalid_input("the host could not transport a content key"))?;
+        if !result.is_instance_of::<js_sys::Uint8Array>() {
+            return Err(ScepError::invalid_input("the host returned no bytes for a key transport"));
+        }
+        Ok(js_sys::Uint8Array::from(result).to_vec())
+    }
+}
+
 /// The CA (and optional RA) a SCEP endpoint answers as. Requests are opened with either key; CertReps are
 /// signed by the RA when there is one, else by the CA.
 #[wasm_bindgen]
@@ -409,6 +436,7 @@ pub struct ServerIdentity {
     ca_cert: Certificate,
     ca_key: ServerKey,
     ra: Option<(Certificate, ServerKey)>,
+    public_ops: Option<HostPublicKeyOps>,
 }
 
 #[wasm_bindgen]
@@ -420,7 +448,21 @@ impl ServerIdentity {
             (None, None) => None,
             _ => return Err(js_error(ScepError::invalid_input("an RA needs both its certificate and its key"))),
         };
-        Ok(Self { ca_cert: certificate(ca_cert)?, ca_key, ra })
+        Ok(Self { ca_cert: certificate(ca_cert)?, ca_key, ra, public_ops: None })
+    }
+
+    /// Routes the public-key operations on requesters' keys (signature checks, the reply's key transport)
+    /// to host callbacks too, e.g. workerd's native `node:crypto`.
+    #[wasm_bindgen(js_name = useHostPublicKeyOps)]
+    pub fn use_host_public_key_ops(&mut self, verify: js_sys::Function, encrypt: js_sys::Function) {
+        self.public_ops = Some(HostPublicKeyOps { verify, encrypt });
+    }
+
+    fn public_ops(&self) -> &dyn crate::keys::PublicKeyOps {
+        match &self.public_ops {
+            Some(host) => host,
+            None => &crate::keys::RustCrypto,
+        }
     }
 
     /// The GetCACert answer: `{ contentType, body }`.
@@ -537,7 +579,7 @@ impl ScepRequest {
     /// Verifies and decrypts; returns the facts (`{ messageType, transactionId, digest, cipher, signer, csr, ... }`)
     /// or throws a ScepError to answer with [`cert_rep`] as a FAILURE.
     pub fn open(&mut self, identity: &ServerIdentity, legacy: bool) -> JsResult<JsValue> {
-        let facts = self.incoming.open(&identity.recipients(), legacy).map_err(js_error)?;
+        let facts = self.incoming.open_with(&identity.recipients(), legacy, identity.public_ops()).map_err(js_error)?;
         let out = to_js(&facts)?;
         if let Some(csr) = &facts.csr {
             js_sys::Reflect::set(&out, &"csr_der".into(), &js_sys::Uint8Array::from(csr.der.as_slice()))?;
@@ -600,7 +642,7 @@ pub fn cert_rep(request: &ScepRequest, reply: JsValue, identity: &ServerIdentity
         other => return Err(js_error(ScepError::invalid_input(format!("unknown reply status {other}")))),
     };
     let digest = request.incoming.signed.digest_alg().ok().filter(|d| legacy || !d.is_legacy()).unwrap_or(DigestAlg::Sha256);
-    crate::server::cert_rep(&request.incoming, reply, &identity.signer(digest), cipher, legacy, &mut OsRng).map_err(js_error)
+    crate::server::cert_rep_with(&request.incoming, reply, &identity.signer(digest), cipher, legacy, identity.public_ops(), &mut OsRng).map_err(js_error)
 }
 
 #[derive(serde::Deserialize)]

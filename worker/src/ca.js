@@ -22,8 +22,23 @@ function nativeKey(pem) {
   );
 }
 
+const nativeCrypto = (env) => env.CRYPTO !== 'wasm' && typeof nodeCrypto.privateDecrypt === 'function';
+
+/** Signature checks and key transport on requesters' public keys, natively too. */
+export const nativePublicKeyOps = [
+  (digest, spki, data, signature) => nodeCrypto.verify(digest, data, nodeCrypto.createPublicKey({ key: spki, format: 'der', type: 'spki' }), signature),
+  (transport, spki, data) => {
+    const key = nodeCrypto.createPublicKey({ key: spki, format: 'der', type: 'spki' });
+    return new Uint8Array(
+      transport === 'rsa-pkcs1v15'
+        ? nodeCrypto.publicEncrypt({ key, padding: nodeCrypto.constants.RSA_PKCS1_PADDING }, data)
+        : nodeCrypto.publicEncrypt({ key, padding: nodeCrypto.constants.RSA_PKCS1_OAEP_PADDING, oaepHash: transport === 'rsa-oaep-sha256' ? 'sha256' : 'sha1' }, data),
+    );
+  },
+];
+
 function serverKey(env, pem) {
-  if (env.CRYPTO !== 'wasm' && typeof nodeCrypto.privateDecrypt === 'function') {
+  if (nativeCrypto(env)) {
     try {
       return nativeKey(pem);
     } catch {
@@ -44,7 +59,9 @@ export function identity(env) {
   const fingerprint = `${env.CA_CERT}|${env.RA_CERT ?? ''}|${env.CRYPTO ?? ''}`;
   if (cached?.fingerprint !== fingerprint) {
     const ra = env.RA_CERT && env.RA_KEY ? [pemToDer(env.RA_CERT), serverKey(env, env.RA_KEY)] : [undefined, undefined];
-    cached = { fingerprint, identity: new scep.ServerIdentity(pemToDer(env.CA_CERT), serverKey(env, env.CA_KEY), ...ra), caDer: pemToDer(env.CA_CERT) };
+    const id = new scep.ServerIdentity(pemToDer(env.CA_CERT), serverKey(env, env.CA_KEY), ...ra);
+    if (nativeCrypto(env)) id.useHostPublicKeyOps(...nativePublicKeyOps);
+    cached = { fingerprint, identity: id, caDer: pemToDer(env.CA_CERT) };
   }
   return cached.identity;
 }
