@@ -117,13 +117,9 @@ async function enrollment(ctx) {
       // the policy reports the missing seat with the spec's wording
     }
   }
-  const [seatExists, openEnrollment, redeemed, signer, prior] = await Promise.all([
-    seatId ? store.seatExists(seatId) : false,
-    seatId ? store.openEnrollment(seatId, profile.id) : null,
-    seatId ? store.lastRedeemedEnrollment(seatId, profile.id) : null,
-    facts.signer.self_signed ? null : store.certificateByFingerprint(facts.signer.fingerprint),
-    store.transaction(profile.id, facts.transaction_id, facts.signer.fingerprint),
-  ]);
+  const { seatExists, openEnrollment, redeemed, signer, prior } = await store.requestFacts({
+    seatId, profileId: profile.id, signerFingerprint: facts.signer.fingerprint, selfSigned: facts.signer.self_signed, transactionId: facts.transaction_id,
+  });
   const storeFacts = {
     seat_exists: seatExists,
     open_enrollment: openEnrollment ?? undefined,

@@ -108,18 +108,25 @@ export class Store {
     return this.db.prepare('SELECT id, seat_id, profile_id, status, expires_at, created_at, redeemed_at, transaction_id FROM enrollments WHERE id = ?').bind(id).first();
   }
 
-  async openEnrollment(seatId, profileId) {
-    return this.db
-      .prepare("SELECT id, code_mac, expires_at FROM enrollments WHERE seat_id = ? AND profile_id = ? AND status = 'CREATED' ORDER BY created_at DESC LIMIT 1")
-      .bind(seatId, profileId)
-      .first();
-  }
-
-  async lastRedeemedEnrollment(seatId, profileId) {
-    return this.db
-      .prepare("SELECT id, code_mac, expires_at FROM enrollments WHERE seat_id = ? AND profile_id = ? AND status = 'REDEEMED' ORDER BY redeemed_at DESC LIMIT 1")
-      .bind(seatId, profileId)
-      .first();
+  /**
+   * Everything the policy needs to know about one request, read in one round trip (one batch of SELECTs):
+   * the seat, its open and last redeemed enrollment, the issued certificate that signed it, a prior transaction.
+   */
+  async requestFacts({ seatId, profileId, signerFingerprint, selfSigned, transactionId }) {
+    const none = this.db.prepare('SELECT NULL AS x WHERE 0');
+    const [seat, open, redeemed, signer, prior] = await this.db.batch([
+      seatId ? this.db.prepare('SELECT 1 AS x FROM seats WHERE id = ?').bind(seatId) : none,
+      seatId
+        ? this.db.prepare("SELECT id, code_mac, expires_at FROM enrollments WHERE seat_id = ? AND profile_id = ? AND status = 'CREATED' ORDER BY created_at DESC LIMIT 1").bind(seatId, profileId)
+        : none,
+      seatId
+        ? this.db.prepare("SELECT id, code_mac, expires_at FROM enrollments WHERE seat_id = ? AND profile_id = ? AND status = 'REDEEMED' ORDER BY redeemed_at DESC LIMIT 1").bind(seatId, profileId)
+        : none,
+      selfSigned ? none : this.db.prepare('SELECT * FROM certificates WHERE fingerprint = ?').bind(signerFingerprint),
+      this.db.prepare('SELECT * FROM transactions WHERE profile_id = ? AND transaction_id = ? AND signer_fingerprint = ?').bind(profileId, transactionId, signerFingerprint),
+    ]);
+    const first = (r) => r.results[0] ?? null;
+    return { seatExists: Boolean(first(seat)), openEnrollment: first(open), redeemed: first(redeemed), signer: first(signer), prior: first(prior) };
   }
 
   /** Redeems atomically: one statement that only succeeds while the enrollment is still CREATED. */
@@ -145,10 +152,6 @@ export class Store {
 
   async certificateBySerial(serial) {
     return this.db.prepare('SELECT * FROM certificates WHERE serial = ?').bind(serial).first();
-  }
-
-  async certificateByFingerprint(fingerprint) {
-    return this.db.prepare('SELECT * FROM certificates WHERE fingerprint = ?').bind(fingerprint).first();
   }
 
   async certificates(seatId) {
@@ -182,13 +185,6 @@ export class Store {
   }
 
   // ---- transactions ----
-  async transaction(profileId, transactionId, signerFingerprint) {
-    return this.db
-      .prepare('SELECT * FROM transactions WHERE profile_id = ? AND transaction_id = ? AND signer_fingerprint = ?')
-      .bind(profileId, transactionId, signerFingerprint)
-      .first();
-  }
-
   async pendingByEnrollment(enrollmentId) {
     return this.db.prepare("SELECT * FROM transactions WHERE enrollment_id = ? AND status = 'PENDING'").bind(enrollmentId).first();
   }
