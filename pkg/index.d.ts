@@ -189,7 +189,6 @@ export type Decision =
 export class ScepRequest {
   readonly transactionId: string;
   readonly messageType: string;
-  readonly contentDigest: string;
   /** Verifies and decrypts; the facts (snake_case), with `csr_der` and `key_digest` for certificate requests. */
   open(identity: ServerIdentity, legacy: boolean): any;
   seatId(profile: object): string;

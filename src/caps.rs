@@ -185,7 +185,6 @@ pub struct Negotiated {
 
 pub const CONTENT_TYPE_CA_CERT: &str = "application/x-x509-ca-cert";
 pub const CONTENT_TYPE_CA_RA_CERT: &str = "application/x-x509-ca-ra-cert";
-pub const CONTENT_TYPE_NEXT_CA_CERT: &str = "application/x-x509-next-ca-cert";
 
 /// The GetCACert body for a CA alone (raw DER) or a CA with an RA (degenerate SignedData).
 pub fn ca_cert_response(ca: &Certificate, ra: Option<&Certificate>) -> Result<(&'static str, Vec<u8>)> {

@@ -207,14 +207,6 @@ impl ScepProfile {
         }
         out
     }
-
-    /// The challenge the server expects when it is the same for every seat.
-    pub fn fixed_challenge(&self) -> Option<&str> {
-        match &self.scep_challenge {
-            ScepChallenge::Fixed(s) => Some(s),
-            _ => None,
-        }
-    }
 }
 
 /// Hex of a fingerprint without separators, lowercased; `None` unless it is 40 (SHA-1) or 64 (SHA-256) digits.

@@ -569,14 +569,7 @@ impl ScepRequest {
         self.incoming.attributes.message_type.map(|m| m.name()).unwrap_or_default().into()
     }
 
-    /// SHA-256 of the request's encrypted content, hex: a retransmission repeats it byte for byte, while a
-    /// new request under the same transactionID cannot (its content key is fresh).
-    #[wasm_bindgen(getter, js_name = contentDigest)]
-    pub fn content_digest(&self) -> String {
-        hex::encode(DigestAlg::Sha256.digest(self.incoming.signed.content.as_deref().unwrap_or_default()))
-    }
-
-    /// Verifies and decrypts; returns the facts (`{ messageType, transactionId, digest, cipher, signer, csr, ... }`)
+    /// Verifies and decrypts; returns the facts (`{ message_type, transaction_id, digest, cipher, signer, csr, csr_der, key_digest, ... }`)
     /// or throws a ScepError to answer with [`cert_rep`] as a FAILURE.
     pub fn open(&mut self, identity: &ServerIdentity, legacy: bool) -> JsResult<JsValue> {
         let facts = self.incoming.open_with(&identity.recipients(), legacy, identity.public_ops()).map_err(js_error)?;
