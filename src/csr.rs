@@ -20,7 +20,6 @@ use const_oid::AssociatedOid;
 use der::asn1::{Any, BitString, Ia5String, ObjectIdentifier, OctetString, PrintableStringRef, SetOfVec, Utf8StringRef};
 use der::{Decode, Encode};
 use spki::AlgorithmIdentifierOwned;
-use x509_cert::attr::Attribute;
 use x509_cert::ext::pkix::name::GeneralName;
 use x509_cert::ext::pkix::{KeyUsage, KeyUsages, SubjectAltName};
 use x509_cert::ext::Extension;
@@ -28,6 +27,7 @@ use x509_cert::name::Name;
 use x509_cert::request::{CertReq, CertReqInfo, ExtensionReq, Version};
 
 use crate::algorithms::DigestAlg;
+use crate::wire::single_valued;
 use crate::error::{Result, ScepError};
 use crate::keys::{self, PrivateKeyOps};
 use crate::profile::{render_template, CertificateAttributes, ScepProfile};
@@ -170,11 +170,11 @@ impl CsrRequest {
         let subject = Name::from_str(&self.subject).map_err(|e| ScepError::invalid_input(format!("subject {:?}: {e}", self.subject)))?;
         let mut attributes = SetOfVec::new();
         if let Some(challenge) = &self.challenge {
-            attributes.insert(single(ID_CHALLENGE_PASSWORD, directory_string(challenge)?)?)?;
+            attributes.insert(single_valued(ID_CHALLENGE_PASSWORD, directory_string(challenge)?)?)?;
         }
         let extensions = self.extensions()?;
         if !extensions.is_empty() {
-            attributes.insert(single(ExtensionReq::OID, Any::encode_from(&ExtensionReq(extensions))?)?)?;
+            attributes.insert(single_valued(ExtensionReq::OID, Any::encode_from(&ExtensionReq(extensions))?)?)?;
         }
         let info = CertReqInfo {
             version: Version::V1,
@@ -218,12 +218,6 @@ pub(crate) fn subject_extensions(sans: &[San], digital_signature: bool, key_enci
 
 pub(crate) fn extension(oid: ObjectIdentifier, critical: bool, value: &impl Encode) -> Result<Extension> {
     Ok(Extension { extn_id: oid, critical, extn_value: OctetString::new(value.to_der()?)? })
-}
-
-fn single(oid: ObjectIdentifier, value: Any) -> Result<Attribute> {
-    let mut values = SetOfVec::new();
-    values.insert(value)?;
-    Ok(Attribute { oid, values })
 }
 
 /// DirectoryString: PrintableString where the text allows it (what most servers expect), else UTF8String.

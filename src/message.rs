@@ -13,10 +13,11 @@
 //! id-scep-failInfoText OBJECT IDENTIFIER ::= {id-pkix 24 1}                  -- UTF8String
 //! ```
 
-use der::asn1::{Any, ObjectIdentifier, OctetString, PrintableStringRef, SetOfVec, Utf8StringRef};
+use der::asn1::{Any, ObjectIdentifier, OctetString, PrintableStringRef, Utf8StringRef};
 use der::Decode;
 use x509_cert::attr::Attribute;
 
+use crate::wire::single_valued;
 use crate::error::{FailInfo, Result, ScepError};
 
 pub const ID_MESSAGE_TYPE: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.16.840.1.113733.1.9.2");
@@ -122,10 +123,10 @@ impl ScepAttributes {
             printable(ID_TRANSACTION_ID, &self.transaction_id)?,
         ];
         if let Some(n) = &self.sender_nonce {
-            out.push(single(ID_SENDER_NONCE, Any::encode_from(&OctetString::new(n.clone())?)?)?);
+            out.push(single_valued(ID_SENDER_NONCE, Any::encode_from(&OctetString::new(n.clone())?)?)?);
         }
         if let Some(n) = &self.recipient_nonce {
-            out.push(single(ID_RECIPIENT_NONCE, Any::encode_from(&OctetString::new(n.clone())?)?)?);
+            out.push(single_valued(ID_RECIPIENT_NONCE, Any::encode_from(&OctetString::new(n.clone())?)?)?);
         }
         if let Some(s) = self.pki_status {
             out.push(printable(ID_PKI_STATUS, &(s as u32).to_string())?);
@@ -134,7 +135,7 @@ impl ScepAttributes {
             out.push(printable(ID_FAIL_INFO, &f.code().to_string())?);
         }
         if let Some(t) = &self.fail_info_text {
-            out.push(single(ID_FAIL_INFO_TEXT, Any::encode_from(&Utf8StringRef::new(t)?)?)?);
+            out.push(single_valued(ID_FAIL_INFO_TEXT, Any::encode_from(&Utf8StringRef::new(t)?)?)?);
         }
         Ok(out)
     }
@@ -204,15 +205,9 @@ pub fn transaction_id_for(spki_der: &[u8]) -> String {
     hex::encode(crate::algorithms::DigestAlg::Sha256.digest(spki_der))
 }
 
-fn single(oid: ObjectIdentifier, value: Any) -> Result<Attribute> {
-    let mut values = SetOfVec::new();
-    values.insert(value)?;
-    Ok(Attribute { oid, values })
-}
-
 fn printable(oid: ObjectIdentifier, s: &str) -> Result<Attribute> {
     let value = PrintableStringRef::new(s).map_err(|_| ScepError::invalid_input(format!("{s:?} is not a PrintableString")))?;
-    single(oid, Any::encode_from(&value)?)
+    Ok(single_valued(oid, Any::encode_from(&value)?)?)
 }
 
 fn text(value: &Any, what: &str) -> Result<String> {

@@ -26,7 +26,7 @@ use x509_cert::attr::Attribute;
 use crate::algorithms::DigestAlg;
 use crate::error::{Result, ScepError};
 use crate::keys::RsaKey;
-use crate::wire::Certificate;
+use crate::wire::{single_valued, Certificate};
 
 /// PBKDF2 and MAC iterations (OpenSSL 3's default for `pkcs12 -export`).
 const ITERATIONS: u32 = 2048;
@@ -113,13 +113,9 @@ fn pbes2<'a>(salt_iv: &'a mut [u8; 32], rng: &mut impl CryptoRngCore) -> Result<
 
 fn bag_attributes(local_key_id: &[u8], friendly_name: &str) -> Result<SetOfVec<Attribute>> {
     let mut attrs = SetOfVec::new();
-    let mut v = SetOfVec::new();
-    v.insert(Any::encode_from(&OctetString::new(local_key_id)?)?)?;
-    attrs.insert(Attribute { oid: ID_LOCAL_KEY_ID, values: v })?;
+    attrs.insert(single_valued(ID_LOCAL_KEY_ID, Any::encode_from(&OctetString::new(local_key_id)?)?)?)?;
     if !friendly_name.is_empty() {
-        let mut v = SetOfVec::new();
-        v.insert(Any::encode_from(&BmpString::from_utf8(friendly_name)?)?)?;
-        attrs.insert(Attribute { oid: ID_FRIENDLY_NAME, values: v })?;
+        attrs.insert(single_valued(ID_FRIENDLY_NAME, Any::encode_from(&BmpString::from_utf8(friendly_name)?)?)?)?;
     }
     Ok(attrs)
 }

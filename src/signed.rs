@@ -19,7 +19,7 @@ use x509_cert::ext::pkix::SubjectKeyIdentifier;
 use crate::algorithms::DigestAlg;
 use crate::error::{Result, ScepError};
 use crate::keys::{self, PrivateKeyOps};
-use crate::wire::{octets, Certificate, PartyIdentifier, RawSet, SignedDataAsSent, SignerInfoAsSent};
+use crate::wire::{octets, single_valued, Certificate, PartyIdentifier, RawSet, SignedDataAsSent, SignerInfoAsSent};
 
 /// How a signer (or recipient) is named: RFC 5652 allows both; SCEP peers mostly use issuerAndSerialNumber.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -49,11 +49,11 @@ pub fn sign(
 ) -> Result<Vec<u8>> {
     let digest = OctetString::new(signer.digest.digest(data))?;
     let mut signed_attrs = vec![
-        attribute(rfc5911::ID_CONTENT_TYPE, Any::encode_from(&rfc5911::ID_DATA)?)?,
-        attribute(rfc5911::ID_MESSAGE_DIGEST, Any::encode_from(&digest)?)?,
+        single_valued(rfc5911::ID_CONTENT_TYPE, Any::encode_from(&rfc5911::ID_DATA)?)?,
+        single_valued(rfc5911::ID_MESSAGE_DIGEST, Any::encode_from(&digest)?)?,
     ];
     if let Some(t) = signing_time {
-        signed_attrs.push(attribute(rfc5911::ID_SIGNING_TIME, Any::encode_from(&t)?)?);
+        signed_attrs.push(single_valued(rfc5911::ID_SIGNING_TIME, Any::encode_from(&t)?)?);
     }
     signed_attrs.extend(attributes);
     let signed_attrs = RawSet::from_elements(signed_attrs)?;
@@ -126,12 +126,6 @@ fn certificate_set(certificates: &[&Certificate]) -> Result<Option<RawSet>> {
     // Kept in the order given, leaf first, rather than DER-sorted: clients such as micromdm's scepclient take
     // the first certificate of a CertRep as theirs (OpenSSL and Go write SET OF certificates unsorted too).
     Ok(Some(RawSet::in_order(unique.into_iter().cloned())?))
-}
-
-fn attribute(oid: ObjectIdentifier, value: Any) -> Result<Attribute> {
-    let mut values = SetOfVec::new();
-    values.insert(value)?;
-    Ok(Attribute { oid, values })
 }
 
 /// The certificate's subjectKeyIdentifier extension, or the RFC 5280 method-1 value computed from its key.

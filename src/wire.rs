@@ -355,3 +355,10 @@ pub fn serial_hex(serial_der_value: &[u8]) -> String {
     };
     hex::encode(trimmed)
 }
+
+/// An attribute with one value (every attribute SCEP, CMS and PKCS#10 use here is single-valued).
+pub fn single_valued(oid: ObjectIdentifier, value: Any) -> der::Result<x509_cert::attr::Attribute> {
+    let mut values = SetOfVec::new();
+    values.insert(value)?;
+    Ok(x509_cert::attr::Attribute { oid, values })
+}
