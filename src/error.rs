@@ -269,14 +269,15 @@ impl ScepError {
     /// A FAILURE CertRep as the client sees it: the server's failInfo and text, with our resolution.
     pub fn refused(fail_info: FailInfo, text: Option<&str>) -> Self {
         let message = text.map(str::to_owned).unwrap_or_else(|| format!("{}: {}", fail_info.name(), fail_info.meaning()));
-        let resolution = resolution_for_text(&message).unwrap_or(match fail_info {
+        let resolution = resolution_for_text(&message).unwrap_or_else(|| match fail_info {
             FailInfo::BadAlg => "use the key size, digest and cipher the server's profile requires",
             FailInfo::BadMessageCheck => "check that the CA certificate is the current one and retry",
             FailInfo::BadRequest => "check the enrollment code and that the device is enrolled with the administrator",
             FailInfo::BadTime => "check the device clock, or retry inside the allowed window",
             FailInfo::BadCertId => "ask the administrator to register this device (seat) or use your newest certificate",
-        });
-        Self::new(ErrorKind::Refused, fail_info, 400, message, resolution)
+        }
+        .to_owned());
+        Self::new(ErrorKind::Refused, fail_info, 400, message, &resolution)
     }
 
     pub fn fingerprint_mismatch(expected: &str, got: &str) -> Self {
@@ -300,19 +301,24 @@ impl ScepError {
     }
 }
 
-/// A client sees only the text of a FAILURE; map the spec's known messages back to their resolutions.
-fn resolution_for_text(text: &str) -> Option<&'static str> {
-    const KNOWN: &[(&str, &str)] = &[
-        ("Failed to decrypt a PKCS7 message", "enable the issuing CA for SCEP operations"),
-        ("Could not find seat", "create the seat and enroll it against the SCEP profile (one by one or by CSV upload)"),
-        ("Challenge password is invalid", "use the valid, unredeemed enrollment code of that seat"),
-        ("No SCEP enrollment with status = CREATED", "enroll the seat against a SCEP-enabled profile"),
-        ("renewal is not permitted until", "renew inside the profile's renewal window"),
-        ("CSR key length", "generate the key with the profile's size"),
-        ("it already has been renewed", "use the newest certificate"),
-        ("it has been revoked", "enroll afresh with a new enrollment code"),
+/// A client sees only the text of a FAILURE; the spec's failures are recognised by the fixed start of their
+/// message (up to the first filled-in value) and answered with their own resolution.
+fn resolution_for_text(text: &str) -> Option<String> {
+    const HOLE: &str = "\u{0}";
+    let known = [
+        ScepError::decrypt_failed(),
+        ScepError::seat_not_found(HOLE, HOLE),
+        ScepError::challenge_invalid(),
+        ScepError::no_open_enrollment(HOLE),
+        ScepError::renewal_too_early(HOLE),
+        ScepError::key_length_mismatch(0, 0),
+        ScepError::already_renewed(),
+        ScepError::revoked(),
     ];
-    KNOWN.iter().find(|(needle, _)| text.contains(needle)).map(|(_, r)| *r)
+    known.into_iter().find_map(|e| {
+        let fixed = e.message.split(|c: char| c == '\0' || c.is_ascii_digit()).next().unwrap_or_default();
+        text.starts_with(fixed).then_some(e.resolution)
+    })
 }
 
 impl fmt::Display for ScepError {
