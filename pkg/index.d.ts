@@ -199,4 +199,6 @@ export function newEnrollmentCode(): string;
 export function enrollmentCodeMac(codeKeyHex: string, code: string): string;
 export function raCertificate(raKeyPkcs8: Uint8Array, subject: string, notBefore: number, notAfter: number, caCert: Uint8Array, caKeyPkcs8: Uint8Array): Uint8Array;
 export function readRequest(bytes: Uint8Array): ScepRequest;
-export function certRep(request: ScepRequest, reply: { status: 'issued'; certificates: Uint8Array[] } | { status: 'crl'; crls: Uint8Array[] } | { status: 'pending' } | { status: 'failed'; failInfoCode: number; message: string }, identity: ServerIdentity, cipher: Cipher, legacy: boolean): Uint8Array;
+/** The spec's refusal a host raises when it loses a race the policy could not see. */
+export function refusal(kind: 'challenge_invalid' | 'already_renewed'): ScepError;
+export function certRep(request: ScepRequest, reply: { status: 'issued'; certificates: Uint8Array[] } | { status: 'crl'; crls: Uint8Array[] } | { status: 'pending' } | { status: 'failed'; failInfo: FailInfo; message: string }, identity: ServerIdentity, cipher: Cipher, legacy: boolean): Uint8Array;

@@ -29,6 +29,7 @@ export {
   certRep,
   ServerKey,
   ServerIdentity,
+  refusal,
   newEnrollmentCode,
   enrollmentCodeMac,
   raCertificate,

@@ -80,7 +80,7 @@ test('enroll gets a verified certificate, chain and key from a SCEP server', asy
 
 test('a FAILURE CertRep becomes a ScepFailure with the text, failInfo and resolution', async () => {
   const ca = makeCa();
-  const fetch = scepFetch(ca, () => ({ status: 'failed', failInfoCode: 2, message: 'Challenge password is invalid - does not match the value configured by the Administrator' }));
+  const fetch = scepFetch(ca, () => ({ status: 'failed', failInfo: 'badRequest', message: 'Challenge password is invalid - does not match the value configured by the Administrator' }));
   await assert.rejects(scep.enroll({ url: URL_, challenge: 'used', subject: 'CN=laptop-42', fetch }), (e) => {
     assert.ok(e instanceof scep.ScepFailure);
     assert.equal(e.failInfo, 'badRequest');

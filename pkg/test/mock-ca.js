@@ -73,7 +73,7 @@ export function scepFetch(ca, decide, { legacy = false, log = [] } = {}) {
         reply = { status: 'issued', certificates: [cert, ca.caCert] };
       }
     } catch (e) {
-      reply = { status: 'failed', failInfoCode: e.failInfoCode ?? 2, message: e.message };
+      reply = { status: 'failed', failInfo: e.failInfo ?? 'badRequest', message: e.message };
     }
     log.push({ messageType: request.messageType, transactionId: request.transactionId, method: init.method ?? 'GET', status: reply.status, facts });
     const body = scep.certRep(request, reply, identity, facts?.cipher ?? 'aes-128-cbc', legacy);

@@ -615,6 +615,17 @@ pub fn enrollment_code_mac(code_key_hex: &str, code: &str) -> JsResult<String> {
     Ok(crate::policy::enrollment_code_mac(&key, code))
 }
 
+/// The spec's refusals a host raises itself when it loses a race the policy could not see (the code was
+/// redeemed, or the certificate renewed, by a concurrent request): `challenge_invalid` or `already_renewed`.
+#[wasm_bindgen]
+pub fn refusal(kind: &str) -> JsResult<JsValue> {
+    Ok(js_error(match kind {
+        "challenge_invalid" => ScepError::challenge_invalid(),
+        "already_renewed" => ScepError::already_renewed(),
+        other => return Err(js_error(ScepError::invalid_input(format!("unknown refusal {other}")))),
+    }))
+}
+
 /// Answers a request. `reply` is `{ status: "issued", certificates: [leaf, ...chain] }`, `{ status: "crl",
 /// crls: [...] }`, `{ status: "pending" }` or `{ status: "failed", failInfo, message }`; `cipher` is the
 /// request's (see `replyCipher`).
@@ -629,7 +640,7 @@ pub fn cert_rep(request: &ScepRequest, reply: JsValue, identity: &ServerIdentity
         "crl" => crate::server::Reply::Crl { crls },
         "pending" => crate::server::Reply::Pending,
         "failed" => crate::server::Reply::Failure {
-            fail_info: crate::error::FailInfo::from_code(r.fail_info_code.unwrap_or(2)).unwrap_or(crate::error::FailInfo::BadRequest),
+            fail_info: r.fail_info.unwrap_or(crate::error::FailInfo::BadRequest),
             text: r.message.unwrap_or_default(),
         },
         other => return Err(js_error(ScepError::invalid_input(format!("unknown reply status {other}")))),
@@ -646,8 +657,9 @@ struct ReplyJs {
     certificates: Vec<serde_bytes::ByteBuf>,
     #[serde(default)]
     crls: Vec<serde_bytes::ByteBuf>,
+    /// By name, as errors carry it (`badRequest`, ...).
     #[serde(default)]
-    fail_info_code: Option<u8>,
+    fail_info: Option<crate::error::FailInfo>,
     #[serde(default)]
     message: Option<String>,
 }

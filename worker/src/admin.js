@@ -197,9 +197,9 @@ async function decidePending(c, action) {
   const profile = await store.profile(tx.profile_id);
   const audit = (status, code, message) => store.audit({ time: t, profile: profile.name, seatId: tx.seat_id, transactionId: tx.transaction_id, operation: action, status, code, message });
   if (action === 'reject') {
-    const reason = 'The request was rejected by an administrator';
-    await store.batch([store.transactionDecisionStatement({ profileId: tx.profile_id, transactionId: tx.transaction_id, signerFingerprint: tx.signer_fingerprint, status: 'REJECTED', message: reason, now: t })]);
-    await audit('Success', 'rejected', reason);
+    // No message of our own: the policy answers the next poll with its standard refusal text.
+    await store.batch([store.transactionDecisionStatement({ profileId: tx.profile_id, transactionId: tx.transaction_id, signerFingerprint: tx.signer_fingerprint, status: 'REJECTED', now: t })]);
+    await audit('Success', 'rejected', 'Rejected; the next poll gets FAILURE');
     return c.json({ transaction_id: tx.transaction_id, status: 'REJECTED' });
   }
   const issued = issueCertificate({ store, id: identity(c.env), profile, csr: new Uint8Array(tx.csr), plan: JSON.parse(tx.plan), seatId: tx.seat_id, transactionId: tx.transaction_id, t });

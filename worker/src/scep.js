@@ -103,7 +103,7 @@ async function pkiOperation(c, store, profile) {
   } catch (e) {
     // A store or host failure: the client gets a FAILURE it can retry, the admin an audit row.
     console.error('PKIOperation failed', e);
-    return fail(ctx, { failInfoCode: 2, kind: 'internal', message: 'The SCEP service could not complete the request; retry later' });
+    return fail(ctx, { failInfo: 'badRequest', kind: 'internal', message: 'The SCEP service could not complete the request; retry later' });
   }
 }
 
@@ -131,7 +131,7 @@ async function enrollment(ctx) {
   ctx.seatId = d.seat_id ?? seatId ?? signer?.seat_id ?? prior?.seat_id;
   switch (d.decision) {
     case 'reject':
-      return fail(ctx, { failInfoCode: FAIL_INFO[d.error.fail_info], kind: d.error.kind, message: d.error.message });
+      return fail(ctx, { failInfo: d.error.fail_info, kind: d.error.kind, message: d.error.message });
     case 'pending':
       await ctx.audit({ seatId: ctx.seatId, status: 'Success', code: 'pending', message: 'Waiting for administrator approval' });
       return reply(ctx, { status: 'pending' });
@@ -148,8 +148,6 @@ async function enrollment(ctx) {
       throw new Error(`unknown decision ${d.decision}`);
   }
 }
-
-const FAIL_INFO = { badAlg: 0, badMessageCheck: 1, badRequest: 2, badTime: 3, badCertId: 4 };
 
 function caDer(ctx) {
   return caCertificate(ctx.c.env);
@@ -175,7 +173,7 @@ async function hold(ctx, d) {
 
 function challengeRaced(ctx) {
   // Another request redeemed the code between our read and our redemption.
-  return fail(ctx, { failInfoCode: 2, kind: 'challenge_invalid', message: 'Challenge password is invalid - does not match the value configured by the Administrator' });
+  return fail(ctx, scep.refusal('challenge_invalid'));
 }
 
 /** Issues a certificate for a policy plan; returns it with the statement that stores it. Shared by the
@@ -203,7 +201,7 @@ async function issue(ctx, d) {
   }
   // Only one renewal of a certificate can ever succeed: the claim is one conditional UPDATE.
   if (d.renews && !(await store.claimRenewal(d.renews, issued.serial))) {
-    return fail(ctx, { failInfoCode: 4, kind: 'already_renewed', message: 'Failed to renew the specified certificate: it already has been renewed' });
+    return fail(ctx, scep.refusal('already_renewed'));
   }
   try {
     // Certificate, transaction and audit row: one batch, all or nothing.
@@ -233,7 +231,7 @@ function randomSerial() {
 async function getCert(ctx) {
   const serial = ctx.facts.issuer_and_serial[1];
   const cert = await ctx.store.certificateBySerial(serial);
-  if (!cert) return fail(ctx, { failInfoCode: 4, kind: 'not_found', message: `No certificate with serial ${serial} was issued by this CA` });
+  if (!cert) return fail(ctx, { failInfo: 'badCertId', kind: 'not_found', message: `No certificate with serial ${serial} was issued by this CA` });
   ctx.seatId = cert.seat_id;
   await ctx.audit({ seatId: cert.seat_id, status: 'Success', code: 'get_cert', message: `Certificate ${serial} sent` });
   return reply(ctx, { status: 'issued', certificates: [new Uint8Array(cert.der)] });
@@ -254,7 +252,7 @@ export async function buildCrl(store, id, t) {
 async function fail(ctx, e) {
   const message = e.message ?? String(e);
   await ctx.audit({ seatId: ctx.seatId, status: 'Failure', code: e.kind ?? 'failed', message });
-  return reply(ctx, { status: 'failed', failInfoCode: e.failInfoCode ?? 2, message });
+  return reply(ctx, { status: 'failed', failInfo: e.failInfo ?? 'badRequest', message });
 }
 
 function reply(ctx, outcome) {
