@@ -125,20 +125,15 @@ async function micromdm(dir) {
 // (workerd does not expose per-request CPU locally and freezes timers during execution; Node runs the same wasm
 // and the same BoringSSL-class native RSA, so this is the CPU the Worker spends outside D1 and HTTP.)
 async function serverCpu() {
-  const { generateKeyPairSync, sign: nodeSign, verify: nodeVerify, privateDecrypt, publicEncrypt, createPublicKey, constants } = await import('node:crypto');
-  const { privateKey, publicKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
+  const { generateKeyPairSync } = await import('node:crypto');
+  // The Worker's own native crypto (worker/src/ca.js), run in Node.
+  const { nativeKey, nativePublicKeyOps } = await import('../worker/src/ca.js');
+  const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
   const pkcs8 = new Uint8Array(privateKey.export({ type: 'pkcs8', format: 'der' }));
-  const spki = new Uint8Array(publicKey.export({ type: 'spki', format: 'der' }));
   const now = Math.floor(Date.now() / 1000);
   const ca = scep.selfSignedCertificate(pkcs8, 'CN=CA', now - 60, now + 86400, 'sha256', 'ca');
-  const nativeKey = scep.ServerKey.fromCallbacks(spki, (d, x) => new Uint8Array(nodeSign(d, x, privateKey)), (t, x) =>
-    new Uint8Array(privateDecrypt({ key: privateKey, padding: constants.RSA_PKCS1_OAEP_PADDING, oaepHash: 'sha1' }, x)));
-  const id = new scep.ServerIdentity(ca, nativeKey);
-  // The Worker's native public-key operations (worker/src/ca.js), the same calls in Node.
-  id.useHostPublicKeyOps(
-    (digest, spkiDer, data, sig) => nodeVerify(digest, data, createPublicKey({ key: spkiDer, format: 'der', type: 'spki' }), sig),
-    (transport, spkiDer, data) => new Uint8Array(publicEncrypt({ key: createPublicKey({ key: spkiDer, format: 'der', type: 'spki' }), padding: constants.RSA_PKCS1_PADDING }, data)),
-  );
+  const id = new scep.ServerIdentity(ca, nativeKey(privateKey.export({ type: 'pkcs8', format: 'pem' })));
+  id.useHostPublicKeyOps(...nativePublicKeyOps);
   const key = await scep.generateKey(2048);
   const signer = scep.selfSignedCertificate(key, 'CN=x', now - 60, now + 3600, 'sha256', 'signer');
   const csr = scep.buildCsr(key, { subject: 'CN=x', challenge: 'c' });

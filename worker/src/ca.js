@@ -6,35 +6,30 @@ import * as scep from 'scepkit';
 
 const pemToDer = (pem) => scep.toDer(new TextEncoder().encode(pem));
 
-function nativeKey(pem) {
+/** node:crypto's padding options for a key-transport name of the core. */
+function padding(transport) {
+  if (transport === 'rsa-pkcs1v15') return { padding: nodeCrypto.constants.RSA_PKCS1_PADDING };
+  return { padding: nodeCrypto.constants.RSA_PKCS1_OAEP_PADDING, oaepHash: transport === 'rsa-oaep-sha256' ? 'sha256' : 'sha1' };
+}
+
+/** A private key (PEM) behind the core's crypto seam, in node:crypto. */
+export function nativeKey(pem) {
   const key = nodeCrypto.createPrivateKey(pem);
   const spki = new Uint8Array(nodeCrypto.createPublicKey(key).export({ type: 'spki', format: 'der' }));
-  const OAEP_HASH = { 'rsa-oaep-sha1': 'sha1', 'rsa-oaep-sha256': 'sha256' };
   return scep.ServerKey.fromCallbacks(
     spki,
     (digest, data) => new Uint8Array(nodeCrypto.sign(digest, data, key)),
-    (transport, data) =>
-      new Uint8Array(
-        transport === 'rsa-pkcs1v15'
-          ? nodeCrypto.privateDecrypt({ key, padding: nodeCrypto.constants.RSA_PKCS1_PADDING }, data)
-          : nodeCrypto.privateDecrypt({ key, padding: nodeCrypto.constants.RSA_PKCS1_OAEP_PADDING, oaepHash: OAEP_HASH[transport] }, data),
-      ),
+    (transport, data) => new Uint8Array(nodeCrypto.privateDecrypt({ key, ...padding(transport) }, data)),
   );
 }
 
 const nativeCrypto = (env) => env.CRYPTO !== 'wasm' && typeof nodeCrypto.privateDecrypt === 'function';
+const publicKey = (spki) => nodeCrypto.createPublicKey({ key: spki, format: 'der', type: 'spki' });
 
 /** Signature checks and key transport on requesters' public keys, natively too. */
 export const nativePublicKeyOps = [
-  (digest, spki, data, signature) => nodeCrypto.verify(digest, data, nodeCrypto.createPublicKey({ key: spki, format: 'der', type: 'spki' }), signature),
-  (transport, spki, data) => {
-    const key = nodeCrypto.createPublicKey({ key: spki, format: 'der', type: 'spki' });
-    return new Uint8Array(
-      transport === 'rsa-pkcs1v15'
-        ? nodeCrypto.publicEncrypt({ key, padding: nodeCrypto.constants.RSA_PKCS1_PADDING }, data)
-        : nodeCrypto.publicEncrypt({ key, padding: nodeCrypto.constants.RSA_PKCS1_OAEP_PADDING, oaepHash: transport === 'rsa-oaep-sha256' ? 'sha256' : 'sha1' }, data),
-    );
-  },
+  (digest, spki, data, signature) => nodeCrypto.verify(digest, data, publicKey(spki), signature),
+  (transport, spki, data) => new Uint8Array(nodeCrypto.publicEncrypt({ key: publicKey(spki), ...padding(transport) }, data)),
 ];
 
 function serverKey(env, pem) {
