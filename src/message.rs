@@ -149,7 +149,12 @@ impl ScepAttributes {
             match attr.oid {
                 ID_MESSAGE_TYPE => out.message_type = Some(MessageType::from_code(number(value, "messageType")?)?),
                 ID_TRANSACTION_ID => {
-                    out.transaction_id = text(value, "transactionID")?;
+                    let tid = text(value, "transactionID")?;
+                    // Peers may send another string type, but the reply must echo it as a PrintableString.
+                    if PrintableStringRef::new(&tid).is_err() {
+                        return Err(ScepError::malformed("transactionID is not a PrintableString"));
+                    }
+                    out.transaction_id = tid;
                     have_tid = true;
                 }
                 ID_SENDER_NONCE => out.sender_nonce = Some(nonce(value, "senderNonce")?),

@@ -333,3 +333,15 @@ fn csr_from_profile_substitutes_variables() {
     let req = CsrRequest::from_profile(&profile, &[("USERNAME".into(), "x,O=Evil".into())], None).unwrap();
     assert_eq!(CsrFacts::from_der(&req.build(test_key(1)).unwrap()).unwrap().common_name.as_deref(), Some("x,O=Evil"));
 }
+
+#[test]
+fn a_transaction_id_that_cannot_be_echoed_as_printablestring_is_malformed() {
+    use der::asn1::{Any, Utf8StringRef};
+    let mut attrs = scepkit::message::ScepAttributes { message_type: Some(MessageType::PkcsReq), transaction_id: "ok".into(), sender_nonce: Some(vec![1; 16]), ..Default::default() }
+        .to_attributes()
+        .unwrap();
+    let tid = attrs.iter_mut().find(|a| a.oid == scepkit::message::ID_TRANSACTION_ID).unwrap();
+    *tid = scepkit::wire::single_valued(tid.oid, Any::encode_from(&Utf8StringRef::new("abc`def").unwrap()).unwrap()).unwrap();
+    let err = scepkit::message::ScepAttributes::from_attributes(&attrs).unwrap_err();
+    assert_eq!(err.kind, ErrorKind::Malformed);
+}
