@@ -256,6 +256,12 @@ async function fail(ctx, e) {
 }
 
 function reply(ctx, outcome) {
-  const body = scep.certRep(ctx.request, outcome, ctx.id, ctx.facts?.cipher ?? 'aes-128-cbc', ctx.legacy);
+  let body;
+  try {
+    body = scep.certRep(ctx.request, outcome, ctx.id, ctx.facts?.cipher ?? 'aes-128-cbc', ctx.legacy);
+  } catch (e) {
+    // A request the core could read but cannot be answered on the wire is still the requester's fault.
+    return new Response(`Bad SCEP request: cannot answer it: ${e.message}`, { status: 400 });
+  }
   return new Response(body, { headers: { 'content-type': PKI_MESSAGE } });
 }
