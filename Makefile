@@ -49,7 +49,7 @@ $(TOOLS)/bin/wasm-bindgen: Cargo.lock
 	fi
 	@touch $@
 
-## The core as wasm + JS glue in pkg/wasm (used by the package, its CLI, the Worker and the page).
+## The core as wasm + JS glue: pkg/wasm (Node, CLI, Worker) and pkg/wasm-client (browsers, the page).
 $(WASM): $(CORE_SOURCES) deps
 	scripts/build-wasm.sh
 
@@ -68,6 +68,7 @@ test: test-rust test-js test-worker test-interop test-browser
 
 test-rust: deps
 	cargo test --locked --quiet
+	cargo check --locked --quiet --no-default-features --features wasm  # the browser build compiles alone
 
 test-js: $(WASM)
 	cd pkg && node --test --test-reporter=spec 'test/*.test.js'
@@ -100,4 +101,4 @@ $(TOOLS)/bin/cargo-fuzz:
 
 clean:
 	cargo clean
-	rm -rf pkg/wasm
+	rm -rf pkg/wasm pkg/wasm-client

@@ -141,12 +141,13 @@ export function privateKeyToPem(key: Uint8Array): string;
 export function privateKeyToDer(key: Uint8Array): Uint8Array;
 export function certificateToPem(der: Uint8Array): string;
 export function toDer(input: Uint8Array): Uint8Array;
-export function validateProfile(profile: object, revealSecrets?: boolean): object;
 export function renderTemplate(template: string, vars: Record<string, string>): string;
 export function encodeMessageParam(message: Uint8Array): string;
 export function decodeMessageParam(raw: string): Uint8Array;
 
-// Server side (a SCEP endpoint).
+// Server side (a SCEP endpoint): exported under Node and workerd only; the browser build of the wasm leaves
+// it out, along with DES and 3DES.
+export function validateProfile(profile: object, revealSecrets?: boolean): object;
 export class ServerKey {
   static fromPkcs8(key: Uint8Array): ServerKey;
   static fromCallbacks(publicKeySpki: Uint8Array, sign: (digest: Digest, data: Uint8Array) => Uint8Array, decrypt: (transport: KeyTransport, data: Uint8Array) => Uint8Array): ServerKey;

@@ -185,8 +185,14 @@ impl Cipher {
             c if c.is_legacy() && !legacy => {
                 Err(ScepError::unsupported_algorithm(format!("{} is only accepted with the legacy switch (a legacy profile; --legacy for the CLI)", c.name())))
             }
+            c if c.is_legacy() && !cfg!(feature = "legacy") => Err(c.not_built()),
             _ => Ok(()),
         }
+    }
+
+    /// The refusal for DES/3DES in a build without the `legacy` feature (the browser build).
+    pub fn not_built(self) -> ScepError {
+        ScepError::unsupported_algorithm(format!("{} is not in this build of scepkit (built without the `legacy` feature)", self.name()))
     }
 }
 

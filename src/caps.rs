@@ -15,7 +15,6 @@ use x509_cert::ext::pkix::KeyUsage;
 
 use crate::algorithms::{Cipher, DigestAlg};
 use crate::error::{Result, ScepError};
-use crate::profile::normalize_fingerprint;
 use crate::signed::{self, chain_order, SignedMessage};
 use crate::wire::Certificate;
 
@@ -259,4 +258,11 @@ impl CaCertificates {
 /// SHA-256 fingerprint of a certificate, lowercase hex.
 pub fn fingerprint(cert: &Certificate) -> Result<String> {
     Ok(hex::encode(DigestAlg::Sha256.digest(&cert.to_der()?)))
+}
+
+/// Hex of a fingerprint without separators, lowercased; `None` unless it is 40 (SHA-1) or 64 (SHA-256) digits.
+pub fn normalize_fingerprint(fp: &str) -> Option<String> {
+    let hex: String = fp.chars().filter(|c| !matches!(c, ':' | ' ' | '-')).collect::<String>().to_ascii_lowercase();
+    let ok = matches!(hex.len(), 40 | 64) && hex.bytes().all(|b| b.is_ascii_hexdigit());
+    ok.then_some(hex)
 }

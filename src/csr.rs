@@ -30,7 +30,8 @@ use crate::algorithms::DigestAlg;
 use crate::wire::single_valued;
 use crate::error::{Result, ScepError};
 use crate::keys::{self, PrivateKeyOps};
-use crate::profile::{render_template, CertificateAttributes, ScepProfile};
+#[cfg(feature = "server")]
+use crate::profile::{CertificateAttributes, ScepProfile};
 
 pub const ID_CHALLENGE_PASSWORD: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.9.7");
 
@@ -148,6 +149,7 @@ pub(crate) fn yes() -> bool {
 impl CsrRequest {
     /// The request a profile describes: subject template with `$VARS` substituted, the profile's SAN type
     /// (its template rendered with the same variables), key usage bits, digest and the challenge.
+    #[cfg(feature = "server")]
     pub fn from_profile(profile: &ScepProfile, vars: &[(String, String)], challenge: Option<String>) -> Result<Self> {
         let sans = match &profile.certificate_attributes {
             None => Vec::new(),
@@ -323,4 +325,23 @@ impl CsrFacts {
 /// The first value of an attribute type in a name, as text.
 pub fn name_attribute(name: &Name, oid: ObjectIdentifier) -> Option<String> {
     name.0.iter().flat_map(|rdn| rdn.0.iter()).find(|atv| atv.oid == oid).and_then(|atv| crate::wire::text(&atv.value))
+}
+
+/// Replaces `$NAME` variables (`$USERNAME`, `$SEAT_ID`, ...) in a subject or SAN template.
+/// Longer names are replaced first so `$USERNAME_FULL` is not eaten by `$USERNAME`.
+pub fn render_template(template: &str, vars: &[(String, String)]) -> Result<String> {
+    let mut sorted: Vec<&(String, String)> = vars.iter().collect();
+    sorted.sort_by_key(|(k, _)| core::cmp::Reverse(k.len()));
+    let mut out = template.to_owned();
+    for (k, v) in sorted {
+        let name = k.trim_start_matches('$').to_ascii_uppercase();
+        // A value may not smuggle in extra RDNs.
+        let escaped = v.replace('\\', "\\\\").replace(',', "\\,").replace('+', "\\+").replace('=', "\\=");
+        out = out.replace(&format!("${name}"), &escaped);
+    }
+    if let Some(at) = out.find('$') {
+        let rest: String = out[at..].chars().take_while(|c| *c == '$' || c.is_ascii_alphanumeric() || *c == '_').collect();
+        return Err(ScepError::invalid_input(format!("template variable {rest} has no value")));
+    }
+    Ok(out)
 }

@@ -177,8 +177,12 @@ fn encrypt_content(cipher: Cipher, key: &[u8], iv: &[u8], plaintext: &[u8]) -> R
         Cipher::Aes128Cbc => cbc::Encryptor::<aes::Aes128>::new_from_slices(key, iv).map_err(bad)?.encrypt_padded_vec_mut::<Pkcs7>(plaintext),
         Cipher::Aes192Cbc => cbc::Encryptor::<aes::Aes192>::new_from_slices(key, iv).map_err(bad)?.encrypt_padded_vec_mut::<Pkcs7>(plaintext),
         Cipher::Aes256Cbc => cbc::Encryptor::<aes::Aes256>::new_from_slices(key, iv).map_err(bad)?.encrypt_padded_vec_mut::<Pkcs7>(plaintext),
+        #[cfg(feature = "legacy")]
         Cipher::DesEde3Cbc => cbc::Encryptor::<des::TdesEde3>::new_from_slices(key, iv).map_err(bad)?.encrypt_padded_vec_mut::<Pkcs7>(plaintext),
+        #[cfg(feature = "legacy")]
         Cipher::DesCbc => return Err(ScepError::unsupported_algorithm("single DES is never produced")),
+        #[cfg(not(feature = "legacy"))]
+        c @ (Cipher::DesCbc | Cipher::DesEde3Cbc) => return Err(c.not_built()),
     })
 }
 
@@ -188,8 +192,12 @@ fn decrypt_content(cipher: Cipher, key: &[u8], iv: &[u8], ciphertext: &[u8]) -> 
         Cipher::Aes128Cbc => cbc::Decryptor::<aes::Aes128>::new_from_slices(key, iv).map_err(bad_key)?.decrypt_padded_vec_mut::<Pkcs7>(ciphertext),
         Cipher::Aes192Cbc => cbc::Decryptor::<aes::Aes192>::new_from_slices(key, iv).map_err(bad_key)?.decrypt_padded_vec_mut::<Pkcs7>(ciphertext),
         Cipher::Aes256Cbc => cbc::Decryptor::<aes::Aes256>::new_from_slices(key, iv).map_err(bad_key)?.decrypt_padded_vec_mut::<Pkcs7>(ciphertext),
+        #[cfg(feature = "legacy")]
         Cipher::DesEde3Cbc => cbc::Decryptor::<des::TdesEde3>::new_from_slices(key, iv).map_err(bad_key)?.decrypt_padded_vec_mut::<Pkcs7>(ciphertext),
+        #[cfg(feature = "legacy")]
         Cipher::DesCbc => cbc::Decryptor::<des::Des>::new_from_slices(key, iv).map_err(bad_key)?.decrypt_padded_vec_mut::<Pkcs7>(ciphertext),
+        #[cfg(not(feature = "legacy"))]
+        c @ (Cipher::DesCbc | Cipher::DesEde3Cbc) => return Err(c.not_built()),
     };
     result.map_err(|_| ScepError::decrypt_failed())
 }

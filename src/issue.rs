@@ -11,26 +11,34 @@
 use core::str::FromStr;
 use core::time::Duration;
 
-use const_oid::db::{rfc5280, rfc5912};
+use const_oid::db::rfc5280;
 use der::asn1::{Any, BitString, GeneralizedTime, OctetString, UtcTime};
 use der::{Decode, Encode};
 use spki::{AlgorithmIdentifierOwned, SubjectPublicKeyInfoOwned};
 use x509_cert::certificate::{TbsCertificateInner, Version};
-use x509_cert::ext::pkix::{AuthorityKeyIdentifier, BasicConstraints, ExtendedKeyUsage, KeyUsage, KeyUsages, SubjectKeyIdentifier};
+use x509_cert::ext::pkix::{AuthorityKeyIdentifier, BasicConstraints, KeyUsage, KeyUsages, SubjectKeyIdentifier};
 use x509_cert::ext::Extension;
 use x509_cert::name::Name;
-use x509_cert::request::CertReq;
 use x509_cert::serial_number::SerialNumber;
 use x509_cert::time::{Time, Validity};
 
 use crate::algorithms::DigestAlg;
-use crate::csr::{extension, subject_extensions, CsrFacts, San};
+use crate::csr::extension;
 use crate::error::{Result, ScepError};
 use crate::keys::{self, PrivateKeyOps};
-use crate::signed::key_identifier;
 use crate::wire::Certificate;
+// Issuing for others (leaf and RA certificates) is the CA side's.
+#[cfg(feature = "server")]
+use {
+    crate::csr::{subject_extensions, CsrFacts, San},
+    crate::signed::key_identifier,
+    const_oid::db::rfc5912,
+    x509_cert::ext::pkix::ExtendedKeyUsage,
+    x509_cert::request::CertReq,
+};
 
 /// What the certificate will say, decided by policy.
+#[cfg(feature = "server")]
 #[derive(Clone, Debug, PartialEq, Eq, serde::Deserialize)]
 pub struct IssueOptions {
     /// Positive big-endian serial, at most 20 octets (unique per CA: the store hands it out).
@@ -47,6 +55,7 @@ pub struct IssueOptions {
 }
 
 /// Issues a certificate for the CSR's subject and key, signed by the CA through the crypto seam.
+#[cfg(feature = "server")]
 pub fn issue(csr: &CsrFacts, options: &IssueOptions, ca_cert: &Certificate, ca_key: &dyn PrivateKeyOps) -> Result<Certificate> {
     let req = CertReq::from_der(&csr.der)?;
     let mut extensions = vec![extension(rfc5280::ID_CE_BASIC_CONSTRAINTS, true, &BasicConstraints { ca: false, path_len_constraint: None })?];
@@ -96,6 +105,7 @@ pub fn self_signed(
 }
 
 /// An RA certificate (RFC 8894 §2.1): signed by the CA, usable for signing CertReps and receiving envelopes.
+#[cfg(feature = "server")]
 pub fn ra_certificate(
     ra_key: &dyn PrivateKeyOps,
     subject: &str,

@@ -6,21 +6,27 @@
 pub mod algorithms;
 pub mod caps;
 pub mod client;
-pub mod crl;
 pub mod csr;
 pub mod envelope;
-pub mod inspect;
 pub mod error;
+pub mod inspect;
 pub mod issue;
 pub mod keys;
 pub mod message;
 pub mod pkcs12;
-pub mod policy;
-pub mod profile;
-pub mod server;
 pub mod signed;
 pub mod transport;
 pub mod wire;
+
+// The CA side, left out of the browser build (`--no-default-features --features wasm`).
+#[cfg(feature = "server")]
+pub mod crl;
+#[cfg(feature = "server")]
+pub mod policy;
+#[cfg(feature = "server")]
+pub mod profile;
+#[cfg(feature = "server")]
+pub mod server;
 
 pub use error::{ErrorKind, FailInfo, Result, ScepError};
 

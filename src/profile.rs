@@ -5,6 +5,7 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 use crate::algorithms::DigestAlg;
+use crate::caps::normalize_fingerprint;
 use crate::error::{FieldIssue, Result, ScepError};
 
 /// How the server reads the CSR's challengePassword.
@@ -207,32 +208,6 @@ impl ScepProfile {
         }
         out
     }
-}
-
-/// Hex of a fingerprint without separators, lowercased; `None` unless it is 40 (SHA-1) or 64 (SHA-256) digits.
-pub fn normalize_fingerprint(fp: &str) -> Option<String> {
-    let hex: String = fp.chars().filter(|c| !matches!(c, ':' | ' ' | '-')).collect::<String>().to_ascii_lowercase();
-    let ok = matches!(hex.len(), 40 | 64) && hex.bytes().all(|b| b.is_ascii_hexdigit());
-    ok.then_some(hex)
-}
-
-/// Replaces `$NAME` variables (`$USERNAME`, `$SEAT_ID`, ...) in a subject or SAN template.
-/// Longer names are replaced first so `$USERNAME_FULL` is not eaten by `$USERNAME`.
-pub fn render_template(template: &str, vars: &[(String, String)]) -> Result<String> {
-    let mut sorted: Vec<&(String, String)> = vars.iter().collect();
-    sorted.sort_by_key(|(k, _)| core::cmp::Reverse(k.len()));
-    let mut out = template.to_owned();
-    for (k, v) in sorted {
-        let name = k.trim_start_matches('$').to_ascii_uppercase();
-        // A value may not smuggle in extra RDNs.
-        let escaped = v.replace('\\', "\\\\").replace(',', "\\,").replace('+', "\\+").replace('=', "\\=");
-        out = out.replace(&format!("${name}"), &escaped);
-    }
-    if let Some(at) = out.find('$') {
-        let rest: String = out[at..].chars().take_while(|c| *c == '$' || c.is_ascii_alphanumeric() || *c == '_').collect();
-        return Err(ScepError::invalid_input(format!("template variable {rest} has no value")));
-    }
-    Ok(out)
 }
 
 #[derive(Default)]

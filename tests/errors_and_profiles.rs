@@ -1,7 +1,8 @@
 //! The failure vocabulary of `shared/spec/enrollment-errors.md` and the profile schema of
 //! `shared/spec/scep-profile.md`.
 
-use scepkit::profile::{render_template, ScepProfile};
+use scepkit::csr::render_template;
+use scepkit::profile::ScepProfile;
 use scepkit::{FailInfo, ScepError};
 use serde_json::json;
 

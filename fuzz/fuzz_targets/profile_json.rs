@@ -7,6 +7,6 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(profile) = scepkit::profile::ScepProfile::from_json(&value) {
         let again = scepkit::profile::ScepProfile::from_json(&profile.to_json(true)).expect("a valid profile re-validates");
         assert_eq!(again, profile);
-        let _ = scepkit::profile::render_template(&profile.subject, &[("USERNAME".into(), "x".into())]);
+        let _ = scepkit::csr::render_template(&profile.subject, &[("USERNAME".into(), "x".into())]);
     }
 });

@@ -1,6 +1,7 @@
-// Browsers (and any host with fetch + top-level await): the wasm is fetched next to this file.
-import init from '../wasm/scepkit.js';
+// Browsers (and any host with fetch + top-level await): the client build of the wasm, fetched next to this
+// file. A page without a bundler maps '#core' with an import map (see www/index.html).
+import init from '#core';
 
-await init({ module_or_path: new URL('../wasm/scepkit_bg.wasm', import.meta.url) });
+await init({ module_or_path: new URL('../wasm-client/scepkit_bg.wasm', import.meta.url) });
 
 export * from '../src/api.js';

@@ -1,7 +1,8 @@
 // Node >= 20: the wasm is read from disk and instantiated synchronously at import.
 import { readFileSync } from 'node:fs';
-import { initSync } from '../wasm/scepkit.js';
+import { initSync } from '#core';
 
 initSync({ module: readFileSync(new URL('../wasm/scepkit_bg.wasm', import.meta.url)) });
 
 export * from '../src/api.js';
+export * from '../src/server.js';

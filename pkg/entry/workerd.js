@@ -1,7 +1,8 @@
 // Cloudflare Workers: the bundler turns the .wasm import into a compiled WebAssembly.Module.
 import wasmModule from '../wasm/scepkit_bg.wasm';
-import { initSync } from '../wasm/scepkit.js';
+import { initSync } from '#core';
 
 initSync({ module: wasmModule });
 
 export * from '../src/api.js';
+export * from '../src/server.js';

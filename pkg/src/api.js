@@ -1,7 +1,8 @@
 // The scepkit JS client: SCEP (RFC 8894) over fetch, with every protocol rule in the wasm core.
 // This file does I/O (HTTP, WebCrypto key generation, timers) and nothing the core could do.
 
-import * as core from '../wasm/scepkit.js';
+// '#core' is the full wasm build under Node and workerd, the client build in browsers (package.json imports).
+import * as core from '#core';
 
 export {
   inspect,
@@ -19,23 +20,13 @@ export {
   privateKeyToDer,
   certificateToPem,
   toDer,
-  validateProfile,
-  serverCaCaps,
   encodeMessageParam,
   decodeMessageParam,
   generateKey as generateKeyWasm,
   csrPublicKey,
-  readRequest,
-  certRep,
-  ServerKey,
-  ServerIdentity,
-  refusal,
-  newEnrollmentCode,
-  enrollmentCodeMac,
-  raCertificate,
   renderTemplate,
   generateKeyFromSeed,
-} from '../wasm/scepkit.js';
+} from '#core';
 
 /** A FAILURE CertRep: the server refused. Carries failInfo, the server's text and what to do about it. */
 export class ScepFailure extends Error {

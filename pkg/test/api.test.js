@@ -166,3 +166,23 @@ test('the CLI: usage errors exit 2, inspect exits 0', () => {
   const out = execFileSync(process.execPath, [cli, 'inspect', new URL('micromdm-getcacert-resp.der', FIXTURES).pathname], { encoding: 'utf8' });
   assert.equal(JSON.parse(out).type, 'Certificate');
 });
+
+test('the browser build: the client without the CA side, and no DES or 3DES even with the legacy switch', async () => {
+  const client = await import('../wasm-client/scepkit.js');
+  client.initSync({ module: readFileSync(new URL('../wasm-client/scepkit_bg.wasm', import.meta.url)) });
+  for (const name of ['readRequest', 'certRep', 'ServerIdentity', 'ServerKey', 'validateProfile', 'newEnrollmentCode', 'raCertificate']) {
+    assert.equal(client[name], undefined, `${name} is not in the browser build`);
+    assert.equal(typeof scep[name], 'function', `${name} is in the Node build`);
+  }
+  const { generateKeyPairSync } = await import('node:crypto');
+  const pkcs8 = () => new Uint8Array(generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey.export({ type: 'pkcs8', format: 'der' }));
+  const now = Math.floor(Date.now() / 1000);
+  const ca = client.selfSignedCertificate(pkcs8(), 'CN=CA', now - 60, now + 3600, 'sha256', 'ca');
+  const key = pkcs8();
+  const signer = client.selfSignedCertificate(key, 'CN=x', now - 60, now + 3600, 'sha256', 'signer');
+  const csr = client.buildCsr(key, { subject: 'CN=x', challenge: 'c' });
+  const options = { messageType: 'PKCSReq', cipher: 'des-ede3-cbc', digest: 'sha256', legacy: true };
+  assert.throws(() => client.buildRequest(csr, key, signer, ca, options), (e) => e.failInfo === 'badAlg' && /not in this build/.test(e.message));
+  assert.ok(scep.buildRequest(csr, key, signer, ca, options).message.length > 0, 'the Node build still speaks 3DES under the legacy switch');
+  assert.ok(client.buildRequest(csr, key, signer, ca, { ...options, cipher: 'aes-256-cbc', legacy: false }).message.length > 0);
+});

@@ -34,10 +34,12 @@ async function openPage() {
   const context = await browser.newContext({ acceptDownloads: true });
   const page = await context.newPage();
   const external = [];
+  const wasm = [];
   page.on('request', (r) => !r.url().startsWith(worker.base) && !r.url().startsWith('blob:') && !r.url().startsWith('data:') && external.push(r.url()));
+  page.on('request', (r) => r.url().endsWith('.wasm') && wasm.push(new URL(r.url()).pathname));
   await page.goto(`${worker.base}/?poll=300`);
   await ready(page);
-  return { page, context, external };
+  return { page, context, external, wasm };
 }
 
 /** The page is ready once it has read the profiles: Enroll becomes enabled. */
@@ -59,7 +61,8 @@ async function download(page, trigger, name) {
 
 test('a person enrolls with a seat id and a fresh code, and downloads a working certificate, key and .p12', async () => {
   const { enrollment_code: code } = await worker.seatWithCode('page-laptop-1', 'default');
-  const { page, context, external } = await openPage();
+  const { page, context, external, wasm } = await openPage();
+  assert.deepEqual(wasm, ['/scepkit/wasm-client/scepkit_bg.wasm'], 'the page loads only the client build of the core');
   await enroll(page, 'page-laptop-1', code);
   await page.getByRole('heading', { name: 'Your certificate' }).waitFor({ timeout: 60_000 });
   assert.equal(await page.locator('#cert-subject').textContent(), 'CN=page-laptop-1');

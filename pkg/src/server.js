@@ -1,0 +1,14 @@
+// The CA side of the core (what a SCEP endpoint needs), exported by the Node and workerd entries only: the
+// browser build of the wasm leaves it out.
+export {
+  validateProfile,
+  serverCaCaps,
+  readRequest,
+  certRep,
+  ServerKey,
+  ServerIdentity,
+  refusal,
+  newEnrollmentCode,
+  enrollmentCodeMac,
+  raCertificate,
+} from '#core';
