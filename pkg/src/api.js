@@ -140,10 +140,11 @@ export async function enroll(options) {
   const { url, challenge, subject, sans = [], keyBits = 2048, legacy = false, onProgress = () => {} } = options;
   if (!url) throw new TypeError('enroll: url is required');
   if (!subject) throw new TypeError('enroll: subject is required (e.g. "CN=laptop-42")');
-  // The key first: it needs nothing from the server, and it is the slow step a person should see start.
+  // GetCACaps and GetCACert travel while the key is generated (the slow step a person sees start).
+  const server = prepare(options);
   onProgress('key');
   const keyPkcs8 = options.keyPkcs8 ? core.privateKeyToDer(options.keyPkcs8) : await generateKey(keyBits, { legacy, prefer: options.keyGenerator });
-  const ctx = await prepare(options, onProgress);
+  const ctx = await server(onProgress);
   onProgress('request');
   const csr = core.buildCsr(keyPkcs8, { subject, sans, challenge, digest: ctx.negotiated.digest, digitalSignature: true, keyEncipherment: true });
   const now = nowSeconds();
@@ -159,7 +160,7 @@ export async function enroll(options) {
 export async function renew(options) {
   const { url, certificate, privateKey, keyBits = 2048, legacy = false, onProgress = () => {} } = options;
   if (!url || !certificate || !privateKey) throw new TypeError('renew: url, certificate and privateKey are required');
-  const ctx = await prepare(options, onProgress);
+  const ctx = await prepare(options)(onProgress);
   const currentCert = core.toDer(typeof certificate === 'string' ? new TextEncoder().encode(certificate) : certificate);
   const currentKey = core.privateKeyToDer(typeof privateKey === 'string' ? new TextEncoder().encode(privateKey) : privateKey);
   const info = core.inspect(currentCert);
@@ -172,15 +173,25 @@ export async function renew(options) {
   return exchange(ctx, { messageType, csr, keyPkcs8, signingKey: currentKey, signerCert: currentCert, subject }, options, onProgress);
 }
 
-async function prepare(options, onProgress) {
+/**
+ * Sends GetCACaps and GetCACert at once (neither depends on the other) and returns `ready(onProgress)`, which
+ * waits for them in order, reporting "caps" and "cacert" as it does, and negotiates and checks the pin.
+ */
+function prepare(options) {
   const { url, legacy = false } = options;
-  onProgress('caps');
-  const caps = await getCaCaps(url, options);
-  const negotiated = core.negotiate(caps.text, legacy, options.cipher ?? undefined, options.digest ?? undefined);
-  onProgress('cacert');
-  const ca = await getCaCert(url, options);
-  if (options.fingerprint) core.checkFingerprint(ca.body, options.fingerprint);
-  return { url, legacy, negotiated, ca };
+  const caps = getCaCaps(url, options);
+  const cacert = getCaCert(url, options);
+  // Awaited by ready(); a failure that comes before then is handled there, not unhandled.
+  caps.catch(() => {});
+  cacert.catch(() => {});
+  return async (onProgress) => {
+    onProgress('caps');
+    const negotiated = core.negotiate((await caps).text, legacy, options.cipher ?? undefined, options.digest ?? undefined);
+    onProgress('cacert');
+    const ca = await cacert;
+    if (options.fingerprint) core.checkFingerprint(ca.body, options.fingerprint);
+    return { url, legacy, negotiated, ca };
+  };
 }
 
 async function exchange(ctx, req, options, onProgress) {
