@@ -115,20 +115,35 @@ export function serverCaCaps(legacy: boolean, nextCa: boolean): string;
 export function negotiate(capsText: string, legacy: boolean, cipher?: string, digest?: string): Negotiated;
 export function parseCaCert(body: Uint8Array): Omit<CaCert, 'body' | 'contentType'>;
 export function checkFingerprint(caCertBody: Uint8Array, fingerprint: string): void;
-export function buildCsr(keyPkcs8: Uint8Array, request: { subject: string; sans?: San[]; challenge?: string; digest?: Digest; digitalSignature?: boolean; keyEncipherment?: boolean }): Uint8Array;
+/**
+ * A key the host holds and signs with (e.g. WebCrypto), for the signing functions: a run that meets a message
+ * not in `signatures` appends it to `pending` and signs it blank; sign what is pending and run the same build
+ * (same `seed`) again until nothing is pending. `enroll`/`renew` do this with WebCrypto themselves.
+ */
+export interface HostHeldKey {
+  spki: Uint8Array;
+  signatures: { digest: Digest; message: Uint8Array; signature: Uint8Array }[];
+  pending: { digest: Digest; message: Uint8Array }[];
+}
+export type SigningKey = Uint8Array | HostHeldKey;
+/** The SubjectPublicKeyInfo (DER) of a private key. */
+export function publicKeyOf(keyPkcs8: Uint8Array): Uint8Array;
+export function buildCsr(key: SigningKey, request: { subject: string; sans?: San[]; challenge?: string; digest?: Digest; digitalSignature?: boolean; keyEncipherment?: boolean }): Uint8Array;
 export function csrFacts(der: Uint8Array): any;
 export function csrPublicKey(der: Uint8Array): Uint8Array;
-export function selfSignedCertificate(keyPkcs8: Uint8Array, subject: string, notBefore: number, notAfter: number, digest: Digest, role: 'signer' | 'ca'): Uint8Array;
+export function selfSignedCertificate(key: SigningKey, subject: string, notBefore: number, notAfter: number, digest: Digest, role: 'signer' | 'ca', seed?: Uint8Array): Uint8Array;
 export interface PkiRequest {
   messageType: string;
   message: Uint8Array;
   transactionId: string;
   senderNonce: Uint8Array;
 }
-export function buildRequest(content: Uint8Array, keyPkcs8: Uint8Array, signerCertificate: Uint8Array, caCertBody: Uint8Array, options: {
+export function buildRequest(content: Uint8Array, key: SigningKey, signerCertificate: Uint8Array, caCertBody: Uint8Array, options: {
   messageType: 'PKCSReq' | 'RenewalReq' | 'CertPoll' | 'GetCert' | 'GetCRL';
   cipher: Cipher; digest: Digest; keyTransport?: KeyTransport; identifier?: Identifier; legacy?: boolean;
   transactionId?: string; subject?: string; serial?: string;
+  /** 32 bytes fixing the build's randomness (nonce, content key, IV), for replays with a HostHeldKey. */
+  seed?: Uint8Array;
 }): PkiRequest;
 export type CertRepOutcome =
   | { status: 'issued'; certificate: Uint8Array; chain: Uint8Array[] }

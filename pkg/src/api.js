@@ -26,6 +26,7 @@ export {
   csrPublicKey,
   renderTemplate,
   generateKeyFromSeed,
+  publicKeyOf,
 } from '#core';
 
 /** A FAILURE CertRep: the server refused. Carries failInfo, the server's text and what to do about it. */
@@ -118,6 +119,43 @@ export async function generateKey(bits = 2048, { legacy = false, prefer = 'auto'
   return core.generateKey(bits, legacy);
 }
 
+const WEBCRYPTO_HASH = { sha1: 'SHA-1', sha256: 'SHA-256', sha384: 'SHA-384', sha512: 'SHA-512' };
+
+/**
+ * Runs `build(key, seed)`, core calls that sign, with the RSA signatures made by WebCrypto (native and
+ * constant-time) instead of the wasm key. `key(pkcs8)` hands the core a host-held key and `seed(i)` a 32-byte
+ * seed fixed for the i-th randomised call, so every run builds the same bytes: a run lists what it could not
+ * sign yet, WebCrypto signs that, and the build runs again until nothing is pending (a round per layer of
+ * signed data that gets signed again). Without WebCrypto, or for a key it will not take, the wasm key signs.
+ */
+async function signedWith(build) {
+  const seeds = [];
+  const seed = (i) => (seeds[i] ??= globalThis.crypto.getRandomValues(new Uint8Array(32)));
+  const subtle = globalThis.crypto?.subtle;
+  const held = new Map();
+  const key = (pkcs8) => {
+    if (!held.has(pkcs8)) held.set(pkcs8, { pkcs8, cryptoKeys: {}, host: { spki: core.publicKeyOf(pkcs8), signatures: [], pending: [] } });
+    return held.get(pkcs8).host;
+  };
+  for (let round = 0; subtle && round < 4; round++) {
+    for (const h of held.values()) h.host.pending = [];
+    const out = build(key, seed);
+    const pending = [...held.values()].flatMap((h) => h.host.pending.map((p) => [h, p]));
+    if (pending.length === 0) return out;
+    try {
+      await Promise.all(
+        pending.map(async ([h, { digest, message }]) => {
+          h.cryptoKeys[digest] ??= subtle.importKey('pkcs8', h.pkcs8, { name: 'RSASSA-PKCS1-v1_5', hash: WEBCRYPTO_HASH[digest] }, false, ['sign']);
+          h.host.signatures.push({ digest, message, signature: new Uint8Array(await subtle.sign('RSASSA-PKCS1-v1_5', await h.cryptoKeys[digest], message)) });
+        }),
+      );
+    } catch {
+      break; // WebCrypto refused this key or digest: the wasm key signs instead.
+    }
+  }
+  return build((pkcs8) => pkcs8, seed);
+}
+
 function sleep(ms, signal) {
   return new Promise((resolve, reject) => {
     if (signal?.aborted) return reject(signal.reason ?? new DOMException('Aborted', 'AbortError'));
@@ -146,10 +184,13 @@ export async function enroll(options) {
   const keyPkcs8 = options.keyPkcs8 ? core.privateKeyToDer(options.keyPkcs8) : await generateKey(keyBits, { legacy, prefer: options.keyGenerator });
   const ctx = await server(onProgress);
   onProgress('request');
-  const csr = core.buildCsr(keyPkcs8, { subject, sans, challenge, digest: ctx.negotiated.digest, digitalSignature: true, keyEncipherment: true });
+  const digest = ctx.negotiated.digest;
   const now = nowSeconds();
-  // RFC 8894 §2.3: a transient self-signed certificate signs the request and receives the reply.
-  const signerCert = core.selfSignedCertificate(keyPkcs8, subject, now - 300, now + 7 * 86400, ctx.negotiated.digest, 'signer');
+  const { csr, signerCert } = await signedWith((key, seed) => ({
+    csr: core.buildCsr(key(keyPkcs8), { subject, sans, challenge, digest, digitalSignature: true, keyEncipherment: true }),
+    // RFC 8894 §2.3: a transient self-signed certificate signs the request and receives the reply.
+    signerCert: core.selfSignedCertificate(key(keyPkcs8), subject, now - 300, now + 7 * 86400, digest, 'signer', seed(0)),
+  }));
   return exchange(ctx, { messageType: 'PKCSReq', csr, keyPkcs8, signingKey: keyPkcs8, signerCert, subject }, options, onProgress);
 }
 
@@ -168,7 +209,8 @@ export async function renew(options) {
   onProgress('key');
   const keyPkcs8 = options.reuseKey ? currentKey : await generateKey(keyBits, { legacy, prefer: options.keyGenerator });
   onProgress('request');
-  const csr = core.buildCsr(keyPkcs8, { subject, sans: options.sans ?? [], challenge: options.challenge, digest: ctx.negotiated.digest, digitalSignature: true, keyEncipherment: true });
+  const csrRequest = { subject, sans: options.sans ?? [], challenge: options.challenge, digest: ctx.negotiated.digest, digitalSignature: true, keyEncipherment: true };
+  const csr = await signedWith((key) => core.buildCsr(key(keyPkcs8), csrRequest));
   const messageType = ctx.negotiated.renewal ? 'RenewalReq' : 'PKCSReq';
   return exchange(ctx, { messageType, csr, keyPkcs8, signingKey: currentKey, signerCert: currentCert, subject }, options, onProgress);
 }
@@ -198,7 +240,8 @@ async function exchange(ctx, req, options, onProgress) {
   const { negotiated, ca, legacy } = ctx;
   const reqOptions = { cipher: negotiated.cipher, digest: negotiated.digest, legacy, keyTransport: options.keyTransport, identifier: options.identifier };
   const expectedSpki = core.csrPublicKey(req.csr);
-  let request = core.buildRequest(req.csr, req.signingKey, req.signerCert, ca.body, { ...reqOptions, messageType: req.messageType, transactionId: options.transactionId });
+  const build = (options) => signedWith((key, seed) => core.buildRequest(req.csr, key(req.signingKey), req.signerCert, ca.body, { ...reqOptions, ...options, seed: seed(0) }));
+  let request = await build({ messageType: req.messageType, transactionId: options.transactionId });
   const transactionId = request.transactionId;
   const pollInterval = options.pollInterval ?? 5000;
   const maxPolls = options.maxPolls ?? 120;
@@ -226,6 +269,6 @@ async function exchange(ctx, req, options, onProgress) {
     onProgress('pending', { transactionId, polls });
     await sleep(pollInterval, options.signal);
     // RFC 8894 §3.3.3: poll with CertPoll, same transactionID, IssuerAndSubject.
-    request = core.buildRequest(req.csr, req.signingKey, req.signerCert, ca.body, { ...reqOptions, messageType: 'CertPoll', transactionId, subject: req.subject });
+    request = await build({ messageType: 'CertPoll', transactionId, subject: req.subject });
   }
 }

@@ -186,3 +186,37 @@ test('the browser build: the client without the CA side, and no DES or 3DES even
   assert.ok(scep.buildRequest(csr, key, signer, ca, options).message.length > 0, 'the Node build still speaks 3DES under the legacy switch');
   assert.ok(client.buildRequest(csr, key, signer, ca, { ...options, cipher: 'aes-256-cbc', legacy: false }).message.length > 0);
 });
+
+test('a host-held key signs by replay: the same bytes as the wasm key, and enroll signs with WebCrypto', async () => {
+  const { generateKeyPairSync, sign } = await import('node:crypto');
+  const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
+  const pkcs8 = new Uint8Array(privateKey.export({ type: 'pkcs8', format: 'der' }));
+  const request = { subject: 'CN=replay', challenge: 'c', digest: 'sha384' };
+  const host = { spki: scep.publicKeyOf(pkcs8), signatures: [], pending: [] };
+  scep.buildCsr(host, request);
+  assert.equal(host.pending.length, 1, 'the first run asks for one signature');
+  const [{ digest, message }] = host.pending;
+  assert.equal(digest, 'sha384');
+  host.signatures.push({ digest, message, signature: new Uint8Array(sign('sha384', message, privateKey)) });
+  host.pending = [];
+  // PKCS#1 v1.5 is deterministic: the replayed CSR is byte for byte the one the wasm key signs.
+  assert.deepEqual(scep.buildCsr(host, request), scep.buildCsr(pkcs8, request));
+  assert.equal(host.pending.length, 0);
+
+  const subtle = globalThis.crypto.subtle;
+  const original = subtle.sign;
+  let signed = 0;
+  subtle.sign = function (...args) {
+    signed++;
+    return original.apply(this, args);
+  };
+  try {
+    const ca = makeCa();
+    const log = [];
+    const result = await scep.enroll({ url: URL_, challenge: 'c', subject: 'CN=native', keyPkcs8: pkcs8, fetch: scepFetch(ca, () => ({ issue: true }), { log }) });
+    assert.equal(scep.inspect(result.certificate).subject, 'CN=native');
+    assert.equal(signed, 3, 'WebCrypto signs the CSR, the signer certificate and the PKIMessage, once each');
+  } finally {
+    subtle.sign = original;
+  }
+});

@@ -50,6 +50,71 @@ fn key(pkcs8: &[u8]) -> JsResult<RsaKey> {
     RsaKey::import(pkcs8).map_err(js_error)
 }
 
+/// A signing key as the signing functions take it: PKCS#8/PEM bytes (the pure-Rust key), or a key the host
+/// holds, `{ spki, signatures: [{ digest, message, signature }], pending: [] }`.
+///
+/// WebCrypto signs only asynchronously, so a host-held key signs by replay: the host runs the same seeded
+/// (so byte-identical) build again until it asks for nothing new. A run answers each signature from
+/// `signatures`, or appends `{ digest, message }` to `pending` and goes on with a blank signature of the
+/// right length; the host signs what is pending and runs again (see `signedWith` in the package).
+fn signing_key(value: &JsValue) -> JsResult<Box<dyn crate::keys::PrivateKeyOps>> {
+    if let Some(bytes) = value.dyn_ref::<js_sys::Uint8Array>() {
+        return Ok(Box::new(key(&bytes.to_vec())?));
+    }
+    let field = |name: &str| js_sys::Reflect::get(value, &name.into());
+    let spki = field("spki")?.dyn_into::<js_sys::Uint8Array>().map_err(|_| js_error(ScepError::invalid_input("a key is PKCS#8 bytes or { spki, signatures, pending }")))?;
+    let spki = spki::SubjectPublicKeyInfoOwned::from_der(&spki.to_vec()).map_err(|e| js_error(ScepError::invalid_input(format!("public key: {e}"))))?;
+    let array = |name: &str| field(name)?.dyn_into::<js_sys::Array>().map_err(|_| js_error(ScepError::invalid_input(format!("a host-held key needs the array {name}"))));
+    Ok(Box::new(HostHeldKey { public: crate::keys::rsa_public_key(&spki).map_err(js_error)?, signatures: array("signatures")?, pending: array("pending")? }))
+}
+
+struct HostHeldKey {
+    public: rsa::RsaPublicKey,
+    signatures: js_sys::Array,
+    pending: js_sys::Array,
+}
+
+impl crate::keys::PrivateKeyOps for HostHeldKey {
+    fn public_key(&self) -> &rsa::RsaPublicKey {
+        &self.public
+    }
+
+    fn sign(&self, digest: DigestAlg, message: &[u8]) -> crate::error::Result<Vec<u8>> {
+        let get = |v: &JsValue, k: &str| js_sys::Reflect::get(v, &k.into()).unwrap_or(JsValue::UNDEFINED);
+        let bytes = |v: JsValue| v.dyn_into::<js_sys::Uint8Array>().map(|a| a.to_vec()).ok();
+        for entry in self.signatures.iter() {
+            if get(&entry, "digest").as_string().as_deref() == Some(digest.name()) && bytes(get(&entry, "message")).as_deref() == Some(message) {
+                return bytes(get(&entry, "signature")).ok_or_else(|| ScepError::invalid_input("a host signature is not bytes"));
+            }
+        }
+        let request = js_sys::Object::new();
+        let _ = js_sys::Reflect::set(&request, &"digest".into(), &digest.name().into());
+        let _ = js_sys::Reflect::set(&request, &"message".into(), &js_sys::Uint8Array::from(message));
+        self.pending.push(&request);
+        Ok(vec![0; rsa::traits::PublicKeyParts::size(&self.public)])
+    }
+
+    fn decrypt(&self, _: KeyTransport, _: &[u8]) -> crate::error::Result<Vec<u8>> {
+        Err(ScepError::invalid_input("a host-held key signs only; pass the PKCS#8 key to read a reply"))
+    }
+}
+
+/// The randomness of one build: from `seed` (32 bytes) when the host replays the build, else fresh.
+fn rng(seed: Option<Vec<u8>>) -> JsResult<rand_chacha::ChaCha20Rng> {
+    use rand_core::SeedableRng;
+    match seed {
+        Some(s) => Ok(rand_chacha::ChaCha20Rng::from_seed(s.try_into().map_err(|_| js_error(ScepError::invalid_input("a seed is 32 bytes")))?)),
+        None => rand_chacha::ChaCha20Rng::from_rng(OsRng).map_err(|e| js_error(ScepError::invalid_input(format!("randomness: {e}")))),
+    }
+}
+
+/// The SubjectPublicKeyInfo (DER) of a private key in any form the functions take.
+#[wasm_bindgen(js_name = publicKeyOf)]
+pub fn public_key_of(key_bytes: &[u8]) -> JsResult<Vec<u8>> {
+    let spki = crate::keys::spki_of(crate::keys::PrivateKeyOps::public_key(&key(key_bytes)?)).map_err(js_error)?;
+    spki.to_der().map_err(|e| js_error(e.into()))
+}
+
 fn certificate(der: &[u8]) -> JsResult<Certificate> {
     Certificate::from_der(der).map_err(|e| js_error(ScepError::malformed(format!("certificate: {e}"))))
 }
@@ -136,9 +201,9 @@ pub fn check_fingerprint(body: &[u8], fingerprint: &str) -> JsResult<()> {
 
 /// A signed PKCS#10 request (DER) for `request` = `{ subject, sans?, challenge?, digest?, digitalSignature?, keyEncipherment? }`.
 #[wasm_bindgen(js_name = buildCsr)]
-pub fn build_csr(key_pkcs8: &[u8], request: JsValue) -> JsResult<Vec<u8>> {
+pub fn build_csr(key: JsValue, request: JsValue) -> JsResult<Vec<u8>> {
     let request: CsrRequest = from_js(request)?;
-    request.build(&key(key_pkcs8)?).map_err(js_error)
+    request.build(signing_key(&key)?.as_ref()).map_err(js_error)
 }
 
 /// The facts of a CSR, after its proof of possession verified.
@@ -155,16 +220,18 @@ pub fn csr_public_key(der: &[u8]) -> JsResult<Vec<u8>> {
 
 /// A self-signed certificate: `role` is "signer" (a client's transient SCEP signer) or "ca".
 #[wasm_bindgen(js_name = selfSignedCertificate)]
-pub fn self_signed_certificate(key_pkcs8: &[u8], subject: &str, not_before: f64, not_after: f64, digest: &str, role: &str) -> JsResult<Vec<u8>> {
+/// `seed` (32 bytes) fixes the serial, for a host replaying the build (see `signing_key`).
+pub fn self_signed_certificate(key: JsValue, subject: &str, not_before: f64, not_after: f64, digest: &str, role: &str, seed: Option<Vec<u8>>) -> JsResult<Vec<u8>> {
     let role: SelfSignedRole = from_js(role.into())?;
     let digest = DigestAlg::from_name(digest).map_err(js_error)?;
-    let cert = crate::issue::self_signed(&key(key_pkcs8)?, subject, &random_serial(), (not_before as u64, not_after as u64), digest, role).map_err(js_error)?;
+    let serial = random_serial(&mut rng(seed)?);
+    let cert = crate::issue::self_signed(signing_key(&key)?.as_ref(), subject, &serial, (not_before as u64, not_after as u64), digest, role).map_err(js_error)?;
     cert.to_der().map_err(|e| js_error(e.into()))
 }
 
-fn random_serial() -> [u8; 16] {
+fn random_serial(rng: &mut impl rand_core::RngCore) -> [u8; 16] {
     let mut serial = [0u8; 16];
-    rand_core::RngCore::fill_bytes(&mut OsRng, &mut serial);
+    rng.fill_bytes(&mut serial);
     serial[0] = (serial[0] & 0x7f) | 0x01;
     serial
 }
@@ -190,6 +257,9 @@ struct RequestOptionsJs {
     /// GetCert / GetCRL: serial (hex) of a certificate issued by the CA.
     #[serde(default)]
     serial: Option<String>,
+    /// 32 bytes: the build's randomness, for a host replaying it (see `signing_key`).
+    #[serde(default, with = "serde_bytes")]
+    seed: Option<Vec<u8>>,
 }
 
 #[derive(Serialize, serde::Deserialize)]
@@ -213,12 +283,13 @@ fn message_type(name: &str) -> JsResult<MessageType> {
 /// Builds a PKIMessage. `content` is the CSR DER for PKCSReq/RenewalReq and ignored otherwise.
 /// Returns `{ messageType, message, transactionId, senderNonce }`; keep it to read the reply.
 #[wasm_bindgen(js_name = buildRequest)]
-pub fn build_request(content: &[u8], key_pkcs8: &[u8], signer_certificate: &[u8], ca_cert_body: &[u8], options: JsValue) -> JsResult<JsValue> {
+pub fn build_request(content: &[u8], key: JsValue, signer_certificate: &[u8], ca_cert_body: &[u8], options: JsValue) -> JsResult<JsValue> {
     let o: RequestOptionsJs = from_js(options)?;
-    let key = key(key_pkcs8)?;
+    let key = signing_key(&key)?;
     let cert = certificate(signer_certificate)?;
     let ca = CaCertificates::parse(ca_cert_body).map_err(js_error)?;
-    let requester = Requester { key: &key, certificate: &cert };
+    let requester = Requester { key: key.as_ref(), certificate: &cert };
+    let mut rng = rng(o.seed)?;
     let digest = DigestAlg::from_name(&o.digest).map_err(js_error)?;
     let identifier = o.identifier.unwrap_or_default();
     let transport = o.key_transport.unwrap_or(KeyTransport::RsaPkcs1v15);
@@ -229,18 +300,18 @@ pub fn build_request(content: &[u8], key_pkcs8: &[u8], signer_certificate: &[u8]
     };
     let mt = message_type(&o.message_type)?;
     let built = match mt {
-        MessageType::PkcsReq | MessageType::RenewalReq => client::certificate_request(content, mt, o.transaction_id, &requester, &ca, opts, &mut OsRng),
+        MessageType::PkcsReq | MessageType::RenewalReq => client::certificate_request(content, mt, o.transaction_id, &requester, &ca, opts, &mut rng),
         MessageType::CertPoll => {
             let tid = o.transaction_id.ok_or_else(|| js_error(ScepError::invalid_input("CertPoll needs the transactionId of the pending request")))?;
             let subject = o.subject.ok_or_else(|| js_error(ScepError::invalid_input("CertPoll needs the subject")))?;
             let subject = subject.parse().map_err(|e| js_error(ScepError::invalid_input(format!("subject: {e}"))))?;
-            client::cert_poll(&tid, &subject, &requester, &ca, opts, &mut OsRng)
+            client::cert_poll(&tid, &subject, &requester, &ca, opts, &mut rng)
         }
         MessageType::GetCert | MessageType::GetCrl => {
             let serial = hex::decode(o.serial.unwrap_or_default()).map_err(|_| js_error(ScepError::invalid_input("serial must be hex")))?;
             let serial = x509_cert::serial_number::SerialNumber::<x509_cert::certificate::Raw>::new(&serial).map_err(|e| js_error(ScepError::invalid_input(e)))?;
             let ias = IssuerAndSerialNumber { issuer: ca.ca.tbs_certificate.subject.clone(), serial_number: serial };
-            client::get_cert_or_crl(mt, &ias, &requester, &ca, opts, &mut OsRng)
+            client::get_cert_or_crl(mt, &ias, &requester, &ca, opts, &mut rng)
         }
         MessageType::CertRep => Err(ScepError::invalid_input("a client does not send CertRep")),
     }

@@ -21,7 +21,7 @@ pub fn server_ca_caps(legacy: bool, next_ca: bool) -> String {
 /// An RA certificate for `ra_key`, issued by the CA (RFC 8894 §2.1): signs CertReps, receives envelopes.
 #[wasm_bindgen(js_name = raCertificate)]
 pub fn ra_certificate(ra_key_pkcs8: &[u8], subject: &str, not_before: f64, not_after: f64, ca_cert: &[u8], ca_key_pkcs8: &[u8]) -> JsResult<Vec<u8>> {
-    let cert = crate::issue::ra_certificate(&key(ra_key_pkcs8)?, subject, &random_serial(), (not_before as u64, not_after as u64), &certificate(ca_cert)?, &key(ca_key_pkcs8)?, DigestAlg::Sha256)
+    let cert = crate::issue::ra_certificate(&key(ra_key_pkcs8)?, subject, &random_serial(&mut OsRng), (not_before as u64, not_after as u64), &certificate(ca_cert)?, &key(ca_key_pkcs8)?, DigestAlg::Sha256)
         .map_err(js_error)?;
     cert.to_der().map_err(|e| js_error(e.into()))
 }
