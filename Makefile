@@ -11,7 +11,7 @@ export WRANGLER_SEND_METRICS := false
 export CLOUDFLARE_CF_FETCH_ENABLED := false
 WASM_BINDGEN_VERSION := $(shell awk '/^name = "wasm-bindgen"$$/ { getline; gsub(/[^0-9.]/, "", $$0); print; exit }' Cargo.lock)
 APT_PACKAGES := scep certmonger dbus openssl curl chromium
-WASM := pkg/wasm/scepkit_bg.wasm
+WASM := pkg/wasm/scepkit_bg.wasm pkg/wasm-client/scepkit_bg.wasm
 CORE_SOURCES := Cargo.toml Cargo.lock $(shell find src -name '*.rs')
 
 .PHONY: run test deps test-rust test-js test-worker test-interop test-browser bench fuzz clean
@@ -50,7 +50,7 @@ $(TOOLS)/bin/wasm-bindgen: Cargo.lock
 	@touch $@
 
 ## The core as wasm + JS glue: pkg/wasm (Node, CLI, Worker) and pkg/wasm-client (browsers, the page).
-$(WASM): $(CORE_SOURCES) deps
+$(WASM) &: $(CORE_SOURCES) deps
 	scripts/build-wasm.sh
 
 ## The enrollment page with the package beside it, as the Worker serves it (www/dist).
