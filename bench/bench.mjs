@@ -146,7 +146,7 @@ async function serverCpu() {
     const d = r.decide(profile, { seat_exists: true, open_enrollment: { id: 'e', code_mac: 'x', expires_at: now + 99 } }, '00', now);
     const der = id.issue(f.csr_der, { ...d.plan, serial: (0x1000 + i).toString(16) });
     scep.inspect(der);
-    return scep.certRep(r, { status: 'issued', certificates: [der, ca] }, id, f.cipher, false);
+    return scep.certRep(r, { status: 'issued', certificates: [der, ca] }, id, false);
   });
   results.server_cpu = { pkioperation_cpu_p50_ms: round(median(totals)), note: 'read, open (native decrypt + verifies), decide, issue (native sign), CertRep (native key transport + sign)' };
 }

@@ -116,29 +116,32 @@ export function negotiate(capsText: string, legacy: boolean, cipher?: string, di
 export function parseCaCert(body: Uint8Array): Omit<CaCert, 'body' | 'contentType'>;
 export function checkFingerprint(caCertBody: Uint8Array, fingerprint: string): void;
 /**
- * A key the host holds and signs with (e.g. WebCrypto), for the signing functions: a run that meets a message
- * not in `signatures` appends it to `pending` and signs it blank; sign what is pending and run the same build
- * (same `seed`) again until nothing is pending. `enroll`/`renew` do this with WebCrypto themselves.
+ * A key the host holds (e.g. in WebCrypto): a call that meets a message not in `signatures` appends it to
+ * `pending` and signs it blank; a key transport not in `decryptions` joins `pending` and the call fails. Do
+ * what is pending and run the same call (same `seed`) again until nothing is pending. `enroll`/`renew` do
+ * this with WebCrypto themselves.
  */
 export interface HostHeldKey {
   spki: Uint8Array;
   signatures: { digest: Digest; message: Uint8Array; signature: Uint8Array }[];
-  pending: { digest: Digest; message: Uint8Array }[];
+  decryptions?: { transport: KeyTransport; ciphertext: Uint8Array; plaintext: Uint8Array }[];
+  pending: ({ digest: Digest; message: Uint8Array } | { transport: KeyTransport; ciphertext: Uint8Array })[];
 }
-export type SigningKey = Uint8Array | HostHeldKey;
+/** PKCS#8 (DER or PEM bytes) for the wasm key, or a key the host holds. */
+export type PrivateKeyInput = Uint8Array | HostHeldKey;
 /** The SubjectPublicKeyInfo (DER) of a private key. */
 export function publicKeyOf(keyPkcs8: Uint8Array): Uint8Array;
-export function buildCsr(key: SigningKey, request: { subject: string; sans?: San[]; challenge?: string; digest?: Digest; digitalSignature?: boolean; keyEncipherment?: boolean }): Uint8Array;
+export function buildCsr(key: PrivateKeyInput, request: { subject: string; sans?: San[]; challenge?: string; digest?: Digest; digitalSignature?: boolean; keyEncipherment?: boolean }): Uint8Array;
 export function csrFacts(der: Uint8Array): any;
 export function csrPublicKey(der: Uint8Array): Uint8Array;
-export function selfSignedCertificate(key: SigningKey, subject: string, notBefore: number, notAfter: number, digest: Digest, role: 'signer' | 'ca', seed?: Uint8Array): Uint8Array;
+export function selfSignedCertificate(key: PrivateKeyInput, subject: string, notBefore: number, notAfter: number, digest: Digest, role: 'signer' | 'ca', seed?: Uint8Array): Uint8Array;
 export interface PkiRequest {
   messageType: string;
   message: Uint8Array;
   transactionId: string;
   senderNonce: Uint8Array;
 }
-export function buildRequest(content: Uint8Array, key: SigningKey, signerCertificate: Uint8Array, caCertBody: Uint8Array, options: {
+export function buildRequest(content: Uint8Array, key: PrivateKeyInput, signerCertificate: Uint8Array, caCertBody: Uint8Array, options: {
   messageType: 'PKCSReq' | 'RenewalReq' | 'CertPoll' | 'GetCert' | 'GetCRL';
   cipher: Cipher; digest: Digest; keyTransport?: KeyTransport; identifier?: Identifier; legacy?: boolean;
   transactionId?: string; subject?: string; serial?: string;
@@ -150,7 +153,7 @@ export type CertRepOutcome =
   | { status: 'crl'; crls: Uint8Array[] }
   | { status: 'pending' }
   | { status: 'failed'; failInfo: FailInfo; failInfoCode: number; message: string; resolution: string };
-export function readCertRep(reply: Uint8Array, request: PkiRequest, keyPkcs8: Uint8Array, signerCertificate: Uint8Array, caCertBody: Uint8Array, expectedSpki: Uint8Array | undefined, legacy: boolean): CertRepOutcome;
+export function readCertRep(reply: Uint8Array, request: PkiRequest, key: PrivateKeyInput, signerCertificate: Uint8Array, caCertBody: Uint8Array, expectedSpki: Uint8Array | undefined, legacy: boolean): CertRepOutcome;
 export function exportPkcs12(keyPkcs8: Uint8Array, chain: Uint8Array[], password: string, friendlyName: string): Uint8Array;
 export function privateKeyToPem(key: Uint8Array): string;
 export function privateKeyToDer(key: Uint8Array): Uint8Array;
@@ -217,4 +220,5 @@ export function raCertificate(raKeyPkcs8: Uint8Array, subject: string, notBefore
 export function readRequest(bytes: Uint8Array): ScepRequest;
 /** The spec's refusal a host raises when it loses a race the policy could not see. */
 export function refusal(kind: 'challenge_invalid' | 'already_renewed'): ScepError;
-export function certRep(request: ScepRequest, reply: { status: 'issued'; certificates: Uint8Array[] } | { status: 'crl'; crls: Uint8Array[] } | { status: 'pending' } | { status: 'failed'; failInfo: FailInfo; message: string }, identity: ServerIdentity, cipher: Cipher, legacy: boolean): Uint8Array;
+/** Answers a request; a SUCCESS is enveloped in kind with it (its cipher, 3DES for DES; its key transport). */
+export function certRep(request: ScepRequest, reply: { status: 'issued'; certificates: Uint8Array[] } | { status: 'crl'; crls: Uint8Array[] } | { status: 'pending' } | { status: 'failed'; failInfo: FailInfo; message: string }, identity: ServerIdentity, legacy: boolean): Uint8Array;

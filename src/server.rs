@@ -152,26 +152,38 @@ impl From<&ScepError> for Reply<'_> {
     }
 }
 
-/// The cipher of a SUCCESS envelope: the one the request used, except that single DES (accepted only on a
-/// legacy profile) is answered with 3DES, since DES is never produced.
-pub fn reply_cipher(request_cipher: Cipher) -> Cipher {
-    match request_cipher {
-        Cipher::DesCbc => Cipher::DesEde3Cbc,
-        c => c,
+/// How a SUCCESS is enveloped for the requester: in kind with its request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ReplyEnvelope {
+    pub cipher: Cipher,
+    pub transport: KeyTransport,
+}
+
+impl ReplyEnvelope {
+    /// The request's content cipher, except that single DES (accepted only on a legacy profile) is answered
+    /// with 3DES, since DES is never produced; and the request's key transport, so a client that sent
+    /// RSA-OAEP (it implements OAEP) is answered with RSA-OAEP, and every other client with PKCS#1 v1.5.
+    pub fn in_kind(request: &RequestFacts) -> Self {
+        let cipher = match request.cipher {
+            Cipher::DesCbc => Cipher::DesEde3Cbc,
+            c => c,
+        };
+        Self { cipher, transport: request.key_transport }
     }
 }
 
-/// Builds the signed CertRep for `request`. `signer` is the RA (or the CA when there is no RA);
-/// `cipher` encrypts a SUCCESS to the requester's signer certificate (see [`reply_cipher`]).
+/// Builds the signed CertRep for `request`. `signer` is the RA (or the CA when there is no RA); `envelope`
+/// (from the opened request, see [`ReplyEnvelope::in_kind`]) encrypts a SUCCESS to the requester's signer
+/// certificate; a request that could not be opened is only ever answered with FAILURE or PENDING.
 pub fn cert_rep(
     request: &IncomingRequest,
     reply: Reply<'_>,
     signer: &Signer<'_>,
-    cipher: Cipher,
+    envelope: Option<ReplyEnvelope>,
     legacy: bool,
     rng: &mut impl CryptoRngCore,
 ) -> Result<Vec<u8>> {
-    cert_rep_with(request, reply, signer, cipher, legacy, &RustCrypto, rng)
+    cert_rep_with(request, reply, signer, envelope, legacy, &RustCrypto, rng)
 }
 
 /// [`cert_rep`] with the public-key operations of a host (the reply's key transport).
@@ -179,7 +191,7 @@ pub fn cert_rep_with(
     request: &IncomingRequest,
     reply: Reply<'_>,
     signer: &Signer<'_>,
-    cipher: Cipher,
+    envelope: Option<ReplyEnvelope>,
     legacy: bool,
     ops: &dyn PublicKeyOps,
     rng: &mut impl CryptoRngCore,
@@ -196,11 +208,11 @@ pub fn cert_rep_with(
     let content = match reply {
         Reply::Issued { certificates } => {
             attributes.pki_status = Some(PkiStatus::Success);
-            seal_for_requester(request, &signed::certs_only(&certificates)?, cipher, legacy, ops, rng)?
+            seal_for_requester(request, &signed::certs_only(&certificates)?, envelope, legacy, ops, rng)?
         }
         Reply::Crl { crls } => {
             attributes.pki_status = Some(PkiStatus::Success);
-            seal_for_requester(request, &signed::degenerate(&[], &crls)?, cipher, legacy, ops, rng)?
+            seal_for_requester(request, &signed::degenerate(&[], &crls)?, envelope, legacy, ops, rng)?
         }
         Reply::Pending => {
             attributes.pki_status = Some(PkiStatus::Pending);
@@ -216,8 +228,9 @@ pub fn cert_rep_with(
     signed::sign(&content, attributes.to_attributes()?, signer, &[signer.certificate], None)
 }
 
-fn seal_for_requester(request: &IncomingRequest, plaintext: &[u8], cipher: Cipher, legacy: bool, ops: &dyn PublicKeyOps, rng: &mut impl CryptoRngCore) -> Result<Vec<u8>> {
+fn seal_for_requester(request: &IncomingRequest, plaintext: &[u8], envelope: Option<ReplyEnvelope>, legacy: bool, ops: &dyn PublicKeyOps, rng: &mut impl CryptoRngCore) -> Result<Vec<u8>> {
+    let ReplyEnvelope { cipher, transport } = envelope.ok_or_else(|| ScepError::invalid_input("a SUCCESS answers an opened request"))?;
     let requester = request.signed.signer_certificate()?;
-    let options = EnvelopeOptions { cipher, transport: KeyTransport::RsaPkcs1v15, identifier: IdentifierKind::IssuerAndSerialNumber, legacy };
+    let options = EnvelopeOptions { cipher, transport, identifier: IdentifierKind::IssuerAndSerialNumber, legacy };
     envelope::seal_with(plaintext, requester, options, ops, rng)
 }

@@ -13,7 +13,7 @@ use scepkit::csr::{CsrFacts, CsrRequest, San};
 use scepkit::envelope::{EnvelopeOptions, Recipient};
 use scepkit::issue::{self, self_signed, IssueOptions, SelfSignedRole};
 use scepkit::message::MessageType;
-use scepkit::server::{self, reply_cipher, Reply};
+use scepkit::server::{self, Reply, ReplyEnvelope};
 use scepkit::signed::{IdentifierKind, Signer};
 use scepkit::wire::Certificate;
 use scepkit::{ErrorKind, FailInfo, ScepError};
@@ -56,15 +56,15 @@ fn serve(message: &[u8], legacy: bool, decide: impl FnOnce(&server::RequestFacts
     let incoming = server::read_request(message).unwrap();
     let signer = Signer { key: &ca.key, certificate: &ca.cert, digest: DigestAlg::Sha256, identifier: IdentifierKind::IssuerAndSerialNumber };
     match incoming.open(&[Recipient { certificate: Some(&ca.cert), key: &ca.key }], legacy) {
-        Err(e) => server::cert_rep(&incoming, Reply::from(&e), &signer, Cipher::Aes128Cbc, legacy, &mut OsRng).unwrap(),
+        Err(e) => server::cert_rep(&incoming, Reply::from(&e), &signer, None, legacy, &mut OsRng).unwrap(),
         Ok(facts) => {
-            let cipher = reply_cipher(facts.cipher);
+            let envelope = Some(ReplyEnvelope::in_kind(&facts));
             let reply = match decide(&facts) {
                 Err(e) => Reply::from(&e),
                 Ok(None) => Reply::Pending,
-                Ok(Some(ref issued)) => return server::cert_rep(&incoming, Reply::Issued { certificates: vec![issued, &ca.cert] }, &signer, cipher, legacy, &mut OsRng).unwrap(),
+                Ok(Some(ref issued)) => return server::cert_rep(&incoming, Reply::Issued { certificates: vec![issued, &ca.cert] }, &signer, envelope, legacy, &mut OsRng).unwrap(),
             };
-            server::cert_rep(&incoming, reply, &signer, cipher, legacy, &mut OsRng).unwrap()
+            server::cert_rep(&incoming, reply, &signer, envelope, legacy, &mut OsRng).unwrap()
         }
     }
 }
@@ -112,6 +112,10 @@ fn pkcsreq_round_trips_for_every_cipher_digest_transport_and_identifier() {
             assert_eq!(csr.seat_id("san.dnsname").as_deref(), Some("laptop-42.example.com"));
             Ok(Some(issue_for(csr, 7)))
         });
+        // Answered in kind: the request's cipher (3DES for 3DES) and key transport (OAEP for OAEP).
+        let content = scepkit::signed::SignedMessage::parse(&reply).unwrap().content.unwrap();
+        let opened = scepkit::envelope::open(&content, &[Recipient { certificate: Some(&c.signer_cert), key: c.key }], legacy).unwrap();
+        assert_eq!((opened.cipher, opened.transport), (cipher, transport));
         match client::read_cert_rep(&reply, &req, &requester, &ca, Some(&spki), legacy).unwrap() {
             CertRepOutcome::Issued { certificate, chain } => {
                 assert_eq!(certificate.tbs_certificate.subject.to_string(), "CN=laptop-42,O=Example");
@@ -235,7 +239,7 @@ fn getcert_and_getcrl_carry_issuer_and_serial() {
     assert_eq!(facts.message_type, MessageType::GetCrl);
     let fake_crl = der::asn1::OctetString::new(vec![1, 2, 3]).unwrap().to_der().unwrap();
     let signer = Signer { key: &scepkit_ca().key, certificate: &scepkit_ca().cert, digest: DigestAlg::Sha256, identifier: IdentifierKind::IssuerAndSerialNumber };
-    let reply = server::cert_rep(&incoming, Reply::Crl { crls: vec![&fake_crl] }, &signer, Cipher::Aes128Cbc, false, &mut OsRng).unwrap();
+    let reply = server::cert_rep(&incoming, Reply::Crl { crls: vec![&fake_crl] }, &signer, Some(ReplyEnvelope::in_kind(&facts)), false, &mut OsRng).unwrap();
     let CertRepOutcome::Crl { crls } = client::read_cert_rep(&reply, &req, &requester, &ca, None, false).unwrap() else { panic!() };
     assert_eq!(crls, vec![fake_crl]);
 }
@@ -265,7 +269,7 @@ fn a_certrep_signed_by_a_stranger_is_refused() {
     let stranger_key = test_key(3);
     let stranger = self_signed(stranger_key, "CN=scepkit test CA,O=scepkit", &[1], (NOW - 60, NOW + 60), DigestAlg::Sha256, SelfSignedRole::Ca).unwrap();
     let signer = Signer { key: stranger_key, certificate: &stranger, digest: DigestAlg::Sha256, identifier: IdentifierKind::SubjectKeyIdentifier };
-    let reply = server::cert_rep(&incoming, Reply::Pending, &signer, Cipher::Aes128Cbc, false, &mut OsRng).unwrap();
+    let reply = server::cert_rep(&incoming, Reply::Pending, &signer, None, false, &mut OsRng).unwrap();
     assert_eq!(client::read_cert_rep(&reply, &req, &requester, &ca, None, false).unwrap_err().fail_info, FailInfo::BadMessageCheck);
 }
 

@@ -147,6 +147,9 @@ async function onEnroll(event) {
       subject: fill(profile.subject, seat) || `CN=${seat}`,
       sans: san,
       keyBits: profile.rsa_nbits,
+      // scepkit's service opens RSA-OAEP and answers in kind, so WebCrypto opens the reply too (no private-key
+      // operation of this page runs in wasm).
+      keyTransport: 'rsa-oaep-sha256',
       fingerprint: params.get('fingerprint') ?? profile.fingerprint ?? undefined,
       signal: controller.signal,
       pollInterval: Number(params.get('poll') ?? 3000),

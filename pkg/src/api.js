@@ -120,37 +120,54 @@ export async function generateKey(bits = 2048, { legacy = false, prefer = 'auto'
 }
 
 const WEBCRYPTO_HASH = { sha1: 'SHA-1', sha256: 'SHA-256', sha384: 'SHA-384', sha512: 'SHA-512' };
+// PKCS#1 v1.5 decryption is not in WebCrypto: such a reply is opened by the wasm key.
+const WEBCRYPTO_OAEP = { 'rsa-oaep-sha1': 'SHA-1', 'rsa-oaep-sha256': 'SHA-256' };
 
 /**
- * Runs `build(key, seed)`, core calls that sign, with the RSA signatures made by WebCrypto (native and
- * constant-time) instead of the wasm key. `key(pkcs8)` hands the core a host-held key and `seed(i)` a 32-byte
- * seed fixed for the i-th randomised call, so every run builds the same bytes: a run lists what it could not
- * sign yet, WebCrypto signs that, and the build runs again until nothing is pending (a round per layer of
- * signed data that gets signed again). Without WebCrypto, or for a key it will not take, the wasm key signs.
+ * Runs `build(key, seed)`, core calls that sign or open a reply, with the RSA private-key operations done by
+ * WebCrypto (native and constant-time) instead of the wasm key. `key(pkcs8)` hands the core a host-held key
+ * and `seed(i)` a 32-byte seed fixed for the i-th randomised call, so every run builds the same bytes: a run
+ * lists what it could not do yet (and may fail for want of it), WebCrypto does that, and the build runs again
+ * until nothing is pending (a round per layer of signed data that gets signed again). Without WebCrypto, or
+ * for what it will not do, the wasm key does the whole build.
  */
-async function signedWith(build) {
+async function withHostKeys(build) {
   const seeds = [];
   const seed = (i) => (seeds[i] ??= globalThis.crypto.getRandomValues(new Uint8Array(32)));
   const subtle = globalThis.crypto?.subtle;
   const held = new Map();
   const key = (pkcs8) => {
-    if (!held.has(pkcs8)) held.set(pkcs8, { pkcs8, cryptoKeys: {}, host: { spki: core.publicKeyOf(pkcs8), signatures: [], pending: [] } });
+    if (!held.has(pkcs8)) held.set(pkcs8, { pkcs8, cryptoKeys: {}, host: { spki: core.publicKeyOf(pkcs8), signatures: [], decryptions: [], pending: [] } });
     return held.get(pkcs8).host;
+  };
+  const cryptoKey = (h, algorithm, hash, usage) => (h.cryptoKeys[`${algorithm}/${hash}`] ??= subtle.importKey('pkcs8', h.pkcs8, { name: algorithm, hash }, false, [usage]));
+  const perform = async (h, op) => {
+    if (op.digest) {
+      const k = await cryptoKey(h, 'RSASSA-PKCS1-v1_5', WEBCRYPTO_HASH[op.digest], 'sign');
+      h.host.signatures.push({ ...op, signature: new Uint8Array(await subtle.sign('RSASSA-PKCS1-v1_5', k, op.message)) });
+    } else {
+      const k = await cryptoKey(h, 'RSA-OAEP', WEBCRYPTO_OAEP[op.transport], 'decrypt');
+      h.host.decryptions.push({ ...op, plaintext: new Uint8Array(await subtle.decrypt('RSA-OAEP', k, op.ciphertext)) });
+    }
   };
   for (let round = 0; subtle && round < 4; round++) {
     for (const h of held.values()) h.host.pending = [];
-    const out = build(key, seed);
-    const pending = [...held.values()].flatMap((h) => h.host.pending.map((p) => [h, p]));
-    if (pending.length === 0) return out;
+    let out;
+    let failure;
     try {
-      await Promise.all(
-        pending.map(async ([h, { digest, message }]) => {
-          h.cryptoKeys[digest] ??= subtle.importKey('pkcs8', h.pkcs8, { name: 'RSASSA-PKCS1-v1_5', hash: WEBCRYPTO_HASH[digest] }, false, ['sign']);
-          h.host.signatures.push({ digest, message, signature: new Uint8Array(await subtle.sign('RSASSA-PKCS1-v1_5', await h.cryptoKeys[digest], message)) });
-        }),
-      );
+      out = build(key, seed);
+    } catch (e) {
+      failure = e;
+    }
+    const pending = [...held.values()].flatMap((h) => h.host.pending.map((op) => [h, op]));
+    if (pending.length === 0) {
+      if (failure) throw failure;
+      return out;
+    }
+    try {
+      await Promise.all(pending.map(([h, op]) => perform(h, op)));
     } catch {
-      break; // WebCrypto refused this key or digest: the wasm key signs instead.
+      break; // WebCrypto will not do this (a PKCS#1 v1.5 decryption, an MD5 key, ...): the wasm key does.
     }
   }
   return build((pkcs8) => pkcs8, seed);
@@ -186,7 +203,7 @@ export async function enroll(options) {
   onProgress('request');
   const digest = ctx.negotiated.digest;
   const now = nowSeconds();
-  const { csr, signerCert } = await signedWith((key, seed) => ({
+  const { csr, signerCert } = await withHostKeys((key, seed) => ({
     csr: core.buildCsr(key(keyPkcs8), { subject, sans, challenge, digest, digitalSignature: true, keyEncipherment: true }),
     // RFC 8894 §2.3: a transient self-signed certificate signs the request and receives the reply.
     signerCert: core.selfSignedCertificate(key(keyPkcs8), subject, now - 300, now + 7 * 86400, digest, 'signer', seed(0)),
@@ -210,7 +227,7 @@ export async function renew(options) {
   const keyPkcs8 = options.reuseKey ? currentKey : await generateKey(keyBits, { legacy, prefer: options.keyGenerator });
   onProgress('request');
   const csrRequest = { subject, sans: options.sans ?? [], challenge: options.challenge, digest: ctx.negotiated.digest, digitalSignature: true, keyEncipherment: true };
-  const csr = await signedWith((key) => core.buildCsr(key(keyPkcs8), csrRequest));
+  const csr = await withHostKeys((key) => core.buildCsr(key(keyPkcs8), csrRequest));
   const messageType = ctx.negotiated.renewal ? 'RenewalReq' : 'PKCSReq';
   return exchange(ctx, { messageType, csr, keyPkcs8, signingKey: currentKey, signerCert: currentCert, subject }, options, onProgress);
 }
@@ -240,7 +257,7 @@ async function exchange(ctx, req, options, onProgress) {
   const { negotiated, ca, legacy } = ctx;
   const reqOptions = { cipher: negotiated.cipher, digest: negotiated.digest, legacy, keyTransport: options.keyTransport, identifier: options.identifier };
   const expectedSpki = core.csrPublicKey(req.csr);
-  const build = (options) => signedWith((key, seed) => core.buildRequest(req.csr, key(req.signingKey), req.signerCert, ca.body, { ...reqOptions, ...options, seed: seed(0) }));
+  const build = (options) => withHostKeys((key, seed) => core.buildRequest(req.csr, key(req.signingKey), req.signerCert, ca.body, { ...reqOptions, ...options, seed: seed(0) }));
   let request = await build({ messageType: req.messageType, transactionId: options.transactionId });
   const transactionId = request.transactionId;
   const pollInterval = options.pollInterval ?? 5000;
@@ -248,7 +265,7 @@ async function exchange(ctx, req, options, onProgress) {
   for (let polls = 0; ; polls++) {
     onProgress(polls === 0 ? 'send' : 'poll', { transactionId, polls });
     const reply = await pkiOperation(ctx.url, request.message, negotiated.post, options);
-    const outcome = core.readCertRep(reply, request, req.signingKey, req.signerCert, ca.body, expectedSpki, legacy);
+    const outcome = await withHostKeys((key) => core.readCertRep(reply, request, key(req.signingKey), req.signerCert, ca.body, expectedSpki, legacy));
     if (outcome.status === 'issued') {
       onProgress('done', { transactionId });
       const chain = outcome.chain.length ? outcome.chain : [ca.ca];

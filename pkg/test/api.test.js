@@ -187,7 +187,7 @@ test('the browser build: the client without the CA side, and no DES or 3DES even
   assert.ok(client.buildRequest(csr, key, signer, ca, { ...options, cipher: 'aes-256-cbc', legacy: false }).message.length > 0);
 });
 
-test('a host-held key signs by replay: the same bytes as the wasm key, and enroll signs with WebCrypto', async () => {
+test('a host-held key signs by replay: the same bytes as the wasm key; enroll signs with WebCrypto, and opens an OAEP reply with it', async () => {
   const { generateKeyPairSync, sign } = await import('node:crypto');
   const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
   const pkcs8 = new Uint8Array(privateKey.export({ type: 'pkcs8', format: 'der' }));
@@ -204,19 +204,26 @@ test('a host-held key signs by replay: the same bytes as the wasm key, and enrol
   assert.equal(host.pending.length, 0);
 
   const subtle = globalThis.crypto.subtle;
-  const original = subtle.sign;
-  let signed = 0;
-  subtle.sign = function (...args) {
-    signed++;
-    return original.apply(this, args);
-  };
+  const original = { sign: subtle.sign, decrypt: subtle.decrypt };
+  const calls = { sign: 0, decrypt: 0 };
+  for (const op of ['sign', 'decrypt']) {
+    subtle[op] = function (...args) {
+      calls[op]++;
+      return original[op].apply(this, args);
+    };
+  }
   try {
     const ca = makeCa();
-    const log = [];
-    const result = await scep.enroll({ url: URL_, challenge: 'c', subject: 'CN=native', keyPkcs8: pkcs8, fetch: scepFetch(ca, () => ({ issue: true }), { log }) });
+    const result = await scep.enroll({ url: URL_, challenge: 'c', subject: 'CN=native', keyPkcs8: pkcs8, fetch: scepFetch(ca, () => ({ issue: true })) });
     assert.equal(scep.inspect(result.certificate).subject, 'CN=native');
-    assert.equal(signed, 3, 'WebCrypto signs the CSR, the signer certificate and the PKIMessage, once each');
+    assert.deepEqual(calls, { sign: 3, decrypt: 0 }, 'WebCrypto signs the CSR, the signer certificate and the PKIMessage; a PKCS#1 v1.5 reply is opened in wasm');
+    calls.sign = 0;
+    const log = [];
+    const oaep = await scep.enroll({ url: URL_, challenge: 'c', subject: 'CN=oaep', keyPkcs8: pkcs8, keyTransport: 'rsa-oaep-sha256', fetch: scepFetch(ca, () => ({ issue: true }), { log }) });
+    assert.equal(log[0].facts.key_transport, 'rsa-oaep-sha256');
+    assert.equal(scep.inspect(oaep.certificate).subject, 'CN=oaep');
+    assert.deepEqual(calls, { sign: 3, decrypt: 1 }, 'the reply, answered in kind with RSA-OAEP, is opened by WebCrypto');
   } finally {
-    subtle.sign = original;
+    Object.assign(subtle, original);
   }
 });

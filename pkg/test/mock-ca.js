@@ -23,10 +23,12 @@ export function makeCa({ nativeCrypto = false, publicOps, subject = 'CN=scepkit 
         )
       : scep.ServerKey.fromPkcs8(pkcs8);
   const spkiKey = (der) => createPublicKey({ key: der, format: 'der', type: 'spki' });
+  const padding = (t) => (t === 'rsa-pkcs1v15' ? { padding: constants.RSA_PKCS1_PADDING } : { padding: constants.RSA_PKCS1_OAEP_PADDING, oaepHash: t === 'rsa-oaep-sha256' ? 'sha256' : 'sha1' });
+  const encrypt = (t, spkiDer, data) => new Uint8Array(publicEncrypt({ key: spkiKey(spkiDer), ...padding(t) }, data));
   const hostPublicOps = {
-    native: [(d, spkiDer, data, sig) => nodeVerify(d, data, spkiKey(spkiDer), sig), (t, spkiDer, data) => new Uint8Array(publicEncrypt({ key: spkiKey(spkiDer), padding: constants.RSA_PKCS1_PADDING }, data))],
+    native: [(d, spkiDer, data, sig) => nodeVerify(d, data, spkiKey(spkiDer), sig), encrypt],
     // A host that rejects every signature: the core must refuse, not trust.
-    lying: [() => false, (t, spkiDer, data) => new Uint8Array(publicEncrypt({ key: spkiKey(spkiDer), padding: constants.RSA_PKCS1_PADDING }, data))],
+    lying: [() => false, encrypt],
   }[publicOps];
   const identity = () => {
     const id = new scep.ServerIdentity(caCert, key());
@@ -76,7 +78,7 @@ export function scepFetch(ca, decide, { legacy = false, log = [] } = {}) {
       reply = { status: 'failed', failInfo: e.failInfo ?? 'badRequest', message: e.message };
     }
     log.push({ messageType: request.messageType, transactionId: request.transactionId, method: init.method ?? 'GET', status: reply.status, facts });
-    const body = scep.certRep(request, reply, identity, facts?.cipher ?? 'aes-128-cbc', legacy);
+    const body = scep.certRep(request, reply, identity, legacy);
     return new Response(body, { headers: { 'content-type': 'application/x-pki-message' } });
   };
 }

@@ -50,14 +50,16 @@ fn key(pkcs8: &[u8]) -> JsResult<RsaKey> {
     RsaKey::import(pkcs8).map_err(js_error)
 }
 
-/// A signing key as the signing functions take it: PKCS#8/PEM bytes (the pure-Rust key), or a key the host
-/// holds, `{ spki, signatures: [{ digest, message, signature }], pending: [] }`.
+/// A private key as the functions take it: PKCS#8/PEM bytes (the pure-Rust key), or a key the host holds,
+/// `{ spki, signatures: [{ digest, message, signature }], decryptions?: [{ transport, ciphertext, plaintext }],
+/// pending: [] }`.
 ///
-/// WebCrypto signs only asynchronously, so a host-held key signs by replay: the host runs the same seeded
-/// (so byte-identical) build again until it asks for nothing new. A run answers each signature from
+/// WebCrypto works only asynchronously, so a host-held key works by replay: the host runs the same seeded
+/// (so byte-identical) call again until it asks for nothing new. A run answers each signature from
 /// `signatures`, or appends `{ digest, message }` to `pending` and goes on with a blank signature of the
-/// right length; the host signs what is pending and runs again (see `signedWith` in the package).
-fn signing_key(value: &JsValue) -> JsResult<Box<dyn crate::keys::PrivateKeyOps>> {
+/// right length; each key transport from `decryptions`, or appends `{ transport, ciphertext }` to `pending`
+/// and fails. The host does what is pending and runs again (see `withHostKeys` in the package).
+fn private_key(value: &JsValue) -> JsResult<Box<dyn crate::keys::PrivateKeyOps>> {
     if let Some(bytes) = value.dyn_ref::<js_sys::Uint8Array>() {
         return Ok(Box::new(key(&bytes.to_vec())?));
     }
@@ -65,13 +67,31 @@ fn signing_key(value: &JsValue) -> JsResult<Box<dyn crate::keys::PrivateKeyOps>>
     let spki = field("spki")?.dyn_into::<js_sys::Uint8Array>().map_err(|_| js_error(ScepError::invalid_input("a key is PKCS#8 bytes or { spki, signatures, pending }")))?;
     let spki = spki::SubjectPublicKeyInfoOwned::from_der(&spki.to_vec()).map_err(|e| js_error(ScepError::invalid_input(format!("public key: {e}"))))?;
     let array = |name: &str| field(name)?.dyn_into::<js_sys::Array>().map_err(|_| js_error(ScepError::invalid_input(format!("a host-held key needs the array {name}"))));
-    Ok(Box::new(HostHeldKey { public: crate::keys::rsa_public_key(&spki).map_err(js_error)?, signatures: array("signatures")?, pending: array("pending")? }))
+    let decryptions = if field("decryptions")?.is_undefined() { js_sys::Array::new() } else { array("decryptions")? };
+    Ok(Box::new(HostHeldKey { public: crate::keys::rsa_public_key(&spki).map_err(js_error)?, signatures: array("signatures")?, decryptions, pending: array("pending")? }))
 }
 
 struct HostHeldKey {
     public: rsa::RsaPublicKey,
     signatures: js_sys::Array,
+    decryptions: js_sys::Array,
     pending: js_sys::Array,
+}
+
+impl HostHeldKey {
+    /// The `out` of the entry whose `name` and `input` match, else `{ name, input }` joins `pending`.
+    fn replay(&self, done: &js_sys::Array, (name_key, name): (&str, &str), input_key: &str, input: &[u8], out_key: &str) -> Option<Vec<u8>> {
+        let get = |v: &JsValue, k: &str| js_sys::Reflect::get(v, &k.into()).unwrap_or(JsValue::UNDEFINED);
+        let bytes = |v: JsValue| v.dyn_into::<js_sys::Uint8Array>().map(|a| a.to_vec()).ok();
+        if let Some(entry) = done.iter().find(|e| get(e, name_key).as_string().as_deref() == Some(name) && bytes(get(e, input_key)).as_deref() == Some(input)) {
+            return bytes(get(&entry, out_key));
+        }
+        let request = js_sys::Object::new();
+        let _ = js_sys::Reflect::set(&request, &name_key.into(), &name.into());
+        let _ = js_sys::Reflect::set(&request, &input_key.into(), &js_sys::Uint8Array::from(input));
+        self.pending.push(&request);
+        None
+    }
 }
 
 impl crate::keys::PrivateKeyOps for HostHeldKey {
@@ -80,22 +100,12 @@ impl crate::keys::PrivateKeyOps for HostHeldKey {
     }
 
     fn sign(&self, digest: DigestAlg, message: &[u8]) -> crate::error::Result<Vec<u8>> {
-        let get = |v: &JsValue, k: &str| js_sys::Reflect::get(v, &k.into()).unwrap_or(JsValue::UNDEFINED);
-        let bytes = |v: JsValue| v.dyn_into::<js_sys::Uint8Array>().map(|a| a.to_vec()).ok();
-        for entry in self.signatures.iter() {
-            if get(&entry, "digest").as_string().as_deref() == Some(digest.name()) && bytes(get(&entry, "message")).as_deref() == Some(message) {
-                return bytes(get(&entry, "signature")).ok_or_else(|| ScepError::invalid_input("a host signature is not bytes"));
-            }
-        }
-        let request = js_sys::Object::new();
-        let _ = js_sys::Reflect::set(&request, &"digest".into(), &digest.name().into());
-        let _ = js_sys::Reflect::set(&request, &"message".into(), &js_sys::Uint8Array::from(message));
-        self.pending.push(&request);
-        Ok(vec![0; rsa::traits::PublicKeyParts::size(&self.public)])
+        Ok(self.replay(&self.signatures, ("digest", digest.name()), "message", message, "signature").unwrap_or_else(|| vec![0; rsa::traits::PublicKeyParts::size(&self.public)]))
     }
 
-    fn decrypt(&self, _: KeyTransport, _: &[u8]) -> crate::error::Result<Vec<u8>> {
-        Err(ScepError::invalid_input("a host-held key signs only; pass the PKCS#8 key to read a reply"))
+    fn decrypt(&self, transport: KeyTransport, ciphertext: &[u8]) -> crate::error::Result<Vec<u8>> {
+        let name = to_js(&transport).ok().and_then(|v| v.as_string()).unwrap_or_default();
+        self.replay(&self.decryptions, ("transport", &name), "ciphertext", ciphertext, "plaintext").ok_or_else(ScepError::decrypt_failed)
     }
 }
 
@@ -203,7 +213,7 @@ pub fn check_fingerprint(body: &[u8], fingerprint: &str) -> JsResult<()> {
 #[wasm_bindgen(js_name = buildCsr)]
 pub fn build_csr(key: JsValue, request: JsValue) -> JsResult<Vec<u8>> {
     let request: CsrRequest = from_js(request)?;
-    request.build(signing_key(&key)?.as_ref()).map_err(js_error)
+    request.build(private_key(&key)?.as_ref()).map_err(js_error)
 }
 
 /// The facts of a CSR, after its proof of possession verified.
@@ -225,7 +235,7 @@ pub fn self_signed_certificate(key: JsValue, subject: &str, not_before: f64, not
     let role: SelfSignedRole = from_js(role.into())?;
     let digest = DigestAlg::from_name(digest).map_err(js_error)?;
     let serial = random_serial(&mut rng(seed)?);
-    let cert = crate::issue::self_signed(signing_key(&key)?.as_ref(), subject, &serial, (not_before as u64, not_after as u64), digest, role).map_err(js_error)?;
+    let cert = crate::issue::self_signed(private_key(&key)?.as_ref(), subject, &serial, (not_before as u64, not_after as u64), digest, role).map_err(js_error)?;
     cert.to_der().map_err(|e| js_error(e.into()))
 }
 
@@ -285,7 +295,7 @@ fn message_type(name: &str) -> JsResult<MessageType> {
 #[wasm_bindgen(js_name = buildRequest)]
 pub fn build_request(content: &[u8], key: JsValue, signer_certificate: &[u8], ca_cert_body: &[u8], options: JsValue) -> JsResult<JsValue> {
     let o: RequestOptionsJs = from_js(options)?;
-    let key = signing_key(&key)?;
+    let key = private_key(&key)?;
     let cert = certificate(signer_certificate)?;
     let ca = CaCertificates::parse(ca_cert_body).map_err(js_error)?;
     let requester = Requester { key: key.as_ref(), certificate: &cert };
@@ -349,13 +359,13 @@ enum OutcomeJs {
 /// [`csr_public_key`]) picks and checks the issued certificate. Returns `{ status: "issued" | "pending" |
 /// "failed" | "crl", ... }`; integrity problems throw.
 #[wasm_bindgen(js_name = readCertRep)]
-pub fn read_cert_rep(reply: &[u8], request: JsValue, key_pkcs8: &[u8], signer_certificate: &[u8], ca_cert_body: &[u8], expected_spki: Option<Vec<u8>>, legacy: bool) -> JsResult<JsValue> {
+pub fn read_cert_rep(reply: &[u8], request: JsValue, key: JsValue, signer_certificate: &[u8], ca_cert_body: &[u8], expected_spki: Option<Vec<u8>>, legacy: bool) -> JsResult<JsValue> {
     let r: PkiRequestJs = from_js(request)?;
     let request = PkiRequest { message_type: message_type(&r.message_type)?, message: r.message, transaction_id: r.transaction_id, sender_nonce: r.sender_nonce };
-    let key = key(key_pkcs8)?;
+    let key = private_key(&key)?;
     let cert = certificate(signer_certificate)?;
     let ca = CaCertificates::parse(ca_cert_body).map_err(js_error)?;
-    let outcome = client::read_cert_rep(reply, &request, &Requester { key: &key, certificate: &cert }, &ca, expected_spki.as_deref(), legacy).map_err(js_error)?;
+    let outcome = client::read_cert_rep(reply, &request, &Requester { key: key.as_ref(), certificate: &cert }, &ca, expected_spki.as_deref(), legacy).map_err(js_error)?;
     let der = |c: &Certificate| c.to_der().map_err(|e| js_error(e.into()));
     let out = match outcome {
         CertRepOutcome::Issued { certificate, chain } => {

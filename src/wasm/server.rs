@@ -5,7 +5,7 @@ use rand_core::OsRng;
 use wasm_bindgen::prelude::*;
 
 use super::{certificate, from_js, js_error, key, random_serial, to_js, JsResult};
-use crate::algorithms::{Cipher, DigestAlg, KeyTransport};
+use crate::algorithms::{DigestAlg, KeyTransport};
 use crate::caps::CaCaps;
 use crate::csr::CsrFacts;
 use crate::error::ScepError;
@@ -302,12 +302,12 @@ pub fn refusal(kind: &str) -> JsResult<JsValue> {
 }
 
 /// Answers a request. `reply` is `{ status: "issued", certificates: [leaf, ...chain] }`, `{ status: "crl",
-/// crls: [...] }`, `{ status: "pending" }` or `{ status: "failed", failInfo, message }`; `cipher` is the
-/// request's (see `replyCipher`).
+/// crls: [...] }`, `{ status: "pending" }` or `{ status: "failed", failInfo, message }`. A SUCCESS is
+/// enveloped in kind with the opened request.
 #[wasm_bindgen(js_name = certRep)]
-pub fn cert_rep(request: &ScepRequest, reply: JsValue, identity: &ServerIdentity, cipher: &str, legacy: bool) -> JsResult<Vec<u8>> {
+pub fn cert_rep(request: &ScepRequest, reply: JsValue, identity: &ServerIdentity, legacy: bool) -> JsResult<Vec<u8>> {
     let r: ReplyJs = from_js(reply)?;
-    let cipher = crate::server::reply_cipher(Cipher::from_name(cipher).map_err(js_error)?);
+    let envelope = request.facts.as_ref().map(crate::server::ReplyEnvelope::in_kind);
     let issued = r.certificates.iter().map(|b| certificate(b)).collect::<JsResult<Vec<_>>>()?;
     let crls: Vec<&[u8]> = r.crls.iter().map(|b| b.as_slice()).collect();
     let reply = match r.status.as_str() {
@@ -321,7 +321,7 @@ pub fn cert_rep(request: &ScepRequest, reply: JsValue, identity: &ServerIdentity
         other => return Err(js_error(ScepError::invalid_input(format!("unknown reply status {other}")))),
     };
     let digest = request.incoming.signed.digest_alg().ok().filter(|d| legacy || !d.is_legacy()).unwrap_or(DigestAlg::Sha256);
-    crate::server::cert_rep_with(&request.incoming, reply, &identity.signer(digest), cipher, legacy, identity.public_ops(), &mut OsRng).map_err(js_error)
+    crate::server::cert_rep_with(&request.incoming, reply, &identity.signer(digest), envelope, legacy, identity.public_ops(), &mut OsRng).map_err(js_error)
 }
 
 #[derive(serde::Deserialize)]

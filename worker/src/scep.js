@@ -258,7 +258,7 @@ async function fail(ctx, e) {
 function reply(ctx, outcome) {
   let body;
   try {
-    body = scep.certRep(ctx.request, outcome, ctx.id, ctx.facts?.cipher ?? 'aes-128-cbc', ctx.legacy);
+    body = scep.certRep(ctx.request, outcome, ctx.id, ctx.legacy);
   } catch (e) {
     // A request the core could read but cannot be answered on the wire is still the requester's fault.
     return new Response(`Bad SCEP request: cannot answer it: ${e.message}`, { status: 400 });
