@@ -25,11 +25,27 @@ export async function publicProfiles(c) {
   });
 }
 
+// Profiles as last read, per isolate, by the name a request used (or "" for the default profile). An
+// enrollment uses its cached profile and checks it in the same D1 batch as the policy's facts; a changed or
+// deleted profile is read again and the request handled afresh, so no decision is ever made on a stale one.
+// Losing the cache loses nothing.
+const profileCache = new Map();
+
+async function readProfile(c, store, profileName) {
+  const profile = profileName ? await store.profileByName(profileName) : await store.defaultProfile(c.env.DEFAULT_PROFILE);
+  if (profile) profileCache.set(profileName ?? '', profile);
+  else profileCache.delete(profileName ?? '');
+  return profile;
+}
+
+const noProfile = (c, profileName) => c.text(profileName ? `No SCEP profile named ${profileName}` : 'No SCEP profile is configured', 404);
+
 export async function handleScep(c, profileName) {
   const store = new Store(c.env.DB);
-  const profile = profileName ? await store.profileByName(profileName) : await store.defaultProfile(c.env.DEFAULT_PROFILE);
-  if (!profile) return c.text(profileName ? `No SCEP profile named ${profileName}` : 'No SCEP profile is configured', 404);
   const operation = c.req.query('operation');
+  if (operation === 'PKIOperation') return pkiOperation(c, store, profileName);
+  const profile = await readProfile(c, store, profileName);
+  if (!profile) return noProfile(c, profileName);
   switch (operation) {
     case 'GetCACaps':
       return c.text(scep.serverCaCaps(profile.body.legacy, Boolean(c.env.NEXT_CA_CERT)), 200, { 'content-type': 'text/plain' });
@@ -44,8 +60,6 @@ export async function handleScep(c, profileName) {
       const body = identity(c.env).nextCaCertResponse(pem(c.env.NEXT_CA_CERT), c.env.NEXT_RA_CERT ? pem(c.env.NEXT_RA_CERT) : undefined);
       return new Response(body, { headers: { 'content-type': 'application/x-x509-next-ca-cert' } });
     }
-    case 'PKIOperation':
-      return pkiOperation(c, store, profile);
     default:
       return c.text(operation ? `Unsupported operation ${operation}` : 'Missing operation parameter', 400);
   }
@@ -68,27 +82,44 @@ async function readMessage(c) {
   }
 }
 
-async function pkiOperation(c, store, profile) {
+async function pkiOperation(c, store, profileName) {
   const t = now();
-  const auditEntry = (entry) => ({ time: t, profile: profile.name, operation: 'PKIOperation', ...entry });
-  const audit = (entry) => store.audit(auditEntry(entry));
   const { bytes, error } = await readMessage(c);
   let request;
   try {
     if (error) throw new Error(error);
     request = scep.readRequest(bytes);
   } catch (e) {
-    await audit({ status: 'Failure', code: 'malformed', message: e.message });
+    const profile = await readProfile(c, store, profileName);
+    if (!profile) return noProfile(c, profileName);
+    await store.audit({ time: t, profile: profile.name, operation: 'PKIOperation', status: 'Failure', code: 'malformed', message: e.message });
     return c.text(`Bad SCEP request: ${e.message}`, 400);
   }
-  const ctx = { c, store, profile, request, t, id: identity(c.env), legacy: Boolean(profile.body.legacy) };
+  // Enrollments check a cached profile in their facts batch; other operations read it first.
+  const cached = ['PKCSReq', 'RenewalReq', 'CertPoll'].includes(request.messageType) ? profileCache.get(profileName ?? '') : undefined;
+  const profile = cached ?? (await readProfile(c, store, profileName));
+  if (!profile) return noProfile(c, profileName);
+  return answer({ c, store, profileName, profile, cached: Boolean(cached), request, t });
+}
+
+/** Handles the request again with the profile as D1 has it now (the cached one was stale, or is doubted). */
+async function afresh(ctx) {
+  const profile = await readProfile(ctx.c, ctx.store, ctx.profileName);
+  if (!profile) return noProfile(ctx.c, ctx.profileName);
+  return answer({ ...ctx, profile, cached: false });
+}
+
+async function answer({ c, store, profileName, profile, cached, request, t }) {
+  const auditEntry = (entry) => ({ time: t, profile: profile.name, operation: 'PKIOperation', ...entry });
+  const ctx = { c, store, profileName, profile, cached, request, t, id: identity(c.env), legacy: Boolean(profile.body.legacy) };
   ctx.auditEntry = (entry) => auditEntry({ transactionId: request.transactionId, operation: request.messageType, ...entry });
   ctx.audit = (entry) => store.audit(ctx.auditEntry(entry));
   let facts;
   try {
     facts = request.open(ctx.id, ctx.legacy);
   } catch (e) {
-    return fail(ctx, e);
+    // A refusal (e.g. 3DES on a modern profile) is only given on the profile as D1 has it.
+    return cached ? afresh(ctx) : fail(ctx, e);
   }
   ctx.facts = facts;
   try {
@@ -117,9 +148,10 @@ async function enrollment(ctx) {
       // the policy reports the missing seat with the spec's wording
     }
   }
-  const { seatExists, openEnrollment, redeemed, signer, prior } = await store.requestFacts({
-    seatId, profileId: profile.id, signerFingerprint: facts.signer.fingerprint, selfSigned: facts.signer.self_signed, transactionId: facts.transaction_id,
+  const { seatExists, openEnrollment, redeemed, signer, prior, profileBody } = await store.requestFacts({
+    seatId, profileId: profile.id, signerFingerprint: facts.signer.fingerprint, selfSigned: facts.signer.self_signed, transactionId: facts.transaction_id, checkProfile: ctx.cached,
   });
+  if (ctx.cached && (profileBody === null || JSON.stringify(JSON.parse(profileBody)) !== JSON.stringify(profile.body))) return afresh(ctx);
   const storeFacts = {
     seat_exists: seatExists,
     open_enrollment: openEnrollment ?? undefined,

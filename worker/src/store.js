@@ -110,11 +110,12 @@ export class Store {
 
   /**
    * Everything the policy needs to know about one request, read in one round trip (one batch of SELECTs):
-   * the seat, its open and last redeemed enrollment, the issued certificate that signed it, a prior transaction.
+   * the seat, its open and last redeemed enrollment, the issued certificate that signed it, a prior transaction,
+   * and with `checkProfile` the profile's body as it is now (to check a cached copy).
    */
-  async requestFacts({ seatId, profileId, signerFingerprint, selfSigned, transactionId }) {
+  async requestFacts({ seatId, profileId, signerFingerprint, selfSigned, transactionId, checkProfile = false }) {
     const none = this.db.prepare('SELECT NULL AS x WHERE 0');
-    const [seat, open, redeemed, signer, prior] = await this.db.batch([
+    const [seat, open, redeemed, signer, prior, profile] = await this.db.batch([
       seatId ? this.db.prepare('SELECT 1 AS x FROM seats WHERE id = ?').bind(seatId) : none,
       seatId
         ? this.db.prepare("SELECT id, code_mac, expires_at FROM enrollments WHERE seat_id = ? AND profile_id = ? AND status = 'CREATED' ORDER BY created_at DESC LIMIT 1").bind(seatId, profileId)
@@ -124,9 +125,10 @@ export class Store {
         : none,
       selfSigned ? none : this.db.prepare('SELECT * FROM certificates WHERE fingerprint = ?').bind(signerFingerprint),
       this.db.prepare('SELECT * FROM transactions WHERE profile_id = ? AND transaction_id = ? AND signer_fingerprint = ?').bind(profileId, transactionId, signerFingerprint),
+      checkProfile ? this.db.prepare('SELECT body FROM profiles WHERE id = ?').bind(profileId) : none,
     ]);
     const first = (r) => r.results[0] ?? null;
-    return { seatExists: Boolean(first(seat)), openEnrollment: first(open), redeemed: first(redeemed), signer: first(signer), prior: first(prior) };
+    return { seatExists: Boolean(first(seat)), openEnrollment: first(open), redeemed: first(redeemed), signer: first(signer), prior: first(prior), profileBody: first(profile)?.body ?? null };
   }
 
   /** Redeems atomically: one statement that only succeeds while the enrollment is still CREATED. */

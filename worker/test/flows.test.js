@@ -1,6 +1,6 @@
 // Concurrency, retransmission, manual approval, GET transport quirks, GetCert/GetCRL and the CRL.
 import { describe, expect, it } from 'vitest';
-import { api, auditFor, BASE, enroll, enrolledSeat, failureOf, fetchWorker, requester, scep } from './helpers.js';
+import { api, auditFor, BASE, enroll, enrolledSeat, failureOf, fetchWorker, profileBody, requester, scep } from './helpers.js';
 
 /** The requester of helpers.js with its CSR and the issued certificate checked against that CSR's key. */
 async function lowLevel(s) {
@@ -132,5 +132,27 @@ describe('renewal and revocation', () => {
       if (messageType === 'GetCert') expect(outcome.certificate).toEqual(cert.certificate);
       else expect([...outcome.crls[0]].map((b) => b.toString(16).padStart(2, '0')).join('')).toContain(serial);
     }
+  });
+});
+
+describe('profiles', () => {
+  it('a change to a profile applies to the very next request, though enrollments keep a cached copy', async () => {
+    const s = await enrolledSeat();
+    // The first enrollment caches the profile as created.
+    expect(scep.inspect((await enroll({ url: s.url, challenge: s.code, subject: `CN=${s.seat}` })).certificate).subject).toBe(`CN=${s.seat}`);
+    const nextCode = async (profile = s.profile) => (await api('POST', '/enrollments', { seat_id: s.seat, profile })).json.enrollment_code;
+
+    // 3DES on the modern profile is refused; made legacy and held for approval, the next 3DES request is held.
+    const c = await lowLevel({ ...s, code: await nextCode() });
+    expect(await c.send(c.build({ cipher: 'des-ede3-cbc', legacy: true }))).toMatchObject({ status: 'failed', failInfo: 'badAlg' });
+    expect((await api('PUT', `/scep-profiles/${s.profileId}`, profileBody(s.profile, { legacy: true, manual_approval: true }))).status).toBe(200);
+    expect((await c.send(c.build({ cipher: 'des-ede3-cbc', legacy: true }), { legacy: true })).status).toBe('pending');
+
+    // Renamed, the profile no longer answers under its old name.
+    const d = await lowLevel({ ...s, code: await nextCode() });
+    expect((await api('PUT', `/scep-profiles/${s.profileId}`, profileBody(`${s.profile}-b`))).status).toBe(200);
+    await expect(d.send(d.build())).rejects.toThrow(/HTTP 404: No SCEP profile named/);
+    const renamed = await lowLevel({ ...s, url: `${BASE}/scep/${s.profile}-b`, code: await nextCode(`${s.profile}-b`) });
+    expect((await renamed.send(renamed.build())).status).toBe('issued');
   });
 });
