@@ -39,10 +39,27 @@ async function core() {
   const csr = scep.buildCsr(key, request);
   const opts = { messageType: 'PKCSReq', cipher: 'aes-128-cbc', digest: 'sha256' };
   const build = median(await timeEach(30, () => scep.buildRequest(csr, key, signer, ca, opts)));
-  const message = scep.buildRequest(csr, key, signer, ca, opts).message;
+  const message = scep.buildRequest(csr, key, signer, ca, { ...opts, keyTransport: 'rsa-oaep-sha1' }).message;
   const identity = new scep.ServerIdentity(ca, scep.ServerKey.fromPkcs8(caKey));
   const open = median(await timeEach(30, () => scep.readRequest(message).open(identity, false)));
-  const wasm = { keygen_2048_seeded: keygen, csr_build: csrBuild, pkimessage_build: build, pkimessage_open: open };
+  // The same work with the host's RSA (node:crypto) behind the seam, as the Worker and the package run it:
+  // the CSR by replay (the core asks, the host signs, the core runs again), the PKIMessage opened by
+  // ServerKey.fromCallbacks + useHostPublicKeyOps.
+  const { createPrivateKey, sign } = await import('node:crypto');
+  const { nativeKey, nativePublicKeyOps } = await import('../worker/src/ca.js');
+  const nodeKey = createPrivateKey({ key: Buffer.from(key), format: 'der', type: 'pkcs8' });
+  const csrHost = median(await timeEach(30, () => {
+    const host = { spki: scep.publicKeyOf(key), signatures: [], pending: [] };
+    scep.buildCsr(host, request);
+    for (const { digest, message: m } of host.pending) host.signatures.push({ digest, message: m, signature: new Uint8Array(sign(digest, m, nodeKey)) });
+    host.pending = [];
+    return scep.buildCsr(host, request);
+  }));
+  const caPem = createPrivateKey({ key: Buffer.from(caKey), format: 'der', type: 'pkcs8' }).export({ type: 'pkcs8', format: 'pem' });
+  const hostIdentity = new scep.ServerIdentity(ca, nativeKey(caPem));
+  hostIdentity.useHostPublicKeyOps(...nativePublicKeyOps);
+  const openHost = median(await timeEach(30, () => scep.readRequest(message).open(hostIdentity, false)));
+  const wasm = { keygen_2048_seeded: keygen, csr_build: csrBuild, pkimessage_build: build, pkimessage_open: open, csr_build_host_rsa: csrHost, pkimessage_open_host_rsa: openHost };
   results.core = Object.fromEntries(Object.keys(native).map((k) => [k, { native_ms: round(native[k]), wasm_ms: round(wasm[k]), ratio: round(wasm[k] / native[k]) }]));
 }
 
@@ -291,7 +308,7 @@ const targets = [
   ['server CPU per PKIOperation <= 3 ms', results.server_cpu && results.server_cpu.pkioperation_cpu_p50_ms <= 3],
   ['server throughput >= 1.0x micromdm (c8)', s && s.ours_over_theirs.c8_throughput >= 1],
   ['browser enroll <= 1.5x bare keygen', results.browser && results.browser.ratio <= 1.5],
-  ['core wasm <= 3x native (all ops)', results.core && Object.values(results.core).every((o) => o.ratio <= 3)],
+  ['core wasm <= 3x native (all ops, pure wasm)', results.core && Object.entries(results.core).every(([k, o]) => k.endsWith('_host_rsa') || o.ratio <= 3)],
   ['browser client wasm <= 80 KB gz', results.size && results.size.browser_client_wasm.gz_bytes <= 80 * 1024],
   ['worker wasm <= 400 KB gz', results.size && results.size.worker_wasm.gz_bytes <= 400 * 1024],
   ['worker bundle (wasm + JS, as deployed) <= 400 KB gz', results.cold_start && results.cold_start.worker_bundle.gz_bytes <= 400 * 1024],
