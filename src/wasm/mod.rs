@@ -228,9 +228,9 @@ pub fn csr_public_key(der: &[u8]) -> JsResult<Vec<u8>> {
     Ok(CsrFacts::from_der(der).map_err(js_error)?.spki_der)
 }
 
-/// A self-signed certificate: `role` is "signer" (a client's transient SCEP signer) or "ca".
+/// A self-signed certificate: `role` is "signer" (a client's transient SCEP signer) or "ca". `seed` (32 bytes)
+/// fixes the serial, for a host replaying the call (see [`private_key`]).
 #[wasm_bindgen(js_name = selfSignedCertificate)]
-/// `seed` (32 bytes) fixes the serial, for a host replaying the build (see `signing_key`).
 pub fn self_signed_certificate(key: JsValue, subject: &str, not_before: f64, not_after: f64, digest: &str, role: &str, seed: Option<Vec<u8>>) -> JsResult<Vec<u8>> {
     let role: SelfSignedRole = from_js(role.into())?;
     let digest = DigestAlg::from_name(digest).map_err(js_error)?;
@@ -267,7 +267,7 @@ struct RequestOptionsJs {
     /// GetCert / GetCRL: serial (hex) of a certificate issued by the CA.
     #[serde(default)]
     serial: Option<String>,
-    /// 32 bytes: the build's randomness, for a host replaying it (see `signing_key`).
+    /// 32 bytes: the build's randomness, for a host replaying it (see [`private_key`]).
     #[serde(default, with = "serde_bytes")]
     seed: Option<Vec<u8>>,
 }

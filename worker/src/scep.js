@@ -33,7 +33,9 @@ const profileCache = new Map();
 
 async function readProfile(c, store, profileName) {
   const profile = profileName ? await store.profileByName(profileName) : await store.defaultProfile(c.env.DEFAULT_PROFILE);
-  if (profile) profileCache.set(profileName ?? '', profile);
+  // A stand-in for a DEFAULT_PROFILE that does not exist yet is not kept: its creation would go unnoticed.
+  const standIn = !profileName && c.env.DEFAULT_PROFILE && profile?.name !== c.env.DEFAULT_PROFILE;
+  if (profile && !standIn) profileCache.set(profileName ?? '', profile);
   else profileCache.delete(profileName ?? '');
   return profile;
 }
