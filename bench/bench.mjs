@@ -49,9 +49,9 @@ async function core() {
   const { nativeKey, nativePublicKeyOps } = await import('../worker/src/ca.js');
   const nodeKey = createPrivateKey({ key: Buffer.from(key), format: 'der', type: 'pkcs8' });
   const csrHost = median(await timeEach(30, () => {
-    const host = { spki: scep.publicKeyOf(key), signatures: [], pending: [] };
+    const host = { spki: scep.publicKeyOf(key), done: [], pending: [] };
     scep.buildCsr(host, request);
-    for (const { digest, message: m } of host.pending) host.signatures.push({ digest, message: m, signature: new Uint8Array(sign(digest, m, nodeKey)) });
+    for (const op of host.pending) host.done.push([op, new Uint8Array(sign(op.digest, op.message, nodeKey))]);
     host.pending = [];
     return scep.buildCsr(host, request);
   }));

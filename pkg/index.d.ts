@@ -115,17 +115,18 @@ export function serverCaCaps(legacy: boolean, nextCa: boolean): string;
 export function negotiate(capsText: string, legacy: boolean, cipher?: string, digest?: string): Negotiated;
 export function parseCaCert(body: Uint8Array): Omit<CaCert, 'body' | 'contentType'>;
 export function checkFingerprint(caCertBody: Uint8Array, fingerprint: string): void;
+/** A private-key operation a HostHeldKey asks its holder for. */
+export type HostOperation = { digest: Digest; message: Uint8Array } | { transport: KeyTransport; ciphertext: Uint8Array };
 /**
- * A key the host holds (e.g. in WebCrypto): a call that meets a message not in `signatures` appends it to
- * `pending` and signs it blank; a key transport not in `decryptions` joins `pending` and the call fails. Do
- * what is pending and run the same call (same `seed`) again until nothing is pending. `enroll`/`renew` do
- * this with WebCrypto themselves.
+ * A key the host holds (e.g. in WebCrypto), used by replay: a call answers each operation from `done` (the
+ * operation and its result); any other is appended to `pending` (a signature comes back blank, a decryption
+ * fails the call). Do what is pending, add it to `done` and run the same call (same `seed`) again until nothing
+ * is pending. `enroll`/`renew` do this with WebCrypto themselves.
  */
 export interface HostHeldKey {
   spki: Uint8Array;
-  signatures: { digest: Digest; message: Uint8Array; signature: Uint8Array }[];
-  decryptions?: { transport: KeyTransport; ciphertext: Uint8Array; plaintext: Uint8Array }[];
-  pending: ({ digest: Digest; message: Uint8Array } | { transport: KeyTransport; ciphertext: Uint8Array })[];
+  done: [HostOperation, Uint8Array][];
+  pending: HostOperation[];
 }
 /** PKCS#8 (DER or PEM bytes) for the wasm key, or a key the host holds. */
 export type PrivateKeyInput = Uint8Array | HostHeldKey;

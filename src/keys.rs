@@ -151,6 +151,66 @@ impl PrivateKeyOps for RsaKey {
     }
 }
 
+/// A private-key operation a [`ReplayKey`] asks its holder for.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(untagged)]
+pub enum HostOperation {
+    Sign {
+        digest: DigestAlg,
+        #[serde(with = "serde_bytes")]
+        message: Vec<u8>,
+    },
+    Decrypt {
+        transport: KeyTransport,
+        #[serde(with = "serde_bytes")]
+        ciphertext: Vec<u8>,
+    },
+}
+
+/// A private key held outside the core (WebCrypto, which only works asynchronously), used by replay: the
+/// holder runs the same seeded, so byte-identical, call again until the key asks for nothing new. Each run
+/// answers what the holder already did (`done`: an operation and its result), and records every other
+/// operation in [`ReplayKey::pending`]: an unknown signature comes back blank (right length, so the run goes
+/// on and reaches the signatures that depend on it), an unknown key transport fails the run.
+pub struct ReplayKey {
+    public: RsaPublicKey,
+    done: Vec<(HostOperation, Vec<u8>)>,
+    pending: core::cell::RefCell<Vec<HostOperation>>,
+}
+
+impl ReplayKey {
+    pub fn new(public: RsaPublicKey, done: Vec<(HostOperation, Vec<u8>)>) -> Self {
+        Self { public, done, pending: Default::default() }
+    }
+
+    /// What this run asked for and the holder has not done yet.
+    pub fn pending(&self) -> Vec<HostOperation> {
+        self.pending.borrow().clone()
+    }
+
+    fn replay(&self, op: HostOperation) -> Option<Vec<u8>> {
+        let found = self.done.iter().find(|(d, _)| *d == op).map(|(_, out)| out.clone());
+        if found.is_none() {
+            self.pending.borrow_mut().push(op);
+        }
+        found
+    }
+}
+
+impl PrivateKeyOps for ReplayKey {
+    fn public_key(&self) -> &RsaPublicKey {
+        &self.public
+    }
+
+    fn sign(&self, digest: DigestAlg, message: &[u8]) -> Result<Vec<u8>> {
+        Ok(self.replay(HostOperation::Sign { digest, message: message.to_vec() }).unwrap_or_else(|| vec![0; self.public.size()]))
+    }
+
+    fn decrypt(&self, transport: KeyTransport, ciphertext: &[u8]) -> Result<Vec<u8>> {
+        self.replay(HostOperation::Decrypt { transport, ciphertext: ciphertext.to_vec() }).ok_or_else(ScepError::decrypt_failed)
+    }
+}
+
 /// The RSA public key of a SubjectPublicKeyInfo; anything else is refused with badAlg.
 pub fn rsa_public_key(spki: &SubjectPublicKeyInfoOwned) -> Result<RsaPublicKey> {
     if spki.algorithm.oid != const_oid::db::rfc5912::RSA_ENCRYPTION {

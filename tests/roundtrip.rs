@@ -349,3 +349,28 @@ fn a_transaction_id_that_cannot_be_echoed_as_printablestring_is_malformed() {
     let err = scepkit::message::ScepAttributes::from_attributes(&attrs).unwrap_err();
     assert_eq!(err.kind, ErrorKind::Malformed);
 }
+
+#[test]
+fn a_replay_key_builds_the_same_bytes_once_its_holder_has_done_what_it_asked() {
+    use scepkit::keys::{HostOperation, PrivateKeyOps, ReplayKey};
+    let c = client(1, &csr_request());
+    let first = ReplayKey::new(c.key.public_key().clone(), vec![]);
+    csr_request().build(&first).unwrap();
+    let pending = first.pending();
+    let [HostOperation::Sign { digest, message }] = pending.as_slice() else { panic!("{pending:?}") };
+    // The holder signs; the replay is byte for byte what the key itself builds (PKCS#1 v1.5 is deterministic).
+    let done = vec![(pending[0].clone(), c.key.sign(*digest, message).unwrap())];
+    let second = ReplayKey::new(c.key.public_key().clone(), done);
+    assert_eq!(csr_request().build(&second).unwrap(), c.csr);
+    assert!(second.pending().is_empty());
+
+    // An unknown key transport fails the run and is asked for; done, the same call opens.
+    let sealed = scepkit::envelope::seal(b"content", &c.signer_cert, EnvelopeOptions { cipher: Cipher::Aes128Cbc, transport: KeyTransport::RsaOaepSha256, identifier: IdentifierKind::IssuerAndSerialNumber, legacy: false }, &mut OsRng).unwrap();
+    let asking = ReplayKey::new(c.key.public_key().clone(), vec![]);
+    assert!(scepkit::envelope::open(&sealed, &[Recipient { certificate: Some(&c.signer_cert), key: &asking }], false).is_err());
+    let op = asking.pending().pop().unwrap();
+    let HostOperation::Decrypt { transport: KeyTransport::RsaOaepSha256, ciphertext } = &op else { panic!("{op:?}") };
+    let done = vec![(op.clone(), c.key.decrypt(KeyTransport::RsaOaepSha256, ciphertext).unwrap())];
+    let replayed = ReplayKey::new(c.key.public_key().clone(), done);
+    assert_eq!(scepkit::envelope::open(&sealed, &[Recipient { certificate: Some(&c.signer_cert), key: &replayed }], false).unwrap().plaintext.as_slice(), b"content");
+}

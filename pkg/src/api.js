@@ -137,18 +137,15 @@ async function withHostKeys(build) {
   const subtle = globalThis.crypto?.subtle;
   const held = new Map();
   const key = (pkcs8) => {
-    if (!held.has(pkcs8)) held.set(pkcs8, { pkcs8, cryptoKeys: {}, host: { spki: core.publicKeyOf(pkcs8), signatures: [], decryptions: [], pending: [] } });
+    if (!held.has(pkcs8)) held.set(pkcs8, { pkcs8, cryptoKeys: {}, host: { spki: core.publicKeyOf(pkcs8), done: [], pending: [] } });
     return held.get(pkcs8).host;
   };
   const cryptoKey = (h, algorithm, hash, usage) => (h.cryptoKeys[`${algorithm}/${hash}`] ??= subtle.importKey('pkcs8', h.pkcs8, { name: algorithm, hash }, false, [usage]));
   const perform = async (h, op) => {
-    if (op.digest) {
-      const k = await cryptoKey(h, 'RSASSA-PKCS1-v1_5', WEBCRYPTO_HASH[op.digest], 'sign');
-      h.host.signatures.push({ ...op, signature: new Uint8Array(await subtle.sign('RSASSA-PKCS1-v1_5', k, op.message)) });
-    } else {
-      const k = await cryptoKey(h, 'RSA-OAEP', WEBCRYPTO_OAEP[op.transport], 'decrypt');
-      h.host.decryptions.push({ ...op, plaintext: new Uint8Array(await subtle.decrypt('RSA-OAEP', k, op.ciphertext)) });
-    }
+    const result = op.digest
+      ? await subtle.sign('RSASSA-PKCS1-v1_5', await cryptoKey(h, 'RSASSA-PKCS1-v1_5', WEBCRYPTO_HASH[op.digest], 'sign'), op.message)
+      : await subtle.decrypt('RSA-OAEP', await cryptoKey(h, 'RSA-OAEP', WEBCRYPTO_OAEP[op.transport], 'decrypt'), op.ciphertext);
+    h.host.done.push([op, new Uint8Array(result)]);
   };
   for (let round = 0; subtle && round < 4; round++) {
     for (const h of held.values()) h.host.pending = [];
@@ -170,7 +167,7 @@ async function withHostKeys(build) {
       break; // WebCrypto will not do this (a PKCS#1 v1.5 decryption, an MD5 key, ...): the wasm key does.
     }
   }
-  return build((pkcs8) => pkcs8, seed);
+  return build((pkcs8) => pkcs8, () => undefined); // one run, fresh randomness
 }
 
 function sleep(ms, signal) {

@@ -192,12 +192,12 @@ test('a host-held key signs by replay: the same bytes as the wasm key; enroll si
   const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
   const pkcs8 = new Uint8Array(privateKey.export({ type: 'pkcs8', format: 'der' }));
   const request = { subject: 'CN=replay', challenge: 'c', digest: 'sha384' };
-  const host = { spki: scep.publicKeyOf(pkcs8), signatures: [], pending: [] };
+  const host = { spki: scep.publicKeyOf(pkcs8), done: [], pending: [] };
   scep.buildCsr(host, request);
   assert.equal(host.pending.length, 1, 'the first run asks for one signature');
-  const [{ digest, message }] = host.pending;
-  assert.equal(digest, 'sha384');
-  host.signatures.push({ digest, message, signature: new Uint8Array(sign('sha384', message, privateKey)) });
+  const [op] = host.pending;
+  assert.equal(op.digest, 'sha384');
+  host.done.push([op, new Uint8Array(sign('sha384', op.message, privateKey))]);
   host.pending = [];
   // PKCS#1 v1.5 is deterministic: the replayed CSR is byte for byte the one the wasm key signs.
   assert.deepEqual(scep.buildCsr(host, request), scep.buildCsr(pkcs8, request));

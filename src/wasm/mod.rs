@@ -50,63 +50,25 @@ fn key(pkcs8: &[u8]) -> JsResult<RsaKey> {
     RsaKey::import(pkcs8).map_err(js_error)
 }
 
-/// A private key as the functions take it: PKCS#8/PEM bytes (the pure-Rust key), or a key the host holds,
-/// `{ spki, signatures: [{ digest, message, signature }], decryptions?: [{ transport, ciphertext, plaintext }],
-/// pending: [] }`.
-///
-/// WebCrypto works only asynchronously, so a host-held key works by replay: the host runs the same seeded
-/// (so byte-identical) call again until it asks for nothing new. A run answers each signature from
-/// `signatures`, or appends `{ digest, message }` to `pending` and goes on with a blank signature of the
-/// right length; each key transport from `decryptions`, or appends `{ transport, ciphertext }` to `pending`
-/// and fails. The host does what is pending and runs again (see `withHostKeys` in the package).
-fn private_key(value: &JsValue) -> JsResult<Box<dyn crate::keys::PrivateKeyOps>> {
+/// Runs `f` with a private key as the functions take it: PKCS#8/PEM bytes (the pure-Rust key), or a key the
+/// host holds and uses by replay ([`crate::keys::ReplayKey`]): `{ spki, done: [{ digest, message } |
+/// { transport, ciphertext }, result][], pending: [] }`. What the run asks of the host is appended to `pending`,
+/// also when the run fails for want of it (see `withHostKeys` in the package).
+fn with_private_key<T>(value: &JsValue, f: impl FnOnce(&dyn crate::keys::PrivateKeyOps) -> JsResult<T>) -> JsResult<T> {
     if let Some(bytes) = value.dyn_ref::<js_sys::Uint8Array>() {
-        return Ok(Box::new(key(&bytes.to_vec())?));
+        return f(&key(&bytes.to_vec())?);
     }
     let field = |name: &str| js_sys::Reflect::get(value, &name.into());
-    let spki = field("spki")?.dyn_into::<js_sys::Uint8Array>().map_err(|_| js_error(ScepError::invalid_input("a key is PKCS#8 bytes or { spki, signatures, pending }")))?;
-    let spki = spki::SubjectPublicKeyInfoOwned::from_der(&spki.to_vec()).map_err(|e| js_error(ScepError::invalid_input(format!("public key: {e}"))))?;
-    let array = |name: &str| field(name)?.dyn_into::<js_sys::Array>().map_err(|_| js_error(ScepError::invalid_input(format!("a host-held key needs the array {name}"))));
-    let decryptions = if field("decryptions")?.is_undefined() { js_sys::Array::new() } else { array("decryptions")? };
-    Ok(Box::new(HostHeldKey { public: crate::keys::rsa_public_key(&spki).map_err(js_error)?, signatures: array("signatures")?, decryptions, pending: array("pending")? }))
-}
-
-struct HostHeldKey {
-    public: rsa::RsaPublicKey,
-    signatures: js_sys::Array,
-    decryptions: js_sys::Array,
-    pending: js_sys::Array,
-}
-
-impl HostHeldKey {
-    /// The `out` of the entry whose `name` and `input` match, else `{ name, input }` joins `pending`.
-    fn replay(&self, done: &js_sys::Array, (name_key, name): (&str, &str), input_key: &str, input: &[u8], out_key: &str) -> Option<Vec<u8>> {
-        let get = |v: &JsValue, k: &str| js_sys::Reflect::get(v, &k.into()).unwrap_or(JsValue::UNDEFINED);
-        let bytes = |v: JsValue| v.dyn_into::<js_sys::Uint8Array>().map(|a| a.to_vec()).ok();
-        if let Some(entry) = done.iter().find(|e| get(e, name_key).as_string().as_deref() == Some(name) && bytes(get(e, input_key)).as_deref() == Some(input)) {
-            return bytes(get(&entry, out_key));
-        }
-        let request = js_sys::Object::new();
-        let _ = js_sys::Reflect::set(&request, &name_key.into(), &name.into());
-        let _ = js_sys::Reflect::set(&request, &input_key.into(), &js_sys::Uint8Array::from(input));
-        self.pending.push(&request);
-        None
+    let spki: serde_bytes::ByteBuf = from_js(field("spki")?)?;
+    let spki = spki::SubjectPublicKeyInfoOwned::from_der(&spki).map_err(|e| js_error(ScepError::invalid_input(format!("public key: {e}"))))?;
+    let done: Vec<(crate::keys::HostOperation, serde_bytes::ByteBuf)> = from_js(field("done")?)?;
+    let held = crate::keys::ReplayKey::new(crate::keys::rsa_public_key(&spki).map_err(js_error)?, done.into_iter().map(|(op, out)| (op, out.into_vec())).collect());
+    let result = f(&held);
+    let pending = field("pending")?.dyn_into::<js_sys::Array>().map_err(|_| js_error(ScepError::invalid_input("a host-held key needs a pending array")))?;
+    for op in held.pending() {
+        pending.push(&to_js_bytes(&op)?);
     }
-}
-
-impl crate::keys::PrivateKeyOps for HostHeldKey {
-    fn public_key(&self) -> &rsa::RsaPublicKey {
-        &self.public
-    }
-
-    fn sign(&self, digest: DigestAlg, message: &[u8]) -> crate::error::Result<Vec<u8>> {
-        Ok(self.replay(&self.signatures, ("digest", digest.name()), "message", message, "signature").unwrap_or_else(|| vec![0; rsa::traits::PublicKeyParts::size(&self.public)]))
-    }
-
-    fn decrypt(&self, transport: KeyTransport, ciphertext: &[u8]) -> crate::error::Result<Vec<u8>> {
-        let name = to_js(&transport).ok().and_then(|v| v.as_string()).unwrap_or_default();
-        self.replay(&self.decryptions, ("transport", &name), "ciphertext", ciphertext, "plaintext").ok_or_else(ScepError::decrypt_failed)
-    }
+    result
 }
 
 /// The randomness of one build: from `seed` (32 bytes) when the host replays the build, else fresh.
@@ -213,7 +175,7 @@ pub fn check_fingerprint(body: &[u8], fingerprint: &str) -> JsResult<()> {
 #[wasm_bindgen(js_name = buildCsr)]
 pub fn build_csr(key: JsValue, request: JsValue) -> JsResult<Vec<u8>> {
     let request: CsrRequest = from_js(request)?;
-    request.build(private_key(&key)?.as_ref()).map_err(js_error)
+    with_private_key(&key, |k| request.build(k).map_err(js_error))
 }
 
 /// The facts of a CSR, after its proof of possession verified.
@@ -229,13 +191,13 @@ pub fn csr_public_key(der: &[u8]) -> JsResult<Vec<u8>> {
 }
 
 /// A self-signed certificate: `role` is "signer" (a client's transient SCEP signer) or "ca". `seed` (32 bytes)
-/// fixes the serial, for a host replaying the call (see [`private_key`]).
+/// fixes the serial, for a host replaying the call (see [`with_private_key`]).
 #[wasm_bindgen(js_name = selfSignedCertificate)]
 pub fn self_signed_certificate(key: JsValue, subject: &str, not_before: f64, not_after: f64, digest: &str, role: &str, seed: Option<Vec<u8>>) -> JsResult<Vec<u8>> {
     let role: SelfSignedRole = from_js(role.into())?;
     let digest = DigestAlg::from_name(digest).map_err(js_error)?;
     let serial = random_serial(&mut rng(seed)?);
-    let cert = crate::issue::self_signed(private_key(&key)?.as_ref(), subject, &serial, (not_before as u64, not_after as u64), digest, role).map_err(js_error)?;
+    let cert = with_private_key(&key, |k| crate::issue::self_signed(k, subject, &serial, (not_before as u64, not_after as u64), digest, role).map_err(js_error))?;
     cert.to_der().map_err(|e| js_error(e.into()))
 }
 
@@ -267,7 +229,7 @@ struct RequestOptionsJs {
     /// GetCert / GetCRL: serial (hex) of a certificate issued by the CA.
     #[serde(default)]
     serial: Option<String>,
-    /// 32 bytes: the build's randomness, for a host replaying it (see [`private_key`]).
+    /// 32 bytes: the build's randomness, for a host replaying it (see [`with_private_key`]).
     #[serde(default, with = "serde_bytes")]
     seed: Option<Vec<u8>>,
 }
@@ -294,11 +256,14 @@ fn message_type(name: &str) -> JsResult<MessageType> {
 /// Returns `{ messageType, message, transactionId, senderNonce }`; keep it to read the reply.
 #[wasm_bindgen(js_name = buildRequest)]
 pub fn build_request(content: &[u8], key: JsValue, signer_certificate: &[u8], ca_cert_body: &[u8], options: JsValue) -> JsResult<JsValue> {
+    with_private_key(&key, |key| build_request_with(content, key, signer_certificate, ca_cert_body, options))
+}
+
+fn build_request_with(content: &[u8], key: &dyn crate::keys::PrivateKeyOps, signer_certificate: &[u8], ca_cert_body: &[u8], options: JsValue) -> JsResult<JsValue> {
     let o: RequestOptionsJs = from_js(options)?;
-    let key = private_key(&key)?;
     let cert = certificate(signer_certificate)?;
     let ca = CaCertificates::parse(ca_cert_body).map_err(js_error)?;
-    let requester = Requester { key: key.as_ref(), certificate: &cert };
+    let requester = Requester { key, certificate: &cert };
     let mut rng = rng(o.seed)?;
     let digest = DigestAlg::from_name(&o.digest).map_err(js_error)?;
     let identifier = o.identifier.unwrap_or_default();
@@ -362,10 +327,9 @@ enum OutcomeJs {
 pub fn read_cert_rep(reply: &[u8], request: JsValue, key: JsValue, signer_certificate: &[u8], ca_cert_body: &[u8], expected_spki: Option<Vec<u8>>, legacy: bool) -> JsResult<JsValue> {
     let r: PkiRequestJs = from_js(request)?;
     let request = PkiRequest { message_type: message_type(&r.message_type)?, message: r.message, transaction_id: r.transaction_id, sender_nonce: r.sender_nonce };
-    let key = private_key(&key)?;
     let cert = certificate(signer_certificate)?;
     let ca = CaCertificates::parse(ca_cert_body).map_err(js_error)?;
-    let outcome = client::read_cert_rep(reply, &request, &Requester { key: key.as_ref(), certificate: &cert }, &ca, expected_spki.as_deref(), legacy).map_err(js_error)?;
+    let outcome = with_private_key(&key, |key| client::read_cert_rep(reply, &request, &Requester { key, certificate: &cert }, &ca, expected_spki.as_deref(), legacy).map_err(js_error))?;
     let der = |c: &Certificate| c.to_der().map_err(|e| js_error(e.into()));
     let out = match outcome {
         CertRepOutcome::Issued { certificate, chain } => {
