@@ -153,7 +153,7 @@ async function enrollment(ctx) {
   const { seatExists, openEnrollment, redeemed, signer, prior, profileBody } = await store.requestFacts({
     seatId, profileId: profile.id, signerFingerprint: facts.signer.fingerprint, selfSigned: facts.signer.self_signed, transactionId: facts.transaction_id, checkProfile: ctx.cached,
   });
-  if (ctx.cached && (profileBody === null || JSON.stringify(JSON.parse(profileBody)) !== JSON.stringify(profile.body))) return afresh(ctx);
+  if (ctx.cached && profileBody !== profile.stored) return afresh(ctx);
   const storeFacts = {
     seat_exists: seatExists,
     open_enrollment: openEnrollment ?? undefined,

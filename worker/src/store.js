@@ -7,7 +7,8 @@ export class Conflict extends Error {
   }
 }
 
-const toProfile = (row) => row && { id: row.id, name: row.name, body: JSON.parse(row.body), created_at: row.created_at, updated_at: row.updated_at };
+// `stored` is the body as D1 holds it: what a cached copy is checked against.
+const toProfile = (row) => row && { id: row.id, name: row.name, body: JSON.parse(row.body), stored: row.body, created_at: row.created_at, updated_at: row.updated_at };
 
 export class Store {
   constructor(db) {
