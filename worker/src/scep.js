@@ -195,14 +195,20 @@ async function redeemOrFail(ctx, enrollmentId) {
 async function hold(ctx, d) {
   const { store, profile, facts, t } = ctx;
   if (!(await redeemOrFail(ctx, d.redeem))) return challengeRaced(ctx);
-  // The held transaction and its audit row: one batch, as issuance saves its rows.
-  await store.batch([
-    store.transactionStatement({
-      profileId: profile.id, transactionId: facts.transaction_id, signerFingerprint: facts.signer.fingerprint, seatId: d.seat_id, messageType: facts.message_type, keyDigest: facts.key_digest,
-      status: 'PENDING', csr: facts.csr_der, plan: d.plan, enrollmentId: d.redeem, now: t,
-    }),
-    store.auditStatement(ctx.auditEntry({ seatId: d.seat_id, status: 'Success', code: 'pending', message: 'Request held for administrator approval' })),
-  ]);
+  try {
+    // The held transaction and its audit row: one batch, as issuance saves its rows.
+    await store.batch([
+      store.transactionStatement({
+        profileId: profile.id, transactionId: facts.transaction_id, signerFingerprint: facts.signer.fingerprint, seatId: d.seat_id, messageType: facts.message_type, keyDigest: facts.key_digest,
+        status: 'PENDING', csr: facts.csr_der, plan: d.plan, enrollmentId: d.redeem, now: t,
+      }),
+      store.auditStatement(ctx.auditEntry({ seatId: d.seat_id, status: 'Success', code: 'pending', message: 'Request held for administrator approval' })),
+    ]);
+  } catch (e) {
+    // As for issuance: nothing half-done survives, the code is given back.
+    if (d.redeem) await store.unredeem(d.redeem);
+    throw e;
+  }
   return reply(ctx, { status: 'pending' });
 }
 
