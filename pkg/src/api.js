@@ -198,12 +198,11 @@ export async function enroll(options) {
   const keyPkcs8 = options.keyPkcs8 ? core.privateKeyToDer(options.keyPkcs8) : await generateKey(keyBits, { legacy, prefer: options.keyGenerator });
   const ctx = await server(onProgress);
   onProgress('request');
-  const digest = ctx.negotiated.digest;
   const now = nowSeconds();
   const { csr, signerCert } = await withHostKeys((key, seed) => ({
-    csr: core.buildCsr(key(keyPkcs8), { subject, sans, challenge, digest, digitalSignature: true, keyEncipherment: true }),
+    csr: core.buildCsr(key(keyPkcs8), csrRequest(ctx, { subject, sans, challenge })),
     // RFC 8894 §2.3: a transient self-signed certificate signs the request and receives the reply.
-    signerCert: core.selfSignedCertificate(key(keyPkcs8), subject, now - 300, now + 7 * 86400, digest, 'signer', seed(0)),
+    signerCert: core.selfSignedCertificate(key(keyPkcs8), subject, now - 300, now + 7 * 86400, ctx.negotiated.digest, 'signer', seed(0)),
   }));
   return exchange(ctx, { messageType: 'PKCSReq', csr, keyPkcs8, signingKey: keyPkcs8, signerCert, subject }, options, onProgress);
 }
@@ -223,11 +222,14 @@ export async function renew(options) {
   onProgress('key');
   const keyPkcs8 = options.reuseKey ? currentKey : await generateKey(keyBits, { legacy, prefer: options.keyGenerator });
   onProgress('request');
-  const csrRequest = { subject, sans: options.sans ?? [], challenge: options.challenge, digest: ctx.negotiated.digest, digitalSignature: true, keyEncipherment: true };
-  const csr = await withHostKeys((key) => core.buildCsr(key(keyPkcs8), csrRequest));
+  const request = csrRequest(ctx, { subject, sans: options.sans ?? [], challenge: options.challenge });
+  const csr = await withHostKeys((key) => core.buildCsr(key(keyPkcs8), request));
   const messageType = ctx.negotiated.renewal ? 'RenewalReq' : 'PKCSReq';
   return exchange(ctx, { messageType, csr, keyPkcs8, signingKey: currentKey, signerCert: currentCert, subject }, options, onProgress);
 }
+
+/** The CSR a client sends: signed with the negotiated digest, for signing and key encipherment. */
+const csrRequest = (ctx, { subject, sans, challenge }) => ({ subject, sans, challenge, digest: ctx.negotiated.digest, digitalSignature: true, keyEncipherment: true });
 
 /**
  * Sends GetCACaps and GetCACert at once (neither depends on the other) and returns `ready(onProgress)`, which
@@ -254,7 +256,7 @@ async function exchange(ctx, req, options, onProgress) {
   const { negotiated, ca, legacy } = ctx;
   const reqOptions = { cipher: negotiated.cipher, digest: negotiated.digest, legacy, keyTransport: options.keyTransport, identifier: options.identifier };
   const expectedSpki = core.csrPublicKey(req.csr);
-  const build = (options) => withHostKeys((key, seed) => core.buildRequest(req.csr, key(req.signingKey), req.signerCert, ca.body, { ...reqOptions, ...options, seed: seed(0) }));
+  const build = (message) => withHostKeys((key, seed) => core.buildRequest(req.csr, key(req.signingKey), req.signerCert, ca.body, { ...reqOptions, ...message, seed: seed(0) }));
   let request = await build({ messageType: req.messageType, transactionId: options.transactionId });
   const transactionId = request.transactionId;
   const pollInterval = options.pollInterval ?? 5000;
