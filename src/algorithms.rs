@@ -207,3 +207,14 @@ pub enum KeyTransport {
     /// `id-RSAES-OAEP` with SHA-256 and MGF1-SHA-256.
     RsaOaepSha256,
 }
+
+impl KeyTransport {
+    /// The name hosts see (as serde spells it).
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::RsaPkcs1v15 => "rsa-pkcs1v15",
+            Self::RsaOaepSha1 => "rsa-oaep-sha1",
+            Self::RsaOaepSha256 => "rsa-oaep-sha256",
+        }
+    }
+}

@@ -374,3 +374,10 @@ fn a_replay_key_builds_the_same_bytes_once_its_holder_has_done_what_it_asked() {
     let replayed = ReplayKey::new(c.key.public_key().clone(), done);
     assert_eq!(scepkit::envelope::open(&sealed, &[Recipient { certificate: Some(&c.signer_cert), key: &replayed }], false).unwrap().plaintext.as_slice(), b"content");
 }
+
+#[test]
+fn key_transport_names_are_the_ones_serde_uses() {
+    for t in [KeyTransport::RsaPkcs1v15, KeyTransport::RsaOaepSha1, KeyTransport::RsaOaepSha256] {
+        assert_eq!(serde_json::to_value(t).unwrap(), t.name());
+    }
+}

@@ -72,8 +72,7 @@ impl crate::keys::PrivateKeyOps for HostKey {
         Self::call(&self.sign, digest.name(), message, |m| ScepError::invalid_input(format!("host signing failed: {m}")))
     }
     fn decrypt(&self, transport: KeyTransport, ciphertext: &[u8]) -> crate::error::Result<Vec<u8>> {
-        let name = to_js(&transport).ok().and_then(|v| v.as_string()).unwrap_or_default();
-        Self::call(&self.decrypt, &name, ciphertext, |_| ScepError::decrypt_failed())
+        Self::call(&self.decrypt, transport.name(), ciphertext, |_| ScepError::decrypt_failed())
     }
 }
 
@@ -92,10 +91,9 @@ impl crate::keys::PublicKeyOps for HostPublicKeyOps {
     }
 
     fn encrypt(&self, key: &spki::SubjectPublicKeyInfoOwned, transport: KeyTransport, plaintext: &[u8], _rng: &mut dyn rand_core::CryptoRngCore) -> crate::error::Result<Vec<u8>> {
-        let name = to_js(&transport).ok().and_then(|v| v.as_string()).unwrap_or_default();
         let result = self
             .encrypt
-            .call3(&JsValue::NULL, &name.into(), &js_sys::Uint8Array::from(key.to_der()?.as_slice()), &js_sys::Uint8Array::from(plaintext))
+            .call3(&JsValue::NULL, &transport.name().into(), &js_sys::Uint8Array::from(key.to_der()?.as_slice()), &js_sys::Uint8Array::from(plaintext))
             .map_err(|_| ScepError::invalid_input("the host could not transport a content key"))?;
         if !result.is_instance_of::<js_sys::Uint8Array>() {
             return Err(ScepError::invalid_input("the host returned no bytes for a key transport"));
