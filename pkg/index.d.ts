@@ -166,7 +166,10 @@ export function decodeMessageParam(raw: string): Uint8Array;
 
 // Server side (a SCEP endpoint): exported under Node and workerd only; the browser build of the wasm leaves
 // it out, along with DES and 3DES.
-export function validateProfile(profile: object, revealSecrets?: boolean): object;
+/** Validates a profile (the admin API's schema); secrets masked. */
+export function validateProfile(profile: object): object;
+/** Validates a profile and returns the form a store keeps: a fixed challenge sealed as its MAC under the code key. */
+export function storedProfile(profile: object, codeKeyHex: string): object;
 export class ServerKey {
   static fromPkcs8(key: Uint8Array): ServerKey;
   static fromCallbacks(publicKeySpki: Uint8Array, sign: (digest: Digest, data: Uint8Array) => Uint8Array, decrypt: (transport: KeyTransport, data: Uint8Array) => Uint8Array): ServerKey;
@@ -175,10 +178,12 @@ export class ServerKey {
 /** A policy plan (from `ScepRequest.decide`) plus the serial. */
 export interface IssueOptions {
   serial: string;
+  /** RFC 4514, rendered from the profile for the seat: the only subject the certificate gets. */
+  subject: string;
   not_before: number;
   not_after: number;
   digest: Digest;
-  sans?: San[];
+  sans: San[];
   digital_signature: boolean;
   key_encipherment: boolean;
   client_auth?: boolean;
@@ -189,7 +194,8 @@ export class ServerIdentity {
   nextCaCertResponse(nextCa: Uint8Array, nextRa?: Uint8Array): Uint8Array;
   /** Public-key operations on requesters' keys by the host (e.g. node:crypto) instead of wasm. */
   useHostPublicKeyOps(verify: (digest: Digest, spkiDer: Uint8Array, data: Uint8Array, signature: Uint8Array) => boolean, encrypt: (transport: KeyTransport, spkiDer: Uint8Array, data: Uint8Array) => Uint8Array): void;
-  issue(csrDer: Uint8Array, options: IssueOptions): Uint8Array;
+  /** Issues for a public key (SubjectPublicKeyInfo DER): every name comes from `options`. */
+  issue(publicKey: Uint8Array, options: IssueOptions): Uint8Array;
   crl(revoked: { serial: string; revoked_at: number }[], number: number, now: number, nextUpdate: number): Uint8Array;
   free(): void;
 }
@@ -197,22 +203,22 @@ export interface StoreFacts {
   seat_exists?: boolean;
   open_enrollment?: { id: string; code_mac: string; expires_at: number };
   redeemed_enrollment?: { id: string; code_mac: string; expires_at: number };
-  signer_certificate?: { serial: string; seat_id: string; not_after: number; revoked: boolean; renewed: boolean };
+  signer_certificate?: { serial: string; seat_id: string; profile_id: string; profile_name?: string; not_after: number; revoked: boolean; renewed: boolean };
   prior_transaction?: { status: 'PENDING' | 'ISSUED' | 'REJECTED'; key_digest: string; certificate_serial?: string; message?: string };
 }
 export type Decision =
   | { decision: 'issue'; seat_id: string; redeem: string | null; renews: string | null; plan: Omit<IssueOptions, 'serial'> }
-  | { decision: 'hold'; seat_id: string; redeem: string | null; plan: Omit<IssueOptions, 'serial'> }
+  | { decision: 'hold'; seat_id: string; redeem: string | null; renews: string | null; plan: Omit<IssueOptions, 'serial'> }
   | { decision: 'resend'; serial: string }
   | { decision: 'pending' }
   | { decision: 'reject'; error: { kind: string; fail_info: FailInfo; status: number; message: string; resolution: string } };
 export class ScepRequest {
   readonly transactionId: string;
   readonly messageType: string;
-  /** Verifies and decrypts; the facts (snake_case), with `csr_der` and `key_digest` for certificate requests. */
-  open(identity: ServerIdentity, legacy: boolean): any;
+  /** Verifies and decrypts under a profile's algorithm rules; the facts (snake_case), with `public_key` and `key_digest` for certificate requests. */
+  open(identity: ServerIdentity, legacy: boolean, oaepOnly: boolean): any;
   seatId(profile: object): string;
-  decide(profile: object, store: StoreFacts, codeKeyHex: string, now: number): Decision;
+  decide(identity: ServerIdentity, profile: object, store: StoreFacts, codeKeyHex: string, now: number): Decision;
   free(): void;
 }
 export function newEnrollmentCode(): string;

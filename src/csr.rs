@@ -245,6 +245,9 @@ pub struct CsrFacts {
     pub signature_digest: DigestAlg,
     pub digital_signature: bool,
     pub key_encipherment: bool,
+    /// The subject as sent, for comparing with the names the profile issues.
+    #[serde(skip)]
+    pub subject_name: Name,
     /// SubjectPublicKeyInfo DER, for transactionID checks and issuance.
     #[serde(skip)]
     pub spki_der: Vec<u8>,
@@ -303,22 +306,9 @@ impl CsrFacts {
             digital_signature,
             key_encipherment,
             spki_der: req.info.public_key.to_der()?,
+            subject_name: req.info.subject.clone(),
             der: der.to_vec(),
         })
-    }
-
-    /// The seat id under a profile's `seat_id_mapping`.
-    pub fn seat_id(&self, mapping: &str) -> Option<String> {
-        let san = |kind: &str| self.sans.iter().find(|s| s.kind() == kind).map(|s| s.value().to_owned());
-        match mapping {
-            "subject.common_name" => self.common_name.clone(),
-            "subject.serial_number" => self.serial_number.clone(),
-            "subject.email_address" => self.email_address.clone(),
-            "san.dnsname" => san("dnsname"),
-            "san.rfc822name" => san("rfc822name"),
-            "san.uniform_resource_identifier" => san("uniform_resource_identifier"),
-            _ => None,
-        }
     }
 }
 

@@ -140,6 +140,13 @@ pub fn open(bytes: &[u8], recipients: &[Recipient<'_>], legacy: bool) -> Result<
     Err(ScepError::decrypt_failed())
 }
 
+/// The key transports an envelope's recipients were sealed with, read without decrypting anything.
+pub fn key_transports(bytes: &[u8]) -> Result<Vec<KeyTransport>> {
+    let enveloped = parse(bytes)?;
+    let infos = enveloped.key_trans_recipients().map_err(|e| ScepError::malformed(format!("RecipientInfo: {e}")))?;
+    infos.iter().map(|ktri| key_transport(&ktri.key_enc_alg)).collect()
+}
+
 /// Parses an EnvelopedData, wrapped in a ContentInfo or bare.
 pub fn parse(bytes: &[u8]) -> Result<EnvelopedData> {
     let inner = match ContentInfo::from_der(bytes) {

@@ -30,23 +30,25 @@ use crate::wire::Certificate;
 // Issuing for others (leaf and RA certificates) is the CA side's.
 #[cfg(feature = "server")]
 use {
-    crate::csr::{subject_extensions, CsrFacts, San},
+    crate::csr::{subject_extensions, San},
     crate::signed::key_identifier,
     const_oid::db::rfc5912,
     x509_cert::ext::pkix::ExtendedKeyUsage,
     x509_cert::request::CertReq,
 };
 
-/// What the certificate will say, decided by policy.
+/// What the certificate will say, decided by policy: every name comes from here, none from the request.
 #[cfg(feature = "server")]
 #[derive(Clone, Debug, PartialEq, Eq, serde::Deserialize)]
 pub struct IssueOptions {
     /// Positive big-endian serial, at most 20 octets (unique per CA: the store hands it out).
     pub serial: Vec<u8>,
+    /// RFC 4514, rendered from the profile for the seat.
+    pub subject: String,
     pub not_before: u64,
     pub not_after: u64,
     pub digest: DigestAlg,
-    /// The SANs to certify (policy may drop or add to what the CSR asked for).
+    /// The SANs to certify, rendered from the profile for the seat.
     pub sans: Vec<San>,
     pub digital_signature: bool,
     pub key_encipherment: bool,
@@ -54,22 +56,35 @@ pub struct IssueOptions {
     pub client_auth: bool,
 }
 
-/// Issues a certificate for the CSR's subject and key, signed by the CA through the crypto seam.
+/// Issues a certificate for `public_key` with exactly the names and usages of `options`, signed by the CA
+/// through the crypto seam. Nothing of the requester's CSR but its key reaches the certificate.
 #[cfg(feature = "server")]
-pub fn issue(csr: &CsrFacts, options: &IssueOptions, ca_cert: &Certificate, ca_key: &dyn PrivateKeyOps) -> Result<Certificate> {
-    let req = CertReq::from_der(&csr.der)?;
+pub fn issue(public_key: SubjectPublicKeyInfoOwned, options: &IssueOptions, ca_cert: &Certificate, ca_key: &dyn PrivateKeyOps) -> Result<Certificate> {
+    let subject = Name::from_str(&options.subject).map_err(|e| ScepError::invalid_input(format!("subject {:?}: {e}", options.subject)))?;
+    if crate::names::same_name(&subject, &ca_cert.tbs_certificate.subject) {
+        return Err(ScepError::not_permitted(format!("The subject {subject} is the CA's own name and is never issued"), "change the profile's subject template or the seat id"));
+    }
     let mut extensions = vec![extension(rfc5280::ID_CE_BASIC_CONSTRAINTS, true, &BasicConstraints { ca: false, path_len_constraint: None })?];
     if options.client_auth {
         extensions.push(extension(rfc5280::ID_CE_EXT_KEY_USAGE, false, &ExtendedKeyUsage(vec![rfc5912::ID_KP_CLIENT_AUTH]))?);
     }
     extensions.extend(subject_extensions(&options.sans, options.digital_signature, options.key_encipherment)?);
     build(
-        Subject { name: req.info.subject, spki: req.info.public_key },
+        Subject { name: subject, spki: public_key },
         &options.serial,
         (options.not_before, options.not_after),
         extensions,
         Issuer { name: ca_cert.tbs_certificate.subject.clone(), key_id: Some(key_identifier(ca_cert)), key: ca_key, digest: options.digest },
     )
+}
+
+/// The public key a transaction keeps: SubjectPublicKeyInfo DER, or the whole PKCS#10 request that
+/// transactions saved before the store kept only the key (migration 0002) hold.
+#[cfg(feature = "server")]
+pub fn stored_public_key(der: &[u8]) -> Result<SubjectPublicKeyInfoOwned> {
+    SubjectPublicKeyInfoOwned::from_der(der)
+        .or_else(|_| CertReq::from_der(der).map(|req| req.info.public_key))
+        .map_err(|e| ScepError::invalid_input(format!("the stored public key cannot be read: {e}")))
 }
 
 /// The role of a self-signed certificate.

@@ -2,18 +2,22 @@
 //! issue, hold for approval, resend, or refuse with which error (`shared/spec/enrollment-errors.md`).
 //!
 //! Composed the micromdm way, one small rule after another, each returning early with its refusal:
-//! retransmission → key and algorithm rules → renewal (authenticated by a certificate we issued) or first
-//! enrollment (seat, open enrollment, challenge) → issue or hold. The one secret comparison (the challenge)
-//! is here, in constant time.
+//! retransmission → key and algorithm rules → renewal (authenticated by a certificate we issued, kept to the
+//! seat and the profile that issued it) or first enrollment (seat named exactly once, open enrollment,
+//! challenge) → the names the profile renders for the seat, checked against the CSR → issue or hold. The
+//! secret comparisons (enrollment code, fixed challenge) are here, in constant time.
 
 use hmac::Mac;
 use rand_core::CryptoRngCore;
 use subtle::ConstantTimeEq;
 
+use x509_cert::name::Name;
+
 use crate::csr::{CsrFacts, San};
 use crate::error::{FailInfo, Result, ScepError};
 use crate::issue::rfc3339;
 use crate::message::MessageType;
+use crate::names::CertificateNames;
 use crate::profile::{CertificateAttributes, ScepChallenge, ScepProfile};
 use crate::server::RequestFacts;
 
@@ -50,6 +54,10 @@ pub struct OpenEnrollment {
 pub struct IssuedCertificate {
     pub serial: String,
     pub seat_id: String,
+    /// The profile that issued it: a renewal is only accepted there.
+    pub profile_id: String,
+    #[serde(default)]
+    pub profile_name: Option<String>,
     pub not_after: u64,
     pub revoked: bool,
     pub renewed: bool,
@@ -74,9 +82,11 @@ pub struct PriorTransaction {
     pub message: Option<String>,
 }
 
-/// The certificate to issue, as policy shapes it.
+/// The certificate to issue, as policy shapes it: the names are the profile's for the seat.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct CertificatePlan {
+    /// RFC 4514.
+    pub subject: String,
     pub not_before: u64,
     pub not_after: u64,
     pub sans: Vec<San>,
@@ -91,8 +101,9 @@ pub enum Decision {
     /// Issue now. The shell first redeems `redeem` atomically (and refuses if that fails), and marks `renews`
     /// as renewed.
     Issue { seat_id: String, redeem: Option<String>, renews: Option<String>, plan: CertificatePlan },
-    /// Hold for an administrator: redeem the code now, answer PENDING, keep the CSR and the plan.
-    Hold { seat_id: String, redeem: Option<String>, plan: CertificatePlan },
+    /// Hold for an administrator: redeem the code now, answer PENDING, keep the key and the plan (and for a
+    /// renewal, the certificate it renews, claimed when approved).
+    Hold { seat_id: String, redeem: Option<String>, renews: Option<String>, plan: CertificatePlan },
     /// Answer with a certificate already issued for this transaction (retransmission, or a poll after approval).
     Resend { serial: String },
     /// Still waiting for an administrator.
@@ -103,11 +114,9 @@ pub enum Decision {
 /// Seconds a certificate is backdated, for clients whose clocks run slow.
 const BACKDATE: u64 = 300;
 
-/// The seat a CSR names under the profile's mapping.
+/// The seat a CSR names under the profile's mapping (exactly once).
 pub fn seat_id(csr: &CsrFacts, profile: &ScepProfile) -> Result<String> {
-    csr.seat_id(&profile.seat_id_mapping)
-        .filter(|s| !s.is_empty())
-        .ok_or_else(|| ScepError::seat_not_found("<none>", &profile.seat_id_mapping))
+    crate::names::seat_id(csr, &profile.seat_id_mapping)
 }
 
 /// SHA-256 of a CSR's SubjectPublicKeyInfo, hex: ties a transaction to one key.
@@ -132,9 +141,10 @@ pub fn enrollment_code_mac(key: &[u8], code: &str) -> String {
     hex::encode(mac.finalize().into_bytes())
 }
 
-/// Decides on a PKIOperation. `code_key` is the secret enrollment codes are MACed with.
-pub fn decide(facts: &RequestFacts, profile: &ScepProfile, store: &StoreFacts, code_key: &[u8], now: u64) -> Decision {
-    match decide_inner(facts, profile, store, code_key, now) {
+/// Decides on a PKIOperation. `code_key` is the secret enrollment codes (and fixed challenges) are MACed
+/// with; `reserved` are the CA's and RA's own names, never issued to a seat.
+pub fn decide(facts: &RequestFacts, profile: &ScepProfile, store: &StoreFacts, code_key: &[u8], reserved: &[Name], now: u64) -> Decision {
+    match decide_inner(facts, profile, store, code_key, reserved, now) {
         Ok(d) => d,
         Err(error) => Decision::Reject { error },
     }
@@ -143,7 +153,7 @@ pub fn decide(facts: &RequestFacts, profile: &ScepProfile, store: &StoreFacts, c
 /// How far a requester's clock may be ahead of ours when it makes its signer certificate.
 const CLOCK_SKEW: u64 = 86_400;
 
-fn decide_inner(facts: &RequestFacts, profile: &ScepProfile, store: &StoreFacts, code_key: &[u8], now: u64) -> Result<Decision> {
+fn decide_inner(facts: &RequestFacts, profile: &ScepProfile, store: &StoreFacts, code_key: &[u8], reserved: &[Name], now: u64) -> Result<Decision> {
     check_signer_validity(facts, now)?;
     if facts.message_type == MessageType::CertPoll {
         return poll(facts, store);
@@ -153,15 +163,7 @@ fn decide_inner(facts: &RequestFacts, profile: &ScepProfile, store: &StoreFacts,
         return retransmission(facts, csr, prior);
     }
     check_key_and_algorithms(csr, profile)?;
-    let sans = allowed_sans(csr, profile)?;
-    let plan = CertificatePlan {
-        not_before: now.saturating_sub(BACKDATE),
-        not_after: now + u64::from(profile.validity_days) * 86_400,
-        sans,
-        digital_signature: profile.use_as_digital_signature,
-        key_encipherment: profile.use_for_key_encipherment,
-        digest: profile.digest,
-    };
+    check_san_types(csr, profile)?;
     // RFC 8894 §3.3.1.2: a renewal is signed by the current certificate. certmonger sends PKCSReq for it.
     let renewal = facts.message_type == MessageType::RenewalReq || (!facts.signer.self_signed && store.signer_certificate.is_some());
     if renewal {
@@ -172,7 +174,10 @@ fn decide_inner(facts: &RequestFacts, profile: &ScepProfile, store: &StoreFacts,
             )
         })?;
         check_renewal(current, profile, now)?;
-        return Ok(Decision::Issue { seat_id: current.seat_id.clone(), redeem: None, renews: Some(current.serial.clone()), plan });
+        // The renewal keeps the seat of the certificate it renews, whatever the CSR names.
+        let plan = plan_for(csr, profile, &current.seat_id, reserved, now)?;
+        let (seat_id, renews) = (current.seat_id.clone(), Some(current.serial.clone()));
+        return Ok(if profile.manual_approval { Decision::Hold { seat_id, redeem: None, renews, plan } } else { Decision::Issue { seat_id, redeem: None, renews, plan } });
     }
     let seat = seat_id(csr, profile)?;
     if !store.seat_exists {
@@ -183,8 +188,26 @@ fn decide_inner(facts: &RequestFacts, profile: &ScepProfile, store: &StoreFacts,
         return Err(if reused { ScepError::challenge_invalid() } else { ScepError::no_open_enrollment(&seat) });
     };
     check_challenge(csr.challenge.as_deref(), &profile.scep_challenge, enrollment, code_key, now)?;
+    let plan = plan_for(csr, profile, &seat, reserved, now)?;
     let redeem = Some(enrollment.id.clone());
-    Ok(if profile.manual_approval { Decision::Hold { seat_id: seat, redeem, plan } } else { Decision::Issue { seat_id: seat, redeem, renews: None, plan } })
+    Ok(if profile.manual_approval { Decision::Hold { seat_id: seat, redeem, renews: None, plan } } else { Decision::Issue { seat_id: seat, redeem, renews: None, plan } })
+}
+
+/// The certificate for `seat`: the names the profile renders for it (checked against the CSR under the
+/// profile's `csr_names`), the profile's validity, key usages and digest.
+fn plan_for(csr: &CsrFacts, profile: &ScepProfile, seat: &str, reserved: &[Name], now: u64) -> Result<CertificatePlan> {
+    let names = CertificateNames::render(profile, seat)?;
+    names.check_not_reserved(reserved)?;
+    names.check_requested(csr, profile.csr_names)?;
+    Ok(CertificatePlan {
+        subject: names.subject_text(),
+        not_before: now.saturating_sub(BACKDATE),
+        not_after: now + u64::from(profile.validity_days) * 86_400,
+        sans: names.sans,
+        digital_signature: profile.use_as_digital_signature,
+        key_encipherment: profile.use_for_key_encipherment,
+        digest: profile.digest,
+    })
 }
 
 /// The certificate that signed the request must be valid now (a transient self-signed one may start up to a
@@ -261,24 +284,35 @@ fn check_key_and_algorithms(csr: &CsrFacts, profile: &ScepProfile) -> Result<()>
     Ok(())
 }
 
-/// The CSR's SANs, if they are all of the profile's type (none when the profile certifies none).
-fn allowed_sans(csr: &CsrFacts, profile: &ScepProfile) -> Result<Vec<San>> {
+/// SAN types the profile does not certify are refused outright (whatever `csr_names` says), with the type
+/// named: a clearer answer than a name mismatch.
+fn check_san_types(csr: &CsrFacts, profile: &ScepProfile) -> Result<()> {
     let allowed = match &profile.certificate_attributes {
         None => None,
         Some(CertificateAttributes::Dnsname(_)) => Some("dnsname"),
         Some(CertificateAttributes::Rfc822name(_)) => Some("rfc822name"),
         Some(CertificateAttributes::UniformResourceIdentifier(_)) => Some("uniform_resource_identifier"),
     };
+    if profile.csr_names == crate::names::CsrNames::Replace {
+        return Ok(());
+    }
     if let Some(bad) = csr.sans.iter().find(|s| Some(s.kind()) != allowed) {
         return Err(ScepError::not_permitted(
             format!("SAN type {} is not allowed by the profile{}", bad.kind(), allowed.map(|a| format!(" (it allows {a})")).unwrap_or_default()),
             "request only the subjectAltName type the profile certifies",
         ));
     }
-    Ok(csr.sans.clone())
+    Ok(())
 }
 
 fn check_renewal(current: &IssuedCertificate, profile: &ScepProfile, now: u64) -> Result<()> {
+    if profile.id.as_deref() != Some(current.profile_id.as_str()) {
+        let issuer = current.profile_name.as_deref().unwrap_or("(deleted)");
+        return Err(ScepError::not_permitted(
+            format!("Failed to renew the specified certificate: it was issued under profile {issuer}, and is only renewed there"),
+            &format!("renew at the SCEP URL of profile {issuer} (/scep/{issuer}), or enroll afresh here with an enrollment code"),
+        ));
+    }
     if current.revoked {
         return Err(ScepError::revoked());
     }
@@ -295,7 +329,7 @@ fn check_renewal(current: &IssuedCertificate, profile: &ScepProfile, now: u64) -
 fn check_challenge(given: Option<&str>, challenge: &ScepChallenge, enrollment: &OpenEnrollment, code_key: &[u8], now: u64) -> Result<()> {
     let ok = match challenge {
         ScepChallenge::None(_) => true,
-        ScepChallenge::Fixed(secret) => given.is_some_and(|g| bool::from(g.as_bytes().ct_eq(secret.as_bytes()))),
+        ScepChallenge::Fixed(fixed) => given.is_some_and(|g| fixed.matches(g, code_key)),
         ScepChallenge::Dynamic(_) => enrollment.expires_at > now && code_matches(given, enrollment, code_key),
     };
     if ok {

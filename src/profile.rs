@@ -7,6 +7,7 @@ use serde_json::{Map, Value};
 use crate::algorithms::DigestAlg;
 use crate::caps::normalize_fingerprint;
 use crate::error::{FieldIssue, Result, ScepError};
+use crate::names::{render_sans, render_subject, CsrNames};
 
 /// How the server reads the CSR's challengePassword.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -14,9 +15,61 @@ pub enum ScepChallenge {
     /// No challenge (the empty string in the reference schema).
     None(String),
     /// One shared challenge for every seat of the profile.
-    Fixed(String),
+    Fixed(FixedChallenge),
     /// Per-seat one-time enrollment codes handed out by an OTP server (this service's `/api/v1/enrollments`).
     Dynamic(DynamicChallenge),
+}
+
+/// A fixed challenge: as the admin API receives it, or as the store keeps it (a MAC under the server's key,
+/// written `hmac-sha256:<hex>`, so a copy of the database does not give it away).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum FixedChallenge {
+    Plain(String),
+    Mac(String),
+}
+
+const FIXED_MAC_PREFIX: &str = "hmac-sha256:";
+
+impl FixedChallenge {
+    fn parse(s: String) -> Self {
+        match s.strip_prefix(FIXED_MAC_PREFIX) {
+            Some(hex) if hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) => Self::Mac(hex.to_owned()),
+            _ => Self::Plain(s),
+        }
+    }
+
+    /// The form the store keeps.
+    pub fn sealed(&self, key: &[u8]) -> Self {
+        match self {
+            Self::Plain(s) => Self::Mac(fixed_challenge_mac(key, s)),
+            mac => mac.clone(),
+        }
+    }
+
+    /// Whether `given` is the challenge, compared in constant time (as MACs when sealed).
+    pub fn matches(&self, given: &str, key: &[u8]) -> bool {
+        use subtle::ConstantTimeEq;
+        match self {
+            Self::Plain(s) => bool::from(given.as_bytes().ct_eq(s.as_bytes())),
+            Self::Mac(m) => bool::from(fixed_challenge_mac(key, given).as_bytes().ct_eq(m.as_bytes())),
+        }
+    }
+
+    fn text(&self) -> String {
+        match self {
+            Self::Plain(s) => s.clone(),
+            Self::Mac(m) => format!("{FIXED_MAC_PREFIX}{m}"),
+        }
+    }
+}
+
+/// HMAC-SHA-256 of a fixed challenge, hex; domain-separated from enrollment codes, and exact (no case folding).
+fn fixed_challenge_mac(key: &[u8], secret: &str) -> String {
+    use hmac::Mac;
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(key).expect("HMAC takes any key length");
+    mac.update(b"scepkit fixed challenge\0");
+    mac.update(secret.as_bytes());
+    hex::encode(mac.finalize().into_bytes())
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -69,6 +122,10 @@ pub struct ScepProfile {
     pub legacy: bool,
     /// Which CSR field names the seat: `subject.common_name` (default), `san.<type>` or `subject.<attr>`.
     pub seat_id_mapping: String,
+    /// What the CA does with the names a CSR asks for: `match` (default: refuse any other) or `replace`.
+    pub csr_names: CsrNames,
+    /// Refuses RSA PKCS#1 v1.5 key transport (RSA-OAEP only): no v1.5 decryption is ever attempted.
+    pub oaep_only: bool,
 }
 
 pub const DEFAULT_SUBJECT: &str = "CN=$USERNAME";
@@ -90,13 +147,15 @@ impl ScepProfile {
             return Err(ScepError::invalid_object(vec![FieldIssue { path: "$".into(), rule: "must be a JSON object".into() }]));
         };
         let name = v.string(obj, "name", true, 31).unwrap_or_default();
+        // A name is a path segment (/scep/<name>) and a CSV cell: nothing that could escape either.
+        let name_ok = name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ' ')) && !name.contains("..") && name.trim() == name;
+        if !name.is_empty() && !name_ok {
+            v.fail("name", "must be letters, digits, '-', '_', '.' and inner spaces (no '..', no leading or trailing space)");
+        }
         let container = v.container(obj);
         let scep_challenge = v.challenge(obj);
         let ca_identity_name = v.string(obj, "ca_identity_name", true, 255).unwrap_or_default();
         let subject = v.string(obj, "subject", false, 1024).unwrap_or_else(|| DEFAULT_SUBJECT.to_owned());
-        if subject.parse::<x509_cert::name::Name>().is_err() && !subject.contains('$') {
-            v.fail("subject", "must be an RFC 4514 distinguished name such as CN=$USERNAME,O=Example");
-        }
         let legacy = v.boolean(obj, "legacy", false);
         let rsa_nbits = v.rsa_nbits(obj, legacy);
         let digest = v.digest(obj, legacy);
@@ -126,11 +185,19 @@ impl ScepProfile {
         if !SEAT_ID_MAPPINGS.contains(&seat_id_mapping.as_str()) {
             v.fail("seat_id_mapping", &format!("must be one of {}", SEAT_ID_MAPPINGS.join(", ")));
         }
+        let csr_names = match obj.get("csr_names").filter(|x| !x.is_null()) {
+            None => CsrNames::default(),
+            Some(x) => serde_json::from_value(x.clone()).unwrap_or_else(|_| {
+                v.fail("csr_names", "must be match or replace");
+                CsrNames::default()
+            }),
+        };
+        let oaep_only = v.boolean(obj, "oaep_only", false);
         let id = obj.get("id").and_then(Value::as_str).map(str::to_owned);
         if !v.issues.is_empty() {
             return Err(ScepError::invalid_object(v.issues));
         }
-        Ok(Self {
+        let profile = Self {
             id,
             name,
             container: container.expect("validated"),
@@ -151,7 +218,29 @@ impl ScepProfile {
             manual_approval,
             legacy,
             seat_id_mapping,
-        })
+            csr_names,
+            oaep_only,
+        };
+        // The templates must render for an ordinary seat id, to a distinguished name and a SAN.
+        let mut issues = Vec::new();
+        if let Err(e) = render_subject(&profile.subject, "seat-1") {
+            issues.push(FieldIssue { path: "subject".into(), rule: format!("must be an RFC 4514 name template such as CN=$USERNAME,O=Example: {}", e.message) });
+        }
+        if let Err(e) = render_sans(profile.certificate_attributes.as_ref(), "seat-1") {
+            issues.push(FieldIssue { path: "certificate_attributes".into(), rule: format!("must render for a seat: {}", e.message) });
+        }
+        if !issues.is_empty() {
+            return Err(ScepError::invalid_object(issues));
+        }
+        Ok(profile)
+    }
+
+    /// The form the store keeps: a fixed challenge becomes its MAC under `code_key`.
+    pub fn sealed(mut self, code_key: &[u8]) -> Self {
+        if let ScepChallenge::Fixed(f) = &self.scep_challenge {
+            self.scep_challenge = ScepChallenge::Fixed(f.sealed(code_key));
+        }
+        self
     }
 
     /// The profile as the admin API returns it: the reference schema's shape, with the dynamic
@@ -160,7 +249,7 @@ impl ScepProfile {
         let mask = |s: &str| if reveal_secrets { s.to_owned() } else { "********".to_owned() };
         let challenge = match &self.scep_challenge {
             ScepChallenge::None(_) => serde_json::json!({ "none": "" }),
-            ScepChallenge::Fixed(s) => serde_json::json!({ "fixed": mask(s) }),
+            ScepChallenge::Fixed(f) => serde_json::json!({ "fixed": mask(&f.text()) }),
             ScepChallenge::Dynamic(d) => {
                 let mut m = Map::new();
                 if let Some(u) = &d.otp_server_url {
@@ -190,6 +279,8 @@ impl ScepProfile {
             "manual_approval": self.manual_approval,
             "legacy": self.legacy,
             "seat_id_mapping": self.seat_id_mapping,
+            "csr_names": self.csr_names.name(),
+            "oaep_only": self.oaep_only,
         });
         let m = out.as_object_mut().expect("object literal");
         let (key, value) = match &self.container {
@@ -308,7 +399,7 @@ impl Validator {
                     None
                 }
             },
-            "fixed" => self.string_at(Some(value), "scep_challenge.fixed", true, 1024).map(ScepChallenge::Fixed),
+            "fixed" => self.string_at(Some(value), "scep_challenge.fixed", true, 1024).map(|s| ScepChallenge::Fixed(FixedChallenge::parse(s))),
             "dynamic" => {
                 let Some(d) = value.as_object() else {
                     self.fail("scep_challenge.dynamic", "must be an object");

@@ -76,15 +76,26 @@ pub struct RequestFacts {
     pub issuer_and_serial: Option<(String, String)>,
 }
 
+/// What a profile accepts of a request's algorithms.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Acceptance {
+    /// 3DES (and single DES, read only), SHA-1 and RSA 1024 for old clients.
+    pub legacy: bool,
+    /// RSA-OAEP key transport only: an envelope sealed with PKCS#1 v1.5 is refused before any decryption.
+    pub oaep_only: bool,
+}
+
 impl IncomingRequest {
     /// Step two: verify the signature, check algorithms, open the envelope with one of `recipients` and
     /// read its content. Every error here is answered with a FAILURE CertRep.
     pub fn open(&self, recipients: &[Recipient<'_>], legacy: bool) -> Result<RequestFacts> {
-        self.open_with(recipients, legacy, &RustCrypto)
+        self.open_with(recipients, Acceptance { legacy, oaep_only: false }, &RustCrypto)
     }
 
-    /// [`Self::open`] with the public-key operations of a host (signature and proof-of-possession checks).
-    pub fn open_with(&self, recipients: &[Recipient<'_>], legacy: bool, ops: &dyn PublicKeyOps) -> Result<RequestFacts> {
+    /// [`Self::open`] under a profile's [`Acceptance`], with the public-key operations of a host (signature
+    /// and proof-of-possession checks).
+    pub fn open_with(&self, recipients: &[Recipient<'_>], accept: Acceptance, ops: &dyn PublicKeyOps) -> Result<RequestFacts> {
+        let legacy = accept.legacy;
         let digest = self.signed.digest_alg()?;
         if digest.is_legacy() && !legacy {
             return Err(ScepError::unsupported_algorithm("SHA-1 is only accepted on a legacy profile"));
@@ -92,6 +103,9 @@ impl IncomingRequest {
         let signer_cert = self.signed.signer_certificate()?;
         self.signed.verify_with(signer_cert, ops)?;
         let content = self.signed.content.as_deref().filter(|c| !c.is_empty()).ok_or_else(|| ScepError::malformed("the request has no content"))?;
+        if accept.oaep_only && envelope::key_transports(content)?.contains(&KeyTransport::RsaPkcs1v15) {
+            return Err(ScepError::unsupported_algorithm("RSA PKCS#1 v1.5 key transport: this profile accepts RSA-OAEP only"));
+        }
         let opened = envelope::open(content, recipients, legacy)?;
         let message_type = self.attributes.message_type.expect("read_request checked it");
         let (mut csr, mut poll, mut issuer_and_serial) = (None, None, None);

@@ -100,6 +100,7 @@ fn openssl_verifies_an_issued_certificate_against_the_ca() {
     let facts = CsrFacts::from_der(&csr().build(test_key(1)).unwrap()).unwrap();
     let opts = IssueOptions {
         serial: vec![0x42, 0x01],
+        subject: facts.subject.clone(),
         not_before: NOW - 60,
         not_after: NOW + 30 * 86400,
         digest: DigestAlg::Sha256,
@@ -108,7 +109,7 @@ fn openssl_verifies_an_issued_certificate_against_the_ca() {
         key_encipherment: true,
         client_auth: true,
     };
-    let cert = issue::issue(&facts, &opts, &ca.cert, &ca.key).unwrap();
+    let cert = issue::issue(issue::stored_public_key(&facts.spki_der).unwrap(), &opts, &ca.cert, &ca.key).unwrap();
     let (ca_pem, leaf) = (pem_file(&ca.cert), pem_file(&cert));
     let (ok, out) = openssl(&["verify", "-attime", &NOW.to_string(), "-CAfile", ca_pem.path().to_str().unwrap(), "-purpose", "sslclient", leaf.path().to_str().unwrap()]);
     assert!(ok, "{out}");
@@ -124,6 +125,7 @@ fn openssl_opens_our_pkcs12_with_its_password() {
     let facts = CsrFacts::from_der(&csr().build(key).unwrap()).unwrap();
     let opts = IssueOptions {
         serial: vec![0x43],
+        subject: facts.subject.clone(),
         not_before: NOW - 60,
         not_after: NOW + 86400,
         digest: DigestAlg::Sha256,
@@ -132,7 +134,7 @@ fn openssl_opens_our_pkcs12_with_its_password() {
         key_encipherment: true,
         client_auth: true,
     };
-    let cert = issue::issue(&facts, &opts, &ca.cert, &ca.key).unwrap();
+    let cert = issue::issue(issue::stored_public_key(&facts.spki_der).unwrap(), &opts, &ca.cert, &ca.key).unwrap();
     let p12 = scepkit::pkcs12::export(key, &[cert, ca.cert.clone()], "correct horse", "device-7", &mut OsRng).unwrap();
     let f = temp_file(&p12);
     let (ok, out) = openssl(&["pkcs12", "-info", "-in", f.path().to_str().unwrap(), "-passin", "pass:correct horse", "-nodes"]);

@@ -2,6 +2,7 @@
 // browser build of the wasm leaves it out.
 export {
   validateProfile,
+  storedProfile,
   serverCaCaps,
   readRequest,
   certRep,

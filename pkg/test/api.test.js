@@ -93,14 +93,14 @@ test('a FAILURE CertRep becomes a ScepFailure with the text, failInfo and resolu
 test('PENDING is polled with CertPoll under the same transactionID until issued', async () => {
   const ca = makeCa();
   const log = [];
-  let pendingCsr;
+  let heldFacts;
   let polls = 0;
   const decide = (facts) => {
     if (facts.message_type === 'PKCSReq') {
-      pendingCsr = facts.csr_der;
+      heldFacts = facts;
       return { status: 'pending' };
     }
-    return ++polls < 2 ? { status: 'pending' } : { issue: true, csrDer: pendingCsr };
+    return ++polls < 2 ? { status: 'pending' } : { issue: true, held: heldFacts };
   };
   const steps = [];
   const result = await scep.enroll({ url: URL_, subject: 'CN=approve-me', fetch: scepFetch(ca, decide, { log }), pollInterval: 5, onProgress: (s) => steps.push(s) });

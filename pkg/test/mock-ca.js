@@ -64,12 +64,14 @@ export function scepFetch(ca, decide, { legacy = false, log = [] } = {}) {
     let reply;
     let facts;
     try {
-      facts = request.open(identity, legacy);
+      facts = request.open(identity, legacy, false);
       reply = decide(facts, request);
       if (reply.issue) {
         const now = Math.floor(Date.now() / 1000);
-        const cert = identity.issue(facts.csr_der ?? reply.csrDer, {
-          serial: (serial++).toString(16).padStart(4, '0'), not_before: now - 60, not_after: now + 86400, digest: 'sha256',
+        // A test CA: it certifies the names the CSR (or the held request) asked for.
+        const held = facts.csr ? facts : reply.held;
+        const cert = identity.issue(held.public_key, {
+          serial: (serial++).toString(16).padStart(4, '0'), subject: held.csr.subject, sans: held.csr.sans, not_before: now - 60, not_after: now + 86400, digest: 'sha256',
           digital_signature: true, key_encipherment: true,
         });
         reply = { status: 'issued', certificates: [cert, ca.caCert] };

@@ -7,7 +7,6 @@ use wasm_bindgen::prelude::*;
 use super::{certificate, from_js, js_error, key, random_serial, to_js, JsResult};
 use crate::algorithms::{DigestAlg, KeyTransport};
 use crate::caps::CaCaps;
-use crate::csr::CsrFacts;
 use crate::error::ScepError;
 use crate::profile::ScepProfile;
 use crate::signed::IdentifierKind;
@@ -148,23 +147,32 @@ impl ServerIdentity {
         Ok(out.into())
     }
 
-    /// Issues a certificate for a CSR, signed by the CA. `options` is a policy `plan` plus the serial:
-    /// `{ serial (hex), not_before, not_after, digest, sans?, digital_signature, key_encipherment, client_auth? }`.
-    pub fn issue(&self, csr_der: &[u8], options: JsValue) -> JsResult<Vec<u8>> {
+    /// Issues a certificate for a public key (SubjectPublicKeyInfo DER, as `open()` returns it), signed by
+    /// the CA. `options` is a policy `plan` plus the serial: `{ serial (hex), subject, not_before, not_after,
+    /// digest, sans, digital_signature, key_encipherment, client_auth? }`. Every name comes from the plan.
+    pub fn issue(&self, public_key: &[u8], options: JsValue) -> JsResult<Vec<u8>> {
         let o: IssueOptionsJs = from_js(options)?;
-        let facts = CsrFacts::from_der(csr_der).map_err(js_error)?;
         let opts = crate::issue::IssueOptions {
             serial: hex::decode(&o.serial).map_err(|_| js_error(ScepError::invalid_input("serial must be hex")))?,
+            subject: o.subject,
             not_before: o.not_before,
             not_after: o.not_after,
             digest: o.digest,
-            sans: o.sans.unwrap_or(facts.sans.clone()),
+            sans: o.sans,
             digital_signature: o.digital_signature,
             key_encipherment: o.key_encipherment,
             client_auth: o.client_auth,
         };
-        let cert = crate::issue::issue(&facts, &opts, &self.ca_cert, self.ca_key.0.as_ref()).map_err(js_error)?;
+        let spki = crate::issue::stored_public_key(public_key).map_err(js_error)?;
+        let cert = crate::issue::issue(spki, &opts, &self.ca_cert, self.ca_key.0.as_ref()).map_err(js_error)?;
         cert.to_der().map_err(|e| js_error(e.into()))
+    }
+
+    /// The CA's and RA's own names: never issued to a seat.
+    fn reserved_names(&self) -> Vec<x509_cert::name::Name> {
+        let mut names = vec![self.ca_cert.tbs_certificate.subject.clone()];
+        names.extend(self.ra.iter().map(|(c, _)| c.tbs_certificate.subject.clone()));
+        names
     }
 
     /// The GetNextCACert body for the next CA certificate (and RA), signed by the current RA or CA.
@@ -201,11 +209,11 @@ impl ServerIdentity {
 #[derive(serde::Deserialize)]
 struct IssueOptionsJs {
     serial: String,
+    subject: String,
     not_before: u64,
     not_after: u64,
     digest: DigestAlg,
-    #[serde(default)]
-    sans: Option<Vec<crate::csr::San>>,
+    sans: Vec<crate::csr::San>,
     digital_signature: bool,
     key_encipherment: bool,
     #[serde(default = "crate::csr::yes")]
@@ -242,13 +250,16 @@ impl ScepRequest {
         self.incoming.attributes.message_type.map(|m| m.name()).unwrap_or_default().into()
     }
 
-    /// Verifies and decrypts; returns the facts (`{ message_type, transaction_id, digest, cipher, signer, csr, csr_der, key_digest, ... }`)
-    /// or throws a ScepError to answer with [`cert_rep`] as a FAILURE.
-    pub fn open(&mut self, identity: &ServerIdentity, legacy: bool) -> JsResult<JsValue> {
-        let facts = self.incoming.open_with(&identity.recipients(), legacy, identity.public_ops()).map_err(js_error)?;
+    /// Verifies and decrypts under a profile's algorithm rules; returns the facts (`{ message_type,
+    /// transaction_id, digest, cipher, signer, csr, public_key, key_digest, ... }`) or throws a ScepError to
+    /// answer with [`cert_rep`] as a FAILURE.
+    pub fn open(&mut self, identity: &ServerIdentity, legacy: bool, oaep_only: bool) -> JsResult<JsValue> {
+        let accept = crate::server::Acceptance { legacy, oaep_only };
+        let facts = self.incoming.open_with(&identity.recipients(), accept, identity.public_ops()).map_err(js_error)?;
         let out = to_js(&facts)?;
         if let Some(csr) = &facts.csr {
-            js_sys::Reflect::set(&out, &"csr_der".into(), &js_sys::Uint8Array::from(csr.der.as_slice()))?;
+            // The key, not the CSR: the CSR carries the enrollment code (challengePassword) and is not kept.
+            js_sys::Reflect::set(&out, &"public_key".into(), &js_sys::Uint8Array::from(csr.spki_der.as_slice()))?;
             js_sys::Reflect::set(&out, &"key_digest".into(), &crate::policy::key_digest(csr).into())?;
         }
         self.facts = Some(facts);
@@ -268,10 +279,10 @@ impl ScepRequest {
 
     /// The policy decision: `{ decision: "issue" | "hold" | "resend" | "pending" | "reject", ... }`.
     /// `store` holds what the store knows (see `StoreFacts`); `code_key_hex` is the enrollment-code MAC key.
-    pub fn decide(&self, profile_json: JsValue, store: JsValue, code_key_hex: &str, now: f64) -> JsResult<JsValue> {
+    pub fn decide(&self, identity: &ServerIdentity, profile_json: JsValue, store: JsValue, code_key_hex: &str, now: f64) -> JsResult<JsValue> {
         let store: crate::policy::StoreFacts = from_js(store)?;
         let code_key = hex::decode(code_key_hex).map_err(|_| js_error(ScepError::invalid_input("code key must be hex")))?;
-        to_js(&crate::policy::decide(self.facts()?, &profile(profile_json)?, &store, &code_key, now as u64))
+        to_js(&crate::policy::decide(self.facts()?, &profile(profile_json)?, &store, &code_key, &identity.reserved_names(), now as u64))
     }
 }
 
@@ -337,10 +348,16 @@ struct ReplyJs {
     message: Option<String>,
 }
 
-/// Validates a profile object (the admin API's schema) and returns it normalised; secrets are masked unless
-/// `reveal_secrets` (the form a store keeps).
+/// Validates a profile object (the admin API's schema) and returns it normalised, secrets masked.
 #[wasm_bindgen(js_name = validateProfile)]
-pub fn validate_profile(profile_json: JsValue, reveal_secrets: Option<bool>) -> JsResult<JsValue> {
-    to_js(&profile(profile_json)?.to_json(reveal_secrets.unwrap_or(false)))
+pub fn validate_profile(profile_json: JsValue) -> JsResult<JsValue> {
+    to_js(&profile(profile_json)?.to_json(false))
 }
 
+/// Validates a profile object and returns the form the store keeps: a fixed challenge sealed as its MAC
+/// under the enrollment-code key.
+#[wasm_bindgen(js_name = storedProfile)]
+pub fn stored_profile(profile_json: JsValue, code_key_hex: &str) -> JsResult<JsValue> {
+    let code_key = hex::decode(code_key_hex).map_err(|_| js_error(ScepError::invalid_input("code key must be hex")))?;
+    to_js(&profile(profile_json)?.sealed(&code_key).to_json(true))
+}

@@ -3,7 +3,7 @@
 import { Hono } from 'hono';
 import * as scep from 'scepkit';
 import { identity } from './ca.js';
-import { buildCrl, issueCertificate } from './scep.js';
+import { currentCrl, issueCertificate } from './scep.js';
 import { Conflict, Store } from './store.js';
 
 const now = () => Math.floor(Date.now() / 1000);
@@ -64,16 +64,16 @@ function requireString(body, field, { max = 255, pattern } = {}) {
 
 const SEAT_ID = /^[A-Za-z0-9][A-Za-z0-9._@+\- ]{0,127}$/;
 
-function validateProfile(body) {
+function validateProfile(body, env) {
   if (typeof body !== 'object' || body === null || Array.isArray(body)) throw invalid({ $: 'must be a JSON object' });
   try {
-    return scep.validateProfile(body, true);
+    return scep.storedProfile(body, env.CODE_KEY);
   } catch (e) {
     throw invalid(Object.fromEntries((e.details ?? []).map((d) => [d.path, d.rule])));
   }
 }
 
-const publicProfile = (p) => ({ ...scep.validateProfile(p.body, false), id: p.id });
+const publicProfile = (p) => ({ ...scep.validateProfile(p.body), id: p.id });
 
 export const admin = new Hono();
 
@@ -90,7 +90,7 @@ admin.use('*', async (c, next) => {
 
 // ---- SCEP profiles ----
 admin.post('/scep-profiles', async (c) => {
-  const profile = validateProfile(await json(c));
+  const profile = validateProfile(await json(c), c.env);
   const created = await c.get('store').createProfile(profile, now());
   return c.json(publicProfile(created), 201);
 });
@@ -112,7 +112,7 @@ admin.put('/scep-profiles/:id', async (c) => {
   const dyn = body?.scep_challenge?.dynamic;
   if (dyn?.password === '********') dyn.password = existing.body.scep_challenge?.dynamic?.password;
   if (body?.scep_challenge?.fixed === '********') body.scep_challenge.fixed = existing.body.scep_challenge?.fixed;
-  const updated = await store.updateProfile(existing.id, validateProfile(body), now());
+  const updated = await store.updateProfile(existing.id, validateProfile(body, c.env), now());
   return c.json(publicProfile(updated));
 });
 
@@ -195,17 +195,29 @@ async function decidePending(c, action) {
   if (!tx) throw notFound('pending request for this enrollment');
   const t = now();
   const profile = await store.profile(tx.profile_id);
-  const audit = (status, code, message) => store.audit({ time: t, profile: profile.name, seatId: tx.seat_id, transactionId: tx.transaction_id, operation: action, status, code, message });
+  const key = { profileId: tx.profile_id, transactionId: tx.transaction_id, signerFingerprint: tx.signer_fingerprint };
+  const audit = (code, message) => ({ time: t, profile: profile.name, seatId: tx.seat_id, transactionId: tx.transaction_id, operation: action, status: 'Success', code, message });
   if (action === 'reject') {
     // No message of our own: the policy answers the next poll with its standard refusal text.
-    await store.batch([store.transactionDecisionStatement({ profileId: tx.profile_id, transactionId: tx.transaction_id, signerFingerprint: tx.signer_fingerprint, status: 'REJECTED', now: t })]);
-    await audit('Success', 'rejected', 'Rejected; the next poll gets FAILURE');
+    const decision = { ...key, status: 'REJECTED', now: t };
+    const [moved] = await store.batch([store.transactionDecisionStatement(decision), store.auditStatement(audit('rejected', 'Rejected; the next poll gets FAILURE'), store.decidedAs(decision))]);
+    if (!moved.meta.changes) throw new ApiError(409, 'E016', 'Object Not Unique', { transaction: 'was decided concurrently' });
     return c.json({ transaction_id: tx.transaction_id, status: 'REJECTED' });
   }
-  const issued = issueCertificate({ store, id: identity(c.env), profile, csr: new Uint8Array(tx.csr), plan: JSON.parse(tx.plan), seatId: tx.seat_id, transactionId: tx.transaction_id, t });
-  const [, moved] = await store.batch([issued.statement, store.transactionDecisionStatement({ profileId: tx.profile_id, transactionId: tx.transaction_id, signerFingerprint: tx.signer_fingerprint, status: 'ISSUED', serial: issued.serial, now: t })]);
-  if (!moved.meta.changes) throw new ApiError(409, 'E016', 'Object Not Unique', { transaction: 'was decided concurrently' });
-  await audit('Success', 'approved', `Approved; issued certificate ${issued.serial}`);
+  // The transition, the renewal it completes, the certificate and the audit row: one batch, all or nothing.
+  const issued = issueCertificate({ id: identity(c.env), profile, publicKey: new Uint8Array(tx.public_key), plan: JSON.parse(tx.plan), seatId: tx.seat_id, transactionId: tx.transaction_id, t });
+  const decision = { ...key, status: 'ISSUED', serial: issued.serial, renews: tx.renews, now: t };
+  const guard = store.decidedAs(decision);
+  const [moved] = await store.batch([
+    store.transactionDecisionStatement(decision),
+    ...(tx.renews ? [store.renewalStatement(tx.renews, issued.serial, guard)] : []),
+    store.certificateStatement(issued.row, guard),
+    store.auditStatement(audit('approved', `Approved; issued certificate ${issued.serial}${tx.renews ? ` renewing ${tx.renews}` : ''}`), guard),
+  ]);
+  if (!moved.meta.changes) {
+    const why = tx.renews ? 'was decided concurrently, or the certificate it renews was renewed or revoked meanwhile' : 'was decided concurrently';
+    throw new ApiError(409, 'E016', 'Object Not Unique', { transaction: why });
+  }
   return c.json({ transaction_id: tx.transaction_id, status: 'ISSUED', serial: issued.serial });
 }
 
@@ -233,6 +245,6 @@ admin.get('/audit-logs', async (c) => {
 });
 
 export async function crlResponse(env) {
-  const crl = await buildCrl(new Store(env.DB), identity(env), now());
+  const crl = await currentCrl(new Store(env.DB), identity(env), now());
   return new Response(crl, { headers: { 'content-type': 'application/pkix-crl' } });
 }

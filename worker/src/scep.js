@@ -69,9 +69,12 @@ export async function handleScep(c, profileName) {
 
 async function readMessage(c) {
   if (c.req.method === 'POST') {
-    // Read even an oversized body, so the client gets its 400 instead of a reset connection.
-    const body = new Uint8Array(await c.req.arrayBuffer());
-    return body.length > MAX_MESSAGE ? { error: 'message larger than 1 MB' } : { bytes: body };
+    // An isolate has 128 MB: an oversized body is refused from its Content-Length before any of it is read,
+    // and a body without one stops being read at the cap.
+    const declared = Number(c.req.header('content-length'));
+    if (declared > MAX_MESSAGE) return { error: 'message larger than 1 MB' };
+    const bytes = await readCapped(c.req.raw.body, MAX_MESSAGE);
+    return bytes ? { bytes } : { error: 'message larger than 1 MB' };
   }
   // The raw query value: clients send unescaped + and /, and line breaks; the core decodes all of it.
   const raw = new URL(c.req.url).search.match(/[?&]message=([^&]*)/)?.[1];
@@ -82,6 +85,31 @@ async function readMessage(c) {
   } catch (e) {
     return { error: e.message };
   }
+}
+
+/** The stream's bytes, or null as soon as they exceed `cap` (the rest is not read). */
+async function readCapped(stream, cap) {
+  if (!stream) return new Uint8Array(0);
+  const reader = stream.getReader();
+  const chunks = [];
+  let length = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    length += value.byteLength;
+    if (length > cap) {
+      await reader.cancel();
+      return null;
+    }
+    chunks.push(value);
+  }
+  const out = new Uint8Array(length);
+  let at = 0;
+  for (const chunk of chunks) {
+    out.set(chunk, at);
+    at += chunk.byteLength;
+  }
+  return out;
 }
 
 async function pkiOperation(c, store, profileName) {
@@ -118,7 +146,7 @@ async function answer({ c, store, profileName, profile, cached, request, t }) {
   ctx.audit = (entry) => store.audit(ctx.auditEntry(entry));
   let facts;
   try {
-    facts = request.open(ctx.id, ctx.legacy);
+    facts = request.open(ctx.id, ctx.legacy, Boolean(profile.body.oaep_only));
   } catch (e) {
     // A refusal (e.g. 3DES on a modern profile) is only given on the profile as D1 has it.
     return cached ? afresh(ctx) : fail(ctx, e);
@@ -158,10 +186,12 @@ async function enrollment(ctx) {
     seat_exists: seatExists,
     open_enrollment: openEnrollment ?? undefined,
     redeemed_enrollment: redeemed ?? undefined,
-    signer_certificate: signer ? { serial: signer.serial, seat_id: signer.seat_id, not_after: signer.not_after, revoked: signer.revoked_at != null, renewed: signer.renewed_by != null } : undefined,
+    signer_certificate: signer
+      ? { serial: signer.serial, seat_id: signer.seat_id, profile_id: signer.profile_id, profile_name: signer.profile_name ?? undefined, not_after: signer.not_after, revoked: signer.revoked_at != null, renewed: signer.renewed_by != null }
+      : undefined,
     prior_transaction: prior ? { status: prior.status, key_digest: prior.key_digest, certificate_serial: prior.certificate_serial ?? undefined, message: prior.message ?? undefined } : undefined,
   };
-  const d = request.decide(profile.body, storeFacts, ctx.c.env.CODE_KEY, t);
+  const d = request.decide(ctx.id, profile.body, storeFacts, ctx.c.env.CODE_KEY, t);
   ctx.seatId = d.seat_id ?? seatId ?? signer?.seat_id ?? prior?.seat_id;
   switch (d.decision) {
     case 'reject':
@@ -187,79 +217,78 @@ function caDer(ctx) {
   return caCertificate(ctx.c.env);
 }
 
-async function redeemOrFail(ctx, enrollmentId) {
-  if (!enrollmentId) return true;
-  return ctx.store.redeem(enrollmentId, ctx.facts.transaction_id, ctx.t);
+/**
+ * What a decision claims, as the first statement of the batch that saves it, and the guard every other
+ * statement of that batch carries: the enrollment code's redemption, or (when issuing) the renewed
+ * certificate. The batch is all or nothing, so a crash at any point leaves the code CREATED or the
+ * certificate saved, never a redeemed code without its certificate.
+ */
+function claimFor(ctx, d, claimId, { issuing }) {
+  const { store, facts, t } = ctx;
+  if (d.redeem) return { statement: store.redeemStatement(d.redeem, facts.transaction_id, claimId, t), guard: store.redeemedBy(d.redeem, claimId) };
+  if (issuing && d.renews) return { statement: store.claimRenewalStatement(d.renews, claimId), guard: store.renewedBy(d.renews, claimId) };
+  return null;
+}
+
+/** Runs the claim and the rows it guards in one batch; false when another request won the claim (nothing saved). */
+async function saveClaimed(ctx, claim, rows) {
+  const results = await ctx.store.batch(claim ? [claim.statement, ...rows(claim.guard)] : rows(null));
+  return !claim || results[0].meta.changes === 1;
+}
+
+/**
+ * Another request took the code or renewed the certificate between our read and our batch. Handled once
+ * more on fresh facts: a copy of the same request that won is answered with its certificate, anything else
+ * is refused by the policy.
+ */
+function lostClaim(ctx, d) {
+  if (ctx.raced) return fail(ctx, scep.refusal(d.redeem ? 'challenge_invalid' : 'already_renewed'));
+  return enrollment({ ...ctx, raced: true });
 }
 
 async function hold(ctx, d) {
   const { store, profile, facts, t } = ctx;
-  if (!(await redeemOrFail(ctx, d.redeem))) return challengeRaced(ctx);
-  try {
-    // The held transaction and its audit row: one batch, as issuance saves its rows.
-    await store.batch([
-      store.transactionStatement({
+  const claim = claimFor(ctx, d, crypto.randomUUID(), { issuing: false });
+  const saved = await saveClaimed(ctx, claim, (guard) => [
+    store.transactionStatement(
+      {
         profileId: profile.id, transactionId: facts.transaction_id, signerFingerprint: facts.signer.fingerprint, seatId: d.seat_id, messageType: facts.message_type, keyDigest: facts.key_digest,
-        status: 'PENDING', csr: facts.csr_der, plan: d.plan, enrollmentId: d.redeem, now: t,
-      }),
-      store.auditStatement(ctx.auditEntry({ seatId: d.seat_id, status: 'Success', code: 'pending', message: 'Request held for administrator approval' })),
-    ]);
-  } catch (e) {
-    // As for issuance: nothing half-done survives, the code is given back.
-    if (d.redeem) await store.unredeem(d.redeem);
-    throw e;
-  }
+        status: 'PENDING', publicKey: facts.public_key, plan: d.plan, enrollmentId: d.redeem, renews: d.renews, now: t,
+      },
+      guard,
+    ),
+    store.auditStatement(ctx.auditEntry({ seatId: d.seat_id, status: 'Success', code: 'pending', message: `Request held for administrator approval${d.renews ? ` (renewing ${d.renews})` : ''}` }), guard),
+  ]);
+  if (!saved) return lostClaim(ctx, d);
   return reply(ctx, { status: 'pending' });
 }
 
-function challengeRaced(ctx) {
-  // Another request redeemed the code between our read and our redemption.
-  return fail(ctx, scep.refusal('challenge_invalid'));
-}
-
-/** Issues a certificate for a policy plan; returns it with the statement that stores it. Shared by the
- * SCEP path and admin approval. */
-export function issueCertificate({ store, id, profile, csr, plan, seatId, transactionId, t }) {
-  const serial = randomSerial();
-  const der = id.issue(csr, { ...plan, serial });
+/** Issues a certificate for a policy plan; returns it with the row that saves it (`store.certificateStatement`).
+ * Shared by the SCEP path and admin approval. */
+export function issueCertificate({ id, profile, publicKey, plan, seatId, transactionId, t, serial = randomSerial() }) {
+  const der = id.issue(publicKey, { ...plan, serial });
   const info = scep.inspect(der);
-  const statement = store.certificateStatements({
-    serial, fingerprint: info.sha256Fingerprint, seatId, profileId: profile.id, subject: info.subject,
-    notBefore: plan.not_before, notAfter: plan.not_after, der, transactionId, now: t,
-  });
-  return { serial, der, statement };
+  const row = { serial, fingerprint: info.sha256Fingerprint, seatId, profileId: profile.id, subject: info.subject, notBefore: plan.not_before, notAfter: plan.not_after, der, transactionId, now: t };
+  return { serial, der, row };
 }
 
 async function issue(ctx, d) {
   const { store, profile, facts, t } = ctx;
-  if (!(await redeemOrFail(ctx, d.redeem))) return challengeRaced(ctx);
-  let issued;
-  try {
-    issued = issueCertificate({ store, id: ctx.id, profile, csr: facts.csr_der, plan: d.plan, seatId: d.seat_id, transactionId: facts.transaction_id, t });
-  } catch (e) {
-    if (d.redeem) await store.unredeem(d.redeem);
-    throw e;
-  }
-  // Only one renewal of a certificate can ever succeed: the claim is one conditional UPDATE.
-  if (d.renews && !(await store.claimRenewal(d.renews, issued.serial))) {
-    return fail(ctx, scep.refusal('already_renewed'));
-  }
-  try {
-    // Certificate, transaction and audit row: one batch, all or nothing.
-    await store.batch([
-      issued.statement,
-      store.transactionStatement({
+  const issued = issueCertificate({ id: ctx.id, profile, publicKey: facts.public_key, plan: d.plan, seatId: d.seat_id, transactionId: facts.transaction_id, t });
+  // The new serial is the claim: unique to this attempt.
+  const claim = claimFor(ctx, d, issued.serial, { issuing: true });
+  const saved = await saveClaimed(ctx, claim, (guard) => [
+    store.certificateStatement(issued.row, guard),
+    store.transactionStatement(
+      {
         profileId: profile.id, transactionId: facts.transaction_id, signerFingerprint: facts.signer.fingerprint, seatId: d.seat_id, messageType: facts.message_type, keyDigest: facts.key_digest,
-        status: 'ISSUED', csr: facts.csr_der, plan: d.plan, enrollmentId: d.redeem, serial: issued.serial, now: t,
-      }),
-      store.auditStatement(ctx.auditEntry({ seatId: d.seat_id, status: 'Success', code: d.renews ? 'renewed' : 'issued', message: `Issued certificate ${issued.serial}${d.renews ? ` renewing ${d.renews}` : ''}` })),
-    ]);
-  } catch (e) {
-    // Nothing half-done survives: the code and the renewal claim are given back.
-    if (d.redeem) await store.unredeem(d.redeem);
-    if (d.renews) await store.releaseRenewal(d.renews, issued.serial);
-    throw e;
-  }
+        status: 'ISSUED', publicKey: facts.public_key, plan: d.plan, enrollmentId: d.redeem, renews: d.renews, serial: issued.serial, now: t,
+      },
+      guard,
+    ),
+    store.auditStatement(ctx.auditEntry({ seatId: d.seat_id, status: 'Success', code: d.renews ? 'renewed' : 'issued', message: `Issued certificate ${issued.serial}${d.renews ? ` renewing ${d.renews}` : ''}` }), guard),
+  ]);
+  if (!saved) return lostClaim(ctx, d);
   return reply(ctx, { status: 'issued', certificates: [issued.der, caDer(ctx)] });
 }
 
@@ -269,25 +298,42 @@ function randomSerial() {
   return [...bytes].map((b) => b.toString(16).padStart(2, '0')).join('');
 }
 
+/** Who sent a request, for the audit log: the seat of the certificate that signed it when we issued that
+ * certificate, else nobody's (an anonymous, self-signed requester) — never the seat a request asks about. */
+async function requester(ctx) {
+  const { signer } = ctx.facts;
+  const issued = signer.self_signed ? null : await ctx.store.certificateByFingerprint(signer.fingerprint);
+  return { seatId: issued?.seat_id ?? null, name: `${signer.subject}${issued ? '' : ' (not issued by this CA)'}` };
+}
+
 async function getCert(ctx) {
   const serial = ctx.facts.issuer_and_serial[1];
-  const cert = await ctx.store.certificateBySerial(serial);
+  const [cert, who] = await Promise.all([ctx.store.certificateBySerial(serial), requester(ctx)]);
+  ctx.seatId = who.seatId;
   if (!cert) return fail(ctx, { failInfo: 'badCertId', kind: 'not_found', message: `No certificate with serial ${serial} was issued by this CA` });
-  ctx.seatId = cert.seat_id;
-  await ctx.audit({ seatId: cert.seat_id, status: 'Success', code: 'get_cert', message: `Certificate ${serial} sent` });
+  await ctx.audit({ seatId: who.seatId, status: 'Success', code: 'get_cert', message: `Certificate ${serial} (seat ${cert.seat_id}) sent to ${who.name}` });
   return reply(ctx, { status: 'issued', certificates: [new Uint8Array(cert.der)] });
 }
 
 async function getCrl(ctx) {
-  const crl = await buildCrl(ctx.store, ctx.id, ctx.t);
-  await ctx.audit({ status: 'Success', code: 'get_crl', message: 'CRL sent' });
+  const [crl, who] = await Promise.all([currentCrl(ctx.store, ctx.id, ctx.t), requester(ctx)]);
+  await ctx.audit({ seatId: who.seatId, status: 'Success', code: 'get_crl', message: `CRL sent to ${who.name}` });
   return reply(ctx, { status: 'crl', crls: [crl] });
 }
 
-/** The current CRL, valid for a day. */
-export async function buildCrl(store, id, t) {
+const CRL_VALIDITY = 86400;
+
+/**
+ * The current CRL: the cached one while more than half of its validity is left and no certificate was revoked
+ * since it was signed; otherwise a new one (valid for a day, the next CRL number), which is then cached.
+ */
+export async function currentCrl(store, id, t) {
+  const { cached, revokedCount } = await store.crlState();
+  if (cached && cached.revoked_count === revokedCount && t < cached.next_update - CRL_VALIDITY / 2 && t >= cached.this_update) return new Uint8Array(cached.der);
   const [revoked, number] = await Promise.all([store.revoked(), store.nextCrlNumber()]);
-  return id.crl(revoked, number, t, t + 86400);
+  const der = id.crl(revoked, number, t, t + CRL_VALIDITY);
+  await store.saveCrl({ number, thisUpdate: t, nextUpdate: t + CRL_VALIDITY, revokedCount: revoked.length, der });
+  return der;
 }
 
 async function fail(ctx, e) {

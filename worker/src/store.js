@@ -124,7 +124,12 @@ export class Store {
       seatId
         ? this.db.prepare("SELECT id, code_mac, expires_at FROM enrollments WHERE seat_id = ? AND profile_id = ? AND status = 'REDEEMED' ORDER BY redeemed_at DESC LIMIT 1").bind(seatId, profileId)
         : none,
-      selfSigned ? none : this.db.prepare('SELECT * FROM certificates WHERE fingerprint = ?').bind(signerFingerprint),
+      // The certificate that signed a renewal, with the profile that issued it (a renewal stays in its lane).
+      selfSigned
+        ? none
+        : this.db
+            .prepare('SELECT c.serial, c.seat_id, c.profile_id, c.not_after, c.revoked_at, c.renewed_by, p.name AS profile_name FROM certificates c LEFT JOIN profiles p ON p.id = c.profile_id WHERE c.fingerprint = ?')
+            .bind(signerFingerprint),
       this.db.prepare('SELECT * FROM transactions WHERE profile_id = ? AND transaction_id = ? AND signer_fingerprint = ?').bind(profileId, transactionId, signerFingerprint),
       checkProfile ? this.db.prepare('SELECT body FROM profiles WHERE id = ?').bind(profileId) : none,
     ]);
@@ -132,25 +137,30 @@ export class Store {
     return { seatExists: Boolean(first(seat)), openEnrollment: first(open), redeemed: first(redeemed), signer: first(signer), prior: first(prior), profileBody: first(profile)?.body ?? null };
   }
 
-  /** Redeems atomically: one statement that only succeeds while the enrollment is still CREATED. */
-  async redeem(enrollmentId, transactionId, now) {
-    const r = await this.db
-      .prepare("UPDATE enrollments SET status = 'REDEEMED', redeemed_at = ?, transaction_id = ? WHERE id = ? AND status = 'CREATED' AND expires_at > ?")
-      .bind(now, transactionId, enrollmentId, now)
-      .run();
-    return r.meta.changes === 1;
+  /**
+   * Redeems a code for one request attempt: succeeds only while the enrollment is CREATED and unexpired, and
+   * marks it with the attempt's `claim`. It runs first in the batch that saves what the redemption is for, and
+   * every other statement of that batch is guarded by [`redeemedBy`], so the batch saves all or nothing.
+   */
+  redeemStatement(enrollmentId, transactionId, claim, now) {
+    return this.db
+      .prepare("UPDATE enrollments SET status = 'REDEEMED', redeemed_at = ?, transaction_id = ?, claim = ? WHERE id = ? AND status = 'CREATED' AND expires_at > ?")
+      .bind(now, transactionId, claim, enrollmentId, now);
   }
 
-  /** Gives a redeemed code back (issuance failed after redemption): nothing is lost. */
-  async unredeem(enrollmentId) {
-    await this.db.prepare("UPDATE enrollments SET status = 'CREATED', redeemed_at = NULL, transaction_id = NULL WHERE id = ? AND status = 'REDEEMED'").bind(enrollmentId).run();
+  /** The guard of the statements saved with a redemption: this attempt's claim holds. */
+  redeemedBy(enrollmentId, claim) {
+    return { sql: "EXISTS (SELECT 1 FROM enrollments WHERE id = ? AND status = 'REDEEMED' AND claim = ?)", args: [enrollmentId, claim] };
   }
 
   // ---- certificates ----
-  certificateStatements({ serial, fingerprint, seatId, profileId, subject, notBefore, notAfter, der, transactionId, now }) {
-    return this.db
-      .prepare('INSERT INTO certificates (serial, fingerprint, seat_id, profile_id, subject, not_before, not_after, der, transaction_id, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)')
-      .bind(serial, fingerprint, seatId, profileId, subject, notBefore, notAfter, der, transactionId, now);
+  /** Saves an issued certificate, only while `guard` holds (see [`redeemedBy`], [`renewedBy`]). */
+  certificateStatement({ serial, fingerprint, seatId, profileId, subject, notBefore, notAfter, der, transactionId, now }, guard) {
+    return this.guarded('INSERT INTO certificates (serial, fingerprint, seat_id, profile_id, subject, not_before, not_after, der, transaction_id, created_at)', [serial, fingerprint, seatId, profileId, subject, notBefore, notAfter, der, transactionId, now], guard);
+  }
+
+  async certificateByFingerprint(fingerprint) {
+    return this.db.prepare('SELECT serial, seat_id FROM certificates WHERE fingerprint = ?').bind(fingerprint).first();
   }
 
   async certificateBySerial(serial) {
@@ -163,14 +173,14 @@ export class Store {
     return results;
   }
 
-  /** Claims a certificate for renewal atomically: only one renewal of it can ever succeed. */
-  async claimRenewal(serial, renewedBy) {
-    const r = await this.db.prepare('UPDATE certificates SET renewed_by = ? WHERE serial = ? AND renewed_by IS NULL AND revoked_at IS NULL').bind(renewedBy, serial).run();
-    return r.meta.changes === 1;
+  /** Claims a certificate for renewal: only one renewal of it can ever succeed. First in its save batch. */
+  claimRenewalStatement(serial, renewedBy) {
+    return this.db.prepare('UPDATE certificates SET renewed_by = ? WHERE serial = ? AND renewed_by IS NULL AND revoked_at IS NULL').bind(renewedBy, serial);
   }
 
-  async releaseRenewal(serial, renewedBy) {
-    await this.db.prepare('UPDATE certificates SET renewed_by = NULL WHERE serial = ? AND renewed_by = ?').bind(serial, renewedBy).run();
+  /** The guard of the statements saved with a renewal: this attempt's claim holds. */
+  renewedBy(serial, renewedBy) {
+    return { sql: 'EXISTS (SELECT 1 FROM certificates WHERE serial = ? AND renewed_by = ?)', args: [serial, renewedBy] };
   }
 
   async revoke(serial, now) {
@@ -187,6 +197,27 @@ export class Store {
     return this.db.prepare("UPDATE counters SET value = value + 1 WHERE name = 'crl_number' RETURNING value").first('value');
   }
 
+  /** The cached CRL and how many certificates are revoked now, in one round trip. */
+  async crlState() {
+    const [cached, revoked] = await this.db.batch([
+      this.db.prepare('SELECT number, this_update, next_update, revoked_count, der FROM crl_cache WHERE id = 1'),
+      this.db.prepare('SELECT COUNT(*) AS n FROM certificates WHERE revoked_at IS NOT NULL'),
+    ]);
+    return { cached: cached.results[0] ?? null, revokedCount: revoked.results[0].n };
+  }
+
+  /** Keeps a freshly signed CRL, unless a newer one (a higher number, signed concurrently) is kept already. */
+  async saveCrl({ number, thisUpdate, nextUpdate, revokedCount, der }) {
+    await this.db
+      .prepare(
+        `INSERT INTO crl_cache (id, number, this_update, next_update, revoked_count, der) VALUES (1, ?, ?, ?, ?, ?)
+         ON CONFLICT (id) DO UPDATE SET number = excluded.number, this_update = excluded.this_update, next_update = excluded.next_update,
+           revoked_count = excluded.revoked_count, der = excluded.der WHERE excluded.number > crl_cache.number`,
+      )
+      .bind(number, thisUpdate, nextUpdate, revokedCount, der)
+      .run();
+  }
+
   // ---- transactions ----
   async pendingByEnrollment(enrollmentId) {
     return this.db.prepare("SELECT * FROM transactions WHERE enrollment_id = ? AND status = 'PENDING'").bind(enrollmentId).first();
@@ -199,31 +230,52 @@ export class Store {
     return results;
   }
 
-  transactionStatement({ profileId, transactionId, signerFingerprint, seatId, messageType, keyDigest, status, csr, plan, enrollmentId, serial, message, now }) {
-    return this.db
-      .prepare(
-        `INSERT INTO transactions (profile_id, transaction_id, signer_fingerprint, seat_id, message_type, key_digest, status, csr, plan, enrollment_id, certificate_serial, message, created_at, updated_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-      )
-      .bind(profileId, transactionId, signerFingerprint, seatId, messageType, keyDigest, status, csr, plan ? JSON.stringify(plan) : null, enrollmentId ?? null, serial ?? null, message ?? null, now, now);
+  transactionStatement({ profileId, transactionId, signerFingerprint, seatId, messageType, keyDigest, status, publicKey, plan, enrollmentId, renews, serial, message, now }, guard) {
+    return this.guarded(
+      'INSERT INTO transactions (profile_id, transaction_id, signer_fingerprint, seat_id, message_type, key_digest, status, public_key, plan, enrollment_id, renews, certificate_serial, message, created_at, updated_at)',
+      [profileId, transactionId, signerFingerprint, seatId, messageType, keyDigest, status, publicKey, plan ? JSON.stringify(plan) : null, enrollmentId ?? null, renews ?? null, serial ?? null, message ?? null, now, now],
+      guard,
+    );
   }
 
-  /** Moves a PENDING transaction on; false when it was no longer PENDING (approved or rejected concurrently). */
-  transactionDecisionStatement({ profileId, transactionId, signerFingerprint, status, serial, message, now }) {
+  /**
+   * Moves a PENDING transaction on; changes nothing when it was no longer PENDING (decided concurrently) or,
+   * for a held renewal being issued, when the certificate it renews was renewed or revoked meanwhile.
+   */
+  transactionDecisionStatement({ profileId, transactionId, signerFingerprint, status, serial, renews, message, now }) {
     return this.db
-      .prepare("UPDATE transactions SET status = ?, certificate_serial = ?, message = ?, updated_at = ? WHERE profile_id = ? AND transaction_id = ? AND signer_fingerprint = ? AND status = 'PENDING'")
-      .bind(status, serial ?? null, message ?? null, now, profileId, transactionId, signerFingerprint);
+      .prepare(
+        `UPDATE transactions SET status = ?, certificate_serial = ?, message = ?, updated_at = ?
+         WHERE profile_id = ? AND transaction_id = ? AND signer_fingerprint = ? AND status = 'PENDING'
+           AND (?1 <> 'ISSUED' OR ? IS NULL OR EXISTS (SELECT 1 FROM certificates WHERE serial = ? AND renewed_by IS NULL AND revoked_at IS NULL))`,
+      )
+      .bind(status, serial ?? null, message ?? null, now, profileId, transactionId, signerFingerprint, renews ?? null, renews ?? null);
+  }
+
+  /** The guard of the statements saved with an administrator's decision: the transition above happened. */
+  decidedAs({ profileId, transactionId, signerFingerprint, status, serial }) {
+    return { sql: 'EXISTS (SELECT 1 FROM transactions WHERE profile_id = ? AND transaction_id = ? AND signer_fingerprint = ? AND status = ? AND certificate_serial IS ?)', args: [profileId, transactionId, signerFingerprint, status, serial ?? null] };
+  }
+
+  /** Marks a certificate renewed by `renewedBy`, only while `guard` holds (an approved held renewal). */
+  renewalStatement(serial, renewedBy, guard) {
+    return this.db.prepare(`UPDATE certificates SET renewed_by = ? WHERE serial = ? AND renewed_by IS NULL AND ${guard.sql}`).bind(renewedBy, serial, ...guard.args);
   }
 
   async batch(statements) {
     return this.db.batch(statements);
   }
 
+  /** `INSERT ... VALUES`, or with a guard `INSERT ... SELECT ... WHERE <guard>`: inserts nothing unless it holds. */
+  guarded(insert, values, guard) {
+    const placeholders = values.map(() => '?').join(', ');
+    if (!guard) return this.db.prepare(`${insert} VALUES (${placeholders})`).bind(...values);
+    return this.db.prepare(`${insert} SELECT ${placeholders} WHERE ${guard.sql}`).bind(...values, ...guard.args);
+  }
+
   // ---- audit log ----
-  auditStatement({ time, profile, seatId, transactionId, operation, status, code, message }) {
-    return this.db
-      .prepare('INSERT INTO audit_logs (time, profile, seat_id, transaction_id, operation, status, code, message) VALUES (?, ?, ?, ?, ?, ?, ?, ?)')
-      .bind(time, profile ?? null, seatId ?? null, transactionId ?? null, operation, status, code ?? null, message ?? null);
+  auditStatement({ time, profile, seatId, transactionId, operation, status, code, message }, guard) {
+    return this.guarded('INSERT INTO audit_logs (time, profile, seat_id, transaction_id, operation, status, code, message)', [time, profile ?? null, seatId ?? null, transactionId ?? null, operation, status, code ?? null, message ?? null], guard);
   }
 
   audit(entry) {
