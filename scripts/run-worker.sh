@@ -17,7 +17,10 @@ mkdir -p "$(dirname "$LOG")" "$PERSIST"
 node scripts/dev-secrets.mjs
 npx wrangler d1 migrations apply DB --local --persist-to "$PERSIST" > "$LOG.migrations" 2>&1 || { cat "$LOG.migrations"; exit 1; }
 
-setsid npx wrangler dev --local --ip 127.0.0.1 --port "$PORT" --persist-to "$PERSIST" --show-interactive-dev-session=false > "$LOG" 2>&1 < /dev/null &
+# PAGE_ALLOWED_SERVERS from the environment wins over wrangler.jsonc's (the page's other SCEP servers).
+vars=()
+[ -n "${PAGE_ALLOWED_SERVERS+set}" ] && vars=(--var "PAGE_ALLOWED_SERVERS:$PAGE_ALLOWED_SERVERS")
+setsid npx wrangler dev --local --ip 127.0.0.1 --port "$PORT" --persist-to "$PERSIST" --show-interactive-dev-session=false "${vars[@]}" > "$LOG" 2>&1 < /dev/null &
 pgid=$!
 stop() { kill -- -"$pgid" 2>/dev/null || true; }
 trap stop EXIT INT TERM

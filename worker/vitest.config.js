@@ -28,7 +28,13 @@ export default defineConfig(async () => ({
   plugins: [
     cloudflareTest({
       wrangler: { configPath: './wrangler.jsonc' },
-      miniflare: { bindings: { ...testSecrets(), TEST_MIGRATIONS: await readD1Migrations('./migrations') } },
+      miniflare: {
+        bindings: {
+          ...testSecrets(), TEST_MIGRATIONS: await readD1Migrations('./migrations'),
+          // Other servers the page may contact, as an operator might write them (test/headers.test.js).
+          PAGE_ALLOWED_SERVERS: ' https://Scep.Example:443/ ,http://127.0.0.1:9, not-an-origin',
+        },
+      },
     }),
   ],
   test: { setupFiles: ['./test/setup.js'], testTimeout: 60_000, hookTimeout: 60_000 },

@@ -4,8 +4,9 @@ import * as scep from './scepkit/entry/browser.js';
 
 const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.search);
-// Served by the Worker: its own origin. From any other static host: ?server=https://scep.example
-const server = (params.get('server') ?? location.origin).replace(/\/$/, '');
+// The SCEP server: this page's own origin, or ?server=https://scep.example when its operator allows that origin
+// (see chooseServer). Null until chosen, and for good when refused.
+let server = null;
 let profiles = [];
 let lastResult = null;
 let controller = null;
@@ -58,6 +59,58 @@ function updateSanField() {
     $('san-label').textContent = SAN_LABEL[p.san.type] ?? 'Name in the certificate';
     if (!$('san').dataset.edited) $('san').value = fill(p.san.template, $('seat').value.trim());
   }
+}
+
+/** `text` as an origin (http(s)://host[:port], nothing else: no path, query, fragment or userinfo), or null. */
+function asOrigin(text) {
+  let url;
+  try {
+    url = new URL(text);
+  } catch {
+    return null;
+  }
+  const bare = !url.username && !url.password && url.pathname === '/' && !url.search && !url.hash;
+  // A host of letters, digits, dots and hyphens (IDNs arrive as punycode) or an IPv6 literal: the URL parser
+  // accepts '*', ';' or ',' in a host, which a CSP would read as a wildcard or a new directive.
+  const plainHost = /^([a-z0-9-]+(\.[a-z0-9-]+)*\.?|\[[0-9a-f:.]+\])$/.test(url.hostname);
+  return (url.protocol === 'https:' || url.protocol === 'http:') && bare && plainHost ? url.origin : null;
+}
+
+/**
+ * The servers besides its own origin this page may contact, as its operator configured them in page-config.json
+ * beside this script: the Worker answers it from PAGE_ALLOWED_SERVERS, another static host serves a file. Only
+ * ever read from the page's own origin; missing or unreadable means none.
+ */
+async function allowedServers() {
+  try {
+    const res = await fetch(new URL('page-config.json', import.meta.url), { cache: 'no-store' });
+    if (!res.ok) return [];
+    const list = (await res.json()).allowed_servers;
+    return Array.isArray(list) ? list.map(asOrigin).filter(Boolean) : [];
+  } catch {
+    return [];
+  }
+}
+
+/**
+ * The origin to enroll with, or null when ?server= names one the operator does not allow. A link to this page
+ * must not choose where someone's enrollment code goes, so the address is compared as the exact origin the
+ * requests would go to (scheme, host, port) and nothing is sent anywhere before it passes.
+ */
+async function chooseServer() {
+  const requested = params.get('server');
+  if (requested === null) return location.origin;
+  const origin = asOrigin(requested);
+  if (origin === location.origin) return origin;
+  return origin && (await allowedServers()).includes(origin) ? origin : null;
+}
+
+function refuse(requested) {
+  const shown = requested.length > 100 ? `${requested.slice(0, 100)}…` : requested;
+  fail({
+    message: `This page contacts only the SCEP servers its operator allows, and “${shown}” in its address is not one of them. Nothing was sent to it.`,
+    resolution: 'open the enrollment page from the link your administrator gave you; if that is the link you used, ask your administrator to allow this server for the page',
+  });
 }
 
 async function loadProfiles() {
@@ -193,4 +246,6 @@ $('seat').addEventListener('input', updateSanField);
 $('san').addEventListener('input', () => ($('san').dataset.edited = '1'));
 // The seat may be linked (?seat=laptop-42); a code never is: it would travel in the page's URL.
 if (params.get('seat')) $('seat').value = params.get('seat');
-loadProfiles();
+server = await chooseServer();
+if (server) loadProfiles();
+else refuse(params.get('server'));

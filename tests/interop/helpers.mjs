@@ -20,13 +20,15 @@ export const openssl = (...args) => run('openssl', args);
 const ROOT = new URL('../../', import.meta.url).pathname;
 
 /**
- * Starts `make run`'s Worker (scripts/run-worker.sh) on a free 127.0.0.1 port with its D1 under `dir`.
+ * Starts `make run`'s Worker (scripts/run-worker.sh) on 127.0.0.1 (`port`, else a free one) with its D1 under `dir`;
+ * `allowedServers` are the other origins its page may contact (PAGE_ALLOWED_SERVERS).
  * Returns its base URL, an admin API caller and `stop()` (kills the process group).
  */
-export async function startWorker(dir) {
-  const port = await freePort();
+export async function startWorker(dir, { port, allowedServers } = {}) {
+  port ??= await freePort();
   const base = `http://127.0.0.1:${port}`;
   const env = { ...process.env, DETACH: '1', PORT: String(port), PERSIST: `${dir}/state`, LOG: `${dir}/dev.log`, PIDFILE: `${dir}/pgid` };
+  if (allowedServers) env.PAGE_ALLOWED_SERVERS = allowedServers.join(',');
   const start = () => {
     const r = run(`${ROOT}scripts/run-worker.sh`, [], { env });
     if (r.status !== 0) throw new Error(`run-worker.sh failed:\n${r.stdout}${r.stderr}`);

@@ -3,15 +3,29 @@ import { Hono } from 'hono';
 import { cors } from 'hono/cors';
 import { admin, ApiError, crlResponse, errorResponse } from './admin.js';
 import { openapi } from './openapi.js';
+import { pageConfig, servePage } from './page.js';
 import { handleScep, publicProfiles } from './scep.js';
 
 const app = new Hono();
+
+// Every answer is read as its declared type only (no sniffing a DER body or an echoed name into HTML); the admin
+// API's answers, enrollment codes among them, are never kept by a browser or a proxy.
+app.use('*', async (c, next) => {
+  await next();
+  c.header('x-content-type-options', 'nosniff');
+  if (c.req.path.startsWith('/api/')) c.header('cache-control', 'no-store');
+});
 
 // The enrollment page may be served from any static host pointed at this SCEP URL.
 const publicCors = cors({ origin: '*', allowMethods: ['GET', 'POST', 'OPTIONS'], allowHeaders: ['content-type'], maxAge: 86400 });
 for (const path of ['/scep', '/scep/*', '/cgi-bin/pkiclient.exe', '/scep-profiles.json', '/crl']) app.use(path, publicCors);
 
 app.get('/scep-profiles.json', (c) => publicProfiles(c));
+
+// The enrollment page (www/dist; these two paths reach the Worker first) and the servers it may contact.
+app.get('/', servePage);
+app.get('/index.html', servePage);
+app.get('/page-config.json', pageConfig);
 
 // RFC 8894 §4.1: the default profile at /scep (and the path Cisco-style clients hard-code), or one by name.
 app.on(['GET', 'POST'], '/scep', (c) => handleScep(c, null));
