@@ -41,28 +41,71 @@ function sameToken(given, expected) {
   return crypto.subtle.timingSafeEqual ? crypto.subtle.timingSafeEqual(a, b) : a.every((x, i) => x === b[i]);
 }
 
-async function json(c) {
-  if (!(c.req.header('content-type') ?? '').toLowerCase().includes('application/json')) {
-    throw invalid({ content_type: c.req.header('content-type') ?? null }, 'Input Format Mismatch: input-format=json');
+// A media type as RFC 9110 §8.3.1 spells it: `type/subtype`, then `; name=value` parameters (value a token or
+// a quoted string). Returns the lowercased `type/subtype` and the charset, or null when the header is malformed.
+const TOKEN = "[!#$%&'*+.^_`|~0-9A-Za-z-]+";
+const MEDIA_TYPE = new RegExp(`^(${TOKEN}/${TOKEN})((?:[ \\t]*;[ \\t]*(?:${TOKEN}=(?:${TOKEN}|"(?:[^"\\\\]|\\\\.)*"))?)*)[ \\t]*$`);
+const PARAMETER = new RegExp(`;[ \\t]*(${TOKEN})=(${TOKEN}|"(?:[^"\\\\]|\\\\.)*")`, 'g');
+
+function mediaType(header) {
+  const m = MEDIA_TYPE.exec(header ?? '');
+  if (!m) return null;
+  const params = Object.fromEntries([...m[2].matchAll(PARAMETER)].map(([, k, v]) => [k.toLowerCase(), v.replace(/^"|"$/g, '').toLowerCase()]));
+  return { type: m[1].toLowerCase(), charset: params.charset };
+}
+
+/**
+ * Refuses a body whose Content-Type is not exactly `expected` (any case, parameters allowed, a charset only if
+ * UTF-8: the body is read as UTF-8). Structured-syntax suffixes (`application/merge-patch+json`) are refused
+ * too: they name other semantics than the plain object this API takes.
+ */
+function requireMediaType(c, expected, format) {
+  const given = c.req.header('content-type');
+  const m = mediaType(given);
+  if (m?.type !== expected || (m.charset && !['utf-8', 'utf8'].includes(m.charset))) {
+    throw invalid({ content_type: `must be ${expected} (charset=utf-8 allowed); got ${given === undefined ? 'none' : JSON.stringify(given)}` }, `Input Format Mismatch: input-format=${format}`);
   }
+}
+
+async function json(c) {
+  requireMediaType(c, 'application/json', 'json');
   const text = await c.req.text();
   if (!text.trim()) throw invalid({}, 'Missing Body');
+  let body;
   try {
-    return JSON.parse(text);
+    body = JSON.parse(text);
   } catch (e) {
     throw invalid({ body: e.message }, 'Input Format Mismatch: input-format=json');
   }
+  if (nestedDeeperThan(body, MAX_DEPTH)) throw invalid({ body: `must not nest objects and arrays more than ${MAX_DEPTH} deep` });
+  return body;
 }
 
-function requireString(body, field, { max = 255, pattern } = {}) {
-  const v = body?.[field];
-  if (typeof v !== 'string' || !v.trim()) throw invalid({ [field]: 'is required and must be a non-empty string' });
+// The core walks a body recursively, and a stack overflow inside wasm leaves the instance broken for every
+// later request, so nesting is bounded before it gets there (a profile is 4 deep).
+const MAX_DEPTH = 16;
+const nestedDeeperThan = (v, depth) => typeof v === 'object' && v !== null && (depth === 0 || Object.values(v).some((x) => nestedDeeperThan(x, depth - 1)));
+
+/**
+ * A required string field. Leading or trailing whitespace is refused, never trimmed: a trimmed value could name
+ * another seat or profile than the one sent.
+ */
+function checkString(v, field, { max = 255, pattern, rule } = {}) {
+  if (typeof v !== 'string' || v === '') throw invalid({ [field]: 'is required and must be a non-empty string' });
+  if (v !== v.trim()) throw invalid({ [field]: 'must not start or end with whitespace' });
   if (v.length > max) throw invalid({ [field]: `must be at most ${max} characters` });
-  if (pattern && !pattern.test(v)) throw invalid({ [field]: `must match ${pattern}` });
+  if (pattern && !pattern.test(v)) throw invalid({ [field]: rule ?? `must match ${pattern}` });
   return v;
 }
 
-const SEAT_ID = /^[A-Za-z0-9][A-Za-z0-9._@+\- ]{0,127}$/;
+// Inner spaces are allowed ("Jane Doe"); a space at either end never (checkString says so first, by name).
+export const SEAT_ID = /^[A-Za-z0-9](?:[A-Za-z0-9._@+\- ]{0,126}[A-Za-z0-9._@+\-])?$/;
+const seatId = (v, field) => checkString(v, field, { max: 128, pattern: SEAT_ID, rule: 'must be 1 to 128 of letters, digits, . _ @ + - and inner spaces, starting with a letter or digit' });
+
+// The core's rule for a profile name (src/profile.rs): it is a path segment of /scep/<name>, so no `/`, `?`,
+// `#` and no `..`. A name that breaks it cannot exist, so looking it up is a 400, not a 404.
+export const PROFILE_NAME = /^(?!.*\.\.)[A-Za-z0-9._\-](?:[A-Za-z0-9._\- ]*[A-Za-z0-9._\-])?$/;
+const profileName = (v, field) => checkString(v, field, { max: 31, pattern: PROFILE_NAME, rule: 'must be at most 31 of letters, digits, - _ . and inner spaces, without ..' });
 
 function validateProfile(body, env) {
   if (typeof body !== 'object' || body === null || Array.isArray(body)) throw invalid({ $: 'must be a JSON object' });
@@ -80,8 +123,9 @@ export const admin = new Hono();
 admin.use('*', async (c, next) => {
   const header = c.req.header('authorization');
   if (!header) throw new ApiError(401, 'E016', 'Not Authenticated', {}, 'send Authorization: Bearer <ADMIN_TOKEN>');
-  const [scheme, token] = header.split(' ');
-  if (scheme?.toLowerCase() !== 'bearer' || !token || !c.env.ADMIN_TOKEN || !sameToken(token, c.env.ADMIN_TOKEN)) {
+  // RFC 6750 §2.1: `Bearer` (any case), spaces, one token68, nothing after it.
+  const token = /^Bearer +([A-Za-z0-9\-._~+/]+=*)$/i.exec(header)?.[1];
+  if (!token || !c.env.ADMIN_TOKEN || !sameToken(token, c.env.ADMIN_TOKEN)) {
     throw new ApiError(401, 'E016', 'Invalid Credential', {}, 'send Authorization: Bearer <ADMIN_TOKEN>');
   }
   c.set('store', new Store(c.env.DB));
@@ -124,62 +168,103 @@ admin.delete('/scep-profiles/:id', async (c) => {
 // ---- seats ----
 admin.post('/seats', async (c) => {
   const body = await json(c);
-  const id = requireString(body, 'id', { max: 128, pattern: SEAT_ID });
+  const id = seatId(body?.id, 'id');
   return c.json(await c.get('store').createSeat(id, now()), 201);
 });
 
 admin.get('/seats', async (c) => c.json({ data: await c.get('store').seats() }));
 
-/** CSV with header `seat_id` and optional `profile`; each row stands alone. */
+/**
+ * CSV (RFC 4180, quoted cells; Request.text()'s UTF-8 decode already drops a leading BOM) with a header naming
+ * `seat_id` and optionally `profile`; other columns are ignored. Each row stands alone and is all or nothing: it
+ * is checked first, then its seat and its enrollment are written in one batch, so a row reported as failed leaves
+ * nothing behind. Cells are taken as they are: a space at either end refuses the row, it is not trimmed into
+ * another seat's id.
+ */
 admin.post('/seats/bulk', async (c) => {
-  if (!(c.req.header('content-type') ?? '').toLowerCase().includes('text/csv')) throw invalid({ content_type: 'must be text/csv' }, 'Input Format Mismatch: input-format=csv');
-  const lines = (await c.req.text()).split(/\r?\n/).map((l) => l.trim()).filter(Boolean);
-  if (!lines.length) throw invalid({}, 'Missing Body');
-  const header = lines[0].split(',').map((h) => h.trim().toLowerCase());
-  const seatCol = header.indexOf('seat_id');
-  const profileCol = header.indexOf('profile');
+  requireMediaType(c, 'text/csv', 'csv');
+  // Row numbers count every record, blank ones too, so they match the file (the header is row 1).
+  const rows = parseCsv(await c.req.text())
+    .map((cells, i) => ({ row: i + 1, cells }))
+    .filter(({ cells }) => cells.length > 1 || cells[0] !== '');
+  if (!rows.length) throw invalid({}, 'Missing Body');
+  const [{ cells: header }, ...data] = rows;
+  const columns = header.map((h) => h.trim().toLowerCase());
+  const twice = columns.find((name, i) => name && columns.indexOf(name) !== i);
+  if (twice) throw invalid({ header: `names the column ${twice} twice` });
+  const seatCol = columns.indexOf('seat_id');
+  const profileCol = columns.indexOf('profile');
   if (seatCol < 0) throw invalid({ header: 'must name a seat_id column' });
   const store = c.get('store');
+  const profiles = new Map(); // name → profile or null, looked up once per upload
   const results = [];
-  for (const [i, line] of lines.slice(1).entries()) {
-    const cells = line.split(',').map((x) => x.trim());
-    const row = i + 2;
+  for (const { row, cells } of data) {
     const id = cells[seatCol];
     try {
-      if (!id || !SEAT_ID.test(id)) throw invalid({ seat_id: 'is required and must be a valid seat id' });
-      await store.createSeat(id, now());
-      const result = { row, seat_id: id, status: 'created' };
-      const profileName = profileCol >= 0 ? cells[profileCol] : '';
-      if (profileName) {
-        const { enrollment_code: code, ...enrollment } = await enroll(c, id, profileName);
-        Object.assign(result, { enrollment, enrollment_code: code });
+      // A short or long row is a misplaced comma: which cell is the seat id is a guess, so no guess is made.
+      if (cells.length !== header.length) throw invalid({ row: `has ${cells.length} cells; the header has ${header.length}` });
+      seatId(id, 'seat_id');
+      const name = profileCol >= 0 ? cells[profileCol] : '';
+      let profile = null;
+      if (name !== '') {
+        profileName(name, 'profile');
+        if (!profiles.has(name)) profiles.set(name, await store.profileByName(name));
+        profile = profiles.get(name);
+        if (!profile) throw notFound(`scep-profile ${name}`);
       }
-      results.push(result);
+      const code = profile && scep.newEnrollmentCode();
+      const t = now();
+      const seat = await store.createSeat(id, t, profile && enrollmentOf(c, profile, code, t));
+      results.push({ row, seat_id: id, status: 'created', ...(profile ? { enrollment: { ...seat.enrollment, profile: profile.name }, enrollment_code: code } : {}) });
     } catch (e) {
-      results.push({ row, seat_id: id ?? null, status: 'error', error: e.message, details: e.details ?? {} });
+      const known = e instanceof ApiError || e instanceof Conflict;
+      if (!known) console.error(e);
+      results.push({ row, seat_id: id ?? null, status: 'error', error: known ? e.message : 'Internal Error', details: e.details ?? {} });
     }
   }
   const created = results.filter((r) => r.status === 'created').length;
   return c.json({ created, failed: results.length - created, results }, created ? 201 : 400);
 });
 
-// ---- enrollments ----
-async function enroll(c, seatId, profileName) {
-  const store = c.get('store');
-  const profile = await store.profileByName(profileName);
-  if (!profile) throw notFound(`scep-profile ${profileName}`);
-  if (!(await store.seatExists(seatId))) throw notFound(`seat ${seatId}`);
-  const code = scep.newEnrollmentCode();
-  const t = now();
-  const e = await store.createEnrollment({ seatId, profileId: profile.id, codeMac: scep.enrollmentCodeMac(c.env.CODE_KEY, code), expiresAt: t + ENROLLMENT_TTL, now: t });
-  return { ...e, profile: profile.name, enrollment_code: code };
+/**
+ * Splits RFC 4180 text into records of cells: `"` quotes a cell (which may then hold commas and line breaks,
+ * `""` is a quote), lines end in CRLF, LF or CR. A quote anywhere else refuses the whole upload with its line:
+ * where its rows begin and end would be a guess.
+ */
+function parseCsv(text) {
+  const CELL = /("[^"]*(?:""[^"]*)*"|[^",\r\n]*)(,|\r\n?|\n|$)/y; // unrolled: linear, even on an unclosed quote
+  const records = [];
+  let record = [];
+  while (true) {
+    const at = CELL.lastIndex;
+    const m = CELL.exec(text);
+    if (!m) {
+      const line = text.slice(0, at).split(/\r\n?|\n/).length;
+      throw invalid({ csv: `line ${line}: a quote may only enclose a whole cell, and must be closed` }, 'Input Format Mismatch: input-format=csv');
+    }
+    record.push(m[1].startsWith('"') ? m[1].slice(1, -1).replaceAll('""', '"') : m[1]);
+    if (m[2] === ',') continue;
+    records.push(record);
+    record = [];
+    if (CELL.lastIndex >= text.length) return records;
+  }
 }
+
+// ---- enrollments ----
+/** What createEnrollment / createSeat need for a new code of `profile` issued at `t`. */
+const enrollmentOf = (c, profile, code, t) => ({ profileId: profile.id, codeMac: scep.enrollmentCodeMac(c.env.CODE_KEY, code), expiresAt: t + ENROLLMENT_TTL, now: t });
 
 admin.post('/enrollments', async (c) => {
   const body = await json(c);
-  const seatId = requireString(body, 'seat_id', { max: 128 });
-  const profile = requireString(body, 'profile', { max: 31 });
-  return c.json(await enroll(c, seatId, profile), 201);
+  const id = seatId(body?.seat_id, 'seat_id');
+  const name = profileName(body?.profile, 'profile');
+  const store = c.get('store');
+  const profile = await store.profileByName(name);
+  if (!profile) throw notFound(`scep-profile ${name}`);
+  if (!(await store.seatExists(id))) throw notFound(`seat ${id}`);
+  const code = scep.newEnrollmentCode();
+  const e = await store.createEnrollment({ seatId: id, ...enrollmentOf(c, profile, code, now()) });
+  return c.json({ ...e, profile: profile.name, enrollment_code: code }, 201);
 });
 
 admin.get('/enrollments', async (c) => c.json({ data: await c.get('store').enrollments(c.req.query('seat_id')) }));

@@ -1,5 +1,6 @@
 // OpenAPI 3 description of the admin API. test/openapi.test.js keeps it true: every route the app serves is
 // here, and every path here is served.
+import { PROFILE_NAME, SEAT_ID } from './admin.js';
 
 const errors = {
   400: { $ref: '#/components/responses/Error' },
@@ -11,6 +12,8 @@ const json = (schema) => ({ content: { 'application/json': { schema } } });
 const ok = (description, schema, status = 200) => ({ [status]: { description, ...(schema ? json(schema) : {}) }, ...errors });
 const list = (ref) => ({ type: 'object', properties: { data: { type: 'array', items: { $ref: ref } } } });
 const idParam = (name, description) => ({ name, in: 'path', required: true, schema: { type: 'string' }, description });
+const seatId = { type: 'string', maxLength: 128, pattern: SEAT_ID.source };
+const profileName = { type: 'string', maxLength: 31, pattern: PROFILE_NAME.source };
 
 export const openapi = {
   openapi: '3.0.3',
@@ -30,11 +33,14 @@ export const openapi = {
     },
     '/seats': {
       get: { summary: 'List seats', responses: ok('Seats', list('#/components/schemas/Seat')) },
-      post: { summary: 'Create a seat', requestBody: { required: true, ...json({ type: 'object', required: ['id'], properties: { id: { type: 'string', maxLength: 128 } } }) }, responses: ok('Created', { $ref: '#/components/schemas/Seat' }, 201) },
+      post: { summary: 'Create a seat', requestBody: { required: true, ...json({ type: 'object', required: ['id'], properties: { id: seatId } }) }, responses: ok('Created', { $ref: '#/components/schemas/Seat' }, 201) },
     },
     '/seats/bulk': {
       post: {
         summary: 'Create seats from CSV (header seat_id, optional profile); a bad row does not sink the good ones',
+        description:
+          'RFC 4180 CSV (quoted cells, CRLF, LF or CR line ends, a leading BOM is dropped), Content-Type text/csv. Each row is all or nothing: a row reported as an error created no seat and no code. ' +
+          'Cells are not trimmed: a space at either end refuses the row. A stray or unclosed quote refuses the whole upload (400), before any row is written.',
         requestBody: { required: true, content: { 'text/csv': { schema: { type: 'string' } } } },
         responses: ok('Per-row results', { type: 'object', properties: { created: { type: 'integer' }, failed: { type: 'integer' }, results: { type: 'array', items: { type: 'object' } } } }, 201),
       },
@@ -43,7 +49,7 @@ export const openapi = {
       get: { summary: 'List enrollments (codes are never shown again)', parameters: [{ name: 'seat_id', in: 'query', schema: { type: 'string' } }], responses: ok('Enrollments', list('#/components/schemas/Enrollment')) },
       post: {
         summary: 'Create a one-time enrollment code for a seat and profile',
-        requestBody: { required: true, ...json({ type: 'object', required: ['seat_id', 'profile'], properties: { seat_id: { type: 'string' }, profile: { type: 'string' } } }) },
+        requestBody: { required: true, ...json({ type: 'object', required: ['seat_id', 'profile'], properties: { seat_id: seatId, profile: profileName } }) },
         responses: ok('Created; enrollment_code is shown only here', { $ref: '#/components/schemas/NewEnrollment' }, 201),
       },
     },
@@ -89,7 +95,7 @@ export const openapi = {
         required: ['name', 'scep_challenge', 'ca_identity_name', 'algorithm', 'digest', 'scep_url'],
         properties: {
           id: { type: 'string', readOnly: true },
-          name: { type: 'string', maxLength: 31 },
+          name: profileName,
           folder: { type: 'string', maxLength: 64 },
           snippet: { type: 'string', maxLength: 64 },
           device: { type: 'string', maxLength: 64 },

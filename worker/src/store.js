@@ -67,14 +67,20 @@ export class Store {
   }
 
   // ---- seats ----
-  async createSeat(id, now) {
+  /**
+   * A seat; with `enrollment` (createEnrollment's fields but the seat) its first enrollment too, in the same
+   * batch: both are written or neither.
+   */
+  async createSeat(id, now, enrollment) {
+    const seat = this.db.prepare('INSERT INTO seats (id, created_at) VALUES (?, ?)').bind(id, now);
+    const first = enrollment && this.enrollmentStatements({ ...enrollment, seatId: id });
     try {
-      await this.db.prepare('INSERT INTO seats (id, created_at) VALUES (?, ?)').bind(id, now).run();
+      await (first ? this.db.batch([seat, ...first.statements]) : seat.run());
     } catch (e) {
       if (/UNIQUE|PRIMARY/i.test(String(e.message))) throw new Conflict('Object Not Unique', 'E016');
       throw e;
     }
-    return { id, created_at: now };
+    return { id, created_at: now, ...(first ? { enrollment: first.record } : {}) };
   }
 
   async seatExists(id) {
@@ -88,15 +94,21 @@ export class Store {
 
   // ---- enrollments ----
   /** A new CREATED enrollment; any earlier open one of the seat for the profile is revoked (one live code). */
-  async createEnrollment({ seatId, profileId, codeMac, expiresAt, now }) {
+  async createEnrollment(enrollment) {
+    const { statements, record } = this.enrollmentStatements(enrollment);
+    await this.db.batch(statements);
+    return record;
+  }
+
+  enrollmentStatements({ seatId, profileId, codeMac, expiresAt, now }) {
     const id = crypto.randomUUID();
-    await this.db.batch([
+    const statements = [
       this.db.prepare("UPDATE enrollments SET status = 'REVOKED' WHERE seat_id = ? AND profile_id = ? AND status = 'CREATED'").bind(seatId, profileId),
       this.db
         .prepare("INSERT INTO enrollments (id, seat_id, profile_id, code_mac, status, expires_at, created_at) VALUES (?, ?, ?, ?, 'CREATED', ?, ?)")
         .bind(id, seatId, profileId, codeMac, expiresAt, now),
-    ]);
-    return { id, seat_id: seatId, profile_id: profileId, status: 'CREATED', expires_at: expiresAt, created_at: now };
+    ];
+    return { statements, record: { id, seat_id: seatId, profile_id: profileId, status: 'CREATED', expires_at: expiresAt, created_at: now } };
   }
 
   async enrollments(seatId) {

@@ -112,3 +112,211 @@ describe('seats and enrollments', () => {
     for (const secret of [env.CA_KEY, env.RA_KEY, env.CODE_KEY, env.ADMIN_TOKEN]) expect(everything).not.toContain(secret.length > 80 ? secret.slice(40, 80) : secret);
   });
 });
+
+// ---- hardening of the admin API: strict auth and media types, no trimmed or impossible names, bulk rows that
+// are all or nothing, and 4xx (never 5xx) for every malformed body ----
+
+/** A request with exactly the headers given (helpers.api always sends a well-formed Bearer header). */
+async function raw(method, path, headers, body) {
+  const res = await fetchWorker(`${BASE}/api/v1${path}`, { method, headers, body });
+  const text = await res.text();
+  return { status: res.status, json: text ? JSON.parse(text) : null };
+}
+
+const seatIds = async () => (await api('GET', '/seats')).json.data.map((x) => x.id);
+const bulk = (csv) => api('POST', '/seats/bulk', csv, { contentType: 'text/csv' });
+
+describe('Authorization header', () => {
+  it('is Bearer (any case), spaces, one token68 and nothing after; the token itself compares exactly', async () => {
+    const token = env.ADMIN_TOKEN;
+    for (const header of [`Bearer ${token} junk`, `Bearer ${token},x`, `Bearer ${token} ${token}`, `Basic ${token}`, `Bearer${token}`, `Bearer ${token.toUpperCase()}`, `Bearer  `, token]) {
+      expectEnvelope(await raw('GET', '/seats', { authorization: header }), 401, 'E016', 'Invalid Credential');
+    }
+    for (const header of [`Bearer ${token}`, `bearer ${token}`, `BEARER  ${token}`]) {
+      expect((await raw('GET', '/seats', { authorization: header })).status, header).toBe(200);
+    }
+  });
+});
+
+describe('Content-Type', () => {
+  it('must be exactly application/json (any case, parameters and charset=utf-8 allowed), no look-alike', async () => {
+    for (const type of ['text/plain; x=application/json', 'application/jsonp', 'application/merge-patch+json', 'application/json; charset=utf-16', 'application/json/x', 'json', 'application/json junk']) {
+      const id = unique('ct');
+      const r = await raw('POST', '/seats', { authorization: `Bearer ${env.ADMIN_TOKEN}`, 'content-type': type }, JSON.stringify({ id }));
+      expectEnvelope(r, 400, 'E003', 'Input Format Mismatch: input-format=json');
+      expect(Object.keys(r.json._errors[0].details)).toEqual(['content_type']);
+      expect(await seatIds()).not.toContain(id);
+    }
+    for (const type of ['application/json', 'Application/JSON; charset="UTF-8"', 'application/json;charset=utf-8', 'application/json; charset=utf-8; x="a;b"']) {
+      expect((await raw('POST', '/seats', { authorization: `Bearer ${env.ADMIN_TOKEN}`, 'content-type': type }, JSON.stringify({ id: unique('ct') }))).status, type).toBe(201);
+    }
+  });
+
+  it('must be exactly text/csv on seats/bulk', async () => {
+    for (const type of ['text/plain; q=text/csv', 'text/csvx', 'application/json', 'text/csv; charset=latin1']) {
+      const id = unique('csv');
+      const r = await raw('POST', '/seats/bulk', { authorization: `Bearer ${env.ADMIN_TOKEN}`, 'content-type': type }, `seat_id\n${id}\n`);
+      expectEnvelope(r, 400, 'E003', 'Input Format Mismatch: input-format=csv');
+      expect(await seatIds()).not.toContain(id);
+    }
+    const id = unique('csv');
+    expect((await raw('POST', '/seats/bulk', { authorization: `Bearer ${env.ADMIN_TOKEN}`, 'content-type': 'Text/CSV; charset=utf-8; header=present' }, `seat_id\n${id}\n`)).status).toBe(201);
+  });
+});
+
+describe('seat ids', () => {
+  it('are refused with a space at either end (naming the field) on POST /seats and POST /enrollments; inner spaces are fine', async () => {
+    for (const id of [` ${unique('lead')}`, `${unique('trail')} `, `${unique('tab')}\t`, `${unique('nbsp')}\u00a0`]) {
+      const r = await api('POST', '/seats', { id });
+      expectEnvelope(r, 400, 'E003', 'Invalid Object');
+      expect(r.json._errors[0].details).toHaveProperty('id');
+    }
+    expect((await api('POST', '/seats', { id: `Jane Doe ${unique('x')}` })).status).toBe(201);
+    const s = await enrolledSeat();
+    for (const seat_id of [`${s.seat} `, ` ${s.seat}`]) {
+      const r = await api('POST', '/enrollments', { seat_id, profile: s.profile });
+      expectEnvelope(r, 400, 'E003', 'Invalid Object');
+      expect(r.json._errors[0].details).toHaveProperty('seat_id');
+    }
+  });
+
+  it('are never trimmed by seats/bulk into another id: such a row is refused and creates nothing', async () => {
+    const s = await enrolledSeat();
+    const [a, b] = [unique('a'), unique('b')];
+    const r = await bulk(`seat_id,profile\n ${a},${s.profile}\n${b} ,\n${s.seat} ,${s.profile}\n`);
+    expect(r.status).toBe(400);
+    expect(r.json.results.map((x) => [x.status, Object.keys(x.details)])).toEqual([['error', ['seat_id']], ['error', ['seat_id']], ['error', ['seat_id']]]);
+    const seats = await seatIds();
+    expect(seats).not.toContain(a);
+    expect(seats).not.toContain(b);
+    // The existing seat got no new enrollment from a row that was refused.
+    expect((await api('GET', `/enrollments?seat_id=${s.seat}`)).json.data).toHaveLength(1);
+  });
+});
+
+describe('seats/bulk rows are all or nothing', () => {
+  it('a row whose profile is unknown, impossible or padded creates no seat', async () => {
+    const s = await enrolledSeat();
+    const [a, b, c, d] = [unique('a'), unique('b'), unique('c'), unique('d')];
+    const r = await bulk(`seat_id,profile\n${a},no-such-${unique('p')}\n${b},a/b\n${c}, ${s.profile}\n${d},${s.profile}\n`);
+    expect(r.status).toBe(201);
+    expect(r.json.results.map((x) => [x.row, x.status, x.error])).toEqual([
+      [2, 'error', 'Object Not Present'],
+      [3, 'error', 'Invalid Object'],
+      [4, 'error', 'Invalid Object'],
+      [5, 'created', undefined],
+    ]);
+    expect(r.json.results[1].details).toHaveProperty('profile');
+    expect(r.json.results[2].details).toHaveProperty('profile');
+    expect(r.json.results[3].enrollment).toMatchObject({ seat_id: d, profile: s.profile, status: 'CREATED' });
+    const seats = await seatIds();
+    for (const id of [a, b, c]) expect(seats).not.toContain(id);
+    expect(seats).toContain(d);
+  });
+
+  it('a row whose enrollment fails in D1 leaves no seat behind (seat and enrollment are one batch)', async () => {
+    const s = await enrolledSeat();
+    const [doomed, fine] = [unique('doomed'), unique('fine')];
+    // A failure injected where it would really happen: the enrollment's INSERT, after the seat's.
+    await env.DB.prepare(`CREATE TRIGGER fail_enrollment BEFORE INSERT ON enrollments WHEN NEW.seat_id = '${doomed}' BEGIN SELECT RAISE(ABORT, 'injected'); END`).run();
+    let r;
+    try {
+      r = await bulk(`seat_id,profile\n${doomed},${s.profile}\n${fine},${s.profile}\n`);
+    } finally {
+      await env.DB.prepare('DROP TRIGGER fail_enrollment').run();
+    }
+    expect(r.json.results.map((x) => [x.seat_id, x.status])).toEqual([[doomed, 'error'], [fine, 'created']]);
+    const seats = await seatIds();
+    expect(seats).not.toContain(doomed);
+    expect(seats).toContain(fine);
+    expect(r.json.results[0].error).toBe('Internal Error'); // the D1 message goes to the log, not the client
+  });
+
+  it('reads quoted cells, CRLF and a BOM; a row with a misplaced comma is refused whole', async () => {
+    const s = await enrolledSeat();
+    const [a, b, c, d] = [unique('a'), unique('b'), unique('c'), unique('d')];
+    const csv = `\uFEFFseat_id,profile,note\r\n"${a}","${s.profile}","a note, with a comma"\r\n"${b}, x",,\r\n${c},${s.profile}\r\n\r\n${d},,"say ""hi""\nover two lines"\r\n`;
+    const r = await bulk(csv);
+    expect(r.status).toBe(201);
+    expect(r.json.results.map((x) => [x.row, x.seat_id, x.status])).toEqual([
+      [2, a, 'created'],
+      [3, `${b}, x`, 'error'],
+      [4, c, 'error'],
+      [6, d, 'created'],
+    ]);
+    expect(r.json.results[0].enrollment_code).toMatch(/^[A-Z2-7]{5}(-[A-Z2-7]{5}){3}$/);
+    expect(r.json.results[2].details).toHaveProperty('row');
+    const seats = await seatIds();
+    expect(seats).toEqual(expect.arrayContaining([a, d]));
+    for (const id of [b, `"${b}`, c]) expect(seats).not.toContain(id);
+  });
+
+  it('a CSV whose rows cannot be told apart (a stray or unclosed quote, a column named twice) is refused and writes nothing', async () => {
+    for (const [bad, line] of [['ab"c', 3], ['"unclosed', 3], ['"x"y', 3]]) {
+      const first = unique('first');
+      const r = await bulk(`seat_id\n${first}\n${bad}\n${unique('after')}\n`);
+      expectEnvelope(r, 400, 'E003', 'Input Format Mismatch: input-format=csv');
+      expect(r.json._errors[0].details.csv).toMatch(new RegExp(`^line ${line}:`));
+      expect(await seatIds()).not.toContain(first);
+    }
+    const first = unique('first');
+    expectEnvelope(await bulk(`seat_id,profile,Seat_ID\n${first},,\n`), 400, 'E003', 'Invalid Object');
+    expect(await seatIds()).not.toContain(first);
+  });
+});
+
+describe('profile names', () => {
+  // The rule lives in the core (src/profile.rs ScepProfile::from_json, details path `name`).
+  const badNames = [' lead', 'trail ', 'a/b', 'a?b', 'a#b', 'a..b', '..', 'a%2fb', 'tab\tin'];
+
+  it('POST and PUT /scep-profiles refuse a name with a space at either end, or outside letters, digits, - _ . space, or with ..', async () => {
+    for (const name of badNames) {
+      const r = await api('POST', '/scep-profiles', profileBody(name));
+      expectEnvelope(r, 400, 'E003', 'Invalid Object');
+      expect(r.json._errors[0].details, JSON.stringify(name)).toHaveProperty('name');
+    }
+    const good = `Team A.laptops_1-${Date.now().toString(36)}`.slice(0, 31);
+    const created = await api('POST', '/scep-profiles', profileBody(good));
+    expect(created.status).toBe(201);
+    for (const name of badNames) {
+      const r = await api('PUT', `/scep-profiles/${created.json.id}`, { ...created.json, name });
+      expectEnvelope(r, 400, 'E003', 'Invalid Object');
+      expect(r.json._errors[0].details, JSON.stringify(name)).toHaveProperty('name');
+    }
+    expect((await api('GET', `/scep-profiles/${created.json.id}`)).json.name).toBe(good);
+  });
+
+  it('POST /enrollments with a name no profile can have is a 400 naming `profile`, not a 404', async () => {
+    const s = await enrolledSeat();
+    for (const profile of [...badNames, `${s.profile} `, 'x'.repeat(32)]) {
+      const r = await api('POST', '/enrollments', { seat_id: s.seat, profile });
+      expectEnvelope(r, 400, 'E003', 'Invalid Object');
+      expect(r.json._errors[0].details, JSON.stringify(profile)).toHaveProperty('profile');
+    }
+    expectEnvelope(await api('POST', '/enrollments', { seat_id: s.seat, profile: `no such ${unique('p')}`.slice(0, 31) }), 404, 'E005');
+  });
+});
+
+describe('malformed bodies', () => {
+  it('wrong JSON types on the profile, seat and enrollment routes are a 4xx with the envelope, never a 500', async () => {
+    const p = await api('POST', '/scep-profiles', profileBody(unique('types').slice(0, 31), { scep_challenge: { fixed: 'secret' } }));
+    const bodies = [
+      '[]', 'null', '42', '"text"', 'true', '{"id":5}', '{"id":null}', '{"id":["a"]}', '{"id":{}}', '{"seat_id":5,"profile":"x"}', '{"seat_id":"a","profile":{}}',
+      '{"seat_id":"a","profile":["x"]}', '{"name":5}', '{"scep_challenge":"x","algorithm":7}', '{"scep_challenge":null}', '{"scep_challenge":{"dynamic":"x"}}',
+      '{"scep_challenge":{"dynamic":{"password":"********"}}}', '{"scep_challenge":{"fixed":"********"}}', '{"scep_challenge":[1]}', '{"__proto__":{"id":"x"}}',
+      // Nested 5000 deep: it overflowed the core's stack, and the wasm instance then failed every later request.
+      `{"name":${'['.repeat(5000)}${']'.repeat(5000)}}`, '{"algorithm":{"rsa":{"rsa_nbits":1e999}}}',
+    ];
+    for (const [method, path] of [['POST', '/scep-profiles'], ['PUT', `/scep-profiles/${p.json.id}`], ['POST', '/seats'], ['POST', '/enrollments']]) {
+      for (const body of bodies) {
+        const r = await api(method, path, body);
+        expect(r.status, `${method} ${path} ${body.slice(0, 60)}`).toBeGreaterThanOrEqual(400);
+        expect(r.status, `${method} ${path} ${body.slice(0, 60)}`).toBeLessThan(500);
+        expect(r.json._errors[0].code).toBe('E003');
+      }
+    }
+    // The profile is untouched by all of that, and the core still answers.
+    expect((await api('GET', `/scep-profiles/${p.json.id}`)).json).toMatchObject({ scep_challenge: { fixed: '********' } });
+    expect((await api('POST', '/scep-profiles', profileBody(unique('after').slice(0, 31)))).status).toBe(201);
+  });
+});
