@@ -148,9 +148,12 @@ impl ScepProfile {
         };
         let name = v.string(obj, "name", true, 31).unwrap_or_default();
         // A name is a path segment (/scep/<name>) and a CSV cell: nothing that could escape either.
-        let name_ok = name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ' ')) && !name.contains("..") && name.trim() == name;
+        let name_ok = name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ' '))
+            && name.chars().any(|c| c.is_ascii_alphanumeric())
+            && !name.contains("..")
+            && name.trim() == name;
         if !name.is_empty() && !name_ok {
-            v.fail("name", "must be letters, digits, '-', '_', '.' and inner spaces (no '..', no leading or trailing space)");
+            v.fail("name", "must be ASCII letters, digits, '-', '_', '.' and inner spaces, with a letter or digit (no '..', no leading or trailing space)");
         }
         let container = v.container(obj);
         let scep_challenge = v.challenge(obj);
