@@ -90,7 +90,7 @@ impl San {
         })
     }
 
-    fn from_general_name(name: &GeneralName) -> Option<Self> {
+    pub(crate) fn from_general_name(name: &GeneralName) -> Option<Self> {
         Some(match name {
             GeneralName::DnsName(s) => Self::Dns(s.to_string()),
             GeneralName::Rfc822Name(s) => Self::Email(s.to_string()),

@@ -123,5 +123,13 @@ fn certificate(cert: &Certificate) -> Value {
         "notBefore": tbs.validity.not_before.to_string(),
         "notAfter": tbs.validity.not_after.to_string(),
         "sha256Fingerprint": cert.to_der().map(|d| hex::encode(crate::algorithms::DigestAlg::Sha256.digest(&d))).unwrap_or_default(),
+        "sans": subject_alt_names(cert),
     })
+}
+
+/// The certificate's subjectAltName entries as `dns:`, `email:`, `uri:`, `ip:` strings.
+fn subject_alt_names(cert: &Certificate) -> Vec<String> {
+    let ext = cert.tbs_certificate.extensions.iter().flatten().find(|e| e.extn_id == const_oid::db::rfc5280::ID_CE_SUBJECT_ALT_NAME);
+    let names = ext.and_then(|e| x509_cert::ext::pkix::SubjectAltName::from_der(e.extn_value.as_bytes()).ok());
+    names.map(|n| n.0.iter().filter_map(crate::csr::San::from_general_name).map(String::from).collect()).unwrap_or_default()
 }

@@ -271,13 +271,43 @@ admin.get('/enrollments', async (c) => c.json({ data: await c.get('store').enrol
 
 admin.get('/transactions', async (c) => c.json({ data: await c.get('store').pendingTransactions() }));
 
-admin.post('/enrollments/:id/approve', async (c) => decidePending(c, 'approve'));
-admin.post('/enrollments/:id/reject', async (c) => decidePending(c, 'reject'));
+admin.post('/enrollments/:id/approve', async (c) => decidePending(c, 'approve', await pendingOfEnrollment(c)));
+admin.post('/enrollments/:id/reject', async (c) => decidePending(c, 'reject', await pendingOfEnrollment(c)));
+// A held renewal redeemed no enrollment: it is decided by its transaction (profile_id and signer_fingerprint in
+// the body tell apart two requesters that chose the same transactionID).
+admin.post('/transactions/:transaction_id/approve', async (c) => decidePending(c, 'approve', await pendingTransaction(c)));
+admin.post('/transactions/:transaction_id/reject', async (c) => decidePending(c, 'reject', await pendingTransaction(c)));
 
-async function decidePending(c, action) {
-  const store = c.get('store');
-  const tx = await store.pendingByEnrollment(c.req.param('id'));
+async function pendingOfEnrollment(c) {
+  const tx = await c.get('store').pendingByEnrollment(c.req.param('id'));
   if (!tx) throw notFound('pending request for this enrollment');
+  return tx;
+}
+
+async function pendingTransaction(c) {
+  const text = await c.req.text();
+  let body = {};
+  if (text.trim()) {
+    requireMediaType(c, 'application/json', 'json');
+    try {
+      body = JSON.parse(text);
+    } catch (e) {
+      throw invalid({ body: e.message }, 'Input Format Mismatch: input-format=json');
+    }
+  }
+  const pick = (field) => {
+    const v = body?.[field];
+    if (v !== undefined && typeof v !== 'string') throw invalid({ [field]: 'must be a string' });
+    return v;
+  };
+  const matches = await c.get('store').pendingByTransaction(c.req.param('transaction_id'), { profileId: pick('profile_id'), signerFingerprint: pick('signer_fingerprint') });
+  if (!matches.length) throw notFound('pending request with this transaction_id');
+  if (matches.length > 1) throw new ApiError(409, 'E016', 'Object Not Unique', { transaction_id: 'several pending requests use it: send profile_id and signer_fingerprint' });
+  return matches[0];
+}
+
+async function decidePending(c, action, tx) {
+  const store = c.get('store');
   const t = now();
   const profile = await store.profile(tx.profile_id);
   const key = { profileId: tx.profile_id, transactionId: tx.transaction_id, signerFingerprint: tx.signer_fingerprint };

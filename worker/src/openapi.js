@@ -55,6 +55,14 @@ export const openapi = {
     },
     '/enrollments/{id}/approve': { parameters: [idParam('id', 'Enrollment UUID')], post: { summary: 'Approve the PENDING request of an enrollment (manual-approval profiles)', responses: ok('Issued', { type: 'object' }) } },
     '/enrollments/{id}/reject': { parameters: [idParam('id', 'Enrollment UUID')], post: { summary: 'Reject the PENDING request of an enrollment', responses: ok('Rejected', { type: 'object' }) } },
+    '/transactions/{transaction_id}/approve': {
+      parameters: [idParam('transaction_id', 'SCEP transactionID of a PENDING request (a held renewal has no enrollment)')],
+      post: { summary: 'Approve a PENDING request by its transaction; body { profile_id?, signer_fingerprint? } when several requests share the transactionID', responses: ok('Issued', { type: 'object' }) },
+    },
+    '/transactions/{transaction_id}/reject': {
+      parameters: [idParam('transaction_id', 'SCEP transactionID of a PENDING request')],
+      post: { summary: 'Reject a PENDING request by its transaction', responses: ok('Rejected', { type: 'object' }) },
+    },
     '/transactions': { get: { summary: 'List requests waiting for approval', responses: ok('Pending transactions', { type: 'object' }) } },
     '/certificates': { get: { summary: 'List certificates', parameters: [{ name: 'seat_id', in: 'query', schema: { type: 'string' } }], responses: ok('Certificates', list('#/components/schemas/Certificate')) } },
     '/certificates/{serial}/revoke': { parameters: [idParam('serial', 'Serial, hex')], post: { summary: 'Revoke a certificate (it appears on /crl)', responses: ok('Revoked', { type: 'object' }) } },

@@ -231,13 +231,21 @@ export class Store {
   }
 
   // ---- transactions ----
+  async pendingByTransaction(transactionId, { profileId, signerFingerprint }) {
+    const { results } = await this.db
+      .prepare("SELECT * FROM transactions WHERE transaction_id = ? AND status = 'PENDING' AND (?2 IS NULL OR profile_id = ?2) AND (?3 IS NULL OR signer_fingerprint = ?3) LIMIT 2")
+      .bind(transactionId, profileId ?? null, signerFingerprint ?? null)
+      .all();
+    return results;
+  }
+
   async pendingByEnrollment(enrollmentId) {
     return this.db.prepare("SELECT * FROM transactions WHERE enrollment_id = ? AND status = 'PENDING'").bind(enrollmentId).first();
   }
 
   async pendingTransactions() {
     const { results } = await this.db
-      .prepare("SELECT profile_id, transaction_id, signer_fingerprint, seat_id, message_type, enrollment_id, created_at FROM transactions WHERE status = 'PENDING' ORDER BY created_at")
+      .prepare("SELECT profile_id, transaction_id, signer_fingerprint, seat_id, message_type, enrollment_id, renews, created_at FROM transactions WHERE status = 'PENDING' ORDER BY created_at")
       .all();
     return results;
   }
