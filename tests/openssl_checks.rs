@@ -146,3 +146,60 @@ fn openssl_opens_our_pkcs12_with_its_password() {
     let (ok, out) = openssl(&["pkcs12", "-info", "-in", f.path().to_str().unwrap(), "-passin", "pass:wrong", "-nodes"]);
     assert!(!ok, "a wrong password must fail: {out}");
 }
+
+#[test]
+fn key_usage_extended_key_usage_and_ca_come_from_the_profile_never_from_the_csr() {
+    // OpenSSL makes the CSR a greedy client would: CA:TRUE, serverAuth and codeSigning, keyCertSign.
+    let key = key_file(test_key(1));
+    let csr_path = tempfile::NamedTempFile::new().unwrap();
+    let (ok, out) = openssl(&[
+        "req", "-new", "-key", key.path().to_str().unwrap(), "-subj", "/O=Example Corp/CN=dev-1", "-outform", "DER", "-out", csr_path.path().to_str().unwrap(),
+        "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "extendedKeyUsage=serverAuth,codeSigning",
+        "-addext", "keyUsage=critical,digitalSignature,keyCertSign,cRLSign", "-addext", "nameConstraints=permitted;DNS:.corp.example",
+    ]);
+    assert!(ok, "{out}");
+    let facts = CsrFacts::from_der(&std::fs::read(csr_path.path()).unwrap()).unwrap();
+    let profile = scepkit::profile::ScepProfile::from_json(&serde_json::json!({
+        "id": "p1", "name": "corp", "folder": "Shared", "scep_challenge": { "none": "" }, "ca_identity_name": "ca",
+        "subject": "CN=$USERNAME,O=Example Corp", "algorithm": { "rsa": { "rsa_nbits": 2048 } }, "digest": "sha256", "scep_url": "/scep",
+        "use_for_key_encipherment": false
+    }))
+    .unwrap();
+    let request = scepkit::server::RequestFacts {
+        message_type: MessageType::PkcsReq,
+        transaction_id: "t".into(),
+        digest: DigestAlg::Sha256,
+        cipher: Cipher::Aes128Cbc,
+        key_transport: KeyTransport::RsaPkcs1v15,
+        signer: scepkit::server::SignerFacts { subject: "CN=x".into(), issuer: "CN=x".into(), serial: "01".into(), self_signed: true, not_before: 0, not_after: u64::MAX, fingerprint: "ff".into() },
+        csr: Some(facts.clone()),
+        poll: None,
+        issuer_and_serial: None,
+    };
+    let store = scepkit::policy::StoreFacts {
+        seat_exists: true,
+        open_enrollment: Some(scepkit::policy::OpenEnrollment { id: "e".into(), code_mac: String::new(), expires_at: NOW + 60 }),
+        ..Default::default()
+    };
+    let decision = scepkit::policy::decide(&request, &profile, &store, b"k", &[], NOW);
+    let scepkit::policy::Decision::Issue { plan, .. } = decision else { panic!("not issued: {decision:?}") };
+    let opts = IssueOptions {
+        serial: vec![0x44],
+        subject: plan.subject,
+        not_before: plan.not_before,
+        not_after: plan.not_after,
+        digest: plan.digest,
+        sans: plan.sans,
+        digital_signature: plan.digital_signature,
+        key_encipherment: plan.key_encipherment,
+        client_auth: true,
+    };
+    let cert = issue::issue(issue::stored_public_key(&facts.spki_der).unwrap(), &opts, &scepkit_ca().cert, &scepkit_ca().key).unwrap();
+    let leaf = pem_file(&cert);
+    let (_, text) = openssl(&["x509", "-in", leaf.path().to_str().unwrap(), "-noout", "-text"]);
+    assert!(text.contains("CA:FALSE") && !text.contains("CA:TRUE"), "{text}");
+    assert!(text.contains("TLS Web Client Authentication") && !text.contains("Server Authentication") && !text.contains("Code Signing"), "{text}");
+    assert!(text.contains("Digital Signature") && !text.contains("Certificate Sign") && !text.contains("Key Encipherment"), "{text}");
+    assert!(!text.contains("Name Constraints"), "{text}");
+    assert!(text.contains("Subject: O = Example Corp, CN = dev-1"), "{text}");
+}

@@ -382,3 +382,27 @@ fn key_transport_names_are_the_ones_serde_uses() {
         assert_eq!(serde_json::to_value(t).unwrap(), t.name());
     }
 }
+
+#[test]
+fn every_decryption_failure_reads_the_same() {
+    // A bad RSA block and bad AES padding must not be told apart by the answer (no padding oracle).
+    let c = client(1, &csr_request());
+    for transport in [KeyTransport::RsaPkcs1v15, KeyTransport::RsaOaepSha256] {
+        let options = EnvelopeOptions { cipher: Cipher::Aes128Cbc, transport, identifier: IdentifierKind::IssuerAndSerialNumber, legacy: false };
+        let sealed = scepkit::envelope::seal(&[7u8; 100], &c.signer_cert, options, &mut OsRng).unwrap();
+        let open = |bytes: &[u8]| scepkit::envelope::open(bytes, &[Recipient { certificate: Some(&c.signer_cert), key: c.key }], false).map(|_| ()).unwrap_err();
+
+        let enc_key = scepkit::envelope::parse(&sealed).unwrap().key_trans_recipients().unwrap()[0].enc_key.as_bytes().to_vec();
+        let at = sealed.windows(enc_key.len()).position(|w| w == enc_key.as_slice()).unwrap() + enc_key.len() / 2;
+        let mut bad_rsa = sealed.clone();
+        bad_rsa[at] ^= 0x55;
+        // The last byte of the next-to-last ciphertext block flips the padding length byte out of range.
+        let mut bad_padding = sealed.clone();
+        let last = bad_padding.len() - 17;
+        bad_padding[last] ^= 0x80;
+
+        let (rsa, padding) = (open(&bad_rsa), open(&bad_padding));
+        assert_eq!((rsa.kind, rsa.fail_info, rsa.message.as_str()), (padding.kind, padding.fail_info, padding.message.as_str()), "{transport:?}");
+        assert_eq!(rsa.message, "Failed to decrypt a PKCS7 message");
+    }
+}
