@@ -26,9 +26,11 @@ before(async () => {
   const ca = scepkit('cacert', `${base}/scep`, '--out', join(dir, 'ca.pem'));
   assert.equal(ca.status, 0, ca.stderr);
   await worker.profile('modern');
-  await worker.profile('legacy', { legacy: true, digest: 'sha1' });
+  // scepclient sends its own OU, O and C: the legacy profile's template names them (csr_names match), while
+  // legacy-anytime replaces whatever a client asks for with its template.
+  await worker.profile('legacy', { legacy: true, digest: 'sha1', subject: 'CN=$USERNAME,OU=MDM,O=scep-client,C=US' });
   await worker.profile('anytime', { validity_days: 30, renewal_window_days: 30 });
-  await worker.profile('legacy-anytime', { legacy: true, digest: 'sha1', validity_days: 30, renewal_window_days: 30 });
+  await worker.profile('legacy-anytime', { legacy: true, digest: 'sha1', validity_days: 30, renewal_window_days: 30, csr_names: 'replace' });
 });
 
 after(() => worker?.stop());
@@ -80,6 +82,17 @@ test('micromdm scepclient (DES + SHA-1) enrolls on the legacy profile; a used co
   const audit = await api('GET', '/audit-logs?seat_id=mdm-client-1');
   assert.equal(audit.json.data[0].status, 'Failure');
   assert.equal(audit.json.data[0].message, 'Challenge password is invalid - does not match the value configured by the Administrator');
+});
+
+test('micromdm scepclient asking for names the profile does not issue is refused with what differs; the code stays', async () => {
+  const code = await seatWithCode('mdm-client-4', 'legacy');
+  const r = scepclient('legacy', 'mdm-client-4', code, join(dir, 'mdm-4'), ['-organization', 'Evil', '-ou', 'Domain Admins']);
+  assert.notEqual(r.status, 0);
+  const [last] = (await api('GET', '/audit-logs?seat_id=mdm-client-4')).json.data;
+  assert.equal(last.status, 'Failure');
+  assert.match(last.message, /differs from CN=mdm-client-4,OU=MDM,O=scep-client,C=US/);
+  assert.equal((await api('GET', '/enrollments?seat_id=mdm-client-4')).json.data[0].status, 'CREATED');
+  assert.equal((await api('GET', '/certificates?seat_id=mdm-client-4')).json.data.length, 0);
 });
 
 test('micromdm scepclient is refused on a modern profile: SHA-1 and DES are badAlg', async () => {
