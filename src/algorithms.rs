@@ -54,7 +54,9 @@ impl DigestAlg {
             o if o == rfc5912::ID_SHA_256 || o == rfc5912::SHA_256_WITH_RSA_ENCRYPTION => Self::Sha256,
             o if o == rfc5912::ID_SHA_384 || o == rfc5912::SHA_384_WITH_RSA_ENCRYPTION => Self::Sha384,
             o if o == rfc5912::ID_SHA_512 || o == rfc5912::SHA_512_WITH_RSA_ENCRYPTION => Self::Sha512,
-            o if o == MD5 || o == MD5_WITH_RSA => return Err(ScepError::unsupported_algorithm("MD5 is never accepted")),
+            o if o == MD5 || o == MD5_WITH_RSA => {
+                return Err(ScepError::unsupported_algorithm("MD5 is never accepted"))
+            }
             o => return Err(ScepError::unsupported_algorithm(format!("digest {o}"))),
         })
     }
@@ -182,9 +184,10 @@ impl Cipher {
     pub fn check_allowed(self, legacy: bool, producing: bool) -> Result<()> {
         match self {
             Self::DesCbc if producing => Err(ScepError::unsupported_algorithm("single DES is never produced")),
-            c if c.is_legacy() && !legacy => {
-                Err(ScepError::unsupported_algorithm(format!("{} is only accepted with the legacy switch (a legacy profile; --legacy for the CLI)", c.name())))
-            }
+            c if c.is_legacy() && !legacy => Err(ScepError::unsupported_algorithm(format!(
+                "{} is only accepted with the legacy switch (a legacy profile; --legacy for the CLI)",
+                c.name()
+            ))),
             c if c.is_legacy() && !cfg!(feature = "legacy") => Err(c.not_built()),
             _ => Ok(()),
         }
@@ -192,7 +195,10 @@ impl Cipher {
 
     /// The refusal for DES/3DES in a build without the `legacy` feature (the browser build).
     pub fn not_built(self) -> ScepError {
-        ScepError::unsupported_algorithm(format!("{} is not in this build of scepkit (built without the `legacy` feature)", self.name()))
+        ScepError::unsupported_algorithm(format!(
+            "{} is not in this build of scepkit (built without the `legacy` feature)",
+            self.name()
+        ))
     }
 }
 

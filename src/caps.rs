@@ -93,10 +93,16 @@ impl CaCaps {
 
     /// What a scepkit server advertises: never DES; 3DES and SHA-1 only for a legacy profile.
     pub fn for_server(legacy: bool, next_ca: bool) -> Self {
-        let mut capabilities: BTreeSet<Capability> =
-            [Capability::Aes, Capability::Sha256, Capability::Sha512, Capability::PostPkiOperation, Capability::Renewal, Capability::ScepStandard]
-                .into_iter()
-                .collect();
+        let mut capabilities: BTreeSet<Capability> = [
+            Capability::Aes,
+            Capability::Sha256,
+            Capability::Sha512,
+            Capability::PostPkiOperation,
+            Capability::Renewal,
+            Capability::ScepStandard,
+        ]
+        .into_iter()
+        .collect();
         if legacy {
             capabilities.extend([Capability::Des3, Capability::Sha1]);
         }
@@ -117,12 +123,19 @@ impl CaCaps {
 
     /// RFC 8894 §3.5.2: SCEPStandard implies AES, SHA-256 and POSTPKIOperation.
     fn implies(&self, c: Capability) -> bool {
-        self.has(c) || (self.has(Capability::ScepStandard) && matches!(c, Capability::Aes | Capability::Sha256 | Capability::PostPkiOperation))
+        self.has(c)
+            || (self.has(Capability::ScepStandard)
+                && matches!(c, Capability::Aes | Capability::Sha256 | Capability::PostPkiOperation))
     }
 
     /// Picks the strongest cipher and digest both sides allow. `requested` pins either; a pin weaker than
     /// what a SCEPStandard server guarantees is refused as a downgrade.
-    pub fn negotiate(&self, legacy: bool, requested_cipher: Option<Cipher>, requested_digest: Option<DigestAlg>) -> Result<Negotiated> {
+    pub fn negotiate(
+        &self,
+        legacy: bool,
+        requested_cipher: Option<Cipher>,
+        requested_digest: Option<DigestAlg>,
+    ) -> Result<Negotiated> {
         let standard = self.has(Capability::ScepStandard);
         let cipher = match requested_cipher {
             Some(c) => {
@@ -138,7 +151,11 @@ impl CaCaps {
             None if self.has(Capability::Des3) => {
                 return Err(ScepError::unsupported_algorithm("the server offers only 3DES; enable legacy to use it"))
             }
-            None => return Err(ScepError::unsupported_algorithm("the server offers only single DES, which scepkit never uses")),
+            None => {
+                return Err(ScepError::unsupported_algorithm(
+                    "the server offers only single DES, which scepkit never uses",
+                ))
+            }
         };
         let digest = match requested_digest {
             Some(d) => {
@@ -155,7 +172,10 @@ impl CaCaps {
                     DigestAlg::Sha384 => false,
                 };
                 if !offered {
-                    return Err(ScepError::unsupported_algorithm(format!("the server does not advertise {}", d.name())));
+                    return Err(ScepError::unsupported_algorithm(format!(
+                        "the server does not advertise {}",
+                        d.name()
+                    )));
                 }
                 d
             }
@@ -165,9 +185,16 @@ impl CaCaps {
             None if self.has(Capability::Sha1) => {
                 return Err(ScepError::unsupported_algorithm("the server offers only SHA-1; enable legacy to use it"))
             }
-            None => return Err(ScepError::unsupported_algorithm("the server offers only MD5, which scepkit never uses")),
+            None => {
+                return Err(ScepError::unsupported_algorithm("the server offers only MD5, which scepkit never uses"))
+            }
         };
-        Ok(Negotiated { cipher, digest, post: self.implies(Capability::PostPkiOperation), renewal: self.has(Capability::Renewal) })
+        Ok(Negotiated {
+            cipher,
+            digest,
+            post: self.implies(Capability::PostPkiOperation),
+            renewal: self.has(Capability::Renewal),
+        })
     }
 }
 
@@ -216,17 +243,27 @@ impl CaCertificates {
         let all = match Certificate::from_der(body) {
             Ok(cert) => vec![cert],
             Err(_) => {
-                let signed = SignedMessage::parse(body).map_err(|_| ScepError::malformed("GetCACert: neither a DER certificate nor a PKCS#7 certs-only message"))?;
+                let signed = SignedMessage::parse(body).map_err(|_| {
+                    ScepError::malformed("GetCACert: neither a DER certificate nor a PKCS#7 certs-only message")
+                })?;
                 chain_order(signed.certificates)
             }
         };
         let is_ca = |c: &Certificate| {
             c.tbs_certificate.extensions.iter().flatten().any(|e| {
                 e.extn_id == const_oid::db::rfc5280::ID_CE_BASIC_CONSTRAINTS
-                    && x509_cert::ext::pkix::BasicConstraints::from_der(e.extn_value.as_bytes()).map(|b| b.ca).unwrap_or(false)
+                    && x509_cert::ext::pkix::BasicConstraints::from_der(e.extn_value.as_bytes())
+                        .map(|b| b.ca)
+                        .unwrap_or(false)
             }) || c.tbs_certificate.subject == c.tbs_certificate.issuer
         };
-        let ca = all.iter().rev().find(|c| is_ca(c)).or(all.last()).cloned().ok_or_else(|| ScepError::malformed("GetCACert: no certificate"))?;
+        let ca = all
+            .iter()
+            .rev()
+            .find(|c| is_ca(c))
+            .or(all.last())
+            .cloned()
+            .ok_or_else(|| ScepError::malformed("GetCACert: no certificate"))?;
         let encipherment = |c: &Certificate| {
             c.tbs_certificate
                 .extensions
@@ -242,7 +279,8 @@ impl CaCertificates {
 
     /// Checks the CA against a pinned fingerprint (SHA-256, or SHA-1 if 40 hex digits; colons allowed).
     pub fn check_fingerprint(&self, pinned: &str) -> Result<()> {
-        let want = normalize_fingerprint(pinned).ok_or_else(|| ScepError::invalid_input("the fingerprint must be 64 (SHA-256) or 40 (SHA-1) hex digits"))?;
+        let want = normalize_fingerprint(pinned)
+            .ok_or_else(|| ScepError::invalid_input("the fingerprint must be 64 (SHA-256) or 40 (SHA-1) hex digits"))?;
         let digest = if want.len() == 40 { DigestAlg::Sha1 } else { DigestAlg::Sha256 };
         let der = self.ca.to_der()?;
         let got = hex::encode(digest.digest(&der));

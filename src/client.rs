@@ -65,7 +65,8 @@ pub fn cert_poll(
     options: RequestOptions,
     rng: &mut impl CryptoRngCore,
 ) -> Result<PkiRequest> {
-    let content = IssuerAndSubject { issuer: ca.ca.tbs_certificate.subject.clone(), subject: subject.clone() }.to_der()?;
+    let content =
+        IssuerAndSubject { issuer: ca.ca.tbs_certificate.subject.clone(), subject: subject.clone() }.to_der()?;
     request(MessageType::CertPoll, &content, transaction_id.to_owned(), requester, ca, options, rng)
 }
 
@@ -112,13 +113,20 @@ fn request(
         sender_nonce: Some(sender_nonce.clone()),
         ..Default::default()
     };
-    let signer = Signer { key: requester.key, certificate: requester.certificate, digest: options.digest, identifier: options.signer_identifier };
+    let signer = Signer {
+        key: requester.key,
+        certificate: requester.certificate,
+        digest: options.digest,
+        identifier: options.signer_identifier,
+    };
     let message = signed::sign(&enveloped, attributes.to_attributes()?, &signer, &[requester.certificate], None)?;
     Ok(PkiRequest { message_type, message, transaction_id, sender_nonce })
 }
 
 /// What a CertRep said.
 #[derive(Clone, Debug)]
+// A FAILURE's ScepError is the large variant; an outcome is made once per exchange, so boxing buys nothing.
+#[allow(clippy::large_enum_variant)]
 pub enum CertRepOutcome {
     /// SUCCESS: the issued certificate (verified against the CA) and the rest of the chain sent with it.
     Issued { certificate: Certificate, chain: Vec<Certificate> },
@@ -153,7 +161,8 @@ pub fn read_cert_rep(
         .find(|c| signer_info.sid.identifies(c))
         .ok_or_else(|| ScepError::integrity("the CertRep's signer certificate is not known"))?;
     if !ca.all.contains(signer_cert) {
-        verify_issued_by(signer_cert, &ca.ca).map_err(|_| ScepError::integrity("the CertRep is not signed by the CA or its RA"))?;
+        verify_issued_by(signer_cert, &ca.ca)
+            .map_err(|_| ScepError::integrity("the CertRep is not signed by the CA or its RA"))?;
     }
     signed.verify(signer_cert)?;
     if attrs.transaction_id != request.transaction_id {
@@ -164,23 +173,40 @@ pub fn read_cert_rep(
     }
     match attrs.pki_status.ok_or_else(|| ScepError::malformed("the CertRep has no pkiStatus"))? {
         PkiStatus::Pending => Ok(CertRepOutcome::Pending),
-        PkiStatus::Failure => Ok(CertRepOutcome::Failed(ScepError::refused(attrs.fail_info.unwrap_or(FailInfo::BadRequest), attrs.fail_info_text.as_deref()))),
+        PkiStatus::Failure => Ok(CertRepOutcome::Failed(ScepError::refused(
+            attrs.fail_info.unwrap_or(FailInfo::BadRequest),
+            attrs.fail_info_text.as_deref(),
+        ))),
         PkiStatus::Success => {
-            let content = signed.content.as_deref().filter(|c| !c.is_empty()).ok_or_else(|| ScepError::malformed("SUCCESS without content"))?;
-            let opened = envelope::open(content, &[Recipient { certificate: Some(requester.certificate), key: requester.key }], legacy)?;
+            let content = signed
+                .content
+                .as_deref()
+                .filter(|c| !c.is_empty())
+                .ok_or_else(|| ScepError::malformed("SUCCESS without content"))?;
+            let opened = envelope::open(
+                content,
+                &[Recipient { certificate: Some(requester.certificate), key: requester.key }],
+                legacy,
+            )?;
             let degenerate = SignedMessage::parse(&opened.plaintext)?;
             if request.message_type == MessageType::GetCrl {
                 return Ok(CertRepOutcome::Crl { crls: degenerate_crls(&opened.plaintext)? });
             }
             let certs = chain_order(degenerate.certificates);
             let leaf_at = match expected_spki_der {
-                Some(spki) => certs.iter().position(|c| c.tbs_certificate.subject_public_key_info.to_der().ok().as_deref() == Some(spki)),
+                Some(spki) => certs
+                    .iter()
+                    .position(|c| c.tbs_certificate.subject_public_key_info.to_der().ok().as_deref() == Some(spki)),
                 None => (!certs.is_empty()).then_some(0),
             }
             .ok_or_else(|| ScepError::integrity("no certificate in the reply carries our public key"))?;
             let mut certs = certs;
             let certificate = certs.remove(leaf_at);
-            let issuer = certs.iter().chain(ca.all.iter()).find(|c| c.tbs_certificate.subject == certificate.tbs_certificate.issuer).unwrap_or(&ca.ca);
+            let issuer = certs
+                .iter()
+                .chain(ca.all.iter())
+                .find(|c| c.tbs_certificate.subject == certificate.tbs_certificate.issuer)
+                .unwrap_or(&ca.ca);
             verify_issued_by(&certificate, issuer)?;
             Ok(CertRepOutcome::Issued { certificate, chain: certs })
         }

@@ -30,19 +30,33 @@ pub struct Revoked {
 }
 
 /// A v2 CRL of `revoked`, signed by the CA, valid from `now` until `next_update`, numbered `number`.
-pub fn build(revoked: &[Revoked], number: u64, now: u64, next_update: u64, ca_cert: &Certificate, ca_key: &dyn PrivateKeyOps, digest: DigestAlg) -> Result<Vec<u8>> {
+pub fn build(
+    revoked: &[Revoked],
+    number: u64,
+    now: u64,
+    next_update: u64,
+    ca_cert: &Certificate,
+    ca_key: &dyn PrivateKeyOps,
+    digest: DigestAlg,
+) -> Result<Vec<u8>> {
     let entries = revoked
         .iter()
         .map(|r| {
-            let bytes = hex::decode(&r.serial).map_err(|_| ScepError::invalid_input(format!("serial {:?} is not hex", r.serial)))?;
+            let bytes = hex::decode(&r.serial)
+                .map_err(|_| ScepError::invalid_input(format!("serial {:?} is not hex", r.serial)))?;
             Ok(RevokedCert {
-                serial_number: SerialNumber::new(&bytes).map_err(|e| ScepError::invalid_input(format!("serial: {e}")))?,
+                serial_number: SerialNumber::new(&bytes)
+                    .map_err(|e| ScepError::invalid_input(format!("serial: {e}")))?,
                 revocation_date: time(r.revoked_at)?,
                 crl_entry_extensions: None,
             })
         })
         .collect::<Result<Vec<_>>>()?;
-    let aki = AuthorityKeyIdentifier { key_identifier: Some(OctetString::new(key_identifier(ca_cert))?), authority_cert_issuer: None, authority_cert_serial_number: None };
+    let aki = AuthorityKeyIdentifier {
+        key_identifier: Some(OctetString::new(key_identifier(ca_cert))?),
+        authority_cert_issuer: None,
+        authority_cert_serial_number: None,
+    };
     let number = der::asn1::Uint::new(&number.to_be_bytes())?;
     let signature_alg = AlgorithmIdentifierOwned { oid: digest.rsa_signature_oid(), parameters: Some(Any::null()) };
     let tbs = TbsCertList {
@@ -58,5 +72,10 @@ pub fn build(revoked: &[Revoked], number: u64, now: u64, next_update: u64, ca_ce
         ]),
     };
     let signature = ca_key.sign(digest, &tbs.to_der()?)?;
-    Ok(CertificateList { tbs_cert_list: tbs, signature_algorithm: signature_alg, signature: BitString::from_bytes(&signature)? }.to_der()?)
+    Ok(CertificateList {
+        tbs_cert_list: tbs,
+        signature_algorithm: signature_alg,
+        signature: BitString::from_bytes(&signature)?,
+    }
+    .to_der()?)
 }

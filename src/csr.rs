@@ -17,7 +17,9 @@ use std::net::IpAddr;
 
 use const_oid::db::rfc5280;
 use const_oid::AssociatedOid;
-use der::asn1::{Any, BitString, Ia5String, ObjectIdentifier, OctetString, PrintableStringRef, SetOfVec, Utf8StringRef};
+use der::asn1::{
+    Any, BitString, Ia5String, ObjectIdentifier, OctetString, PrintableStringRef, SetOfVec, Utf8StringRef,
+};
 use der::{Decode, Encode};
 use spki::AlgorithmIdentifierOwned;
 use x509_cert::ext::pkix::name::GeneralName;
@@ -27,11 +29,11 @@ use x509_cert::name::Name;
 use x509_cert::request::{CertReq, CertReqInfo, ExtensionReq, Version};
 
 use crate::algorithms::DigestAlg;
-use crate::wire::single_valued;
 use crate::error::{Result, ScepError};
 use crate::keys::{self, PrivateKeyOps};
 #[cfg(feature = "server")]
 use crate::profile::{CertificateAttributes, ScepProfile};
+use crate::wire::single_valued;
 
 pub const ID_CHALLENGE_PASSWORD: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.9.7");
 
@@ -48,13 +50,18 @@ pub enum San {
 impl FromStr for San {
     type Err = ScepError;
     fn from_str(s: &str) -> Result<Self> {
-        let (kind, value) = s.split_once(':').ok_or_else(|| ScepError::invalid_input(format!("SAN {s:?}: write dns:, email:, uri: or ip:")))?;
+        let (kind, value) = s
+            .split_once(':')
+            .ok_or_else(|| ScepError::invalid_input(format!("SAN {s:?}: write dns:, email:, uri: or ip:")))?;
         let value = value.to_owned();
         match kind.to_ascii_lowercase().as_str() {
             "dns" => Ok(Self::Dns(value)),
             "email" | "rfc822" => Ok(Self::Email(value)),
             "uri" => Ok(Self::Uri(value)),
-            "ip" => value.parse::<IpAddr>().map(|_| Self::Ip(value)).map_err(|_| ScepError::invalid_input(format!("{s:?} is not an IP address"))),
+            "ip" => value
+                .parse::<IpAddr>()
+                .map(|_| Self::Ip(value))
+                .map_err(|_| ScepError::invalid_input(format!("{s:?} is not an IP address"))),
             _ => Err(ScepError::invalid_input(format!("SAN {s:?}: write dns:, email:, uri: or ip:"))),
         }
     }
@@ -86,7 +93,9 @@ impl San {
             Self::Dns(s) => GeneralName::DnsName(ia5(s)?),
             Self::Email(s) => GeneralName::Rfc822Name(ia5(s)?),
             Self::Uri(s) => GeneralName::UniformResourceIdentifier(ia5(s)?),
-            Self::Ip(s) => GeneralName::from(s.parse::<IpAddr>().map_err(|_| ScepError::invalid_input(format!("{s:?} is not an IP address")))?),
+            Self::Ip(s) => GeneralName::from(
+                s.parse::<IpAddr>().map_err(|_| ScepError::invalid_input(format!("{s:?} is not an IP address")))?,
+            ),
         })
     }
 
@@ -169,7 +178,8 @@ impl CsrRequest {
 
     /// Builds and signs the CSR with `key` (proof of possession), returning DER.
     pub fn build(&self, key: &dyn PrivateKeyOps) -> Result<Vec<u8>> {
-        let subject = Name::from_str(&self.subject).map_err(|e| ScepError::invalid_input(format!("subject {:?}: {e}", self.subject)))?;
+        let subject = Name::from_str(&self.subject)
+            .map_err(|e| ScepError::invalid_input(format!("subject {:?}: {e}", self.subject)))?;
         let mut attributes = SetOfVec::new();
         if let Some(challenge) = &self.challenge {
             attributes.insert(single_valued(ID_CHALLENGE_PASSWORD, directory_string(challenge)?)?)?;
@@ -178,12 +188,8 @@ impl CsrRequest {
         if !extensions.is_empty() {
             attributes.insert(single_valued(ExtensionReq::OID, Any::encode_from(&ExtensionReq(extensions))?)?)?;
         }
-        let info = CertReqInfo {
-            version: Version::V1,
-            subject,
-            public_key: keys::spki_of(key.public_key())?,
-            attributes,
-        };
+        let info =
+            CertReqInfo { version: Version::V1, subject, public_key: keys::spki_of(key.public_key())?, attributes };
         let signature = key.sign(self.digest, &info.to_der()?)?;
         let req = CertReq {
             info,
@@ -199,7 +205,11 @@ impl CsrRequest {
 }
 
 /// subjectAltName and keyUsage, as a CSR requests them and an issued certificate grants them.
-pub(crate) fn subject_extensions(sans: &[San], digital_signature: bool, key_encipherment: bool) -> Result<Vec<Extension>> {
+pub(crate) fn subject_extensions(
+    sans: &[San],
+    digital_signature: bool,
+    key_encipherment: bool,
+) -> Result<Vec<Extension>> {
     let mut out = Vec::new();
     if !sans.is_empty() {
         let names = sans.iter().map(San::to_general_name).collect::<Result<Vec<_>>>()?;
@@ -275,19 +285,27 @@ impl CsrFacts {
         for attr in req.info.attributes.iter() {
             let Some(value) = attr.values.iter().next() else { continue };
             if attr.oid == ID_CHALLENGE_PASSWORD {
-                challenge = Some(crate::wire::text(value).ok_or_else(|| ScepError::malformed("challengePassword is not a string"))?);
+                challenge = Some(
+                    crate::wire::text(value)
+                        .ok_or_else(|| ScepError::malformed("challengePassword is not a string"))?,
+                );
             } else if attr.oid == ExtensionReq::OID {
-                extensions = value.decode_as::<ExtensionReq>().map_err(|e| ScepError::malformed(format!("extensionRequest: {e}")))?.0;
+                extensions = value
+                    .decode_as::<ExtensionReq>()
+                    .map_err(|e| ScepError::malformed(format!("extensionRequest: {e}")))?
+                    .0;
             }
         }
         let mut sans = Vec::new();
         let (mut digital_signature, mut key_encipherment) = (false, false);
         for ext in &extensions {
             if ext.extn_id == rfc5280::ID_CE_SUBJECT_ALT_NAME {
-                let names = SubjectAltName::from_der(ext.extn_value.as_bytes()).map_err(|e| ScepError::malformed(format!("subjectAltName: {e}")))?;
+                let names = SubjectAltName::from_der(ext.extn_value.as_bytes())
+                    .map_err(|e| ScepError::malformed(format!("subjectAltName: {e}")))?;
                 sans.extend(names.0.iter().filter_map(San::from_general_name));
             } else if ext.extn_id == rfc5280::ID_CE_KEY_USAGE {
-                let ku = KeyUsage::from_der(ext.extn_value.as_bytes()).map_err(|e| ScepError::malformed(format!("keyUsage: {e}")))?;
+                let ku = KeyUsage::from_der(ext.extn_value.as_bytes())
+                    .map_err(|e| ScepError::malformed(format!("keyUsage: {e}")))?;
                 digital_signature = ku.digital_signature();
                 key_encipherment = ku.key_encipherment();
             }
@@ -330,7 +348,8 @@ pub fn render_template(template: &str, vars: &[(String, String)]) -> Result<Stri
         out = out.replace(&format!("${name}"), &escaped);
     }
     if let Some(at) = out.find('$') {
-        let rest: String = out[at..].chars().take_while(|c| *c == '$' || c.is_ascii_alphanumeric() || *c == '_').collect();
+        let rest: String =
+            out[at..].chars().take_while(|c| *c == '$' || c.is_ascii_alphanumeric() || *c == '_').collect();
         return Err(ScepError::invalid_input(format!("template variable {rest} has no value")));
     }
     Ok(out)

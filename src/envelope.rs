@@ -49,12 +49,23 @@ impl Default for EnvelopeOptions {
 }
 
 /// Encrypts `plaintext` to `recipient`, returning an EnvelopedData ContentInfo (DER).
-pub fn seal(plaintext: &[u8], recipient: &Certificate, options: EnvelopeOptions, rng: &mut impl CryptoRngCore) -> Result<Vec<u8>> {
+pub fn seal(
+    plaintext: &[u8],
+    recipient: &Certificate,
+    options: EnvelopeOptions,
+    rng: &mut impl CryptoRngCore,
+) -> Result<Vec<u8>> {
     seal_with(plaintext, recipient, options, &keys::RustCrypto, rng)
 }
 
 /// [`seal`] with the public-key operations of a host for the key transport.
-pub fn seal_with(plaintext: &[u8], recipient: &Certificate, options: EnvelopeOptions, ops: &dyn keys::PublicKeyOps, rng: &mut impl CryptoRngCore) -> Result<Vec<u8>> {
+pub fn seal_with(
+    plaintext: &[u8],
+    recipient: &Certificate,
+    options: EnvelopeOptions,
+    ops: &dyn keys::PublicKeyOps,
+    rng: &mut impl CryptoRngCore,
+) -> Result<Vec<u8>> {
     options.cipher.check_allowed(options.legacy, true)?;
     let mut key = Zeroizing::new(vec![0u8; options.cipher.key_len()]);
     let mut iv = vec![0u8; options.cipher.iv_len()];
@@ -64,8 +75,13 @@ pub fn seal_with(plaintext: &[u8], recipient: &Certificate, options: EnvelopeOpt
 
     let enc_key = ops.encrypt(&recipient.tbs_certificate.subject_public_key_info, options.transport, &key, rng)?;
     let key_enc_alg = match options.transport {
-        KeyTransport::RsaPkcs1v15 => AlgorithmIdentifierOwned { oid: rfc5912::RSA_ENCRYPTION, parameters: Some(Any::null()) },
-        KeyTransport::RsaOaepSha1 => AlgorithmIdentifierOwned { oid: rfc5912::ID_RSAES_OAEP, parameters: Some(Any::encode_from(&rsa::pkcs1::RsaOaepParams::default())?) },
+        KeyTransport::RsaPkcs1v15 => {
+            AlgorithmIdentifierOwned { oid: rfc5912::RSA_ENCRYPTION, parameters: Some(Any::null()) }
+        }
+        KeyTransport::RsaOaepSha1 => AlgorithmIdentifierOwned {
+            oid: rfc5912::ID_RSAES_OAEP,
+            parameters: Some(Any::encode_from(&rsa::pkcs1::RsaOaepParams::default())?),
+        },
         KeyTransport::RsaOaepSha256 => AlgorithmIdentifierOwned {
             oid: rfc5912::ID_RSAES_OAEP,
             parameters: Some(Any::encode_from(&rsa::pkcs1::RsaOaepParams::new::<sha2::Sha256>())?),
@@ -86,7 +102,10 @@ pub fn seal_with(plaintext: &[u8], recipient: &Certificate, options: EnvelopeOpt
         recip_infos: RawSet::from_elements([ktri])?,
         encrypted_content: EncryptedContentInfo {
             content_type: rfc5911::ID_DATA,
-            content_enc_alg: AlgorithmIdentifierOwned { oid: options.cipher.oid(), parameters: Some(Any::encode_from(&OctetString::new(iv)?)?) },
+            content_enc_alg: AlgorithmIdentifierOwned {
+                oid: options.cipher.oid(),
+                parameters: Some(Any::encode_from(&OctetString::new(iv)?)?),
+            },
             encrypted_content: Some(ciphertext),
         },
         unprotected_attrs: None,
@@ -124,7 +143,8 @@ pub fn open(bytes: &[u8], recipients: &[Recipient<'_>], legacy: bool) -> Result<
         .ok_or_else(|| ScepError::malformed("the content-encryption IV is missing or has the wrong length"))?;
     let ciphertext = enveloped.encrypted_content.encrypted_content.as_deref().unwrap_or_default();
 
-    let recipient_infos = enveloped.key_trans_recipients().map_err(|e| ScepError::malformed(format!("RecipientInfo: {e}")))?;
+    let recipient_infos =
+        enveloped.key_trans_recipients().map_err(|e| ScepError::malformed(format!("RecipientInfo: {e}")))?;
     for ktri in &recipient_infos {
         let transport = key_transport(&ktri.key_enc_alg)?;
         for me in recipients.iter().filter(|r| r.certificate.map_or(true, |c| ktri.rid.identifies(c))) {
@@ -151,7 +171,9 @@ pub fn key_transports(bytes: &[u8]) -> Result<Vec<KeyTransport>> {
 pub fn parse(bytes: &[u8]) -> Result<EnvelopedData> {
     let inner = match ContentInfo::from_der(bytes) {
         Ok(ci) if ci.content_type == rfc5911::ID_ENVELOPED_DATA => ci.content.to_der()?,
-        Ok(ci) => return Err(ScepError::malformed(format!("expected EnvelopedData, got content type {}", ci.content_type))),
+        Ok(ci) => {
+            return Err(ScepError::malformed(format!("expected EnvelopedData, got content type {}", ci.content_type)))
+        }
         Err(_) => bytes.to_vec(),
     };
     EnvelopedData::from_der(&inner).map_err(|e| ScepError::malformed(format!("EnvelopedData: {e}")))
@@ -167,7 +189,8 @@ pub fn key_transport(alg: &AlgorithmIdentifierOwned) -> Result<KeyTransport> {
     }
     let params_der = alg.parameters.as_ref().map(|p| p.to_der()).transpose()?;
     let params = match &params_der {
-        Some(der) => rsa::pkcs1::RsaOaepParams::from_der(der).map_err(|e| ScepError::malformed(format!("OAEP parameters: {e}")))?,
+        Some(der) => rsa::pkcs1::RsaOaepParams::from_der(der)
+            .map_err(|e| ScepError::malformed(format!("OAEP parameters: {e}")))?,
         None => rsa::pkcs1::RsaOaepParams::default(),
     };
     let mgf_hash = params.mask_gen.parameters.map(|p| p.oid);
@@ -181,11 +204,19 @@ pub fn key_transport(alg: &AlgorithmIdentifierOwned) -> Result<KeyTransport> {
 fn encrypt_content(cipher: Cipher, key: &[u8], iv: &[u8], plaintext: &[u8]) -> Result<Vec<u8>> {
     let bad = |_| ScepError::invalid_input("content key or IV has the wrong length");
     Ok(match cipher {
-        Cipher::Aes128Cbc => cbc::Encryptor::<aes::Aes128>::new_from_slices(key, iv).map_err(bad)?.encrypt_padded_vec_mut::<Pkcs7>(plaintext),
-        Cipher::Aes192Cbc => cbc::Encryptor::<aes::Aes192>::new_from_slices(key, iv).map_err(bad)?.encrypt_padded_vec_mut::<Pkcs7>(plaintext),
-        Cipher::Aes256Cbc => cbc::Encryptor::<aes::Aes256>::new_from_slices(key, iv).map_err(bad)?.encrypt_padded_vec_mut::<Pkcs7>(plaintext),
+        Cipher::Aes128Cbc => cbc::Encryptor::<aes::Aes128>::new_from_slices(key, iv)
+            .map_err(bad)?
+            .encrypt_padded_vec_mut::<Pkcs7>(plaintext),
+        Cipher::Aes192Cbc => cbc::Encryptor::<aes::Aes192>::new_from_slices(key, iv)
+            .map_err(bad)?
+            .encrypt_padded_vec_mut::<Pkcs7>(plaintext),
+        Cipher::Aes256Cbc => cbc::Encryptor::<aes::Aes256>::new_from_slices(key, iv)
+            .map_err(bad)?
+            .encrypt_padded_vec_mut::<Pkcs7>(plaintext),
         #[cfg(feature = "legacy")]
-        Cipher::DesEde3Cbc => cbc::Encryptor::<des::TdesEde3>::new_from_slices(key, iv).map_err(bad)?.encrypt_padded_vec_mut::<Pkcs7>(plaintext),
+        Cipher::DesEde3Cbc => cbc::Encryptor::<des::TdesEde3>::new_from_slices(key, iv)
+            .map_err(bad)?
+            .encrypt_padded_vec_mut::<Pkcs7>(plaintext),
         #[cfg(feature = "legacy")]
         Cipher::DesCbc => return Err(ScepError::unsupported_algorithm("single DES is never produced")),
         #[cfg(not(feature = "legacy"))]
@@ -196,13 +227,23 @@ fn encrypt_content(cipher: Cipher, key: &[u8], iv: &[u8], plaintext: &[u8]) -> R
 fn decrypt_content(cipher: Cipher, key: &[u8], iv: &[u8], ciphertext: &[u8]) -> Result<Vec<u8>> {
     let bad_key = |_| ScepError::decrypt_failed();
     let result = match cipher {
-        Cipher::Aes128Cbc => cbc::Decryptor::<aes::Aes128>::new_from_slices(key, iv).map_err(bad_key)?.decrypt_padded_vec_mut::<Pkcs7>(ciphertext),
-        Cipher::Aes192Cbc => cbc::Decryptor::<aes::Aes192>::new_from_slices(key, iv).map_err(bad_key)?.decrypt_padded_vec_mut::<Pkcs7>(ciphertext),
-        Cipher::Aes256Cbc => cbc::Decryptor::<aes::Aes256>::new_from_slices(key, iv).map_err(bad_key)?.decrypt_padded_vec_mut::<Pkcs7>(ciphertext),
+        Cipher::Aes128Cbc => cbc::Decryptor::<aes::Aes128>::new_from_slices(key, iv)
+            .map_err(bad_key)?
+            .decrypt_padded_vec_mut::<Pkcs7>(ciphertext),
+        Cipher::Aes192Cbc => cbc::Decryptor::<aes::Aes192>::new_from_slices(key, iv)
+            .map_err(bad_key)?
+            .decrypt_padded_vec_mut::<Pkcs7>(ciphertext),
+        Cipher::Aes256Cbc => cbc::Decryptor::<aes::Aes256>::new_from_slices(key, iv)
+            .map_err(bad_key)?
+            .decrypt_padded_vec_mut::<Pkcs7>(ciphertext),
         #[cfg(feature = "legacy")]
-        Cipher::DesEde3Cbc => cbc::Decryptor::<des::TdesEde3>::new_from_slices(key, iv).map_err(bad_key)?.decrypt_padded_vec_mut::<Pkcs7>(ciphertext),
+        Cipher::DesEde3Cbc => cbc::Decryptor::<des::TdesEde3>::new_from_slices(key, iv)
+            .map_err(bad_key)?
+            .decrypt_padded_vec_mut::<Pkcs7>(ciphertext),
         #[cfg(feature = "legacy")]
-        Cipher::DesCbc => cbc::Decryptor::<des::Des>::new_from_slices(key, iv).map_err(bad_key)?.decrypt_padded_vec_mut::<Pkcs7>(ciphertext),
+        Cipher::DesCbc => cbc::Decryptor::<des::Des>::new_from_slices(key, iv)
+            .map_err(bad_key)?
+            .decrypt_padded_vec_mut::<Pkcs7>(ciphertext),
         #[cfg(not(feature = "legacy"))]
         c @ (Cipher::DesCbc | Cipher::DesEde3Cbc) => return Err(c.not_built()),
     };

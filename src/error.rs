@@ -136,7 +136,14 @@ pub type Result<T, E = ScepError> = core::result::Result<T, E>;
 
 impl ScepError {
     fn new(kind: ErrorKind, fail_info: FailInfo, status: u16, message: impl Into<String>, resolution: &str) -> Self {
-        Self { kind, fail_info, status, message: message.into(), resolution: resolution.to_owned(), details: Vec::new() }
+        Self {
+            kind,
+            fail_info,
+            status,
+            message: message.into(),
+            resolution: resolution.to_owned(),
+            details: Vec::new(),
+        }
     }
 
     pub fn malformed(what: impl fmt::Display) -> Self {
@@ -215,7 +222,9 @@ impl ScepError {
             ErrorKind::RenewalTooEarly,
             FailInfo::BadTime,
             400,
-            format!("Failed to renew the specified certificate: renewal is not permitted until {not_before_rfc3339}[UTC]"),
+            format!(
+                "Failed to renew the specified certificate: renewal is not permitted until {not_before_rfc3339}[UTC]"
+            ),
             "renew inside the profile's renewal window",
         )
     }
@@ -268,15 +277,22 @@ impl ScepError {
 
     /// A FAILURE CertRep as the client sees it: the server's failInfo and text, with our resolution.
     pub fn refused(fail_info: FailInfo, text: Option<&str>) -> Self {
-        let message = text.map(str::to_owned).unwrap_or_else(|| format!("{}: {}", fail_info.name(), fail_info.meaning()));
-        let resolution = resolution_for_text(&message).unwrap_or_else(|| match fail_info {
-            FailInfo::BadAlg => "use the key size, digest and cipher the server's profile requires",
-            FailInfo::BadMessageCheck => "check that the CA certificate is the current one and retry",
-            FailInfo::BadRequest => "check the enrollment code and that the device is enrolled with the administrator",
-            FailInfo::BadTime => "check the device clock, or retry inside the allowed window",
-            FailInfo::BadCertId => "ask the administrator to register this device (seat) or use your newest certificate",
-        }
-        .to_owned());
+        let message =
+            text.map(str::to_owned).unwrap_or_else(|| format!("{}: {}", fail_info.name(), fail_info.meaning()));
+        let resolution = resolution_for_text(&message).unwrap_or_else(|| {
+            match fail_info {
+                FailInfo::BadAlg => "use the key size, digest and cipher the server's profile requires",
+                FailInfo::BadMessageCheck => "check that the CA certificate is the current one and retry",
+                FailInfo::BadRequest => {
+                    "check the enrollment code and that the device is enrolled with the administrator"
+                }
+                FailInfo::BadTime => "check the device clock, or retry inside the allowed window",
+                FailInfo::BadCertId => {
+                    "ask the administrator to register this device (seat) or use your newest certificate"
+                }
+            }
+            .to_owned()
+        });
         Self::new(ErrorKind::Refused, fail_info, 400, message, &resolution)
     }
 

@@ -20,7 +20,8 @@ pub fn to_der(input: &[u8]) -> Result<Vec<u8>> {
     }
     let text = core::str::from_utf8(input).map_err(|_| ScepError::invalid_input("neither DER, PEM nor base64"))?.trim();
     if text.starts_with("-----BEGIN") {
-        let (_, der) = der::pem::decode_vec(text.as_bytes()).map_err(|e| ScepError::invalid_input(format!("PEM: {e}")))?;
+        let (_, der) =
+            der::pem::decode_vec(text.as_bytes()).map_err(|e| ScepError::invalid_input(format!("PEM: {e}")))?;
         return Ok(der);
     }
     if text.contains('%') {
@@ -57,7 +58,9 @@ fn describe(der: &[u8], key: Option<&dyn PrivateKeyOps>, depth: u8) -> Result<Va
         return Ok(out);
     }
     if let Ok(envelope) = envelope::parse(der) {
-        let cipher = crate::algorithms::Cipher::from_oid(&envelope.encrypted_content.content_enc_alg.oid).map(|c| c.name().to_owned()).unwrap_or_else(|_| envelope.encrypted_content.content_enc_alg.oid.to_string());
+        let cipher = crate::algorithms::Cipher::from_oid(&envelope.encrypted_content.content_enc_alg.oid)
+            .map(|c| c.name().to_owned())
+            .unwrap_or_else(|_| envelope.encrypted_content.content_enc_alg.oid.to_string());
         let recipients: Vec<Value> = envelope
             .key_trans_recipients()
             .unwrap_or_default()
@@ -81,7 +84,8 @@ fn describe(der: &[u8], key: Option<&dyn PrivateKeyOps>, depth: u8) -> Result<Va
         }
         return Ok(out);
     }
-    let signed = SignedMessage::parse(der).map_err(|_| ScepError::invalid_input("not a certificate, CSR, PKCS#7 SignedData or EnvelopedData"))?;
+    let signed = SignedMessage::parse(der)
+        .map_err(|_| ScepError::invalid_input("not a certificate, CSR, PKCS#7 SignedData or EnvelopedData"))?;
     let certificates: Vec<Value> = signed.certificates.iter().map(certificate).collect();
     let Ok(signer) = signed.signer() else {
         return Ok(json!({ "type": "degenerate PKCS#7 (certificates only)", "certificates": certificates }));
@@ -104,11 +108,13 @@ fn describe(der: &[u8], key: Option<&dyn PrivateKeyOps>, depth: u8) -> Result<Va
         out["senderNonce"] = a.sender_nonce.as_deref().map(hex::encode).into();
         out["recipientNonce"] = a.recipient_nonce.as_deref().map(hex::encode).into();
         out["pkiStatus"] = a.pki_status.map(|s| s.name()).into();
-        out["failInfo"] = a.fail_info.map(|f| json!({ "code": f.code(), "name": f.name(), "meaning": f.meaning() })).into();
+        out["failInfo"] =
+            a.fail_info.map(|f| json!({ "code": f.code(), "name": f.name(), "meaning": f.meaning() })).into();
         out["failInfoText"] = a.fail_info_text.into();
     }
     if let Some(content) = signed.content.as_deref().filter(|c| !c.is_empty()) {
-        out["content"] = describe(content, key, depth + 1).unwrap_or_else(|_| json!({ "type": "data", "length": content.len() }));
+        out["content"] =
+            describe(content, key, depth + 1).unwrap_or_else(|_| json!({ "type": "data", "length": content.len() }));
     }
     Ok(out)
 }
@@ -129,7 +135,14 @@ fn certificate(cert: &Certificate) -> Value {
 
 /// The certificate's subjectAltName entries as `dns:`, `email:`, `uri:`, `ip:` strings.
 fn subject_alt_names(cert: &Certificate) -> Vec<String> {
-    let ext = cert.tbs_certificate.extensions.iter().flatten().find(|e| e.extn_id == const_oid::db::rfc5280::ID_CE_SUBJECT_ALT_NAME);
+    let ext = cert
+        .tbs_certificate
+        .extensions
+        .iter()
+        .flatten()
+        .find(|e| e.extn_id == const_oid::db::rfc5280::ID_CE_SUBJECT_ALT_NAME);
     let names = ext.and_then(|e| x509_cert::ext::pkix::SubjectAltName::from_der(e.extn_value.as_bytes()).ok());
-    names.map(|n| n.0.iter().filter_map(crate::csr::San::from_general_name).map(String::from).collect()).unwrap_or_default()
+    names
+        .map(|n| n.0.iter().filter_map(crate::csr::San::from_general_name).map(String::from).collect())
+        .unwrap_or_default()
 }

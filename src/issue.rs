@@ -59,14 +59,31 @@ pub struct IssueOptions {
 /// Issues a certificate for `public_key` with exactly the names and usages of `options`, signed by the CA
 /// through the crypto seam. Nothing of the requester's CSR but its key reaches the certificate.
 #[cfg(feature = "server")]
-pub fn issue(public_key: SubjectPublicKeyInfoOwned, options: &IssueOptions, ca_cert: &Certificate, ca_key: &dyn PrivateKeyOps) -> Result<Certificate> {
-    let subject = Name::from_str(&options.subject).map_err(|e| ScepError::invalid_input(format!("subject {:?}: {e}", options.subject)))?;
+pub fn issue(
+    public_key: SubjectPublicKeyInfoOwned,
+    options: &IssueOptions,
+    ca_cert: &Certificate,
+    ca_key: &dyn PrivateKeyOps,
+) -> Result<Certificate> {
+    let subject = Name::from_str(&options.subject)
+        .map_err(|e| ScepError::invalid_input(format!("subject {:?}: {e}", options.subject)))?;
     if crate::names::same_name(&subject, &ca_cert.tbs_certificate.subject) {
-        return Err(ScepError::not_permitted(format!("The subject {subject} is the CA's own name and is never issued"), "change the profile's subject template or the seat id"));
+        return Err(ScepError::not_permitted(
+            format!("The subject {subject} is the CA's own name and is never issued"),
+            "change the profile's subject template or the seat id",
+        ));
     }
-    let mut extensions = vec![extension(rfc5280::ID_CE_BASIC_CONSTRAINTS, true, &BasicConstraints { ca: false, path_len_constraint: None })?];
+    let mut extensions = vec![extension(
+        rfc5280::ID_CE_BASIC_CONSTRAINTS,
+        true,
+        &BasicConstraints { ca: false, path_len_constraint: None },
+    )?];
     if options.client_auth {
-        extensions.push(extension(rfc5280::ID_CE_EXT_KEY_USAGE, false, &ExtendedKeyUsage(vec![rfc5912::ID_KP_CLIENT_AUTH]))?);
+        extensions.push(extension(
+            rfc5280::ID_CE_EXT_KEY_USAGE,
+            false,
+            &ExtendedKeyUsage(vec![rfc5912::ID_KP_CLIENT_AUTH]),
+        )?);
     }
     extensions.extend(subject_extensions(&options.sans, options.digital_signature, options.key_encipherment)?);
     build(
@@ -74,7 +91,12 @@ pub fn issue(public_key: SubjectPublicKeyInfoOwned, options: &IssueOptions, ca_c
         &options.serial,
         (options.not_before, options.not_after),
         extensions,
-        Issuer { name: ca_cert.tbs_certificate.subject.clone(), key_id: Some(key_identifier(ca_cert)), key: ca_key, digest: options.digest },
+        Issuer {
+            name: ca_cert.tbs_certificate.subject.clone(),
+            key_id: Some(key_identifier(ca_cert)),
+            key: ca_key,
+            digest: options.digest,
+        },
     )
 }
 
@@ -114,9 +136,19 @@ pub fn self_signed(
     };
     let mut extensions = vec![extension(rfc5280::ID_CE_KEY_USAGE, true, &KeyUsage(usage))?];
     if ca {
-        extensions.push(extension(rfc5280::ID_CE_BASIC_CONSTRAINTS, true, &BasicConstraints { ca: true, path_len_constraint: None })?);
+        extensions.push(extension(
+            rfc5280::ID_CE_BASIC_CONSTRAINTS,
+            true,
+            &BasicConstraints { ca: true, path_len_constraint: None },
+        )?);
     }
-    build(Subject { name: name.clone(), spki }, serial, validity, extensions, Issuer { name, key_id: None, key, digest })
+    build(
+        Subject { name: name.clone(), spki },
+        serial,
+        validity,
+        extensions,
+        Issuer { name, key_id: None, key, digest },
+    )
 }
 
 /// An RA certificate (RFC 8894 §2.1): signed by the CA, usable for signing CertReps and receiving envelopes.
@@ -140,7 +172,12 @@ pub fn ra_certificate(
         serial,
         validity,
         extensions,
-        Issuer { name: ca_cert.tbs_certificate.subject.clone(), key_id: Some(key_identifier(ca_cert)), key: ca_key, digest },
+        Issuer {
+            name: ca_cert.tbs_certificate.subject.clone(),
+            key_id: Some(key_identifier(ca_cert)),
+            key: ca_key,
+            digest,
+        },
     )
 }
 
@@ -157,18 +194,34 @@ struct Issuer<'a> {
     digest: DigestAlg,
 }
 
-fn build(subject: Subject, serial: &[u8], validity: (u64, u64), mut extensions: Vec<Extension>, issuer: Issuer<'_>) -> Result<Certificate> {
+fn build(
+    subject: Subject,
+    serial: &[u8],
+    validity: (u64, u64),
+    mut extensions: Vec<Extension>,
+    issuer: Issuer<'_>,
+) -> Result<Certificate> {
     if validity.1 <= validity.0 {
         return Err(ScepError::invalid_input("notAfter must be after notBefore"));
     }
-    let serial = SerialNumber::<x509_cert::certificate::Rfc5280>::new(serial).map_err(|e| ScepError::invalid_input(format!("serial number: {e}")))?;
+    let serial = SerialNumber::<x509_cert::certificate::Rfc5280>::new(serial)
+        .map_err(|e| ScepError::invalid_input(format!("serial number: {e}")))?;
     let ski = keys::subject_key_id(&subject.spki);
-    extensions.push(extension(rfc5280::ID_CE_SUBJECT_KEY_IDENTIFIER, false, &SubjectKeyIdentifier(OctetString::new(ski)?))?);
+    extensions.push(extension(
+        rfc5280::ID_CE_SUBJECT_KEY_IDENTIFIER,
+        false,
+        &SubjectKeyIdentifier(OctetString::new(ski)?),
+    )?);
     if let Some(aki) = issuer.key_id {
-        let aki = AuthorityKeyIdentifier { key_identifier: Some(OctetString::new(aki)?), authority_cert_issuer: None, authority_cert_serial_number: None };
+        let aki = AuthorityKeyIdentifier {
+            key_identifier: Some(OctetString::new(aki)?),
+            authority_cert_issuer: None,
+            authority_cert_serial_number: None,
+        };
         extensions.push(extension(rfc5280::ID_CE_AUTHORITY_KEY_IDENTIFIER, false, &aki)?);
     }
-    let signature_alg = AlgorithmIdentifierOwned { oid: issuer.digest.rsa_signature_oid(), parameters: Some(Any::null()) };
+    let signature_alg =
+        AlgorithmIdentifierOwned { oid: issuer.digest.rsa_signature_oid(), parameters: Some(Any::null()) };
     let tbs = TbsCertificateInner {
         version: Version::V3,
         serial_number: SerialNumber::from_der(&serial.to_der()?)?,
@@ -182,7 +235,11 @@ fn build(subject: Subject, serial: &[u8], validity: (u64, u64), mut extensions: 
         extensions: Some(extensions),
     };
     let signature = issuer.key.sign(issuer.digest, &tbs.to_der()?)?;
-    Ok(Certificate { tbs_certificate: tbs, signature_algorithm: signature_alg, signature: BitString::from_bytes(&signature)? })
+    Ok(Certificate {
+        tbs_certificate: tbs,
+        signature_algorithm: signature_alg,
+        signature: BitString::from_bytes(&signature)?,
+    })
 }
 
 /// RFC 5280 §4.1.2.5: UTCTime through 2049, GeneralizedTime from 2050.
@@ -203,7 +260,9 @@ pub fn unix_seconds(t: &Time) -> u64 {
 
 /// RFC 3339 rendering of a Unix time (`2026-11-21T22:15:42Z`).
 pub fn rfc3339(unix_seconds: u64) -> String {
-    der::DateTime::from_unix_duration(Duration::from_secs(unix_seconds)).map(|d| d.to_string()).unwrap_or_else(|_| unix_seconds.to_string())
+    der::DateTime::from_unix_duration(Duration::from_secs(unix_seconds))
+        .map(|d| d.to_string())
+        .unwrap_or_else(|_| unix_seconds.to_string())
 }
 
 /// Checks that `issuer` signed `cert` (and that the names chain); badMessageCheck otherwise.
@@ -216,5 +275,12 @@ pub fn verify_issued_by(cert: &Certificate, issuer: &Certificate) -> Result<()> 
     }
     let digest = DigestAlg::from_oid(&cert.signature_algorithm.oid)?;
     let sig = cert.signature.as_bytes().ok_or_else(|| ScepError::malformed("certificate signature has unused bits"))?;
-    keys::verify_with(&keys::RustCrypto, &issuer.tbs_certificate.subject_public_key_info, digest, &cert.tbs_certificate.to_der()?, sig, "certificate")
+    keys::verify_with(
+        &keys::RustCrypto,
+        &issuer.tbs_certificate.subject_public_key_info,
+        digest,
+        &cert.tbs_certificate.to_der()?,
+        sig,
+        "certificate",
+    )
 }

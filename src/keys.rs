@@ -29,20 +29,44 @@ pub trait PrivateKeyOps {
 /// [`RustCrypto`] is the default; a host may plug in native crypto here too (the Worker does).
 pub trait PublicKeyOps {
     /// RSASSA-PKCS1-v1_5 verification of `signature` over `message` (hashed here with `digest`).
-    fn verify(&self, key: &SubjectPublicKeyInfoOwned, digest: DigestAlg, message: &[u8], signature: &[u8]) -> Result<bool>;
+    fn verify(
+        &self,
+        key: &SubjectPublicKeyInfoOwned,
+        digest: DigestAlg,
+        message: &[u8],
+        signature: &[u8],
+    ) -> Result<bool>;
     /// RSA key transport of `plaintext` (a content-encryption key) to `key`.
-    fn encrypt(&self, key: &SubjectPublicKeyInfoOwned, transport: KeyTransport, plaintext: &[u8], rng: &mut dyn CryptoRngCore) -> Result<Vec<u8>>;
+    fn encrypt(
+        &self,
+        key: &SubjectPublicKeyInfoOwned,
+        transport: KeyTransport,
+        plaintext: &[u8],
+        rng: &mut dyn CryptoRngCore,
+    ) -> Result<Vec<u8>>;
 }
 
 /// The pure-Rust public-key operations (the `rsa` crate).
 pub struct RustCrypto;
 
 impl PublicKeyOps for RustCrypto {
-    fn verify(&self, key: &SubjectPublicKeyInfoOwned, digest: DigestAlg, message: &[u8], signature: &[u8]) -> Result<bool> {
+    fn verify(
+        &self,
+        key: &SubjectPublicKeyInfoOwned,
+        digest: DigestAlg,
+        message: &[u8],
+        signature: &[u8],
+    ) -> Result<bool> {
         Ok(rsa_public_key(key)?.verify(digest.pkcs1v15_scheme(), &digest.digest(message), signature).is_ok())
     }
 
-    fn encrypt(&self, key: &SubjectPublicKeyInfoOwned, transport: KeyTransport, plaintext: &[u8], rng: &mut dyn CryptoRngCore) -> Result<Vec<u8>> {
+    fn encrypt(
+        &self,
+        key: &SubjectPublicKeyInfoOwned,
+        transport: KeyTransport,
+        plaintext: &[u8],
+        rng: &mut dyn CryptoRngCore,
+    ) -> Result<Vec<u8>> {
         let public = rsa_public_key(key)?;
         // `&mut dyn CryptoRngCore` is itself a sized RNG.
         let mut rng = rng;
@@ -56,7 +80,14 @@ impl PublicKeyOps for RustCrypto {
 }
 
 /// Verifies with `ops`; a failure is badMessageCheck naming `what` was being checked.
-pub fn verify_with(ops: &dyn PublicKeyOps, key: &SubjectPublicKeyInfoOwned, digest: DigestAlg, message: &[u8], signature: &[u8], what: &str) -> Result<()> {
+pub fn verify_with(
+    ops: &dyn PublicKeyOps,
+    key: &SubjectPublicKeyInfoOwned,
+    digest: DigestAlg,
+    message: &[u8],
+    signature: &[u8],
+    what: &str,
+) -> Result<()> {
     if ops.verify(key, digest, message, signature)? {
         Ok(())
     } else {
@@ -84,7 +115,8 @@ pub struct RsaKey {
 impl RsaKey {
     pub fn generate(bits: usize, legacy: bool, rng: &mut impl CryptoRngCore) -> Result<Self> {
         check_key_bits(bits, legacy)?;
-        let private = RsaPrivateKey::new(rng, bits).map_err(|e| ScepError::invalid_input(format!("key generation: {e}")))?;
+        let private =
+            RsaPrivateKey::new(rng, bits).map_err(|e| ScepError::invalid_input(format!("key generation: {e}")))?;
         Ok(Self::from_private(private))
     }
 
@@ -117,12 +149,12 @@ impl RsaKey {
     }
 
     pub fn to_pkcs8_der(&self) -> Result<Zeroizing<Vec<u8>>> {
-        let doc = self.private.to_pkcs8_der().map_err(|e| ScepError::invalid_input(e))?;
+        let doc = self.private.to_pkcs8_der().map_err(ScepError::invalid_input)?;
         Ok(Zeroizing::new(doc.as_bytes().to_vec()))
     }
 
     pub fn to_pkcs8_pem(&self) -> Result<Zeroizing<String>> {
-        self.private.to_pkcs8_pem(LineEnding::LF).map_err(|e| ScepError::invalid_input(e))
+        self.private.to_pkcs8_pem(LineEnding::LF).map_err(ScepError::invalid_input)
     }
 
     pub fn bits(&self) -> usize {
@@ -203,11 +235,14 @@ impl PrivateKeyOps for ReplayKey {
     }
 
     fn sign(&self, digest: DigestAlg, message: &[u8]) -> Result<Vec<u8>> {
-        Ok(self.replay(HostOperation::Sign { digest, message: message.to_vec() }).unwrap_or_else(|| vec![0; self.public.size()]))
+        Ok(self
+            .replay(HostOperation::Sign { digest, message: message.to_vec() })
+            .unwrap_or_else(|| vec![0; self.public.size()]))
     }
 
     fn decrypt(&self, transport: KeyTransport, ciphertext: &[u8]) -> Result<Vec<u8>> {
-        self.replay(HostOperation::Decrypt { transport, ciphertext: ciphertext.to_vec() }).ok_or_else(ScepError::decrypt_failed)
+        self.replay(HostOperation::Decrypt { transport, ciphertext: ciphertext.to_vec() })
+            .ok_or_else(ScepError::decrypt_failed)
     }
 }
 
@@ -222,7 +257,7 @@ pub fn rsa_public_key(spki: &SubjectPublicKeyInfoOwned) -> Result<RsaPublicKey> 
 }
 
 pub fn spki_of(key: &RsaPublicKey) -> Result<SubjectPublicKeyInfoOwned> {
-    let der = key.to_public_key_der().map_err(|e| ScepError::invalid_input(e))?;
+    let der = key.to_public_key_der().map_err(ScepError::invalid_input)?;
     Ok(SubjectPublicKeyInfoOwned::from_der(der.as_bytes())?)
 }
 

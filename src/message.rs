@@ -17,8 +17,8 @@ use der::asn1::{Any, ObjectIdentifier, OctetString, PrintableStringRef, Utf8Stri
 use der::Decode;
 use x509_cert::attr::Attribute;
 
-use crate::wire::single_valued;
 use crate::error::{FailInfo, Result, ScepError};
+use crate::wire::single_valued;
 
 pub const ID_MESSAGE_TYPE: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.16.840.1.113733.1.9.2");
 pub const ID_PKI_STATUS: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.16.840.1.113733.1.9.3");
@@ -51,7 +51,12 @@ impl MessageType {
             20 => Self::CertPoll,
             21 => Self::GetCert,
             22 => Self::GetCrl,
-            n => return Err(ScepError::not_permitted(format!("Unsupported SCEP messageType {n}"), "send PKCSReq, RenewalReq, CertPoll, GetCert or GetCRL")),
+            n => {
+                return Err(ScepError::not_permitted(
+                    format!("Unsupported SCEP messageType {n}"),
+                    "send PKCSReq, RenewalReq, CertPoll, GetCert or GetCRL",
+                ))
+            }
         })
     }
 
@@ -163,7 +168,10 @@ impl ScepAttributes {
                 ID_FAIL_INFO => {
                     let code = number(value, "failInfo")?;
                     out.fail_info = Some(
-                        u8::try_from(code).ok().and_then(FailInfo::from_code).ok_or_else(|| ScepError::malformed(format!("failInfo {code}")))?,
+                        u8::try_from(code)
+                            .ok()
+                            .and_then(FailInfo::from_code)
+                            .ok_or_else(|| ScepError::malformed(format!("failInfo {code}")))?,
                     )
                 }
                 ID_FAIL_INFO_TEXT => out.fail_info_text = Some(text(value, "failInfoText")?),
@@ -211,7 +219,8 @@ pub fn transaction_id_for(spki_der: &[u8]) -> String {
 }
 
 fn printable(oid: ObjectIdentifier, s: &str) -> Result<Attribute> {
-    let value = PrintableStringRef::new(s).map_err(|_| ScepError::invalid_input(format!("{s:?} is not a PrintableString")))?;
+    let value =
+        PrintableStringRef::new(s).map_err(|_| ScepError::invalid_input(format!("{s:?} is not a PrintableString")))?;
     Ok(single_valued(oid, Any::encode_from(&value)?)?)
 }
 
@@ -225,7 +234,8 @@ fn number(value: &Any, what: &str) -> Result<u32> {
 }
 
 fn nonce(value: &Any, what: &str) -> Result<Vec<u8>> {
-    let bytes = OctetString::from_der(&der::Encode::to_der(value)?).map_err(|_| ScepError::malformed(format!("{what} is not an OCTET STRING")))?;
+    let bytes = OctetString::from_der(&der::Encode::to_der(value)?)
+        .map_err(|_| ScepError::malformed(format!("{what} is not an OCTET STRING")))?;
     let bytes = bytes.into_bytes();
     if !(8..=64).contains(&bytes.len()) {
         return Err(ScepError::malformed(format!("{what} has {} octets", bytes.len())));

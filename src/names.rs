@@ -58,7 +58,10 @@ pub struct CertificateNames {
 impl CertificateNames {
     /// Renders the profile's `subject` and `certificate_attributes` templates with the seat's values.
     pub fn render(profile: &ScepProfile, seat_id: &str) -> Result<Self> {
-        Ok(Self { subject: render_subject(&profile.subject, seat_id)?, sans: render_sans(profile.certificate_attributes.as_ref(), seat_id)? })
+        Ok(Self {
+            subject: render_subject(&profile.subject, seat_id)?,
+            sans: render_sans(profile.certificate_attributes.as_ref(), seat_id)?,
+        })
     }
 
     /// The subject as RFC 4514 text.
@@ -72,7 +75,10 @@ impl CertificateNames {
             return Ok(());
         }
         if !same_name(&csr.subject_name, &self.subject) {
-            return Err(names_differ(format!("the CSR's subject {} differs from {}, the subject the profile issues for this seat", csr.subject, self.subject)));
+            return Err(names_differ(format!(
+                "the CSR's subject {} differs from {}, the subject the profile issues for this seat",
+                csr.subject, self.subject
+            )));
         }
         // DNS names and mail domains compare without case (RFC 4343); everything else exactly.
         let same = |a: &San, b: &San| match (a, b) {
@@ -80,7 +86,11 @@ impl CertificateNames {
             _ => a == b,
         };
         if let Some(foreign) = csr.sans.iter().find(|s| !self.sans.iter().any(|r| same(s, r))) {
-            let expected = if self.sans.is_empty() { "none".to_owned() } else { self.sans.iter().map(|s| String::from(s.clone())).collect::<Vec<_>>().join(", ") };
+            let expected = if self.sans.is_empty() {
+                "none".to_owned()
+            } else {
+                self.sans.iter().map(|s| String::from(s.clone())).collect::<Vec<_>>().join(", ")
+            };
             return Err(names_differ(format!("the CSR asks for subjectAltName {} which the profile does not issue for this seat (it issues {expected})", String::from(foreign.clone()))));
         }
         Ok(())
@@ -101,7 +111,11 @@ impl CertificateNames {
 /// The subject template rendered for a seat: the value is escaped, so it cannot add RDNs.
 pub fn render_subject(template: &str, seat_id: &str) -> Result<Name> {
     let text = substitute(template, seat_id, &escape_rdn_value(seat_id))?;
-    Name::from_str(&text).map_err(|e| ScepError::invalid_input(format!("the subject template renders to {text:?}, which is not a distinguished name: {e}")))
+    Name::from_str(&text).map_err(|e| {
+        ScepError::invalid_input(format!(
+            "the subject template renders to {text:?}, which is not a distinguished name: {e}"
+        ))
+    })
 }
 
 /// The SAN template rendered for a seat: the value must be a plain label, so it cannot add a wildcard, a
@@ -169,7 +183,8 @@ pub fn same_name(a: &Name, b: &Name) -> bool {
     a.0.len() == b.0.len()
         && a.0.iter().zip(b.0.iter()).all(|(x, y)| {
             let texts = |rdn: &x509_cert::name::RelativeDistinguishedName| {
-                let mut v: Vec<(ObjectIdentifier, Option<String>)> = rdn.0.iter().map(|atv| (atv.oid, crate::wire::text(&atv.value))).collect();
+                let mut v: Vec<(ObjectIdentifier, Option<String>)> =
+                    rdn.0.iter().map(|atv| (atv.oid, crate::wire::text(&atv.value))).collect();
                 v.sort_by(|p, q| p.0.as_bytes().cmp(q.0.as_bytes()).then(p.1.cmp(&q.1)));
                 v
             };
@@ -194,12 +209,21 @@ pub fn seat_id(csr: &CsrFacts, mapping: &str) -> Result<String> {
         [one] if !one.is_empty() => Ok(one.clone()),
         [] | [_] => Err(ScepError::seat_not_found("<none>", mapping)),
         many => Err(ScepError::not_permitted(
-            format!("The CSR names its seat {} times ({mapping} = {}): the seat must be named exactly once", many.len(), many.join(", ")),
+            format!(
+                "The CSR names its seat {} times ({mapping} = {}): the seat must be named exactly once",
+                many.len(),
+                many.join(", ")
+            ),
             "send a CSR with exactly one value in the field the profile maps to the seat",
         )),
     }
 }
 
 fn attribute_values(name: &Name, oid: ObjectIdentifier) -> Vec<String> {
-    name.0.iter().flat_map(|rdn| rdn.0.iter()).filter(|atv| atv.oid == oid).map(|atv| crate::wire::text(&atv.value).unwrap_or_default()).collect()
+    name.0
+        .iter()
+        .flat_map(|rdn| rdn.0.iter())
+        .filter(|atv| atv.oid == oid)
+        .map(|atv| crate::wire::text(&atv.value).unwrap_or_default())
+        .collect()
 }

@@ -34,7 +34,13 @@ const ID_LOCAL_KEY_ID: der::asn1::ObjectIdentifier = der::asn1::ObjectIdentifier
 const ID_FRIENDLY_NAME: der::asn1::ObjectIdentifier = der::asn1::ObjectIdentifier::new_unwrap("1.2.840.113549.1.9.20");
 
 /// A password-protected PFX holding `key`, its certificate `chain[0]` and the rest of the chain.
-pub fn export(key: &RsaKey, chain: &[Certificate], password: &str, friendly_name: &str, rng: &mut impl CryptoRngCore) -> Result<Vec<u8>> {
+pub fn export(
+    key: &RsaKey,
+    chain: &[Certificate],
+    password: &str,
+    friendly_name: &str,
+    rng: &mut impl CryptoRngCore,
+) -> Result<Vec<u8>> {
     let leaf = chain.first().ok_or_else(|| ScepError::invalid_input("PKCS#12 export needs the certificate"))?;
     if password.is_empty() {
         return Err(ScepError::invalid_input("the PKCS#12 password must not be empty"));
@@ -45,12 +51,18 @@ pub fn export(key: &RsaKey, chain: &[Certificate], password: &str, friendly_name
     for (i, cert) in chain.iter().enumerate() {
         let bag = CertBag { cert_id: pkcs12::PKCS_12_X509_CERT_OID, cert_value: OctetString::new(cert.to_der()?)? };
         let attrs = if i == 0 { Some(bag_attributes(&local_key_id, friendly_name)?) } else { None };
-        cert_bags.push(SafeBag { bag_id: pkcs12::PKCS_12_CERT_BAG_OID, bag_value: bag.to_der()?, bag_attributes: attrs });
+        cert_bags.push(SafeBag {
+            bag_id: pkcs12::PKCS_12_CERT_BAG_OID,
+            bag_value: bag.to_der()?,
+            bag_attributes: attrs,
+        });
     }
     let certs_plain = cert_bags.to_der()?;
     let mut certs_salt = [0u8; 32];
     let scheme = pbes2(&mut certs_salt, rng)?;
-    let certs_encrypted = scheme.encrypt(password, &certs_plain).map_err(|e| ScepError::invalid_input(format!("PKCS#12 encryption: {e}")))?;
+    let certs_encrypted = scheme
+        .encrypt(password, &certs_plain)
+        .map_err(|e| ScepError::invalid_input(format!("PKCS#12 encryption: {e}")))?;
     let encrypted_data = EncryptedData {
         version: CmsVersion::V0,
         enc_content_info: EncryptedContentInfo {
@@ -62,9 +74,11 @@ pub fn export(key: &RsaKey, chain: &[Certificate], password: &str, friendly_name
     };
 
     let pkcs8 = key.to_pkcs8_der()?;
-    let pki = pkcs8::PrivateKeyInfo::try_from(pkcs8.as_slice()).map_err(|e| ScepError::invalid_input(e))?;
+    let pki = pkcs8::PrivateKeyInfo::try_from(pkcs8.as_slice()).map_err(ScepError::invalid_input)?;
     let mut key_salt = [0u8; 32];
-    let shrouded = pki.encrypt_with_params(pbes2(&mut key_salt, rng)?, password).map_err(|e| ScepError::invalid_input(format!("PKCS#12 key encryption: {e}")))?;
+    let shrouded = pki
+        .encrypt_with_params(pbes2(&mut key_salt, rng)?, password)
+        .map_err(|e| ScepError::invalid_input(format!("PKCS#12 key encryption: {e}")))?;
     let key_bag = SafeBag {
         bag_id: pkcs12::PKCS_12_PKCS8_KEY_BAG_OID,
         bag_value: shrouded.as_bytes().to_vec(),
@@ -73,14 +87,18 @@ pub fn export(key: &RsaKey, chain: &[Certificate], password: &str, friendly_name
 
     let auth_safe: Vec<ContentInfo> = vec![
         ContentInfo { content_type: rfc5911::ID_ENCRYPTED_DATA, content: Any::encode_from(&encrypted_data)? },
-        ContentInfo { content_type: rfc5911::ID_DATA, content: Any::encode_from(&OctetString::new(vec![key_bag].to_der()?)?)? },
+        ContentInfo {
+            content_type: rfc5911::ID_DATA,
+            content: Any::encode_from(&OctetString::new(vec![key_bag].to_der()?)?)?,
+        },
     ];
     let auth_safe_der = auth_safe.to_der()?;
 
     let mut mac_salt = [0u8; 16];
     rng.fill_bytes(&mut mac_salt);
     let mac_key = pkcs12::kdf::derive_key_bmp::<sha2::Sha256>(
-        BmpString::from_utf8(password).map_err(|_| ScepError::invalid_input("the password cannot be written as BMPString"))?,
+        BmpString::from_utf8(password)
+            .map_err(|_| ScepError::invalid_input("the password cannot be written as BMPString"))?,
         &mac_salt,
         pkcs12::kdf::Pkcs12KeyType::Mac,
         ITERATIONS as i32,
@@ -90,7 +108,10 @@ pub fn export(key: &RsaKey, chain: &[Certificate], password: &str, friendly_name
     mac.update(&auth_safe_der);
     let pfx = Pfx {
         version: Version::V3,
-        auth_safe: ContentInfo { content_type: rfc5911::ID_DATA, content: Any::encode_from(&OctetString::new(auth_safe_der)?)? },
+        auth_safe: ContentInfo {
+            content_type: rfc5911::ID_DATA,
+            content: Any::encode_from(&OctetString::new(auth_safe_der)?)?,
+        },
         mac_data: Some(MacData {
             mac: DigestInfo {
                 algorithm: AlgorithmIdentifierOwned { oid: rfc5912::ID_SHA_256, parameters: Some(Any::null()) },
@@ -108,7 +129,8 @@ fn pbes2<'a>(salt_iv: &'a mut [u8; 32], rng: &mut impl CryptoRngCore) -> Result<
     rng.fill_bytes(salt_iv);
     let (salt, iv) = salt_iv.split_at(16);
     let iv: &[u8; 16] = iv.try_into().expect("16 octets");
-    pkcs5::pbes2::Parameters::pbkdf2_sha256_aes256cbc(ITERATIONS, salt, iv).map_err(|e| ScepError::invalid_input(format!("PBES2: {e}")))
+    pkcs5::pbes2::Parameters::pbkdf2_sha256_aes256cbc(ITERATIONS, salt, iv)
+        .map_err(|e| ScepError::invalid_input(format!("PBES2: {e}")))
 }
 
 fn bag_attributes(local_key_id: &[u8], friendly_name: &str) -> Result<SetOfVec<Attribute>> {

@@ -100,15 +100,29 @@ pub struct CertificatePlan {
 pub enum Decision {
     /// Issue now. The shell first redeems `redeem` atomically (and refuses if that fails), and marks `renews`
     /// as renewed.
-    Issue { seat_id: String, redeem: Option<String>, renews: Option<String>, plan: CertificatePlan },
+    Issue {
+        seat_id: String,
+        redeem: Option<String>,
+        renews: Option<String>,
+        plan: CertificatePlan,
+    },
     /// Hold for an administrator: redeem the code now, answer PENDING, keep the key and the plan (and for a
     /// renewal, the certificate it renews, claimed when approved).
-    Hold { seat_id: String, redeem: Option<String>, renews: Option<String>, plan: CertificatePlan },
+    Hold {
+        seat_id: String,
+        redeem: Option<String>,
+        renews: Option<String>,
+        plan: CertificatePlan,
+    },
     /// Answer with a certificate already issued for this transaction (retransmission, or a poll after approval).
-    Resend { serial: String },
+    Resend {
+        serial: String,
+    },
     /// Still waiting for an administrator.
     Pending,
-    Reject { error: ScepError },
+    Reject {
+        error: ScepError,
+    },
 }
 
 /// Seconds a certificate is backdated, for clients whose clocks run slow.
@@ -135,7 +149,8 @@ pub fn new_enrollment_code(rng: &mut impl CryptoRngCore) -> String {
 /// HMAC-SHA-256 of an enrollment code under the server's secret key, hex: what the store keeps instead of
 /// the code. Case, spaces and dashes are ignored so a code typed by a person still matches.
 pub fn enrollment_code_mac(key: &[u8], code: &str) -> String {
-    let normalized: String = code.chars().filter(|c| c.is_ascii_alphanumeric()).collect::<String>().to_ascii_uppercase();
+    let normalized: String =
+        code.chars().filter(|c| c.is_ascii_alphanumeric()).collect::<String>().to_ascii_uppercase();
     let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(key).expect("HMAC takes any key length");
     mac.update(normalized.as_bytes());
     hex::encode(mac.finalize().into_bytes())
@@ -143,7 +158,14 @@ pub fn enrollment_code_mac(key: &[u8], code: &str) -> String {
 
 /// Decides on a PKIOperation. `code_key` is the secret enrollment codes (and fixed challenges) are MACed
 /// with; `reserved` are the CA's and RA's own names, never issued to a seat.
-pub fn decide(facts: &RequestFacts, profile: &ScepProfile, store: &StoreFacts, code_key: &[u8], reserved: &[Name], now: u64) -> Decision {
+pub fn decide(
+    facts: &RequestFacts,
+    profile: &ScepProfile,
+    store: &StoreFacts,
+    code_key: &[u8],
+    reserved: &[Name],
+    now: u64,
+) -> Decision {
     match decide_inner(facts, profile, store, code_key, reserved, now) {
         Ok(d) => d,
         Err(error) => Decision::Reject { error },
@@ -153,19 +175,32 @@ pub fn decide(facts: &RequestFacts, profile: &ScepProfile, store: &StoreFacts, c
 /// How far a requester's clock may be ahead of ours when it makes its signer certificate.
 const CLOCK_SKEW: u64 = 86_400;
 
-fn decide_inner(facts: &RequestFacts, profile: &ScepProfile, store: &StoreFacts, code_key: &[u8], reserved: &[Name], now: u64) -> Result<Decision> {
+fn decide_inner(
+    facts: &RequestFacts,
+    profile: &ScepProfile,
+    store: &StoreFacts,
+    code_key: &[u8],
+    reserved: &[Name],
+    now: u64,
+) -> Result<Decision> {
     check_signer_validity(facts, now)?;
     if facts.message_type == MessageType::CertPoll {
         return poll(facts, store);
     }
-    let csr = facts.csr.as_ref().ok_or_else(|| ScepError::not_permitted(format!("{} is not answered by policy", facts.message_type.name()), "send PKCSReq, RenewalReq or CertPoll"))?;
+    let csr = facts.csr.as_ref().ok_or_else(|| {
+        ScepError::not_permitted(
+            format!("{} is not answered by policy", facts.message_type.name()),
+            "send PKCSReq, RenewalReq or CertPoll",
+        )
+    })?;
     if let Some(prior) = &store.prior_transaction {
         return retransmission(facts, csr, prior);
     }
     check_key_and_algorithms(csr, profile)?;
     check_san_types(csr, profile)?;
     // RFC 8894 §3.3.1.2: a renewal is signed by the current certificate. certmonger sends PKCSReq for it.
-    let renewal = facts.message_type == MessageType::RenewalReq || (!facts.signer.self_signed && store.signer_certificate.is_some());
+    let renewal = facts.message_type == MessageType::RenewalReq
+        || (!facts.signer.self_signed && store.signer_certificate.is_some());
     if renewal {
         let current = store.signer_certificate.as_ref().ok_or_else(|| {
             ScepError::not_permitted(
@@ -177,20 +212,31 @@ fn decide_inner(facts: &RequestFacts, profile: &ScepProfile, store: &StoreFacts,
         // The renewal keeps the seat of the certificate it renews, whatever the CSR names.
         let plan = plan_for(csr, profile, &current.seat_id, reserved, now)?;
         let (seat_id, renews) = (current.seat_id.clone(), Some(current.serial.clone()));
-        return Ok(if profile.manual_approval { Decision::Hold { seat_id, redeem: None, renews, plan } } else { Decision::Issue { seat_id, redeem: None, renews, plan } });
+        return Ok(if profile.manual_approval {
+            Decision::Hold { seat_id, redeem: None, renews, plan }
+        } else {
+            Decision::Issue { seat_id, redeem: None, renews, plan }
+        });
     }
     let seat = seat_id(csr, profile)?;
     if !store.seat_exists {
         return Err(ScepError::seat_not_found(&seat, &profile.seat_id_mapping));
     }
     let Some(enrollment) = store.open_enrollment.as_ref() else {
-        let reused = store.redeemed_enrollment.as_ref().is_some_and(|used| code_matches(csr.challenge.as_deref(), used, code_key));
+        let reused = store
+            .redeemed_enrollment
+            .as_ref()
+            .is_some_and(|used| code_matches(csr.challenge.as_deref(), used, code_key));
         return Err(if reused { ScepError::challenge_invalid() } else { ScepError::no_open_enrollment(&seat) });
     };
     check_challenge(csr.challenge.as_deref(), &profile.scep_challenge, enrollment, code_key, now)?;
     let plan = plan_for(csr, profile, &seat, reserved, now)?;
     let redeem = Some(enrollment.id.clone());
-    Ok(if profile.manual_approval { Decision::Hold { seat_id: seat, redeem, renews: None, plan } } else { Decision::Issue { seat_id: seat, redeem, renews: None, plan } })
+    Ok(if profile.manual_approval {
+        Decision::Hold { seat_id: seat, redeem, renews: None, plan }
+    } else {
+        Decision::Issue { seat_id: seat, redeem, renews: None, plan }
+    })
 }
 
 /// The certificate for `seat`: the names the profile renders for it (checked against the CSR under the
@@ -214,7 +260,10 @@ fn plan_for(csr: &CsrFacts, profile: &ScepProfile, seat: &str, reserved: &[Name]
 /// day ahead, for clients whose clocks run fast).
 fn check_signer_validity(facts: &RequestFacts, now: u64) -> Result<()> {
     let bad_time = |what: &str| {
-        let mut e = ScepError::not_permitted(format!("The certificate that signed the request {what}"), "check the device clock, and renew before the certificate expires");
+        let mut e = ScepError::not_permitted(
+            format!("The certificate that signed the request {what}"),
+            "check the device clock, and renew before the certificate expires",
+        );
         e.fail_info = FailInfo::BadTime;
         e
     };
@@ -229,7 +278,10 @@ fn check_signer_validity(facts: &RequestFacts, now: u64) -> Result<()> {
 
 fn poll(facts: &RequestFacts, store: &StoreFacts) -> Result<Decision> {
     let prior = store.prior_transaction.as_ref().ok_or_else(|| {
-        let mut e = ScepError::not_permitted(format!("No pending request with transactionID = {}", facts.transaction_id), "send the PKCSReq first, then poll with its transactionID");
+        let mut e = ScepError::not_permitted(
+            format!("No pending request with transactionID = {}", facts.transaction_id),
+            "send the PKCSReq first, then poll with its transactionID",
+        );
         e.fail_info = FailInfo::BadCertId;
         e
     })?;
@@ -255,7 +307,10 @@ fn retransmission(facts: &RequestFacts, csr: &CsrFacts, prior: &PriorTransaction
 }
 
 fn resend(prior: &PriorTransaction) -> Result<Decision> {
-    let serial = prior.certificate_serial.clone().ok_or_else(|| ScepError::not_permitted("the transaction has no certificate", "enroll again"))?;
+    let serial = prior
+        .certificate_serial
+        .clone()
+        .ok_or_else(|| ScepError::not_permitted("the transaction has no certificate", "enroll again"))?;
     Ok(Decision::Resend { serial })
 }
 
@@ -277,9 +332,13 @@ fn check_key_and_algorithms(csr: &CsrFacts, profile: &ScepProfile) -> Result<()>
             profile.digest.name()
         )));
     }
-    let wants_more = (csr.digital_signature && !profile.use_as_digital_signature) || (csr.key_encipherment && !profile.use_for_key_encipherment);
+    let wants_more = (csr.digital_signature && !profile.use_as_digital_signature)
+        || (csr.key_encipherment && !profile.use_for_key_encipherment);
     if wants_more {
-        return Err(ScepError::not_permitted("The CSR requests a key usage the profile does not allow", "request only the key usages of the profile"));
+        return Err(ScepError::not_permitted(
+            "The CSR requests a key usage the profile does not allow",
+            "request only the key usages of the profile",
+        ));
     }
     Ok(())
 }
@@ -298,7 +357,11 @@ fn check_san_types(csr: &CsrFacts, profile: &ScepProfile) -> Result<()> {
     }
     if let Some(bad) = csr.sans.iter().find(|s| Some(s.kind()) != allowed) {
         return Err(ScepError::not_permitted(
-            format!("SAN type {} is not allowed by the profile{}", bad.kind(), allowed.map(|a| format!(" (it allows {a})")).unwrap_or_default()),
+            format!(
+                "SAN type {} is not allowed by the profile{}",
+                bad.kind(),
+                allowed.map(|a| format!(" (it allows {a})")).unwrap_or_default()
+            ),
             "request only the subjectAltName type the profile certifies",
         ));
     }
@@ -326,7 +389,13 @@ fn check_renewal(current: &IssuedCertificate, profile: &ScepProfile, now: u64) -
     Ok(())
 }
 
-fn check_challenge(given: Option<&str>, challenge: &ScepChallenge, enrollment: &OpenEnrollment, code_key: &[u8], now: u64) -> Result<()> {
+fn check_challenge(
+    given: Option<&str>,
+    challenge: &ScepChallenge,
+    enrollment: &OpenEnrollment,
+    code_key: &[u8],
+    now: u64,
+) -> Result<()> {
     let ok = match challenge {
         ScepChallenge::None(_) => true,
         ScepChallenge::Fixed(fixed) => given.is_some_and(|g| fixed.matches(g, code_key)),

@@ -33,7 +33,9 @@ const FIXED_MAC_PREFIX: &str = "hmac-sha256:";
 impl FixedChallenge {
     fn parse(s: String) -> Self {
         match s.strip_prefix(FIXED_MAC_PREFIX) {
-            Some(hex) if hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) => Self::Mac(hex.to_owned()),
+            Some(hex) if hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) => {
+                Self::Mac(hex.to_owned())
+            }
             _ => Self::Plain(s),
         }
     }
@@ -144,7 +146,10 @@ impl ScepProfile {
     pub fn from_json(value: &Value) -> Result<Self> {
         let mut v = Validator::default();
         let Some(obj) = value.as_object() else {
-            return Err(ScepError::invalid_object(vec![FieldIssue { path: "$".into(), rule: "must be a JSON object".into() }]));
+            return Err(ScepError::invalid_object(vec![FieldIssue {
+                path: "$".into(),
+                rule: "must be a JSON object".into(),
+            }]));
         };
         let name = v.string(obj, "name", true, 31).unwrap_or_default();
         // A name is a path segment (/scep/<name>) and a CSV cell: nothing that could escape either.
@@ -165,14 +170,18 @@ impl ScepProfile {
         let fingerprint = v.string(obj, "fingerprint", false, 200);
         if let Some(fp) = &fingerprint {
             if normalize_fingerprint(fp).is_none() {
-                v.fail("fingerprint", "must be a SHA-256 (64 hex digits) or SHA-1 (40 hex digits) fingerprint, colons allowed");
+                v.fail(
+                    "fingerprint",
+                    "must be a SHA-256 (64 hex digits) or SHA-1 (40 hex digits) fingerprint, colons allowed",
+                );
             }
         }
         let certificate_attributes = v.certificate_attributes(obj);
         let use_as_digital_signature = v.boolean(obj, "use_as_digital_signature", true);
         let use_for_key_encipherment = v.boolean(obj, "use_for_key_encipherment", true);
         let scep_url = v.string(obj, "scep_url", true, 1024).unwrap_or_default();
-        if !scep_url.is_empty() && !(scep_url.starts_with("http://") || scep_url.starts_with("https://") || scep_url.starts_with('/')) {
+        let scep_url_ok = ["http://", "https://", "/"].iter().any(|p| scep_url.starts_with(p));
+        if !scep_url.is_empty() && !scep_url_ok {
             v.fail("scep_url", "must be an http(s) URL or a path on this service");
         }
         let scep_ca_cert = v.string(obj, "scep_ca_cert", false, 255);
@@ -184,7 +193,8 @@ impl ScepProfile {
             v.fail("renewal_window_days", "must not be longer than validity_days");
         }
         let manual_approval = v.boolean(obj, "manual_approval", false);
-        let seat_id_mapping = v.string(obj, "seat_id_mapping", false, 64).unwrap_or_else(|| DEFAULT_SEAT_ID_MAPPING.to_owned());
+        let seat_id_mapping =
+            v.string(obj, "seat_id_mapping", false, 64).unwrap_or_else(|| DEFAULT_SEAT_ID_MAPPING.to_owned());
         if !SEAT_ID_MAPPINGS.contains(&seat_id_mapping.as_str()) {
             v.fail("seat_id_mapping", &format!("must be one of {}", SEAT_ID_MAPPINGS.join(", ")));
         }
@@ -227,10 +237,16 @@ impl ScepProfile {
         // The templates must render for an ordinary seat id, to a distinguished name and a SAN.
         let mut issues = Vec::new();
         if let Err(e) = render_subject(&profile.subject, "seat-1") {
-            issues.push(FieldIssue { path: "subject".into(), rule: format!("must be an RFC 4514 name template such as CN=$USERNAME,O=Example: {}", e.message) });
+            issues.push(FieldIssue {
+                path: "subject".into(),
+                rule: format!("must be an RFC 4514 name template such as CN=$USERNAME,O=Example: {}", e.message),
+            });
         }
         if let Err(e) = render_sans(profile.certificate_attributes.as_ref(), "seat-1") {
-            issues.push(FieldIssue { path: "certificate_attributes".into(), rule: format!("must render for a seat: {}", e.message) });
+            issues.push(FieldIssue {
+                path: "certificate_attributes".into(),
+                rule: format!("must render for a seat: {}", e.message),
+            });
         }
         if !issues.is_empty() {
             return Err(ScepError::invalid_object(issues));
@@ -292,7 +308,12 @@ impl ScepProfile {
             Container::Device(s) => ("device", s),
         };
         m.insert(key.into(), value.clone().into());
-        for (k, val) in [("id", &self.id), ("fingerprint", &self.fingerprint), ("scep_ca_cert", &self.scep_ca_cert), ("scep_client_cert", &self.scep_client_cert)] {
+        for (k, val) in [
+            ("id", &self.id),
+            ("fingerprint", &self.fingerprint),
+            ("scep_ca_cert", &self.scep_ca_cert),
+            ("scep_client_cert", &self.scep_client_cert),
+        ] {
             if let Some(val) = val {
                 m.insert(k.into(), val.clone().into());
             }
@@ -352,7 +373,13 @@ impl Validator {
         }
     }
 
-    fn integer(&mut self, obj: &Map<String, Value>, key: &str, default: u32, range: core::ops::RangeInclusive<u32>) -> u32 {
+    fn integer(
+        &mut self,
+        obj: &Map<String, Value>,
+        key: &str,
+        default: u32,
+        range: core::ops::RangeInclusive<u32>,
+    ) -> u32 {
         let n = match obj.get(key) {
             None | Some(Value::Null) => return default,
             Some(v) => v.as_u64().and_then(|n| u32::try_from(n).ok()),
@@ -402,13 +429,16 @@ impl Validator {
                     None
                 }
             },
-            "fixed" => self.string_at(Some(value), "scep_challenge.fixed", true, 1024).map(|s| ScepChallenge::Fixed(FixedChallenge::parse(s))),
+            "fixed" => self
+                .string_at(Some(value), "scep_challenge.fixed", true, 1024)
+                .map(|s| ScepChallenge::Fixed(FixedChallenge::parse(s))),
             "dynamic" => {
                 let Some(d) = value.as_object() else {
                     self.fail("scep_challenge.dynamic", "must be an object");
                     return None;
                 };
-                let otp_server_url = self.string_at(d.get("otp_server_url"), "scep_challenge.dynamic.otp_server_url", false, 255);
+                let otp_server_url =
+                    self.string_at(d.get("otp_server_url"), "scep_challenge.dynamic.otp_server_url", false, 255);
                 let username = self.string_at(d.get("username"), "scep_challenge.dynamic.username", false, 255);
                 let password = self.string_at(d.get("password"), "scep_challenge.dynamic.password", false, 255);
                 Some(ScepChallenge::Dynamic(DynamicChallenge { otp_server_url, username, password }))

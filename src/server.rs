@@ -94,7 +94,12 @@ impl IncomingRequest {
 
     /// [`Self::open`] under a profile's [`Acceptance`], with the public-key operations of a host (signature
     /// and proof-of-possession checks).
-    pub fn open_with(&self, recipients: &[Recipient<'_>], accept: Acceptance, ops: &dyn PublicKeyOps) -> Result<RequestFacts> {
+    pub fn open_with(
+        &self,
+        recipients: &[Recipient<'_>],
+        accept: Acceptance,
+        ops: &dyn PublicKeyOps,
+    ) -> Result<RequestFacts> {
         let legacy = accept.legacy;
         let digest = self.signed.digest_alg()?;
         if digest.is_legacy() && !legacy {
@@ -102,9 +107,16 @@ impl IncomingRequest {
         }
         let signer_cert = self.signed.signer_certificate()?;
         self.signed.verify_with(signer_cert, ops)?;
-        let content = self.signed.content.as_deref().filter(|c| !c.is_empty()).ok_or_else(|| ScepError::malformed("the request has no content"))?;
+        let content = self
+            .signed
+            .content
+            .as_deref()
+            .filter(|c| !c.is_empty())
+            .ok_or_else(|| ScepError::malformed("the request has no content"))?;
         if accept.oaep_only && envelope::key_transports(content)?.contains(&KeyTransport::RsaPkcs1v15) {
-            return Err(ScepError::unsupported_algorithm("RSA PKCS#1 v1.5 key transport: this profile accepts RSA-OAEP only"));
+            return Err(ScepError::unsupported_algorithm(
+                "RSA PKCS#1 v1.5 key transport: this profile accepts RSA-OAEP only",
+            ));
         }
         let opened = envelope::open(content, recipients, legacy)?;
         let message_type = self.attributes.message_type.expect("read_request checked it");
@@ -113,17 +125,22 @@ impl IncomingRequest {
             MessageType::PkcsReq | MessageType::RenewalReq => {
                 let facts = CsrFacts::from_der_with(&opened.plaintext, ops)?;
                 if facts.signature_digest.is_legacy() && !legacy {
-                    return Err(ScepError::unsupported_algorithm("a CSR signed with SHA-1 is only accepted on a legacy profile"));
+                    return Err(ScepError::unsupported_algorithm(
+                        "a CSR signed with SHA-1 is only accepted on a legacy profile",
+                    ));
                 }
                 csr = Some(facts);
             }
             MessageType::CertPoll => {
-                let ias = IssuerAndSubject::from_der(&opened.plaintext).map_err(|e| ScepError::malformed(format!("IssuerAndSubject: {e}")))?;
+                let ias = IssuerAndSubject::from_der(&opened.plaintext)
+                    .map_err(|e| ScepError::malformed(format!("IssuerAndSubject: {e}")))?;
                 poll = Some((ias.issuer.to_string(), ias.subject.to_string()));
             }
             MessageType::GetCert | MessageType::GetCrl => {
-                let ias = IssuerAndSerialNumber::from_der(&opened.plaintext).map_err(|e| ScepError::malformed(format!("IssuerAndSerialNumber: {e}")))?;
-                issuer_and_serial = Some((ias.issuer.to_string(), crate::wire::serial_hex(ias.serial_number.as_bytes())));
+                let ias = IssuerAndSerialNumber::from_der(&opened.plaintext)
+                    .map_err(|e| ScepError::malformed(format!("IssuerAndSerialNumber: {e}")))?;
+                issuer_and_serial =
+                    Some((ias.issuer.to_string(), crate::wire::serial_hex(ias.serial_number.as_bytes())));
             }
             MessageType::CertRep => unreachable!("read_request refuses CertRep"),
         }
@@ -153,11 +170,18 @@ impl IncomingRequest {
 /// What to answer.
 pub enum Reply<'a> {
     /// The issued certificate first, then its chain.
-    Issued { certificates: Vec<&'a Certificate> },
+    Issued {
+        certificates: Vec<&'a Certificate>,
+    },
     /// A GetCRL answer: CRLs (DER).
-    Crl { crls: Vec<&'a [u8]> },
+    Crl {
+        crls: Vec<&'a [u8]>,
+    },
     Pending,
-    Failure { fail_info: FailInfo, text: String },
+    Failure {
+        fail_info: FailInfo,
+        text: String,
+    },
 }
 
 impl From<&ScepError> for Reply<'_> {
@@ -242,8 +266,16 @@ pub fn cert_rep_with(
     signed::sign(&content, attributes.to_attributes()?, signer, &[signer.certificate], None)
 }
 
-fn seal_for_requester(request: &IncomingRequest, plaintext: &[u8], envelope: Option<ReplyEnvelope>, legacy: bool, ops: &dyn PublicKeyOps, rng: &mut impl CryptoRngCore) -> Result<Vec<u8>> {
-    let ReplyEnvelope { cipher, transport } = envelope.ok_or_else(|| ScepError::invalid_input("a SUCCESS answers an opened request"))?;
+fn seal_for_requester(
+    request: &IncomingRequest,
+    plaintext: &[u8],
+    envelope: Option<ReplyEnvelope>,
+    legacy: bool,
+    ops: &dyn PublicKeyOps,
+    rng: &mut impl CryptoRngCore,
+) -> Result<Vec<u8>> {
+    let ReplyEnvelope { cipher, transport } =
+        envelope.ok_or_else(|| ScepError::invalid_input("a SUCCESS answers an opened request"))?;
     let requester = request.signed.signer_certificate()?;
     let options = EnvelopeOptions { cipher, transport, identifier: IdentifierKind::IssuerAndSerialNumber, legacy };
     envelope::seal_with(plaintext, requester, options, ops, rng)

@@ -66,7 +66,10 @@ pub fn sign(
         sid: PartyIdentifier::for_certificate(signer.certificate, by_key_id)?,
         digest_alg: digest_alg.clone(),
         signed_attrs: Some(signed_attrs),
-        signature_algorithm: AlgorithmIdentifierOwned { oid: signer.digest.rsa_signature_oid(), parameters: Some(Any::null()) },
+        signature_algorithm: AlgorithmIdentifierOwned {
+            oid: signer.digest.rsa_signature_oid(),
+            parameters: Some(Any::null()),
+        },
         signature: OctetString::new(signature)?,
         unsigned_attrs: None,
     };
@@ -153,14 +156,19 @@ pub struct SignedMessage {
 impl SignedMessage {
     /// Parses a ContentInfo holding SignedData (tolerant of what peers send, see [`crate::wire`]).
     pub fn parse(bytes: &[u8]) -> Result<Self> {
-        let ci = ContentInfo::from_der(bytes).map_err(|e| ScepError::malformed(format!("not a CMS ContentInfo: {e}")))?;
+        let ci =
+            ContentInfo::from_der(bytes).map_err(|e| ScepError::malformed(format!("not a CMS ContentInfo: {e}")))?;
         if ci.content_type != rfc5911::ID_SIGNED_DATA {
             return Err(ScepError::malformed(format!("expected SignedData, got content type {}", ci.content_type)));
         }
-        let sd: SignedDataAsSent = ci.content.decode_as().map_err(|e| ScepError::malformed(format!("SignedData: {e}")))?;
+        let sd: SignedDataAsSent =
+            ci.content.decode_as().map_err(|e| ScepError::malformed(format!("SignedData: {e}")))?;
         let content = match &sd.encap_content_info.econtent {
             None => None,
-            Some(any) => Some(octets(any).map_err(|e| ScepError::malformed(format!("encapsulated content is not an OCTET STRING: {e}")))?),
+            Some(any) => Some(
+                octets(any)
+                    .map_err(|e| ScepError::malformed(format!("encapsulated content is not an OCTET STRING: {e}")))?,
+            ),
         };
         let certificates = match &sd.certificates {
             None => Vec::new(),
@@ -197,7 +205,11 @@ impl SignedMessage {
 
     /// The signer's authenticated attributes, in the order sent.
     pub fn signed_attributes(&self) -> Result<Vec<Attribute>> {
-        let attrs = self.signer()?.signed_attrs.as_ref().ok_or_else(|| ScepError::malformed("the signer has no signed attributes"))?;
+        let attrs = self
+            .signer()?
+            .signed_attrs
+            .as_ref()
+            .ok_or_else(|| ScepError::malformed("the signer has no signed attributes"))?;
         attrs.elements().map_err(|e| ScepError::malformed(format!("signed attributes: {e}")))
     }
 
@@ -219,10 +231,12 @@ impl SignedMessage {
         if sig_oid != rfc5912::RSA_ENCRYPTION && DigestAlg::from_oid(&sig_oid)? != digest {
             return Err(ScepError::integrity("signatureAlgorithm and digestAlgorithm disagree"));
         }
-        let raw = signer.signed_attrs.as_ref().ok_or_else(|| ScepError::malformed("the signer has no signed attributes"))?;
+        let raw =
+            signer.signed_attrs.as_ref().ok_or_else(|| ScepError::malformed("the signer has no signed attributes"))?;
         let attrs = self.signed_attributes()?;
         let find = |oid| attrs.iter().find(|a| a.oid == oid).and_then(|a| a.values.iter().next());
-        let content_type = find(rfc5911::ID_CONTENT_TYPE).ok_or_else(|| ScepError::integrity("contentType attribute missing"))?;
+        let content_type =
+            find(rfc5911::ID_CONTENT_TYPE).ok_or_else(|| ScepError::integrity("contentType attribute missing"))?;
         if content_type.decode_as::<ObjectIdentifier>().ok() != Some(self.content_type) {
             return Err(ScepError::integrity("contentType attribute does not match the content"));
         }
@@ -232,7 +246,14 @@ impl SignedMessage {
         if md != digest.digest(self.content.as_deref().unwrap_or_default()) {
             return Err(ScepError::integrity("messageDigest does not match the content"));
         }
-        keys::verify_with(ops, &cert.tbs_certificate.subject_public_key_info, digest, &raw.as_universal_set_der()?, signer.signature.as_bytes(), "message")
+        keys::verify_with(
+            ops,
+            &cert.tbs_certificate.subject_public_key_info,
+            digest,
+            &raw.as_universal_set_der()?,
+            signer.signature.as_bytes(),
+            "message",
+        )
     }
 }
 

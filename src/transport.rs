@@ -11,16 +11,19 @@ use crate::error::{Result, ScepError};
 
 /// Decodes the raw (still percent-encoded) value of the `message` query parameter.
 pub fn decode_message_param(raw: &str) -> Result<Vec<u8>> {
-    let decoded = percent_decode_str(raw).decode_utf8().map_err(|_| ScepError::malformed("message parameter is not UTF-8"))?;
+    let decoded =
+        percent_decode_str(raw).decode_utf8().map_err(|_| ScepError::malformed("message parameter is not UTF-8"))?;
     decode_base64_message(&decoded)
 }
 
 /// Decodes base64 that may contain line breaks, and spaces standing for `+`.
 pub fn decode_base64_message(text: &str) -> Result<Vec<u8>> {
-    let cleaned: String = text.chars().filter(|c| !matches!(c, '\r' | '\n' | '\t')).map(|c| if c == ' ' { '+' } else { c }).collect();
+    let cleaned: String =
+        text.chars().filter(|c| !matches!(c, '\r' | '\n' | '\t')).map(|c| if c == ' ' { '+' } else { c }).collect();
     let engine = base64::engine::GeneralPurpose::new(
         &base64::alphabet::STANDARD,
-        base64::engine::GeneralPurposeConfig::new().with_decode_padding_mode(base64::engine::DecodePaddingMode::Indifferent),
+        base64::engine::GeneralPurposeConfig::new()
+            .with_decode_padding_mode(base64::engine::DecodePaddingMode::Indifferent),
     );
     engine.decode(cleaned.trim()).map_err(|e| ScepError::malformed(format!("message parameter is not base64: {e}")))
 }

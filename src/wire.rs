@@ -14,7 +14,10 @@
 use cms::content_info::CmsVersion;
 use cms::signed_data::EncapsulatedContentInfo;
 use der::asn1::{Any, ObjectIdentifier, OctetString, SetOfVec};
-use der::{Choice, Decode, DecodeValue, Encode, EncodeValue, FixedTag, Header, Length, Reader, Sequence, SliceReader, Tag, TagNumber, Writer};
+use der::{
+    Choice, Decode, DecodeValue, Encode, EncodeValue, FixedTag, Header, Length, Reader, Sequence, SliceReader, Tag,
+    TagNumber, Writer,
+};
 use spki::AlgorithmIdentifierOwned;
 use x509_cert::attr::Attributes;
 use x509_cert::certificate::{CertificateInner, Profile, Raw};
@@ -284,16 +287,23 @@ impl<'a> DecodeValue<'a> for EncryptedContentInfo {
             } else {
                 let inner = Header::decode(r)?;
                 match inner.tag {
-                    Tag::ContextSpecific { constructed: false, number: TagNumber::N0 } => Some(r.read_vec(inner.length)?),
-                    Tag::ContextSpecific { constructed: true, number: TagNumber::N0 } => r.read_nested(inner.length, |segments| {
-                        let mut joined = Vec::new();
-                        while !segments.is_finished() {
-                            joined.extend_from_slice(OctetString::decode(segments)?.as_bytes());
-                        }
-                        Ok(Some(joined))
-                    })?,
+                    Tag::ContextSpecific { constructed: false, number: TagNumber::N0 } => {
+                        Some(r.read_vec(inner.length)?)
+                    }
+                    Tag::ContextSpecific { constructed: true, number: TagNumber::N0 } => {
+                        r.read_nested(inner.length, |segments| {
+                            let mut joined = Vec::new();
+                            while !segments.is_finished() {
+                                joined.extend_from_slice(OctetString::decode(segments)?.as_bytes());
+                            }
+                            Ok(Some(joined))
+                        })?
+                    }
                     other => {
-                        return Err(other.unexpected_error(Some(Tag::ContextSpecific { constructed: false, number: TagNumber::N0 })))
+                        return Err(other.unexpected_error(Some(Tag::ContextSpecific {
+                            constructed: false,
+                            number: TagNumber::N0,
+                        })))
                     }
                 }
             };

@@ -16,8 +16,18 @@ fn every_enrollment_failure_of_the_spec_has_its_wording_status_and_failinfo() {
             404,
             FailInfo::BadCertId,
         ),
-        (ScepError::challenge_invalid(), "Challenge password is invalid - does not match the value configured by the Administrator", 401, FailInfo::BadRequest),
-        (ScepError::no_open_enrollment("laptop-42"), "No SCEP enrollment with status = CREATED exists for seat with identifier = laptop-42", 400, FailInfo::BadRequest),
+        (
+            ScepError::challenge_invalid(),
+            "Challenge password is invalid - does not match the value configured by the Administrator",
+            401,
+            FailInfo::BadRequest,
+        ),
+        (
+            ScepError::no_open_enrollment("laptop-42"),
+            "No SCEP enrollment with status = CREATED exists for seat with identifier = laptop-42",
+            400,
+            FailInfo::BadRequest,
+        ),
         (
             ScepError::renewal_too_early(&scepkit::issue::rfc3339(1_795_300_000)),
             "Failed to renew the specified certificate: renewal is not permitted until 2026-11-21T22:26:40Z[UTC]",
@@ -25,8 +35,18 @@ fn every_enrollment_failure_of_the_spec_has_its_wording_status_and_failinfo() {
             FailInfo::BadTime,
         ),
         (ScepError::key_length_mismatch(2048, 3072), "CSR key length 2048 does not match 3072", 400, FailInfo::BadAlg),
-        (ScepError::already_renewed(), "Failed to renew the specified certificate: it already has been renewed", 400, FailInfo::BadCertId),
-        (ScepError::revoked(), "Failed to renew the specified certificate: it has been revoked", 400, FailInfo::BadCertId),
+        (
+            ScepError::already_renewed(),
+            "Failed to renew the specified certificate: it already has been renewed",
+            400,
+            FailInfo::BadCertId,
+        ),
+        (
+            ScepError::revoked(),
+            "Failed to renew the specified certificate: it has been revoked",
+            400,
+            FailInfo::BadCertId,
+        ),
     ];
     for (err, message, status, fail_info) in rows {
         assert_eq!(err.message, message);
@@ -34,7 +54,11 @@ fn every_enrollment_failure_of_the_spec_has_its_wording_status_and_failinfo() {
         assert_eq!(err.fail_info, fail_info, "{message}");
         assert!(!err.resolution.is_empty(), "{message}");
         // A client that only sees the text gets the same resolution back.
-        assert_eq!(ScepError::refused(fail_info, Some(message)).resolution.split(' ').next(), err.resolution.split(' ').next(), "{message}");
+        assert_eq!(
+            ScepError::refused(fail_info, Some(message)).resolution.split(' ').next(),
+            err.resolution.split(' ').next(),
+            "{message}"
+        );
     }
 }
 
@@ -79,7 +103,17 @@ fn every_broken_field_is_named_in_details() {
     assert_eq!(err.message, "Invalid Object");
     assert_eq!(err.status, 400);
     let paths: Vec<&str> = err.details.iter().map(|d| d.path.as_str()).collect();
-    for want in ["name", "folder", "scep_challenge.none", "ca_identity_name", "algorithm.rsa.rsa_nbits", "digest", "certificate_attributes", "use_as_digital_signature", "scep_url"] {
+    for want in [
+        "name",
+        "folder",
+        "scep_challenge.none",
+        "ca_identity_name",
+        "algorithm.rsa.rsa_nbits",
+        "digest",
+        "certificate_attributes",
+        "use_as_digital_signature",
+        "scep_url",
+    ] {
         assert!(paths.contains(&want), "{want} not in {paths:?}");
     }
 }

@@ -69,7 +69,12 @@ fn micromdm_success_certrep_echoes_the_nonce_and_carries_the_issued_certificate(
     // Decrypt to the scepclient's self-signed signer certificate with its key.
     let client_key = key("micromdm-scepclient-peer-client-1.key.pem");
     let client_signer = req.signed.signer_certificate().unwrap().clone();
-    let opened = envelope::open(rep.content.as_deref().unwrap(), &[Recipient { certificate: Some(&client_signer), key: &client_key }], true).unwrap();
+    let opened = envelope::open(
+        rep.content.as_deref().unwrap(),
+        &[Recipient { certificate: Some(&client_signer), key: &client_key }],
+        true,
+    )
+    .unwrap();
     assert_eq!(opened.cipher, Cipher::DesCbc);
     assert_eq!(opened.plaintext.as_slice(), fixture("micromdm-certrep-success.degenerate.der").as_slice());
     let degenerate = SignedMessage::parse(&opened.plaintext).unwrap();
@@ -104,7 +109,12 @@ fn micromdm_renewal_is_signed_by_the_issued_certificate_and_gets_serial_3() {
     let rep = SignedMessage::parse(&fixture("micromdm-certrep-renewal-success.der")).unwrap();
     rep.verify(&ca.cert).unwrap();
     let client_key = key("micromdm-scepclient-peer-client-1.key.pem");
-    let opened = envelope::open(rep.content.as_deref().unwrap(), &[Recipient { certificate: Some(&issued), key: &client_key }], true).unwrap();
+    let opened = envelope::open(
+        rep.content.as_deref().unwrap(),
+        &[Recipient { certificate: Some(&issued), key: &client_key }],
+        true,
+    )
+    .unwrap();
     let degenerate = SignedMessage::parse(&opened.plaintext).unwrap();
     assert_eq!(degenerate.certificates, vec![cert("micromdm-scepclient-peer-client-1.serial3-renewed.crt.pem")]);
 }
@@ -163,9 +173,19 @@ fn certmonger_certrep_decrypts_with_its_key() {
     let cm_key = key("certmonger-cm-client-3.key.pem");
     let signer = req.signed.signer_certificate().unwrap().clone();
     // micromdm 2.1 answers with single DES whatever the request used: readable only with the legacy switch.
-    let err = envelope::open(rep.content.as_deref().unwrap(), &[Recipient { certificate: Some(&signer), key: &cm_key }], false).unwrap_err();
+    let err = envelope::open(
+        rep.content.as_deref().unwrap(),
+        &[Recipient { certificate: Some(&signer), key: &cm_key }],
+        false,
+    )
+    .unwrap_err();
     assert_eq!(err.fail_info, FailInfo::BadAlg);
-    let opened = envelope::open(rep.content.as_deref().unwrap(), &[Recipient { certificate: Some(&signer), key: &cm_key }], true).unwrap();
+    let opened = envelope::open(
+        rep.content.as_deref().unwrap(),
+        &[Recipient { certificate: Some(&signer), key: &cm_key }],
+        true,
+    )
+    .unwrap();
     assert_eq!(opened.cipher, Cipher::DesCbc);
     let certs = SignedMessage::parse(&opened.plaintext).unwrap().certificates;
     assert_eq!(certs.len(), 1);
@@ -183,14 +203,21 @@ fn certmonger_getcertinitial_is_a_certpoll_with_issuer_and_subject() {
     assert_eq!(issuer, "OU=SCEP CA,O=peer-scep test CA,C=US");
     // certmonger's DER order is CN then O, so RFC 4514 (last RDN first) reads O first.
     assert_eq!(subject, "O=certmonger-test,CN=cm-client-3");
-    let opened = envelope::open(req.signed.content.as_deref().unwrap(), &[Recipient { certificate: Some(&ca.cert), key: &ca.key }], false).unwrap();
+    let opened = envelope::open(
+        req.signed.content.as_deref().unwrap(),
+        &[Recipient { certificate: Some(&ca.cert), key: &ca.key }],
+        false,
+    )
+    .unwrap();
     assert_eq!(opened.plaintext.as_slice(), fixture("certmonger-getcertinitial.issuerandsubject.der").as_slice());
 }
 
 #[test]
 fn certmonger_resubmit_and_rekey_are_pkcsreq_signed_by_the_issued_certificate() {
     let ca = micromdm_ca();
-    for file in ["certmonger-pkcsreq-resubmit-signed-by-issued-cert.der", "certmonger-pkcsreq-rekey-signed-by-issued-cert.der"] {
+    for file in
+        ["certmonger-pkcsreq-resubmit-signed-by-issued-cert.der", "certmonger-pkcsreq-rekey-signed-by-issued-cert.der"]
+    {
         let req = read_request(&fixture(file)).unwrap();
         assert_eq!(req.attributes.message_type, Some(MessageType::PkcsReq), "{file}");
         let signer = req.signed.signer_certificate().unwrap();
@@ -204,7 +231,15 @@ fn certmonger_resubmit_and_rekey_are_pkcsreq_signed_by_the_issued_certificate() 
 #[test]
 fn micromdm_getcacaps_and_getcacert_parse() {
     let caps = CaCaps::parse(&String::from_utf8(fixture("micromdm-getcacaps-resp.txt")).unwrap());
-    for c in [Capability::Renewal, Capability::Sha1, Capability::Sha256, Capability::Aes, Capability::Des3, Capability::ScepStandard, Capability::PostPkiOperation] {
+    for c in [
+        Capability::Renewal,
+        Capability::Sha1,
+        Capability::Sha256,
+        Capability::Aes,
+        Capability::Des3,
+        Capability::ScepStandard,
+        Capability::PostPkiOperation,
+    ] {
         assert!(caps.has(c), "{c:?}");
     }
     assert!(caps.unknown.is_empty());

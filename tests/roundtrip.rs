@@ -8,7 +8,7 @@ use der::Encode;
 use rand_core::OsRng;
 use scepkit::algorithms::{Cipher, DigestAlg, KeyTransport};
 use scepkit::caps::{ca_cert_response, CaCaps, CaCertificates};
-use scepkit::client::{self, CertRepOutcome, Requester, RequestOptions};
+use scepkit::client::{self, CertRepOutcome, RequestOptions, Requester};
 use scepkit::csr::{CsrFacts, CsrRequest, San};
 use scepkit::envelope::{EnvelopeOptions, Recipient};
 use scepkit::issue::{self, self_signed, IssueOptions, SelfSignedRole};
@@ -26,12 +26,18 @@ struct Client {
 
 fn client(slot: usize, request: &CsrRequest) -> Client {
     let key = test_key(slot);
-    let signer_cert = self_signed(key, "CN=SCEP SIGNER", &[9], (NOW - 60, NOW + 3600), DigestAlg::Sha256, SelfSignedRole::Signer).unwrap();
+    let signer_cert =
+        self_signed(key, "CN=SCEP SIGNER", &[9], (NOW - 60, NOW + 3600), DigestAlg::Sha256, SelfSignedRole::Signer)
+            .unwrap();
     Client { key, signer_cert, csr: request.build(key).unwrap() }
 }
 
 fn options(cipher: Cipher, digest: DigestAlg, transport: KeyTransport, identifier: IdentifierKind) -> RequestOptions {
-    RequestOptions { envelope: EnvelopeOptions { cipher, transport, identifier, legacy: cipher.is_legacy() }, digest, signer_identifier: identifier }
+    RequestOptions {
+        envelope: EnvelopeOptions { cipher, transport, identifier, legacy: cipher.is_legacy() },
+        digest,
+        signer_identifier: identifier,
+    }
 }
 
 /// AES-128, SHA-256, PKCS#1 v1.5, issuerAndSerialNumber: what a modern client sends by default.
@@ -51,10 +57,19 @@ fn csr_request() -> CsrRequest {
 }
 
 /// The server side of one exchange: open, decide with `decide`, answer.
-fn serve(message: &[u8], legacy: bool, decide: impl FnOnce(&server::RequestFacts) -> Result<Option<Certificate>, ScepError>) -> Vec<u8> {
+fn serve(
+    message: &[u8],
+    legacy: bool,
+    decide: impl FnOnce(&server::RequestFacts) -> Result<Option<Certificate>, ScepError>,
+) -> Vec<u8> {
     let ca = scepkit_ca();
     let incoming = server::read_request(message).unwrap();
-    let signer = Signer { key: &ca.key, certificate: &ca.cert, digest: DigestAlg::Sha256, identifier: IdentifierKind::IssuerAndSerialNumber };
+    let signer = Signer {
+        key: &ca.key,
+        certificate: &ca.cert,
+        digest: DigestAlg::Sha256,
+        identifier: IdentifierKind::IssuerAndSerialNumber,
+    };
     match incoming.open(&[Recipient { certificate: Some(&ca.cert), key: &ca.key }], legacy) {
         Err(e) => server::cert_rep(&incoming, Reply::from(&e), &signer, None, legacy, &mut OsRng).unwrap(),
         Ok(facts) => {
@@ -62,7 +77,17 @@ fn serve(message: &[u8], legacy: bool, decide: impl FnOnce(&server::RequestFacts
             let reply = match decide(&facts) {
                 Err(e) => Reply::from(&e),
                 Ok(None) => Reply::Pending,
-                Ok(Some(ref issued)) => return server::cert_rep(&incoming, Reply::Issued { certificates: vec![issued, &ca.cert] }, &signer, envelope, legacy, &mut OsRng).unwrap(),
+                Ok(Some(ref issued)) => {
+                    return server::cert_rep(
+                        &incoming,
+                        Reply::Issued { certificates: vec![issued, &ca.cert] },
+                        &signer,
+                        envelope,
+                        legacy,
+                        &mut OsRng,
+                    )
+                    .unwrap()
+                }
             };
             server::cert_rep(&incoming, reply, &signer, envelope, legacy, &mut OsRng).unwrap()
         }
@@ -104,18 +129,29 @@ fn pkcsreq_round_trips_for_every_cipher_digest_transport_and_identifier() {
     for (cipher, digest, transport, id) in cases {
         let legacy = cipher.is_legacy();
         let requester = Requester { key: c.key, certificate: &c.signer_cert };
-        let req = client::certificate_request(&c.csr, MessageType::PkcsReq, None, &requester, &ca, options(cipher, digest, transport, id), &mut OsRng).unwrap();
+        let req = client::certificate_request(
+            &c.csr,
+            MessageType::PkcsReq,
+            None,
+            &requester,
+            &ca,
+            options(cipher, digest, transport, id),
+            &mut OsRng,
+        )
+        .unwrap();
         let reply = serve(&req.message, legacy, |facts| {
             assert_eq!((facts.cipher, facts.digest, facts.key_transport), (cipher, digest, transport));
             let csr = facts.csr.as_ref().unwrap();
             assert_eq!(csr.challenge.as_deref(), Some("abc-123"));
-            assert_eq!(scepkit::names::seat_id(&csr, "subject.common_name").unwrap(), "laptop-42");
-            assert_eq!(scepkit::names::seat_id(&csr, "san.dnsname").unwrap(), "laptop-42.example.com");
+            assert_eq!(scepkit::names::seat_id(csr, "subject.common_name").unwrap(), "laptop-42");
+            assert_eq!(scepkit::names::seat_id(csr, "san.dnsname").unwrap(), "laptop-42.example.com");
             Ok(Some(issue_for(csr, 7)))
         });
         // Answered in kind: the request's cipher (3DES for 3DES) and key transport (OAEP for OAEP).
         let content = scepkit::signed::SignedMessage::parse(&reply).unwrap().content.unwrap();
-        let opened = scepkit::envelope::open(&content, &[Recipient { certificate: Some(&c.signer_cert), key: c.key }], legacy).unwrap();
+        let opened =
+            scepkit::envelope::open(&content, &[Recipient { certificate: Some(&c.signer_cert), key: c.key }], legacy)
+                .unwrap();
         assert_eq!((opened.cipher, opened.transport), (cipher, transport));
         match client::read_cert_rep(&reply, &req, &requester, &ca, Some(&spki), legacy).unwrap() {
             CertRepOutcome::Issued { certificate, chain } => {
@@ -131,7 +167,9 @@ fn pkcsreq_round_trips_for_every_cipher_digest_transport_and_identifier() {
 fn transaction_id_defaults_to_hex_sha256_of_the_key() {
     let c = client(1, &csr_request());
     let requester = Requester { key: c.key, certificate: &c.signer_cert };
-    let req = client::certificate_request(&c.csr, MessageType::PkcsReq, None, &requester, &ca_certs(), modern(), &mut OsRng).unwrap();
+    let req =
+        client::certificate_request(&c.csr, MessageType::PkcsReq, None, &requester, &ca_certs(), modern(), &mut OsRng)
+            .unwrap();
     let spki = CsrFacts::from_der(&c.csr).unwrap().spki_der;
     assert_eq!(req.transaction_id, hex::encode(DigestAlg::Sha256.digest(&spki)));
 }
@@ -142,9 +180,12 @@ fn failure_reaches_the_client_with_fail_info_text_and_resolution() {
     let c = client(1, &csr_request());
     let requester = Requester { key: c.key, certificate: &c.signer_cert };
     let opts = modern();
-    let req = client::certificate_request(&c.csr, MessageType::PkcsReq, None, &requester, &ca, opts, &mut OsRng).unwrap();
+    let req =
+        client::certificate_request(&c.csr, MessageType::PkcsReq, None, &requester, &ca, opts, &mut OsRng).unwrap();
     let reply = serve(&req.message, false, |_| Err(ScepError::challenge_invalid()));
-    let CertRepOutcome::Failed(e) = client::read_cert_rep(&reply, &req, &requester, &ca, None, false).unwrap() else { panic!("not a failure") };
+    let CertRepOutcome::Failed(e) = client::read_cert_rep(&reply, &req, &requester, &ca, None, false).unwrap() else {
+        panic!("not a failure")
+    };
     assert_eq!(e.fail_info, FailInfo::BadRequest);
     assert_eq!(e.message, "Challenge password is invalid - does not match the value configured by the Administrator");
     assert_eq!(e.resolution, "use the valid, unredeemed enrollment code of that seat");
@@ -159,9 +200,13 @@ fn legacy_algorithms_are_refused_with_badalg_on_a_modern_profile() {
     for (cipher, digest) in [(Cipher::DesEde3Cbc, DigestAlg::Sha256), (Cipher::Aes128Cbc, DigestAlg::Sha1)] {
         let mut opts = options(cipher, digest, KeyTransport::RsaPkcs1v15, IdentifierKind::IssuerAndSerialNumber);
         opts.envelope.legacy = true;
-        let req = client::certificate_request(&c.csr, MessageType::PkcsReq, None, &requester, &ca, opts, &mut OsRng).unwrap();
+        let req =
+            client::certificate_request(&c.csr, MessageType::PkcsReq, None, &requester, &ca, opts, &mut OsRng).unwrap();
         let reply = serve(&req.message, false, |_| panic!("must not reach policy"));
-        let CertRepOutcome::Failed(e) = client::read_cert_rep(&reply, &req, &requester, &ca, None, true).unwrap() else { panic!("not a failure") };
+        let CertRepOutcome::Failed(e) = client::read_cert_rep(&reply, &req, &requester, &ca, None, true).unwrap()
+        else {
+            panic!("not a failure")
+        };
         assert_eq!(e.fail_info, FailInfo::BadAlg, "{cipher:?}/{digest:?}");
     }
 }
@@ -171,15 +216,20 @@ fn pending_then_certpoll_then_success() {
     let ca = ca_certs();
     let c = client(2, &csr_request());
     let requester = Requester { key: c.key, certificate: &c.signer_cert };
-    let opts = options(Cipher::Aes256Cbc, DigestAlg::Sha256, KeyTransport::RsaPkcs1v15, IdentifierKind::IssuerAndSerialNumber);
+    let opts =
+        options(Cipher::Aes256Cbc, DigestAlg::Sha256, KeyTransport::RsaPkcs1v15, IdentifierKind::IssuerAndSerialNumber);
     let spki = CsrFacts::from_der(&c.csr).unwrap().spki_der;
-    let req = client::certificate_request(&c.csr, MessageType::PkcsReq, None, &requester, &ca, opts, &mut OsRng).unwrap();
+    let req =
+        client::certificate_request(&c.csr, MessageType::PkcsReq, None, &requester, &ca, opts, &mut OsRng).unwrap();
     let mut held = None;
     let reply = serve(&req.message, false, |facts| {
         held = facts.csr.clone();
         Ok(None)
     });
-    assert!(matches!(client::read_cert_rep(&reply, &req, &requester, &ca, Some(&spki), false).unwrap(), CertRepOutcome::Pending));
+    assert!(matches!(
+        client::read_cert_rep(&reply, &req, &requester, &ca, Some(&spki), false).unwrap(),
+        CertRepOutcome::Pending
+    ));
 
     let subject: x509_cert::name::Name = "CN=laptop-42,O=Example".parse().unwrap();
     let poll = client::cert_poll(&req.transaction_id, &subject, &requester, &ca, opts, &mut OsRng).unwrap();
@@ -191,7 +241,10 @@ fn pending_then_certpoll_then_success() {
         assert_eq!(facts.poll.as_ref().unwrap().1, "CN=laptop-42,O=Example");
         Ok(Some(issue_for(held.as_ref().unwrap(), 8)))
     });
-    assert!(matches!(client::read_cert_rep(&reply, &poll, &requester, &ca, Some(&spki), false).unwrap(), CertRepOutcome::Issued { .. }));
+    assert!(matches!(
+        client::read_cert_rep(&reply, &poll, &requester, &ca, Some(&spki), false).unwrap(),
+        CertRepOutcome::Issued { .. }
+    ));
 }
 
 #[test]
@@ -203,7 +256,9 @@ fn renewal_is_signed_by_the_current_certificate() {
     // Signed with the old key and certificate, asking for a new key.
     let requester = Requester { key: first.key, certificate: &current };
     let opts = modern();
-    let req = client::certificate_request(&renewal.csr, MessageType::RenewalReq, None, &requester, &ca, opts, &mut OsRng).unwrap();
+    let req =
+        client::certificate_request(&renewal.csr, MessageType::RenewalReq, None, &requester, &ca, opts, &mut OsRng)
+            .unwrap();
     let spki = CsrFacts::from_der(&renewal.csr).unwrap().spki_der;
     let reply = serve(&req.message, false, |facts| {
         assert_eq!(facts.message_type, MessageType::RenewalReq);
@@ -211,7 +266,11 @@ fn renewal_is_signed_by_the_current_certificate() {
         assert_eq!(facts.signer.serial, "0a");
         Ok(Some(issue_for(facts.csr.as_ref().unwrap(), 11)))
     });
-    let CertRepOutcome::Issued { certificate, .. } = client::read_cert_rep(&reply, &req, &requester, &ca, Some(&spki), false).unwrap() else { panic!() };
+    let CertRepOutcome::Issued { certificate, .. } =
+        client::read_cert_rep(&reply, &req, &requester, &ca, Some(&spki), false).unwrap()
+    else {
+        panic!()
+    };
     assert_eq!(certificate.tbs_certificate.serial_number.as_bytes(), &[11]);
 }
 
@@ -228,20 +287,44 @@ fn getcert_and_getcrl_carry_issuer_and_serial() {
     };
     let req = client::get_cert_or_crl(MessageType::GetCert, &ias, &requester, &ca, opts, &mut OsRng).unwrap();
     let reply = serve(&req.message, false, |facts| {
-        assert_eq!(facts.issuer_and_serial.as_ref().unwrap(), &("CN=scepkit test CA,O=scepkit".to_owned(), "0c".to_owned()));
+        assert_eq!(
+            facts.issuer_and_serial.as_ref().unwrap(),
+            &("CN=scepkit test CA,O=scepkit".to_owned(), "0c".to_owned())
+        );
         Ok(Some(issued.clone()))
     });
-    let CertRepOutcome::Issued { certificate, .. } = client::read_cert_rep(&reply, &req, &requester, &ca, None, false).unwrap() else { panic!() };
+    let CertRepOutcome::Issued { certificate, .. } =
+        client::read_cert_rep(&reply, &req, &requester, &ca, None, false).unwrap()
+    else {
+        panic!()
+    };
     assert_eq!(certificate, issued);
 
     let req = client::get_cert_or_crl(MessageType::GetCrl, &ias, &requester, &ca, opts, &mut OsRng).unwrap();
     let incoming = server::read_request(&req.message).unwrap();
-    let facts = incoming.open(&[Recipient { certificate: Some(&scepkit_ca().cert), key: &scepkit_ca().key }], false).unwrap();
+    let facts =
+        incoming.open(&[Recipient { certificate: Some(&scepkit_ca().cert), key: &scepkit_ca().key }], false).unwrap();
     assert_eq!(facts.message_type, MessageType::GetCrl);
     let fake_crl = der::asn1::OctetString::new(vec![1, 2, 3]).unwrap().to_der().unwrap();
-    let signer = Signer { key: &scepkit_ca().key, certificate: &scepkit_ca().cert, digest: DigestAlg::Sha256, identifier: IdentifierKind::IssuerAndSerialNumber };
-    let reply = server::cert_rep(&incoming, Reply::Crl { crls: vec![&fake_crl] }, &signer, Some(ReplyEnvelope::in_kind(&facts)), false, &mut OsRng).unwrap();
-    let CertRepOutcome::Crl { crls } = client::read_cert_rep(&reply, &req, &requester, &ca, None, false).unwrap() else { panic!() };
+    let signer = Signer {
+        key: &scepkit_ca().key,
+        certificate: &scepkit_ca().cert,
+        digest: DigestAlg::Sha256,
+        identifier: IdentifierKind::IssuerAndSerialNumber,
+    };
+    let reply = server::cert_rep(
+        &incoming,
+        Reply::Crl { crls: vec![&fake_crl] },
+        &signer,
+        Some(ReplyEnvelope::in_kind(&facts)),
+        false,
+        &mut OsRng,
+    )
+    .unwrap();
+    let CertRepOutcome::Crl { crls } = client::read_cert_rep(&reply, &req, &requester, &ca, None, false).unwrap()
+    else {
+        panic!()
+    };
     assert_eq!(crls, vec![fake_crl]);
 }
 
@@ -265,13 +348,30 @@ fn a_certrep_signed_by_a_stranger_is_refused() {
     let c = client(1, &csr_request());
     let requester = Requester { key: c.key, certificate: &c.signer_cert };
     let opts = modern();
-    let req = client::certificate_request(&c.csr, MessageType::PkcsReq, None, &requester, &ca, opts, &mut OsRng).unwrap();
+    let req =
+        client::certificate_request(&c.csr, MessageType::PkcsReq, None, &requester, &ca, opts, &mut OsRng).unwrap();
     let incoming = server::read_request(&req.message).unwrap();
     let stranger_key = test_key(3);
-    let stranger = self_signed(stranger_key, "CN=scepkit test CA,O=scepkit", &[1], (NOW - 60, NOW + 60), DigestAlg::Sha256, SelfSignedRole::Ca).unwrap();
-    let signer = Signer { key: stranger_key, certificate: &stranger, digest: DigestAlg::Sha256, identifier: IdentifierKind::SubjectKeyIdentifier };
+    let stranger = self_signed(
+        stranger_key,
+        "CN=scepkit test CA,O=scepkit",
+        &[1],
+        (NOW - 60, NOW + 60),
+        DigestAlg::Sha256,
+        SelfSignedRole::Ca,
+    )
+    .unwrap();
+    let signer = Signer {
+        key: stranger_key,
+        certificate: &stranger,
+        digest: DigestAlg::Sha256,
+        identifier: IdentifierKind::SubjectKeyIdentifier,
+    };
     let reply = server::cert_rep(&incoming, Reply::Pending, &signer, None, false, &mut OsRng).unwrap();
-    assert_eq!(client::read_cert_rep(&reply, &req, &requester, &ca, None, false).unwrap_err().fail_info, FailInfo::BadMessageCheck);
+    assert_eq!(
+        client::read_cert_rep(&reply, &req, &requester, &ca, None, false).unwrap_err().fail_info,
+        FailInfo::BadMessageCheck
+    );
 }
 
 #[test]
@@ -288,14 +388,26 @@ fn caps_negotiation_picks_the_strongest_and_refuses_downgrades() {
     let n = crlf.negotiate(true, None, None).unwrap();
     assert_eq!((n.cipher, n.digest, n.post), (Cipher::DesEde3Cbc, DigestAlg::Sha1, false));
     assert_eq!(CaCaps::parse("").negotiate(true, None, None).unwrap_err().fail_info, FailInfo::BadAlg);
-    assert_eq!(CaCaps::for_server(true, true).render(), "AES\nDES3\nGetNextCACert\nPOSTPKIOperation\nRenewal\nSHA-1\nSHA-256\nSHA-512\nSCEPStandard");
+    assert_eq!(
+        CaCaps::for_server(true, true).render(),
+        "AES\nDES3\nGetNextCACert\nPOSTPKIOperation\nRenewal\nSHA-1\nSHA-256\nSHA-512\nSCEPStandard"
+    );
 }
 
 #[test]
 fn getcacert_with_ra_is_a_degenerate_pkcs7_and_the_ra_is_the_recipient() {
     let ca = scepkit_ca();
     let ra_key = test_key(2);
-    let ra = issue::ra_certificate(ra_key, "CN=scepkit RA", &[2], (NOW - 60, NOW + 86400), &ca.cert, &ca.key, DigestAlg::Sha256).unwrap();
+    let ra = issue::ra_certificate(
+        ra_key,
+        "CN=scepkit RA",
+        &[2],
+        (NOW - 60, NOW + 86400),
+        &ca.cert,
+        &ca.key,
+        DigestAlg::Sha256,
+    )
+    .unwrap();
     let (ct, body) = ca_cert_response(&ca.cert, Some(&ra)).unwrap();
     assert_eq!(ct, "application/x-x509-ca-ra-cert");
     let parsed = CaCertificates::parse(&body).unwrap();
@@ -303,7 +415,8 @@ fn getcacert_with_ra_is_a_degenerate_pkcs7_and_the_ra_is_the_recipient() {
     assert_eq!(parsed.recipient, ra);
     let fp = scepkit::caps::fingerprint(&ca.cert).unwrap();
     parsed.check_fingerprint(&fp).unwrap();
-    let colons: String = fp.as_bytes().chunks(2).map(|c| std::str::from_utf8(c).unwrap().to_uppercase()).collect::<Vec<_>>().join(":");
+    let colons: String =
+        fp.as_bytes().chunks(2).map(|c| std::str::from_utf8(c).unwrap().to_uppercase()).collect::<Vec<_>>().join(":");
     parsed.check_fingerprint(&colons).unwrap();
     assert_eq!(parsed.check_fingerprint(&"00".repeat(32)).unwrap_err().kind, ErrorKind::FingerprintMismatch);
 }
@@ -327,7 +440,8 @@ fn csr_from_profile_substitutes_variables() {
         "use_as_digital_signature": true, "use_for_key_encipherment": false
     }))
     .unwrap();
-    let req = CsrRequest::from_profile(&profile, &[("USERNAME".into(), "laptop-42".into())], Some("code".into())).unwrap();
+    let req =
+        CsrRequest::from_profile(&profile, &[("USERNAME".into(), "laptop-42".into())], Some("code".into())).unwrap();
     assert_eq!(req.subject, "CN=laptop-42,O=Example");
     assert_eq!(req.sans, vec![San::Dns("laptop-42.example.com".into())]);
     assert_eq!(req.digest, DigestAlg::Sha384);
@@ -342,11 +456,17 @@ fn csr_from_profile_substitutes_variables() {
 #[test]
 fn a_transaction_id_that_cannot_be_echoed_as_printablestring_is_malformed() {
     use der::asn1::{Any, Utf8StringRef};
-    let mut attrs = scepkit::message::ScepAttributes { message_type: Some(MessageType::PkcsReq), transaction_id: "ok".into(), sender_nonce: Some(vec![1; 16]), ..Default::default() }
-        .to_attributes()
-        .unwrap();
+    let mut attrs = scepkit::message::ScepAttributes {
+        message_type: Some(MessageType::PkcsReq),
+        transaction_id: "ok".into(),
+        sender_nonce: Some(vec![1; 16]),
+        ..Default::default()
+    }
+    .to_attributes()
+    .unwrap();
     let tid = attrs.iter_mut().find(|a| a.oid == scepkit::message::ID_TRANSACTION_ID).unwrap();
-    *tid = scepkit::wire::single_valued(tid.oid, Any::encode_from(&Utf8StringRef::new("abc`def").unwrap()).unwrap()).unwrap();
+    *tid = scepkit::wire::single_valued(tid.oid, Any::encode_from(&Utf8StringRef::new("abc`def").unwrap()).unwrap())
+        .unwrap();
     let err = scepkit::message::ScepAttributes::from_attributes(&attrs).unwrap_err();
     assert_eq!(err.kind, ErrorKind::Malformed);
 }
@@ -366,14 +486,32 @@ fn a_replay_key_builds_the_same_bytes_once_its_holder_has_done_what_it_asked() {
     assert!(second.pending().is_empty());
 
     // An unknown key transport fails the run and is asked for; done, the same call opens.
-    let sealed = scepkit::envelope::seal(b"content", &c.signer_cert, EnvelopeOptions { cipher: Cipher::Aes128Cbc, transport: KeyTransport::RsaOaepSha256, identifier: IdentifierKind::IssuerAndSerialNumber, legacy: false }, &mut OsRng).unwrap();
+    let sealed = scepkit::envelope::seal(
+        b"content",
+        &c.signer_cert,
+        EnvelopeOptions {
+            cipher: Cipher::Aes128Cbc,
+            transport: KeyTransport::RsaOaepSha256,
+            identifier: IdentifierKind::IssuerAndSerialNumber,
+            legacy: false,
+        },
+        &mut OsRng,
+    )
+    .unwrap();
     let asking = ReplayKey::new(c.key.public_key().clone(), vec![]);
-    assert!(scepkit::envelope::open(&sealed, &[Recipient { certificate: Some(&c.signer_cert), key: &asking }], false).is_err());
+    assert!(scepkit::envelope::open(&sealed, &[Recipient { certificate: Some(&c.signer_cert), key: &asking }], false)
+        .is_err());
     let op = asking.pending().pop().unwrap();
     let HostOperation::Decrypt { transport: KeyTransport::RsaOaepSha256, ciphertext } = &op else { panic!("{op:?}") };
     let done = vec![(op.clone(), c.key.decrypt(KeyTransport::RsaOaepSha256, ciphertext).unwrap())];
     let replayed = ReplayKey::new(c.key.public_key().clone(), done);
-    assert_eq!(scepkit::envelope::open(&sealed, &[Recipient { certificate: Some(&c.signer_cert), key: &replayed }], false).unwrap().plaintext.as_slice(), b"content");
+    assert_eq!(
+        scepkit::envelope::open(&sealed, &[Recipient { certificate: Some(&c.signer_cert), key: &replayed }], false)
+            .unwrap()
+            .plaintext
+            .as_slice(),
+        b"content"
+    );
 }
 
 #[test]
@@ -388,11 +526,21 @@ fn every_decryption_failure_reads_the_same() {
     // A bad RSA block and bad AES padding must not be told apart by the answer (no padding oracle).
     let c = client(1, &csr_request());
     for transport in [KeyTransport::RsaPkcs1v15, KeyTransport::RsaOaepSha256] {
-        let options = EnvelopeOptions { cipher: Cipher::Aes128Cbc, transport, identifier: IdentifierKind::IssuerAndSerialNumber, legacy: false };
+        let options = EnvelopeOptions {
+            cipher: Cipher::Aes128Cbc,
+            transport,
+            identifier: IdentifierKind::IssuerAndSerialNumber,
+            legacy: false,
+        };
         let sealed = scepkit::envelope::seal(&[7u8; 100], &c.signer_cert, options, &mut OsRng).unwrap();
-        let open = |bytes: &[u8]| scepkit::envelope::open(bytes, &[Recipient { certificate: Some(&c.signer_cert), key: c.key }], false).map(|_| ()).unwrap_err();
+        let open = |bytes: &[u8]| {
+            scepkit::envelope::open(bytes, &[Recipient { certificate: Some(&c.signer_cert), key: c.key }], false)
+                .map(|_| ())
+                .unwrap_err()
+        };
 
-        let enc_key = scepkit::envelope::parse(&sealed).unwrap().key_trans_recipients().unwrap()[0].enc_key.as_bytes().to_vec();
+        let enc_key =
+            scepkit::envelope::parse(&sealed).unwrap().key_trans_recipients().unwrap()[0].enc_key.as_bytes().to_vec();
         let at = sealed.windows(enc_key.len()).position(|w| w == enc_key.as_slice()).unwrap() + enc_key.len() / 2;
         let mut bad_rsa = sealed.clone();
         bad_rsa[at] ^= 0x55;
@@ -402,7 +550,11 @@ fn every_decryption_failure_reads_the_same() {
         bad_padding[last] ^= 0x80;
 
         let (rsa, padding) = (open(&bad_rsa), open(&bad_padding));
-        assert_eq!((rsa.kind, rsa.fail_info, rsa.message.as_str()), (padding.kind, padding.fail_info, padding.message.as_str()), "{transport:?}");
+        assert_eq!(
+            (rsa.kind, rsa.fail_info, rsa.message.as_str()),
+            (padding.kind, padding.fail_info, padding.message.as_str()),
+            "{transport:?}"
+        );
         assert_eq!(rsa.message, "Failed to decrypt a PKCS7 message");
     }
 }

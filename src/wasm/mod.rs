@@ -11,7 +11,7 @@ use wasm_bindgen::prelude::*;
 
 use crate::algorithms::{Cipher, DigestAlg, KeyTransport};
 use crate::caps::{CaCaps, CaCertificates};
-use crate::client::{self, CertRepOutcome, PkiRequest, Requester, RequestOptions};
+use crate::client::{self, CertRepOutcome, PkiRequest, RequestOptions, Requester};
 use crate::csr::{CsrFacts, CsrRequest};
 use crate::envelope::EnvelopeOptions;
 use crate::error::ScepError;
@@ -39,7 +39,9 @@ fn js_error(e: ScepError) -> JsValue {
 }
 
 fn to_js<T: Serialize + ?Sized>(value: &T) -> JsResult<JsValue> {
-    value.serialize(&serde_wasm_bindgen::Serializer::json_compatible()).map_err(|e| js_sys::Error::new(&e.to_string()).into())
+    value
+        .serialize(&serde_wasm_bindgen::Serializer::json_compatible())
+        .map_err(|e| js_sys::Error::new(&e.to_string()).into())
 }
 
 fn from_js<T: serde::de::DeserializeOwned>(value: JsValue) -> JsResult<T> {
@@ -60,11 +62,17 @@ fn with_private_key<T>(value: &JsValue, f: impl FnOnce(&dyn crate::keys::Private
     }
     let field = |name: &str| js_sys::Reflect::get(value, &name.into());
     let spki: serde_bytes::ByteBuf = from_js(field("spki")?)?;
-    let spki = spki::SubjectPublicKeyInfoOwned::from_der(&spki).map_err(|e| js_error(ScepError::invalid_input(format!("public key: {e}"))))?;
+    let spki = spki::SubjectPublicKeyInfoOwned::from_der(&spki)
+        .map_err(|e| js_error(ScepError::invalid_input(format!("public key: {e}"))))?;
     let done: Vec<(crate::keys::HostOperation, serde_bytes::ByteBuf)> = from_js(field("done")?)?;
-    let held = crate::keys::ReplayKey::new(crate::keys::rsa_public_key(&spki).map_err(js_error)?, done.into_iter().map(|(op, out)| (op, out.into_vec())).collect());
+    let held = crate::keys::ReplayKey::new(
+        crate::keys::rsa_public_key(&spki).map_err(js_error)?,
+        done.into_iter().map(|(op, out)| (op, out.into_vec())).collect(),
+    );
     let result = f(&held);
-    let pending = field("pending")?.dyn_into::<js_sys::Array>().map_err(|_| js_error(ScepError::invalid_input("a host-held key needs a pending array")))?;
+    let pending = field("pending")?
+        .dyn_into::<js_sys::Array>()
+        .map_err(|_| js_error(ScepError::invalid_input("a host-held key needs a pending array")))?;
     for op in held.pending() {
         pending.push(&to_js_bytes(&op)?);
     }
@@ -75,8 +83,11 @@ fn with_private_key<T>(value: &JsValue, f: impl FnOnce(&dyn crate::keys::Private
 fn rng(seed: Option<Vec<u8>>) -> JsResult<rand_chacha::ChaCha20Rng> {
     use rand_core::SeedableRng;
     match seed {
-        Some(s) => Ok(rand_chacha::ChaCha20Rng::from_seed(s.try_into().map_err(|_| js_error(ScepError::invalid_input("a seed is 32 bytes")))?)),
-        None => rand_chacha::ChaCha20Rng::from_rng(OsRng).map_err(|e| js_error(ScepError::invalid_input(format!("randomness: {e}")))),
+        Some(s) => Ok(rand_chacha::ChaCha20Rng::from_seed(
+            s.try_into().map_err(|_| js_error(ScepError::invalid_input("a seed is 32 bytes")))?,
+        )),
+        None => rand_chacha::ChaCha20Rng::from_rng(OsRng)
+            .map_err(|e| js_error(ScepError::invalid_input(format!("randomness: {e}")))),
     }
 }
 
@@ -193,11 +204,22 @@ pub fn csr_public_key(der: &[u8]) -> JsResult<Vec<u8>> {
 /// A self-signed certificate: `role` is "signer" (a client's transient SCEP signer) or "ca". `seed` (32 bytes)
 /// fixes the serial, for a host replaying the call (see [`with_private_key`]).
 #[wasm_bindgen(js_name = selfSignedCertificate)]
-pub fn self_signed_certificate(key: JsValue, subject: &str, not_before: f64, not_after: f64, digest: &str, role: &str, seed: Option<Vec<u8>>) -> JsResult<Vec<u8>> {
+pub fn self_signed_certificate(
+    key: JsValue,
+    subject: &str,
+    not_before: f64,
+    not_after: f64,
+    digest: &str,
+    role: &str,
+    seed: Option<Vec<u8>>,
+) -> JsResult<Vec<u8>> {
     let role: SelfSignedRole = from_js(role.into())?;
     let digest = DigestAlg::from_name(digest).map_err(js_error)?;
     let serial = random_serial(&mut rng(seed)?);
-    let cert = with_private_key(&key, |k| crate::issue::self_signed(k, subject, &serial, (not_before as u64, not_after as u64), digest, role).map_err(js_error))?;
+    let cert = with_private_key(&key, |k| {
+        crate::issue::self_signed(k, subject, &serial, (not_before as u64, not_after as u64), digest, role)
+            .map_err(js_error)
+    })?;
     cert.to_der().map_err(|e| js_error(e.into()))
 }
 
@@ -246,20 +268,42 @@ struct PkiRequestJs {
 }
 
 fn message_type(name: &str) -> JsResult<MessageType> {
-    [MessageType::PkcsReq, MessageType::RenewalReq, MessageType::CertPoll, MessageType::GetCert, MessageType::GetCrl, MessageType::CertRep]
-        .into_iter()
-        .find(|m| m.name().eq_ignore_ascii_case(name) || (name.eq_ignore_ascii_case("GetCertInitial") && *m == MessageType::CertPoll))
-        .ok_or_else(|| js_error(ScepError::invalid_input(format!("unknown messageType {name}"))))
+    [
+        MessageType::PkcsReq,
+        MessageType::RenewalReq,
+        MessageType::CertPoll,
+        MessageType::GetCert,
+        MessageType::GetCrl,
+        MessageType::CertRep,
+    ]
+    .into_iter()
+    .find(|m| {
+        m.name().eq_ignore_ascii_case(name)
+            || (name.eq_ignore_ascii_case("GetCertInitial") && *m == MessageType::CertPoll)
+    })
+    .ok_or_else(|| js_error(ScepError::invalid_input(format!("unknown messageType {name}"))))
 }
 
 /// Builds a PKIMessage. `content` is the CSR DER for PKCSReq/RenewalReq and ignored otherwise.
 /// Returns `{ messageType, message, transactionId, senderNonce }`; keep it to read the reply.
 #[wasm_bindgen(js_name = buildRequest)]
-pub fn build_request(content: &[u8], key: JsValue, signer_certificate: &[u8], ca_cert_body: &[u8], options: JsValue) -> JsResult<JsValue> {
+pub fn build_request(
+    content: &[u8],
+    key: JsValue,
+    signer_certificate: &[u8],
+    ca_cert_body: &[u8],
+    options: JsValue,
+) -> JsResult<JsValue> {
     with_private_key(&key, |key| build_request_with(content, key, signer_certificate, ca_cert_body, options))
 }
 
-fn build_request_with(content: &[u8], key: &dyn crate::keys::PrivateKeyOps, signer_certificate: &[u8], ca_cert_body: &[u8], options: JsValue) -> JsResult<JsValue> {
+fn build_request_with(
+    content: &[u8],
+    key: &dyn crate::keys::PrivateKeyOps,
+    signer_certificate: &[u8],
+    ca_cert_body: &[u8],
+    options: JsValue,
+) -> JsResult<JsValue> {
     let o: RequestOptionsJs = from_js(options)?;
     let cert = certificate(signer_certificate)?;
     let ca = CaCertificates::parse(ca_cert_body).map_err(js_error)?;
@@ -269,29 +313,45 @@ fn build_request_with(content: &[u8], key: &dyn crate::keys::PrivateKeyOps, sign
     let identifier = o.identifier.unwrap_or_default();
     let transport = o.key_transport.unwrap_or(KeyTransport::RsaPkcs1v15);
     let opts = RequestOptions {
-        envelope: EnvelopeOptions { cipher: Cipher::from_name(&o.cipher).map_err(js_error)?, transport, identifier, legacy: o.legacy },
+        envelope: EnvelopeOptions {
+            cipher: Cipher::from_name(&o.cipher).map_err(js_error)?,
+            transport,
+            identifier,
+            legacy: o.legacy,
+        },
         digest,
         signer_identifier: identifier,
     };
     let mt = message_type(&o.message_type)?;
     let built = match mt {
-        MessageType::PkcsReq | MessageType::RenewalReq => client::certificate_request(content, mt, o.transaction_id, &requester, &ca, opts, &mut rng),
+        MessageType::PkcsReq | MessageType::RenewalReq => {
+            client::certificate_request(content, mt, o.transaction_id, &requester, &ca, opts, &mut rng)
+        }
         MessageType::CertPoll => {
-            let tid = o.transaction_id.ok_or_else(|| js_error(ScepError::invalid_input("CertPoll needs the transactionId of the pending request")))?;
+            let tid = o.transaction_id.ok_or_else(|| {
+                js_error(ScepError::invalid_input("CertPoll needs the transactionId of the pending request"))
+            })?;
             let subject = o.subject.ok_or_else(|| js_error(ScepError::invalid_input("CertPoll needs the subject")))?;
             let subject = subject.parse().map_err(|e| js_error(ScepError::invalid_input(format!("subject: {e}"))))?;
             client::cert_poll(&tid, &subject, &requester, &ca, opts, &mut rng)
         }
         MessageType::GetCert | MessageType::GetCrl => {
-            let serial = hex::decode(o.serial.unwrap_or_default()).map_err(|_| js_error(ScepError::invalid_input("serial must be hex")))?;
-            let serial = x509_cert::serial_number::SerialNumber::<x509_cert::certificate::Raw>::new(&serial).map_err(|e| js_error(ScepError::invalid_input(e)))?;
+            let serial = hex::decode(o.serial.unwrap_or_default())
+                .map_err(|_| js_error(ScepError::invalid_input("serial must be hex")))?;
+            let serial = x509_cert::serial_number::SerialNumber::<x509_cert::certificate::Raw>::new(&serial)
+                .map_err(|e| js_error(ScepError::invalid_input(e)))?;
             let ias = IssuerAndSerialNumber { issuer: ca.ca.tbs_certificate.subject.clone(), serial_number: serial };
             client::get_cert_or_crl(mt, &ias, &requester, &ca, opts, &mut rng)
         }
         MessageType::CertRep => Err(ScepError::invalid_input("a client does not send CertRep")),
     }
     .map_err(js_error)?;
-    to_js_bytes(&PkiRequestJs { message_type: built.message_type.name().into(), message: built.message, transaction_id: built.transaction_id, sender_nonce: built.sender_nonce })
+    to_js_bytes(&PkiRequestJs {
+        message_type: built.message_type.name().into(),
+        message: built.message,
+        transaction_id: built.transaction_id,
+        sender_nonce: built.sender_nonce,
+    })
 }
 
 fn to_js_bytes<T: Serialize>(value: &T) -> JsResult<JsValue> {
@@ -324,27 +384,63 @@ enum OutcomeJs {
 /// [`csr_public_key`]) picks and checks the issued certificate. Returns `{ status: "issued" | "pending" |
 /// "failed" | "crl", ... }`; integrity problems throw.
 #[wasm_bindgen(js_name = readCertRep)]
-pub fn read_cert_rep(reply: &[u8], request: JsValue, key: JsValue, signer_certificate: &[u8], ca_cert_body: &[u8], expected_spki: Option<Vec<u8>>, legacy: bool) -> JsResult<JsValue> {
+pub fn read_cert_rep(
+    reply: &[u8],
+    request: JsValue,
+    key: JsValue,
+    signer_certificate: &[u8],
+    ca_cert_body: &[u8],
+    expected_spki: Option<Vec<u8>>,
+    legacy: bool,
+) -> JsResult<JsValue> {
     let r: PkiRequestJs = from_js(request)?;
-    let request = PkiRequest { message_type: message_type(&r.message_type)?, message: r.message, transaction_id: r.transaction_id, sender_nonce: r.sender_nonce };
+    let request = PkiRequest {
+        message_type: message_type(&r.message_type)?,
+        message: r.message,
+        transaction_id: r.transaction_id,
+        sender_nonce: r.sender_nonce,
+    };
     let cert = certificate(signer_certificate)?;
     let ca = CaCertificates::parse(ca_cert_body).map_err(js_error)?;
-    let outcome = with_private_key(&key, |key| client::read_cert_rep(reply, &request, &Requester { key, certificate: &cert }, &ca, expected_spki.as_deref(), legacy).map_err(js_error))?;
+    let outcome = with_private_key(&key, |key| {
+        client::read_cert_rep(
+            reply,
+            &request,
+            &Requester { key, certificate: &cert },
+            &ca,
+            expected_spki.as_deref(),
+            legacy,
+        )
+        .map_err(js_error)
+    })?;
     let der = |c: &Certificate| c.to_der().map_err(|e| js_error(e.into()));
     let out = match outcome {
-        CertRepOutcome::Issued { certificate, chain } => {
-            OutcomeJs::Issued { certificate: der(&certificate)?, chain: chain.iter().map(|c| der(c).map(serde_bytes::ByteBuf::from)).collect::<JsResult<_>>()? }
+        CertRepOutcome::Issued { certificate, chain } => OutcomeJs::Issued {
+            certificate: der(&certificate)?,
+            chain: chain.iter().map(|c| der(c).map(serde_bytes::ByteBuf::from)).collect::<JsResult<_>>()?,
+        },
+        CertRepOutcome::Crl { crls } => {
+            OutcomeJs::Crl { crls: crls.into_iter().map(serde_bytes::ByteBuf::from).collect() }
         }
-        CertRepOutcome::Crl { crls } => OutcomeJs::Crl { crls: crls.into_iter().map(serde_bytes::ByteBuf::from).collect() },
         CertRepOutcome::Pending => OutcomeJs::Pending,
-        CertRepOutcome::Failed(e) => OutcomeJs::Failed { fail_info: e.fail_info.name(), fail_info_code: e.fail_info.code(), message: e.message, resolution: e.resolution },
+        CertRepOutcome::Failed(e) => OutcomeJs::Failed {
+            fail_info: e.fail_info.name(),
+            fail_info_code: e.fail_info.code(),
+            message: e.message,
+            resolution: e.resolution,
+        },
     };
     to_js_bytes(&out)
 }
 
 /// A password-protected PKCS#12 of the key and `chain` (leaf first; each a DER `Uint8Array`).
 #[wasm_bindgen(js_name = exportPkcs12)]
-pub fn export_pkcs12(key_pkcs8: &[u8], chain: Vec<js_sys::Uint8Array>, password: &str, friendly_name: &str) -> JsResult<Vec<u8>> {
+pub fn export_pkcs12(
+    key_pkcs8: &[u8],
+    chain: Vec<js_sys::Uint8Array>,
+    password: &str,
+    friendly_name: &str,
+) -> JsResult<Vec<u8>> {
     let chain = chain.iter().map(|c| certificate(&c.to_vec())).collect::<JsResult<Vec<_>>>()?;
     crate::pkcs12::export(&key(key_pkcs8)?, &chain, password, friendly_name, &mut OsRng).map_err(js_error)
 }
@@ -353,7 +449,10 @@ pub fn export_pkcs12(key_pkcs8: &[u8], chain: Vec<js_sys::Uint8Array>, password:
 #[wasm_bindgen]
 pub fn inspect(input: &[u8], key_pkcs8: Option<Vec<u8>>) -> JsResult<JsValue> {
     let key = key_pkcs8.map(|k| key(&k)).transpose()?;
-    to_js(&crate::inspect::inspect(input, key.as_ref().map(|k| k as &dyn crate::keys::PrivateKeyOps)).map_err(js_error)?)
+    to_js(
+        &crate::inspect::inspect(input, key.as_ref().map(|k| k as &dyn crate::keys::PrivateKeyOps))
+            .map_err(js_error)?,
+    )
 }
 
 /// Fills a profile's subject or SAN template: `vars` is `{ USERNAME: "laptop-42", ... }`.

@@ -19,9 +19,24 @@ pub fn server_ca_caps(legacy: bool, next_ca: bool) -> String {
 
 /// An RA certificate for `ra_key`, issued by the CA (RFC 8894 §2.1): signs CertReps, receives envelopes.
 #[wasm_bindgen(js_name = raCertificate)]
-pub fn ra_certificate(ra_key_pkcs8: &[u8], subject: &str, not_before: f64, not_after: f64, ca_cert: &[u8], ca_key_pkcs8: &[u8]) -> JsResult<Vec<u8>> {
-    let cert = crate::issue::ra_certificate(&key(ra_key_pkcs8)?, subject, &random_serial(&mut OsRng), (not_before as u64, not_after as u64), &certificate(ca_cert)?, &key(ca_key_pkcs8)?, DigestAlg::Sha256)
-        .map_err(js_error)?;
+pub fn ra_certificate(
+    ra_key_pkcs8: &[u8],
+    subject: &str,
+    not_before: f64,
+    not_after: f64,
+    ca_cert: &[u8],
+    ca_key_pkcs8: &[u8],
+) -> JsResult<Vec<u8>> {
+    let cert = crate::issue::ra_certificate(
+        &key(ra_key_pkcs8)?,
+        subject,
+        &random_serial(&mut OsRng),
+        (not_before as u64, not_after as u64),
+        &certificate(ca_cert)?,
+        &key(ca_key_pkcs8)?,
+        DigestAlg::Sha256,
+    )
+    .map_err(js_error)?;
     cert.to_der().map_err(|e| js_error(e.into()))
 }
 
@@ -40,8 +55,13 @@ impl ServerKey {
     /// `sign(digestName, data) -> Uint8Array` (RSASSA-PKCS1-v1_5) and `decrypt(transportName, data) ->
     /// Uint8Array`, with transport names `rsa-pkcs1v15`, `rsa-oaep-sha1`, `rsa-oaep-sha256`.
     #[wasm_bindgen(js_name = fromCallbacks)]
-    pub fn from_callbacks(public_key_spki: &[u8], sign: js_sys::Function, decrypt: js_sys::Function) -> JsResult<ServerKey> {
-        let spki = spki::SubjectPublicKeyInfoOwned::from_der(public_key_spki).map_err(|e| js_error(ScepError::invalid_input(format!("public key: {e}"))))?;
+    pub fn from_callbacks(
+        public_key_spki: &[u8],
+        sign: js_sys::Function,
+        decrypt: js_sys::Function,
+    ) -> JsResult<ServerKey> {
+        let spki = spki::SubjectPublicKeyInfoOwned::from_der(public_key_spki)
+            .map_err(|e| js_error(ScepError::invalid_input(format!("public key: {e}"))))?;
         let public = crate::keys::rsa_public_key(&spki).map_err(js_error)?;
         Ok(Self(Box::new(HostKey { public, sign, decrypt })))
     }
@@ -54,11 +74,18 @@ struct HostKey {
 }
 
 impl HostKey {
-    fn call(f: &js_sys::Function, alg: &str, data: &[u8], fail: impl FnOnce(String) -> ScepError) -> crate::error::Result<Vec<u8>> {
+    fn call(
+        f: &js_sys::Function,
+        alg: &str,
+        data: &[u8],
+        fail: impl FnOnce(String) -> ScepError,
+    ) -> crate::error::Result<Vec<u8>> {
         match f.call2(&JsValue::NULL, &alg.into(), &js_sys::Uint8Array::from(data)) {
             Ok(v) if v.is_instance_of::<js_sys::Uint8Array>() => Ok(js_sys::Uint8Array::from(v).to_vec()),
             Ok(_) => Err(fail("the host returned no bytes".into())),
-            Err(e) => Err(fail(e.as_string().or_else(|| js_sys::Error::from(e).message().as_string()).unwrap_or_default())),
+            Err(e) => {
+                Err(fail(e.as_string().or_else(|| js_sys::Error::from(e).message().as_string()).unwrap_or_default()))
+            }
         }
     }
 }
@@ -68,7 +95,9 @@ impl crate::keys::PrivateKeyOps for HostKey {
         &self.public
     }
     fn sign(&self, digest: DigestAlg, message: &[u8]) -> crate::error::Result<Vec<u8>> {
-        Self::call(&self.sign, digest.name(), message, |m| ScepError::invalid_input(format!("host signing failed: {m}")))
+        Self::call(&self.sign, digest.name(), message, |m| {
+            ScepError::invalid_input(format!("host signing failed: {m}"))
+        })
     }
     fn decrypt(&self, transport: KeyTransport, ciphertext: &[u8]) -> crate::error::Result<Vec<u8>> {
         Self::call(&self.decrypt, transport.name(), ciphertext, |_| ScepError::decrypt_failed())
@@ -83,16 +112,41 @@ struct HostPublicKeyOps {
 }
 
 impl crate::keys::PublicKeyOps for HostPublicKeyOps {
-    fn verify(&self, key: &spki::SubjectPublicKeyInfoOwned, digest: DigestAlg, message: &[u8], signature: &[u8]) -> crate::error::Result<bool> {
-        let args = js_sys::Array::of4(&digest.name().into(), &js_sys::Uint8Array::from(key.to_der()?.as_slice()), &js_sys::Uint8Array::from(message), &js_sys::Uint8Array::from(signature));
-        let result = self.verify.apply(&JsValue::NULL, &args).map_err(|_| ScepError::integrity("the host could not check a signature"))?;
+    fn verify(
+        &self,
+        key: &spki::SubjectPublicKeyInfoOwned,
+        digest: DigestAlg,
+        message: &[u8],
+        signature: &[u8],
+    ) -> crate::error::Result<bool> {
+        let args = js_sys::Array::of4(
+            &digest.name().into(),
+            &js_sys::Uint8Array::from(key.to_der()?.as_slice()),
+            &js_sys::Uint8Array::from(message),
+            &js_sys::Uint8Array::from(signature),
+        );
+        let result = self
+            .verify
+            .apply(&JsValue::NULL, &args)
+            .map_err(|_| ScepError::integrity("the host could not check a signature"))?;
         Ok(result.as_bool() == Some(true))
     }
 
-    fn encrypt(&self, key: &spki::SubjectPublicKeyInfoOwned, transport: KeyTransport, plaintext: &[u8], _rng: &mut dyn rand_core::CryptoRngCore) -> crate::error::Result<Vec<u8>> {
+    fn encrypt(
+        &self,
+        key: &spki::SubjectPublicKeyInfoOwned,
+        transport: KeyTransport,
+        plaintext: &[u8],
+        _rng: &mut dyn rand_core::CryptoRngCore,
+    ) -> crate::error::Result<Vec<u8>> {
         let result = self
             .encrypt
-            .call3(&JsValue::NULL, &transport.name().into(), &js_sys::Uint8Array::from(key.to_der()?.as_slice()), &js_sys::Uint8Array::from(plaintext))
+            .call3(
+                &JsValue::NULL,
+                &transport.name().into(),
+                &js_sys::Uint8Array::from(key.to_der()?.as_slice()),
+                &js_sys::Uint8Array::from(plaintext),
+            )
             .map_err(|_| ScepError::invalid_input("the host could not transport a content key"))?;
         if !result.is_instance_of::<js_sys::Uint8Array>() {
             return Err(ScepError::invalid_input("the host returned no bytes for a key transport"));
@@ -114,7 +168,12 @@ pub struct ServerIdentity {
 #[wasm_bindgen]
 impl ServerIdentity {
     #[wasm_bindgen(constructor)]
-    pub fn new(ca_cert: &[u8], ca_key: ServerKey, ra_cert: Option<Vec<u8>>, ra_key: Option<ServerKey>) -> JsResult<ServerIdentity> {
+    pub fn new(
+        ca_cert: &[u8],
+        ca_key: ServerKey,
+        ra_cert: Option<Vec<u8>>,
+        ra_key: Option<ServerKey>,
+    ) -> JsResult<ServerIdentity> {
         let ra = match (ra_cert, ra_key) {
             (Some(c), Some(k)) => Some((certificate(&c)?, k)),
             (None, None) => None,
@@ -140,7 +199,8 @@ impl ServerIdentity {
     /// The GetCACert answer: `{ contentType, body }`.
     #[wasm_bindgen(js_name = caCertResponse)]
     pub fn ca_cert_response(&self) -> JsResult<JsValue> {
-        let (content_type, body) = crate::caps::ca_cert_response(&self.ca_cert, self.ra.as_ref().map(|(c, _)| c)).map_err(js_error)?;
+        let (content_type, body) =
+            crate::caps::ca_cert_response(&self.ca_cert, self.ra.as_ref().map(|(c, _)| c)).map_err(js_error)?;
         let out = js_sys::Object::new();
         js_sys::Reflect::set(&out, &"contentType".into(), &content_type.into())?;
         js_sys::Reflect::set(&out, &"body".into(), &js_sys::Uint8Array::from(body.as_slice()))?;
@@ -182,17 +242,31 @@ impl ServerIdentity {
         if let Some(ra) = next_ra {
             next.push(certificate(&ra)?);
         }
-        crate::caps::next_ca_cert_response(&next.iter().collect::<Vec<_>>(), &self.signer(DigestAlg::Sha256)).map_err(js_error)
+        crate::caps::next_ca_cert_response(&next.iter().collect::<Vec<_>>(), &self.signer(DigestAlg::Sha256))
+            .map_err(js_error)
     }
 
     /// A CRL of `revoked` (`[{ serial, revoked_at }]`), signed by the CA.
     pub fn crl(&self, revoked: JsValue, number: f64, now: f64, next_update: f64) -> JsResult<Vec<u8>> {
         let revoked: Vec<crate::crl::Revoked> = from_js(revoked)?;
-        crate::crl::build(&revoked, number as u64, now as u64, next_update as u64, &self.ca_cert, self.ca_key.0.as_ref(), DigestAlg::Sha256).map_err(js_error)
+        crate::crl::build(
+            &revoked,
+            number as u64,
+            now as u64,
+            next_update as u64,
+            &self.ca_cert,
+            self.ca_key.0.as_ref(),
+            DigestAlg::Sha256,
+        )
+        .map_err(js_error)
     }
 
     fn recipients(&self) -> Vec<crate::envelope::Recipient<'_>> {
-        let mut out: Vec<_> = self.ra.iter().map(|(c, k)| crate::envelope::Recipient { certificate: Some(c), key: k.0.as_ref() }).collect();
+        let mut out: Vec<_> = self
+            .ra
+            .iter()
+            .map(|(c, k)| crate::envelope::Recipient { certificate: Some(c), key: k.0.as_ref() })
+            .collect();
         out.push(crate::envelope::Recipient { certificate: Some(&self.ca_cert), key: self.ca_key.0.as_ref() });
         out
     }
@@ -202,7 +276,12 @@ impl ServerIdentity {
             Some((c, k)) => (c, k),
             None => (&self.ca_cert, &self.ca_key),
         };
-        crate::signed::Signer { key: key.0.as_ref(), certificate, digest, identifier: IdentifierKind::IssuerAndSerialNumber }
+        crate::signed::Signer {
+            key: key.0.as_ref(),
+            certificate,
+            digest,
+            identifier: IdentifierKind::IssuerAndSerialNumber,
+        }
     }
 }
 
@@ -273,16 +352,35 @@ impl ScepRequest {
     /// The seat the CSR names under the profile's `seat_id_mapping`; throws the spec's "Could not find seat".
     #[wasm_bindgen(js_name = seatId)]
     pub fn seat_id(&self, profile_json: JsValue) -> JsResult<String> {
-        let csr = self.facts()?.csr.as_ref().ok_or_else(|| js_error(ScepError::invalid_input("this request carries no CSR")))?;
+        let csr = self
+            .facts()?
+            .csr
+            .as_ref()
+            .ok_or_else(|| js_error(ScepError::invalid_input("this request carries no CSR")))?;
         crate::policy::seat_id(csr, &profile(profile_json)?).map_err(js_error)
     }
 
     /// The policy decision: `{ decision: "issue" | "hold" | "resend" | "pending" | "reject", ... }`.
     /// `store` holds what the store knows (see `StoreFacts`); `code_key_hex` is the enrollment-code MAC key.
-    pub fn decide(&self, identity: &ServerIdentity, profile_json: JsValue, store: JsValue, code_key_hex: &str, now: f64) -> JsResult<JsValue> {
+    pub fn decide(
+        &self,
+        identity: &ServerIdentity,
+        profile_json: JsValue,
+        store: JsValue,
+        code_key_hex: &str,
+        now: f64,
+    ) -> JsResult<JsValue> {
         let store: crate::policy::StoreFacts = from_js(store)?;
-        let code_key = hex::decode(code_key_hex).map_err(|_| js_error(ScepError::invalid_input("code key must be hex")))?;
-        to_js(&crate::policy::decide(self.facts()?, &profile(profile_json)?, &store, &code_key, &identity.reserved_names(), now as u64))
+        let code_key =
+            hex::decode(code_key_hex).map_err(|_| js_error(ScepError::invalid_input("code key must be hex")))?;
+        to_js(&crate::policy::decide(
+            self.facts()?,
+            &profile(profile_json)?,
+            &store,
+            &code_key,
+            &identity.reserved_names(),
+            now as u64,
+        ))
     }
 }
 
@@ -329,8 +427,18 @@ pub fn cert_rep(request: &ScepRequest, reply: JsValue, identity: &ServerIdentity
         },
         other => return Err(js_error(ScepError::invalid_input(format!("unknown reply status {other}")))),
     };
-    let digest = request.incoming.signed.digest_alg().ok().filter(|d| legacy || !d.is_legacy()).unwrap_or(DigestAlg::Sha256);
-    crate::server::cert_rep_with(&request.incoming, reply, &identity.signer(digest), envelope, legacy, identity.public_ops(), &mut OsRng).map_err(js_error)
+    let digest =
+        request.incoming.signed.digest_alg().ok().filter(|d| legacy || !d.is_legacy()).unwrap_or(DigestAlg::Sha256);
+    crate::server::cert_rep_with(
+        &request.incoming,
+        reply,
+        &identity.signer(digest),
+        envelope,
+        legacy,
+        identity.public_ops(),
+        &mut OsRng,
+    )
+    .map_err(js_error)
 }
 
 #[derive(serde::Deserialize)]

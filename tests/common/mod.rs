@@ -47,7 +47,15 @@ pub fn scepkit_ca() -> &'static Ca {
     static CA: OnceLock<Ca> = OnceLock::new();
     CA.get_or_init(|| {
         let key = test_key(0).clone();
-        let cert = self_signed(&key, "CN=scepkit test CA,O=scepkit", &[1], (NOW - 3600, NOW + 10 * 365 * 86400), DigestAlg::Sha256, SelfSignedRole::Ca).unwrap();
+        let cert = self_signed(
+            &key,
+            "CN=scepkit test CA,O=scepkit",
+            &[1],
+            (NOW - 3600, NOW + 10 * 365 * 86400),
+            DigestAlg::Sha256,
+            SelfSignedRole::Ca,
+        )
+        .unwrap();
         Ca { cert, key }
     })
 }
