@@ -1,5 +1,6 @@
 // Bad input against `make run`'s Worker: every malformed, hostile or refused request is a FAILURE CertRep or a
-// 4xx; never a 5xx; the Worker keeps serving; nothing is half-written in D1 (the code survives every refusal).
+// 4xx; never a 5xx; the Worker keeps serving; nothing is half-written in D1 (the code survives every refusal); a
+// stream of them does not flood the audit log.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync } from 'node:fs';
@@ -128,6 +129,21 @@ test('every admin route with wrong JSON types answers 4xx with the _errors envel
 
 test('afterwards: no 5xx at all, the Worker still serves, nothing was issued, and the code still works', async () => {
   assert.deepEqual(statuses.filter((s) => s >= 500), []);
+  // Every bad request above came from 127.0.0.1 (wrangler dev sets CF-Connecting-IP): per minute, at most 10 of its
+  // failures are audited one by one and the rest in one summary row (worker/src/limits.js); with fewer than 120
+  // failures in any minute, none was refused with 429.
+  assert.deepEqual(statuses.filter((s) => s === 429), []);
+  const failures = (await worker.api('GET', '/audit-logs?status=Failure&limit=10000')).json.data;
+  const minutes = new Map();
+  for (const a of failures) minutes.set(Math.floor(a.time / 60), [...(minutes.get(Math.floor(a.time / 60)) ?? []), a]);
+  for (const rows of minutes.values()) {
+    const summaries = rows.filter((a) => a.code === 'rate_limited');
+    assert.ok(rows.length - summaries.length <= 10, `${rows.length - summaries.length} failures audited one by one in a minute`);
+    assert.ok(summaries.length <= 1);
+  }
+  const summaries = failures.filter((a) => a.code === 'rate_limited');
+  assert.ok(summaries.length >= 1, 'the flood of bad requests is summarised');
+  for (const a of summaries) assert.match(a.message, /^Failed requests from 127\.0\.0\.1 in the 60 s from .*: \d+ \(the first 10 are logged one by one/);
   assert.equal((await fetch(`${url}?operation=GetCACaps`)).status, 200);
   assert.deepEqual((await worker.api('GET', `/certificates?seat_id=${seat}`)).json.data, []);
   assert.equal((await worker.api('GET', `/enrollments?seat_id=${seat}`)).json.data[0].status, 'CREATED');

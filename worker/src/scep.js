@@ -1,8 +1,10 @@
 // The SCEP endpoint (RFC 8894 §4): GetCACaps, GetCACert, PKIOperation (POST and GET).
 // The path of one PKIOperation: read → open (core) → store reads → decide (core) → atomic redemption →
-// issue (core) → save → CertRep (core). Every outcome writes one audit row.
+// issue (core) → save → CertRep (core). Every outcome writes one audit row, except an address's failures past
+// the first few of a minute, which are counted (limits.js).
 import * as scep from 'scepkit';
 import { caCertificate, identity } from './ca.js';
+import { auditFailure, refused } from './limits.js';
 import { Store } from './store.js';
 
 const PKI_MESSAGE = 'application/x-pki-message';
@@ -114,6 +116,8 @@ async function readCapped(stream, cap) {
 
 async function pkiOperation(c, store, profileName) {
   const t = now();
+  const refusal = refused(c, t);
+  if (refusal) return refusal;
   const { bytes, error } = await readMessage(c);
   let request;
   try {
@@ -122,7 +126,7 @@ async function pkiOperation(c, store, profileName) {
   } catch (e) {
     const profile = await readProfile(c, store, profileName);
     if (!profile) return noProfile(c, profileName);
-    await store.audit({ time: t, profile: profile.name, operation: 'PKIOperation', status: 'Failure', code: 'malformed', message: e.message });
+    await auditFailure(c, store, { time: t, profile: profile.name, operation: 'PKIOperation', status: 'Failure', code: 'malformed', message: e.message });
     return c.text(`Bad SCEP request: ${e.message}`, 400);
   }
   // Enrollments check a cached profile in their facts batch; other operations read it first.
@@ -338,7 +342,7 @@ export async function currentCrl(store, id, t) {
 
 async function fail(ctx, e) {
   const message = e.message ?? String(e);
-  await ctx.audit({ seatId: ctx.seatId, status: 'Failure', code: e.kind ?? 'failed', message });
+  await auditFailure(ctx.c, ctx.store, ctx.auditEntry({ seatId: ctx.seatId, status: 'Failure', code: e.kind ?? 'failed', message }));
   return reply(ctx, { status: 'failed', failInfo: e.failInfo ?? 'badRequest', message });
 }
 
