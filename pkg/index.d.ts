@@ -175,7 +175,7 @@ export class ServerKey {
   static fromCallbacks(publicKeySpki: Uint8Array, sign: (digest: Digest, data: Uint8Array) => Uint8Array, decrypt: (transport: KeyTransport, data: Uint8Array) => Uint8Array): ServerKey;
   free(): void;
 }
-/** A policy plan (from `ScepRequest.decide`) plus the serial. */
+/** A policy plan plus the serial. */
 export interface IssueOptions {
   serial: string;
   /** RFC 4514, rendered from the profile for the seat: the only subject the certificate gets. */
@@ -199,33 +199,36 @@ export class ServerIdentity {
   crl(revoked: { serial: string; revoked_at: number }[], number: number, now: number, nextUpdate: number): Uint8Array;
   free(): void;
 }
-export interface StoreFacts {
-  seat_exists?: boolean;
-  open_enrollment?: { id: string; code_mac: string; expires_at: number };
-  redeemed_enrollment?: { id: string; code_mac: string; expires_at: number };
-  signer_certificate?: { serial: string; seat_id: string; profile_id: string; profile_name?: string; not_after: number; revoked: boolean; renewed: boolean };
-  prior_transaction?: { status: 'PENDING' | 'ISSUED' | 'REJECTED'; key_digest: string; certificate_serial?: string; message?: string };
-}
-export type Decision =
-  | { decision: 'issue'; seat_id: string; redeem: string | null; renews: string | null; plan: Omit<IssueOptions, 'serial'> }
-  | { decision: 'hold'; seat_id: string; redeem: string | null; renews: string | null; plan: Omit<IssueOptions, 'serial'> }
-  | { decision: 'resend'; serial: string }
-  | { decision: 'pending' }
-  | { decision: 'reject'; error: { kind: string; fail_info: FailInfo; status: number; message: string; resolution: string } };
 export class ScepRequest {
   readonly transactionId: string;
   readonly messageType: string;
   /** Verifies and decrypts under a profile's algorithm rules; the facts (snake_case), with `public_key` and `key_digest` for certificate requests. */
   open(identity: ServerIdentity, legacy: boolean, oaepOnly: boolean): any;
-  seatId(profile: object): string;
-  decide(identity: ServerIdentity, profile: object, store: StoreFacts, codeKeyHex: string, now: number): Decision;
   free(): void;
 }
 export function newEnrollmentCode(): string;
 export function enrollmentCodeMac(codeKeyHex: string, code: string): string;
 export function raCertificate(raKeyPkcs8: Uint8Array, subject: string, notBefore: number, notAfter: number, caCert: Uint8Array, caKeyPkcs8: Uint8Array): Uint8Array;
 export function readRequest(bytes: Uint8Array): ScepRequest;
-/** The spec's refusal a host raises when it loses a race the policy could not see. */
-export function refusal(kind: 'challenge_invalid' | 'already_renewed'): ScepError;
+/**
+ * One PKIOperation at the CA as a step machine: `step` is the first step; feed each step's results back with
+ * `withFacts`, `written`, `withCrl` (or `hostFailed` when the store failed) until `answer` or `refuse`.
+ */
+export class PkiOperation {
+  constructor(message: Uint8Array, profile: { id: string; name: string; body: object; stored: string; cached: boolean }, identity: ServerIdentity, codeKeyHex: string, now: number);
+  readonly step: PkiStep;
+  withFacts(identity: ServerIdentity, facts: object): PkiStep;
+  written(identity: ServerIdentity, claimed: boolean): PkiStep;
+  withCrl(identity: ServerIdentity, crl: Uint8Array): PkiStep;
+  hostFailed(identity: ServerIdentity): PkiStep;
+  free(): void;
+}
+export type PkiStep =
+  | { step: 'refuse'; status: number; text: string; audit: object }
+  | { step: 'restart' }
+  | { step: 'needFacts'; query: object }
+  | { step: 'needCrl' }
+  | { step: 'write'; writes: object[] }
+  | { step: 'answer'; body: Uint8Array; audit?: object };
 /** Answers a request; a SUCCESS is enveloped in kind with it (its cipher, 3DES for DES; its key transport). */
 export function certRep(request: ScepRequest, reply: { status: 'issued'; certificates: Uint8Array[] } | { status: 'crl'; crls: Uint8Array[] } | { status: 'pending' } | { status: 'failed'; failInfo: FailInfo; message: string }, identity: ServerIdentity, legacy: boolean): Uint8Array;

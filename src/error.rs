@@ -110,6 +110,36 @@ pub enum ErrorKind {
     FingerprintMismatch,
     /// The server advertised SCEPStandard but a weaker algorithm was about to be used.
     Downgrade,
+    /// What a request asks about does not exist (GetCert of an unknown serial).
+    NotFound,
+    /// The service could not complete a request (its store or host failed); the requester may retry.
+    Internal,
+}
+
+impl ErrorKind {
+    /// The kind as the audit log's `code` spells it (the same as serde's).
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Malformed => "malformed",
+            Self::UnsupportedAlgorithm => "unsupported_algorithm",
+            Self::IntegrityCheck => "integrity_check",
+            Self::DecryptFailed => "decrypt_failed",
+            Self::SeatNotFound => "seat_not_found",
+            Self::ChallengeInvalid => "challenge_invalid",
+            Self::NoOpenEnrollment => "no_open_enrollment",
+            Self::RenewalTooEarly => "renewal_too_early",
+            Self::KeyLengthMismatch => "key_length_mismatch",
+            Self::AlreadyRenewed => "already_renewed",
+            Self::Revoked => "revoked",
+            Self::NotPermitted => "not_permitted",
+            Self::InvalidInput => "invalid_input",
+            Self::Refused => "refused",
+            Self::FingerprintMismatch => "fingerprint_mismatch",
+            Self::Downgrade => "downgrade",
+            Self::NotFound => "not_found",
+            Self::Internal => "internal",
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
@@ -261,6 +291,22 @@ impl ScepError {
 
     pub fn not_permitted(what: impl fmt::Display, resolution: &str) -> Self {
         Self::new(ErrorKind::NotPermitted, FailInfo::BadRequest, 400, what.to_string(), resolution)
+    }
+
+    /// badCertId: "the certificate the request names is not ours" is what a client can act on.
+    pub fn not_found(what: impl fmt::Display, resolution: &str) -> Self {
+        Self::new(ErrorKind::NotFound, FailInfo::BadCertId, 404, what.to_string(), resolution)
+    }
+
+    /// badRequest is all RFC 8894 offers for "try again later"; the text says so.
+    pub fn internal() -> Self {
+        Self::new(
+            ErrorKind::Internal,
+            FailInfo::BadRequest,
+            503,
+            "The SCEP service could not complete the request; retry later",
+            "retry in a minute; if it keeps failing, tell the administrator the transactionID",
+        )
     }
 
     pub fn invalid_input(what: impl fmt::Display) -> Self {

@@ -56,6 +56,24 @@ pub struct IssueOptions {
     pub client_auth: bool,
 }
 
+#[cfg(feature = "server")]
+impl IssueOptions {
+    /// The options of a policy plan with its serial (client authentication, as every SCEP leaf).
+    pub fn from_plan(plan: &crate::policy::CertificatePlan, serial: Vec<u8>) -> Self {
+        Self {
+            serial,
+            subject: plan.subject.clone(),
+            not_before: plan.not_before,
+            not_after: plan.not_after,
+            digest: plan.digest,
+            sans: plan.sans.clone(),
+            digital_signature: plan.digital_signature,
+            key_encipherment: plan.key_encipherment,
+            client_auth: true,
+        }
+    }
+}
+
 /// Issues a certificate for `public_key` with exactly the names and usages of `options`, signed by the CA
 /// through the crypto seam. Nothing of the requester's CSR but its key reaches the certificate.
 #[cfg(feature = "server")]

@@ -24,6 +24,8 @@ pub mod crl;
 #[cfg(feature = "server")]
 pub mod names;
 #[cfg(feature = "server")]
+pub mod pki_operation;
+#[cfg(feature = "server")]
 pub mod policy;
 #[cfg(feature = "server")]
 pub mod profile;

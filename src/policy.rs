@@ -23,6 +23,7 @@ use crate::server::RequestFacts;
 
 /// What the store knows that bears on one request (looked up by the shell before [`decide`]).
 #[derive(Clone, Debug, Default, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct StoreFacts {
     /// Whether the seat the CSR names exists.
     #[serde(default)]
@@ -43,6 +44,7 @@ pub struct StoreFacts {
 }
 
 #[derive(Clone, Debug, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct OpenEnrollment {
     pub id: String,
     /// [`enrollment_code_mac`] of the code, hex.
@@ -51,6 +53,7 @@ pub struct OpenEnrollment {
 }
 
 #[derive(Clone, Debug, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct IssuedCertificate {
     pub serial: String,
     pub seat_id: String,
@@ -72,6 +75,7 @@ pub enum TransactionStatus {
 }
 
 #[derive(Clone, Debug, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct PriorTransaction {
     pub status: TransactionStatus,
     /// [`key_digest`] of the CSR's public key.
@@ -80,6 +84,12 @@ pub struct PriorTransaction {
     pub certificate_serial: Option<String>,
     #[serde(default)]
     pub message: Option<String>,
+    /// The certificate issued for it, to send again.
+    #[serde(default)]
+    pub certificate_der: Option<serde_bytes::ByteBuf>,
+    /// The seat it was for (a CertPoll names none of its own).
+    #[serde(default)]
+    pub seat_id: Option<String>,
 }
 
 /// The certificate to issue, as policy shapes it: the names are the profile's for the seat.

@@ -280,3 +280,53 @@ fn seal_for_requester(
     let options = EnvelopeOptions { cipher, transport, identifier: IdentifierKind::IssuerAndSerialNumber, legacy };
     envelope::seal_with(plaintext, requester, options, ops, rng)
 }
+
+/// The CA (and optional RA) an endpoint answers as, with the crypto that backs their keys. Requests are opened
+/// with either key; CertReps are signed by the RA when there is one, else by the CA; leaves and CRLs by the CA.
+pub struct Identity {
+    pub ca_cert: Certificate,
+    pub ca_key: Box<dyn crate::keys::PrivateKeyOps>,
+    pub ra: Option<(Certificate, Box<dyn crate::keys::PrivateKeyOps>)>,
+    /// Signature checks and key transport on requesters' keys (the host's native crypto, or RustCrypto).
+    pub public_ops: Box<dyn PublicKeyOps>,
+}
+
+impl Identity {
+    pub fn recipients(&self) -> Vec<Recipient<'_>> {
+        let mut out: Vec<_> =
+            self.ra.iter().map(|(c, k)| Recipient { certificate: Some(c), key: k.as_ref() }).collect();
+        out.push(Recipient { certificate: Some(&self.ca_cert), key: self.ca_key.as_ref() });
+        out
+    }
+
+    /// Who signs what this endpoint sends: the RA when there is one.
+    pub fn signer(&self, digest: DigestAlg) -> Signer<'_> {
+        let (certificate, key) = match &self.ra {
+            Some((c, k)) => (c, k.as_ref()),
+            None => (&self.ca_cert, self.ca_key.as_ref()),
+        };
+        Signer { key, certificate, digest, identifier: IdentifierKind::IssuerAndSerialNumber }
+    }
+
+    /// The CA's and RA's own names: never issued to a seat.
+    pub fn reserved_names(&self) -> Vec<x509_cert::name::Name> {
+        let mut names = vec![self.ca_cert.tbs_certificate.subject.clone()];
+        names.extend(self.ra.iter().map(|(c, _)| c.tbs_certificate.subject.clone()));
+        names
+    }
+
+    /// A CertRep for `request` (opened or not): signed with the request's digest where the profile allows it
+    /// (SHA-256 otherwise), a SUCCESS enveloped in kind with the request.
+    pub fn cert_rep(
+        &self,
+        request: &IncomingRequest,
+        facts: Option<&RequestFacts>,
+        reply: Reply<'_>,
+        legacy: bool,
+        rng: &mut impl CryptoRngCore,
+    ) -> Result<Vec<u8>> {
+        let digest = request.signed.digest_alg().ok().filter(|d| legacy || !d.is_legacy()).unwrap_or(DigestAlg::Sha256);
+        let envelope = facts.map(ReplyEnvelope::in_kind);
+        cert_rep_with(request, reply, &self.signer(digest), envelope, legacy, self.public_ops.as_ref(), rng)
+    }
+}

@@ -324,6 +324,8 @@ fn manual_approval_holds_and_polls_follow_the_transaction() {
             key_digest: key_digest(f.csr.as_ref().unwrap()),
             certificate_serial: Some("0b".into()),
             message: None,
+            certificate_der: None,
+            seat_id: Some("l".into()),
         }),
         ..Default::default()
     };

@@ -8,7 +8,7 @@ export {
   certRep,
   ServerKey,
   ServerIdentity,
-  refusal,
+  PkiOperation,
   newEnrollmentCode,
   enrollmentCodeMac,
   raCertificate,

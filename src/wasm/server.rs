@@ -9,8 +9,6 @@ use crate::algorithms::{DigestAlg, KeyTransport};
 use crate::caps::CaCaps;
 use crate::error::ScepError;
 use crate::profile::ScepProfile;
-use crate::signed::IdentifierKind;
-use crate::wire::Certificate;
 
 #[wasm_bindgen(js_name = serverCaCaps)]
 pub fn server_ca_caps(legacy: bool, next_ca: bool) -> String {
@@ -155,15 +153,9 @@ impl crate::keys::PublicKeyOps for HostPublicKeyOps {
     }
 }
 
-/// The CA (and optional RA) a SCEP endpoint answers as. Requests are opened with either key; CertReps are
-/// signed by the RA when there is one, else by the CA.
+/// The CA (and optional RA) a SCEP endpoint answers as ([`crate::server::Identity`]).
 #[wasm_bindgen]
-pub struct ServerIdentity {
-    ca_cert: Certificate,
-    ca_key: ServerKey,
-    ra: Option<(Certificate, ServerKey)>,
-    public_ops: Option<HostPublicKeyOps>,
-}
+pub struct ServerIdentity(crate::server::Identity);
 
 #[wasm_bindgen]
 impl ServerIdentity {
@@ -175,41 +167,36 @@ impl ServerIdentity {
         ra_key: Option<ServerKey>,
     ) -> JsResult<ServerIdentity> {
         let ra = match (ra_cert, ra_key) {
-            (Some(c), Some(k)) => Some((certificate(&c)?, k)),
+            (Some(c), Some(k)) => Some((certificate(&c)?, k.0)),
             (None, None) => None,
             _ => return Err(js_error(ScepError::invalid_input("an RA needs both its certificate and its key"))),
         };
-        Ok(Self { ca_cert: certificate(ca_cert)?, ca_key, ra, public_ops: None })
+        let public_ops = Box::new(crate::keys::RustCrypto);
+        Ok(Self(crate::server::Identity { ca_cert: certificate(ca_cert)?, ca_key: ca_key.0, ra, public_ops }))
     }
 
     /// Routes the public-key operations on requesters' keys (signature checks, the reply's key transport)
     /// to host callbacks too, e.g. workerd's native `node:crypto`.
     #[wasm_bindgen(js_name = useHostPublicKeyOps)]
     pub fn use_host_public_key_ops(&mut self, verify: js_sys::Function, encrypt: js_sys::Function) {
-        self.public_ops = Some(HostPublicKeyOps { verify, encrypt });
-    }
-
-    fn public_ops(&self) -> &dyn crate::keys::PublicKeyOps {
-        match &self.public_ops {
-            Some(host) => host,
-            None => &crate::keys::RustCrypto,
-        }
+        self.0.public_ops = Box::new(HostPublicKeyOps { verify, encrypt });
     }
 
     /// The GetCACert answer: `{ contentType, body }`.
     #[wasm_bindgen(js_name = caCertResponse)]
     pub fn ca_cert_response(&self) -> JsResult<JsValue> {
+        let id = &self.0;
         let (content_type, body) =
-            crate::caps::ca_cert_response(&self.ca_cert, self.ra.as_ref().map(|(c, _)| c)).map_err(js_error)?;
+            crate::caps::ca_cert_response(&id.ca_cert, id.ra.as_ref().map(|(c, _)| c)).map_err(js_error)?;
         let out = js_sys::Object::new();
         js_sys::Reflect::set(&out, &"contentType".into(), &content_type.into())?;
         js_sys::Reflect::set(&out, &"body".into(), &js_sys::Uint8Array::from(body.as_slice()))?;
         Ok(out.into())
     }
 
-    /// Issues a certificate for a public key (SubjectPublicKeyInfo DER, as `open()` returns it), signed by
-    /// the CA. `options` is a policy `plan` plus the serial: `{ serial (hex), subject, not_before, not_after,
-    /// digest, sans, digital_signature, key_encipherment, client_auth? }`. Every name comes from the plan.
+    /// Issues a certificate for a public key (SubjectPublicKeyInfo DER), signed by the CA. `options` is a
+    /// policy `plan` plus the serial: `{ serial (hex), subject, not_before, not_after, digest, sans,
+    /// digital_signature, key_encipherment, client_auth? }`. Every name comes from the plan.
     pub fn issue(&self, public_key: &[u8], options: JsValue) -> JsResult<Vec<u8>> {
         let o: IssueOptionsJs = from_js(options)?;
         let opts = crate::issue::IssueOptions {
@@ -224,15 +211,8 @@ impl ServerIdentity {
             client_auth: o.client_auth,
         };
         let spki = crate::issue::stored_public_key(public_key).map_err(js_error)?;
-        let cert = crate::issue::issue(spki, &opts, &self.ca_cert, self.ca_key.0.as_ref()).map_err(js_error)?;
+        let cert = crate::issue::issue(spki, &opts, &self.0.ca_cert, self.0.ca_key.as_ref()).map_err(js_error)?;
         cert.to_der().map_err(|e| js_error(e.into()))
-    }
-
-    /// The CA's and RA's own names: never issued to a seat.
-    fn reserved_names(&self) -> Vec<x509_cert::name::Name> {
-        let mut names = vec![self.ca_cert.tbs_certificate.subject.clone()];
-        names.extend(self.ra.iter().map(|(c, _)| c.tbs_certificate.subject.clone()));
-        names
     }
 
     /// The GetNextCACert body for the next CA certificate (and RA), signed by the current RA or CA.
@@ -242,46 +222,24 @@ impl ServerIdentity {
         if let Some(ra) = next_ra {
             next.push(certificate(&ra)?);
         }
-        crate::caps::next_ca_cert_response(&next.iter().collect::<Vec<_>>(), &self.signer(DigestAlg::Sha256))
+        crate::caps::next_ca_cert_response(&next.iter().collect::<Vec<_>>(), &self.0.signer(DigestAlg::Sha256))
             .map_err(js_error)
     }
 
     /// A CRL of `revoked` (`[{ serial, revoked_at }]`), signed by the CA.
     pub fn crl(&self, revoked: JsValue, number: f64, now: f64, next_update: f64) -> JsResult<Vec<u8>> {
         let revoked: Vec<crate::crl::Revoked> = from_js(revoked)?;
+        let id = &self.0;
         crate::crl::build(
             &revoked,
             number as u64,
             now as u64,
             next_update as u64,
-            &self.ca_cert,
-            self.ca_key.0.as_ref(),
+            &id.ca_cert,
+            id.ca_key.as_ref(),
             DigestAlg::Sha256,
         )
         .map_err(js_error)
-    }
-
-    fn recipients(&self) -> Vec<crate::envelope::Recipient<'_>> {
-        let mut out: Vec<_> = self
-            .ra
-            .iter()
-            .map(|(c, k)| crate::envelope::Recipient { certificate: Some(c), key: k.0.as_ref() })
-            .collect();
-        out.push(crate::envelope::Recipient { certificate: Some(&self.ca_cert), key: self.ca_key.0.as_ref() });
-        out
-    }
-
-    fn signer(&self, digest: DigestAlg) -> crate::signed::Signer<'_> {
-        let (certificate, key) = match &self.ra {
-            Some((c, k)) => (c, k),
-            None => (&self.ca_cert, &self.ca_key),
-        };
-        crate::signed::Signer {
-            key: key.0.as_ref(),
-            certificate,
-            digest,
-            identifier: IdentifierKind::IssuerAndSerialNumber,
-        }
     }
 }
 
@@ -331,10 +289,11 @@ impl ScepRequest {
 
     /// Verifies and decrypts under a profile's algorithm rules; returns the facts (`{ message_type,
     /// transaction_id, digest, cipher, signer, csr, public_key, key_digest, ... }`) or throws a ScepError to
-    /// answer with [`cert_rep`] as a FAILURE.
+    /// answer with [`cert_rep`] as a FAILURE. For a CA of one's own; the Worker runs [`PkiOperationJs`].
     pub fn open(&mut self, identity: &ServerIdentity, legacy: bool, oaep_only: bool) -> JsResult<JsValue> {
         let accept = crate::server::Acceptance { legacy, oaep_only };
-        let facts = self.incoming.open_with(&identity.recipients(), accept, identity.public_ops()).map_err(js_error)?;
+        let id = &identity.0;
+        let facts = self.incoming.open_with(&id.recipients(), accept, id.public_ops.as_ref()).map_err(js_error)?;
         let out = to_js(&facts)?;
         if let Some(csr) = &facts.csr {
             // The key, not the CSR: the CSR carries the enrollment code (challengePassword) and is not kept.
@@ -344,43 +303,84 @@ impl ScepRequest {
         self.facts = Some(facts);
         Ok(out)
     }
+}
 
-    fn facts(&self) -> JsResult<&crate::server::RequestFacts> {
-        self.facts.as_ref().ok_or_else(|| js_error(ScepError::invalid_input("open() the request first")))
-    }
+/// One PKIOperation at the CA, driven step by step ([`crate::pki_operation`]): the host runs each step's
+/// queries and writes and feeds the results back. Steps are plain objects tagged by `step`: `refuse`,
+/// `restart`, `needFacts`, `needCrl`, `write`, `answer`.
+#[wasm_bindgen(js_name = PkiOperation)]
+pub struct PkiOperationJs {
+    op: Option<crate::pki_operation::PkiOperation>,
+    first: JsValue,
+}
 
-    /// The seat the CSR names under the profile's `seat_id_mapping`; throws the spec's "Could not find seat".
-    #[wasm_bindgen(js_name = seatId)]
-    pub fn seat_id(&self, profile_json: JsValue) -> JsResult<String> {
-        let csr = self
-            .facts()?
-            .csr
-            .as_ref()
-            .ok_or_else(|| js_error(ScepError::invalid_input("this request carries no CSR")))?;
-        crate::policy::seat_id(csr, &profile(profile_json)?).map_err(js_error)
-    }
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct StoredProfileJs {
+    id: String,
+    name: String,
+    body: serde_json::Value,
+    stored: String,
+    #[serde(default)]
+    cached: bool,
+}
 
-    /// The policy decision: `{ decision: "issue" | "hold" | "resend" | "pending" | "reject", ... }`.
-    /// `store` holds what the store knows (see `StoreFacts`); `code_key_hex` is the enrollment-code MAC key.
-    pub fn decide(
-        &self,
+fn step_to_js(step: &crate::pki_operation::Step) -> JsResult<JsValue> {
+    // Bytes as Uint8Array, not arrays of numbers.
+    serde::Serialize::serialize(step, &serde_wasm_bindgen::Serializer::new())
+        .map_err(|e| js_sys::Error::new(&e.to_string()).into())
+}
+
+#[wasm_bindgen(js_class = PkiOperation)]
+impl PkiOperationJs {
+    /// Reads and opens the request under `profile` (`{ id, name, body, stored, cached }`); the first step
+    /// is [`Self::step`].
+    #[wasm_bindgen(constructor)]
+    pub fn new(
+        bytes: &[u8],
+        profile: JsValue,
         identity: &ServerIdentity,
-        profile_json: JsValue,
-        store: JsValue,
         code_key_hex: &str,
         now: f64,
-    ) -> JsResult<JsValue> {
-        let store: crate::policy::StoreFacts = from_js(store)?;
+    ) -> JsResult<PkiOperationJs> {
+        let p: StoredProfileJs = from_js(profile)?;
         let code_key =
             hex::decode(code_key_hex).map_err(|_| js_error(ScepError::invalid_input("code key must be hex")))?;
-        to_js(&crate::policy::decide(
-            self.facts()?,
-            &profile(profile_json)?,
-            &store,
-            &code_key,
-            &identity.reserved_names(),
-            now as u64,
-        ))
+        let profile = ScepProfile::from_json(&p.body).map_err(js_error)?;
+        let stored =
+            crate::pki_operation::StoredProfile { id: p.id, name: p.name, profile, stored: p.stored, cached: p.cached };
+        let (op, step) = crate::pki_operation::PkiOperation::start(bytes, stored, &identity.0, &code_key, now as u64);
+        Ok(Self { op, first: step_to_js(&step)? })
+    }
+
+    /// The first step.
+    #[wasm_bindgen(getter)]
+    pub fn step(&self) -> JsValue {
+        self.first.clone()
+    }
+
+    fn op(&mut self) -> JsResult<&mut crate::pki_operation::PkiOperation> {
+        self.op.as_mut().ok_or_else(|| js_error(ScepError::invalid_input("this PKIOperation has ended")))
+    }
+
+    #[wasm_bindgen(js_name = withFacts)]
+    pub fn with_facts(&mut self, identity: &ServerIdentity, facts: JsValue) -> JsResult<JsValue> {
+        let facts: crate::pki_operation::Facts = from_js(facts)?;
+        step_to_js(&self.op()?.with_facts(&identity.0, facts))
+    }
+
+    pub fn written(&mut self, identity: &ServerIdentity, claimed: bool) -> JsResult<JsValue> {
+        step_to_js(&self.op()?.written(&identity.0, claimed))
+    }
+
+    #[wasm_bindgen(js_name = withCrl)]
+    pub fn with_crl(&mut self, identity: &ServerIdentity, crl: &[u8]) -> JsResult<JsValue> {
+        step_to_js(&self.op()?.with_crl(&identity.0, crl))
+    }
+
+    #[wasm_bindgen(js_name = hostFailed)]
+    pub fn host_failed(&mut self, identity: &ServerIdentity) -> JsResult<JsValue> {
+        step_to_js(&self.op()?.host_failed(&identity.0))
     }
 }
 
@@ -397,24 +397,12 @@ pub fn enrollment_code_mac(code_key_hex: &str, code: &str) -> JsResult<String> {
     Ok(crate::policy::enrollment_code_mac(&key, code))
 }
 
-/// The spec's refusals a host raises itself when it loses a race the policy could not see (the code was
-/// redeemed, or the certificate renewed, by a concurrent request): `challenge_invalid` or `already_renewed`.
-#[wasm_bindgen]
-pub fn refusal(kind: &str) -> JsResult<JsValue> {
-    Ok(js_error(match kind {
-        "challenge_invalid" => ScepError::challenge_invalid(),
-        "already_renewed" => ScepError::already_renewed(),
-        other => return Err(js_error(ScepError::invalid_input(format!("unknown refusal {other}")))),
-    }))
-}
-
 /// Answers a request. `reply` is `{ status: "issued", certificates: [leaf, ...chain] }`, `{ status: "crl",
 /// crls: [...] }`, `{ status: "pending" }` or `{ status: "failed", failInfo, message }`. A SUCCESS is
 /// enveloped in kind with the opened request.
 #[wasm_bindgen(js_name = certRep)]
 pub fn cert_rep(request: &ScepRequest, reply: JsValue, identity: &ServerIdentity, legacy: bool) -> JsResult<Vec<u8>> {
     let r: ReplyJs = from_js(reply)?;
-    let envelope = request.facts.as_ref().map(crate::server::ReplyEnvelope::in_kind);
     let issued = r.certificates.iter().map(|b| certificate(b)).collect::<JsResult<Vec<_>>>()?;
     let crls: Vec<&[u8]> = r.crls.iter().map(|b| b.as_slice()).collect();
     let reply = match r.status.as_str() {
@@ -427,18 +415,7 @@ pub fn cert_rep(request: &ScepRequest, reply: JsValue, identity: &ServerIdentity
         },
         other => return Err(js_error(ScepError::invalid_input(format!("unknown reply status {other}")))),
     };
-    let digest =
-        request.incoming.signed.digest_alg().ok().filter(|d| legacy || !d.is_legacy()).unwrap_or(DigestAlg::Sha256);
-    crate::server::cert_rep_with(
-        &request.incoming,
-        reply,
-        &identity.signer(digest),
-        envelope,
-        legacy,
-        identity.public_ops(),
-        &mut OsRng,
-    )
-    .map_err(js_error)
+    identity.0.cert_rep(&request.incoming, request.facts.as_ref(), reply, legacy, &mut OsRng).map_err(js_error)
 }
 
 #[derive(serde::Deserialize)]

@@ -122,31 +122,70 @@ export class Store {
   }
 
   /**
-   * Everything the policy needs to know about one request, read in one round trip (one batch of SELECTs):
-   * the seat, its open and last redeemed enrollment, the issued certificate that signed it, a prior transaction,
-   * and with `checkProfile` the profile's body as it is now (to check a cached copy).
+   * The facts a PKIOperation step asks for (the core's FactQuery), read in one round trip (one batch of
+   * SELECTs): the seat, its open and last redeemed enrollment, the issued certificate that signed the request
+   * and its profile, a prior transaction with its certificate, a certificate by serial, and the profile's body
+   * as stored (to check a cached copy).
    */
-  async requestFacts({ seatId, profileId, signerFingerprint, selfSigned, transactionId, checkProfile = false }) {
+  async facts(q) {
     const none = this.db.prepare('SELECT NULL AS x WHERE 0');
-    const [seat, open, redeemed, signer, prior, profile] = await this.db.batch([
-      seatId ? this.db.prepare('SELECT 1 AS x FROM seats WHERE id = ?').bind(seatId) : none,
-      seatId
-        ? this.db.prepare("SELECT id, code_mac, expires_at FROM enrollments WHERE seat_id = ? AND profile_id = ? AND status = 'CREATED' ORDER BY created_at DESC LIMIT 1").bind(seatId, profileId)
+    const [seat, open, redeemed, signer, prior, cert, profile] = await this.db.batch([
+      q.seatId ? this.db.prepare('SELECT 1 AS x FROM seats WHERE id = ?').bind(q.seatId) : none,
+      q.seatId
+        ? this.db.prepare("SELECT id, code_mac, expires_at FROM enrollments WHERE seat_id = ? AND profile_id = ? AND status = 'CREATED' ORDER BY created_at DESC LIMIT 1").bind(q.seatId, q.profileId)
         : none,
-      seatId
-        ? this.db.prepare("SELECT id, code_mac, expires_at FROM enrollments WHERE seat_id = ? AND profile_id = ? AND status = 'REDEEMED' ORDER BY redeemed_at DESC LIMIT 1").bind(seatId, profileId)
+      q.seatId
+        ? this.db.prepare("SELECT id, code_mac, expires_at FROM enrollments WHERE seat_id = ? AND profile_id = ? AND status = 'REDEEMED' ORDER BY redeemed_at DESC LIMIT 1").bind(q.seatId, q.profileId)
         : none,
-      // The certificate that signed a renewal, with the profile that issued it (a renewal stays in its lane).
-      selfSigned
-        ? none
-        : this.db
+      q.findSignerCertificate
+        ? this.db
             .prepare('SELECT c.serial, c.seat_id, c.profile_id, c.not_after, c.revoked_at, c.renewed_by, p.name AS profile_name FROM certificates c LEFT JOIN profiles p ON p.id = c.profile_id WHERE c.fingerprint = ?')
-            .bind(signerFingerprint),
-      this.db.prepare('SELECT * FROM transactions WHERE profile_id = ? AND transaction_id = ? AND signer_fingerprint = ?').bind(profileId, transactionId, signerFingerprint),
-      checkProfile ? this.db.prepare('SELECT body FROM profiles WHERE id = ?').bind(profileId) : none,
+            .bind(q.signerFingerprint)
+        : none,
+      q.transactionId
+        ? this.db
+            .prepare('SELECT t.status, t.key_digest, t.certificate_serial, t.message, t.seat_id, c.der FROM transactions t LEFT JOIN certificates c ON c.serial = t.certificate_serial WHERE t.profile_id = ? AND t.transaction_id = ? AND t.signer_fingerprint = ?')
+            .bind(q.profileId, q.transactionId, q.signerFingerprint)
+        : none,
+      q.certificateSerial ? this.db.prepare('SELECT seat_id, der FROM certificates WHERE serial = ?').bind(q.certificateSerial) : none,
+      q.profileBody ? this.db.prepare('SELECT body FROM profiles WHERE id = ?').bind(q.profileId) : none,
     ]);
     const first = (r) => r.results[0] ?? null;
-    return { seatExists: Boolean(first(seat)), openEnrollment: first(open), redeemed: first(redeemed), signer: first(signer), prior: first(prior), profileBody: first(profile)?.body ?? null };
+    const enrollment = (e) => e && { id: e.id, codeMac: e.code_mac, expiresAt: e.expires_at };
+    const [s, p, k] = [first(signer), first(prior), first(cert)];
+    return {
+      seatExists: Boolean(first(seat)),
+      openEnrollment: enrollment(first(open)),
+      redeemedEnrollment: enrollment(first(redeemed)),
+      signerCertificate: s && { serial: s.serial, seatId: s.seat_id, profileId: s.profile_id, profileName: s.profile_name, notAfter: s.not_after, revoked: s.revoked_at != null, renewed: s.renewed_by != null },
+      priorTransaction: p && { status: p.status, keyDigest: p.key_digest, certificateSerial: p.certificate_serial, message: p.message, seatId: p.seat_id, certificateDer: p.der && new Uint8Array(p.der) },
+      certificate: k && { seatId: k.seat_id, der: new Uint8Array(k.der) },
+      requesterSeat: s?.seat_id ?? null,
+      profileBody: first(profile)?.body ?? null,
+    };
+  }
+
+  /** Runs a PKIOperation step's writes (the core's Write list) as one batch; whether the first (the claim) took. */
+  async write(writes) {
+    const guard = (g) => (!g ? null : g.kind === 'redeemed' ? this.redeemedBy(g.enrollmentId, g.claim) : this.renewedBy(g.serial, g.renewedBy));
+    const statement = (w) => {
+      switch (w.write) {
+        case 'redeem':
+          return this.redeemStatement(w.enrollmentId, w.transactionId, w.claim, w.now);
+        case 'claimRenewal':
+          return this.claimRenewalStatement(w.serial, w.renewedBy);
+        case 'insertCertificate':
+          return this.certificateStatement(w.row, guard(w.guard));
+        case 'insertTransaction':
+          return this.transactionStatement(w.row, guard(w.guard));
+        case 'insertAudit':
+          return this.auditStatement(w.row, guard(w.guard));
+        default:
+          throw new Error(`unknown write ${w.write}`);
+      }
+    };
+    const results = await this.db.batch(writes.map(statement));
+    return results[0].meta.changes === 1;
   }
 
   /**
@@ -253,7 +292,7 @@ export class Store {
   transactionStatement({ profileId, transactionId, signerFingerprint, seatId, messageType, keyDigest, status, publicKey, plan, enrollmentId, renews, serial, message, now }, guard) {
     return this.guarded(
       'INSERT INTO transactions (profile_id, transaction_id, signer_fingerprint, seat_id, message_type, key_digest, status, public_key, plan, enrollment_id, renews, certificate_serial, message, created_at, updated_at)',
-      [profileId, transactionId, signerFingerprint, seatId, messageType, keyDigest, status, publicKey, plan ? JSON.stringify(plan) : null, enrollmentId ?? null, renews ?? null, serial ?? null, message ?? null, now, now],
+      [profileId, transactionId, signerFingerprint, seatId, messageType, keyDigest, status, publicKey, plan ?? null, enrollmentId ?? null, renews ?? null, serial ?? null, message ?? null, now, now],
       guard,
     );
   }

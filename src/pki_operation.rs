@@ -1,0 +1,655 @@
+//! The CA's procedure for one PKIOperation (RFC 8894 §4.3), as a sans-IO step machine.
+//!
+//! Like a rustls connection, the machine decides every step and its caller only moves bytes and rows: it
+//! opens the request, says which facts it needs, decides, issues, says what to write (one batch: the claim
+//! first, every other row guarded by it) and what to answer. The host runs the queries and the writes it is
+//! given and feeds their results back; it holds no rule, no failInfo choice and no retry policy of its own.
+//!
+//! ```text
+//! start ──► Refuse (HTTP 400)            the request cannot be answered with a CertRep
+//!       ──► Restart                      a cached profile was stale or doubted: start again with the store's
+//!       ──► NeedFacts ─with_facts─► NeedCrl ─with_crl─► Answer          (GetCRL)
+//!                                 ► Write ─written(claimed)─► Answer     (issue, hold)
+//!                                         └─ lost the claim ─► NeedFacts (once more, on fresh facts)
+//!                                 ► Answer                               (refusal, PENDING, resend, GetCert)
+//! ```
+//!
+//! Every outcome has exactly one audit row: inside the write batch, or with the answer for the host to write.
+
+use rand_core::OsRng;
+use serde::{Deserialize, Serialize};
+use serde_bytes::ByteBuf;
+
+use crate::error::{Result, ScepError};
+use crate::issue::IssueOptions;
+use crate::message::MessageType;
+use crate::policy::{self, Decision, StoreFacts};
+use crate::profile::ScepProfile;
+use crate::server::{read_request, Acceptance, Identity, IncomingRequest, Reply, RequestFacts};
+use crate::wire::Certificate;
+
+/// A profile as the store holds it.
+#[derive(Clone, Debug)]
+pub struct StoredProfile {
+    pub id: String,
+    pub name: String,
+    pub profile: ScepProfile,
+    /// The body exactly as stored: a cached copy is checked against it.
+    pub stored: String,
+    /// Whether this is the host's cached copy (checked in the facts batch) or was just read.
+    pub cached: bool,
+}
+
+/// What the machine asks of its host next.
+#[derive(Debug, Serialize)]
+#[serde(tag = "step", rename_all = "camelCase")]
+pub enum Step {
+    /// Not answerable with a CertRep: answer HTTP `status` with `text`, and write `audit`.
+    #[serde(rename_all = "camelCase")]
+    Refuse { status: u16, text: String, audit: AuditRow },
+    /// The cached profile was stale (or the refusal it led to must be confirmed): read the profile again and
+    /// start a new machine with it.
+    Restart,
+    /// Read these facts (one round trip) and call [`PkiOperation::with_facts`].
+    NeedFacts { query: FactQuery },
+    /// Fetch the current CRL and call [`PkiOperation::with_crl`].
+    NeedCrl,
+    /// Run these writes as one batch, in order, and call [`PkiOperation::written`] with whether the first
+    /// (the claim) changed a row.
+    Write { writes: Vec<Write> },
+    /// Answer with this CertRep; write `audit` when there is one (it is not part of a batch already).
+    #[serde(rename_all = "camelCase")]
+    Answer {
+        #[serde(with = "serde_bytes")]
+        body: Vec<u8>,
+        audit: Option<AuditRow>,
+    },
+}
+
+/// The facts one step needs, all read in one round trip.
+#[derive(Clone, Debug, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FactQuery {
+    pub profile_id: String,
+    /// The seat the CSR names: does it exist, its open and last redeemed enrollment of this profile.
+    pub seat_id: Option<String>,
+    /// SHA-256 of the certificate that signed the request.
+    pub signer_fingerprint: String,
+    /// Look that certificate up among those this CA issued (renewals, and who asks for GetCert/GetCRL).
+    pub find_signer_certificate: bool,
+    /// An earlier transaction of this profile with this transactionID and signer (with its certificate).
+    pub transaction_id: Option<String>,
+    /// The certificate a GetCert asks for.
+    pub certificate_serial: Option<String>,
+    /// Check the cached profile: return the stored body.
+    pub profile_body: bool,
+}
+
+/// The facts a [`FactQuery`] found.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Facts {
+    #[serde(flatten)]
+    pub store: StoreFacts,
+    #[serde(default)]
+    pub profile_body: Option<String>,
+    /// GetCert: the certificate asked for.
+    #[serde(default)]
+    pub certificate: Option<FoundCertificate>,
+    /// The seat of the issued certificate that signed the request, if one did.
+    #[serde(default)]
+    pub requester_seat: Option<String>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FoundCertificate {
+    pub seat_id: String,
+    pub der: ByteBuf,
+}
+
+/// One write of a batch. A guard names the claim the row depends on: the row is written only if the claim is
+/// this request's (so a lost claim writes nothing, and a crash leaves all or nothing).
+#[derive(Clone, Debug, Serialize)]
+#[serde(tag = "write", rename_all = "camelCase")]
+pub enum Write {
+    /// The claim of a first enrollment: the code, only while CREATED and unexpired.
+    #[serde(rename_all = "camelCase")]
+    Redeem { enrollment_id: String, transaction_id: String, claim: String, now: u64 },
+    /// The claim of a renewal: the renewed certificate, only while neither renewed nor revoked.
+    #[serde(rename_all = "camelCase")]
+    ClaimRenewal { serial: String, renewed_by: String },
+    #[serde(rename_all = "camelCase")]
+    InsertCertificate { row: CertificateRow, guard: Option<Guard> },
+    #[serde(rename_all = "camelCase")]
+    InsertTransaction { row: TransactionRow, guard: Option<Guard> },
+    #[serde(rename_all = "camelCase")]
+    InsertAudit { row: AuditRow, guard: Option<Guard> },
+}
+
+/// What a guarded row depends on.
+#[derive(Clone, Debug, Serialize)]
+#[serde(tag = "kind", rename_all = "camelCase")]
+pub enum Guard {
+    #[serde(rename_all = "camelCase")]
+    Redeemed { enrollment_id: String, claim: String },
+    #[serde(rename_all = "camelCase")]
+    Renewed { serial: String, renewed_by: String },
+}
+
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CertificateRow {
+    pub serial: String,
+    pub fingerprint: String,
+    pub seat_id: String,
+    pub profile_id: String,
+    pub subject: String,
+    pub not_before: u64,
+    pub not_after: u64,
+    #[serde(with = "serde_bytes")]
+    pub der: Vec<u8>,
+    pub transaction_id: String,
+    pub now: u64,
+}
+
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TransactionRow {
+    pub profile_id: String,
+    pub transaction_id: String,
+    pub signer_fingerprint: String,
+    pub seat_id: String,
+    pub message_type: &'static str,
+    pub key_digest: String,
+    pub status: policy::TransactionStatus,
+    /// SubjectPublicKeyInfo DER: the CSR is not kept (it carries the code as its challengePassword).
+    #[serde(with = "serde_bytes")]
+    pub public_key: Vec<u8>,
+    /// JSON of the certificate plan (for approval).
+    pub plan: String,
+    pub enrollment_id: Option<String>,
+    pub renews: Option<String>,
+    pub serial: Option<String>,
+    pub now: u64,
+}
+
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AuditRow {
+    pub time: u64,
+    pub profile: Option<String>,
+    pub seat_id: Option<String>,
+    pub transaction_id: Option<String>,
+    pub operation: String,
+    pub status: AuditStatus,
+    pub code: String,
+    pub message: String,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub enum AuditStatus {
+    Success,
+    Failure,
+}
+
+/// One PKIOperation in progress.
+pub struct PkiOperation {
+    request: IncomingRequest,
+    facts: Option<RequestFacts>,
+    profile: StoredProfile,
+    code_key: Vec<u8>,
+    now: u64,
+    state: State,
+}
+
+enum State {
+    Opened,
+    AwaitingFacts { query: FactQuery, raced: bool },
+    AwaitingCrl { requester: String, requester_seat: Option<String> },
+    AwaitingWrite { query: FactQuery, outcome: Pending, raced: bool },
+    Done,
+}
+
+/// What a write batch was for: how to answer once it is done, or what was claimed when it was lost.
+enum Pending {
+    Issued { certificate: Vec<u8>, renewal: bool },
+    Held,
+}
+
+impl PkiOperation {
+    /// Reads a PKIOperation's bytes under a profile and opens it. `code_key` MACs enrollment codes and fixed
+    /// challenges; `now` is Unix seconds.
+    pub fn start(
+        bytes: &[u8],
+        profile: StoredProfile,
+        identity: &Identity,
+        code_key: &[u8],
+        now: u64,
+    ) -> (Option<Self>, Step) {
+        let request = match read_request(bytes) {
+            Ok(r) => r,
+            Err(e) => {
+                let audit = audit_row(
+                    now,
+                    Some(&profile.name),
+                    None,
+                    None,
+                    "PKIOperation",
+                    AuditStatus::Failure,
+                    "malformed",
+                    &e.message,
+                );
+                return (None, Step::Refuse { status: 400, text: format!("Bad SCEP request: {}", e.message), audit });
+            }
+        };
+        let mut op = Self { request, facts: None, profile, code_key: code_key.to_vec(), now, state: State::Opened };
+        let accept = Acceptance { legacy: op.profile.profile.legacy, oaep_only: op.profile.profile.oaep_only };
+        let step = match op.request.open_with(&identity.recipients(), accept, identity.public_ops.as_ref()) {
+            // A refusal that depends on the profile (3DES on a modern one, say) is only given on a fresh copy.
+            Err(_) if op.profile.cached => Step::Restart,
+            Err(e) => op.fail(identity, &e, None),
+            Ok(facts) => {
+                let query = op.query_for(&facts);
+                op.facts = Some(facts);
+                op.state = State::AwaitingFacts { query: query.clone(), raced: false };
+                Step::NeedFacts { query }
+            }
+        };
+        (Some(op), step)
+    }
+
+    /// The transactionID and message type as read, for logs (also of a request that could not be opened).
+    pub fn transaction_id(&self) -> &str {
+        &self.request.attributes.transaction_id
+    }
+
+    fn query_for(&self, facts: &RequestFacts) -> FactQuery {
+        let mut query = FactQuery {
+            profile_id: self.profile.id.clone(),
+            signer_fingerprint: facts.signer.fingerprint.clone(),
+            find_signer_certificate: !facts.signer.self_signed,
+            ..Default::default()
+        };
+        match facts.message_type {
+            MessageType::GetCert => query.certificate_serial = facts.issuer_and_serial.as_ref().map(|(_, s)| s.clone()),
+            MessageType::GetCrl => {}
+            _ => {
+                query.seat_id = facts.csr.as_ref().and_then(|csr| policy::seat_id(csr, &self.profile.profile).ok());
+                query.transaction_id = Some(facts.transaction_id.clone());
+                query.profile_body = self.profile.cached;
+            }
+        }
+        query
+    }
+
+    /// Continues with the facts the last [`Step::NeedFacts`] asked for.
+    pub fn with_facts(&mut self, identity: &Identity, found: Facts) -> Step {
+        let State::AwaitingFacts { query, raced } = std::mem::replace(&mut self.state, State::Done) else {
+            return self.out_of_order(identity);
+        };
+        self.decide(identity, query, found, raced)
+    }
+
+    fn decide(&mut self, identity: &Identity, query: FactQuery, found: Facts, raced: bool) -> Step {
+        let facts = self.facts.clone().expect("opened before facts are asked");
+        if self.profile.cached && found.profile_body.as_deref() != Some(self.profile.stored.as_str()) {
+            return Step::Restart;
+        }
+        let requester = match &found.requester_seat {
+            Some(seat) => format!("{} (seat {seat})", facts.signer.subject),
+            None => format!("{} (not issued by this CA)", facts.signer.subject),
+        };
+        match facts.message_type {
+            MessageType::GetCert => return self.get_cert(identity, &facts, found, &requester),
+            MessageType::GetCrl => {
+                self.state = State::AwaitingCrl { requester, requester_seat: found.requester_seat };
+                return Step::NeedCrl;
+            }
+            _ => {}
+        }
+        let reserved = identity.reserved_names();
+        let prior_seat = found.store.prior_transaction.as_ref().and_then(|p| p.seat_id.clone());
+        let seat_hint = query.seat_id.clone().or(prior_seat);
+        let decision = policy::decide(&facts, &self.profile.profile, &found.store, &self.code_key, &reserved, self.now);
+        let seat_of = |seat: Option<&String>| seat.cloned().or(seat_hint.clone());
+        match decision {
+            Decision::Reject { error } => {
+                let seat = seat_of(found.store.signer_certificate.as_ref().map(|c| &c.seat_id));
+                self.fail(identity, &error, seat)
+            }
+            Decision::Pending => {
+                let audit = self.audit(
+                    &facts,
+                    seat_hint,
+                    AuditStatus::Success,
+                    "pending",
+                    "Waiting for administrator approval",
+                );
+                self.answer(identity, Reply::Pending, Some(audit))
+            }
+            Decision::Resend { serial } => {
+                let der = found.store.prior_transaction.and_then(|p| p.certificate_der).map(|b| b.into_vec());
+                let Some(der) = der else {
+                    let e = ScepError::not_permitted(
+                        format!("Certificate {serial} of this transaction is gone"),
+                        "enroll again",
+                    );
+                    return self.fail(identity, &e, seat_hint);
+                };
+                let audit = self.audit(
+                    &facts,
+                    seat_hint,
+                    AuditStatus::Success,
+                    "resent",
+                    &format!("Certificate {serial} sent again"),
+                );
+                self.answer_issued(identity, der, audit)
+            }
+            Decision::Hold { seat_id, redeem, renews, plan } => {
+                let (claim, guard) =
+                    claim(&facts, redeem.as_deref(), None, &crate::wire::serial_hex(&random_serial()), self.now);
+                let message = format!(
+                    "Request held for administrator approval{}",
+                    renews.as_ref().map(|r| format!(" (renewing {r})")).unwrap_or_default()
+                );
+                let audit = self.audit(&facts, Some(seat_id.clone()), AuditStatus::Success, "pending", &message);
+                let mut writes: Vec<Write> = claim.into_iter().collect();
+                writes.push(Write::InsertTransaction {
+                    row: self.transaction_row(&facts, &seat_id, &plan, redeem, renews, None),
+                    guard: guard.clone(),
+                });
+                writes.push(Write::InsertAudit { row: audit, guard });
+                self.state = State::AwaitingWrite { query, outcome: Pending::Held, raced };
+                Step::Write { writes }
+            }
+            Decision::Issue { seat_id, redeem, renews, plan } => {
+                let serial = random_serial();
+                let serial_hex = crate::wire::serial_hex(&serial);
+                let certificate = match self.issue(identity, &facts, &plan, serial.to_vec()) {
+                    Ok(c) => c,
+                    Err(e) => return self.fail(identity, &e, Some(seat_id)),
+                };
+                let der = match der::Encode::to_der(&certificate) {
+                    Ok(d) => d,
+                    Err(e) => return self.fail(identity, &e.into(), Some(seat_id)),
+                };
+                // The new serial is the claim: unique to this attempt.
+                let (claim, guard) = claim(&facts, redeem.as_deref(), renews.as_deref(), &serial_hex, self.now);
+                let message = format!(
+                    "Issued certificate {serial_hex}{}",
+                    renews.as_ref().map(|r| format!(" renewing {r}")).unwrap_or_default()
+                );
+                let audit = self.audit(
+                    &facts,
+                    Some(seat_id.clone()),
+                    AuditStatus::Success,
+                    if renews.is_some() { "renewed" } else { "issued" },
+                    &message,
+                );
+                let row = CertificateRow {
+                    serial: serial_hex.clone(),
+                    fingerprint: hex::encode(crate::algorithms::DigestAlg::Sha256.digest(&der)),
+                    seat_id: seat_id.clone(),
+                    profile_id: self.profile.id.clone(),
+                    subject: certificate.tbs_certificate.subject.to_string(),
+                    not_before: plan.not_before,
+                    not_after: plan.not_after,
+                    der: der.clone(),
+                    transaction_id: facts.transaction_id.clone(),
+                    now: self.now,
+                };
+                let renewal = renews.is_some();
+                let mut writes: Vec<Write> = claim.into_iter().collect();
+                writes.push(Write::InsertCertificate { row, guard: guard.clone() });
+                writes.push(Write::InsertTransaction {
+                    row: self.transaction_row(&facts, &seat_id, &plan, redeem, renews, Some(serial_hex)),
+                    guard: guard.clone(),
+                });
+                writes.push(Write::InsertAudit { row: audit, guard });
+                self.state =
+                    State::AwaitingWrite { query, outcome: Pending::Issued { certificate: der, renewal }, raced };
+                Step::Write { writes }
+            }
+        }
+    }
+
+    /// Continues after the batch of the last [`Step::Write`]: `claimed` is whether its first write (the claim)
+    /// changed a row. A lost claim is handled once more on fresh facts (a copy of the same request that won
+    /// gets the winner's certificate; anything else is refused by the policy); lost twice, it is refused.
+    pub fn written(&mut self, identity: &Identity, claimed: bool) -> Step {
+        let State::AwaitingWrite { query, outcome, raced } = std::mem::replace(&mut self.state, State::Done) else {
+            return self.out_of_order(identity);
+        };
+        match (claimed, outcome) {
+            (true, Pending::Issued { certificate, .. }) => self.answer_issued_unaudited(identity, certificate),
+            (true, Pending::Held) => self.answer(identity, Reply::Pending, None),
+            (false, _) if !raced => {
+                self.state = State::AwaitingFacts { query: query.clone(), raced: true };
+                Step::NeedFacts { query }
+            }
+            (false, Pending::Issued { renewal: true, .. }) => {
+                self.fail(identity, &ScepError::already_renewed(), query.seat_id)
+            }
+            (false, _) => self.fail(identity, &ScepError::challenge_invalid(), query.seat_id),
+        }
+    }
+
+    /// Continues a GetCRL with the current CRL (DER).
+    pub fn with_crl(&mut self, identity: &Identity, crl: &[u8]) -> Step {
+        let State::AwaitingCrl { requester, requester_seat } = std::mem::replace(&mut self.state, State::Done) else {
+            return self.out_of_order(identity);
+        };
+        let facts = self.facts.clone().expect("opened");
+        let audit =
+            self.audit(&facts, requester_seat, AuditStatus::Success, "get_crl", &format!("CRL sent to {requester}"));
+        self.answer(identity, Reply::Crl { crls: vec![crl] }, Some(audit))
+    }
+
+    fn get_cert(&mut self, identity: &Identity, facts: &RequestFacts, found: Facts, requester: &str) -> Step {
+        let serial = facts.issuer_and_serial.as_ref().map(|(_, s)| s.clone()).unwrap_or_default();
+        let Some(cert) = found.certificate else {
+            let e = ScepError::not_found(
+                format!("No certificate with serial {serial} was issued by this CA"),
+                "check the serial number",
+            );
+            return self.fail(identity, &e, found.requester_seat);
+        };
+        let message = format!("Certificate {serial} (seat {}) sent to {requester}", cert.seat_id);
+        let audit = self.audit(facts, found.requester_seat, AuditStatus::Success, "get_cert", &message);
+        match <Certificate as der::Decode>::from_der(&cert.der) {
+            Ok(c) => self.answer(identity, Reply::Issued { certificates: vec![&c] }, Some(audit)),
+            Err(e) => self.fail(identity, &e.into(), None),
+        }
+    }
+
+    fn issue(
+        &self,
+        identity: &Identity,
+        facts: &RequestFacts,
+        plan: &policy::CertificatePlan,
+        serial: Vec<u8>,
+    ) -> Result<Certificate> {
+        let csr = facts.csr.as_ref().ok_or_else(|| ScepError::invalid_input("no CSR to issue for"))?;
+        let options = IssueOptions::from_plan(plan, serial);
+        let public_key = crate::issue::stored_public_key(&csr.spki_der)?;
+        crate::issue::issue(public_key, &options, &identity.ca_cert, identity.ca_key.as_ref())
+    }
+
+    fn transaction_row(
+        &self,
+        facts: &RequestFacts,
+        seat_id: &str,
+        plan: &policy::CertificatePlan,
+        enrollment_id: Option<String>,
+        renews: Option<String>,
+        serial: Option<String>,
+    ) -> TransactionRow {
+        let csr = facts.csr.as_ref().expect("a decision to issue or hold has a CSR");
+        TransactionRow {
+            profile_id: self.profile.id.clone(),
+            transaction_id: facts.transaction_id.clone(),
+            signer_fingerprint: facts.signer.fingerprint.clone(),
+            seat_id: seat_id.to_owned(),
+            message_type: facts.message_type.name(),
+            key_digest: policy::key_digest(csr),
+            status: if serial.is_some() {
+                policy::TransactionStatus::Issued
+            } else {
+                policy::TransactionStatus::Pending
+            },
+            public_key: csr.spki_der.clone(),
+            plan: serde_json::to_string(plan).expect("a plan serialises"),
+            enrollment_id,
+            renews,
+            serial,
+            now: self.now,
+        }
+    }
+
+    fn audit(
+        &self,
+        facts: &RequestFacts,
+        seat: Option<String>,
+        status: AuditStatus,
+        code: &str,
+        message: &str,
+    ) -> AuditRow {
+        AuditRow {
+            time: self.now,
+            profile: Some(self.profile.name.clone()),
+            seat_id: seat,
+            transaction_id: Some(facts.transaction_id.clone()),
+            operation: facts.message_type.name().to_owned(),
+            status,
+            code: code.to_owned(),
+            message: message.to_owned(),
+        }
+    }
+
+    /// A FAILURE CertRep for `error`, with its audit row.
+    fn fail(&mut self, identity: &Identity, error: &ScepError, seat: Option<String>) -> Step {
+        let operation = self.request.attributes.message_type.map(|m| m.name()).unwrap_or("PKIOperation");
+        let audit = audit_row(
+            self.now,
+            Some(&self.profile.name),
+            seat,
+            Some(self.request.attributes.transaction_id.clone()),
+            operation,
+            AuditStatus::Failure,
+            error.kind.name(),
+            &error.message,
+        );
+        self.answer(identity, Reply::from(error), Some(audit))
+    }
+
+    fn answer_issued(&mut self, identity: &Identity, certificate: Vec<u8>, audit: AuditRow) -> Step {
+        match <Certificate as der::Decode>::from_der(&certificate) {
+            Ok(leaf) => {
+                self.answer(identity, Reply::Issued { certificates: vec![&leaf, &identity.ca_cert] }, Some(audit))
+            }
+            Err(e) => self.fail(identity, &e.into(), None),
+        }
+    }
+
+    /// The answer to an issuance whose audit row was written in its batch.
+    fn answer_issued_unaudited(&mut self, identity: &Identity, certificate: Vec<u8>) -> Step {
+        match <Certificate as der::Decode>::from_der(&certificate) {
+            Ok(leaf) => self.answer(identity, Reply::Issued { certificates: vec![&leaf, &identity.ca_cert] }, None),
+            Err(e) => self.fail(identity, &e.into(), None),
+        }
+    }
+
+    fn answer(&mut self, identity: &Identity, reply: Reply<'_>, audit: Option<AuditRow>) -> Step {
+        self.state = State::Done;
+        match identity.cert_rep(&self.request, self.facts.as_ref(), reply, self.profile.profile.legacy, &mut OsRng) {
+            Ok(body) => Step::Answer { body, audit },
+            // Read but not answerable on the wire (e.g. a transactionID that cannot be echoed): the requester's fault.
+            Err(e) => Step::Refuse {
+                status: 400,
+                text: format!("Bad SCEP request: cannot answer it: {}", e.message),
+                audit: audit.unwrap_or_else(|| {
+                    audit_row(
+                        self.now,
+                        Some(&self.profile.name),
+                        None,
+                        None,
+                        "PKIOperation",
+                        AuditStatus::Failure,
+                        "malformed",
+                        &e.message,
+                    )
+                }),
+            },
+        }
+    }
+
+    /// The host could not run a query or a write (its store failed): a FAILURE the client may retry, audited.
+    /// Nothing was saved: a write batch is all or nothing.
+    pub fn host_failed(&mut self, identity: &Identity) -> Step {
+        self.fail(identity, &ScepError::internal(), None)
+    }
+
+    fn out_of_order(&mut self, identity: &Identity) -> Step {
+        self.fail(identity, &ScepError::invalid_input("the host called the PKIOperation machine out of order"), None)
+    }
+}
+
+/// The claim of a decision (the first write of its batch) and the guard of every other row.
+fn claim(
+    facts: &RequestFacts,
+    redeem: Option<&str>,
+    renews: Option<&str>,
+    claim: &str,
+    now: u64,
+) -> (Option<Write>, Option<Guard>) {
+    if let Some(enrollment_id) = redeem {
+        let write = Write::Redeem {
+            enrollment_id: enrollment_id.to_owned(),
+            transaction_id: facts.transaction_id.clone(),
+            claim: claim.to_owned(),
+            now,
+        };
+        return (
+            Some(write),
+            Some(Guard::Redeemed { enrollment_id: enrollment_id.to_owned(), claim: claim.to_owned() }),
+        );
+    }
+    if let Some(serial) = renews {
+        let write = Write::ClaimRenewal { serial: serial.to_owned(), renewed_by: claim.to_owned() };
+        return (Some(write), Some(Guard::Renewed { serial: serial.to_owned(), renewed_by: claim.to_owned() }));
+    }
+    (None, None)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn audit_row(
+    time: u64,
+    profile: Option<&str>,
+    seat_id: Option<String>,
+    transaction_id: Option<String>,
+    operation: &str,
+    status: AuditStatus,
+    code: &str,
+    message: &str,
+) -> AuditRow {
+    AuditRow {
+        time,
+        profile: profile.map(str::to_owned),
+        seat_id,
+        transaction_id,
+        operation: operation.to_owned(),
+        status,
+        code: code.to_owned(),
+        message: message.to_owned(),
+    }
+}
+
+/// A fresh certificate serial: 16 random octets, positive, no leading zero octet (RFC 5280 §4.1.2.2).
+pub fn random_serial() -> [u8; 16] {
+    use rand_core::RngCore;
+    let mut serial = [0u8; 16];
+    OsRng.fill_bytes(&mut serial);
+    serial[0] = (serial[0] & 0x7f) | 0x01;
+    serial
+}

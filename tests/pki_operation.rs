@@ -1,0 +1,457 @@
+//! The CA's PKIOperation step machine driven natively by an in-memory store: the same rules the Worker
+//! suite checks in workerd (claims, guards, races, crashes, stale profiles, renewals), in milliseconds.
+
+mod common;
+
+use std::collections::HashMap;
+
+use common::*;
+use rand_core::OsRng;
+use scepkit::algorithms::{Cipher, DigestAlg, KeyTransport};
+use scepkit::caps::{ca_cert_response, CaCertificates};
+use scepkit::client::{self, CertRepOutcome, PkiRequest, RequestOptions, Requester};
+use scepkit::csr::CsrRequest;
+use scepkit::envelope::EnvelopeOptions;
+use scepkit::issue::{self_signed, SelfSignedRole};
+use scepkit::message::MessageType;
+use scepkit::pki_operation::{AuditStatus, FactQuery, Facts, Guard, PkiOperation, Step, StoredProfile, Write};
+use scepkit::policy::{enrollment_code_mac, IssuedCertificate, OpenEnrollment, PriorTransaction, StoreFacts};
+use scepkit::profile::ScepProfile;
+use scepkit::server::Identity;
+use scepkit::signed::IdentifierKind;
+use scepkit::wire::Certificate;
+use serde_json::json;
+
+const KEY: &[u8] = b"code-mac-key";
+const CODE: &str = "ABCDE-FGHIJ-KLMNO-PQRST";
+
+#[derive(Clone, Debug, PartialEq)]
+enum Status {
+    Created,
+    Redeemed,
+}
+
+#[derive(Clone, Debug)]
+struct Enrollment {
+    id: String,
+    seat: String,
+    status: Status,
+    claim: Option<String>,
+}
+
+#[derive(Clone, Debug)]
+struct Cert {
+    seat: String,
+    profile_id: String,
+    der: Vec<u8>,
+    renewed_by: Option<String>,
+}
+
+/// (status, key digest, serial, seat) of a transaction.
+type TransactionRecord = (String, String, Option<String>, String);
+
+/// What D1 holds, with the Worker's query and write semantics (a batch is all or nothing).
+#[derive(Default)]
+struct Store {
+    seats: Vec<String>,
+    enrollments: Vec<Enrollment>,
+    certificates: HashMap<String, Cert>,
+    /// (transactionID, signer fingerprint) → (status, key digest, serial, seat)
+    transactions: HashMap<(String, String), TransactionRecord>,
+    audit: Vec<(String, AuditStatus, Option<String>)>,
+    profile_body: String,
+}
+
+impl Store {
+    fn facts(&self, q: &FactQuery) -> Facts {
+        let seat = q.seat_id.as_deref();
+        let enrollment = |status: Status| {
+            self.enrollments.iter().rev().find(|e| Some(e.seat.as_str()) == seat && e.status == status).map(|e| {
+                OpenEnrollment { id: e.id.clone(), code_mac: enrollment_code_mac(KEY, CODE), expires_at: NOW + 3600 }
+            })
+        };
+        let fingerprint = |der: &[u8]| hex::encode(DigestAlg::Sha256.digest(der));
+        let signer = q
+            .find_signer_certificate
+            .then(|| self.certificates.iter().find(|(_, c)| fingerprint(&c.der) == q.signer_fingerprint))
+            .flatten();
+        let prior =
+            q.transaction_id.as_ref().and_then(|t| self.transactions.get(&(t.clone(), q.signer_fingerprint.clone())));
+        Facts {
+            store: StoreFacts {
+                seat_exists: seat.is_some_and(|s| self.seats.iter().any(|x| x == s)),
+                open_enrollment: enrollment(Status::Created),
+                redeemed_enrollment: enrollment(Status::Redeemed),
+                signer_certificate: signer.map(|(serial, c)| IssuedCertificate {
+                    serial: serial.clone(),
+                    seat_id: c.seat.clone(),
+                    profile_id: c.profile_id.clone(),
+                    profile_name: Some("p".into()),
+                    not_after: NOW + 86400,
+                    revoked: false,
+                    renewed: c.renewed_by.is_some(),
+                }),
+                prior_transaction: prior.map(|(status, key_digest, serial, seat)| PriorTransaction {
+                    status: serde_json::from_value(json!(status)).unwrap(),
+                    key_digest: key_digest.clone(),
+                    certificate_serial: serial.clone(),
+                    message: None,
+                    certificate_der: serial
+                        .as_ref()
+                        .map(|s| serde_bytes::ByteBuf::from(self.certificates[s].der.clone())),
+                    seat_id: Some(seat.clone()),
+                }),
+            },
+            profile_body: q.profile_body.then(|| self.profile_body.clone()),
+            certificate: None,
+            requester_seat: signer.map(|(_, c)| c.seat.clone()),
+        }
+    }
+
+    /// Runs a batch; whether its first write took. Guards are checked as the SQL checks them.
+    fn write(&mut self, writes: &[Write]) -> bool {
+        let mut next = self.clone_state();
+        let holds = |s: &Store, g: &Option<Guard>| match g {
+            None => true,
+            Some(Guard::Redeemed { enrollment_id, claim }) => s
+                .enrollments
+                .iter()
+                .any(|e| &e.id == enrollment_id && e.status == Status::Redeemed && e.claim.as_ref() == Some(claim)),
+            Some(Guard::Renewed { serial, renewed_by }) => {
+                s.certificates.get(serial).and_then(|c| c.renewed_by.as_ref()) == Some(renewed_by)
+            }
+        };
+        let mut first = None;
+        for w in writes {
+            let changed = match w {
+                Write::Redeem { enrollment_id, claim, .. } => {
+                    match next.enrollments.iter_mut().find(|e| &e.id == enrollment_id && e.status == Status::Created) {
+                        Some(e) => {
+                            e.status = Status::Redeemed;
+                            e.claim = Some(claim.clone());
+                            true
+                        }
+                        None => false,
+                    }
+                }
+                Write::ClaimRenewal { serial, renewed_by } => {
+                    match next.certificates.get_mut(serial).filter(|c| c.renewed_by.is_none()) {
+                        Some(c) => {
+                            c.renewed_by = Some(renewed_by.clone());
+                            true
+                        }
+                        None => false,
+                    }
+                }
+                Write::InsertCertificate { row, guard } => {
+                    holds(&next, guard) && {
+                        let cert = Cert {
+                            seat: row.seat_id.clone(),
+                            profile_id: row.profile_id.clone(),
+                            der: row.der.clone(),
+                            renewed_by: None,
+                        };
+                        next.certificates.insert(row.serial.clone(), cert);
+                        true
+                    }
+                }
+                Write::InsertTransaction { row, guard } => {
+                    holds(&next, guard) && {
+                        let key = (row.transaction_id.clone(), row.signer_fingerprint.clone());
+                        let status = serde_json::to_value(row.status).unwrap().as_str().unwrap().to_owned();
+                        next.transactions
+                            .insert(key, (status, row.key_digest.clone(), row.serial.clone(), row.seat_id.clone()));
+                        true
+                    }
+                }
+                Write::InsertAudit { row, guard } => {
+                    holds(&next, guard) && {
+                        next.audit.push((row.code.clone(), row.status, row.seat_id.clone()));
+                        true
+                    }
+                }
+            };
+            first.get_or_insert(changed);
+        }
+        *self = next;
+        first.unwrap_or(false)
+    }
+
+    fn clone_state(&self) -> Store {
+        Store {
+            seats: self.seats.clone(),
+            enrollments: self.enrollments.clone(),
+            certificates: self.certificates.clone(),
+            transactions: self.transactions.clone(),
+            audit: self.audit.clone(),
+            profile_body: self.profile_body.clone(),
+        }
+    }
+}
+
+fn profile_json(extra: serde_json::Value) -> serde_json::Value {
+    let mut v = json!({
+        "id": "prof-1", "name": "p", "folder": "Shared", "scep_challenge": { "dynamic": {} }, "ca_identity_name": "ca",
+        "algorithm": { "rsa": { "rsa_nbits": 2048 } }, "digest": "sha256", "scep_url": "/scep",
+        "validity_days": 365, "renewal_window_days": 365
+    });
+    for (k, val) in extra.as_object().unwrap() {
+        v[k] = val.clone();
+    }
+    v
+}
+
+fn stored(body: &serde_json::Value, cached: bool) -> StoredProfile {
+    StoredProfile {
+        id: "prof-1".into(),
+        name: "p".into(),
+        profile: ScepProfile::from_json(body).unwrap(),
+        stored: body.to_string(),
+        cached,
+    }
+}
+
+fn identity() -> Identity {
+    let ca = scepkit_ca();
+    Identity {
+        ca_cert: ca.cert.clone(),
+        ca_key: Box::new(ca.key.clone()),
+        ra: None,
+        public_ops: Box::new(scepkit::keys::RustCrypto),
+    }
+}
+
+fn store_with_seat(seat: &str, body: &serde_json::Value) -> Store {
+    Store {
+        seats: vec![seat.into()],
+        enrollments: vec![Enrollment { id: "enr-1".into(), seat: seat.into(), status: Status::Created, claim: None }],
+        profile_body: body.to_string(),
+        ..Default::default()
+    }
+}
+
+struct Requester1 {
+    key: &'static scepkit::keys::RsaKey,
+    signer: Certificate,
+}
+
+fn requester(slot: usize) -> Requester1 {
+    let key = test_key(slot);
+    let signer =
+        self_signed(key, "CN=SCEP SIGNER", &[9], (NOW - 60, NOW + 3600), DigestAlg::Sha256, SelfSignedRole::Signer)
+            .unwrap();
+    Requester1 { key, signer }
+}
+
+fn ca_certs() -> CaCertificates {
+    CaCertificates::parse(&ca_cert_response(&scepkit_ca().cert, None).unwrap().1).unwrap()
+}
+
+fn options() -> RequestOptions {
+    RequestOptions {
+        envelope: EnvelopeOptions {
+            cipher: Cipher::Aes128Cbc,
+            transport: KeyTransport::RsaPkcs1v15,
+            identifier: IdentifierKind::IssuerAndSerialNumber,
+            legacy: false,
+        },
+        digest: DigestAlg::Sha256,
+        signer_identifier: IdentifierKind::IssuerAndSerialNumber,
+    }
+}
+
+fn pkcs_req(
+    r: &Requester1,
+    subject: &str,
+    message_type: MessageType,
+    signer: Option<(&'static scepkit::keys::RsaKey, &Certificate)>,
+) -> PkiRequest {
+    let csr = CsrRequest {
+        subject: subject.into(),
+        sans: vec![],
+        challenge: Some(CODE.into()),
+        digest: DigestAlg::Sha256,
+        digital_signature: true,
+        key_encipherment: true,
+    };
+    let der = csr.build(r.key).unwrap();
+    let (key, cert) = signer.unwrap_or((r.key, &r.signer));
+    client::certificate_request(
+        &der,
+        message_type,
+        None,
+        &Requester { key, certificate: cert },
+        &ca_certs(),
+        options(),
+        &mut OsRng,
+    )
+    .unwrap()
+}
+
+/// Drives a machine to its answer against `store`, the way the Worker's loop does.
+fn drive(store: &mut Store, bytes: &[u8], profile: StoredProfile) -> Step {
+    let id = identity();
+    let (op, mut step) = PkiOperation::start(bytes, profile, &id, KEY, NOW);
+    let Some(mut op) = op else { return step };
+    for _ in 0..8 {
+        step = match step {
+            Step::NeedFacts { query } => op.with_facts(&id, store.facts(&query)),
+            Step::Write { writes } => {
+                let claimed = store.write(&writes);
+                op.written(&id, claimed)
+            }
+            done => return done,
+        };
+    }
+    panic!("the machine did not answer");
+}
+
+fn outcome(step: &Step, r: &Requester1, req: &PkiRequest) -> CertRepOutcome {
+    let Step::Answer { body, .. } = step else { panic!("expected an answer, got {step:?}") };
+    client::read_cert_rep(body, req, &Requester { key: r.key, certificate: &r.signer }, &ca_certs(), None, false)
+        .unwrap()
+}
+
+#[test]
+fn an_enrollment_claims_its_code_and_saves_certificate_transaction_and_audit_in_one_batch() {
+    let body = profile_json(json!({}));
+    let mut store = store_with_seat("dev-1", &body);
+    let r = requester(1);
+    let req = pkcs_req(&r, "CN=dev-1", MessageType::PkcsReq, None);
+    let step = drive(&mut store, &req.message, stored(&body, false));
+    assert!(matches!(outcome(&step, &r, &req), CertRepOutcome::Issued { .. }), "{step:?}");
+    assert!(matches!(step, Step::Answer { audit: None, .. }), "the audit row was part of the batch");
+    assert_eq!(store.certificates.len(), 1);
+    assert_eq!(store.transactions.len(), 1);
+    assert_eq!(store.audit, vec![("issued".into(), AuditStatus::Success, Some("dev-1".into()))]);
+    assert_eq!(store.enrollments[0].status, Status::Redeemed);
+
+    // The same message again (a client's retransmission): the same certificate, nothing new saved.
+    let again = drive(&mut store, &req.message, stored(&body, false));
+    let (CertRepOutcome::Issued { certificate: a, .. }, CertRepOutcome::Issued { certificate: b, .. }) =
+        (outcome(&step, &r, &req), outcome(&again, &r, &req))
+    else {
+        panic!()
+    };
+    assert_eq!(a, b);
+    assert_eq!(store.certificates.len(), 1);
+}
+
+#[test]
+fn a_crash_before_the_batch_leaves_the_code_created_and_the_resend_is_issued() {
+    let body = profile_json(json!({}));
+    let mut store = store_with_seat("dev-1", &body);
+    let r = requester(1);
+    let req = pkcs_req(&r, "CN=dev-1", MessageType::PkcsReq, None);
+    // The host dies after the machine asked for its writes: nothing ran.
+    let id = identity();
+    let (op, step) = PkiOperation::start(&req.message, stored(&body, false), &id, KEY, NOW);
+    let Step::NeedFacts { query } = step else { panic!("{step:?}") };
+    assert!(matches!(op.unwrap().with_facts(&id, store.facts(&query)), Step::Write { .. }));
+    assert_eq!(store.enrollments[0].status, Status::Created);
+    // The client resends the same message: it is issued.
+    let resent = drive(&mut store, &req.message, stored(&body, false));
+    assert!(matches!(outcome(&resent, &r, &req), CertRepOutcome::Issued { .. }));
+}
+
+#[test]
+fn two_requests_racing_for_one_code_get_one_certificate_and_the_loser_is_refused_after_a_second_look() {
+    let body = profile_json(json!({}));
+    let mut store = store_with_seat("dev-1", &body);
+    let id = identity();
+    let (a, b) = (requester(1), requester(2));
+    let (req_a, req_b) =
+        (pkcs_req(&a, "CN=dev-1", MessageType::PkcsReq, None), pkcs_req(&b, "CN=dev-1", MessageType::PkcsReq, None));
+    let (op_a, Step::NeedFacts { query: qa }) =
+        PkiOperation::start(&req_a.message, stored(&body, false), &id, KEY, NOW)
+    else {
+        panic!()
+    };
+    let (op_b, Step::NeedFacts { query: qb }) =
+        PkiOperation::start(&req_b.message, stored(&body, false), &id, KEY, NOW)
+    else {
+        panic!()
+    };
+    let (mut op_a, mut op_b) = (op_a.unwrap(), op_b.unwrap());
+    // Both read the code as CREATED before either writes.
+    let (Step::Write { writes: wa }, Step::Write { writes: wb }) =
+        (op_a.with_facts(&id, store.facts(&qa)), op_b.with_facts(&id, store.facts(&qb)))
+    else {
+        panic!()
+    };
+    assert!(store.write(&wa));
+    assert!(!store.write(&wb), "the second claim loses");
+    assert_eq!(store.certificates.len(), 1, "and writes nothing");
+    let again = op_b.written(&id, false);
+    let Step::NeedFacts { query } = again else { panic!("a lost claim is looked at once more: {again:?}") };
+    let refused = op_b.with_facts(&id, store.facts(&query));
+    let CertRepOutcome::Failed(e) = outcome(&refused, &b, &req_b) else { panic!() };
+    assert!(e.message.starts_with("Challenge password is invalid"), "{}", e.message);
+    assert!(matches!(op_a.written(&id, true), Step::Answer { .. }));
+}
+
+#[test]
+fn a_stale_cached_profile_restarts_and_a_refusal_from_a_cached_profile_is_confirmed_first() {
+    let body = profile_json(json!({}));
+    let mut store = store_with_seat("dev-1", &body);
+    let r = requester(1);
+    let req = pkcs_req(&r, "CN=dev-1", MessageType::PkcsReq, None);
+    // The store's profile changed since the host cached it.
+    let mut stale = stored(&body, true);
+    stale.stored = "{\"old\":true}".into();
+    assert!(matches!(drive(&mut store, &req.message, stale), Step::Restart));
+    assert!(store.certificates.is_empty());
+    // A request the cached profile refuses at opening (OAEP-only) is handled again on a fresh read.
+    let oaep = profile_json(json!({ "oaep_only": true }));
+    assert!(matches!(drive(&mut store, &req.message, stored(&oaep, true)), Step::Restart));
+    let fresh = drive(&mut store, &req.message, stored(&oaep, false));
+    let CertRepOutcome::Failed(e) = outcome(&fresh, &r, &req) else { panic!() };
+    assert!(e.message.contains("RSA-OAEP only"), "{}", e.message);
+    assert!(matches!(fresh, Step::Answer { audit: Some(ref a), .. } if a.status == AuditStatus::Failure));
+}
+
+#[test]
+fn a_renewal_claims_the_old_certificate_once_and_stays_with_its_seat() {
+    let body = profile_json(json!({}));
+    let mut store = store_with_seat("dev-1", &body);
+    let r = requester(1);
+    let first = pkcs_req(&r, "CN=dev-1", MessageType::PkcsReq, None);
+    let CertRepOutcome::Issued { certificate, .. } =
+        outcome(&drive(&mut store, &first.message, stored(&body, false)), &r, &first)
+    else {
+        panic!()
+    };
+    let renewer = requester(2);
+    // Signed by the issued certificate, asking for another seat's name: refused.
+    let to_b = pkcs_req(&renewer, "CN=dev-2", MessageType::RenewalReq, Some((r.key, &certificate)));
+    let step = drive(&mut store, &to_b.message, stored(&body, false));
+    let Step::Answer { body: reply, .. } = &step else { panic!() };
+    let CertRepOutcome::Failed(e) = client::read_cert_rep(
+        reply,
+        &to_b,
+        &Requester { key: r.key, certificate: &certificate },
+        &ca_certs(),
+        None,
+        false,
+    )
+    .unwrap() else {
+        panic!()
+    };
+    assert!(e.message.contains("CN=dev-1"), "{}", e.message);
+    // Its own name: issued once, and the old certificate is marked renewed in the same batch.
+    let own = pkcs_req(&renewer, "CN=dev-1", MessageType::RenewalReq, Some((r.key, &certificate)));
+    assert!(matches!(drive(&mut store, &own.message, stored(&body, false)), Step::Answer { audit: None, .. }));
+    assert_eq!(store.certificates.len(), 2);
+    assert_eq!(store.certificates.values().filter(|c| c.renewed_by.is_some()).count(), 1);
+    assert!(store.certificates.values().all(|c| c.seat == "dev-1"));
+}
+
+#[test]
+fn unreadable_bytes_are_refused_with_http_400_and_an_audit_row() {
+    let body = profile_json(json!({}));
+    let mut store = store_with_seat("dev-1", &body);
+    let Step::Refuse { status, audit, .. } = drive(&mut store, b"not a PKIOperation", stored(&body, false)) else {
+        panic!()
+    };
+    assert_eq!((status, audit.code.as_str(), audit.status), (400, "malformed", AuditStatus::Failure));
+}
