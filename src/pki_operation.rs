@@ -116,9 +116,20 @@ pub enum Write {
     /// The claim of a first enrollment: the code, only while CREATED and unexpired.
     #[serde(rename_all = "camelCase")]
     Redeem { enrollment_id: String, transaction_id: String, claim: String, now: u64 },
-    /// The claim of a renewal: the renewed certificate, only while neither renewed nor revoked.
+    /// The claim of a renewal: the renewed certificate, only while neither renewed nor revoked (and, when
+    /// completing an approved renewal, only if `guard` holds).
     #[serde(rename_all = "camelCase")]
-    ClaimRenewal { serial: String, renewed_by: String },
+    ClaimRenewal { serial: String, renewed_by: String, guard: Option<Guard> },
+    /// The claim of an administrator's decision on a held request: only while it is still PENDING and, for a
+    /// renewal being issued, while the certificate it renews is neither renewed nor revoked.
+    #[serde(rename_all = "camelCase")]
+    DecideHeld {
+        key: TransactionKey,
+        status: policy::TransactionStatus,
+        serial: Option<String>,
+        renews: Option<String>,
+        now: u64,
+    },
     #[serde(rename_all = "camelCase")]
     InsertCertificate { row: CertificateRow, guard: Option<Guard> },
     #[serde(rename_all = "camelCase")]
@@ -135,6 +146,113 @@ pub enum Guard {
     Redeemed { enrollment_id: String, claim: String },
     #[serde(rename_all = "camelCase")]
     Renewed { serial: String, renewed_by: String },
+    /// The held request was moved to `status` (with `serial`) by this decision.
+    #[serde(rename_all = "camelCase")]
+    Decided { key: TransactionKey, status: policy::TransactionStatus, serial: Option<String> },
+}
+
+/// A transaction's key in the store.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TransactionKey {
+    pub profile_id: String,
+    pub transaction_id: String,
+    pub signer_fingerprint: String,
+}
+
+/// A request held for an administrator (a PENDING transaction), as the store keeps it.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HeldRequest {
+    #[serde(flatten)]
+    pub key: TransactionKey,
+    pub profile_name: String,
+    pub seat_id: String,
+    /// SubjectPublicKeyInfo DER (or, saved before migration 0002, the CSR).
+    pub public_key: ByteBuf,
+    /// The plan policy made, JSON.
+    pub plan: String,
+    #[serde(default)]
+    pub renews: Option<String>,
+}
+
+/// What an administrator's decision writes (one batch: the decision first, every other row guarded by it),
+/// and the serial of the certificate issued, if approved.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HeldDecision {
+    pub writes: Vec<Write>,
+    pub serial: Option<String>,
+}
+
+/// Approves (issues the held plan: the names policy rendered when the request came) or rejects a held request.
+/// The next CertPoll gets the certificate, or the policy's standard refusal.
+pub fn decide_held(identity: &Identity, held: &HeldRequest, approve: bool, now: u64) -> Result<HeldDecision> {
+    let operation = if approve { "approve" } else { "reject" };
+    let audit = |code: &str, message: String| AuditRow {
+        time: now,
+        profile: Some(held.profile_name.clone()),
+        seat_id: Some(held.seat_id.clone()),
+        transaction_id: Some(held.key.transaction_id.clone()),
+        operation: operation.to_owned(),
+        status: AuditStatus::Success,
+        code: code.to_owned(),
+        message,
+    };
+    if !approve {
+        let status = policy::TransactionStatus::Rejected;
+        let guard = Some(Guard::Decided { key: held.key.clone(), status, serial: None });
+        let decide = Write::DecideHeld { key: held.key.clone(), status, serial: None, renews: None, now };
+        let row = audit("rejected", "Rejected; the next poll gets FAILURE".into());
+        return Ok(HeldDecision { writes: vec![decide, Write::InsertAudit { row, guard }], serial: None });
+    }
+    let plan: policy::CertificatePlan = serde_json::from_str(&held.plan)
+        .map_err(|e| ScepError::invalid_input(format!("the held plan cannot be read: {e}")))?;
+    let serial = random_serial();
+    let serial_hex = crate::wire::serial_hex(&serial);
+    let public_key = crate::issue::stored_public_key(&held.public_key)?;
+    let certificate = crate::issue::issue(
+        public_key,
+        &IssueOptions::from_plan(&plan, serial.to_vec()),
+        &identity.ca_cert,
+        identity.ca_key.as_ref(),
+    )?;
+    let der = der::Encode::to_der(&certificate)?;
+    let status = policy::TransactionStatus::Issued;
+    let guard = Some(Guard::Decided { key: held.key.clone(), status, serial: Some(serial_hex.clone()) });
+    let mut writes = vec![Write::DecideHeld {
+        key: held.key.clone(),
+        status,
+        serial: Some(serial_hex.clone()),
+        renews: held.renews.clone(),
+        now,
+    }];
+    if let Some(renews) = &held.renews {
+        writes.push(Write::ClaimRenewal {
+            serial: renews.clone(),
+            renewed_by: serial_hex.clone(),
+            guard: guard.clone(),
+        });
+    }
+    let row = CertificateRow {
+        serial: serial_hex.clone(),
+        fingerprint: hex::encode(crate::algorithms::DigestAlg::Sha256.digest(&der)),
+        seat_id: held.seat_id.clone(),
+        profile_id: held.key.profile_id.clone(),
+        subject: certificate.tbs_certificate.subject.to_string(),
+        not_before: plan.not_before,
+        not_after: plan.not_after,
+        der,
+        transaction_id: held.key.transaction_id.clone(),
+        now,
+    };
+    writes.push(Write::InsertCertificate { row, guard: guard.clone() });
+    let renewing = held.renews.as_ref().map(|r| format!(" renewing {r}")).unwrap_or_default();
+    writes.push(Write::InsertAudit {
+        row: audit("approved", format!("Approved; issued certificate {serial_hex}{renewing}")),
+        guard,
+    });
+    Ok(HeldDecision { writes, serial: Some(serial_hex) })
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -616,7 +734,7 @@ fn claim(
         );
     }
     if let Some(serial) = renews {
-        let write = Write::ClaimRenewal { serial: serial.to_owned(), renewed_by: claim.to_owned() };
+        let write = Write::ClaimRenewal { serial: serial.to_owned(), renewed_by: claim.to_owned(), guard: None };
         return (Some(write), Some(Guard::Renewed { serial: serial.to_owned(), renewed_by: claim.to_owned() }));
     }
     (None, None)

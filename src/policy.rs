@@ -93,7 +93,7 @@ pub struct PriorTransaction {
 }
 
 /// The certificate to issue, as policy shapes it: the names are the profile's for the seat.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct CertificatePlan {
     /// RFC 4514.
     pub subject: String,

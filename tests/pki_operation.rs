@@ -47,8 +47,16 @@ struct Cert {
     renewed_by: Option<String>,
 }
 
-/// (status, key digest, serial, seat) of a transaction.
-type TransactionRecord = (String, String, Option<String>, String);
+#[derive(Clone, Debug)]
+struct TransactionRecord {
+    status: String,
+    key_digest: String,
+    serial: Option<String>,
+    seat: String,
+    public_key: Vec<u8>,
+    plan: String,
+    renews: Option<String>,
+}
 
 /// What D1 holds, with the Worker's query and write semantics (a batch is all or nothing).
 #[derive(Default)]
@@ -91,15 +99,16 @@ impl Store {
                     revoked: false,
                     renewed: c.renewed_by.is_some(),
                 }),
-                prior_transaction: prior.map(|(status, key_digest, serial, seat)| PriorTransaction {
-                    status: serde_json::from_value(json!(status)).unwrap(),
-                    key_digest: key_digest.clone(),
-                    certificate_serial: serial.clone(),
+                prior_transaction: prior.map(|t| PriorTransaction {
+                    status: serde_json::from_value(json!(t.status)).unwrap(),
+                    key_digest: t.key_digest.clone(),
+                    certificate_serial: t.serial.clone(),
                     message: None,
-                    certificate_der: serial
+                    certificate_der: t
+                        .serial
                         .as_ref()
                         .map(|s| serde_bytes::ByteBuf::from(self.certificates[s].der.clone())),
-                    seat_id: Some(seat.clone()),
+                    seat_id: Some(t.seat.clone()),
                 }),
             },
             profile_body: q.profile_body.then(|| self.profile_body.clone()),
@@ -120,6 +129,12 @@ impl Store {
             Some(Guard::Renewed { serial, renewed_by }) => {
                 s.certificates.get(serial).and_then(|c| c.renewed_by.as_ref()) == Some(renewed_by)
             }
+            Some(Guard::Decided { key, status, serial }) => {
+                let wanted = serde_json::to_value(status).unwrap();
+                s.transactions
+                    .get(&(key.transaction_id.clone(), key.signer_fingerprint.clone()))
+                    .is_some_and(|t| t.status == wanted.as_str().unwrap() && &t.serial == serial)
+            }
         };
         let mut first = None;
         for w in writes {
@@ -134,13 +149,28 @@ impl Store {
                         None => false,
                     }
                 }
-                Write::ClaimRenewal { serial, renewed_by } => {
+                Write::ClaimRenewal { serial, renewed_by, guard } if holds(&next, guard) => {
                     match next.certificates.get_mut(serial).filter(|c| c.renewed_by.is_none()) {
                         Some(c) => {
                             c.renewed_by = Some(renewed_by.clone());
                             true
                         }
                         None => false,
+                    }
+                }
+                Write::ClaimRenewal { .. } => false,
+                Write::DecideHeld { key, status, serial, renews, .. } => {
+                    let renewable = renews
+                        .as_ref()
+                        .is_none_or(|r| next.certificates.get(r).is_some_and(|c| c.renewed_by.is_none()));
+                    let issuing = *status == scepkit::policy::TransactionStatus::Issued;
+                    match next.transactions.get_mut(&(key.transaction_id.clone(), key.signer_fingerprint.clone())) {
+                        Some(t) if t.status == "PENDING" && (!issuing || renewable) => {
+                            t.status = serde_json::to_value(status).unwrap().as_str().unwrap().to_owned();
+                            t.serial = serial.clone();
+                            true
+                        }
+                        _ => false,
                     }
                 }
                 Write::InsertCertificate { row, guard } => {
@@ -158,9 +188,16 @@ impl Store {
                 Write::InsertTransaction { row, guard } => {
                     holds(&next, guard) && {
                         let key = (row.transaction_id.clone(), row.signer_fingerprint.clone());
-                        let status = serde_json::to_value(row.status).unwrap().as_str().unwrap().to_owned();
-                        next.transactions
-                            .insert(key, (status, row.key_digest.clone(), row.serial.clone(), row.seat_id.clone()));
+                        let record = TransactionRecord {
+                            status: serde_json::to_value(row.status).unwrap().as_str().unwrap().to_owned(),
+                            key_digest: row.key_digest.clone(),
+                            serial: row.serial.clone(),
+                            seat: row.seat_id.clone(),
+                            public_key: row.public_key.clone(),
+                            plan: row.plan.clone(),
+                            renews: row.renews.clone(),
+                        };
+                        next.transactions.insert(key, record);
                         true
                     }
                 }
@@ -454,4 +491,43 @@ fn unreadable_bytes_are_refused_with_http_400_and_an_audit_row() {
         panic!()
     };
     assert_eq!((status, audit.code.as_str(), audit.status), (400, "malformed", AuditStatus::Failure));
+}
+
+#[test]
+fn a_held_renewal_is_issued_by_its_approval_once_and_a_rejection_is_final() {
+    use scepkit::pki_operation::{decide_held, HeldRequest, TransactionKey};
+    let body = profile_json(json!({}));
+    let manual = profile_json(json!({ "manual_approval": true }));
+    let mut store = store_with_seat("dev-1", &body);
+    let r = requester(1);
+    let first = pkcs_req(&r, "CN=dev-1", MessageType::PkcsReq, None);
+    let CertRepOutcome::Issued { certificate, .. } =
+        outcome(&drive(&mut store, &first.message, stored(&body, false)), &r, &first)
+    else {
+        panic!()
+    };
+    let renewal = pkcs_req(&requester(2), "CN=dev-1", MessageType::RenewalReq, Some((r.key, &certificate)));
+    assert!(matches!(drive(&mut store, &renewal.message, stored(&manual, false)), Step::Answer { audit: None, .. }));
+    let ((transaction_id, signer_fingerprint), t) =
+        store.transactions.iter().find(|(_, t)| t.status == "PENDING").map(|(k, t)| (k.clone(), t.clone())).unwrap();
+    assert!(t.renews.is_some(), "a held renewal names what it renews");
+    let held = HeldRequest {
+        key: TransactionKey { profile_id: "prof-1".into(), transaction_id, signer_fingerprint },
+        profile_name: "p".into(),
+        seat_id: t.seat.clone(),
+        public_key: serde_bytes::ByteBuf::from(t.public_key.clone()),
+        plan: t.plan.clone(),
+        renews: t.renews.clone(),
+    };
+    let approved = decide_held(&identity(), &held, true, NOW).unwrap();
+    assert!(store.write(&approved.writes));
+    assert_eq!(store.certificates.len(), 2);
+    assert!(store.certificates[t.renews.as_ref().unwrap()].renewed_by == approved.serial);
+    // Deciding it again (a second administrator, a double click) changes nothing.
+    let again = decide_held(&identity(), &held, true, NOW).unwrap();
+    assert!(!store.write(&again.writes));
+    let rejected = decide_held(&identity(), &held, false, NOW).unwrap();
+    assert!(!store.write(&rejected.writes));
+    assert_eq!(store.certificates.len(), 2);
+    assert_eq!(store.audit.iter().filter(|a| a.0 == "approved").count(), 1);
 }

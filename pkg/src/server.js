@@ -9,6 +9,7 @@ export {
   ServerKey,
   ServerIdentity,
   PkiOperation,
+  decideHeld,
   newEnrollmentCode,
   enrollmentCodeMac,
   raCertificate,

@@ -384,6 +384,17 @@ impl PkiOperationJs {
     }
 }
 
+/// An administrator's decision on a held request (`{ profileId, transactionId, signerFingerprint, profileName,
+/// seatId, publicKey, plan, renews? }`): `{ writes, serial? }`, the writes to run as one batch (the decision
+/// first, the rest guarded by it), as a PKIOperation's.
+#[wasm_bindgen(js_name = decideHeld)]
+pub fn decide_held(identity: &ServerIdentity, held: JsValue, approve: bool, now: f64) -> JsResult<JsValue> {
+    let held: crate::pki_operation::HeldRequest = from_js(held)?;
+    let decision = crate::pki_operation::decide_held(&identity.0, &held, approve, now as u64).map_err(js_error)?;
+    serde::Serialize::serialize(&decision, &serde_wasm_bindgen::Serializer::new())
+        .map_err(|e| js_sys::Error::new(&e.to_string()).into())
+}
+
 /// A fresh one-time enrollment code (100 bits, `XXXXX-XXXXX-XXXXX-XXXXX`).
 #[wasm_bindgen(js_name = newEnrollmentCode)]
 pub fn new_enrollment_code() -> String {

@@ -3,7 +3,7 @@
 import { Hono } from 'hono';
 import * as scep from 'scepkit';
 import { identity } from './ca.js';
-import { currentCrl, issueCertificate } from './scep.js';
+import { currentCrl } from './scep.js';
 import { Conflict, Store } from './store.js';
 
 const now = () => Math.floor(Date.now() / 1000);
@@ -308,32 +308,13 @@ async function pendingTransaction(c) {
 
 async function decidePending(c, action, tx) {
   const store = c.get('store');
-  const t = now();
   const profile = await store.profile(tx.profile_id);
-  const key = { profileId: tx.profile_id, transactionId: tx.transaction_id, signerFingerprint: tx.signer_fingerprint };
-  const audit = (code, message) => ({ time: t, profile: profile.name, seatId: tx.seat_id, transactionId: tx.transaction_id, operation: action, status: 'Success', code, message });
-  if (action === 'reject') {
-    // No message of our own: the policy answers the next poll with its standard refusal text.
-    const decision = { ...key, status: 'REJECTED', now: t };
-    const [moved] = await store.batch([store.transactionDecisionStatement(decision), store.auditStatement(audit('rejected', 'Rejected; the next poll gets FAILURE'), store.decidedAs(decision))]);
-    if (!moved.meta.changes) throw new ApiError(409, 'E016', 'Object Not Unique', { transaction: 'was decided concurrently' });
-    return c.json({ transaction_id: tx.transaction_id, status: 'REJECTED' });
-  }
-  // The transition, the renewal it completes, the certificate and the audit row: one batch, all or nothing.
-  const issued = issueCertificate({ id: identity(c.env), profile, publicKey: new Uint8Array(tx.public_key), plan: JSON.parse(tx.plan), seatId: tx.seat_id, transactionId: tx.transaction_id, t });
-  const decision = { ...key, status: 'ISSUED', serial: issued.serial, renews: tx.renews, now: t };
-  const guard = store.decidedAs(decision);
-  const [moved] = await store.batch([
-    store.transactionDecisionStatement(decision),
-    ...(tx.renews ? [store.renewalStatement(tx.renews, issued.serial, guard)] : []),
-    store.certificateStatement(issued.row, guard),
-    store.auditStatement(audit('approved', `Approved; issued certificate ${issued.serial}${tx.renews ? ` renewing ${tx.renews}` : ''}`), guard),
-  ]);
-  if (!moved.meta.changes) {
+  const { writes, serial } = scep.decideHeld(identity(c.env), Store.held(tx, profile.name), action === 'approve', now());
+  if (!(await store.write(writes))) {
     const why = tx.renews ? 'was decided concurrently, or the certificate it renews was renewed or revoked meanwhile' : 'was decided concurrently';
     throw new ApiError(409, 'E016', 'Object Not Unique', { transaction: why });
   }
-  return c.json({ transaction_id: tx.transaction_id, status: 'ISSUED', serial: issued.serial });
+  return c.json({ transaction_id: tx.transaction_id, status: serial ? 'ISSUED' : 'REJECTED', ...(serial ? { serial } : {}) });
 }
 
 // ---- certificates ----

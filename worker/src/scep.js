@@ -183,21 +183,6 @@ async function drive(c, store, id, op, t) {
   return new Response(step.body, { headers: { 'content-type': PKI_MESSAGE } });
 }
 
-/** Issues a certificate for a policy plan; returns it with the row that saves it (`store.certificateStatement`).
- * Shared by the SCEP path and admin approval. */
-export function issueCertificate({ id, profile, publicKey, plan, seatId, transactionId, t, serial = randomSerial() }) {
-  const der = id.issue(publicKey, { ...plan, serial });
-  const info = scep.inspect(der);
-  const row = { serial, fingerprint: info.sha256Fingerprint, seatId, profileId: profile.id, subject: info.subject, notBefore: plan.not_before, notAfter: plan.not_after, der, transactionId, now: t };
-  return { serial, der, row };
-}
-
-function randomSerial() {
-  const bytes = crypto.getRandomValues(new Uint8Array(16));
-  bytes[0] = (bytes[0] & 0x7f) | 0x01; // positive, 16 octets, never a leading zero
-  return [...bytes].map((b) => b.toString(16).padStart(2, '0')).join('');
-}
-
 const CRL_VALIDITY = 86400;
 
 /**

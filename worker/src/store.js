@@ -167,13 +167,20 @@ export class Store {
 
   /** Runs a PKIOperation step's writes (the core's Write list) as one batch; whether the first (the claim) took. */
   async write(writes) {
-    const guard = (g) => (!g ? null : g.kind === 'redeemed' ? this.redeemedBy(g.enrollmentId, g.claim) : this.renewedBy(g.serial, g.renewedBy));
+    const guard = (g) => {
+      if (!g) return null;
+      if (g.kind === 'redeemed') return this.redeemedBy(g.enrollmentId, g.claim);
+      if (g.kind === 'renewed') return this.renewedBy(g.serial, g.renewedBy);
+      return this.decidedAs({ ...g.key, status: g.status, serial: g.serial });
+    };
     const statement = (w) => {
       switch (w.write) {
         case 'redeem':
           return this.redeemStatement(w.enrollmentId, w.transactionId, w.claim, w.now);
         case 'claimRenewal':
-          return this.claimRenewalStatement(w.serial, w.renewedBy);
+          return this.claimRenewalStatement(w.serial, w.renewedBy, guard(w.guard));
+        case 'decideHeld':
+          return this.transactionDecisionStatement({ ...w.key, status: w.status, serial: w.serial, renews: w.renews, now: w.now });
         case 'insertCertificate':
           return this.certificateStatement(w.row, guard(w.guard));
         case 'insertTransaction':
@@ -224,9 +231,11 @@ export class Store {
     return results;
   }
 
-  /** Claims a certificate for renewal: only one renewal of it can ever succeed. First in its save batch. */
-  claimRenewalStatement(serial, renewedBy) {
-    return this.db.prepare('UPDATE certificates SET renewed_by = ? WHERE serial = ? AND renewed_by IS NULL AND revoked_at IS NULL').bind(renewedBy, serial);
+  /** Claims a certificate for renewal: only one renewal of it can ever succeed (only while `guard` holds). */
+  claimRenewalStatement(serial, renewedBy, guard) {
+    return this.db
+      .prepare(`UPDATE certificates SET renewed_by = ? WHERE serial = ? AND renewed_by IS NULL AND revoked_at IS NULL${guard ? ` AND ${guard.sql}` : ''}`)
+      .bind(renewedBy, serial, ...(guard?.args ?? []));
   }
 
   /** The guard of the statements saved with a renewal: this attempt's claim holds. */
@@ -270,6 +279,14 @@ export class Store {
   }
 
   // ---- transactions ----
+  /** A held request as the core's decideHeld takes it. */
+  static held(tx, profileName) {
+    return {
+      profileId: tx.profile_id, transactionId: tx.transaction_id, signerFingerprint: tx.signer_fingerprint, profileName, seatId: tx.seat_id,
+      publicKey: new Uint8Array(tx.public_key), plan: tx.plan, renews: tx.renews ?? undefined,
+    };
+  }
+
   async pendingByTransaction(transactionId, { profileId, signerFingerprint }) {
     const { results } = await this.db
       .prepare("SELECT * FROM transactions WHERE transaction_id = ? AND status = 'PENDING' AND (?2 IS NULL OR profile_id = ?2) AND (?3 IS NULL OR signer_fingerprint = ?3) LIMIT 2")
@@ -314,11 +331,6 @@ export class Store {
   /** The guard of the statements saved with an administrator's decision: the transition above happened. */
   decidedAs({ profileId, transactionId, signerFingerprint, status, serial }) {
     return { sql: 'EXISTS (SELECT 1 FROM transactions WHERE profile_id = ? AND transaction_id = ? AND signer_fingerprint = ? AND status = ? AND certificate_serial IS ?)', args: [profileId, transactionId, signerFingerprint, status, serial ?? null] };
-  }
-
-  /** Marks a certificate renewed by `renewedBy`, only while `guard` holds (an approved held renewal). */
-  renewalStatement(serial, renewedBy, guard) {
-    return this.db.prepare(`UPDATE certificates SET renewed_by = ? WHERE serial = ? AND renewed_by IS NULL AND ${guard.sql}`).bind(renewedBy, serial, ...guard.args);
   }
 
   async batch(statements) {
