@@ -162,7 +162,7 @@ impl Store {
                 Write::DecideHeld { key, status, serial, renews, .. } => {
                     let renewable = renews
                         .as_ref()
-                        .is_none_or(|r| next.certificates.get(r).is_some_and(|c| c.renewed_by.is_none()));
+                        .map_or(true, |r| next.certificates.get(r).is_some_and(|c| c.renewed_by.is_none()));
                     let issuing = *status == scepkit::policy::TransactionStatus::Issued;
                     match next.transactions.get_mut(&(key.transaction_id.clone(), key.signer_fingerprint.clone())) {
                         Some(t) if t.status == "PENDING" && (!issuing || renewable) => {
