@@ -206,8 +206,10 @@ export class ScepRequest {
   open(identity: ServerIdentity, legacy: boolean, oaepOnly: boolean): any;
   free(): void;
 }
-export function newEnrollmentCode(): string;
-export function enrollmentCodeMac(codeKeyHex: string, code: string): string;
+/** A new one-time enrollment code issued at `now` (Unix seconds): shown once; the store keeps its MAC. */
+export function newEnrollment(codeKeyHex: string, now: number): { code: string; codeMac: string; expiresAt: number };
+/** Whether to sign a new CRL now: its period, or null to serve the kept one. */
+export function crlRenewal(kept: { thisUpdate: number; nextUpdate: number; revokedCount: number } | null, revokedCount: number, now: number): { thisUpdate: number; nextUpdate: number } | null;
 export function raCertificate(raKeyPkcs8: Uint8Array, subject: string, notBefore: number, notAfter: number, caCert: Uint8Array, caKeyPkcs8: Uint8Array): Uint8Array;
 export function readRequest(bytes: Uint8Array): ScepRequest;
 /**

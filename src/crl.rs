@@ -22,6 +22,29 @@ use crate::keys::PrivateKeyOps;
 use crate::signed::key_identifier;
 use crate::wire::Certificate;
 
+/// How long a CRL is valid (its nextUpdate after its thisUpdate).
+pub const VALIDITY: u64 = 86_400;
+
+/// The CRL a store keeps, as [`renew_at`] judges it.
+#[derive(Clone, Copy, Debug, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct KeptCrl {
+    pub this_update: u64,
+    pub next_update: u64,
+    /// How many revocations it lists.
+    pub revoked_count: u64,
+}
+
+/// Whether a new CRL must be signed at `now`, and for which period: when none is kept, half of the kept one's
+/// validity has passed (or its thisUpdate is ahead of our clock), or a certificate was revoked since it was
+/// signed (`revoked_count` differs). Otherwise the kept one is served: an anonymous GET makes the CA sign nothing.
+pub fn renew_at(kept: Option<KeptCrl>, revoked_count: u64, now: u64) -> Option<(u64, u64)> {
+    let current = kept.is_some_and(|k| {
+        k.revoked_count == revoked_count && k.this_update <= now && now < k.next_update - VALIDITY / 2
+    });
+    (!current).then_some((now, now + VALIDITY))
+}
+
 /// One revoked certificate: serial (hex) and when it was revoked.
 #[derive(Clone, Debug, serde::Deserialize)]
 pub struct Revoked {

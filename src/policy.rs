@@ -148,6 +148,25 @@ pub fn key_digest(csr: &CsrFacts) -> String {
     hex::encode(crate::algorithms::DigestAlg::Sha256.digest(&csr.spki_der))
 }
 
+/// How long an enrollment code stays usable.
+pub const ENROLLMENT_TTL: u64 = 7 * 86_400;
+
+/// A new one-time enrollment code and what the store keeps of it.
+#[derive(Clone, Debug, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NewEnrollment {
+    /// Shown once, to the administrator; never stored.
+    pub code: String,
+    pub code_mac: String,
+    pub expires_at: u64,
+}
+
+/// A fresh enrollment code issued at `now`, MACed under `code_key`.
+pub fn new_enrollment(code_key: &[u8], now: u64, rng: &mut impl CryptoRngCore) -> NewEnrollment {
+    let code = new_enrollment_code(rng);
+    NewEnrollment { code_mac: enrollment_code_mac(code_key, &code), code, expires_at: now + ENROLLMENT_TTL }
+}
+
 /// A fresh enrollment code: 20 RFC 4648 base32 characters (100 bits) in groups of five.
 pub fn new_enrollment_code(rng: &mut impl CryptoRngCore) -> String {
     let mut bytes = [0u8; 13];

@@ -635,3 +635,21 @@ fn a_fixed_challenge_is_kept_as_a_mac_and_still_matches() {
         ErrorKind::ChallengeInvalid
     );
 }
+
+#[test]
+fn a_crl_is_signed_again_only_past_half_its_validity_or_after_a_revocation() {
+    use scepkit::crl::{renew_at, KeptCrl, VALIDITY};
+    let kept = Some(KeptCrl { this_update: NOW, next_update: NOW + VALIDITY, revoked_count: 3 });
+    assert_eq!(renew_at(None, 0, NOW), Some((NOW, NOW + VALIDITY)));
+    assert_eq!(renew_at(kept, 3, NOW + VALIDITY / 2 - 1), None);
+    assert_eq!(renew_at(kept, 3, NOW + VALIDITY / 2), Some((NOW + VALIDITY / 2, NOW + VALIDITY / 2 + VALIDITY)));
+    assert_eq!(renew_at(kept, 4, NOW + 1), Some((NOW + 1, NOW + 1 + VALIDITY)));
+    assert_eq!(renew_at(kept, 3, NOW - 1), Some((NOW - 1, NOW - 1 + VALIDITY)), "a thisUpdate ahead of our clock");
+}
+
+#[test]
+fn a_new_enrollment_code_is_shown_once_kept_as_its_mac_and_expires_in_a_week() {
+    let e = scepkit::policy::new_enrollment(KEY, NOW, &mut rand_core::OsRng);
+    assert_eq!(e.code_mac, enrollment_code_mac(KEY, &e.code));
+    assert_eq!(e.expires_at, NOW + 7 * 86_400);
+}

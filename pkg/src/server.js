@@ -10,7 +10,7 @@ export {
   ServerIdentity,
   PkiOperation,
   decideHeld,
-  newEnrollmentCode,
-  enrollmentCodeMac,
+  newEnrollment,
+  crlRenewal,
   raCertificate,
 } from '#core';

@@ -395,17 +395,25 @@ pub fn decide_held(identity: &ServerIdentity, held: JsValue, approve: bool, now:
         .map_err(|e| js_sys::Error::new(&e.to_string()).into())
 }
 
-/// A fresh one-time enrollment code (100 bits, `XXXXX-XXXXX-XXXXX-XXXXX`).
-#[wasm_bindgen(js_name = newEnrollmentCode)]
-pub fn new_enrollment_code() -> String {
-    crate::policy::new_enrollment_code(&mut OsRng)
+/// A new one-time enrollment code issued at `now`: `{ code, codeMac, expiresAt }` (the code is shown once;
+/// the store keeps its MAC under the server's key).
+#[wasm_bindgen(js_name = newEnrollment)]
+pub fn new_enrollment(code_key_hex: &str, now: f64) -> JsResult<JsValue> {
+    let key = hex::decode(code_key_hex).map_err(|_| js_error(ScepError::invalid_input("code key must be hex")))?;
+    to_js(&crate::policy::new_enrollment(&key, now as u64, &mut OsRng))
 }
 
-/// What the store keeps of an enrollment code: its HMAC-SHA-256 under the server's key, hex.
-#[wasm_bindgen(js_name = enrollmentCodeMac)]
-pub fn enrollment_code_mac(code_key_hex: &str, code: &str) -> JsResult<String> {
-    let key = hex::decode(code_key_hex).map_err(|_| js_error(ScepError::invalid_input("code key must be hex")))?;
-    Ok(crate::policy::enrollment_code_mac(&key, code))
+/// Whether to sign a new CRL at `now` given the kept one (`{ thisUpdate, nextUpdate, revokedCount }` or null)
+/// and the revocations there are: `{ thisUpdate, nextUpdate }` of the new one, or null to serve the kept one.
+#[wasm_bindgen(js_name = crlRenewal)]
+pub fn crl_renewal(kept: JsValue, revoked_count: f64, now: f64) -> JsResult<JsValue> {
+    let kept: Option<crate::crl::KeptCrl> = from_js(kept)?;
+    match crate::crl::renew_at(kept, revoked_count as u64, now as u64) {
+        None => Ok(JsValue::NULL),
+        Some((this_update, next_update)) => {
+            to_js(&serde_json::json!({ "thisUpdate": this_update, "nextUpdate": next_update }))
+        }
+    }
 }
 
 /// Answers a request. `reply` is `{ status: "issued", certificates: [leaf, ...chain] }`, `{ status: "crl",

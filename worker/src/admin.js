@@ -7,7 +7,6 @@ import { currentCrl } from './scep.js';
 import { Conflict, Store } from './store.js';
 
 const now = () => Math.floor(Date.now() / 1000);
-const ENROLLMENT_TTL = 7 * 86400;
 
 export class ApiError extends Error {
   constructor(status, code, message, details = {}, help) {
@@ -212,10 +211,10 @@ admin.post('/seats/bulk', async (c) => {
         profile = profiles.get(name);
         if (!profile) throw notFound(`scep-profile ${name}`);
       }
-      const code = profile && scep.newEnrollmentCode();
       const t = now();
-      const seat = await store.createSeat(id, t, profile && enrollmentOf(c, profile, code, t));
-      results.push({ row, seat_id: id, status: 'created', ...(profile ? { enrollment: { ...seat.enrollment, profile: profile.name }, enrollment_code: code } : {}) });
+      const fresh = profile && scep.newEnrollment(c.env.CODE_KEY, t);
+      const seat = await store.createSeat(id, t, profile && enrollmentOf(profile, fresh, t));
+      results.push({ row, seat_id: id, status: 'created', ...(profile ? { enrollment: { ...seat.enrollment, profile: profile.name }, enrollment_code: fresh.code } : {}) });
     } catch (e) {
       const known = e instanceof ApiError || e instanceof Conflict;
       if (!known) console.error(e);
@@ -251,8 +250,8 @@ function parseCsv(text) {
 }
 
 // ---- enrollments ----
-/** What createEnrollment / createSeat need for a new code of `profile` issued at `t`. */
-const enrollmentOf = (c, profile, code, t) => ({ profileId: profile.id, codeMac: scep.enrollmentCodeMac(c.env.CODE_KEY, code), expiresAt: t + ENROLLMENT_TTL, now: t });
+/** What createEnrollment / createSeat need for a new code (the core's newEnrollment) of `profile` at `t`. */
+const enrollmentOf = (profile, fresh, t) => ({ profileId: profile.id, codeMac: fresh.codeMac, expiresAt: fresh.expiresAt, now: t });
 
 admin.post('/enrollments', async (c) => {
   const body = await json(c);
@@ -262,9 +261,10 @@ admin.post('/enrollments', async (c) => {
   const profile = await store.profileByName(name);
   if (!profile) throw notFound(`scep-profile ${name}`);
   if (!(await store.seatExists(id))) throw notFound(`seat ${id}`);
-  const code = scep.newEnrollmentCode();
-  const e = await store.createEnrollment({ seatId: id, ...enrollmentOf(c, profile, code, now()) });
-  return c.json({ ...e, profile: profile.name, enrollment_code: code }, 201);
+  const t = now();
+  const fresh = scep.newEnrollment(c.env.CODE_KEY, t);
+  const e = await store.createEnrollment({ seatId: id, ...enrollmentOf(profile, fresh, t) });
+  return c.json({ ...e, profile: profile.name, enrollment_code: fresh.code }, 201);
 });
 
 admin.get('/enrollments', async (c) => c.json({ data: await c.get('store').enrollments(c.req.query('seat_id')) }));

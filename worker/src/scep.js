@@ -183,18 +183,15 @@ async function drive(c, store, id, op, t) {
   return new Response(step.body, { headers: { 'content-type': PKI_MESSAGE } });
 }
 
-const CRL_VALIDITY = 86400;
-
-/**
- * The current CRL: the cached one while more than half of its validity is left and no certificate was revoked
- * since it was signed; otherwise a new one (valid for a day, the next CRL number), which is then cached.
- */
+/** The current CRL: the kept one, or a new one when the core says so (crl::renew_at), which is then kept. */
 export async function currentCrl(store, id, t) {
   const { cached, revokedCount } = await store.crlState();
-  if (cached && cached.revoked_count === revokedCount && t < cached.next_update - CRL_VALIDITY / 2 && t >= cached.this_update) return new Uint8Array(cached.der);
+  const kept = cached && { thisUpdate: cached.this_update, nextUpdate: cached.next_update, revokedCount: cached.revoked_count };
+  const renewal = scep.crlRenewal(kept, revokedCount, t);
+  if (!renewal) return new Uint8Array(cached.der);
   const [revoked, number] = await Promise.all([store.revoked(), store.nextCrlNumber()]);
-  const der = id.crl(revoked, number, t, t + CRL_VALIDITY);
-  await store.saveCrl({ number, thisUpdate: t, nextUpdate: t + CRL_VALIDITY, revokedCount: revoked.length, der });
+  const der = id.crl(revoked, number, renewal.thisUpdate, renewal.nextUpdate);
+  await store.saveCrl({ number, ...renewal, revokedCount: revoked.length, der });
   return der;
 }
 
