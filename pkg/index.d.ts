@@ -168,8 +168,17 @@ export function decodeMessageParam(raw: string): Uint8Array;
 // it out, along with DES and 3DES.
 /** Validates a profile (the admin API's schema); secrets masked. */
 export function validateProfile(profile: object): object;
-/** Validates a profile and returns the form a store keeps: a fixed challenge sealed as its MAC under the code key. */
+/**
+ * Validates a new profile and returns the form a store keeps: a fixed challenge sealed as its MAC under the code
+ * key. A secret sent as the mask `'********'` is refused (there is no stored one to keep).
+ */
 export function storedProfile(profile: object, codeKeyHex: string): object;
+/**
+ * Validates the replacement of a stored profile (`stored` as `storedProfile` returned it) and returns the form a
+ * store keeps. A secret sent back masked (`scep_challenge.fixed` or `scep_challenge.dynamic.password` equal to
+ * `'********'`, as `validateProfile` shows them) keeps the stored one; the id stays the stored one.
+ */
+export function updatedProfile(stored: object, profile: object, codeKeyHex: string): object;
 export class ServerKey {
   static fromPkcs8(key: Uint8Array): ServerKey;
   static fromCallbacks(publicKeySpki: Uint8Array, sign: (digest: Digest, data: Uint8Array) => Uint8Array, decrypt: (transport: KeyTransport, data: Uint8Array) => Uint8Array): ServerKey;

@@ -1,16 +1,101 @@
 //! The SCEP profile (`shared/spec/scep-profile.md`): how a device enrolls, validated the same way by the
 //! Worker's admin API and by the page.
+//!
+//! The wire form is derived, both ways. [`ScepProfile`] serialises field for field as the reference schema
+//! spells it: that is the form a store keeps ([`ScepProfile::sealed`]) and, with its secrets masked
+//! ([`ScepProfile::masked`]), the admin API's view. Reading goes through `Received`: the same fields, each read
+//! on its own, so that a field of the wrong type is an issue at its path and hides none of the others, and any
+//! other key kept to be refused by name. `Received::validate` then applies every rule of the schema and collects
+//! every failing field, as the `details` of one `E003 Invalid Object`.
+//!
+//! An update that sends a secret back as the view masked it (`********`) keeps the stored secret
+//! ([`ScepProfile::update`]); the admin API does no merging of its own.
 
-use serde::Serialize;
-use serde_json::{Map, Value};
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+
+use serde::de::{self, DeserializeOwned, Deserializer, Unexpected, Visitor};
+use serde::{Deserialize, Serialize, Serializer};
+use serde_json::Value;
 
 use crate::algorithms::DigestAlg;
 use crate::caps::normalize_fingerprint;
 use crate::error::{FieldIssue, Result, ScepError};
 use crate::names::{render_sans, render_subject, CsrNames};
 
-/// How the server reads the CSR's challengePassword.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// A SCEP profile, field for field as the admin API sends and returns it.
+///
+/// | field | type | rule |
+/// |---|---|---|
+/// | `id` | string | assigned by the server, read-only |
+/// | `name` | string | required, at most 31; a path segment (`/scep/<name>`): letters, digits, `-_.`, inner spaces |
+/// | `folder` / `snippet` / `device` | string | exactly one; at most 64; `^[a-zA-Z\d\-_\. ]+$` |
+/// | `scep_challenge` | object | required; exactly one of `none` (`""`), `fixed` (at most 1024), `dynamic` |
+/// | `ca_identity_name` | string | required, at most 255 |
+/// | `subject` | string | default `CN=$USERNAME`; must render to a distinguished name |
+/// | `algorithm.rsa.rsa_nbits` | number or string | required; 2048, 3072, 4096 (1024 on a legacy profile) |
+/// | `digest` | string | required; sha1 (legacy only), sha256, sha384 (`sha348` read as sha384), sha512 |
+/// | `fingerprint` | string | optional; SHA-256 or SHA-1 hex, colons allowed |
+/// | `certificate_attributes` | object | optional; exactly one of `rfc822name`, `dnsname`, `uniform_resource_identifier` |
+/// | `use_as_digital_signature` / `use_for_key_encipherment` | bool | default true |
+/// | `scep_url` | string | required; an http(s) URL or a path on this service |
+/// | `scep_ca_cert` / `scep_client_cert` | string | optional, at most 255 |
+///
+/// scepkit's extensions, each optional with a safe default: `validity_days`, `renewal_window_days`,
+/// `manual_approval`, `legacy`, `seat_id_mapping`, `csr_names`, `oaep_only`. Any other field is refused.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "Received")]
+pub struct ScepProfile {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    pub name: String,
+    #[serde(flatten)]
+    pub container: Container,
+    pub scep_challenge: ScepChallenge,
+    pub ca_identity_name: String,
+    pub subject: String,
+    #[serde(rename = "algorithm", serialize_with = "write_algorithm")]
+    pub rsa_nbits: u32,
+    pub digest: DigestAlg,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fingerprint: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub certificate_attributes: Option<CertificateAttributes>,
+    pub use_as_digital_signature: bool,
+    pub use_for_key_encipherment: bool,
+    pub scep_url: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scep_ca_cert: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scep_client_cert: Option<String>,
+    /// Days before expiry from which a renewal is accepted.
+    pub renewal_window_days: u32,
+    pub validity_days: u32,
+    /// PKCSReq answers PENDING until an administrator approves.
+    pub manual_approval: bool,
+    /// Allows 3DES, SHA-1 and RSA 1024 for old clients. Single DES is never produced either way.
+    pub legacy: bool,
+    /// Which CSR field names the seat: `subject.common_name` (default), `san.<type>` or `subject.<attr>`.
+    pub seat_id_mapping: String,
+    /// What the CA does with the names a CSR asks for: `match` (default: refuse any other) or `replace`.
+    pub csr_names: CsrNames,
+    /// Refuses RSA PKCS#1 v1.5 key transport (RSA-OAEP only): no v1.5 decryption is ever attempted.
+    pub oaep_only: bool,
+}
+
+/// Where the profile lives: exactly one of folder, snippet, device (flattened into the profile object).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Container {
+    Folder(String),
+    Snippet(String),
+    Device(String),
+}
+
+/// How the server reads the CSR's challengePassword: `{ "none": "" }`, `{ "fixed": "..." }` or
+/// `{ "dynamic": { ... } }`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum ScepChallenge {
     /// No challenge (the empty string in the reference schema).
     None(String),
@@ -21,25 +106,110 @@ pub enum ScepChallenge {
 }
 
 /// A fixed challenge: as the admin API receives it, or as the store keeps it (a MAC under the server's key,
-/// written `hmac-sha256:<hex>`, so a copy of the database does not give it away).
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// written `hmac-sha256:<hex>`, so a copy of the database does not give it away). On the wire it is one string.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(from = "String", into = "String")]
 pub enum FixedChallenge {
     Plain(String),
     Mac(String),
 }
 
+/// The dynamic challenge's OTP server and the credentials for it; `password` is never shown back.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, expecting = "an object with any of otp_server_url, username, password")]
+pub struct DynamicChallenge {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub otp_server_url: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password: Option<String>,
+}
+
+/// The SAN a profile puts in the certificate: its type and a value or `$VAR` template.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CertificateAttributes {
+    Rfc822name(String),
+    Dnsname(String),
+    UniformResourceIdentifier(String),
+}
+
+/// What the admin API shows in place of a secret. Sent back unchanged in an update, it keeps the stored secret;
+/// it is never a secret itself.
+pub const MASK: &str = "********";
+pub const DEFAULT_SUBJECT: &str = "CN=$USERNAME";
+pub const DEFAULT_SEAT_ID_MAPPING: &str = "subject.common_name";
+const SEAT_ID_MAPPINGS: &[&str] = &[
+    "subject.common_name",
+    "subject.serial_number",
+    "subject.email_address",
+    "san.dnsname",
+    "san.rfc822name",
+    "san.uniform_resource_identifier",
+];
+
+impl ScepProfile {
+    /// Reads and validates a profile object (a stored one, or one to check), collecting every failing field.
+    pub fn from_json(value: &Value) -> Result<Self> {
+        Received::from_json(value)?.validate()
+    }
+
+    /// A new profile from the admin API, in the form the store keeps. A secret sent as the mask is refused: there
+    /// is no stored one to keep.
+    pub fn create(incoming: &Value, code_key: &[u8]) -> Result<Self> {
+        let mut received = Received::from_json(incoming)?;
+        received.keep_masked_secrets(None);
+        Ok(received.validate()?.sealed(code_key))
+    }
+
+    /// The administrator's replacement of `stored` (as the store keeps it), in the form the store keeps. A secret
+    /// sent back as the view masked it (`scep_challenge.fixed`, `scep_challenge.dynamic.password`) keeps the
+    /// stored one; any other value replaces it. The id stays the stored one.
+    pub fn update(stored: &ScepProfile, incoming: &Value, code_key: &[u8]) -> Result<Self> {
+        let mut received = Received::from_json(incoming)?;
+        received.keep_masked_secrets(Some(&stored.scep_challenge));
+        let profile = received.validate()?;
+        Ok(Self { id: stored.id.clone(), ..profile }.sealed(code_key))
+    }
+
+    /// The form the store keeps: a fixed challenge becomes its MAC under `code_key`.
+    pub fn sealed(mut self, code_key: &[u8]) -> Self {
+        if let ScepChallenge::Fixed(f) = &self.scep_challenge {
+            self.scep_challenge = ScepChallenge::Fixed(f.sealed(code_key));
+        }
+        self
+    }
+
+    /// The profile as the admin API shows it: a fixed challenge and the dynamic challenge's password masked.
+    pub fn masked(&self) -> Self {
+        let mut view = self.clone();
+        match &mut view.scep_challenge {
+            ScepChallenge::Fixed(f) => *f = FixedChallenge::Plain(MASK.to_owned()),
+            ScepChallenge::Dynamic(DynamicChallenge { password: Some(p), .. }) => *p = MASK.to_owned(),
+            ScepChallenge::Dynamic(_) | ScepChallenge::None(_) => {}
+        }
+        view
+    }
+
+    /// The profile object: the stored form with `reveal_secrets`, else the admin API's [masked](Self::masked) view.
+    pub fn to_json(&self, reveal_secrets: bool) -> Value {
+        let view = if reveal_secrets { Cow::Borrowed(self) } else { Cow::Owned(self.masked()) };
+        serde_json::to_value(view.as_ref()).expect("a profile is a JSON object with string keys")
+    }
+}
+
+impl TryFrom<Received> for ScepProfile {
+    type Error = ScepError;
+
+    fn try_from(received: Received) -> Result<Self> {
+        received.validate()
+    }
+}
+
 const FIXED_MAC_PREFIX: &str = "hmac-sha256:";
 
 impl FixedChallenge {
-    fn parse(s: String) -> Self {
-        match s.strip_prefix(FIXED_MAC_PREFIX) {
-            Some(hex) if hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) => {
-                Self::Mac(hex.to_owned())
-            }
-            _ => Self::Plain(s),
-        }
-    }
-
     /// The form the store keeps.
     pub fn sealed(&self, key: &[u8]) -> Self {
         match self {
@@ -57,10 +227,28 @@ impl FixedChallenge {
         }
     }
 
-    fn text(&self) -> String {
-        match self {
-            Self::Plain(s) => s.clone(),
-            Self::Mac(m) => format!("{FIXED_MAC_PREFIX}{m}"),
+    fn is_mask(&self) -> bool {
+        matches!(self, Self::Plain(s) if s == MASK)
+    }
+}
+
+/// The wire form is one string: `hmac-sha256:<64 lowercase hex>` is a sealed challenge, anything else plain.
+impl From<String> for FixedChallenge {
+    fn from(s: String) -> Self {
+        match s.strip_prefix(FIXED_MAC_PREFIX) {
+            Some(hex) if hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) => {
+                Self::Mac(hex.to_owned())
+            }
+            _ => Self::Plain(s),
+        }
+    }
+}
+
+impl From<FixedChallenge> for String {
+    fn from(f: FixedChallenge) -> Self {
+        match f {
+            FixedChallenge::Plain(s) => s,
+            FixedChallenge::Mac(m) => format!("{FIXED_MAC_PREFIX}{m}"),
         }
     }
 }
@@ -74,444 +262,473 @@ fn fixed_challenge_mac(key: &[u8], secret: &str) -> String {
     hex::encode(mac.finalize().into_bytes())
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct DynamicChallenge {
-    pub otp_server_url: Option<String>,
-    pub username: Option<String>,
-    pub password: Option<String>,
+/// `algorithm: { rsa: { rsa_nbits } }`: the reference schema nests the key size. Read with [`RsaBits`], written
+/// as a number.
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields, expecting = "an object with rsa.rsa_nbits")]
+struct Algorithm<N> {
+    rsa: Rsa<N>,
 }
 
-/// The SAN a profile puts in the certificate: its type and a value or `$VAR` template.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum CertificateAttributes {
-    Rfc822name(String),
-    Dnsname(String),
-    UniformResourceIdentifier(String),
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields, expecting = "an object with rsa_nbits")]
+struct Rsa<N> {
+    rsa_nbits: N,
 }
 
-/// Where the profile lives: exactly one of folder, snippet, device.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Container {
-    Folder(String),
-    Snippet(String),
-    Device(String),
+fn write_algorithm<S: Serializer>(rsa_nbits: &u32, serializer: S) -> core::result::Result<S::Ok, S::Error> {
+    Algorithm { rsa: Rsa { rsa_nbits } }.serialize(serializer)
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ScepProfile {
-    pub id: Option<String>,
-    pub name: String,
-    pub container: Container,
-    pub scep_challenge: ScepChallenge,
-    pub ca_identity_name: String,
-    pub subject: String,
-    pub rsa_nbits: u32,
-    pub digest: DigestAlg,
-    pub fingerprint: Option<String>,
-    pub certificate_attributes: Option<CertificateAttributes>,
-    pub use_as_digital_signature: bool,
-    pub use_for_key_encipherment: bool,
-    pub scep_url: String,
-    pub scep_ca_cert: Option<String>,
-    pub scep_client_cert: Option<String>,
-    /// Days before expiry from which a renewal is accepted.
-    pub renewal_window_days: u32,
-    pub validity_days: u32,
-    /// PKCSReq answers PENDING until an administrator approves.
-    pub manual_approval: bool,
-    /// Allows 3DES, SHA-1 and RSA 1024 for old clients. Single DES is never produced either way.
-    pub legacy: bool,
-    /// Which CSR field names the seat: `subject.common_name` (default), `san.<type>` or `subject.<attr>`.
-    pub seat_id_mapping: String,
-    /// What the CA does with the names a CSR asks for: `match` (default: refuse any other) or `replace`.
-    pub csr_names: CsrNames,
-    /// Refuses RSA PKCS#1 v1.5 key transport (RSA-OAEP only): no v1.5 decryption is ever attempted.
-    pub oaep_only: bool,
-}
+const RSA_NBITS: &str = "algorithm.rsa.rsa_nbits";
+const RSA_NBITS_RULE: &str = "must be one of 2048, 3072, 4096 (1024 with legacy)";
 
-pub const DEFAULT_SUBJECT: &str = "CN=$USERNAME";
-pub const DEFAULT_SEAT_ID_MAPPING: &str = "subject.common_name";
-const SEAT_ID_MAPPINGS: &[&str] = &[
-    "subject.common_name",
-    "subject.serial_number",
-    "subject.email_address",
-    "san.dnsname",
-    "san.rfc822name",
-    "san.uniform_resource_identifier",
-];
+/// `rsa_nbits` as APIs send it: a number, or the same number as a string.
+struct RsaBits(u32);
 
-impl ScepProfile {
-    /// Validates a profile object as the admin API receives it, collecting every failing field.
-    pub fn from_json(value: &Value) -> Result<Self> {
-        let mut v = Validator::default();
-        let Some(obj) = value.as_object() else {
-            return Err(ScepError::invalid_object(vec![FieldIssue {
-                path: "$".into(),
-                rule: "must be a JSON object".into(),
-            }]));
-        };
-        let name = v.string(obj, "name", true, 31).unwrap_or_default();
-        // A name is a path segment (/scep/<name>) and a CSV cell: nothing that could escape either.
-        let name_ok = name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ' '))
-            && name.chars().any(|c| c.is_ascii_alphanumeric())
-            && !name.contains("..")
-            && name.trim() == name;
-        if !name.is_empty() && !name_ok {
-            v.fail("name", "must be ASCII letters, digits, '-', '_', '.' and inner spaces, with a letter or digit (no '..', no leading or trailing space)");
-        }
-        let container = v.container(obj);
-        let scep_challenge = v.challenge(obj);
-        let ca_identity_name = v.string(obj, "ca_identity_name", true, 255).unwrap_or_default();
-        let subject = v.string(obj, "subject", false, 1024).unwrap_or_else(|| DEFAULT_SUBJECT.to_owned());
-        let legacy = v.boolean(obj, "legacy", false);
-        let rsa_nbits = v.rsa_nbits(obj, legacy);
-        let digest = v.digest(obj, legacy);
-        let fingerprint = v.string(obj, "fingerprint", false, 200);
-        if let Some(fp) = &fingerprint {
-            if normalize_fingerprint(fp).is_none() {
-                v.fail(
-                    "fingerprint",
-                    "must be a SHA-256 (64 hex digits) or SHA-1 (40 hex digits) fingerprint, colons allowed",
-                );
+impl<'de> Deserialize<'de> for RsaBits {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> core::result::Result<Self, D::Error> {
+        struct Bits;
+        impl Visitor<'_> for Bits {
+            type Value = RsaBits;
+
+            fn expecting(&self, f: &mut core::fmt::Formatter) -> core::fmt::Result {
+                f.write_str(RSA_NBITS_RULE.trim_start_matches("must be "))
+            }
+
+            fn visit_u64<E: de::Error>(self, n: u64) -> core::result::Result<RsaBits, E> {
+                u32::try_from(n).map(RsaBits).map_err(|_| E::invalid_value(Unexpected::Unsigned(n), &self))
+            }
+
+            fn visit_str<E: de::Error>(self, s: &str) -> core::result::Result<RsaBits, E> {
+                s.trim().parse().map(RsaBits).map_err(|_| E::invalid_value(Unexpected::Str(s), &self))
             }
         }
-        let certificate_attributes = v.certificate_attributes(obj);
-        let use_as_digital_signature = v.boolean(obj, "use_as_digital_signature", true);
-        let use_for_key_encipherment = v.boolean(obj, "use_for_key_encipherment", true);
-        let scep_url = v.string(obj, "scep_url", true, 1024).unwrap_or_default();
-        let scep_url_ok = ["http://", "https://", "/"].iter().any(|p| scep_url.starts_with(p));
-        if !scep_url.is_empty() && !scep_url_ok {
-            v.fail("scep_url", "must be an http(s) URL or a path on this service");
+        deserializer.deserialize_any(Bits)
+    }
+}
+
+/// A profile object as it arrives: each field of the schema read on its own, and every other key kept, to be
+/// refused by name. Reading it fails only when the input is not an object.
+#[derive(Default, Deserialize)]
+#[serde(default)]
+struct Received {
+    id: Field<String>,
+    name: Field<String>,
+    folder: Field<String>,
+    snippet: Field<String>,
+    device: Field<String>,
+    scep_challenge: Field<ScepChallenge>,
+    ca_identity_name: Field<String>,
+    subject: Field<String>,
+    algorithm: Field<Algorithm<RsaBits>>,
+    digest: Field<String>,
+    fingerprint: Field<String>,
+    certificate_attributes: Field<CertificateAttributes>,
+    use_as_digital_signature: Field<bool>,
+    use_for_key_encipherment: Field<bool>,
+    scep_url: Field<String>,
+    scep_ca_cert: Field<String>,
+    scep_client_cert: Field<String>,
+    renewal_window_days: Field<u32>,
+    validity_days: Field<u32>,
+    manual_approval: Field<bool>,
+    legacy: Field<bool>,
+    seat_id_mapping: Field<String>,
+    csr_names: Field<CsrNames>,
+    oaep_only: Field<bool>,
+    #[serde(flatten)]
+    unknown: BTreeMap<String, Value>,
+}
+
+impl Received {
+    fn from_json(value: &Value) -> Result<Self> {
+        let not_object = || ScepError::invalid_object(vec![issue("$", "must be a JSON object")]);
+        if !value.is_object() {
+            return Err(not_object());
         }
-        let scep_ca_cert = v.string(obj, "scep_ca_cert", false, 255);
-        let scep_client_cert = v.string(obj, "scep_client_cert", false, 255);
-        let renewal_window_days = v.integer(obj, "renewal_window_days", 30, 0..=3650);
-        let validity_days = v.integer(obj, "validity_days", 365, 1..=3650);
-        // A window as long as the validity means "renew at any time" (micromdm's -allowrenew 0).
-        if renewal_window_days > validity_days {
-            v.fail("renewal_window_days", "must not be longer than validity_days");
-        }
-        let manual_approval = v.boolean(obj, "manual_approval", false);
-        let seat_id_mapping =
-            v.string(obj, "seat_id_mapping", false, 64).unwrap_or_else(|| DEFAULT_SEAT_ID_MAPPING.to_owned());
-        if !SEAT_ID_MAPPINGS.contains(&seat_id_mapping.as_str()) {
-            v.fail("seat_id_mapping", &format!("must be one of {}", SEAT_ID_MAPPINGS.join(", ")));
-        }
-        let csr_names = match obj.get("csr_names").filter(|x| !x.is_null()) {
-            None => CsrNames::default(),
-            Some(x) => serde_json::from_value(x.clone()).unwrap_or_else(|_| {
-                v.fail("csr_names", "must be match or replace");
-                CsrNames::default()
-            }),
+        Self::deserialize(value).map_err(|_| not_object())
+    }
+
+    /// A secret sent as the mask becomes the one `stored` has; with none to keep, the mask is refused.
+    fn keep_masked_secrets(&mut self, stored: Option<&ScepChallenge>) {
+        const NOTHING_TO_KEEP: &str = "is the mask of a secret, and there is no stored secret to keep: send the secret";
+        let Field::Given(challenge) = &mut self.scep_challenge else { return };
+        let unkept = match (challenge, stored) {
+            (ScepChallenge::Fixed(f), Some(ScepChallenge::Fixed(kept))) if f.is_mask() => {
+                *f = kept.clone();
+                None
+            }
+            (ScepChallenge::Fixed(f), _) if f.is_mask() => Some(".fixed"),
+            (ScepChallenge::Dynamic(d), stored) if d.password.as_deref() == Some(MASK) => match stored {
+                Some(ScepChallenge::Dynamic(DynamicChallenge { password: Some(kept), .. })) => {
+                    d.password = Some(kept.clone());
+                    None
+                }
+                _ => Some(".dynamic.password"),
+            },
+            _ => None,
         };
-        let oaep_only = v.boolean(obj, "oaep_only", false);
-        let id = obj.get("id").and_then(Value::as_str).map(str::to_owned);
-        if !v.issues.is_empty() {
-            return Err(ScepError::invalid_object(v.issues));
+        if let Some(at) = unkept {
+            self.scep_challenge = Field::Wrong { at: at.to_owned(), rule: NOTHING_TO_KEEP.to_owned() };
         }
-        let profile = Self {
+    }
+
+    /// Every rule of the schema, each failing field an issue with its path; the profile when there is none.
+    fn validate(self) -> Result<ScepProfile> {
+        let mut v = Issues::default();
+        let id = self.id.read("id", &mut v);
+
+        // A name is a path segment (/scep/<name>) and a CSV cell: nothing that could escape either.
+        let name = v.required_text("name", self.name, 31);
+        let name = v.rule("name", name, |n| is_profile_name(n), "must be ASCII letters, digits, '-', '_', '.' and inner spaces, with a letter or digit (no '..', no leading or trailing space)");
+
+        let container = v.container([("folder", self.folder), ("snippet", self.snippet), ("device", self.device)]);
+
+        let scep_challenge = self
+            .scep_challenge
+            .must_be("must be an object with exactly one of none, fixed, dynamic")
+            .require("scep_challenge", &mut v);
+        let scep_challenge = scep_challenge.and_then(|c| v.challenge(c));
+
+        let ca_identity_name = v.required_text("ca_identity_name", self.ca_identity_name, 255);
+
+        let subject = self.subject.or(DEFAULT_SUBJECT.to_owned()).read("subject", &mut v);
+        let subject = v.text("subject", subject, 1024);
+        // The templates must render for an ordinary seat id, to a distinguished name and a SAN.
+        let subject = v.check("subject", subject, |s| {
+            render_subject(s, "seat-1")
+                .map(drop)
+                .map_err(|e| format!("must be an RFC 4514 name template such as CN=$USERNAME,O=Example: {}", e.message))
+        });
+
+        let legacy = self.legacy.or(false).read("legacy", &mut v);
+        let rsa_nbits = match self.algorithm {
+            Field::Absent => v.missing(RSA_NBITS),
+            algorithm => algorithm.read("algorithm", &mut v).map(|a| a.rsa.rsa_nbits.0),
+        };
+        let rsa_nbits = v.check(RSA_NBITS, rsa_nbits, |n| match n {
+            2048 | 3072 | 4096 => Ok(()),
+            1024 if legacy != Some(false) => Ok(()),
+            1024 => Err("1024 is only allowed on a legacy profile".to_owned()),
+            _ => Err(RSA_NBITS_RULE.to_owned()),
+        });
+
+        const DIGEST_RULE: &str = "must be one of sha1, sha256, sha384, sha512";
+        let digest = self.digest.must_be(DIGEST_RULE).require("digest", &mut v);
+        let digest = digest.and_then(|d| match DigestAlg::from_name(&d) {
+            Ok(d) if d.is_legacy() && legacy == Some(false) => {
+                v.fail("digest", "sha1 is only allowed on a legacy profile")
+            }
+            Ok(d) => Some(d),
+            Err(_) => v.fail("digest", DIGEST_RULE),
+        });
+
+        let fingerprint = self.fingerprint.read("fingerprint", &mut v);
+        let fingerprint = v.text("fingerprint", fingerprint, 200);
+        let fingerprint = v.rule(
+            "fingerprint",
+            fingerprint,
+            |f| normalize_fingerprint(f).is_some(),
+            "must be a SHA-256 (64 hex digits) or SHA-1 (40 hex digits) fingerprint, colons allowed",
+        );
+
+        const ATTRIBUTES: &str = "certificate_attributes";
+        let certificate_attributes = self
+            .certificate_attributes
+            .must_be("must be an object with exactly one of rfc822name, dnsname, uniform_resource_identifier")
+            .read(ATTRIBUTES, &mut v);
+        let certificate_attributes = certificate_attributes.and_then(|a| v.attributes(a));
+        let certificate_attributes = v.check(ATTRIBUTES, certificate_attributes, |a| {
+            render_sans(Some(a), "seat-1").map(drop).map_err(|e| format!("must render for a seat: {}", e.message))
+        });
+
+        let use_as_digital_signature = self.use_as_digital_signature.or(true).read("use_as_digital_signature", &mut v);
+        let use_for_key_encipherment = self.use_for_key_encipherment.or(true).read("use_for_key_encipherment", &mut v);
+
+        let scep_url = v.required_text("scep_url", self.scep_url, 1024);
+        let scep_url = v.rule(
+            "scep_url",
+            scep_url,
+            |u| ["http://", "https://", "/"].iter().any(|p| u.starts_with(p)),
+            "must be an http(s) URL or a path on this service",
+        );
+        let scep_ca_cert = self.scep_ca_cert.read("scep_ca_cert", &mut v);
+        let scep_ca_cert = v.text("scep_ca_cert", scep_ca_cert, 255);
+        let scep_client_cert = self.scep_client_cert.read("scep_client_cert", &mut v);
+        let scep_client_cert = v.text("scep_client_cert", scep_client_cert, 255);
+
+        let renewal_window_days = v.days("renewal_window_days", self.renewal_window_days.or(30), 0..=3650);
+        let validity_days = v.days("validity_days", self.validity_days.or(365), 1..=3650);
+        // A window as long as the validity means "renew at any time" (micromdm's -allowrenew 0).
+        if let (Some(window), Some(validity)) = (renewal_window_days, validity_days) {
+            if window > validity {
+                v.fail::<()>("renewal_window_days", "must not be longer than validity_days");
+            }
+        }
+        let manual_approval = self.manual_approval.or(false).read("manual_approval", &mut v);
+
+        let seat_id_mapping =
+            self.seat_id_mapping.or(DEFAULT_SEAT_ID_MAPPING.to_owned()).read("seat_id_mapping", &mut v);
+        let seat_id_mapping = v.text("seat_id_mapping", seat_id_mapping, 64);
+        let seat_id_mapping = v.rule(
+            "seat_id_mapping",
+            seat_id_mapping,
+            |m| SEAT_ID_MAPPINGS.contains(&m.as_str()),
+            &format!("must be one of {}", SEAT_ID_MAPPINGS.join(", ")),
+        );
+        let csr_names =
+            self.csr_names.must_be("must be match or replace").or(CsrNames::default()).read("csr_names", &mut v);
+        let oaep_only = self.oaep_only.or(false).read("oaep_only", &mut v);
+
+        for key in self.unknown.keys() {
+            v.fail::<()>(key, "is not a field of a SCEP profile");
+        }
+        if !v.0.is_empty() {
+            return Err(ScepError::invalid_object(v.0));
+        }
+        // Every field that is None here left an issue above.
+        const CHECKED: &str = "validated above";
+        Ok(ScepProfile {
             id,
-            name,
-            container: container.expect("validated"),
-            scep_challenge: scep_challenge.expect("validated"),
-            ca_identity_name,
-            subject,
-            rsa_nbits,
-            digest,
+            name: name.expect(CHECKED),
+            container: container.expect(CHECKED),
+            scep_challenge: scep_challenge.expect(CHECKED),
+            ca_identity_name: ca_identity_name.expect(CHECKED),
+            subject: subject.expect(CHECKED),
+            rsa_nbits: rsa_nbits.expect(CHECKED),
+            digest: digest.expect(CHECKED),
             fingerprint,
             certificate_attributes,
-            use_as_digital_signature,
-            use_for_key_encipherment,
-            scep_url,
+            use_as_digital_signature: use_as_digital_signature.expect(CHECKED),
+            use_for_key_encipherment: use_for_key_encipherment.expect(CHECKED),
+            scep_url: scep_url.expect(CHECKED),
             scep_ca_cert,
             scep_client_cert,
-            renewal_window_days,
-            validity_days,
-            manual_approval,
-            legacy,
-            seat_id_mapping,
-            csr_names,
-            oaep_only,
-        };
-        // The templates must render for an ordinary seat id, to a distinguished name and a SAN.
-        let mut issues = Vec::new();
-        if let Err(e) = render_subject(&profile.subject, "seat-1") {
-            issues.push(FieldIssue {
-                path: "subject".into(),
-                rule: format!("must be an RFC 4514 name template such as CN=$USERNAME,O=Example: {}", e.message),
-            });
-        }
-        if let Err(e) = render_sans(profile.certificate_attributes.as_ref(), "seat-1") {
-            issues.push(FieldIssue {
-                path: "certificate_attributes".into(),
-                rule: format!("must render for a seat: {}", e.message),
-            });
-        }
-        if !issues.is_empty() {
-            return Err(ScepError::invalid_object(issues));
-        }
-        Ok(profile)
-    }
-
-    /// The form the store keeps: a fixed challenge becomes its MAC under `code_key`.
-    pub fn sealed(mut self, code_key: &[u8]) -> Self {
-        if let ScepChallenge::Fixed(f) = &self.scep_challenge {
-            self.scep_challenge = ScepChallenge::Fixed(f.sealed(code_key));
-        }
-        self
-    }
-
-    /// The profile as the admin API returns it: the reference schema's shape, with the dynamic
-    /// challenge's password and a fixed challenge masked.
-    pub fn to_json(&self, reveal_secrets: bool) -> Value {
-        let mask = |s: &str| if reveal_secrets { s.to_owned() } else { "********".to_owned() };
-        let challenge = match &self.scep_challenge {
-            ScepChallenge::None(_) => serde_json::json!({ "none": "" }),
-            ScepChallenge::Fixed(f) => serde_json::json!({ "fixed": mask(&f.text()) }),
-            ScepChallenge::Dynamic(d) => {
-                let mut m = Map::new();
-                if let Some(u) = &d.otp_server_url {
-                    m.insert("otp_server_url".into(), u.clone().into());
-                }
-                if let Some(u) = &d.username {
-                    m.insert("username".into(), u.clone().into());
-                }
-                if let Some(p) = &d.password {
-                    m.insert("password".into(), mask(p).into());
-                }
-                serde_json::json!({ "dynamic": m })
-            }
-        };
-        let mut out = serde_json::json!({
-            "name": self.name,
-            "scep_challenge": challenge,
-            "ca_identity_name": self.ca_identity_name,
-            "subject": self.subject,
-            "algorithm": { "rsa": { "rsa_nbits": self.rsa_nbits } },
-            "digest": self.digest.name(),
-            "use_as_digital_signature": self.use_as_digital_signature,
-            "use_for_key_encipherment": self.use_for_key_encipherment,
-            "scep_url": self.scep_url,
-            "renewal_window_days": self.renewal_window_days,
-            "validity_days": self.validity_days,
-            "manual_approval": self.manual_approval,
-            "legacy": self.legacy,
-            "seat_id_mapping": self.seat_id_mapping,
-            "csr_names": self.csr_names.name(),
-            "oaep_only": self.oaep_only,
-        });
-        let m = out.as_object_mut().expect("object literal");
-        let (key, value) = match &self.container {
-            Container::Folder(s) => ("folder", s),
-            Container::Snippet(s) => ("snippet", s),
-            Container::Device(s) => ("device", s),
-        };
-        m.insert(key.into(), value.clone().into());
-        for (k, val) in [
-            ("id", &self.id),
-            ("fingerprint", &self.fingerprint),
-            ("scep_ca_cert", &self.scep_ca_cert),
-            ("scep_client_cert", &self.scep_client_cert),
-        ] {
-            if let Some(val) = val {
-                m.insert(k.into(), val.clone().into());
-            }
-        }
-        if let Some(attrs) = &self.certificate_attributes {
-            m.insert("certificate_attributes".into(), serde_json::to_value(attrs).expect("plain enum"));
-        }
-        out
+            renewal_window_days: renewal_window_days.expect(CHECKED),
+            validity_days: validity_days.expect(CHECKED),
+            manual_approval: manual_approval.expect(CHECKED),
+            legacy: legacy.expect(CHECKED),
+            seat_id_mapping: seat_id_mapping.expect(CHECKED),
+            csr_names: csr_names.expect(CHECKED),
+            oaep_only: oaep_only.expect(CHECKED),
+        })
     }
 }
 
+fn is_profile_name(name: &str) -> bool {
+    name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ' '))
+        && name.chars().any(|c| c.is_ascii_alphanumeric())
+        && !name.contains("..")
+        && name.trim() == name
+}
+
+/// One field of a received profile.
 #[derive(Default)]
-struct Validator {
-    issues: Vec<FieldIssue>,
+enum Field<T> {
+    /// Not sent, or sent as null.
+    #[default]
+    Absent,
+    Given(T),
+    /// Not of the field's type: where inside the field (`""` for the field itself, else `.key...`), and what it
+    /// must be.
+    Wrong {
+        at: String,
+        rule: String,
+    },
 }
 
-impl Validator {
-    fn fail(&mut self, path: &str, rule: &str) {
-        self.issues.push(FieldIssue { path: path.to_owned(), rule: rule.to_owned() });
+/// Never fails: a value of the wrong type is kept as [`Field::Wrong`], so the other fields are still read.
+impl<'de, T: DeserializeOwned> Deserialize<'de> for Field<T> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> core::result::Result<Self, D::Error> {
+        let value = Value::deserialize(deserializer)?;
+        if value.is_null() {
+            return Ok(Self::Absent);
+        }
+        Ok(match serde_path_to_error::deserialize(value) {
+            Ok(v) => Self::Given(v),
+            Err(e) => {
+                let (at, rule) = type_issue(&e);
+                Self::Wrong { at, rule }
+            }
+        })
     }
+}
 
-    fn string(&mut self, obj: &Map<String, Value>, key: &str, required: bool, max: usize) -> Option<String> {
-        self.string_at(obj.get(key), key, required, max)
+/// serde's account of a value of the wrong type (`invalid type: integer `5`, expected a string`, at `dynamic`)
+/// as a rule at a path inside the field (`.dynamic`, `must be a string`).
+fn type_issue(e: &serde_path_to_error::Error<serde_json::Error>) -> (String, String) {
+    use serde_path_to_error::Segment;
+    let message = e.inner().to_string();
+    let mut segments: Vec<String> = e
+        .path()
+        .iter()
+        .filter_map(|segment| match segment {
+            Segment::Map { key } => Some(key.clone()),
+            Segment::Enum { variant } => Some(variant.clone()),
+            Segment::Seq { index } => Some(index.to_string()),
+            Segment::Unknown => None,
+        })
+        .collect();
+    // A bare string where an object of one key belongs (`"none"` for `{ "none": "" }`) is the field's own shape.
+    if message.starts_with("invalid type: unit variant") {
+        segments.pop();
     }
+    let mut at: String = segments.iter().map(|s| format!(".{s}")).collect();
+    let quoted = |prefix: &str| message.strip_prefix(prefix).and_then(|rest| rest.split('`').next()).map(str::to_owned);
+    let rule = if let Some(field) = quoted("missing field `") {
+        at += &format!(".{field}");
+        "is required".to_owned()
+    } else if let Some(field) = quoted("unknown field `") {
+        // The path already ends with the key when it was read before being refused.
+        if !at.ends_with(&format!(".{field}")) {
+            at += &format!(".{field}");
+        }
+        "is not a field of a SCEP profile".to_owned()
+    } else if let Some((_, expected)) = message.split_once(", expected ") {
+        format!("must be {}", expected.replace('`', ""))
+    } else {
+        message
+    };
+    (at, rule)
+}
 
-    fn string_at(&mut self, value: Option<&Value>, path: &str, required: bool, max: usize) -> Option<String> {
-        match value {
-            None | Some(Value::Null) if required => {
-                self.fail(path, "is required");
-                None
-            }
-            None | Some(Value::Null) => None,
-            Some(Value::String(s)) if s.chars().count() > max => {
-                self.fail(path, &format!("must be at most {max} characters"));
-                None
-            }
-            Some(Value::String(s)) if required && s.trim().is_empty() => {
-                self.fail(path, "must not be empty");
-                None
-            }
-            Some(Value::String(s)) => Some(s.clone()),
-            Some(_) => {
-                self.fail(path, "must be a string");
-                None
-            }
+impl<T> Field<T> {
+    /// Says what the field must be when its value is not of its type at all (serde's own wording names Rust
+    /// types). Issues inside the field keep theirs.
+    fn must_be(self, rule: &str) -> Self {
+        match self {
+            Self::Wrong { at, .. } if at.is_empty() => Self::Wrong { at, rule: rule.to_owned() },
+            other => other,
         }
     }
 
-    fn boolean(&mut self, obj: &Map<String, Value>, key: &str, default: bool) -> bool {
-        match obj.get(key) {
-            None | Some(Value::Null) => default,
-            Some(Value::Bool(b)) => *b,
-            Some(_) => {
-                self.fail(key, "must be a boolean");
-                default
-            }
+    /// The value when the field is absent.
+    fn or(self, default: T) -> Self {
+        match self {
+            Self::Absent => Self::Given(default),
+            other => other,
         }
     }
 
-    fn integer(
+    /// The value, if any; a value of the wrong type is an issue at `path`.
+    fn read(self, path: &str, issues: &mut Issues) -> Option<T> {
+        match self {
+            Self::Absent => None,
+            Self::Given(value) => Some(value),
+            Self::Wrong { at, rule } => issues.fail(&format!("{path}{at}"), &rule),
+        }
+    }
+
+    /// As [`read`](Self::read), and an absent field is an issue too.
+    fn require(self, path: &str, issues: &mut Issues) -> Option<T> {
+        match self {
+            Self::Absent => issues.missing(path),
+            other => other.read(path, issues),
+        }
+    }
+}
+
+/// The failing fields found so far.
+#[derive(Default)]
+struct Issues(Vec<FieldIssue>);
+
+fn issue(path: &str, rule: &str) -> FieldIssue {
+    FieldIssue { path: path.to_owned(), rule: rule.to_owned() }
+}
+
+impl Issues {
+    /// Notes an issue; `None`, for the field's value.
+    fn fail<T>(&mut self, path: &str, rule: &str) -> Option<T> {
+        self.0.push(issue(path, rule));
+        None
+    }
+
+    fn missing<T>(&mut self, path: &str) -> Option<T> {
+        self.fail(path, "is required")
+    }
+
+    /// `value` if `check` passes, else the issue it names.
+    fn check<T>(
         &mut self,
-        obj: &Map<String, Value>,
-        key: &str,
-        default: u32,
-        range: core::ops::RangeInclusive<u32>,
-    ) -> u32 {
-        let n = match obj.get(key) {
-            None | Some(Value::Null) => return default,
-            Some(v) => v.as_u64().and_then(|n| u32::try_from(n).ok()),
-        };
-        match n {
-            Some(n) if range.contains(&n) => n,
-            _ => {
-                self.fail(key, &format!("must be an integer from {} to {}", range.start(), range.end()));
-                default
-            }
+        path: &str,
+        value: Option<T>,
+        check: impl FnOnce(&T) -> core::result::Result<(), String>,
+    ) -> Option<T> {
+        let value = value?;
+        match check(&value) {
+            Ok(()) => Some(value),
+            Err(rule) => self.fail(path, &rule),
         }
     }
 
-    fn container(&mut self, obj: &Map<String, Value>) -> Option<Container> {
-        let present: Vec<&str> = ["folder", "snippet", "device"].into_iter().filter(|k| obj.contains_key(*k)).collect();
-        let [key] = present.as_slice() else {
-            self.fail("folder", "exactly one of folder, snippet or device is required");
-            return None;
+    /// `value` if it keeps `rule`.
+    fn rule<T>(&mut self, path: &str, value: Option<T>, keeps: impl FnOnce(&T) -> bool, rule: &str) -> Option<T> {
+        self.check(path, value, |v| if keeps(v) { Ok(()) } else { Err(rule.to_owned()) })
+    }
+
+    /// A string of at most `max` characters.
+    fn text(&mut self, path: &str, value: Option<String>, max: usize) -> Option<String> {
+        self.rule(path, value, |s| s.chars().count() <= max, &format!("must be at most {max} characters"))
+    }
+
+    /// A required string of at most `max` characters, not blank.
+    fn required_text(&mut self, path: &str, field: Field<String>, max: usize) -> Option<String> {
+        let value = field.require(path, self);
+        let value = self.text(path, value, max);
+        self.rule(path, value, |s| !s.trim().is_empty(), "must not be empty")
+    }
+
+    fn days(&mut self, path: &str, field: Field<u32>, range: core::ops::RangeInclusive<u32>) -> Option<u32> {
+        let rule = format!("must be an integer from {} to {}", range.start(), range.end());
+        let value = field.must_be(&rule).read(path, self);
+        self.rule(path, value, |n| range.contains(n), &rule)
+    }
+
+    /// Exactly one of folder, snippet and device, named as the schema says.
+    fn container(&mut self, fields: [(&str, Field<String>); 3]) -> Option<Container> {
+        let mut given = fields.into_iter().filter(|(_, f)| !matches!(f, Field::Absent));
+        let (Some((key, field)), None) = (given.next(), given.next()) else {
+            return self.fail("folder", "exactly one of folder, snippet or device is required");
         };
-        let value = self.string(obj, key, true, 64)?;
-        if !value.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ' ')) {
-            self.fail(key, "must match ^[a-zA-Z\\d\\-_\\. ]+$");
-            return None;
-        }
-        Some(match *key {
+        let value = self.required_text(key, field, 64);
+        let value = self.rule(
+            key,
+            value,
+            |s| s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ' ')),
+            "must match ^[a-zA-Z\\d\\-_\\. ]+$",
+        )?;
+        Some(match key {
             "folder" => Container::Folder(value),
             "snippet" => Container::Snippet(value),
             _ => Container::Device(value),
         })
     }
 
-    fn challenge(&mut self, obj: &Map<String, Value>) -> Option<ScepChallenge> {
-        let Some(ch) = obj.get("scep_challenge") else {
-            self.fail("scep_challenge", "is required");
-            return None;
-        };
-        let Some(ch) = ch.as_object().filter(|m| m.len() == 1) else {
-            self.fail("scep_challenge", "must be an object with exactly one of none, fixed, dynamic");
-            return None;
-        };
-        let (kind, value) = ch.iter().next().expect("one entry");
-        match kind.as_str() {
-            "none" => match value.as_str() {
-                Some("") => Some(ScepChallenge::None(String::new())),
-                _ => {
-                    self.fail("scep_challenge.none", "must be the empty string");
-                    None
-                }
-            },
-            "fixed" => self
-                .string_at(Some(value), "scep_challenge.fixed", true, 1024)
-                .map(|s| ScepChallenge::Fixed(FixedChallenge::parse(s))),
-            "dynamic" => {
-                let Some(d) = value.as_object() else {
-                    self.fail("scep_challenge.dynamic", "must be an object");
-                    return None;
-                };
-                let otp_server_url =
-                    self.string_at(d.get("otp_server_url"), "scep_challenge.dynamic.otp_server_url", false, 255);
-                let username = self.string_at(d.get("username"), "scep_challenge.dynamic.username", false, 255);
-                let password = self.string_at(d.get("password"), "scep_challenge.dynamic.password", false, 255);
+    fn challenge(&mut self, challenge: ScepChallenge) -> Option<ScepChallenge> {
+        match challenge {
+            ScepChallenge::None(s) if !s.is_empty() => self.fail("scep_challenge.none", "must be the empty string"),
+            ScepChallenge::Fixed(f) => {
+                let text = self.required_text("scep_challenge.fixed", Field::Given(String::from(f)), 1024)?;
+                Some(ScepChallenge::Fixed(FixedChallenge::from(text)))
+            }
+            ScepChallenge::Dynamic(d) => {
+                let otp_server_url = self.text("scep_challenge.dynamic.otp_server_url", d.otp_server_url, 255);
+                let username = self.text("scep_challenge.dynamic.username", d.username, 255);
+                let password = self.text("scep_challenge.dynamic.password", d.password, 255);
                 Some(ScepChallenge::Dynamic(DynamicChallenge { otp_server_url, username, password }))
             }
-            _ => {
-                self.fail("scep_challenge", "must be an object with exactly one of none, fixed, dynamic");
-                None
-            }
+            none => Some(none),
         }
     }
 
-    fn rsa_nbits(&mut self, obj: &Map<String, Value>, legacy: bool) -> u32 {
-        const PATH: &str = "algorithm.rsa.rsa_nbits";
-        let raw = obj.get("algorithm").and_then(|a| a.get("rsa")).and_then(|r| r.get("rsa_nbits"));
-        // APIs send it as a number or as a string.
-        let n = match raw {
-            None => {
-                self.fail(PATH, "is required");
-                return 2048;
-            }
-            Some(Value::Number(n)) => n.as_u64(),
-            Some(Value::String(s)) => s.trim().parse().ok(),
-            Some(_) => None,
+    fn attributes(&mut self, attributes: CertificateAttributes) -> Option<CertificateAttributes> {
+        use CertificateAttributes::*;
+        let (kind, value, make): (&str, String, fn(String) -> CertificateAttributes) = match attributes {
+            Rfc822name(s) => ("rfc822name", s, Rfc822name),
+            Dnsname(s) => ("dnsname", s, Dnsname),
+            UniformResourceIdentifier(s) => ("uniform_resource_identifier", s, UniformResourceIdentifier),
         };
-        match n.and_then(|n| u32::try_from(n).ok()) {
-            Some(n @ (2048 | 3072 | 4096)) => n,
-            Some(1024) if legacy => 1024,
-            Some(1024) => {
-                self.fail(PATH, "1024 is only allowed on a legacy profile");
-                2048
-            }
-            _ => {
-                self.fail(PATH, "must be one of 2048, 3072, 4096 (1024 with legacy)");
-                2048
-            }
-        }
-    }
-
-    fn digest(&mut self, obj: &Map<String, Value>, legacy: bool) -> DigestAlg {
-        match obj.get("digest").and_then(Value::as_str).map(DigestAlg::from_name) {
-            Some(Ok(d)) if d.is_legacy() && !legacy => {
-                self.fail("digest", "sha1 is only allowed on a legacy profile");
-                DigestAlg::Sha256
-            }
-            Some(Ok(d)) => d,
-            None if !obj.contains_key("digest") => {
-                self.fail("digest", "is required");
-                DigestAlg::Sha256
-            }
-            _ => {
-                self.fail("digest", "must be one of sha1, sha256, sha384, sha512");
-                DigestAlg::Sha256
-            }
-        }
-    }
-
-    fn certificate_attributes(&mut self, obj: &Map<String, Value>) -> Option<CertificateAttributes> {
-        const PATH: &str = "certificate_attributes";
-        let value = obj.get(PATH).filter(|v| !v.is_null())?;
-        let Some(m) = value.as_object().filter(|m| m.len() == 1) else {
-            self.fail(PATH, "must be an object with exactly one of rfc822name, dnsname, uniform_resource_identifier");
-            return None;
-        };
-        let (kind, v) = m.iter().next().expect("one entry");
-        let s = self.string_at(Some(v), &format!("{PATH}.{kind}"), true, 1024)?;
-        Some(match kind.as_str() {
-            "rfc822name" => CertificateAttributes::Rfc822name(s),
-            "dnsname" => CertificateAttributes::Dnsname(s),
-            "uniform_resource_identifier" => CertificateAttributes::UniformResourceIdentifier(s),
-            _ => {
-                self.fail(PATH, "must be one of rfc822name, dnsname, uniform_resource_identifier");
-                return None;
-            }
-        })
+        self.required_text(&format!("certificate_attributes.{kind}"), Field::Given(value), 1024).map(make)
     }
 }

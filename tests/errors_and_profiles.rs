@@ -2,7 +2,7 @@
 //! `shared/spec/scep-profile.md`.
 
 use scepkit::csr::render_template;
-use scepkit::profile::ScepProfile;
+use scepkit::profile::{FixedChallenge, ScepChallenge, ScepProfile};
 use scepkit::{FailInfo, ScepError};
 use serde_json::json;
 
@@ -128,6 +128,195 @@ fn legacy_opens_1024_bits_and_sha1_only_on_request() {
     v["legacy"] = json!(true);
     let p = ScepProfile::from_json(&v).unwrap();
     assert_eq!(p.rsa_nbits, 1024);
+}
+
+fn issues(err: &ScepError) -> Vec<(&str, &str)> {
+    err.details.iter().map(|d| (d.path.as_str(), d.rule.as_str())).collect()
+}
+
+#[test]
+fn the_stored_form_reads_back_as_the_same_profile_through_the_derive() {
+    const KEY: &[u8] = b"code-mac-key";
+    let mut full = base();
+    for (k, v) in [
+        ("id", json!("5f0c4a6e-0000-4000-8000-000000000001")),
+        ("subject", json!("CN=$USERNAME,O=Example")),
+        ("fingerprint", json!(format!("AB:{}", "cd".repeat(31)))),
+        ("certificate_attributes", json!({ "uniform_resource_identifier": "urn:seat:$USERNAME" })),
+        ("scep_ca_cert", json!("ca")),
+        ("scep_client_cert", json!("client")),
+        ("validity_days", json!(90)),
+        ("renewal_window_days", json!(90)),
+        ("manual_approval", json!(true)),
+        ("legacy", json!(true)),
+        ("seat_id_mapping", json!("san.uniform_resource_identifier")),
+        ("csr_names", json!("replace")),
+        ("oaep_only", json!(true)),
+        ("use_for_key_encipherment", json!(false)),
+    ] {
+        full[k] = v;
+    }
+    let none = json!({ "name": "n", "device": "fw-1", "scep_challenge": { "none": "" }, "ca_identity_name": "ca",
+        "algorithm": { "rsa": { "rsa_nbits": "4096" } }, "digest": "sha512", "scep_url": "/scep" });
+    let mut fixed = none.clone();
+    fixed["scep_challenge"] = json!({ "fixed": "s3cret" });
+    fixed["snippet"] = fixed.as_object_mut().unwrap().remove("device").unwrap();
+    for body in [base(), full, none, fixed] {
+        let stored = ScepProfile::from_json(&body).unwrap().sealed(KEY);
+        let json = stored.to_json(true);
+        assert_eq!(ScepProfile::from_json(&json).unwrap(), stored, "{json}");
+        assert_eq!(serde_json::from_value::<ScepProfile>(json.clone()).unwrap(), stored, "{json}");
+        // The stored form names each field once, as the schema spells it (one of folder, snippet, device).
+        let keys: Vec<&str> = json.as_object().unwrap().keys().map(String::as_str).collect();
+        assert_eq!(keys.iter().filter(|k| ["folder", "snippet", "device"].contains(k)).count(), 1, "{keys:?}");
+        assert_eq!(json["algorithm"]["rsa"]["rsa_nbits"], json!(stored.rsa_nbits));
+    }
+}
+
+#[test]
+fn the_masked_view_hides_the_fixed_challenge_and_the_password_only() {
+    let mut v = base();
+    v["scep_challenge"] = json!({ "fixed": "s3cret" });
+    let fixed = ScepProfile::from_json(&v).unwrap();
+    assert_eq!(fixed.to_json(false)["scep_challenge"], json!({ "fixed": "********" }));
+    assert_eq!(fixed.sealed(b"k").to_json(false)["scep_challenge"], json!({ "fixed": "********" }));
+    let dynamic = ScepProfile::from_json(&base()).unwrap().to_json(false);
+    assert_eq!(
+        dynamic["scep_challenge"],
+        json!({ "dynamic": { "otp_server_url": "https://scep.example/api/v1/enrollments", "username": "svc", "password": "********" } })
+    );
+    let mut none = base();
+    none["scep_challenge"] = json!({ "dynamic": {} });
+    assert_eq!(ScepProfile::from_json(&none).unwrap().to_json(false)["scep_challenge"], json!({ "dynamic": {} }));
+}
+
+#[test]
+fn five_fields_of_the_wrong_type_are_five_issues_each_at_its_path() {
+    let mut v = base();
+    v["legacy"] = json!("yes");
+    v["algorithm"]["rsa"]["rsa_nbits"] = json!("lots");
+    v["validity_days"] = json!("a year");
+    v["scep_challenge"]["dynamic"]["username"] = json!(5);
+    v["certificate_attributes"] = json!({ "dnsname": 7 });
+    let err = ScepProfile::from_json(&v).unwrap_err();
+    assert_eq!(err.message, "Invalid Object");
+    assert_eq!(
+        issues(&err),
+        [
+            ("scep_challenge.dynamic.username", "must be a string"),
+            ("legacy", "must be a boolean"),
+            ("algorithm.rsa.rsa_nbits", "must be one of 2048, 3072, 4096 (1024 with legacy)"),
+            ("certificate_attributes.dnsname", "must be a string"),
+            ("validity_days", "must be an integer from 1 to 3650"),
+        ]
+    );
+}
+
+#[test]
+fn type_errors_and_broken_rules_are_reported_together() {
+    let mut v = base();
+    v["name"] = json!("a/b");
+    v["manual_approval"] = json!(1);
+    v["renewal_window_days"] = json!(400);
+    v["subject"] = json!("not a name");
+    v["fingerprint"] = json!("abc");
+    v["csr_names"] = json!("rewrite");
+    let err = ScepProfile::from_json(&v).unwrap_err();
+    let paths: Vec<&str> = issues(&err).into_iter().map(|(p, _)| p).collect();
+    assert_eq!(
+        paths,
+        ["name", "subject", "fingerprint", "renewal_window_days", "manual_approval", "csr_names"],
+        "{:?}",
+        issues(&err)
+    );
+    assert!(issues(&err).contains(&("csr_names", "must be match or replace")));
+    assert!(issues(&err).contains(&("renewal_window_days", "must not be longer than validity_days")));
+}
+
+#[test]
+fn an_unknown_field_is_refused_at_its_path() {
+    let mut v = base();
+    v["colour"] = json!("blue");
+    v["scep_challenge"]["dynamic"]["otp_lifetime"] = json!(60);
+    let err = ScepProfile::from_json(&v).unwrap_err();
+    assert_eq!(
+        issues(&err),
+        [
+            ("scep_challenge.dynamic.otp_lifetime", "is not a field of a SCEP profile"),
+            ("colour", "is not a field of a SCEP profile"),
+        ]
+    );
+    let mut v = base();
+    v["algorithm"]["rsa"]["exponent"] = json!(3);
+    assert_eq!(
+        issues(&ScepProfile::from_json(&v).unwrap_err()),
+        [("algorithm.rsa.exponent", "is not a field of a SCEP profile")]
+    );
+    let mut v = base();
+    v["algorithm"] = json!({ "rsa": {} });
+    assert_eq!(issues(&ScepProfile::from_json(&v).unwrap_err()), [("algorithm.rsa.rsa_nbits", "is required")]);
+    assert_eq!(issues(&ScepProfile::from_json(&json!([1, 2])).unwrap_err()), [("$", "must be a JSON object")]);
+}
+
+#[test]
+fn an_update_keeps_a_secret_sent_back_masked_and_replaces_one_sent_anew() {
+    const KEY: &[u8] = b"code-mac-key";
+    let mut v = base();
+    v["id"] = json!("prof-1");
+    v["scep_challenge"] = json!({ "fixed": "s3cret" });
+    let stored = ScepProfile::create(&v, KEY).unwrap();
+    let masked = stored.to_json(false);
+    assert_eq!(masked["scep_challenge"]["fixed"], "********");
+
+    // Sent back as shown, with another field changed: the stored MAC stays, the change is taken.
+    let mut edit = masked.clone();
+    edit["validity_days"] = json!(90);
+    let kept = ScepProfile::update(&stored, &edit, KEY).unwrap();
+    assert_eq!((kept.scep_challenge.clone(), kept.validity_days), (stored.scep_challenge.clone(), 90));
+    let ScepChallenge::Fixed(f) = &kept.scep_challenge else { panic!() };
+    assert!(f.matches("s3cret", KEY) && matches!(f, FixedChallenge::Mac(_)));
+    // A new challenge replaces it (and is sealed).
+    edit["scep_challenge"]["fixed"] = json!("n3w");
+    let ScepChallenge::Fixed(f) = ScepProfile::update(&stored, &edit, KEY).unwrap().scep_challenge else { panic!() };
+    assert!(f.matches("n3w", KEY) && !f.matches("s3cret", KEY) && matches!(f, FixedChallenge::Mac(_)));
+
+    // The dynamic challenge's password: kept when masked, replaced when given; the rest as sent.
+    let stored = ScepProfile::create(&base(), KEY).unwrap();
+    let mut edit = stored.to_json(false);
+    edit["scep_challenge"]["dynamic"]["username"] = json!("svc2");
+    let ScepChallenge::Dynamic(d) = ScepProfile::update(&stored, &edit, KEY).unwrap().scep_challenge else { panic!() };
+    assert_eq!((d.username.as_deref(), d.password.as_deref()), (Some("svc2"), Some("hunter2")));
+    edit["scep_challenge"]["dynamic"]["password"] = json!("hunter3");
+    let ScepChallenge::Dynamic(d) = ScepProfile::update(&stored, &edit, KEY).unwrap().scep_challenge else { panic!() };
+    assert_eq!(d.password.as_deref(), Some("hunter3"));
+
+    // The id is the stored one, whatever the body says.
+    let mut edit = stored.to_json(false);
+    edit["id"] = json!("another");
+    assert_eq!(ScepProfile::update(&stored, &edit, KEY).unwrap().id, stored.id);
+}
+
+#[test]
+fn a_masked_secret_with_nothing_stored_to_keep_is_refused() {
+    const KEY: &[u8] = b"code-mac-key";
+    let dynamic = ScepProfile::create(&base(), KEY).unwrap();
+    let mut edit = dynamic.to_json(false);
+    edit["scep_challenge"] = json!({ "fixed": "********" });
+    let err = ScepProfile::update(&dynamic, &edit, KEY).unwrap_err();
+    assert_eq!(issues(&err)[0].0, "scep_challenge.fixed");
+    // Creating a profile from a shown one must not make the mask its secret.
+    let err = ScepProfile::create(&dynamic.to_json(false), KEY).unwrap_err();
+    assert_eq!(issues(&err)[0].0, "scep_challenge.dynamic.password");
+}
+
+#[test]
+fn sha348_is_read_as_sha384_and_stored_as_sha384() {
+    let mut v = base();
+    v["digest"] = json!("sha348");
+    let stored = ScepProfile::create(&v, b"k").unwrap();
+    assert_eq!(stored.digest, scepkit::algorithms::DigestAlg::Sha384);
+    assert_eq!(stored.to_json(true)["digest"], "sha384");
+    assert_eq!(ScepProfile::from_json(&stored.to_json(true)).unwrap(), stored);
 }
 
 #[test]

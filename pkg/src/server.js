@@ -3,6 +3,7 @@
 export {
   validateProfile,
   storedProfile,
+  updatedProfile,
   serverCaCaps,
   readRequest,
   certRep,

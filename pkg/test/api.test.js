@@ -170,7 +170,7 @@ test('the CLI: usage errors exit 2, inspect exits 0', () => {
 test('the browser build: the client without the CA side, and no DES or 3DES even with the legacy switch', async () => {
   const client = await import('../wasm-client/scepkit.js');
   client.initSync({ module: readFileSync(new URL('../wasm-client/scepkit_bg.wasm', import.meta.url)) });
-  for (const name of ['readRequest', 'certRep', 'ServerIdentity', 'ServerKey', 'validateProfile', 'newEnrollment', 'raCertificate']) {
+  for (const name of ['readRequest', 'certRep', 'ServerIdentity', 'ServerKey', 'PkiOperation', 'decideHeld', 'validateProfile', 'storedProfile', 'updatedProfile', 'newEnrollment', 'raCertificate']) {
     assert.equal(client[name], undefined, `${name} is not in the browser build`);
     assert.equal(typeof scep[name], 'function', `${name} is in the Node build`);
   }

@@ -458,10 +458,23 @@ pub fn validate_profile(profile_json: JsValue) -> JsResult<JsValue> {
     to_js(&profile(profile_json)?.to_json(false))
 }
 
-/// Validates a profile object and returns the form the store keeps: a fixed challenge sealed as its MAC
-/// under the enrollment-code key.
+/// Validates a new profile object and returns the form the store keeps: a fixed challenge sealed as its MAC
+/// under the enrollment-code key. A secret sent as the mask (`********`) is refused: there is none to keep.
 #[wasm_bindgen(js_name = storedProfile)]
 pub fn stored_profile(profile_json: JsValue, code_key_hex: &str) -> JsResult<JsValue> {
-    let code_key = hex::decode(code_key_hex).map_err(|_| js_error(ScepError::invalid_input("code key must be hex")))?;
-    to_js(&profile(profile_json)?.sealed(&code_key).to_json(true))
+    let incoming: serde_json::Value = from_js(profile_json)?;
+    to_js(&ScepProfile::create(&incoming, &code_hex(code_key_hex)?).map_err(js_error)?.to_json(true))
+}
+
+/// Validates the replacement of a stored profile (`stored_json` as the store keeps it) and returns the form the
+/// store keeps. A secret sent back masked (`********`, as [`validate_profile`] shows it) keeps the stored one.
+#[wasm_bindgen(js_name = updatedProfile)]
+pub fn updated_profile(stored_json: JsValue, incoming_json: JsValue, code_key_hex: &str) -> JsResult<JsValue> {
+    let stored = profile(stored_json)?;
+    let incoming: serde_json::Value = from_js(incoming_json)?;
+    to_js(&ScepProfile::update(&stored, &incoming, &code_hex(code_key_hex)?).map_err(js_error)?.to_json(true))
+}
+
+fn code_hex(code_key_hex: &str) -> JsResult<Vec<u8>> {
+    hex::decode(code_key_hex).map_err(|_| js_error(ScepError::invalid_input("code key must be hex")))
 }

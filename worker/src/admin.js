@@ -106,10 +106,10 @@ const seatId = (v, field) => checkString(v, field, { max: 128, pattern: SEAT_ID,
 export const PROFILE_NAME = /^(?!.*\.\.)[A-Za-z0-9._\-](?:[A-Za-z0-9._\- ]*[A-Za-z0-9._\-])?$/;
 const profileName = (v, field) => checkString(v, field, { max: 31, pattern: PROFILE_NAME, rule: 'must be at most 31 of letters, digits, - _ . and inner spaces, without ..' });
 
-function validateProfile(body, env) {
-  if (typeof body !== 'object' || body === null || Array.isArray(body)) throw invalid({ $: 'must be a JSON object' });
+/** Runs one of the core's profile checks; its failing fields become the envelope's `details` (path → rule). */
+function checkedProfile(check) {
   try {
-    return scep.storedProfile(body, env.CODE_KEY);
+    return check();
   } catch (e) {
     throw invalid(Object.fromEntries((e.details ?? []).map((d) => [d.path, d.rule])));
   }
@@ -133,7 +133,8 @@ admin.use('*', async (c, next) => {
 
 // ---- SCEP profiles ----
 admin.post('/scep-profiles', async (c) => {
-  const profile = validateProfile(await json(c), c.env);
+  const body = await json(c);
+  const profile = checkedProfile(() => scep.storedProfile(body, c.env.CODE_KEY));
   const created = await c.get('store').createProfile(profile, now());
   return c.json(publicProfile(created), 201);
 });
@@ -151,11 +152,8 @@ admin.put('/scep-profiles/:id', async (c) => {
   const existing = await store.profile(c.req.param('id'));
   if (!existing) throw notFound('scep-profile');
   const body = await json(c);
-  // A masked secret sent back unchanged keeps the stored one.
-  const dyn = body?.scep_challenge?.dynamic;
-  if (dyn?.password === '********') dyn.password = existing.body.scep_challenge?.dynamic?.password;
-  if (body?.scep_challenge?.fixed === '********') body.scep_challenge.fixed = existing.body.scep_challenge?.fixed;
-  const updated = await store.updateProfile(existing.id, validateProfile(body, c.env), now());
+  // A secret sent back masked keeps the stored one: the core merges (ScepProfile::update).
+  const updated = await store.updateProfile(existing.id, checkedProfile(() => scep.updatedProfile(existing.body, body, c.env.CODE_KEY)), now());
   return c.json(publicProfile(updated));
 });
 

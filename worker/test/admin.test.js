@@ -67,6 +67,40 @@ describe('profiles', () => {
   });
 });
 
+describe('profile updates', () => {
+  const storedChallenge = async (id) => JSON.parse((await env.DB.prepare('SELECT body FROM profiles WHERE id = ?').bind(id).first()).body).scep_challenge;
+
+  it('PUT keeps a secret sent back masked, replaces one sent anew, and refuses the mask with nothing to keep', async () => {
+    const created = await api('POST', '/scep-profiles', profileBody(unique('upd').slice(0, 31), { scep_challenge: { fixed: 'first-s3cret' } }));
+    expect(created.json.scep_challenge.fixed).toBe('********');
+    const sealed = (await storedChallenge(created.json.id)).fixed;
+    expect(sealed).toMatch(/^hmac-sha256:[0-9a-f]{64}$/);
+
+    expect((await api('PUT', `/scep-profiles/${created.json.id}`, { ...created.json, validity_days: 90 })).status).toBe(200);
+    expect((await storedChallenge(created.json.id)).fixed).toBe(sealed);
+    expect((await api('PUT', `/scep-profiles/${created.json.id}`, { ...created.json, scep_challenge: { fixed: 'second-s3cret' } })).status).toBe(200);
+    const resealed = (await storedChallenge(created.json.id)).fixed;
+    expect(resealed).toMatch(/^hmac-sha256:[0-9a-f]{64}$/);
+    expect(resealed).not.toBe(sealed);
+
+    const masked = await api('PUT', `/scep-profiles/${created.json.id}`, { ...created.json, scep_challenge: { dynamic: { password: '********' } } });
+    expectEnvelope(masked, 400, 'E003', 'Invalid Object');
+    expect(Object.keys(masked.json._errors[0].details)).toEqual(['scep_challenge.dynamic.password']);
+    expect((await storedChallenge(created.json.id)).fixed).toBe(resealed);
+  });
+
+  it('POST and PUT refuse an unknown field, naming its path', async () => {
+    const body = profileBody(unique('unk').slice(0, 31));
+    const bad = await api('POST', '/scep-profiles', { ...body, colour: 'blue', algorithm: { rsa: { rsa_nbits: 2048, exponent: 3 } } });
+    expectEnvelope(bad, 400, 'E003', 'Invalid Object');
+    expect(Object.keys(bad.json._errors[0].details).sort()).toEqual(['algorithm.rsa.exponent', 'colour']);
+    const created = await api('POST', '/scep-profiles', body);
+    const put = await api('PUT', `/scep-profiles/${created.json.id}`, { ...created.json, created_at: 1 });
+    expectEnvelope(put, 400, 'E003', 'Invalid Object');
+    expect(put.json._errors[0].details).toEqual({ created_at: 'is not a field of a SCEP profile' });
+  });
+});
+
 describe('seats and enrollments', () => {
   it('creates seats one by one and by CSV, where a bad row does not sink the good ones', async () => {
     const a = unique('a');
