@@ -57,16 +57,23 @@ export async function startWorker(dir, { port, allowedServers } = {}) {
     if (e.status !== 201) throw new Error(JSON.stringify(e.json));
     return e.json;
   };
-  const stop = () => process.kill(-pgid, 'SIGTERM');
-  // Stop and start again on the same port and D1 state, as a person restarting `make run` would.
+  const signal = (sig) => {
+    try {
+      process.kill(-pgid, sig);
+      return true;
+    } catch (e) {
+      if (e.code === 'ESRCH') return false; // the group is gone already
+      throw e;
+    }
+  };
+  const stop = () => signal('SIGTERM');
+  // Stop and start again on the same port and D1 state, as a person restarting `make run` would. It waits until
+  // no process of the old group is left: a wrangler busy restarting a crashed workerd can start one after the
+  // SIGTERM, which would hold the port; one still there after 15 s is killed.
   const restart = async () => {
     stop();
-    for (let i = 0; i < 100; i++) {
-      try {
-        await fetch(`${base}/scep?operation=GetCACaps`);
-      } catch {
-        break;
-      }
+    for (let i = 0; i < 200 && signal(0); i++) {
+      if (i === 150) signal('SIGKILL');
       await new Promise((r) => setTimeout(r, 100));
     }
     pgid = start();
