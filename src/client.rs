@@ -80,6 +80,7 @@ pub struct RequestOptions {
 }
 
 /// Builds the PKIMessages of one requester to one CA, each up to the signature of the requester's key.
+/// (Randomness comes as `&mut dyn`: one copy of the builder in the wasm, whatever generator calls it.)
 pub struct RequestBuilder<'a> {
     /// The certificate that signs the requests and receives the replies.
     pub signer_certificate: &'a Certificate,
@@ -94,7 +95,7 @@ impl RequestBuilder<'_> {
         csr_der: &[u8],
         message_type: MessageType,
         transaction_id: Option<String>,
-        rng: &mut impl CryptoRngCore,
+        rng: &mut dyn CryptoRngCore,
     ) -> Result<UnsignedRequest> {
         if !matches!(message_type, MessageType::PkcsReq | MessageType::RenewalReq) {
             return Err(ScepError::invalid_input("a certificate request is PKCSReq or RenewalReq"));
@@ -114,7 +115,7 @@ impl RequestBuilder<'_> {
         &self,
         transaction_id: &str,
         subject: &Name,
-        rng: &mut impl CryptoRngCore,
+        rng: &mut dyn CryptoRngCore,
     ) -> Result<UnsignedRequest> {
         let content = IssuerAndSubject { issuer: self.ca.ca.tbs_certificate.subject.clone(), subject: subject.clone() }
             .to_der()?;
@@ -126,7 +127,7 @@ impl RequestBuilder<'_> {
         &self,
         message_type: MessageType,
         issuer_and_serial: &IssuerAndSerialNumber,
-        rng: &mut impl CryptoRngCore,
+        rng: &mut dyn CryptoRngCore,
     ) -> Result<UnsignedRequest> {
         if !matches!(message_type, MessageType::GetCert | MessageType::GetCrl) {
             return Err(ScepError::invalid_input("GetCert or GetCRL expected"));
@@ -141,9 +142,9 @@ impl RequestBuilder<'_> {
         message_type: MessageType,
         content: &[u8],
         transaction_id: String,
-        rng: &mut impl CryptoRngCore,
+        rng: &mut dyn CryptoRngCore,
     ) -> Result<UnsignedRequest> {
-        let enveloped = envelope::seal(content, &self.ca.recipient, self.options.envelope, rng)?;
+        let enveloped = envelope::seal(content, &self.ca.recipient, self.options.envelope, &mut &mut *rng)?;
         let mut sender_nonce = vec![0u8; NONCE_LEN];
         rng.fill_bytes(&mut sender_nonce);
         let attributes = ScepAttributes {

@@ -153,6 +153,12 @@ test('renew signs a RenewalReq with the current certificate', async () => {
   assert.equal(log[1].facts.signer.self_signed, false);
   assert.equal(log[1].facts.signer.serial, scep.inspect(first.certificate).serial);
   assert.notEqual(second.privateKeyPem, first.privateKeyPem);
+  assert.deepEqual(second.privateKeyOperations, { webcrypto: 2, wasm: 1 }, 'the new key signs the CSR, the current key the RenewalReq and (PKCS#1 v1.5) opens the reply');
+  const kept = await scep.renew({ url: URL_, certificate: second.certificate, privateKey: second.privateKeyPkcs8, reuseKey: true, keyTransport: 'rsa-oaep-sha256', fetch });
+  assert.equal(kept.privateKeyPem, second.privateKeyPem, 'reuseKey keeps the key');
+  assert.deepEqual(kept.privateKeyOperations, { webcrypto: 3, wasm: 0 });
+  assert.equal(log[2].messageType, 'RenewalReq');
+  assert.equal(log[2].facts.signer.serial, scep.inspect(second.certificate).serial);
 });
 
 test('profile validation throws Invalid Object with the failing fields', () => {
