@@ -226,18 +226,24 @@ pub struct Enrolled {
     pub ca_fingerprint: String,
 }
 
+/// An HTTP request under way, kept to read its answer.
+struct Sent {
+    id: OpId,
+    request: HttpRequest,
+}
+
 /// Where the procedure stands; each stage waits for the answer to the operation it names.
 // One stage per enrollment at a time: boxing the unsigned structures would buy nothing.
 #[allow(clippy::large_enum_variant)]
 enum Stage {
     Begin,
-    Key { caps: OpId, cacert: OpId, key: Option<OpId> },
-    Caps { caps: OpId, cacert: OpId },
-    CaCert { cacert: OpId },
+    Key { caps: Sent, cacert: Sent, key: Option<OpId> },
+    Caps { caps: Sent, cacert: Sent },
+    CaCert { cacert: Sent },
     Csr { unsigned: UnsignedCsr, id: OpId },
     SignerCertificate { unsigned: UnsignedCertificate, id: OpId },
     Message { unsigned: UnsignedRequest, id: OpId },
-    Reply { http: HttpRequest, id: OpId },
+    Reply { sent: Sent },
     Opening { sealed: SealedCertRep, id: OpId },
     Slept { id: OpId },
     Ended,
@@ -294,8 +300,8 @@ impl Enrollment {
     fn advance(&mut self) -> core::result::Result<(), Failure> {
         match core::mem::replace(&mut self.stage, Stage::Ended) {
             Stage::Begin => {
-                let caps = self.start(Operation::Http(HttpRequest::get_ca_caps(&self.options.url)?));
-                let cacert = self.start(Operation::Http(HttpRequest::get_ca_cert(&self.options.url)?));
+                let caps = self.send(HttpRequest::get_ca_caps(&self.options.url)?);
+                let cacert = self.send(HttpRequest::get_ca_cert(&self.options.url)?);
                 self.progress(ProgressStep::Key);
                 let key = match self.options.new_key {
                     NewKey::Generate { bits } => {
@@ -322,20 +328,20 @@ impl Enrollment {
                 keys::rsa_public_key(&spki)?;
                 self.new_key = Some(spki);
                 self.progress(ProgressStep::Caps);
-                self.await_(caps);
+                self.await_(caps.id);
                 self.stage = Stage::Caps { caps, cacert };
             }
             Stage::Caps { caps, cacert } => {
-                let body = self.http_body(caps, HttpRequest::get_ca_caps(&self.options.url)?)?;
+                let body = self.http_body(caps)?;
                 let o = &self.options;
                 self.negotiated =
                     Some(CaCaps::parse(&String::from_utf8_lossy(&body)).negotiate(o.legacy, o.cipher, o.digest)?);
                 self.progress(ProgressStep::Cacert);
-                self.await_(cacert);
+                self.await_(cacert.id);
                 self.stage = Stage::CaCert { cacert };
             }
             Stage::CaCert { cacert } => {
-                let body = self.http_body(cacert, HttpRequest::get_ca_cert(&self.options.url)?)?;
+                let body = self.http_body(cacert)?;
                 let ca = CaCertificates::parse(&body)?;
                 if let Some(pinned) = &self.options.fingerprint {
                     ca.check_fingerprint(pinned)?;
@@ -398,11 +404,12 @@ impl Enrollment {
                 let step = if self.polls == 0 { ProgressStep::Send } else { ProgressStep::Poll };
                 self.request = Some(request);
                 self.progress_with_polls(step);
-                let id = self.start_and_await(Operation::Http(http.clone()));
-                self.stage = Stage::Reply { http, id };
+                let sent = self.send(http);
+                self.await_(sent.id);
+                self.stage = Stage::Reply { sent };
             }
-            Stage::Reply { http, id } => {
-                let body = self.http_body(id, http)?;
+            Stage::Reply { sent } => {
+                let body = self.http_body(sent)?;
                 let request = self.request.as_ref().ok_or_else(|| ScepError::invalid_input("no request"))?;
                 match super::read_cert_rep(&body, request, self.signer()?, self.ca()?, self.options.legacy)? {
                     CertRep::Failed(refusal) => return Err(refusal.into()),
@@ -547,7 +554,13 @@ impl Enrollment {
             .ok_or_else(|| ScepError::invalid_input(format!("operation {id} was answered with the wrong kind")))
     }
 
-    fn http_body(&mut self, id: OpId, request: HttpRequest) -> core::result::Result<Vec<u8>, Failure> {
+    fn send(&mut self, request: HttpRequest) -> Sent {
+        Sent { id: self.start(Operation::Http(request.clone())), request }
+    }
+
+    /// The body of the answer to `sent`, if it is SCEP.
+    fn http_body(&mut self, sent: Sent) -> core::result::Result<Vec<u8>, Failure> {
+        let Sent { id, request } = sent;
         match self.take(id, |a| match a {
             Answer::Http(r) => Some(Ok(r)),
             Answer::Unreachable(reason) => Some(Err(reason)),
