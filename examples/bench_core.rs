@@ -93,7 +93,7 @@ fn main() {
         serde_json::json!({
             "keygen_2048_seeded": keygen, "csr_build": csr_build, "pkimessage_build": build, "pkimessage_open": open,
             // The native reference for the wasm core with the host's RSA behind the seam.
-            "csr_build_host_rsa": csr_build, "pkimessage_open_host_rsa": open,
+            "pkimessage_open_host_rsa": open,
         })
     );
 }

@@ -10,7 +10,9 @@ export type San = string;
 export type ProgressStep = 'key' | 'caps' | 'cacert' | 'request' | 'send' | 'pending' | 'poll' | 'done';
 
 export interface FetchOptions {
+  /** Defaults to the global scope's fetch (browsers, workerd, Node >= 20). */
   fetch?: typeof globalThis.fetch;
+  /** Aborting ends the call with the signal's reason (an AbortError), also while waiting to poll. */
   signal?: AbortSignal;
 }
 
@@ -55,7 +57,9 @@ export interface EnrollOptions extends FetchOptions {
   keyPkcs8?: Uint8Array | string;
   keyGenerator?: 'auto' | 'webcrypto' | 'wasm';
   transactionId?: string;
+  /** Milliseconds between CertPolls while PENDING (default 5000). */
   pollInterval?: number;
+  /** CertPolls before giving up with a ScepError of kind 'still_pending' (default 120). */
   maxPolls?: number;
   onProgress?: (step: ProgressStep, detail?: { transactionId?: string; polls?: number }) => void;
 }
@@ -76,6 +80,9 @@ export interface Enrollment {
   privateKeyPem: string;
   transactionId: string;
   caFingerprint: string;
+  /** Who performed the private-key operations (3 signatures, or 2 for a renewal, and the reply's key decryption):
+   * WebCrypto where the host has it, the wasm key for what it will not do (PKCS#1 v1.5 decryption, RSA 1024). */
+  privateKeyOperations: { webcrypto: number; wasm: number };
 }
 
 export class ScepFailure extends Error {
@@ -91,9 +98,11 @@ export class ScepHttpError extends Error {
   url?: string;
 }
 
-/** Thrown by the core: carries the SCEP failInfo, an HTTP-style status and a resolution. */
+/** Thrown by the core: carries the SCEP failInfo, an HTTP-style status and a resolution. A failed `enroll` or
+ * `renew` also carries the transactionId once the request was built. */
 export interface ScepError extends Error {
   kind: string;
+  transactionId?: string;
   failInfo: FailInfo;
   failInfoCode: number;
   status: number;
@@ -108,6 +117,7 @@ export function renew(options: RenewOptions): Promise<Enrollment>;
 export function generateKey(bits?: number, options?: { legacy?: boolean; prefer?: 'auto' | 'webcrypto' | 'wasm' }): Promise<Uint8Array>;
 
 // The core, for apps that drive SCEP themselves.
+/** A key from the wasm generator alone (`generateKey` prefers WebCrypto). */
 export function generateKeyWasm(bits: number, legacy: boolean): Uint8Array;
 export function inspect(input: Uint8Array, keyPkcs8?: Uint8Array): any;
 export function parseCaCaps(text: string): { capabilities: string[]; unknown: string[] };
@@ -115,27 +125,14 @@ export function serverCaCaps(legacy: boolean, nextCa: boolean): string;
 export function negotiate(capsText: string, legacy: boolean, cipher?: string, digest?: string): Negotiated;
 export function parseCaCert(body: Uint8Array): Omit<CaCert, 'body' | 'contentType'>;
 export function checkFingerprint(caCertBody: Uint8Array, fingerprint: string): void;
-/** A private-key operation a HostHeldKey asks its holder for. */
-export type HostOperation = { digest: Digest; message: Uint8Array } | { transport: KeyTransport; ciphertext: Uint8Array };
-/**
- * A key the host holds (e.g. in WebCrypto), used by replay: a call answers each operation from `done` (the
- * operation and its result); any other is appended to `pending` (a signature comes back blank, a decryption
- * fails the call). Do what is pending, add it to `done` and run the same call (same `seed`) again until nothing
- * is pending. `enroll`/`renew` do this with WebCrypto themselves.
- */
-export interface HostHeldKey {
-  spki: Uint8Array;
-  done: [HostOperation, Uint8Array][];
-  pending: HostOperation[];
-}
-/** PKCS#8 (DER or PEM bytes) for the wasm key, or a key the host holds. */
-export type PrivateKeyInput = Uint8Array | HostHeldKey;
+/** PKCS#8 DER (or PEM bytes, or PKCS#1 PEM bytes) of an RSA private key, used by the wasm core. */
+export type PrivateKeyInput = Uint8Array;
 /** The SubjectPublicKeyInfo (DER) of a private key. */
 export function publicKeyOf(keyPkcs8: Uint8Array): Uint8Array;
 export function buildCsr(key: PrivateKeyInput, request: { subject: string; sans?: San[]; challenge?: string; digest?: Digest; digitalSignature?: boolean; keyEncipherment?: boolean }): Uint8Array;
 export function csrFacts(der: Uint8Array): any;
 export function csrPublicKey(der: Uint8Array): Uint8Array;
-export function selfSignedCertificate(key: PrivateKeyInput, subject: string, notBefore: number, notAfter: number, digest: Digest, role: 'signer' | 'ca', seed?: Uint8Array): Uint8Array;
+export function selfSignedCertificate(key: PrivateKeyInput, subject: string, notBefore: number, notAfter: number, digest: Digest, role: 'signer' | 'ca'): Uint8Array;
 export interface PkiRequest {
   messageType: string;
   message: Uint8Array;
@@ -146,8 +143,6 @@ export function buildRequest(content: Uint8Array, key: PrivateKeyInput, signerCe
   messageType: 'PKCSReq' | 'RenewalReq' | 'CertPoll' | 'GetCert' | 'GetCRL';
   cipher: Cipher; digest: Digest; keyTransport?: KeyTransport; identifier?: Identifier; legacy?: boolean;
   transactionId?: string; subject?: string; serial?: string;
-  /** 32 bytes fixing the build's randomness (nonce, content key, IV), for replays with a HostHeldKey. */
-  seed?: Uint8Array;
 }): PkiRequest;
 export type CertRepOutcome =
   | { status: 'issued'; certificate: Uint8Array; chain: Uint8Array[] }

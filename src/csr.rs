@@ -21,7 +21,7 @@ use der::asn1::{
     Any, BitString, Ia5String, ObjectIdentifier, OctetString, PrintableStringRef, SetOfVec, Utf8StringRef,
 };
 use der::{Decode, Encode};
-use spki::AlgorithmIdentifierOwned;
+use spki::{AlgorithmIdentifierOwned, SubjectPublicKeyInfoOwned};
 use x509_cert::ext::pkix::name::GeneralName;
 use x509_cert::ext::pkix::{KeyUsage, KeyUsages, SubjectAltName};
 use x509_cert::ext::Extension;
@@ -30,7 +30,7 @@ use x509_cert::request::{CertReq, CertReqInfo, ExtensionReq, Version};
 
 use crate::algorithms::DigestAlg;
 use crate::error::{Result, ScepError};
-use crate::keys::{self, PrivateKeyOps};
+use crate::keys::{self, PrivateKeyOps, Unsigned};
 #[cfg(feature = "server")]
 use crate::profile::{CertificateAttributes, ScepProfile};
 use crate::wire::single_valued;
@@ -178,6 +178,11 @@ impl CsrRequest {
 
     /// Builds and signs the CSR with `key` (proof of possession), returning DER.
     pub fn build(&self, key: &dyn PrivateKeyOps) -> Result<Vec<u8>> {
+        self.unsigned(keys::spki_of(key.public_key())?)?.sign_with(key)
+    }
+
+    /// The CertificationRequestInfo for `public_key`, waiting for its private key's signature.
+    pub fn unsigned(&self, public_key: SubjectPublicKeyInfoOwned) -> Result<UnsignedCsr> {
         let subject = Name::from_str(&self.subject)
             .map_err(|e| ScepError::invalid_input(format!("subject {:?}: {e}", self.subject)))?;
         let mut attributes = SetOfVec::new();
@@ -188,19 +193,47 @@ impl CsrRequest {
         if !extensions.is_empty() {
             attributes.insert(single_valued(ExtensionReq::OID, Any::encode_from(&ExtensionReq(extensions))?)?)?;
         }
-        let info =
-            CertReqInfo { version: Version::V1, subject, public_key: keys::spki_of(key.public_key())?, attributes };
-        let signature = key.sign(self.digest, &info.to_der()?)?;
-        let req = CertReq {
-            info,
-            algorithm: AlgorithmIdentifierOwned { oid: self.digest.rsa_signature_oid(), parameters: Some(Any::null()) },
-            signature: BitString::from_bytes(&signature)?,
-        };
-        Ok(req.to_der()?)
+        let info = CertReqInfo { version: Version::V1, subject, public_key, attributes };
+        Ok(UnsignedCsr { info_der: info.to_der()?, info, digest: self.digest })
     }
 
     fn extensions(&self) -> Result<Vec<Extension>> {
         subject_extensions(&self.sans, self.digital_signature, self.key_encipherment)
+    }
+}
+
+/// A CertificationRequestInfo waiting for the signature that proves possession of its key (RFC 2986 §4.2).
+pub struct UnsignedCsr {
+    info: CertReqInfo,
+    info_der: Vec<u8>,
+    digest: DigestAlg,
+}
+
+impl UnsignedCsr {
+    pub fn public_key(&self) -> &SubjectPublicKeyInfoOwned {
+        &self.info.public_key
+    }
+}
+
+impl Unsigned for UnsignedCsr {
+    /// The CertificationRequest, DER.
+    type Signed = Vec<u8>;
+
+    fn digest(&self) -> DigestAlg {
+        self.digest
+    }
+
+    fn to_be_signed(&self) -> &[u8] {
+        &self.info_der
+    }
+
+    fn finish(self, signature: &[u8]) -> Result<Vec<u8>> {
+        let req = CertReq {
+            info: self.info,
+            algorithm: AlgorithmIdentifierOwned { oid: self.digest.rsa_signature_oid(), parameters: Some(Any::null()) },
+            signature: BitString::from_bytes(signature)?,
+        };
+        Ok(req.to_der()?)
     }
 }
 

@@ -130,34 +130,78 @@ pub struct Opened {
 
 /// Opens an EnvelopedData ContentInfo (or bare EnvelopedData) with the first of `recipients` it is for.
 pub fn open(bytes: &[u8], recipients: &[Recipient<'_>], legacy: bool) -> Result<Opened> {
-    let enveloped = parse(bytes)?;
-    let cipher = Cipher::from_oid(&enveloped.encrypted_content.content_enc_alg.oid)?;
-    cipher.check_allowed(legacy, false)?;
-    let iv = enveloped
-        .encrypted_content
-        .content_enc_alg
-        .parameters
-        .as_ref()
-        .and_then(|p| p.decode_as::<OctetString>().ok())
-        .filter(|iv| iv.as_bytes().len() == cipher.iv_len())
-        .ok_or_else(|| ScepError::malformed("the content-encryption IV is missing or has the wrong length"))?;
-    let ciphertext = enveloped.encrypted_content.encrypted_content.as_deref().unwrap_or_default();
-
-    let recipient_infos =
-        enveloped.key_trans_recipients().map_err(|e| ScepError::malformed(format!("RecipientInfo: {e}")))?;
-    for ktri in &recipient_infos {
+    let sealed = Sealed::parse(bytes, legacy)?;
+    for ktri in &sealed.recipient_infos {
         let transport = key_transport(&ktri.key_enc_alg)?;
         for me in recipients.iter().filter(|r| r.certificate.map_or(true, |c| ktri.rid.identifies(c))) {
             let Ok(key) = me.key.decrypt(transport, ktri.enc_key.as_bytes()).map(Zeroizing::new) else { continue };
-            if key.len() != cipher.key_len() {
-                continue;
-            }
-            if let Ok(plaintext) = decrypt_content(cipher, &key, iv.as_bytes(), ciphertext) {
-                return Ok(Opened { plaintext: Zeroizing::new(plaintext), cipher, transport });
+            if let Ok(opened) = sealed.open_with(&key, transport) {
+                return Ok(opened);
             }
         }
     }
     Err(ScepError::decrypt_failed())
+}
+
+/// An EnvelopedData read up to its key transport: the content-encryption key, encrypted to a recipient's key,
+/// is the one thing left to decrypt ([`Self::for_recipient`]), and [`Self::open_with`] does the rest.
+pub struct Sealed {
+    cipher: Cipher,
+    iv: Vec<u8>,
+    ciphertext: Vec<u8>,
+    recipient_infos: Vec<KeyTransRecipientInfo>,
+}
+
+/// The key transport a recipient must open: its algorithm and the encrypted content-encryption key.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EncryptedKey {
+    pub transport: KeyTransport,
+    pub ciphertext: Vec<u8>,
+}
+
+impl Sealed {
+    /// Parses an EnvelopedData (ContentInfo or bare) and checks its cipher and IV.
+    pub fn parse(bytes: &[u8], legacy: bool) -> Result<Self> {
+        let enveloped = parse(bytes)?;
+        let cipher = Cipher::from_oid(&enveloped.encrypted_content.content_enc_alg.oid)?;
+        cipher.check_allowed(legacy, false)?;
+        let iv = enveloped
+            .encrypted_content
+            .content_enc_alg
+            .parameters
+            .as_ref()
+            .and_then(|p| p.decode_as::<OctetString>().ok())
+            .filter(|iv| iv.as_bytes().len() == cipher.iv_len())
+            .ok_or_else(|| ScepError::malformed("the content-encryption IV is missing or has the wrong length"))?;
+        let recipient_infos =
+            enveloped.key_trans_recipients().map_err(|e| ScepError::malformed(format!("RecipientInfo: {e}")))?;
+        Ok(Self {
+            cipher,
+            iv: iv.as_bytes().to_vec(),
+            ciphertext: enveloped.encrypted_content.encrypted_content.unwrap_or_default(),
+            recipient_infos,
+        })
+    }
+
+    /// The content-encryption key as sent to the holder of `certificate` (the first RecipientInfo naming it).
+    pub fn for_recipient(&self, certificate: &Certificate) -> Result<EncryptedKey> {
+        let ktri = self
+            .recipient_infos
+            .iter()
+            .find(|ktri| ktri.rid.identifies(certificate))
+            .ok_or_else(ScepError::decrypt_failed)?;
+        Ok(EncryptedKey { transport: key_transport(&ktri.key_enc_alg)?, ciphertext: ktri.enc_key.as_bytes().to_vec() })
+    }
+
+    /// Decrypts the content with the content-encryption key a recipient opened with `transport`. Every
+    /// failure reads the same (no padding oracle).
+    pub fn open_with(&self, content_key: &[u8], transport: KeyTransport) -> Result<Opened> {
+        if content_key.len() != self.cipher.key_len() {
+            return Err(ScepError::decrypt_failed());
+        }
+        let plaintext = decrypt_content(self.cipher, content_key, &self.iv, &self.ciphertext)?;
+        Ok(Opened { plaintext: Zeroizing::new(plaintext), cipher: self.cipher, transport })
+    }
 }
 
 /// The key transports an envelope's recipients were sealed with, read without decrypting anything.

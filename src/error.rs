@@ -114,6 +114,11 @@ pub enum ErrorKind {
     NotFound,
     /// The service could not complete a request (its store or host failed); the requester may retry.
     Internal,
+    /// The client could not reach the server, or the server did not answer SCEP (an HTTP error status, a
+    /// PKIOperation answered with another media type).
+    Http,
+    /// The server kept answering PENDING for as many polls as the client was told to make.
+    StillPending,
 }
 
 impl ErrorKind {
@@ -138,6 +143,8 @@ impl ErrorKind {
             Self::Downgrade => "downgrade",
             Self::NotFound => "not_found",
             Self::Internal => "internal",
+            Self::Http => "http",
+            Self::StillPending => "still_pending",
         }
     }
 }
@@ -349,6 +356,27 @@ impl ScepError {
             400,
             format!("CA certificate fingerprint {got} does not match the pinned {expected}"),
             "check the SCEP URL and the fingerprint your administrator gave you; someone may be intercepting",
+        )
+    }
+
+    /// The server's HTTP status (none when no answer came) as the status.
+    pub fn http(message: impl Into<String>, status: Option<u16>) -> Self {
+        Self::new(
+            ErrorKind::Http,
+            FailInfo::BadRequest,
+            status.unwrap_or(502),
+            message,
+            "check your network connection and the server address, then try again",
+        )
+    }
+
+    pub fn still_pending(polls: u32) -> Self {
+        Self::new(
+            ErrorKind::StillPending,
+            FailInfo::BadRequest,
+            202,
+            format!("The request is still PENDING after {polls} polls"),
+            "ask your administrator to approve the request, then enroll again",
         )
     }
 

@@ -25,7 +25,7 @@ use x509_cert::time::{Time, Validity};
 use crate::algorithms::DigestAlg;
 use crate::csr::extension;
 use crate::error::{Result, ScepError};
-use crate::keys::{self, PrivateKeyOps};
+use crate::keys::{self, PrivateKeyOps, Unsigned};
 use crate::wire::Certificate;
 // Issuing for others (leaf and RA certificates) is the CA side's.
 #[cfg(feature = "server")]
@@ -146,8 +146,19 @@ pub fn self_signed(
     digest: DigestAlg,
     role: SelfSignedRole,
 ) -> Result<Certificate> {
+    unsigned_self_signed(keys::spki_of(key.public_key())?, subject, serial, validity, digest, role)?.sign_with(key)
+}
+
+/// A self-signed certificate for `public_key`, waiting for its private key's signature.
+pub fn unsigned_self_signed(
+    public_key: SubjectPublicKeyInfoOwned,
+    subject: &str,
+    serial: &[u8],
+    validity: (u64, u64),
+    digest: DigestAlg,
+    role: SelfSignedRole,
+) -> Result<UnsignedCertificate> {
     let name = Name::from_str(subject).map_err(|e| ScepError::invalid_input(format!("subject {subject:?}: {e}")))?;
-    let spki = keys::spki_of(key.public_key())?;
     let (ca, usage) = match role {
         SelfSignedRole::Ca => (true, KeyUsages::KeyCertSign | KeyUsages::CRLSign | KeyUsages::DigitalSignature),
         SelfSignedRole::Signer => (false, KeyUsages::DigitalSignature | KeyUsages::KeyEncipherment),
@@ -160,12 +171,12 @@ pub fn self_signed(
             &BasicConstraints { ca: true, path_len_constraint: None },
         )?);
     }
-    build(
-        Subject { name: name.clone(), spki },
+    unsigned(
+        Subject { name: name.clone(), spki: public_key },
         serial,
         validity,
         extensions,
-        Issuer { name, key_id: None, key, digest },
+        IssuerName { name, key_id: None, digest },
     )
 }
 
@@ -204,6 +215,7 @@ struct Subject {
     spki: SubjectPublicKeyInfoOwned,
 }
 
+#[cfg(feature = "server")]
 struct Issuer<'a> {
     name: Name,
     /// The issuer's key id for authorityKeyIdentifier; `None` when self-signed.
@@ -212,13 +224,59 @@ struct Issuer<'a> {
     digest: DigestAlg,
 }
 
+/// An issuer as the TBSCertificate names it, without its key.
+struct IssuerName {
+    name: Name,
+    key_id: Option<Vec<u8>>,
+    digest: DigestAlg,
+}
+
+#[cfg(feature = "server")]
 fn build(
     subject: Subject,
     serial: &[u8],
     validity: (u64, u64),
-    mut extensions: Vec<Extension>,
+    extensions: Vec<Extension>,
     issuer: Issuer<'_>,
 ) -> Result<Certificate> {
+    let name = IssuerName { name: issuer.name, key_id: issuer.key_id, digest: issuer.digest };
+    unsigned(subject, serial, validity, extensions, name)?.sign_with(issuer.key)
+}
+
+/// A TBSCertificate waiting for its issuer's signature (RFC 5280 §4.1.1.3).
+pub struct UnsignedCertificate {
+    tbs: TbsCertificateInner<x509_cert::certificate::Raw>,
+    tbs_der: Vec<u8>,
+    digest: DigestAlg,
+}
+
+impl Unsigned for UnsignedCertificate {
+    type Signed = Certificate;
+
+    fn digest(&self) -> DigestAlg {
+        self.digest
+    }
+
+    fn to_be_signed(&self) -> &[u8] {
+        &self.tbs_der
+    }
+
+    fn finish(self, signature: &[u8]) -> Result<Certificate> {
+        Ok(Certificate {
+            signature_algorithm: self.tbs.signature.clone(),
+            tbs_certificate: self.tbs,
+            signature: BitString::from_bytes(signature)?,
+        })
+    }
+}
+
+fn unsigned(
+    subject: Subject,
+    serial: &[u8],
+    validity: (u64, u64),
+    mut extensions: Vec<Extension>,
+    issuer: IssuerName,
+) -> Result<UnsignedCertificate> {
     if validity.1 <= validity.0 {
         return Err(ScepError::invalid_input("notAfter must be after notBefore"));
     }
@@ -238,12 +296,10 @@ fn build(
         };
         extensions.push(extension(rfc5280::ID_CE_AUTHORITY_KEY_IDENTIFIER, false, &aki)?);
     }
-    let signature_alg =
-        AlgorithmIdentifierOwned { oid: issuer.digest.rsa_signature_oid(), parameters: Some(Any::null()) };
     let tbs = TbsCertificateInner {
         version: Version::V3,
         serial_number: SerialNumber::from_der(&serial.to_der()?)?,
-        signature: signature_alg.clone(),
+        signature: AlgorithmIdentifierOwned { oid: issuer.digest.rsa_signature_oid(), parameters: Some(Any::null()) },
         issuer: issuer.name,
         validity: Validity { not_before: time(validity.0)?, not_after: time(validity.1)? },
         subject: subject.name,
@@ -252,12 +308,7 @@ fn build(
         subject_unique_id: None,
         extensions: Some(extensions),
     };
-    let signature = issuer.key.sign(issuer.digest, &tbs.to_der()?)?;
-    Ok(Certificate {
-        tbs_certificate: tbs,
-        signature_algorithm: signature_alg,
-        signature: BitString::from_bytes(&signature)?,
-    })
+    Ok(UnsignedCertificate { tbs_der: tbs.to_der()?, tbs, digest: issuer.digest })
 }
 
 /// RFC 5280 §4.1.2.5: UTCTime through 2049, GeneralizedTime from 2050.

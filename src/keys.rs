@@ -1,8 +1,9 @@
 //! RSA keys and the crypto provider seam.
 //!
-//! Private-key operations (sign, decrypt the key transport) go through [`PrivateKeyOps`], so a host can plug in
-//! native crypto (the Worker uses workerd's BoringSSL through `node:crypto`) without the protocol code changing.
-//! [`RsaKey`] is the pure-Rust default.
+//! The core never needs a private key itself: what it builds stops at the bytes to sign ([`Unsigned`]) or the
+//! key to decrypt, and hands them out as a [`KeyOperation`]. A key at hand answers synchronously through
+//! [`PrivateKeyOps`] ([`RsaKey`], the pure-Rust default, or the Worker's callbacks into workerd's `node:crypto`);
+//! a key held elsewhere (WebCrypto, which only answers asynchronously) answers the step when it can.
 
 use der::{Decode, Encode};
 use pkcs8::{DecodePrivateKey, EncodePrivateKey, EncodePublicKey, LineEnding};
@@ -183,66 +184,44 @@ impl PrivateKeyOps for RsaKey {
     }
 }
 
-/// A private-key operation a [`ReplayKey`] asks its holder for.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(untagged)]
-pub enum HostOperation {
-    Sign {
-        digest: DigestAlg,
-        #[serde(with = "serde_bytes")]
-        message: Vec<u8>,
-    },
-    Decrypt {
-        transport: KeyTransport,
-        #[serde(with = "serde_bytes")]
-        ciphertext: Vec<u8>,
-    },
+/// A private-key operation the core hands out instead of performing it: the bytes and the algorithm. Whoever
+/// holds the key performs it (WebCrypto, workerd's `node:crypto`, or an [`RsaKey`] through [`perform`]) and
+/// hands the result back; the core then continues once, with nothing to build again.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum KeyOperation {
+    /// RSASSA-PKCS1-v1_5 (RFC 8017 §8.2) over `data`, hashed with `digest` by the signer (WebCrypto hashes
+    /// itself, so the bytes are the message, not a digest).
+    Sign { digest: DigestAlg, data: Vec<u8> },
+    /// RSAES-PKCS1-v1_5 or RSAES-OAEP (RFC 8017 §7): the content-encryption key of an EnvelopedData.
+    Decrypt { transport: KeyTransport, ciphertext: Vec<u8> },
 }
 
-/// A private key held outside the core (WebCrypto, which only works asynchronously), used by replay: the
-/// holder runs the same seeded, so byte-identical, call again until the key asks for nothing new. Each run
-/// answers what the holder already did (`done`: an operation and its result), and records every other
-/// operation in [`ReplayKey::pending`]: an unknown signature comes back blank (right length, so the run goes
-/// on and reaches the signatures that depend on it), an unknown key transport fails the run.
-pub struct ReplayKey {
-    public: RsaPublicKey,
-    done: Vec<(HostOperation, Vec<u8>)>,
-    pending: core::cell::RefCell<Vec<HostOperation>>,
-}
-
-impl ReplayKey {
-    pub fn new(public: RsaPublicKey, done: Vec<(HostOperation, Vec<u8>)>) -> Self {
-        Self { public, done, pending: Default::default() }
-    }
-
-    /// What this run asked for and the holder has not done yet.
-    pub fn pending(&self) -> Vec<HostOperation> {
-        self.pending.borrow().clone()
-    }
-
-    fn replay(&self, op: HostOperation) -> Option<Vec<u8>> {
-        let found = self.done.iter().find(|(d, _)| *d == op).map(|(_, out)| out.clone());
-        if found.is_none() {
-            self.pending.borrow_mut().push(op);
-        }
-        found
+/// Performs `operation` with a key at hand: the one synchronous way a step is answered.
+pub fn perform(key: &dyn PrivateKeyOps, operation: &KeyOperation) -> Result<Vec<u8>> {
+    match operation {
+        KeyOperation::Sign { digest, data } => key.sign(*digest, data),
+        KeyOperation::Decrypt { transport, ciphertext } => key.decrypt(*transport, ciphertext),
     }
 }
 
-impl PrivateKeyOps for ReplayKey {
-    fn public_key(&self) -> &RsaPublicKey {
-        &self.public
+/// A structure built up to its signature (a CSR, a certificate, a SignedData): [`Self::to_be_signed`] with
+/// [`Self::digest`] is what the key signs, and [`Self::finish`] takes the signature and returns the signed
+/// structure. A host that signs asynchronously gets [`Self::operation`]; a key at hand uses [`Self::sign_with`].
+pub trait Unsigned: Sized {
+    type Signed;
+    fn digest(&self) -> DigestAlg;
+    /// The DER the signature covers.
+    fn to_be_signed(&self) -> &[u8];
+    /// The signed structure, with `signature` (RSASSA-PKCS1-v1_5 by the signer's key) in place.
+    fn finish(self, signature: &[u8]) -> Result<Self::Signed>;
+
+    fn operation(&self) -> KeyOperation {
+        KeyOperation::Sign { digest: self.digest(), data: self.to_be_signed().to_vec() }
     }
 
-    fn sign(&self, digest: DigestAlg, message: &[u8]) -> Result<Vec<u8>> {
-        Ok(self
-            .replay(HostOperation::Sign { digest, message: message.to_vec() })
-            .unwrap_or_else(|| vec![0; self.public.size()]))
-    }
-
-    fn decrypt(&self, transport: KeyTransport, ciphertext: &[u8]) -> Result<Vec<u8>> {
-        self.replay(HostOperation::Decrypt { transport, ciphertext: ciphertext.to_vec() })
-            .ok_or_else(ScepError::decrypt_failed)
+    fn sign_with(self, key: &dyn PrivateKeyOps) -> Result<Self::Signed> {
+        let signature = key.sign(self.digest(), self.to_be_signed())?;
+        self.finish(&signature)
     }
 }
 

@@ -18,7 +18,7 @@ use x509_cert::ext::pkix::SubjectKeyIdentifier;
 
 use crate::algorithms::DigestAlg;
 use crate::error::{Result, ScepError};
-use crate::keys::{self, PrivateKeyOps};
+use crate::keys::{self, PrivateKeyOps, Unsigned as _};
 use crate::wire::{octets, single_valued, Certificate, PartyIdentifier, RawSet, SignedDataAsSent, SignerInfoAsSent};
 
 /// How a signer (or recipient) is named: RFC 5652 allows both; SCEP peers mostly use issuerAndSerialNumber.
@@ -47,7 +47,28 @@ pub fn sign(
     certificates: &[&Certificate],
     signing_time: Option<UtcTime>,
 ) -> Result<Vec<u8>> {
-    let digest = OctetString::new(signer.digest.digest(data))?;
+    let by = SignedBy { certificate: signer.certificate, digest: signer.digest, identifier: signer.identifier };
+    unsigned(data, attributes, &by, certificates, signing_time)?.sign_with(signer.key)
+}
+
+/// Who will sign, without the key: the certificate that names the signer and the digest to use.
+#[derive(Clone, Copy)]
+pub struct SignedBy<'a> {
+    pub certificate: &'a Certificate,
+    pub digest: DigestAlg,
+    pub identifier: IdentifierKind,
+}
+
+/// [`sign`] up to the signature: the SignedData whose signer's signature over the signed attributes is still
+/// to be made by the key of `by.certificate`.
+pub fn unsigned(
+    data: &[u8],
+    attributes: Vec<Attribute>,
+    by: &SignedBy<'_>,
+    certificates: &[&Certificate],
+    signing_time: Option<UtcTime>,
+) -> Result<UnsignedSignedData> {
+    let digest = OctetString::new(by.digest.digest(data))?;
     let mut signed_attrs = vec![
         single_valued(rfc5911::ID_CONTENT_TYPE, Any::encode_from(&rfc5911::ID_DATA)?)?,
         single_valued(rfc5911::ID_MESSAGE_DIGEST, Any::encode_from(&digest)?)?,
@@ -57,35 +78,72 @@ pub fn sign(
     }
     signed_attrs.extend(attributes);
     let signed_attrs = RawSet::from_elements(signed_attrs)?;
-    let signature = signer.key.sign(signer.digest, &signed_attrs.as_universal_set_der()?)?;
-    let by_key_id = signer.identifier == IdentifierKind::SubjectKeyIdentifier;
-    let digest_alg = AlgorithmIdentifierOwned { oid: signer.digest.oid(), parameters: None };
-    let signer_info = SignerInfoAsSent {
-        // RFC 5652 §5.3: version 1 for issuerAndSerialNumber, 3 for subjectKeyIdentifier.
-        version: if by_key_id { CmsVersion::V3 } else { CmsVersion::V1 },
-        sid: PartyIdentifier::for_certificate(signer.certificate, by_key_id)?,
-        digest_alg: digest_alg.clone(),
-        signed_attrs: Some(signed_attrs),
-        signature_algorithm: AlgorithmIdentifierOwned {
-            oid: signer.digest.rsa_signature_oid(),
-            parameters: Some(Any::null()),
-        },
-        signature: OctetString::new(signature)?,
-        unsigned_attrs: None,
-    };
-    let mut digest_algorithms = SetOfVec::new();
-    digest_algorithms.insert(digest_alg)?;
-    content_info(&SignedDataAsSent {
-        version: if by_key_id { CmsVersion::V3 } else { CmsVersion::V1 },
-        digest_algorithms,
-        encap_content_info: EncapsulatedContentInfo {
-            econtent_type: rfc5911::ID_DATA,
-            econtent: Some(Any::encode_from(&OctetString::new(data)?)?),
-        },
+    let by_key_id = by.identifier == IdentifierKind::SubjectKeyIdentifier;
+    Ok(UnsignedSignedData {
+        // RFC 5652 §5.4: the signature covers the DER of the attributes as a SET OF, not as [0] IMPLICIT.
+        to_be_signed: signed_attrs.as_universal_set_der()?,
+        signed_attrs,
+        data: data.to_vec(),
+        sid: PartyIdentifier::for_certificate(by.certificate, by_key_id)?,
+        by_key_id,
+        digest: by.digest,
         certificates: certificate_set(certificates)?,
-        crls: None,
-        signer_infos: RawSet::from_elements([signer_info])?,
     })
+}
+
+/// A SignedData whose one SignerInfo waits for its signature (RFC 5652 §5.3, §5.5).
+pub struct UnsignedSignedData {
+    data: Vec<u8>,
+    signed_attrs: RawSet,
+    to_be_signed: Vec<u8>,
+    sid: PartyIdentifier,
+    by_key_id: bool,
+    digest: DigestAlg,
+    certificates: Option<RawSet>,
+}
+
+impl keys::Unsigned for UnsignedSignedData {
+    /// The SignedData ContentInfo, DER.
+    type Signed = Vec<u8>;
+
+    fn digest(&self) -> DigestAlg {
+        self.digest
+    }
+
+    fn to_be_signed(&self) -> &[u8] {
+        &self.to_be_signed
+    }
+
+    fn finish(self, signature: &[u8]) -> Result<Vec<u8>> {
+        let digest_alg = AlgorithmIdentifierOwned { oid: self.digest.oid(), parameters: None };
+        // RFC 5652 §5.3: version 1 for issuerAndSerialNumber, 3 for subjectKeyIdentifier.
+        let version = if self.by_key_id { CmsVersion::V3 } else { CmsVersion::V1 };
+        let signer_info = SignerInfoAsSent {
+            version,
+            sid: self.sid,
+            digest_alg: digest_alg.clone(),
+            signed_attrs: Some(self.signed_attrs),
+            signature_algorithm: AlgorithmIdentifierOwned {
+                oid: self.digest.rsa_signature_oid(),
+                parameters: Some(Any::null()),
+            },
+            signature: OctetString::new(signature)?,
+            unsigned_attrs: None,
+        };
+        let mut digest_algorithms = SetOfVec::new();
+        digest_algorithms.insert(digest_alg)?;
+        content_info(&SignedDataAsSent {
+            version,
+            digest_algorithms,
+            encap_content_info: EncapsulatedContentInfo {
+                econtent_type: rfc5911::ID_DATA,
+                econtent: Some(Any::encode_from(&OctetString::new(self.data)?)?),
+            },
+            certificates: self.certificates,
+            crls: None,
+            signer_infos: RawSet::from_elements([signer_info])?,
+        })
+    }
 }
 
 /// A degenerate certs-only SignedData (RFC 8894 §3.4): no content, no signers, just certificates.

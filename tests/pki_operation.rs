@@ -345,7 +345,7 @@ fn drive(store: &mut Store, bytes: &[u8], profile: StoredProfile) -> Step {
 
 fn outcome(step: &Step, r: &Requester1, req: &PkiRequest) -> CertRepOutcome {
     let Step::Answer { body, .. } = step else { panic!("expected an answer, got {step:?}") };
-    client::read_cert_rep(body, req, &Requester { key: r.key, certificate: &r.signer }, &ca_certs(), None, false)
+    client::read_cert_rep_with(body, req, &Requester { key: r.key, certificate: &r.signer }, &ca_certs(), None, false)
         .unwrap()
 }
 
@@ -463,7 +463,7 @@ fn a_renewal_claims_the_old_certificate_once_and_stays_with_its_seat() {
     let to_b = pkcs_req(&renewer, "CN=dev-2", MessageType::RenewalReq, Some((r.key, &certificate)));
     let step = drive(&mut store, &to_b.message, stored(&body, false));
     let Step::Answer { body: reply, .. } = &step else { panic!() };
-    let CertRepOutcome::Failed(e) = client::read_cert_rep(
+    let CertRepOutcome::Failed(e) = client::read_cert_rep_with(
         reply,
         &to_b,
         &Requester { key: r.key, certificate: &certificate },

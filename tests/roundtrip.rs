@@ -153,7 +153,7 @@ fn pkcsreq_round_trips_for_every_cipher_digest_transport_and_identifier() {
             scepkit::envelope::open(&content, &[Recipient { certificate: Some(&c.signer_cert), key: c.key }], legacy)
                 .unwrap();
         assert_eq!((opened.cipher, opened.transport), (cipher, transport));
-        match client::read_cert_rep(&reply, &req, &requester, &ca, Some(&spki), legacy).unwrap() {
+        match client::read_cert_rep_with(&reply, &req, &requester, &ca, Some(&spki), legacy).unwrap() {
             CertRepOutcome::Issued { certificate, chain } => {
                 assert_eq!(certificate.tbs_certificate.subject.to_string(), "CN=laptop-42,O=Example");
                 assert_eq!(chain, vec![scepkit_ca().cert.clone()]);
@@ -183,7 +183,8 @@ fn failure_reaches_the_client_with_fail_info_text_and_resolution() {
     let req =
         client::certificate_request(&c.csr, MessageType::PkcsReq, None, &requester, &ca, opts, &mut OsRng).unwrap();
     let reply = serve(&req.message, false, |_| Err(ScepError::challenge_invalid()));
-    let CertRepOutcome::Failed(e) = client::read_cert_rep(&reply, &req, &requester, &ca, None, false).unwrap() else {
+    let CertRepOutcome::Failed(e) = client::read_cert_rep_with(&reply, &req, &requester, &ca, None, false).unwrap()
+    else {
         panic!("not a failure")
     };
     assert_eq!(e.fail_info, FailInfo::BadRequest);
@@ -203,7 +204,7 @@ fn legacy_algorithms_are_refused_with_badalg_on_a_modern_profile() {
         let req =
             client::certificate_request(&c.csr, MessageType::PkcsReq, None, &requester, &ca, opts, &mut OsRng).unwrap();
         let reply = serve(&req.message, false, |_| panic!("must not reach policy"));
-        let CertRepOutcome::Failed(e) = client::read_cert_rep(&reply, &req, &requester, &ca, None, true).unwrap()
+        let CertRepOutcome::Failed(e) = client::read_cert_rep_with(&reply, &req, &requester, &ca, None, true).unwrap()
         else {
             panic!("not a failure")
         };
@@ -227,7 +228,7 @@ fn pending_then_certpoll_then_success() {
         Ok(None)
     });
     assert!(matches!(
-        client::read_cert_rep(&reply, &req, &requester, &ca, Some(&spki), false).unwrap(),
+        client::read_cert_rep_with(&reply, &req, &requester, &ca, Some(&spki), false).unwrap(),
         CertRepOutcome::Pending
     ));
 
@@ -242,7 +243,7 @@ fn pending_then_certpoll_then_success() {
         Ok(Some(issue_for(held.as_ref().unwrap(), 8)))
     });
     assert!(matches!(
-        client::read_cert_rep(&reply, &poll, &requester, &ca, Some(&spki), false).unwrap(),
+        client::read_cert_rep_with(&reply, &poll, &requester, &ca, Some(&spki), false).unwrap(),
         CertRepOutcome::Issued { .. }
     ));
 }
@@ -267,7 +268,7 @@ fn renewal_is_signed_by_the_current_certificate() {
         Ok(Some(issue_for(facts.csr.as_ref().unwrap(), 11)))
     });
     let CertRepOutcome::Issued { certificate, .. } =
-        client::read_cert_rep(&reply, &req, &requester, &ca, Some(&spki), false).unwrap()
+        client::read_cert_rep_with(&reply, &req, &requester, &ca, Some(&spki), false).unwrap()
     else {
         panic!()
     };
@@ -294,7 +295,7 @@ fn getcert_and_getcrl_carry_issuer_and_serial() {
         Ok(Some(issued.clone()))
     });
     let CertRepOutcome::Issued { certificate, .. } =
-        client::read_cert_rep(&reply, &req, &requester, &ca, None, false).unwrap()
+        client::read_cert_rep_with(&reply, &req, &requester, &ca, None, false).unwrap()
     else {
         panic!()
     };
@@ -321,7 +322,7 @@ fn getcert_and_getcrl_carry_issuer_and_serial() {
         &mut OsRng,
     )
     .unwrap();
-    let CertRepOutcome::Crl { crls } = client::read_cert_rep(&reply, &req, &requester, &ca, None, false).unwrap()
+    let CertRepOutcome::Crl { crls } = client::read_cert_rep_with(&reply, &req, &requester, &ca, None, false).unwrap()
     else {
         panic!()
     };
@@ -337,7 +338,7 @@ fn a_certrep_for_another_transaction_or_nonce_is_refused() {
     let a = client::certificate_request(&c.csr, MessageType::PkcsReq, None, &requester, &ca, opts, &mut OsRng).unwrap();
     let b = client::certificate_request(&c.csr, MessageType::PkcsReq, None, &requester, &ca, opts, &mut OsRng).unwrap();
     let reply_to_a = serve(&a.message, false, |_| Ok(None));
-    let err = client::read_cert_rep(&reply_to_a, &b, &requester, &ca, None, false).unwrap_err();
+    let err = client::read_cert_rep_with(&reply_to_a, &b, &requester, &ca, None, false).unwrap_err();
     assert_eq!(err.fail_info, FailInfo::BadMessageCheck);
     assert!(err.message.contains("recipientNonce"));
 }
@@ -369,7 +370,7 @@ fn a_certrep_signed_by_a_stranger_is_refused() {
     };
     let reply = server::cert_rep(&incoming, Reply::Pending, &signer, None, false, &mut OsRng).unwrap();
     assert_eq!(
-        client::read_cert_rep(&reply, &req, &requester, &ca, None, false).unwrap_err().fail_info,
+        client::read_cert_rep_with(&reply, &req, &requester, &ca, None, false).unwrap_err().fail_info,
         FailInfo::BadMessageCheck
     );
 }
@@ -472,46 +473,279 @@ fn a_transaction_id_that_cannot_be_echoed_as_printablestring_is_malformed() {
 }
 
 #[test]
-fn a_replay_key_builds_the_same_bytes_once_its_holder_has_done_what_it_asked() {
-    use scepkit::keys::{HostOperation, PrivateKeyOps, ReplayKey};
+fn what_a_host_signs_or_decrypts_is_handed_out_once_and_finishes_as_the_key_at_hand_builds_it() {
+    use scepkit::keys::{self, KeyOperation, PrivateKeyOps, Unsigned};
     let c = client(1, &csr_request());
-    let first = ReplayKey::new(c.key.public_key().clone(), vec![]);
-    csr_request().build(&first).unwrap();
-    let pending = first.pending();
-    let [HostOperation::Sign { digest, message }] = pending.as_slice() else { panic!("{pending:?}") };
-    // The holder signs; the replay is byte for byte what the key itself builds (PKCS#1 v1.5 is deterministic).
-    let done = vec![(pending[0].clone(), c.key.sign(*digest, message).unwrap())];
-    let second = ReplayKey::new(c.key.public_key().clone(), done);
-    assert_eq!(csr_request().build(&second).unwrap(), c.csr);
-    assert!(second.pending().is_empty());
-
-    // An unknown key transport fails the run and is asked for; done, the same call opens.
-    let sealed = scepkit::envelope::seal(
-        b"content",
-        &c.signer_cert,
-        EnvelopeOptions {
-            cipher: Cipher::Aes128Cbc,
-            transport: KeyTransport::RsaOaepSha256,
-            identifier: IdentifierKind::IssuerAndSerialNumber,
-            legacy: false,
-        },
-        &mut OsRng,
+    let spki = keys::spki_of(c.key.public_key()).unwrap();
+    let unsigned = csr_request().unsigned(spki.clone()).unwrap();
+    let KeyOperation::Sign { digest, data } = unsigned.operation() else { panic!() };
+    assert_eq!(digest, DigestAlg::Sha256);
+    // The host signs the CertificationRequestInfo; PKCS#1 v1.5 is deterministic, so the CSR is byte for byte
+    // the one the key at hand builds.
+    let signature = c.key.sign(digest, &data).unwrap();
+    assert_eq!(unsigned.finish(&signature).unwrap(), c.csr);
+    let tbs = issue::unsigned_self_signed(
+        spki,
+        "CN=SCEP SIGNER",
+        &[9],
+        (NOW - 60, NOW + 3600),
+        digest,
+        SelfSignedRole::Signer,
     )
     .unwrap();
-    let asking = ReplayKey::new(c.key.public_key().clone(), vec![]);
-    assert!(scepkit::envelope::open(&sealed, &[Recipient { certificate: Some(&c.signer_cert), key: &asking }], false)
-        .is_err());
-    let op = asking.pending().pop().unwrap();
-    let HostOperation::Decrypt { transport: KeyTransport::RsaOaepSha256, ciphertext } = &op else { panic!("{op:?}") };
-    let done = vec![(op.clone(), c.key.decrypt(KeyTransport::RsaOaepSha256, ciphertext).unwrap())];
-    let replayed = ReplayKey::new(c.key.public_key().clone(), done);
-    assert_eq!(
-        scepkit::envelope::open(&sealed, &[Recipient { certificate: Some(&c.signer_cert), key: &replayed }], false)
-            .unwrap()
-            .plaintext
-            .as_slice(),
-        b"content"
+    let signature = keys::perform(c.key, &tbs.operation()).unwrap();
+    assert_eq!(tbs.finish(&signature).unwrap(), c.signer_cert);
+
+    // A SUCCESS stops at its envelope: the host decrypts the content-encryption key, the core opens the rest.
+    let ca = ca_certs();
+    let opts = options(
+        Cipher::Aes128Cbc,
+        DigestAlg::Sha256,
+        KeyTransport::RsaOaepSha256,
+        IdentifierKind::IssuerAndSerialNumber,
     );
+    let builder = client::RequestBuilder { signer_certificate: &c.signer_cert, ca: &ca, options: opts };
+    let unsigned = builder.certificate_request(&c.csr, MessageType::PkcsReq, None, &mut OsRng).unwrap();
+    let req = unsigned.sign_with(c.key).unwrap();
+    let reply = serve(&req.message, false, |facts| Ok(Some(issue_for(facts.csr.as_ref().unwrap(), 12))));
+    let client::CertRep::Sealed(sealed) = client::read_cert_rep(&reply, &req, &c.signer_cert, &ca, false).unwrap()
+    else {
+        panic!("not sealed")
+    };
+    let KeyOperation::Decrypt { transport: KeyTransport::RsaOaepSha256, ciphertext } = sealed.operation() else {
+        panic!()
+    };
+    let content_key = c.key.decrypt(KeyTransport::RsaOaepSha256, &ciphertext).unwrap();
+    let spki = CsrFacts::from_der(&c.csr).unwrap().spki_der;
+    let CertRepOutcome::Issued { certificate, .. } = sealed.finish(&content_key, &ca, Some(&spki)).unwrap() else {
+        panic!()
+    };
+    assert_eq!(certificate.tbs_certificate.serial_number.as_bytes(), &[12]);
+}
+
+mod enrollment {
+    //! The whole procedure as the step machine runs it, answered the way a host would.
+    use super::*;
+    use scepkit::client::enrollment::{Answer, Enrolled, EnrollmentOptions, KeyRef, NewKey, Operation, Purpose, Step};
+    use scepkit::client::http::{HttpRequest, HttpResponse, Operation as HttpOperation};
+    use scepkit::client::{Enrollment, Failure};
+    use scepkit::keys::{self, KeyOperation, PrivateKeyOps, RsaKey};
+
+    /// A host for the machine: keys at hand, an in-process CA behind "HTTP", and a log of what it was asked.
+    #[derive(Default)]
+    struct Host {
+        new: Option<&'static RsaKey>,
+        current: Option<&'static RsaKey>,
+        /// (key, "sign" | "decrypt") for every key operation, in order.
+        key_operations: Vec<(KeyRef, &'static str)>,
+        progress: Vec<&'static str>,
+        /// What reached the CA: message types of PKIOperations.
+        sent: Vec<MessageType>,
+        /// How many steps were started before the first wait.
+        started_before_first_wait: Option<usize>,
+        /// Keys generated on request.
+        generated: usize,
+        /// A signature to hand back instead of the right one (a host signing with the wrong key).
+        wrong_signature: bool,
+    }
+
+    type Decide<'a> = dyn FnMut(&server::RequestFacts) -> Result<Option<Certificate>, ScepError> + 'a;
+
+    impl Host {
+        fn ca(&mut self, request: &HttpRequest, decide: &mut Decide<'_>) -> Answer {
+            let body = match request.operation {
+                HttpOperation::GetCaCaps => CaCaps::for_server(false, false).render().into_bytes(),
+                HttpOperation::GetCaCert => ca_cert_response(&scepkit_ca().cert, None).unwrap().1,
+                HttpOperation::PkiOperation => {
+                    let message = request.body.clone().unwrap();
+                    self.sent.push(server::read_request(&message).unwrap().attributes.message_type.unwrap());
+                    serve(&message, false, |facts| decide(facts))
+                }
+            };
+            Answer::Http(HttpResponse { status: 200, content_type: Some("application/x-pki-message".into()), body })
+        }
+
+        fn run(&mut self, mut machine: Enrollment, decide: &mut Decide<'_>) -> Result<Enrolled, Failure> {
+            let mut started = 0;
+            loop {
+                match machine.next_step()? {
+                    Step::Progress(p) => self.progress.push(p.step.name()),
+                    Step::Await(_) => {
+                        self.started_before_first_wait.get_or_insert(started);
+                    }
+                    Step::Done(enrolled) => return Ok(enrolled),
+                    Step::Start(id, operation) => {
+                        started += 1;
+                        let answer = match operation {
+                            Operation::Http(request) => self.ca(&request, decide),
+                            Operation::Sleep { .. } => Answer::Slept,
+                            Operation::GenerateKey { .. } => {
+                                self.generated += 1;
+                                let key = self.new.expect("a key to hand out");
+                                Answer::PublicKey(keys::spki_of(key.public_key()).unwrap().to_der().unwrap())
+                            }
+                            Operation::Key { key, operation } => {
+                                let held = match key {
+                                    KeyRef::New => self.new.unwrap(),
+                                    KeyRef::Current => self.current.unwrap(),
+                                };
+                                match operation {
+                                    KeyOperation::Sign { digest, data } => {
+                                        self.key_operations.push((key, "sign"));
+                                        let by = if self.wrong_signature { test_key(3) } else { held };
+                                        Answer::Signature(by.sign(digest, &data).unwrap())
+                                    }
+                                    KeyOperation::Decrypt { transport, ciphertext } => {
+                                        self.key_operations.push((key, "decrypt"));
+                                        Answer::Decrypted(held.decrypt(transport, &ciphertext).unwrap().into())
+                                    }
+                                }
+                            }
+                        };
+                        machine.answer(id, answer);
+                    }
+                }
+            }
+        }
+    }
+
+    fn enroll(subject: &str) -> EnrollmentOptions {
+        EnrollmentOptions::new("http://scep.test/scep", Purpose::Enroll { subject: subject.into() }, NOW)
+    }
+
+    fn issue(facts: &server::RequestFacts) -> Result<Option<Certificate>, ScepError> {
+        Ok(Some(issue_for(facts.csr.as_ref().unwrap(), 20)))
+    }
+
+    #[test]
+    fn an_enrollment_asks_for_three_signatures_and_one_decryption_and_ends_verified() {
+        let options = EnrollmentOptions { key_transport: KeyTransport::RsaOaepSha256, ..enroll("CN=laptop-7") };
+        let mut host = Host { new: Some(test_key(2)), ..Default::default() };
+        let enrolled = host.run(Enrollment::new(options, &mut OsRng).unwrap(), &mut issue).unwrap();
+        assert_eq!(enrolled.certificate.tbs_certificate.subject.to_string(), "CN=laptop-7");
+        assert_eq!(enrolled.chain, vec![scepkit_ca().cert.clone()]);
+        assert_eq!(enrolled.transaction_id.len(), 64);
+        assert_eq!(host.progress, ["key", "caps", "cacert", "request", "send", "done"]);
+        // CSR, transient signer certificate, PKIMessage; then the reply's content key, each asked for once.
+        assert_eq!(
+            host.key_operations,
+            [(KeyRef::New, "sign"), (KeyRef::New, "sign"), (KeyRef::New, "sign"), (KeyRef::New, "decrypt")]
+        );
+        assert_eq!(host.sent, [MessageType::PkcsReq]);
+        assert_eq!(host.started_before_first_wait, Some(3), "GetCACaps, GetCACert and the key start together");
+        assert_eq!(host.generated, 1);
+    }
+
+    #[test]
+    fn pending_is_polled_with_certpoll_under_the_same_transaction_until_issued() {
+        let mut held = None;
+        let mut polls = 0;
+        let mut decide = |facts: &server::RequestFacts| {
+            if let Some(csr) = &facts.csr {
+                held = Some(csr.clone());
+                return Ok(None);
+            }
+            polls += 1;
+            Ok((polls == 2).then(|| issue_for(held.as_ref().unwrap(), 21)))
+        };
+        let mut host = Host { new: Some(test_key(2)), ..Default::default() };
+        let machine = Enrollment::new(enroll("CN=approve-me"), &mut OsRng).unwrap();
+        host.run(machine, &mut decide).unwrap();
+        assert_eq!(host.sent, [MessageType::PkcsReq, MessageType::CertPoll, MessageType::CertPoll]);
+        assert_eq!(
+            host.progress,
+            ["key", "caps", "cacert", "request", "send", "pending", "poll", "pending", "poll", "done"]
+        );
+        // Two CertPolls, each signed once.
+        assert_eq!(host.key_operations.iter().filter(|(_, op)| *op == "sign").count(), 5);
+
+        let mut host = Host { new: Some(test_key(2)), ..Default::default() };
+        let machine = Enrollment::new(EnrollmentOptions { max_polls: 1, ..enroll("CN=waits") }, &mut OsRng).unwrap();
+        let failure = host.run(machine, &mut |_: &server::RequestFacts| Ok(None)).unwrap_err();
+        assert_eq!(failure.error.kind, ErrorKind::StillPending);
+        assert_eq!(failure.transaction_id.unwrap().len(), 64);
+    }
+
+    #[test]
+    fn a_renewal_signs_with_the_current_key_and_certifies_the_new_one() {
+        let current_cert = issue_for(&CsrFacts::from_der(&client(1, &csr_request()).csr).unwrap(), 30);
+        let purpose = Purpose::Renew { certificate: Box::new(current_cert), subject: None };
+        let options = EnrollmentOptions::new("http://scep.test/scep", purpose, NOW);
+        let mut host = Host { new: Some(test_key(3)), current: Some(test_key(1)), ..Default::default() };
+        let enrolled = host.run(Enrollment::new(options, &mut OsRng).unwrap(), &mut issue).unwrap();
+        assert_eq!(host.sent, [MessageType::RenewalReq]);
+        assert_eq!(
+            host.key_operations,
+            [(KeyRef::New, "sign"), (KeyRef::Current, "sign"), (KeyRef::Current, "decrypt")]
+        );
+        assert_eq!(
+            enrolled.certificate.tbs_certificate.subject_public_key_info,
+            keys::spki_of(test_key(3).public_key()).unwrap()
+        );
+        assert_eq!(enrolled.certificate.tbs_certificate.subject.to_string(), "CN=laptop-42,O=Example");
+    }
+
+    #[test]
+    fn a_host_that_signs_with_another_key_is_caught_before_anything_is_sent() {
+        let mut host = Host { new: Some(test_key(2)), wrong_signature: true, ..Default::default() };
+        let failure = host.run(Enrollment::new(enroll("CN=x"), &mut OsRng).unwrap(), &mut issue).unwrap_err();
+        assert_eq!(failure.error.kind, ErrorKind::IntegrityCheck);
+        assert!(failure.error.message.contains("CSR signature does not verify"), "{}", failure.error.message);
+        assert!(host.sent.is_empty());
+    }
+
+    #[test]
+    fn a_refusal_a_pin_mismatch_and_an_unreachable_server_end_with_what_a_person_needs() {
+        let mut host = Host { new: Some(test_key(2)), ..Default::default() };
+        let machine = Enrollment::new(enroll("CN=x"), &mut OsRng).unwrap();
+        let failure =
+            host.run(machine, &mut |_: &server::RequestFacts| Err(ScepError::challenge_invalid())).unwrap_err();
+        assert_eq!((failure.error.kind, failure.error.fail_info), (ErrorKind::Refused, FailInfo::BadRequest));
+        assert_eq!(failure.error.resolution, "use the valid, unredeemed enrollment code of that seat");
+        assert_eq!(failure.transaction_id.unwrap().len(), 64);
+
+        let mut host = Host { new: Some(test_key(2)), ..Default::default() };
+        let options = EnrollmentOptions { fingerprint: Some("00".repeat(32)), ..enroll("CN=x") };
+        let failure = host.run(Enrollment::new(options, &mut OsRng).unwrap(), &mut issue).unwrap_err();
+        assert_eq!(failure.error.kind, ErrorKind::FingerprintMismatch);
+        assert!(host.sent.is_empty() && host.key_operations.is_empty());
+
+        let mut machine = Enrollment::new(enroll("CN=x"), &mut OsRng).unwrap();
+        let failure = loop {
+            match machine.next_step() {
+                Ok(Step::Start(id, Operation::Http(_))) => {
+                    machine.answer(id, Answer::Unreachable("fetch failed".into()))
+                }
+                Ok(Step::Start(id, Operation::GenerateKey { .. })) => machine
+                    .answer(id, Answer::PublicKey(keys::spki_of(test_key(2).public_key()).unwrap().to_der().unwrap())),
+                Ok(_) => {}
+                Err(failure) => break failure,
+            }
+        };
+        assert_eq!(failure.error.kind, ErrorKind::Http);
+        assert_eq!(failure.error.message, "Could not reach the SCEP server at http://scep.test: fetch failed");
+        assert_eq!(failure.http.unwrap().url, "http://scep.test/scep?operation=GetCACaps");
+    }
+
+    #[test]
+    fn a_given_key_is_not_generated_and_a_key_at_hand_runs_the_machine_alone() {
+        let spki = keys::spki_of(test_key(2).public_key()).unwrap().to_der().unwrap();
+        let options = EnrollmentOptions { new_key: NewKey::Given { spki }, ..enroll("CN=given") };
+        let mut host = Host { new: Some(test_key(2)), ..Default::default() };
+        host.run(Enrollment::new(options, &mut OsRng).unwrap(), &mut issue).unwrap();
+        assert_eq!(host.generated, 0);
+
+        // `run` answers with the pure-Rust key, generating the new one itself.
+        let mut keys = scepkit::client::enrollment::LocalKeys::default();
+        let mut host = Host::default();
+        let machine = Enrollment::new(enroll("CN=local"), &mut OsRng).unwrap();
+        let enrolled = machine.run(&mut keys, |request| host.ca(request, &mut issue), |_| {}, &mut OsRng).unwrap();
+        let new = keys.new.expect("generated");
+        assert_eq!(
+            enrolled.certificate.tbs_certificate.subject_public_key_info,
+            keys::spki_of(new.public_key()).unwrap()
+        );
+    }
 }
 
 #[test]

@@ -153,6 +153,12 @@ test('renew signs a RenewalReq with the current certificate', async () => {
   assert.equal(log[1].facts.signer.self_signed, false);
   assert.equal(log[1].facts.signer.serial, scep.inspect(first.certificate).serial);
   assert.notEqual(second.privateKeyPem, first.privateKeyPem);
+  assert.deepEqual(second.privateKeyOperations, { webcrypto: 2, wasm: 1 }, 'the new key signs the CSR, the current key the RenewalReq and (PKCS#1 v1.5) opens the reply');
+  const kept = await scep.renew({ url: URL_, certificate: second.certificate, privateKey: second.privateKeyPkcs8, reuseKey: true, keyTransport: 'rsa-oaep-sha256', fetch });
+  assert.equal(kept.privateKeyPem, second.privateKeyPem, 'reuseKey keeps the key');
+  assert.deepEqual(kept.privateKeyOperations, { webcrypto: 3, wasm: 0 });
+  assert.equal(log[2].messageType, 'RenewalReq');
+  assert.equal(log[2].facts.signer.serial, scep.inspect(second.certificate).serial);
 });
 
 test('profile validation throws Invalid Object with the failing fields', () => {
@@ -174,6 +180,7 @@ test('the browser build: the client without the CA side, and no DES or 3DES even
     assert.equal(client[name], undefined, `${name} is not in the browser build`);
     assert.equal(typeof scep[name], 'function', `${name} is in the Node build`);
   }
+  for (const name of ['enroll', 'renew', 'getCaCaps', 'getCaCert', 'generateKey']) assert.equal(typeof client[name], 'function', `the browser build drives ${name} itself`);
   const { generateKeyPairSync } = await import('node:crypto');
   const pkcs8 = () => new Uint8Array(generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey.export({ type: 'pkcs8', format: 'der' }));
   const now = Math.floor(Date.now() / 1000);
@@ -187,22 +194,9 @@ test('the browser build: the client without the CA side, and no DES or 3DES even
   assert.ok(client.buildRequest(csr, key, signer, ca, { ...options, cipher: 'aes-256-cbc', legacy: false }).message.length > 0);
 });
 
-test('a host-held key signs by replay: the same bytes as the wasm key; enroll signs with WebCrypto, and opens an OAEP reply with it', async () => {
-  const { generateKeyPairSync, sign } = await import('node:crypto');
-  const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
-  const pkcs8 = new Uint8Array(privateKey.export({ type: 'pkcs8', format: 'der' }));
-  const request = { subject: 'CN=replay', challenge: 'c', digest: 'sha384' };
-  const host = { spki: scep.publicKeyOf(pkcs8), done: [], pending: [] };
-  scep.buildCsr(host, request);
-  assert.equal(host.pending.length, 1, 'the first run asks for one signature');
-  const [op] = host.pending;
-  assert.equal(op.digest, 'sha384');
-  host.done.push([op, new Uint8Array(sign('sha384', op.message, privateKey))]);
-  host.pending = [];
-  // PKCS#1 v1.5 is deterministic: the replayed CSR is byte for byte the one the wasm key signs.
-  assert.deepEqual(scep.buildCsr(host, request), scep.buildCsr(pkcs8, request));
-  assert.equal(host.pending.length, 0);
-
+test('private-key operations are steps WebCrypto performs once each: three signatures, and an OAEP reply opened by WebCrypto, none in wasm', async () => {
+  const { generateKeyPairSync } = await import('node:crypto');
+  const pkcs8 = new Uint8Array(generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey.export({ type: 'pkcs8', format: 'der' }));
   const subtle = globalThis.crypto.subtle;
   const original = { sign: subtle.sign, decrypt: subtle.decrypt };
   const calls = { sign: 0, decrypt: 0 };
@@ -216,14 +210,49 @@ test('a host-held key signs by replay: the same bytes as the wasm key; enroll si
     const ca = makeCa();
     const result = await scep.enroll({ url: URL_, challenge: 'c', subject: 'CN=native', keyPkcs8: pkcs8, fetch: scepFetch(ca, () => ({ issue: true })) });
     assert.equal(scep.inspect(result.certificate).subject, 'CN=native');
-    assert.deepEqual(calls, { sign: 3, decrypt: 0 }, 'WebCrypto signs the CSR, the signer certificate and the PKIMessage; a PKCS#1 v1.5 reply is opened in wasm');
+    assert.deepEqual(calls, { sign: 3, decrypt: 0 }, 'WebCrypto signs the CSR, the signer certificate and the PKIMessage, once each');
+    assert.deepEqual(result.privateKeyOperations, { webcrypto: 3, wasm: 1 }, 'a PKCS#1 v1.5 reply is opened by the wasm key');
     calls.sign = 0;
     const log = [];
     const oaep = await scep.enroll({ url: URL_, challenge: 'c', subject: 'CN=oaep', keyPkcs8: pkcs8, keyTransport: 'rsa-oaep-sha256', fetch: scepFetch(ca, () => ({ issue: true }), { log }) });
     assert.equal(log[0].facts.key_transport, 'rsa-oaep-sha256');
     assert.equal(scep.inspect(oaep.certificate).subject, 'CN=oaep');
     assert.deepEqual(calls, { sign: 3, decrypt: 1 }, 'the reply, answered in kind with RSA-OAEP, is opened by WebCrypto');
+    assert.deepEqual(oaep.privateKeyOperations, { webcrypto: 4, wasm: 0 }, 'no private-key operation runs in wasm');
+    const generated = await scep.enroll({ url: URL_, subject: 'CN=generated', keyTransport: 'rsa-oaep-sha1', fetch: scepFetch(ca, () => ({ issue: true })) });
+    assert.deepEqual(generated.privateKeyOperations, { webcrypto: 4, wasm: 0 }, 'a key WebCrypto generated is used by WebCrypto');
   } finally {
     Object.assign(subtle, original);
+  }
+});
+
+test('without WebCrypto the wasm key generates, signs and decrypts, and the result is the same', async () => {
+  const descriptor = Object.getOwnPropertyDescriptor(globalThis, 'crypto');
+  const { getRandomValues } = globalThis.crypto;
+  // A host with crypto.getRandomValues (the core's randomness) but no crypto.subtle.
+  Object.defineProperty(globalThis, 'crypto', { value: { getRandomValues: getRandomValues.bind(globalThis.crypto) }, configurable: true, writable: true });
+  try {
+    const ca = makeCa();
+    const steps = [];
+    const result = await scep.enroll({ url: URL_, subject: 'CN=no-webcrypto', keyTransport: 'rsa-oaep-sha256', fetch: scepFetch(ca, () => ({ issue: true })), onProgress: (s) => steps.push(s) });
+    assert.deepEqual(steps, ['key', 'caps', 'cacert', 'request', 'send', 'done']);
+    assert.deepEqual(result.privateKeyOperations, { webcrypto: 0, wasm: 4 });
+    assert.equal(scep.inspect(result.certificate).subject, 'CN=no-webcrypto');
+    assert.match(result.privateKeyPem, /BEGIN PRIVATE KEY/);
+  } finally {
+    Object.defineProperty(globalThis, 'crypto', descriptor);
+  }
+});
+
+test('an enrollment that cannot reach its server fails once, as a ScepHttpError, with nothing left unhandled', async () => {
+  const unhandled = [];
+  const onUnhandled = (e) => unhandled.push(e);
+  process.on('unhandledRejection', onUnhandled);
+  try {
+    await assert.rejects(scep.enroll({ url: 'http://127.0.0.1:9/scep', subject: 'CN=x' }), (e) => e instanceof scep.ScepHttpError && /^Could not reach the SCEP server at http:\/\/127\.0\.0\.1:9: /.test(e.message) && e.url === 'http://127.0.0.1:9/scep?operation=GetCACaps');
+    await new Promise((r) => setTimeout(r, 50));
+    assert.deepEqual(unhandled, []);
+  } finally {
+    process.off('unhandledRejection', onUnhandled);
   }
 });

@@ -11,12 +11,12 @@ use wasm_bindgen::prelude::*;
 
 use crate::algorithms::{Cipher, DigestAlg, KeyTransport};
 use crate::caps::{CaCaps, CaCertificates};
-use crate::client::{self, CertRepOutcome, PkiRequest, RequestOptions, Requester};
+use crate::client::{self, CertRepOutcome, PkiRequest, RequestBuilder, RequestOptions, Requester};
 use crate::csr::{CsrFacts, CsrRequest};
 use crate::envelope::EnvelopeOptions;
 use crate::error::ScepError;
 use crate::issue::SelfSignedRole;
-use crate::keys::RsaKey;
+use crate::keys::{RsaKey, Unsigned};
 use crate::message::MessageType;
 use crate::signed::IdentifierKind;
 use crate::wire::{Certificate, IssuerAndSerialNumber};
@@ -52,45 +52,6 @@ fn key(pkcs8: &[u8]) -> JsResult<RsaKey> {
     RsaKey::import(pkcs8).map_err(js_error)
 }
 
-/// Runs `f` with a private key as the functions take it: PKCS#8/PEM bytes (the pure-Rust key), or a key the
-/// host holds and uses by replay ([`crate::keys::ReplayKey`]): `{ spki, done: [{ digest, message } |
-/// { transport, ciphertext }, result][], pending: [] }`. What the run asks of the host is appended to `pending`,
-/// also when the run fails for want of it (see `withHostKeys` in the package).
-fn with_private_key<T>(value: &JsValue, f: impl FnOnce(&dyn crate::keys::PrivateKeyOps) -> JsResult<T>) -> JsResult<T> {
-    if let Some(bytes) = value.dyn_ref::<js_sys::Uint8Array>() {
-        return f(&key(&bytes.to_vec())?);
-    }
-    let field = |name: &str| js_sys::Reflect::get(value, &name.into());
-    let spki: serde_bytes::ByteBuf = from_js(field("spki")?)?;
-    let spki = spki::SubjectPublicKeyInfoOwned::from_der(&spki)
-        .map_err(|e| js_error(ScepError::invalid_input(format!("public key: {e}"))))?;
-    let done: Vec<(crate::keys::HostOperation, serde_bytes::ByteBuf)> = from_js(field("done")?)?;
-    let held = crate::keys::ReplayKey::new(
-        crate::keys::rsa_public_key(&spki).map_err(js_error)?,
-        done.into_iter().map(|(op, out)| (op, out.into_vec())).collect(),
-    );
-    let result = f(&held);
-    let pending = field("pending")?
-        .dyn_into::<js_sys::Array>()
-        .map_err(|_| js_error(ScepError::invalid_input("a host-held key needs a pending array")))?;
-    for op in held.pending() {
-        pending.push(&to_js_bytes(&op)?);
-    }
-    result
-}
-
-/// The randomness of one build: from `seed` (32 bytes) when the host replays the build, else fresh.
-fn rng(seed: Option<Vec<u8>>) -> JsResult<rand_chacha::ChaCha20Rng> {
-    use rand_core::SeedableRng;
-    match seed {
-        Some(s) => Ok(rand_chacha::ChaCha20Rng::from_seed(
-            s.try_into().map_err(|_| js_error(ScepError::invalid_input("a seed is 32 bytes")))?,
-        )),
-        None => rand_chacha::ChaCha20Rng::from_rng(OsRng)
-            .map_err(|e| js_error(ScepError::invalid_input(format!("randomness: {e}")))),
-    }
-}
-
 /// The SubjectPublicKeyInfo (DER) of a private key in any form the functions take.
 #[wasm_bindgen(js_name = publicKeyOf)]
 pub fn public_key_of(key_bytes: &[u8]) -> JsResult<Vec<u8>> {
@@ -102,8 +63,8 @@ fn certificate(der: &[u8]) -> JsResult<Certificate> {
     Certificate::from_der(der).map_err(|e| js_error(ScepError::malformed(format!("certificate: {e}"))))
 }
 
-/// A fresh RSA key as PKCS#8 DER (the fallback where WebCrypto cannot generate one).
-#[wasm_bindgen(js_name = generateKey)]
+/// A fresh RSA key as PKCS#8 DER from the wasm generator (`generateKey` prefers WebCrypto).
+#[wasm_bindgen(js_name = generateKeyWasm)]
 pub fn generate_key(bits: u32, legacy: bool) -> JsResult<Vec<u8>> {
     let key = RsaKey::generate(bits as usize, legacy, &mut OsRng).map_err(js_error)?;
     Ok(key.to_pkcs8_der().map_err(js_error)?.to_vec())
@@ -184,9 +145,9 @@ pub fn check_fingerprint(body: &[u8], fingerprint: &str) -> JsResult<()> {
 
 /// A signed PKCS#10 request (DER) for `request` = `{ subject, sans?, challenge?, digest?, digitalSignature?, keyEncipherment? }`.
 #[wasm_bindgen(js_name = buildCsr)]
-pub fn build_csr(key: JsValue, request: JsValue) -> JsResult<Vec<u8>> {
+pub fn build_csr(key_pkcs8: &[u8], request: JsValue) -> JsResult<Vec<u8>> {
     let request: CsrRequest = from_js(request)?;
-    with_private_key(&key, |k| request.build(k).map_err(js_error))
+    request.build(&key(key_pkcs8)?).map_err(js_error)
 }
 
 /// The facts of a CSR, after its proof of possession verified.
@@ -201,25 +162,22 @@ pub fn csr_public_key(der: &[u8]) -> JsResult<Vec<u8>> {
     Ok(CsrFacts::from_der(der).map_err(js_error)?.spki_der)
 }
 
-/// A self-signed certificate: `role` is "signer" (a client's transient SCEP signer) or "ca". `seed` (32 bytes)
-/// fixes the serial, for a host replaying the call (see [`with_private_key`]).
+/// A self-signed certificate: `role` is "signer" (a client's transient SCEP signer) or "ca".
 #[wasm_bindgen(js_name = selfSignedCertificate)]
 pub fn self_signed_certificate(
-    key: JsValue,
+    key_pkcs8: &[u8],
     subject: &str,
     not_before: f64,
     not_after: f64,
     digest: &str,
     role: &str,
-    seed: Option<Vec<u8>>,
 ) -> JsResult<Vec<u8>> {
     let role: SelfSignedRole = from_js(role.into())?;
     let digest = DigestAlg::from_name(digest).map_err(js_error)?;
-    let serial = random_serial(&mut rng(seed)?);
-    let cert = with_private_key(&key, |k| {
-        crate::issue::self_signed(k, subject, &serial, (not_before as u64, not_after as u64), digest, role)
-            .map_err(js_error)
-    })?;
+    let serial = random_serial(&mut OsRng);
+    let validity = (not_before as u64, not_after as u64);
+    let cert =
+        crate::issue::self_signed(&key(key_pkcs8)?, subject, &serial, validity, digest, role).map_err(js_error)?;
     cert.to_der().map_err(|e| js_error(e.into()))
 }
 
@@ -251,9 +209,6 @@ struct RequestOptionsJs {
     /// GetCert / GetCRL: serial (hex) of a certificate issued by the CA.
     #[serde(default)]
     serial: Option<String>,
-    /// 32 bytes: the build's randomness, for a host replaying it (see [`with_private_key`]).
-    #[serde(default, with = "serde_bytes")]
-    seed: Option<Vec<u8>>,
 }
 
 #[derive(Serialize, serde::Deserialize)]
@@ -289,17 +244,7 @@ fn message_type(name: &str) -> JsResult<MessageType> {
 #[wasm_bindgen(js_name = buildRequest)]
 pub fn build_request(
     content: &[u8],
-    key: JsValue,
-    signer_certificate: &[u8],
-    ca_cert_body: &[u8],
-    options: JsValue,
-) -> JsResult<JsValue> {
-    with_private_key(&key, |key| build_request_with(content, key, signer_certificate, ca_cert_body, options))
-}
-
-fn build_request_with(
-    content: &[u8],
-    key: &dyn crate::keys::PrivateKeyOps,
+    key_pkcs8: &[u8],
     signer_certificate: &[u8],
     ca_cert_body: &[u8],
     options: JsValue,
@@ -307,25 +252,26 @@ fn build_request_with(
     let o: RequestOptionsJs = from_js(options)?;
     let cert = certificate(signer_certificate)?;
     let ca = CaCertificates::parse(ca_cert_body).map_err(js_error)?;
-    let requester = Requester { key, certificate: &cert };
-    let mut rng = rng(o.seed)?;
-    let digest = DigestAlg::from_name(&o.digest).map_err(js_error)?;
     let identifier = o.identifier.unwrap_or_default();
-    let transport = o.key_transport.unwrap_or(KeyTransport::RsaPkcs1v15);
-    let opts = RequestOptions {
-        envelope: EnvelopeOptions {
-            cipher: Cipher::from_name(&o.cipher).map_err(js_error)?,
-            transport,
-            identifier,
-            legacy: o.legacy,
+    let builder = RequestBuilder {
+        signer_certificate: &cert,
+        ca: &ca,
+        options: RequestOptions {
+            envelope: EnvelopeOptions {
+                cipher: Cipher::from_name(&o.cipher).map_err(js_error)?,
+                transport: o.key_transport.unwrap_or(KeyTransport::RsaPkcs1v15),
+                identifier,
+                legacy: o.legacy,
+            },
+            digest: DigestAlg::from_name(&o.digest).map_err(js_error)?,
+            signer_identifier: identifier,
         },
-        digest,
-        signer_identifier: identifier,
     };
+    let rng = &mut OsRng;
     let mt = message_type(&o.message_type)?;
-    let built = match mt {
+    let unsigned = match mt {
         MessageType::PkcsReq | MessageType::RenewalReq => {
-            client::certificate_request(content, mt, o.transaction_id, &requester, &ca, opts, &mut rng)
+            builder.certificate_request(content, mt, o.transaction_id, rng)
         }
         MessageType::CertPoll => {
             let tid = o.transaction_id.ok_or_else(|| {
@@ -333,7 +279,7 @@ fn build_request_with(
             })?;
             let subject = o.subject.ok_or_else(|| js_error(ScepError::invalid_input("CertPoll needs the subject")))?;
             let subject = subject.parse().map_err(|e| js_error(ScepError::invalid_input(format!("subject: {e}"))))?;
-            client::cert_poll(&tid, &subject, &requester, &ca, opts, &mut rng)
+            builder.cert_poll(&tid, &subject, rng)
         }
         MessageType::GetCert | MessageType::GetCrl => {
             let serial = hex::decode(o.serial.unwrap_or_default())
@@ -341,11 +287,12 @@ fn build_request_with(
             let serial = x509_cert::serial_number::SerialNumber::<x509_cert::certificate::Raw>::new(&serial)
                 .map_err(|e| js_error(ScepError::invalid_input(e)))?;
             let ias = IssuerAndSerialNumber { issuer: ca.ca.tbs_certificate.subject.clone(), serial_number: serial };
-            client::get_cert_or_crl(mt, &ias, &requester, &ca, opts, &mut rng)
+            builder.get_cert_or_crl(mt, &ias, rng)
         }
         MessageType::CertRep => Err(ScepError::invalid_input("a client does not send CertRep")),
-    }
-    .map_err(js_error)?;
+    };
+    let key = key(key_pkcs8)?;
+    let built = unsigned.and_then(|u| u.sign_with(&key)).map_err(js_error)?;
     to_js_bytes(&PkiRequestJs {
         message_type: built.message_type.name().into(),
         message: built.message,
@@ -387,7 +334,7 @@ enum OutcomeJs {
 pub fn read_cert_rep(
     reply: &[u8],
     request: JsValue,
-    key: JsValue,
+    key_pkcs8: &[u8],
     signer_certificate: &[u8],
     ca_cert_body: &[u8],
     expected_spki: Option<Vec<u8>>,
@@ -402,17 +349,10 @@ pub fn read_cert_rep(
     };
     let cert = certificate(signer_certificate)?;
     let ca = CaCertificates::parse(ca_cert_body).map_err(js_error)?;
-    let outcome = with_private_key(&key, |key| {
-        client::read_cert_rep(
-            reply,
-            &request,
-            &Requester { key, certificate: &cert },
-            &ca,
-            expected_spki.as_deref(),
-            legacy,
-        )
-        .map_err(js_error)
-    })?;
+    let key = key(key_pkcs8)?;
+    let requester = Requester { key: &key, certificate: &cert };
+    let outcome = client::read_cert_rep_with(reply, &request, &requester, &ca, expected_spki.as_deref(), legacy)
+        .map_err(js_error)?;
     let der = |c: &Certificate| c.to_der().map_err(|e| js_error(e.into()));
     let out = match outcome {
         CertRepOutcome::Issued { certificate, chain } => OutcomeJs::Issued {
@@ -474,3 +414,4 @@ pub fn decode_message_param(raw: &str) -> JsResult<Vec<u8>> {
 
 #[cfg(feature = "server")]
 mod server;
+mod web;

@@ -1,0 +1,659 @@
+//! Where the wasm meets the web platform: the client side, driven from inside the wasm through `web-sys`.
+//!
+//! The core's [`Enrollment`] says what it needs; this shell does it: HTTP with the global `fetch` (or the
+//! caller's `fetch` option), keys, signatures and RSA-OAEP decryption with WebCrypto's `SubtleCrypto` (the
+//! wasm key where WebCrypto is absent or declines: PKCS#1 v1.5 decryption, RSA 1024), waits with
+//! `setTimeout`, and the caller's `AbortSignal`. Everything is looked up on the global scope, never `window`,
+//! so browsers, workerd and Node >= 20 run the same code.
+
+use std::cell::{Cell, RefCell};
+use std::future::Future;
+use std::pin::Pin;
+
+use der::{Decode, Encode, EncodePem};
+use js_sys::{Array, Function, Object, Promise, Reflect, Uint8Array};
+use rand_core::OsRng;
+use serde::Serialize;
+use spki::SubjectPublicKeyInfoOwned;
+use wasm_bindgen::prelude::*;
+use wasm_bindgen_futures::JsFuture;
+use web_sys::{AbortSignal, CryptoKey, CryptoKeyPair, RequestInit, Response, SubtleCrypto};
+use zeroize::Zeroizing;
+
+use super::{from_js, js_error, to_js, to_js_bytes, JsResult};
+use crate::algorithms::{Cipher, DigestAlg, KeyTransport};
+use crate::caps::CaCaps;
+use crate::client::enrollment::{
+    Answer, Enrolled, EnrollmentOptions, KeyRef, NewKey, OpId, Operation, Progress, Purpose, Step,
+};
+use crate::client::http::{HttpRequest, HttpResponse};
+use crate::client::{Enrollment, Failure};
+use crate::csr::San;
+use crate::error::ScepError;
+use crate::keys::{self, KeyOperation, PrivateKeyOps, RsaKey};
+use crate::signed::IdentifierKind;
+use crate::wire::Certificate;
+
+/// Enrolls: GetCACaps and GetCACert (checked against `fingerprint`) while the key is made (unless
+/// `keyPkcs8`), the CSR with `challenge`, PKCSReq, PENDING polling, and the verified certificate.
+#[wasm_bindgen]
+pub async fn enroll(options: JsValue) -> JsResult<JsValue> {
+    let o: OptionsJs = from_js(options.clone())?;
+    let (Some(url), Some(subject)) = (o.url.clone(), o.subject.clone()) else {
+        let missing = if o.url.is_none() { "url is required" } else { "subject is required (e.g. \"CN=laptop-42\")" };
+        return Err(js_sys::TypeError::new(&format!("enroll: {missing}")).into());
+    };
+    let shell = Shell::new(&options)?;
+    let given = bytes_option(&options, "keyPkcs8")?.map(|b| HeldKey::import(&b)).transpose()?;
+    let new_key = match &given {
+        Some(key) => NewKey::Given { spki: key.spki.clone() },
+        None => NewKey::Generate { bits: o.key_bits() },
+    };
+    let machine = o.machine(url, Purpose::Enroll { subject }, new_key)?;
+    shell.drive(machine, Keys { new: given, current: None }, o.generator()?).await
+}
+
+/// Renews with the current certificate and key: a RenewalReq (PKCSReq where the server lacks "Renewal")
+/// signed by the current certificate, for a fresh key unless `reuseKey`.
+#[wasm_bindgen]
+pub async fn renew(options: JsValue) -> JsResult<JsValue> {
+    let o: OptionsJs = from_js(options.clone())?;
+    let certificate = bytes_option(&options, "certificate")?;
+    let private_key = bytes_option(&options, "privateKey")?;
+    let (Some(url), Some(certificate), Some(private_key)) = (o.url.clone(), certificate, private_key) else {
+        return Err(js_sys::TypeError::new("renew: url, certificate and privateKey are required").into());
+    };
+    let shell = Shell::new(&options)?;
+    let der = crate::inspect::to_der(&certificate).map_err(js_error)?;
+    let certificate = Certificate::from_der(&der)
+        .map_err(|e| js_error(ScepError::invalid_input(format!("the current certificate: {e}"))))?;
+    let current = HeldKey::import(&private_key)?;
+    let new_key = if o.reuse_key == Some(true) { NewKey::Current } else { NewKey::Generate { bits: o.key_bits() } };
+    let machine =
+        o.machine(url, Purpose::Renew { certificate: Box::new(certificate), subject: o.subject.clone() }, new_key)?;
+    shell.drive(machine, Keys { new: None, current: Some(current) }, o.generator()?).await
+}
+
+/// GetCACaps: `{ text, capabilities, unknown }`.
+#[wasm_bindgen(js_name = getCaCaps)]
+pub async fn get_ca_caps(url: String, options: JsValue) -> JsResult<JsValue> {
+    let request = HttpRequest::get_ca_caps(&url).map_err(js_failure)?;
+    let response = Shell::new(&options)?.exchange(&request).await?;
+    let text = String::from_utf8_lossy(&response.body).into_owned();
+    #[derive(Serialize)]
+    struct CapsJs<'a> {
+        text: &'a str,
+        #[serde(flatten)]
+        caps: CaCaps,
+    }
+    to_js(&CapsJs { caps: CaCaps::parse(&text), text: &text })
+}
+
+/// GetCACert: `{ body, contentType, ca, recipient, all, caFingerprint, caSubject }` (DER as Uint8Array).
+#[wasm_bindgen(js_name = getCaCert)]
+pub async fn get_ca_cert(url: String, options: JsValue) -> JsResult<JsValue> {
+    let request = HttpRequest::get_ca_cert(&url).map_err(js_failure)?;
+    let response = Shell::new(&options)?.exchange(&request).await?;
+    let out = super::parse_ca_cert(&response.body)?;
+    Reflect::set(&out, &"body".into(), &Uint8Array::from(response.body.as_slice()))?;
+    Reflect::set(&out, &"contentType".into(), &response.media_type().into())?;
+    Ok(out)
+}
+
+/// An RSA key as PKCS#8 DER: WebCrypto's where it can (native speed), else the wasm generator.
+/// `options` = `{ legacy?, prefer?: 'auto' | 'webcrypto' | 'wasm' }`.
+#[wasm_bindgen(js_name = generateKey)]
+pub async fn generate_key(bits: Option<u32>, options: JsValue) -> JsResult<Uint8Array> {
+    #[derive(serde::Deserialize, Default)]
+    struct GenerateJs {
+        legacy: Option<bool>,
+        prefer: Option<String>,
+    }
+    let o: GenerateJs =
+        if options.is_undefined() || options.is_null() { Default::default() } else { from_js(options)? };
+    let generator = Generator::from_name(o.prefer.as_deref())?;
+    let key = start_generating(subtle(), bits.unwrap_or(2048) as usize, o.legacy.unwrap_or(false), generator).await?;
+    Ok(Uint8Array::from(key.pkcs8.as_slice()))
+}
+
+/// The options of `enroll` and `renew` that are plain data (functions, the signal and keys are read apart).
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct OptionsJs {
+    url: Option<String>,
+    subject: Option<String>,
+    challenge: Option<String>,
+    sans: Option<Vec<San>>,
+    key_bits: Option<u32>,
+    legacy: Option<bool>,
+    fingerprint: Option<String>,
+    digest: Option<String>,
+    cipher: Option<String>,
+    key_transport: Option<KeyTransport>,
+    identifier: Option<IdentifierKind>,
+    key_generator: Option<String>,
+    transaction_id: Option<String>,
+    poll_interval: Option<f64>,
+    max_polls: Option<f64>,
+    reuse_key: Option<bool>,
+}
+
+impl OptionsJs {
+    fn key_bits(&self) -> usize {
+        self.key_bits.unwrap_or(2048) as usize
+    }
+
+    fn generator(&self) -> JsResult<Generator> {
+        Generator::from_name(self.key_generator.as_deref())
+    }
+
+    fn machine(&self, url: String, purpose: Purpose, new_key: NewKey) -> JsResult<Enrollment> {
+        let defaults = EnrollmentOptions::new(url, purpose, (js_sys::Date::now() / 1000.0) as u64);
+        let options = EnrollmentOptions {
+            new_key,
+            sans: self.sans.clone().unwrap_or_default(),
+            challenge: self.challenge.clone(),
+            legacy: self.legacy.unwrap_or(false),
+            fingerprint: self.fingerprint.clone(),
+            cipher: self.cipher.as_deref().map(Cipher::from_name).transpose().map_err(js_error)?,
+            digest: self.digest.as_deref().map(DigestAlg::from_name).transpose().map_err(js_error)?,
+            key_transport: self.key_transport.unwrap_or(defaults.key_transport),
+            identifier: self.identifier.unwrap_or(defaults.identifier),
+            transaction_id: self.transaction_id.clone(),
+            poll_interval_ms: self.poll_interval.map_or(defaults.poll_interval_ms, |ms| ms.max(0.0) as u32),
+            max_polls: self.max_polls.map_or(defaults.max_polls, |n| n.max(0.0) as u32),
+            ..defaults
+        };
+        Enrollment::new(options, &mut OsRng).map_err(js_error)
+    }
+}
+
+/// Where a key is generated: `auto` prefers WebCrypto (RSA >= 2048) and falls back to wasm.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Generator {
+    Auto,
+    WebCrypto,
+    Wasm,
+}
+
+impl Generator {
+    fn from_name(name: Option<&str>) -> JsResult<Self> {
+        match name {
+            None | Some("auto") => Ok(Self::Auto),
+            Some("webcrypto") => Ok(Self::WebCrypto),
+            Some("wasm") => Ok(Self::Wasm),
+            Some(other) => Err(js_error(ScepError::invalid_input(format!(
+                "keyGenerator {other:?}: use 'auto', 'webcrypto' or 'wasm'"
+            )))),
+        }
+    }
+}
+
+/// The JS side of one call: how to fetch, what to report to, what can abort it, and which crypto is there.
+struct Shell {
+    fetch: Function,
+    /// `this` for `fetch`: the global scope for the global `fetch`, undefined for the caller's.
+    fetch_this: JsValue,
+    signal: Option<AbortSignal>,
+    on_progress: Option<Function>,
+    subtle: Option<SubtleCrypto>,
+    /// Private-key operations done by WebCrypto and by the wasm key.
+    by_webcrypto: Cell<u32>,
+    by_wasm: Cell<u32>,
+}
+
+/// The keys the machine refers to, held here for it.
+struct Keys {
+    new: Option<HeldKey>,
+    current: Option<HeldKey>,
+}
+
+type Pending = Pin<Box<dyn Future<Output = JsResult<Answer>>>>;
+type Generating = Pin<Box<dyn Future<Output = JsResult<HeldKey>>>>;
+
+/// An operation under way: JS promises start when called, so HTTP and key generation run while the machine
+/// goes on; a key operation is done when the machine waits for it (it always does so at once).
+enum Started {
+    Running(Pending),
+    Generating(Generating),
+    Key(KeyRef, KeyOperation),
+}
+
+impl Shell {
+    fn new(options: &JsValue) -> JsResult<Self> {
+        let field = |name: &str| -> JsResult<Option<JsValue>> {
+            if options.is_undefined() || options.is_null() {
+                return Ok(None);
+            }
+            let v = Reflect::get(options, &name.into())?;
+            Ok((!v.is_undefined() && !v.is_null()).then_some(v))
+        };
+        let global: JsValue = js_sys::global().into();
+        let (fetch, fetch_this) = match field("fetch")? {
+            Some(f) => (f, JsValue::UNDEFINED),
+            None => (Reflect::get(&global, &"fetch".into())?, global),
+        };
+        let fetch = fetch
+            .dyn_into::<Function>()
+            .map_err(|_| js_sys::TypeError::new("fetch is not a function (pass the fetch option)"))?;
+        let on_progress = field("onProgress")?.map(|f| f.unchecked_into::<Function>());
+        let signal = field("signal")?.map(|s| s.unchecked_into::<AbortSignal>());
+        Ok(Self {
+            fetch,
+            fetch_this,
+            signal,
+            on_progress,
+            subtle: subtle(),
+            by_webcrypto: Cell::new(0),
+            by_wasm: Cell::new(0),
+        })
+    }
+
+    /// Runs the machine to the end.
+    async fn drive(&self, mut machine: Enrollment, mut keys: Keys, generator: Generator) -> JsResult<JsValue> {
+        let mut started: Vec<(OpId, Started)> = Vec::new();
+        loop {
+            match machine.next_step().map_err(js_failure)? {
+                Step::Progress(progress) => self.progress(&progress)?,
+                Step::Start(id, operation) => {
+                    let under_way = match operation {
+                        Operation::Http(request) => Started::Running(self.fetch(&request)),
+                        Operation::GenerateKey { bits, legacy } => {
+                            Started::Generating(start_generating(self.subtle.clone(), bits, legacy, generator))
+                        }
+                        Operation::Key { key, operation } => Started::Key(key, operation),
+                        Operation::Sleep { millis } => Started::Running(self.sleep(millis)),
+                    };
+                    started.push((id, under_way));
+                }
+                Step::Await(id) => {
+                    let at = started.iter().position(|(s, _)| *s == id).ok_or_else(|| {
+                        js_error(ScepError::invalid_input(format!("operation {id} was never started")))
+                    })?;
+                    let answer = match started.remove(at).1 {
+                        Started::Running(pending) => pending.await?,
+                        Started::Generating(generating) => {
+                            let key = generating.await?;
+                            let spki = key.spki.clone();
+                            keys.new = Some(key);
+                            Answer::PublicKey(spki)
+                        }
+                        Started::Key(which, operation) => {
+                            let key = match which {
+                                KeyRef::New => keys.new.as_ref(),
+                                KeyRef::Current => keys.current.as_ref(),
+                            }
+                            .ok_or_else(|| js_error(ScepError::invalid_input(format!("no {which:?} key"))))?;
+                            self.perform(key, &operation).await?
+                        }
+                    };
+                    machine.answer(id, answer);
+                }
+                Step::Done(enrolled) => {
+                    let key = keys.new.or(keys.current).ok_or_else(|| js_error(ScepError::invalid_input("no key")))?;
+                    return self.result(enrolled, &key);
+                }
+            }
+        }
+    }
+
+    fn progress(&self, progress: &Progress) -> JsResult<()> {
+        let Some(on_progress) = &self.on_progress else { return Ok(()) };
+        let detail = match &progress.transaction_id {
+            None => JsValue::UNDEFINED,
+            Some(tid) => {
+                let detail = Object::new();
+                Reflect::set(&detail, &"transactionId".into(), &tid.into())?;
+                if let Some(polls) = progress.polls {
+                    Reflect::set(&detail, &"polls".into(), &polls.into())?;
+                }
+                detail.into()
+            }
+        };
+        on_progress.call2(&JsValue::UNDEFINED, &progress.step.name().into(), &detail)?;
+        Ok(())
+    }
+
+    /// Sends `request` with fetch and reads the answer; an abort is passed on as it is.
+    fn fetch(&self, request: &HttpRequest) -> Pending {
+        let init = RequestInit::new();
+        init.set_method(request.method);
+        if let Some(content_type) = request.content_type {
+            let headers = Object::new();
+            let _ = Reflect::set(&headers, &"content-type".into(), &content_type.into());
+            init.set_headers(&headers);
+        }
+        if let Some(body) = &request.body {
+            init.set_body(&Uint8Array::from(body.as_slice()));
+        }
+        init.set_signal(self.signal.as_ref());
+        // Called now, so requests travel while the machine goes on; a JsFuture now, so a promise left behind
+        // (another request failed first) is never an unhandled rejection.
+        let response = self
+            .fetch
+            .call2(&self.fetch_this, &request.url.as_str().into(), &init)
+            .map(|p| JsFuture::from(Promise::resolve(&p)));
+        let signal = self.signal.clone();
+        Box::pin(async move {
+            let response = match response {
+                Ok(future) => future.await,
+                Err(e) => Err(e),
+            };
+            let response: Response = match response {
+                Ok(r) => r.unchecked_into(),
+                Err(e) if is_abort(&e, signal.as_ref()) => return Err(e),
+                Err(e) => return Ok(Answer::Unreachable(describe(&e))),
+            };
+            let content_type = response.headers().get("content-type").ok().flatten();
+            let status = response.status();
+            let body = match response.array_buffer() {
+                Ok(p) => JsFuture::from(p).await,
+                Err(e) => Err(e),
+            };
+            match body {
+                Ok(buffer) => {
+                    Ok(Answer::Http(HttpResponse { status, content_type, body: Uint8Array::new(&buffer).to_vec() }))
+                }
+                Err(e) if is_abort(&e, signal.as_ref()) => Err(e),
+                Err(e) => Ok(Answer::Unreachable(describe(&e))),
+            }
+        })
+    }
+
+    /// One request on its own (GetCACaps, GetCACert): the answer if it is SCEP, else the package's HTTP error.
+    async fn exchange(&self, request: &HttpRequest) -> JsResult<HttpResponse> {
+        match self.fetch(request).await? {
+            Answer::Http(response) => {
+                request.read(response.clone()).map_err(js_failure)?;
+                Ok(response)
+            }
+            Answer::Unreachable(reason) => Err(js_failure(request.unreachable(&reason))),
+            _ => Err(js_error(ScepError::invalid_input("fetch gave no answer"))),
+        }
+    }
+
+    /// Waits `millis` with the global `setTimeout`; the signal ends the wait with its reason.
+    fn sleep(&self, millis: u32) -> Pending {
+        let signal = self.signal.clone();
+        let promise = Promise::new(&mut |resolve, reject| {
+            if let Some(signal) = signal.as_ref().filter(|s| s.aborted()) {
+                let _ = reject.call1(&JsValue::UNDEFINED, &abort_reason(signal));
+                return;
+            }
+            let global: JsValue = js_sys::global().into();
+            let timer = Reflect::get(&global, &"setTimeout".into())
+                .and_then(|f| f.unchecked_into::<Function>().call2(&global, &resolve, &millis.into()));
+            let timer = match timer {
+                Ok(t) => t,
+                Err(e) => {
+                    let _ = reject.call1(&JsValue::UNDEFINED, &e);
+                    return;
+                }
+            };
+            if let Some(signal) = &signal {
+                let aborted = signal.clone();
+                let on_abort = Closure::once_into_js(move || {
+                    let global: JsValue = js_sys::global().into();
+                    if let Ok(clear) = Reflect::get(&global, &"clearTimeout".into()) {
+                        let _ = clear.unchecked_into::<Function>().call1(&global, &timer);
+                    }
+                    let _ = reject.call1(&JsValue::UNDEFINED, &abort_reason(&aborted));
+                });
+                let _ = signal.add_event_listener_with_callback("abort", on_abort.unchecked_ref());
+            }
+        });
+        let waited = JsFuture::from(promise);
+        Box::pin(async move {
+            waited.await?;
+            Ok(Answer::Slept)
+        })
+    }
+
+    /// A private-key operation: WebCrypto where it does it, else the wasm key.
+    async fn perform(&self, key: &HeldKey, operation: &KeyOperation) -> JsResult<Answer> {
+        let by_webcrypto = match &self.subtle {
+            Some(subtle) => key.webcrypto(subtle, operation).await,
+            None => None,
+        };
+        let out = match by_webcrypto {
+            Some(out) => {
+                self.by_webcrypto.set(self.by_webcrypto.get() + 1);
+                out
+            }
+            None => {
+                self.by_wasm.set(self.by_wasm.get() + 1);
+                keys::perform(&*key.wasm()?, operation).map_err(js_error)?
+            }
+        };
+        Ok(match operation {
+            KeyOperation::Sign { .. } => Answer::Signature(out),
+            KeyOperation::Decrypt { .. } => Answer::Decrypted(Zeroizing::new(out)),
+        })
+    }
+
+    fn result(&self, enrolled: Enrolled, key: &HeldKey) -> JsResult<JsValue> {
+        let der = |c: &Certificate| c.to_der().map(serde_bytes::ByteBuf::from).map_err(|e| js_error(e.into()));
+        let pem = |c: &Certificate| c.to_pem(der::pem::LineEnding::LF).map_err(|e| js_error(e.into()));
+        let private_key_pem = der::pem::encode_string("PRIVATE KEY", der::pem::LineEnding::LF, &key.pkcs8)
+            .map_err(|e| js_error(ScepError::invalid_input(e)))?;
+        to_js_bytes(&EnrollmentJs {
+            certificate: der(&enrolled.certificate)?,
+            chain: enrolled.chain.iter().map(der).collect::<JsResult<_>>()?,
+            private_key_pkcs8: serde_bytes::ByteBuf::from(key.pkcs8.to_vec()),
+            certificate_pem: pem(&enrolled.certificate)?,
+            chain_pem: enrolled.chain.iter().map(pem).collect::<JsResult<String>>()?,
+            private_key_pem,
+            transaction_id: enrolled.transaction_id,
+            ca_fingerprint: enrolled.ca_fingerprint,
+            private_key_operations: OperationsJs { webcrypto: self.by_webcrypto.get(), wasm: self.by_wasm.get() },
+        })
+    }
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct EnrollmentJs {
+    certificate: serde_bytes::ByteBuf,
+    chain: Vec<serde_bytes::ByteBuf>,
+    private_key_pkcs8: serde_bytes::ByteBuf,
+    certificate_pem: String,
+    chain_pem: String,
+    private_key_pem: String,
+    transaction_id: String,
+    ca_fingerprint: String,
+    private_key_operations: OperationsJs,
+}
+
+/// Who performed the private-key operations (signatures, the reply's key decryption).
+#[derive(Serialize)]
+struct OperationsJs {
+    webcrypto: u32,
+    wasm: u32,
+}
+
+/// A private key held for the machine: PKCS#8 DER, imported into WebCrypto per algorithm when first used,
+/// and parsed into a wasm key only when WebCrypto cannot do an operation.
+struct HeldKey {
+    pkcs8: Zeroizing<Vec<u8>>,
+    spki: Vec<u8>,
+    imported: RefCell<Vec<(&'static str, &'static str, CryptoKey)>>,
+    wasm: RefCell<Option<RsaKey>>,
+}
+
+impl HeldKey {
+    /// A key the caller gave: PKCS#8 DER or PEM, or PKCS#1 PEM.
+    fn import(bytes: &[u8]) -> JsResult<Self> {
+        let key = RsaKey::import(bytes).map_err(js_error)?;
+        let spki = keys::spki_of(key.public_key()).and_then(|s| Ok(s.to_der()?)).map_err(js_error)?;
+        Ok(Self {
+            pkcs8: key.to_pkcs8_der().map_err(js_error)?,
+            spki,
+            imported: Default::default(),
+            wasm: RefCell::new(Some(key)),
+        })
+    }
+
+    fn from_pkcs8(pkcs8: Zeroizing<Vec<u8>>, spki: Vec<u8>) -> Self {
+        Self { pkcs8, spki, imported: Default::default(), wasm: Default::default() }
+    }
+
+    fn wasm(&self) -> JsResult<std::cell::Ref<'_, RsaKey>> {
+        if self.wasm.borrow().is_none() {
+            *self.wasm.borrow_mut() = Some(RsaKey::import(&self.pkcs8).map_err(js_error)?);
+        }
+        Ok(std::cell::Ref::map(self.wasm.borrow(), |k| k.as_ref().expect("imported above")))
+    }
+
+    /// The operation by WebCrypto, or None where it cannot (PKCS#1 v1.5 decryption) or declines.
+    async fn webcrypto(&self, subtle: &SubtleCrypto, operation: &KeyOperation) -> Option<Vec<u8>> {
+        let (algorithm, hash, usage, data) = match operation {
+            KeyOperation::Sign { digest, data } => ("RSASSA-PKCS1-v1_5", webcrypto_hash(*digest), "sign", data),
+            KeyOperation::Decrypt { transport: KeyTransport::RsaOaepSha1, ciphertext } => {
+                ("RSA-OAEP", "SHA-1", "decrypt", ciphertext)
+            }
+            KeyOperation::Decrypt { transport: KeyTransport::RsaOaepSha256, ciphertext } => {
+                ("RSA-OAEP", "SHA-256", "decrypt", ciphertext)
+            }
+            KeyOperation::Decrypt { transport: KeyTransport::RsaPkcs1v15, .. } => return None,
+        };
+        let key = self.crypto_key(subtle, algorithm, hash, usage).await?;
+        let data = Uint8Array::from(data.as_slice());
+        let promise = match operation {
+            KeyOperation::Sign { .. } => subtle.sign_with_str_and_js_u8_array(algorithm, &key, &data),
+            KeyOperation::Decrypt { .. } => subtle.decrypt_with_str_and_js_u8_array(algorithm, &key, &data),
+        };
+        let out = JsFuture::from(promise.ok()?).await.ok()?;
+        Some(Uint8Array::new(&out).to_vec())
+    }
+
+    async fn crypto_key(
+        &self,
+        subtle: &SubtleCrypto,
+        algorithm: &'static str,
+        hash: &'static str,
+        usage: &'static str,
+    ) -> Option<CryptoKey> {
+        let cached = self.imported.borrow().iter().find(|(a, h, _)| *a == algorithm && *h == hash).map(|k| k.2.clone());
+        if cached.is_some() {
+            return cached;
+        }
+        let params = Object::new();
+        Reflect::set(&params, &"name".into(), &algorithm.into()).ok()?;
+        Reflect::set(&params, &"hash".into(), &hash.into()).ok()?;
+        let usages = Array::of1(&usage.into());
+        let pkcs8 = Uint8Array::from(self.pkcs8.as_slice());
+        let promise = subtle.import_key_with_object("pkcs8", &pkcs8, &params, false, &usages).ok()?;
+        let key: CryptoKey = JsFuture::from(promise).await.ok()?.unchecked_into();
+        self.imported.borrow_mut().push((algorithm, hash, key.clone()));
+        Some(key)
+    }
+}
+
+/// Starts making a key (see [`Generator`]); WebCrypto's promise is under way when this returns.
+fn start_generating(subtle: Option<SubtleCrypto>, bits: usize, legacy: bool, generator: Generator) -> Generating {
+    let webcrypto = match subtle {
+        Some(subtle) if generator != Generator::Wasm && bits >= 2048 => {
+            let params = Object::new();
+            let _ = Reflect::set(&params, &"name".into(), &"RSASSA-PKCS1-v1_5".into());
+            let _ = Reflect::set(&params, &"modulusLength".into(), &(bits as u32).into());
+            let _ = Reflect::set(&params, &"publicExponent".into(), &Uint8Array::from(&[1u8, 0, 1][..]));
+            let _ = Reflect::set(&params, &"hash".into(), &"SHA-256".into());
+            let usages = Array::of2(&"sign".into(), &"verify".into());
+            let pair = subtle.generate_key_with_object(&params, true, &usages).map(JsFuture::from);
+            Some((subtle, pair))
+        }
+        _ => None,
+    };
+    let wasm = move || -> JsResult<HeldKey> {
+        let key = RsaKey::generate(bits, legacy, &mut OsRng).map_err(js_error)?;
+        let spki = keys::spki_of(key.public_key()).and_then(|s| Ok(s.to_der()?)).map_err(js_error)?;
+        Ok(HeldKey::from_pkcs8(key.to_pkcs8_der().map_err(js_error)?, spki))
+    };
+    let Some((subtle, pair)) = webcrypto else {
+        // The wasm generator blocks, but the requests already started travel meanwhile.
+        let key = wasm();
+        return Box::pin(async move { key });
+    };
+    Box::pin(async move {
+        let exported = async {
+            let pair: CryptoKeyPair = pair?.await?.unchecked_into();
+            let pkcs8 = JsFuture::from(subtle.export_key("pkcs8", &pair.get_private_key())?).await?;
+            let spki = JsFuture::from(subtle.export_key("spki", &pair.get_public_key())?).await?;
+            Ok::<_, JsValue>((Uint8Array::new(&pkcs8).to_vec(), Uint8Array::new(&spki).to_vec()))
+        };
+        match exported.await {
+            Ok((pkcs8, spki)) => {
+                SubjectPublicKeyInfoOwned::from_der(&spki)
+                    .map_err(|e| js_error(ScepError::invalid_input(format!("WebCrypto's public key: {e}"))))?;
+                Ok(HeldKey::from_pkcs8(Zeroizing::new(pkcs8), spki))
+            }
+            Err(e) if generator == Generator::WebCrypto => Err(e),
+            Err(_) => wasm(),
+        }
+    })
+}
+
+/// The global scope's `crypto.subtle`, where there is one.
+fn subtle() -> Option<SubtleCrypto> {
+    let crypto = Reflect::get(&js_sys::global(), &"crypto".into()).ok().filter(|c| c.is_object())?;
+    let subtle = Reflect::get(&crypto, &"subtle".into()).ok().filter(|s| s.is_object())?;
+    Some(subtle.unchecked_into())
+}
+
+fn webcrypto_hash(digest: DigestAlg) -> &'static str {
+    match digest {
+        DigestAlg::Sha1 => "SHA-1",
+        DigestAlg::Sha256 => "SHA-256",
+        DigestAlg::Sha384 => "SHA-384",
+        DigestAlg::Sha512 => "SHA-512",
+    }
+}
+
+/// Bytes from an option given as a Uint8Array (a Buffer is one) or a string (PEM).
+fn bytes_option(options: &JsValue, name: &str) -> JsResult<Option<Vec<u8>>> {
+    let value = Reflect::get(options, &name.into())?;
+    if let Some(bytes) = value.dyn_ref::<Uint8Array>() {
+        return Ok(Some(bytes.to_vec()));
+    }
+    Ok(value.as_string().map(String::into_bytes))
+}
+
+fn is_abort(error: &JsValue, signal: Option<&AbortSignal>) -> bool {
+    signal.is_some_and(AbortSignal::aborted)
+        || Reflect::get(error, &"name".into()).ok().and_then(|n| n.as_string()).as_deref() == Some("AbortError")
+}
+
+fn abort_reason(signal: &AbortSignal) -> JsValue {
+    let reason = signal.reason();
+    if !reason.is_undefined() {
+        return reason;
+    }
+    web_sys::DomException::new_with_message_and_name("Aborted", "AbortError").map(Into::into).unwrap_or(reason)
+}
+
+/// What a failed fetch said: its message (and its cause's, as Node words a refused connection).
+fn describe(error: &JsValue) -> String {
+    let message = |e: &JsValue| Reflect::get(e, &"message".into()).ok().and_then(|m| m.as_string());
+    message(error).or_else(|| error.as_string()).unwrap_or_else(|| "no answer".into())
+}
+
+/// A failed exchange as a JS error: the core's error fields, the transactionId once there is one, and for a
+/// server that did not speak SCEP `http: { status, body, url }` (the package maps these to its error classes).
+fn js_failure(failure: Failure) -> JsValue {
+    let error = js_error(failure.error);
+    if let Some(tid) = failure.transaction_id {
+        let _ = Reflect::set(&error, &"transactionId".into(), &tid.into());
+    }
+    if let Some(http) = failure.http {
+        let detail = Object::new();
+        let _ = Reflect::set(&detail, &"url".into(), &http.url.into());
+        if let Some(status) = http.status {
+            let _ = Reflect::set(&detail, &"status".into(), &status.into());
+        }
+        if let Some(body) = http.body {
+            let _ = Reflect::set(&detail, &"body".into(), &body.into());
+        }
+        let _ = Reflect::set(&error, &"http".into(), &detail);
+    }
+    error
+}
