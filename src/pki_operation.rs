@@ -348,16 +348,7 @@ impl PkiOperation {
         let request = match read_request(bytes) {
             Ok(r) => r,
             Err(e) => {
-                let audit = audit_row(
-                    now,
-                    Some(&profile.name),
-                    None,
-                    None,
-                    "PKIOperation",
-                    AuditStatus::Failure,
-                    "malformed",
-                    &e.message,
-                );
+                let audit = malformed(now, &profile.name, &e.message);
                 return (None, Step::Refuse { status: 400, text: format!("Bad SCEP request: {}", e.message), audit });
             }
         };
@@ -686,18 +677,7 @@ impl PkiOperation {
             Err(e) => Step::Refuse {
                 status: 400,
                 text: format!("Bad SCEP request: cannot answer it: {}", e.message),
-                audit: audit.unwrap_or_else(|| {
-                    audit_row(
-                        self.now,
-                        Some(&self.profile.name),
-                        None,
-                        None,
-                        "PKIOperation",
-                        AuditStatus::Failure,
-                        "malformed",
-                        &e.message,
-                    )
-                }),
+                audit: audit.unwrap_or_else(|| malformed(self.now, &self.profile.name, &e.message)),
             },
         }
     }
@@ -738,6 +718,11 @@ fn claim(
         return (Some(write), Some(Guard::Renewed { serial: serial.to_owned(), renewed_by: claim.to_owned() }));
     }
     (None, None)
+}
+
+/// The audit row of a request that cannot be answered with a CertRep (HTTP 400).
+fn malformed(now: u64, profile: &str, message: &str) -> AuditRow {
+    audit_row(now, Some(profile), None, None, "PKIOperation", AuditStatus::Failure, "malformed", message)
 }
 
 #[allow(clippy::too_many_arguments)]

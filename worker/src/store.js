@@ -217,10 +217,6 @@ export class Store {
     return this.guarded('INSERT INTO certificates (serial, fingerprint, seat_id, profile_id, subject, not_before, not_after, der, transaction_id, created_at)', [serial, fingerprint, seatId, profileId, subject, notBefore, notAfter, der, transactionId, now], guard);
   }
 
-  async certificateByFingerprint(fingerprint) {
-    return this.db.prepare('SELECT serial, seat_id FROM certificates WHERE fingerprint = ?').bind(fingerprint).first();
-  }
-
   async certificateBySerial(serial) {
     return this.db.prepare('SELECT * FROM certificates WHERE serial = ?').bind(serial).first();
   }
@@ -331,10 +327,6 @@ export class Store {
   /** The guard of the statements saved with an administrator's decision: the transition above happened. */
   decidedAs({ profileId, transactionId, signerFingerprint, status, serial }) {
     return { sql: 'EXISTS (SELECT 1 FROM transactions WHERE profile_id = ? AND transaction_id = ? AND signer_fingerprint = ? AND status = ? AND certificate_serial IS ?)', args: [profileId, transactionId, signerFingerprint, status, serial ?? null] };
-  }
-
-  async batch(statements) {
-    return this.db.batch(statements);
   }
 
   /** `INSERT ... VALUES`, or with a guard `INSERT ... SELECT ... WHERE <guard>`: inserts nothing unless it holds. */
