@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 rm -rf www/dist
 mkdir -p www/dist/scepkit
-cp www/index.html www/app.js www/style.css www/dist/
+cp www/index.html www/app.js www/origin.js www/style.css www/dist/
 # The page's CSP allows its one inline script, the import map, by hash (no 'unsafe-inline').
 importmap=$(sed -n 's|.*<script type="importmap">\(.*\)</script>.*|\1|p' www/index.html)
 [ -n "$importmap" ] || { echo "build-www.sh: no one-line import map in www/index.html" >&2; exit 1; }

@@ -1,6 +1,7 @@
 // The enrollment page: the package's enroll() with a form, named progress steps and downloads.
 // Nothing about the key or the code leaves the page except the SCEP request itself.
 import * as scep from './scepkit/entry/browser.js';
+import { asOrigin } from './origin.js';
 
 const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.search);
@@ -59,21 +60,6 @@ function updateSanField() {
     $('san-label').textContent = SAN_LABEL[p.san.type] ?? 'Name in the certificate';
     if (!$('san').dataset.edited) $('san').value = fill(p.san.template, $('seat').value.trim());
   }
-}
-
-/** `text` as an origin (http(s)://host[:port], nothing else: no path, query, fragment or userinfo), or null. */
-function asOrigin(text) {
-  let url;
-  try {
-    url = new URL(text);
-  } catch {
-    return null;
-  }
-  const bare = !url.username && !url.password && url.pathname === '/' && !url.search && !url.hash;
-  // A host of letters, digits, dots and hyphens (IDNs arrive as punycode) or an IPv6 literal: the URL parser
-  // accepts '*', ';' or ',' in a host, which a CSP would read as a wildcard or a new directive.
-  const plainHost = /^([a-z0-9-]+(\.[a-z0-9-]+)*\.?|\[[0-9a-f:.]+\])$/.test(url.hostname);
-  return (url.protocol === 'https:' || url.protocol === 'http:') && bare && plainHost ? url.origin : null;
 }
 
 /**

@@ -2,6 +2,8 @@
 // (PAGE_ALLOWED_SERVERS, comma-separated origins, default none), told to the page as page-config.json and to the
 // browser as the page's CSP connect-src, so a link's ?server= cannot send an enrollment code anywhere else.
 
+import { asOrigin } from '../../www/origin.js';
+
 let parsed = { value: null, origins: [] };
 
 /**
@@ -44,19 +46,4 @@ export async function servePage(c) {
   const extra = allowedServers(c.env);
   if (csp && extra.length) res.headers.set('content-security-policy', csp.replace(/(^|;\s*)connect-src ([^;]*)/, `$1connect-src $2 ${extra.join(' ')}`));
   return res;
-}
-
-/** `text` as an origin (http(s)://host[:port], nothing else), or null; the page's rule (www/app.js) too. */
-function asOrigin(text) {
-  let url;
-  try {
-    url = new URL(text);
-  } catch {
-    return null;
-  }
-  const bare = !url.username && !url.password && url.pathname === '/' && !url.search && !url.hash;
-  // A host of letters, digits, dots and hyphens (IDNs arrive as punycode) or an IPv6 literal: the URL parser
-  // accepts '*', ';' or ',' in a host, which a CSP would read as a wildcard or a new directive.
-  const plainHost = /^([a-z0-9-]+(\.[a-z0-9-]+)*\.?|\[[0-9a-f:.]+\])$/.test(url.hostname);
-  return (url.protocol === 'https:' || url.protocol === 'http:') && bare && plainHost ? url.origin : null;
 }
