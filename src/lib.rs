@@ -22,6 +22,8 @@ pub mod wire;
 #[cfg(feature = "server")]
 pub mod crl;
 #[cfg(feature = "server")]
+pub mod failure_limit;
+#[cfg(feature = "server")]
 pub mod names;
 #[cfg(feature = "server")]
 pub mod pki_operation;

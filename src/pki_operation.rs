@@ -7,7 +7,8 @@
 //!
 //! ```text
 //! start ──► Refuse (HTTP 400)            the request cannot be answered with a CertRep
-//!       ──► Restart                      a cached profile was stale or doubted: start again with the store's
+//!       ──► NeedProfile ─with_profile─►  a cached profile was stale or doubted: open again under the store's
+//!                                        copy (a fresh copy is never doubted, so this happens at most once)
 //!       ──► NeedFacts ─with_facts─► NeedCrl ─with_crl─► Answer          (GetCRL)
 //!                                 ► Write ─written(claimed)─► Answer     (issue, hold)
 //!                                         └─ lost the claim ─► NeedFacts (once more, on fresh facts)
@@ -48,8 +49,8 @@ pub enum Step {
     #[serde(rename_all = "camelCase")]
     Refuse { status: u16, text: String, audit: AuditRow },
     /// The cached profile was stale (or the refusal it led to must be confirmed): read the profile again and
-    /// start a new machine with it.
-    Restart,
+    /// call [`PkiOperation::with_profile`]. Asked at most once per operation.
+    NeedProfile,
     /// Read these facts (one round trip) and call [`PkiOperation::with_facts`].
     NeedFacts { query: FactQuery },
     /// Fetch the current CRL and call [`PkiOperation::with_crl`].
@@ -323,6 +324,7 @@ pub struct PkiOperation {
 
 enum State {
     Opened,
+    AwaitingProfile,
     AwaitingFacts { query: FactQuery, raced: bool },
     AwaitingCrl { requester: String, requester_seat: Option<String> },
     AwaitingWrite { query: FactQuery, outcome: Pending, raced: bool },
@@ -353,19 +355,55 @@ impl PkiOperation {
             }
         };
         let mut op = Self { request, facts: None, profile, code_key: code_key.to_vec(), now, state: State::Opened };
-        let accept = Acceptance { legacy: op.profile.profile.legacy, oaep_only: op.profile.profile.oaep_only };
-        let step = match op.request.open_with(&identity.recipients(), accept, identity.public_ops.as_ref()) {
+        let step = op.open(identity);
+        (Some(op), step)
+    }
+
+    /// Continues after [`Step::NeedProfile`] with the profile as the store holds it now (`None`: it is gone, and
+    /// the request is refused with HTTP 404). The request is opened again under it; nothing read is reused.
+    pub fn with_profile(&mut self, identity: &Identity, profile: Option<StoredProfile>) -> Step {
+        if !matches!(self.state, State::AwaitingProfile) {
+            return self.out_of_order(identity);
+        }
+        let Some(profile) = profile else {
+            self.state = State::Done;
+            let text = format!("No SCEP profile named {}", self.profile.name);
+            let audit = audit_row(
+                self.now,
+                Some(&self.profile.name),
+                None,
+                Some(self.request.attributes.transaction_id.clone()),
+                "PKIOperation",
+                AuditStatus::Failure,
+                "no_profile",
+                &text,
+            );
+            return Step::Refuse { status: 404, text, audit };
+        };
+        self.profile = StoredProfile { cached: false, ..profile };
+        self.facts = None;
+        self.state = State::Opened;
+        self.open(identity)
+    }
+
+    fn open(&mut self, identity: &Identity) -> Step {
+        let accept = Acceptance { legacy: self.profile.profile.legacy, oaep_only: self.profile.profile.oaep_only };
+        match self.request.open_with(&identity.recipients(), accept, identity.public_ops.as_ref()) {
             // A refusal that depends on the profile (3DES on a modern one, say) is only given on a fresh copy.
-            Err(_) if op.profile.cached => Step::Restart,
-            Err(e) => op.fail(identity, &e, None),
+            Err(_) if self.profile.cached => self.need_profile(),
+            Err(e) => self.fail(identity, &e, None),
             Ok(facts) => {
-                let query = op.query_for(&facts);
-                op.facts = Some(facts);
-                op.state = State::AwaitingFacts { query: query.clone(), raced: false };
+                let query = self.query_for(&facts);
+                self.facts = Some(facts);
+                self.state = State::AwaitingFacts { query: query.clone(), raced: false };
                 Step::NeedFacts { query }
             }
-        };
-        (Some(op), step)
+        }
+    }
+
+    fn need_profile(&mut self) -> Step {
+        self.state = State::AwaitingProfile;
+        Step::NeedProfile
     }
 
     /// The transactionID and message type as read, for logs (also of a request that could not be opened).
@@ -403,7 +441,7 @@ impl PkiOperation {
     fn decide(&mut self, identity: &Identity, query: FactQuery, found: Facts, raced: bool) -> Step {
         let facts = self.facts.clone().expect("opened before facts are asked");
         if self.profile.cached && found.profile_body.as_deref() != Some(self.profile.stored.as_str()) {
-            return Step::Restart;
+            return self.need_profile();
         }
         let requester = match &found.requester_seat {
             Some(seat) => format!("{} (seat {seat})", facts.signer.subject),

@@ -71,6 +71,11 @@ struct Store {
 }
 
 impl Store {
+    /// The profile as the store holds it now.
+    fn profile(&self) -> Option<StoredProfile> {
+        Some(stored(&serde_json::from_str(&self.profile_body).unwrap(), false))
+    }
+
     fn facts(&self, q: &FactQuery) -> Facts {
         let seat = q.seat_id.as_deref();
         let enrollment = |status: Status| {
@@ -332,6 +337,7 @@ fn drive(store: &mut Store, bytes: &[u8], profile: StoredProfile) -> Step {
     let Some(mut op) = op else { return step };
     for _ in 0..8 {
         step = match step {
+            Step::NeedProfile => op.with_profile(&id, store.profile()),
             Step::NeedFacts { query } => op.with_facts(&id, store.facts(&query)),
             Step::Write { writes } => {
                 let claimed = store.write(&writes);
@@ -428,23 +434,46 @@ fn two_requests_racing_for_one_code_get_one_certificate_and_the_loser_is_refused
 }
 
 #[test]
-fn a_stale_cached_profile_restarts_and_a_refusal_from_a_cached_profile_is_confirmed_first() {
+fn a_stale_cached_profile_is_read_again_and_a_refusal_from_a_cached_profile_is_confirmed_first() {
     let body = profile_json(json!({}));
-    let mut store = store_with_seat("dev-1", &body);
+    let oaep = profile_json(json!({ "oaep_only": true }));
     let r = requester(1);
     let req = pkcs_req(&r, "CN=dev-1", MessageType::PkcsReq, None);
-    // The store's profile changed since the host cached it.
+    let id = identity();
+    // The host's cached copy is OAEP-only, the store's profile no longer is: the refusal the cached copy would
+    // give is not given; the machine asks for the profile once and issues under the store's copy.
+    let mut store = store_with_seat("dev-1", &body);
+    let (op, step) = PkiOperation::start(&req.message, stored(&oaep, true), &id, KEY, NOW);
+    assert!(matches!(step, Step::NeedProfile), "{step:?}");
+    let mut op = op.unwrap();
+    let Step::NeedFacts { query } = op.with_profile(&id, store.profile()) else { panic!("opened again") };
+    assert!(!query.profile_body, "a fresh copy is not checked again");
+    assert!(matches!(drive(&mut store, &req.message, stored(&oaep, true)), Step::Answer { audit: None, .. }));
+    assert_eq!(store.certificates.len(), 1, "issued under the store's profile");
+
+    // A cached copy that differs from the store's body is found out with the facts, and read again.
+    let mut store = store_with_seat("dev-1", &body);
     let mut stale = stored(&body, true);
     stale.stored = "{\"old\":true}".into();
-    assert!(matches!(drive(&mut store, &req.message, stale), Step::Restart));
-    assert!(store.certificates.is_empty());
-    // A request the cached profile refuses at opening (OAEP-only) is handled again on a fresh read.
-    let oaep = profile_json(json!({ "oaep_only": true }));
-    assert!(matches!(drive(&mut store, &req.message, stored(&oaep, true)), Step::Restart));
-    let fresh = drive(&mut store, &req.message, stored(&oaep, false));
+    let (op, step) = PkiOperation::start(&req.message, stale.clone(), &id, KEY, NOW);
+    let (mut op, Step::NeedFacts { query }) = (op.unwrap(), step) else { panic!() };
+    assert!(matches!(op.with_facts(&id, store.facts(&query)), Step::NeedProfile));
+    assert!(store.certificates.is_empty(), "nothing decided on a stale profile");
+    assert!(matches!(drive(&mut store, &req.message, stale), Step::Answer { audit: None, .. }));
+    assert_eq!(store.certificates.len(), 1, "issued once the profile was read again");
+
+    // The store's profile is OAEP-only too: the refusal is confirmed on the fresh copy, audited.
+    let mut store = store_with_seat("dev-1", &oaep);
+    let fresh = drive(&mut store, &req.message, stored(&oaep, true));
     let CertRepOutcome::Failed(e) = outcome(&fresh, &r, &req) else { panic!() };
     assert!(e.message.contains("RSA-OAEP only"), "{}", e.message);
     assert!(matches!(fresh, Step::Answer { audit: Some(ref a), .. } if a.status == AuditStatus::Failure));
+    assert!(store.certificates.is_empty());
+
+    // A profile deleted meanwhile: HTTP 404, audited.
+    let (op, _) = PkiOperation::start(&req.message, stored(&oaep, true), &id, KEY, NOW);
+    let gone = op.unwrap().with_profile(&id, None);
+    assert!(matches!(gone, Step::Refuse { status: 404, ref audit, .. } if audit.code == "no_profile"), "{gone:?}");
 }
 
 #[test]

@@ -14,4 +14,7 @@ export {
   newEnrollment,
   crlRenewal,
   raCertificate,
+  FailureLimit,
+  clientKey,
+  failureLimits,
 } from '#core';

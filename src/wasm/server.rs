@@ -307,7 +307,7 @@ impl ScepRequest {
 
 /// One PKIOperation at the CA, driven step by step ([`crate::pki_operation`]): the host runs each step's
 /// queries and writes and feeds the results back. Steps are plain objects tagged by `step`: `refuse`,
-/// `restart`, `needFacts`, `needCrl`, `write`, `answer`.
+/// `needProfile`, `needFacts`, `needCrl`, `write`, `answer`.
 #[wasm_bindgen(js_name = PkiOperation)]
 pub struct PkiOperationJs {
     op: Option<crate::pki_operation::PkiOperation>,
@@ -323,6 +323,19 @@ struct StoredProfileJs {
     stored: String,
     #[serde(default)]
     cached: bool,
+}
+
+/// A profile row from the host (`{ id, name, body, stored, cached }`), or None for null.
+fn profile_row(profile: JsValue) -> JsResult<Option<crate::pki_operation::StoredProfile>> {
+    let Some(p) = from_js::<Option<StoredProfileJs>>(profile)? else { return Ok(None) };
+    let profile = ScepProfile::from_json(&p.body).map_err(js_error)?;
+    Ok(Some(crate::pki_operation::StoredProfile {
+        id: p.id,
+        name: p.name,
+        profile,
+        stored: p.stored,
+        cached: p.cached,
+    }))
 }
 
 fn step_to_js(step: &crate::pki_operation::Step) -> JsResult<JsValue> {
@@ -343,12 +356,9 @@ impl PkiOperationJs {
         code_key_hex: &str,
         now: f64,
     ) -> JsResult<PkiOperationJs> {
-        let p: StoredProfileJs = from_js(profile)?;
         let code_key =
             hex::decode(code_key_hex).map_err(|_| js_error(ScepError::invalid_input("code key must be hex")))?;
-        let profile = ScepProfile::from_json(&p.body).map_err(js_error)?;
-        let stored =
-            crate::pki_operation::StoredProfile { id: p.id, name: p.name, profile, stored: p.stored, cached: p.cached };
+        let stored = profile_row(profile)?.ok_or_else(|| js_error(ScepError::invalid_input("no profile")))?;
         let (op, step) = crate::pki_operation::PkiOperation::start(bytes, stored, &identity.0, &code_key, now as u64);
         Ok(Self { op, first: step_to_js(&step)? })
     }
@@ -361,6 +371,13 @@ impl PkiOperationJs {
 
     fn op(&mut self) -> JsResult<&mut crate::pki_operation::PkiOperation> {
         self.op.as_mut().ok_or_else(|| js_error(ScepError::invalid_input("this PKIOperation has ended")))
+    }
+
+    /// Continues with the profile as the store holds it now (`{ id, name, body, stored }`), or null if it is gone.
+    #[wasm_bindgen(js_name = withProfile)]
+    pub fn with_profile(&mut self, identity: &ServerIdentity, profile: JsValue) -> JsResult<JsValue> {
+        let profile = profile_row(profile)?;
+        step_to_js(&self.op()?.with_profile(&identity.0, profile))
     }
 
     #[wasm_bindgen(js_name = withFacts)]
@@ -477,4 +494,51 @@ pub fn updated_profile(stored_json: JsValue, incoming_json: JsValue, code_key_he
 
 fn code_hex(code_key_hex: &str) -> JsResult<Vec<u8>> {
     hex::decode(code_key_hex).map_err(|_| js_error(ScepError::invalid_input("code key must be hex")))
+}
+
+/// The limit on failed PKIOperations per client address ([`crate::failure_limit`]): one per isolate, holding
+/// its note of the addresses over the limit. `address` is the `CF-Connecting-IP` header as received.
+#[wasm_bindgen(js_name = FailureLimit)]
+#[derive(Default)]
+pub struct FailureLimitJs(crate::failure_limit::FailureLimit);
+
+#[wasm_bindgen(js_class = FailureLimit)]
+impl FailureLimitJs {
+    #[wasm_bindgen(constructor)]
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// `{ retryAfter, text }` for an HTTP 429 to a PKIOperation from `address` at `now`, or null.
+    pub fn refused(&mut self, address: Option<String>, now: f64) -> JsResult<JsValue> {
+        match self.0.refused(address.as_deref(), now as u64) {
+            Some(refusal) => to_js(&refusal),
+            None => Ok(JsValue::NULL),
+        }
+    }
+
+    /// What the store writes for one failure: `{ key, windowStart, audited, summaryPrefix, summarySuffix, sweep }`.
+    pub fn count(&mut self, address: Option<String>, now: f64, rate_limiter: bool) -> JsResult<JsValue> {
+        to_js(&self.0.count(address.as_deref(), now as u64, rate_limiter))
+    }
+
+    /// What the store counted for `count`: the window's `failures`, and `limited` from a rate-limiting service.
+    pub fn counted(&mut self, count: JsValue, failures: f64, limited: Option<bool>, now: f64) -> JsResult<()> {
+        let count: crate::failure_limit::FailureCount = from_js(count)?;
+        self.0.counted(&count, failures as u64, limited, now as u64);
+        Ok(())
+    }
+}
+
+/// Whom a failure counts against: the address, an IPv6 address's /64, or `unknown`.
+#[wasm_bindgen(js_name = clientKey)]
+pub fn client_key(address: Option<String>) -> String {
+    crate::failure_limit::client_key(address.as_deref())
+}
+
+/// The limit's numbers: `{ window, audited, refuseAfter }` (seconds, failures, failures).
+#[wasm_bindgen(js_name = failureLimits)]
+pub fn failure_limits() -> JsResult<JsValue> {
+    use crate::failure_limit::{AUDITED_FAILURES, FAILURE_WINDOW, REFUSE_AFTER};
+    to_js(&serde_json::json!({ "window": FAILURE_WINDOW, "audited": AUDITED_FAILURES, "refuseAfter": REFUSE_AFTER }))
 }

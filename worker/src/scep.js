@@ -116,71 +116,57 @@ async function readCapped(stream, cap) {
 
 /**
  * One PKIOperation: the core's step machine (scep.PkiOperation) decides every step; this loop runs the queries
- * and writes it asks for and sends its answer. A restart (the cached profile was stale) reads the profile again;
- * bounded, as is every loop here.
+ * and writes it asks for and sends its answer. Bounded, as is every loop here (the machine ends in a few steps).
  */
 async function pkiOperation(c, store, profileName) {
   const t = now();
   const tooMany = refused(c, t);
   if (tooMany) return tooMany;
   const { bytes, error } = await readMessage(c);
-  let profile = profileCache.get(profileName ?? '');
-  let cached = Boolean(profile);
-  if (!profile) profile = await readProfile(c, store, profileName);
+  const cached = profileCache.get(profileName ?? '');
+  const profile = cached ?? (await readProfile(c, store, profileName));
   if (!profile) return noProfile(c, profileName);
   if (error) {
     await auditFailure(c, store, { time: t, profile: profile.name, operation: 'PKIOperation', status: 'Failure', code: 'malformed', message: error });
     return c.text(`Bad SCEP request: ${error}`, 400);
   }
   const id = identity(c.env);
-  for (let attempt = 0; attempt < 3; attempt++) {
-    const op = new scep.PkiOperation(bytes, { id: profile.id, name: profile.name, body: profile.body, stored: profile.stored, cached }, id, c.env.CODE_KEY, t);
-    try {
-      const answer = await drive(c, store, id, op, t);
-      if (answer) return answer;
-    } finally {
-      op.free();
-    }
-    profile = await readProfile(c, store, profileName);
-    if (!profile) return noProfile(c, profileName);
-    cached = false;
-  }
-  throw new Error('the PKIOperation kept asking to restart');
-}
-
-/** Runs one machine to its answer; null when it asks to restart. */
-async function drive(c, store, id, op, t) {
-  let step = op.step;
-  for (let i = 0; i < 16; i++) {
-    try {
-      switch (step.step) {
-        case 'needFacts':
-          step = op.withFacts(id, await store.facts(step.query));
-          continue;
-        case 'needCrl':
-          step = op.withCrl(id, await currentCrl(store, id, t));
-          continue;
-        case 'write':
-          step = op.written(id, await store.write(step.writes));
-          continue;
-        case 'restart':
-          return null;
-        default:
-          break;
+  const op = new scep.PkiOperation(bytes, { ...profile, cached: Boolean(cached) }, id, c.env.CODE_KEY, t);
+  try {
+    let step = op.step;
+    for (let i = 0; i < 16 && step.step !== 'answer' && step.step !== 'refuse'; i++) {
+      try {
+        switch (step.step) {
+          case 'needProfile':
+            step = op.withProfile(id, (await readProfile(c, store, profileName)) ?? null);
+            break;
+          case 'needFacts':
+            step = op.withFacts(id, await store.facts(step.query));
+            break;
+          case 'needCrl':
+            step = op.withCrl(id, await currentCrl(store, id, t));
+            break;
+          case 'write':
+            step = op.written(id, await store.write(step.writes));
+            break;
+          default:
+            throw new Error(`unexpected step ${step.step}`);
+        }
+      } catch (e) {
+        // The store failed: nothing half-done survives (a batch is all or nothing); the client may retry.
+        console.error('PKIOperation failed', e);
+        step = op.hostFailed(id);
       }
-    } catch (e) {
-      // The store failed: nothing half-done survives (a batch is all or nothing); the client may retry.
-      console.error('PKIOperation failed', e);
-      step = op.hostFailed(id);
     }
-    if (step.step === 'answer' || step.step === 'refuse') break;
+    const { audit } = step;
+    if (audit?.status === 'Failure') await auditFailure(c, store, audit);
+    else if (audit) await store.audit(audit);
+    if (step.step === 'refuse') return c.text(step.text, step.status);
+    if (step.step !== 'answer') throw new Error(`the PKIOperation did not end: ${step.step}`);
+    return new Response(step.body, { headers: { 'content-type': PKI_MESSAGE } });
+  } finally {
+    op.free();
   }
-  const { audit } = step;
-  if (audit?.status === 'Failure') await auditFailure(c, store, audit);
-  else if (audit) await store.audit(audit);
-  if (step.step === 'refuse') return c.text(step.text, step.status);
-  if (step.step !== 'answer') throw new Error(`unexpected step ${step.step}`);
-  return new Response(step.body, { headers: { 'content-type': PKI_MESSAGE } });
 }
 
 /** The current CRL: the kept one, or a new one when the core says so (crl::renew_at), which is then kept. */

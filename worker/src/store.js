@@ -347,14 +347,14 @@ export class Store {
 
   /**
    * A failed request of client `key` in the window from `windowStart`: counted, and audited while the window
-   * has at most `audited` failures of it; the next one inserts the window's summary row (`summary.prefix`,
-   * the count, `summary.suffix`), which the later ones update. With `sweep`, the counters of earlier windows
+   * has at most `audited` failures of it; the next one inserts the window's summary row (`summaryPrefix`,
+   * the count, `summarySuffix`), which the later ones update. With `sweep`, the counters of earlier windows
    * are deleted. One batch (one round trip, all or nothing); returns the window's failures so far.
    */
-  async auditFailure(entry, { key, windowStart, audited, summary, sweep }) {
+  async auditFailure(entry, { key, windowStart, audited, summaryPrefix, summarySuffix, sweep }) {
     const at = [windowStart, key];
     const failures = '(SELECT failures FROM rate_limits WHERE window_start = ? AND key = ?)';
-    const summaryEntry = { time: entry.time, operation: entry.operation, status: 'Failure', code: 'rate_limited', message: `${summary.prefix}${audited + 1}${summary.suffix}` };
+    const summaryEntry = { time: entry.time, operation: entry.operation, status: 'Failure', code: 'rate_limited', message: `${summaryPrefix}${audited + 1}${summarySuffix}` };
     const [counted] = await this.db.batch([
       this.db
         .prepare('INSERT INTO rate_limits (window_start, key, failures) VALUES (?, ?, 1) ON CONFLICT (window_start, key) DO UPDATE SET failures = failures + 1 RETURNING failures')
@@ -365,7 +365,7 @@ export class Store {
       this.db.prepare('UPDATE rate_limits SET summary_id = (SELECT MAX(id) FROM audit_logs) WHERE window_start = ? AND key = ? AND failures = ?').bind(...at, audited + 1),
       this.db
         .prepare(`UPDATE audit_logs SET message = ? || ${failures} || ? WHERE id = (SELECT summary_id FROM rate_limits WHERE window_start = ? AND key = ? AND failures > ?)`)
-        .bind(summary.prefix, ...at, summary.suffix, ...at, audited + 1),
+        .bind(summaryPrefix, ...at, summarySuffix, ...at, audited + 1),
       ...(sweep ? [this.db.prepare('DELETE FROM rate_limits WHERE window_start < ?').bind(windowStart)] : []),
     ]);
     return counted.results[0].failures;
