@@ -11,7 +11,7 @@ export WRANGLER_SEND_METRICS := false
 export CLOUDFLARE_CF_FETCH_ENABLED := false
 WASM_BINDGEN_VERSION := $(shell awk '/^name = "wasm-bindgen"$$/ { getline; gsub(/[^0-9.]/, "", $$0); print; exit }' Cargo.lock)
 APT_PACKAGES := scep certmonger dbus openssl curl chromium
-WASM := pkg/wasm/scepkit_bg.wasm pkg/wasm-client/scepkit_bg.wasm
+WASM := pkg/wasm/scepkit_bg.wasm pkg/wasm-client/scepkit_bg.wasm pkg/wasm-server/scepkit_bg.wasm
 CORE_SOURCES := Cargo.toml Cargo.lock $(shell find src -name '*.rs')
 
 .PHONY: run test deps test-rust test-js test-worker test-interop test-browser bench fuzz clean
@@ -55,7 +55,7 @@ $(TOOLS)/bin/wasm-bindgen: Cargo.lock
 	fi
 	@touch $@
 
-## The core as wasm + JS glue: pkg/wasm (Node, CLI, Worker) and pkg/wasm-client (browsers, the page).
+## The core as wasm + JS glue: pkg/wasm (Node, CLI), pkg/wasm-client (browsers, the page), pkg/wasm-server (Worker).
 $(WASM) &: $(CORE_SOURCES) deps
 	scripts/build-wasm.sh
 
@@ -76,7 +76,9 @@ test-rust: deps
 	cargo fmt --check
 	cargo clippy --locked --quiet --all-targets -- -D warnings
 	cargo test --locked --quiet
-	cargo check --locked --quiet --no-default-features --features wasm  # the browser build compiles alone
+	# The browser's and the Worker's builds compile alone, without warnings.
+	RUSTFLAGS="-D warnings" cargo check --locked --quiet --target wasm32-unknown-unknown --no-default-features --features client
+	RUSTFLAGS="-D warnings" cargo check --locked --quiet --target wasm32-unknown-unknown --no-default-features --features wasm,server,legacy
 
 test-js: $(WASM)
 	cd pkg && node --test --test-reporter=spec 'test/*.test.js'
@@ -109,4 +111,4 @@ $(TOOLS)/bin/cargo-fuzz:
 
 clean:
 	cargo clean
-	rm -rf pkg/wasm pkg/wasm-client
+	rm -rf pkg/wasm pkg/wasm-client pkg/wasm-server

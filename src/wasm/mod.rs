@@ -4,22 +4,13 @@
 //! seconds, and every error as a JS `Error` carrying `kind`, `failInfo`, `failInfoCode`, `status` and
 //! `resolution`.
 
-use der::{Decode, Encode, EncodePem};
-use rand_core::OsRng;
+use der::Decode;
 use serde::Serialize;
 use wasm_bindgen::prelude::*;
 
-use crate::algorithms::{Cipher, DigestAlg, KeyTransport};
-use crate::caps::{CaCaps, CaCertificates};
-use crate::client::{self, CertRepOutcome, PkiRequest, RequestBuilder, RequestOptions, Requester};
-use crate::csr::{CsrFacts, CsrRequest};
-use crate::envelope::EnvelopeOptions;
 use crate::error::ScepError;
-use crate::issue::SelfSignedRole;
-use crate::keys::{RsaKey, Unsigned};
-use crate::message::MessageType;
-use crate::signed::IdentifierKind;
-use crate::wire::{Certificate, IssuerAndSerialNumber};
+use crate::keys::RsaKey;
+use crate::wire::Certificate;
 
 type JsResult<T> = Result<T, JsValue>;
 
@@ -52,133 +43,14 @@ fn key(pkcs8: &[u8]) -> JsResult<RsaKey> {
     RsaKey::import(pkcs8).map_err(js_error)
 }
 
-/// The SubjectPublicKeyInfo (DER) of a private key in any form the functions take.
-#[wasm_bindgen(js_name = publicKeyOf)]
-pub fn public_key_of(key_bytes: &[u8]) -> JsResult<Vec<u8>> {
-    let spki = crate::keys::spki_of(crate::keys::PrivateKeyOps::public_key(&key(key_bytes)?)).map_err(js_error)?;
-    spki.to_der().map_err(|e| js_error(e.into()))
-}
-
 fn certificate(der: &[u8]) -> JsResult<Certificate> {
     Certificate::from_der(der).map_err(|e| js_error(ScepError::malformed(format!("certificate: {e}"))))
-}
-
-/// A fresh RSA key as PKCS#8 DER from the wasm generator (`generateKey` prefers WebCrypto).
-#[wasm_bindgen(js_name = generateKeyWasm)]
-pub fn generate_key(bits: u32, legacy: bool) -> JsResult<Vec<u8>> {
-    let key = RsaKey::generate(bits as usize, legacy, &mut OsRng).map_err(js_error)?;
-    Ok(key.to_pkcs8_der().map_err(js_error)?.to_vec())
-}
-
-/// A key derived from a 32-byte seed (benchmarks: equal work on every host). Never for real keys.
-#[wasm_bindgen(js_name = generateKeyFromSeed)]
-pub fn generate_key_from_seed(bits: u32, seed: &[u8]) -> JsResult<Vec<u8>> {
-    let seed: [u8; 32] = seed.try_into().map_err(|_| js_error(ScepError::invalid_input("the seed is 32 bytes")))?;
-    Ok(RsaKey::generate_from_seed(bits as usize, seed).map_err(js_error)?.to_pkcs8_der().map_err(js_error)?.to_vec())
-}
-
-/// PKCS#8 PEM of a key given as PKCS#8 DER, PKCS#8 PEM or PKCS#1 PEM.
-#[wasm_bindgen(js_name = privateKeyToPem)]
-pub fn private_key_to_pem(key_bytes: &[u8]) -> JsResult<String> {
-    Ok(key(key_bytes)?.to_pkcs8_pem().map_err(js_error)?.to_string())
-}
-
-/// PKCS#8 DER of a key given in any form [`private_key_to_pem`] takes.
-#[wasm_bindgen(js_name = privateKeyToDer)]
-pub fn private_key_to_der(key_bytes: &[u8]) -> JsResult<Vec<u8>> {
-    Ok(key(key_bytes)?.to_pkcs8_der().map_err(js_error)?.to_vec())
-}
-
-#[wasm_bindgen(js_name = certificateToPem)]
-pub fn certificate_to_pem(der: &[u8]) -> JsResult<String> {
-    certificate(der)?.to_pem(der::pem::LineEnding::LF).map_err(|e| js_error(e.into()))
 }
 
 /// DER from DER, PEM or base64 input.
 #[wasm_bindgen(js_name = toDer)]
 pub fn to_der(input: &[u8]) -> JsResult<Vec<u8>> {
     crate::inspect::to_der(input).map_err(js_error)
-}
-
-#[wasm_bindgen(js_name = parseCaCaps)]
-pub fn parse_ca_caps(text: &str) -> JsResult<JsValue> {
-    to_js(&CaCaps::parse(text))
-}
-
-/// `{ cipher, digest, post, renewal }` from a GetCACaps body and optional pins.
-#[wasm_bindgen]
-pub fn negotiate(caps_text: &str, legacy: bool, cipher: Option<String>, digest: Option<String>) -> JsResult<JsValue> {
-    let cipher = cipher.map(|c| Cipher::from_name(&c)).transpose().map_err(js_error)?;
-    let digest = digest.map(|d| DigestAlg::from_name(&d)).transpose().map_err(js_error)?;
-    to_js(&CaCaps::parse(caps_text).negotiate(legacy, cipher, digest).map_err(js_error)?)
-}
-
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct CaCertsJs {
-    ca: serde_bytes::ByteBuf,
-    recipient: serde_bytes::ByteBuf,
-    all: Vec<serde_bytes::ByteBuf>,
-    ca_fingerprint: String,
-    ca_subject: String,
-}
-
-/// The certificates of a GetCACert body: `{ ca, recipient, all, caFingerprint, caSubject }`.
-#[wasm_bindgen(js_name = parseCaCert)]
-pub fn parse_ca_cert(body: &[u8]) -> JsResult<JsValue> {
-    let parsed = CaCertificates::parse(body).map_err(js_error)?;
-    let der = |c: &Certificate| c.to_der().map(serde_bytes::ByteBuf::from).map_err(|e| js_error(e.into()));
-    let out = CaCertsJs {
-        ca: der(&parsed.ca)?,
-        recipient: der(&parsed.recipient)?,
-        all: parsed.all.iter().map(der).collect::<JsResult<_>>()?,
-        ca_fingerprint: crate::caps::fingerprint(&parsed.ca).map_err(js_error)?,
-        ca_subject: parsed.ca.tbs_certificate.subject.to_string(),
-    };
-    out.serialize(&serde_wasm_bindgen::Serializer::new()).map_err(|e| js_sys::Error::new(&e.to_string()).into())
-}
-
-#[wasm_bindgen(js_name = checkFingerprint)]
-pub fn check_fingerprint(body: &[u8], fingerprint: &str) -> JsResult<()> {
-    CaCertificates::parse(body).and_then(|c| c.check_fingerprint(fingerprint)).map_err(js_error)
-}
-
-/// A signed PKCS#10 request (DER) for `request` = `{ subject, sans?, challenge?, digest?, digitalSignature?, keyEncipherment? }`.
-#[wasm_bindgen(js_name = buildCsr)]
-pub fn build_csr(key_pkcs8: &[u8], request: JsValue) -> JsResult<Vec<u8>> {
-    let request: CsrRequest = from_js(request)?;
-    request.build(&key(key_pkcs8)?).map_err(js_error)
-}
-
-/// The facts of a CSR, after its proof of possession verified.
-#[wasm_bindgen(js_name = csrFacts)]
-pub fn csr_facts(der: &[u8]) -> JsResult<JsValue> {
-    to_js(&CsrFacts::from_der(der).map_err(js_error)?)
-}
-
-/// The SubjectPublicKeyInfo DER of a CSR (what the issued certificate must carry).
-#[wasm_bindgen(js_name = csrPublicKey)]
-pub fn csr_public_key(der: &[u8]) -> JsResult<Vec<u8>> {
-    Ok(CsrFacts::from_der(der).map_err(js_error)?.spki_der)
-}
-
-/// A self-signed certificate: `role` is "signer" (a client's transient SCEP signer) or "ca".
-#[wasm_bindgen(js_name = selfSignedCertificate)]
-pub fn self_signed_certificate(
-    key_pkcs8: &[u8],
-    subject: &str,
-    not_before: f64,
-    not_after: f64,
-    digest: &str,
-    role: &str,
-) -> JsResult<Vec<u8>> {
-    let role: SelfSignedRole = from_js(role.into())?;
-    let digest = DigestAlg::from_name(digest).map_err(js_error)?;
-    let serial = random_serial(&mut OsRng);
-    let validity = (not_before as u64, not_after as u64);
-    let cert =
-        crate::issue::self_signed(&key(key_pkcs8)?, subject, &serial, validity, digest, role).map_err(js_error)?;
-    cert.to_der().map_err(|e| js_error(e.into()))
 }
 
 fn random_serial(rng: &mut impl rand_core::RngCore) -> [u8; 16] {
@@ -188,223 +60,9 @@ fn random_serial(rng: &mut impl rand_core::RngCore) -> [u8; 16] {
     serial
 }
 
-#[derive(serde::Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct RequestOptionsJs {
-    message_type: String,
-    cipher: String,
-    digest: String,
-    /// Options are absent or `undefined`; both read as the default.
-    #[serde(default)]
-    key_transport: Option<KeyTransport>,
-    #[serde(default)]
-    identifier: Option<IdentifierKind>,
-    #[serde(default)]
-    legacy: bool,
-    #[serde(default)]
-    transaction_id: Option<String>,
-    /// CertPoll: the subject asked for (RFC 4514).
-    #[serde(default)]
-    subject: Option<String>,
-    /// GetCert / GetCRL: serial (hex) of a certificate issued by the CA.
-    #[serde(default)]
-    serial: Option<String>,
-}
-
-#[derive(Serialize, serde::Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct PkiRequestJs {
-    message_type: String,
-    #[serde(with = "serde_bytes")]
-    message: Vec<u8>,
-    transaction_id: String,
-    #[serde(with = "serde_bytes")]
-    sender_nonce: Vec<u8>,
-}
-
-fn message_type(name: &str) -> JsResult<MessageType> {
-    [
-        MessageType::PkcsReq,
-        MessageType::RenewalReq,
-        MessageType::CertPoll,
-        MessageType::GetCert,
-        MessageType::GetCrl,
-        MessageType::CertRep,
-    ]
-    .into_iter()
-    .find(|m| {
-        m.name().eq_ignore_ascii_case(name)
-            || (name.eq_ignore_ascii_case("GetCertInitial") && *m == MessageType::CertPoll)
-    })
-    .ok_or_else(|| js_error(ScepError::invalid_input(format!("unknown messageType {name}"))))
-}
-
-/// Builds a PKIMessage. `content` is the CSR DER for PKCSReq/RenewalReq and ignored otherwise.
-/// Returns `{ messageType, message, transactionId, senderNonce }`; keep it to read the reply.
-#[wasm_bindgen(js_name = buildRequest)]
-pub fn build_request(
-    content: &[u8],
-    key_pkcs8: &[u8],
-    signer_certificate: &[u8],
-    ca_cert_body: &[u8],
-    options: JsValue,
-) -> JsResult<JsValue> {
-    let o: RequestOptionsJs = from_js(options)?;
-    let cert = certificate(signer_certificate)?;
-    let ca = CaCertificates::parse(ca_cert_body).map_err(js_error)?;
-    let identifier = o.identifier.unwrap_or_default();
-    let builder = RequestBuilder {
-        signer_certificate: &cert,
-        ca: &ca,
-        options: RequestOptions {
-            envelope: EnvelopeOptions {
-                cipher: Cipher::from_name(&o.cipher).map_err(js_error)?,
-                transport: o.key_transport.unwrap_or(KeyTransport::RsaPkcs1v15),
-                identifier,
-                legacy: o.legacy,
-            },
-            digest: DigestAlg::from_name(&o.digest).map_err(js_error)?,
-            signer_identifier: identifier,
-        },
-    };
-    let rng = &mut OsRng;
-    let mt = message_type(&o.message_type)?;
-    let unsigned = match mt {
-        MessageType::PkcsReq | MessageType::RenewalReq => {
-            builder.certificate_request(content, mt, o.transaction_id, rng)
-        }
-        MessageType::CertPoll => {
-            let tid = o.transaction_id.ok_or_else(|| {
-                js_error(ScepError::invalid_input("CertPoll needs the transactionId of the pending request"))
-            })?;
-            let subject = o.subject.ok_or_else(|| js_error(ScepError::invalid_input("CertPoll needs the subject")))?;
-            let subject = subject.parse().map_err(|e| js_error(ScepError::invalid_input(format!("subject: {e}"))))?;
-            builder.cert_poll(&tid, &subject, rng)
-        }
-        MessageType::GetCert | MessageType::GetCrl => {
-            let serial = hex::decode(o.serial.unwrap_or_default())
-                .map_err(|_| js_error(ScepError::invalid_input("serial must be hex")))?;
-            let serial = x509_cert::serial_number::SerialNumber::<x509_cert::certificate::Raw>::new(&serial)
-                .map_err(|e| js_error(ScepError::invalid_input(e)))?;
-            let ias = IssuerAndSerialNumber { issuer: ca.ca.tbs_certificate.subject.clone(), serial_number: serial };
-            builder.get_cert_or_crl(mt, &ias, rng)
-        }
-        MessageType::CertRep => Err(ScepError::invalid_input("a client does not send CertRep")),
-    };
-    let key = key(key_pkcs8)?;
-    let built = unsigned.and_then(|u| u.sign_with(&key)).map_err(js_error)?;
-    to_js_bytes(&PkiRequestJs {
-        message_type: built.message_type.name().into(),
-        message: built.message,
-        transaction_id: built.transaction_id,
-        sender_nonce: built.sender_nonce,
-    })
-}
-
+/// Like [`to_js`], with bytes as `Uint8Array` rather than arrays of numbers.
 fn to_js_bytes<T: Serialize>(value: &T) -> JsResult<JsValue> {
     value.serialize(&serde_wasm_bindgen::Serializer::new()).map_err(|e| js_sys::Error::new(&e.to_string()).into())
-}
-
-#[derive(Serialize)]
-#[serde(tag = "status", rename_all = "camelCase")]
-enum OutcomeJs {
-    Issued {
-        #[serde(with = "serde_bytes")]
-        certificate: Vec<u8>,
-        chain: Vec<serde_bytes::ByteBuf>,
-    },
-    Crl {
-        crls: Vec<serde_bytes::ByteBuf>,
-    },
-    Pending,
-    Failed {
-        #[serde(rename = "failInfo")]
-        fail_info: &'static str,
-        #[serde(rename = "failInfoCode")]
-        fail_info_code: u8,
-        message: String,
-        resolution: String,
-    },
-}
-
-/// Reads a CertRep for `request` (as returned by [`build_request`]). `expected_spki` (from
-/// [`csr_public_key`]) picks and checks the issued certificate. Returns `{ status: "issued" | "pending" |
-/// "failed" | "crl", ... }`; integrity problems throw.
-#[wasm_bindgen(js_name = readCertRep)]
-pub fn read_cert_rep(
-    reply: &[u8],
-    request: JsValue,
-    key_pkcs8: &[u8],
-    signer_certificate: &[u8],
-    ca_cert_body: &[u8],
-    expected_spki: Option<Vec<u8>>,
-    legacy: bool,
-) -> JsResult<JsValue> {
-    let r: PkiRequestJs = from_js(request)?;
-    let request = PkiRequest {
-        message_type: message_type(&r.message_type)?,
-        message: r.message,
-        transaction_id: r.transaction_id,
-        sender_nonce: r.sender_nonce,
-    };
-    let cert = certificate(signer_certificate)?;
-    let ca = CaCertificates::parse(ca_cert_body).map_err(js_error)?;
-    let key = key(key_pkcs8)?;
-    let requester = Requester { key: &key, certificate: &cert };
-    let outcome = client::read_cert_rep_with(reply, &request, &requester, &ca, expected_spki.as_deref(), legacy)
-        .map_err(js_error)?;
-    let der = |c: &Certificate| c.to_der().map_err(|e| js_error(e.into()));
-    let out = match outcome {
-        CertRepOutcome::Issued { certificate, chain } => OutcomeJs::Issued {
-            certificate: der(&certificate)?,
-            chain: chain.iter().map(|c| der(c).map(serde_bytes::ByteBuf::from)).collect::<JsResult<_>>()?,
-        },
-        CertRepOutcome::Crl { crls } => {
-            OutcomeJs::Crl { crls: crls.into_iter().map(serde_bytes::ByteBuf::from).collect() }
-        }
-        CertRepOutcome::Pending => OutcomeJs::Pending,
-        CertRepOutcome::Failed(e) => OutcomeJs::Failed {
-            fail_info: e.fail_info.name(),
-            fail_info_code: e.fail_info.code(),
-            message: e.message,
-            resolution: e.resolution,
-        },
-    };
-    to_js_bytes(&out)
-}
-
-/// A password-protected PKCS#12 of the key and `chain` (leaf first; each a DER `Uint8Array`).
-#[wasm_bindgen(js_name = exportPkcs12)]
-pub fn export_pkcs12(
-    key_pkcs8: &[u8],
-    chain: Vec<js_sys::Uint8Array>,
-    password: &str,
-    friendly_name: &str,
-) -> JsResult<Vec<u8>> {
-    let chain = chain.iter().map(|c| certificate(&c.to_vec())).collect::<JsResult<Vec<_>>>()?;
-    crate::pkcs12::export(&key(key_pkcs8)?, &chain, password, friendly_name, &mut OsRng).map_err(js_error)
-}
-
-/// A readable description of any SCEP artefact (DER, PEM or base64); a key opens envelopes.
-#[wasm_bindgen]
-pub fn inspect(input: &[u8], key_pkcs8: Option<Vec<u8>>) -> JsResult<JsValue> {
-    let key = key_pkcs8.map(|k| key(&k)).transpose()?;
-    to_js(
-        &crate::inspect::inspect(input, key.as_ref().map(|k| k as &dyn crate::keys::PrivateKeyOps))
-            .map_err(js_error)?,
-    )
-}
-
-/// Fills a profile's subject or SAN template: `vars` is `{ USERNAME: "laptop-42", ... }`.
-#[wasm_bindgen(js_name = renderTemplate)]
-pub fn render_template(template: &str, vars: JsValue) -> JsResult<String> {
-    let vars: std::collections::BTreeMap<String, String> = from_js(vars)?;
-    crate::csr::render_template(template, &vars.into_iter().collect::<Vec<_>>()).map_err(js_error)
-}
-
-#[wasm_bindgen(js_name = encodeMessageParam)]
-pub fn encode_message_param(message: &[u8]) -> String {
-    crate::transport::encode_message_param(message)
 }
 
 #[wasm_bindgen(js_name = decodeMessageParam)]
@@ -412,6 +70,11 @@ pub fn decode_message_param(raw: &str) -> JsResult<Vec<u8>> {
     crate::transport::decode_message_param(raw).map_err(js_error)
 }
 
+// The client side (requests, CertReps, keys, PKCS#12, the driver over fetch and WebCrypto): browsers, Node, the
+// CLI. Left out of the Worker's build.
+#[cfg(feature = "client")]
+mod client;
 #[cfg(feature = "server")]
 mod server;
+#[cfg(feature = "client")]
 mod web;

@@ -4,7 +4,7 @@ use der::{Decode, Encode};
 use rand_core::OsRng;
 use wasm_bindgen::prelude::*;
 
-use super::{certificate, from_js, js_error, key, random_serial, to_js, JsResult};
+use super::{certificate, from_js, js_error, key, random_serial, to_js, to_js_bytes, JsResult};
 use crate::algorithms::{DigestAlg, KeyTransport};
 use crate::caps::CaCaps;
 use crate::error::ScepError;
@@ -340,8 +340,7 @@ fn profile_row(profile: JsValue) -> JsResult<Option<crate::pki_operation::Stored
 
 fn step_to_js(step: &crate::pki_operation::Step) -> JsResult<JsValue> {
     // Bytes as Uint8Array, not arrays of numbers.
-    serde::Serialize::serialize(step, &serde_wasm_bindgen::Serializer::new())
-        .map_err(|e| js_sys::Error::new(&e.to_string()).into())
+    to_js_bytes(step)
 }
 
 #[wasm_bindgen(js_class = PkiOperation)]
@@ -408,8 +407,7 @@ impl PkiOperationJs {
 pub fn decide_held(identity: &ServerIdentity, held: JsValue, approve: bool, now: f64) -> JsResult<JsValue> {
     let held: crate::pki_operation::HeldRequest = from_js(held)?;
     let decision = crate::pki_operation::decide_held(&identity.0, &held, approve, now as u64).map_err(js_error)?;
-    serde::Serialize::serialize(&decision, &serde_wasm_bindgen::Serializer::new())
-        .map_err(|e| js_sys::Error::new(&e.to_string()).into())
+    to_js_bytes(&decision)
 }
 
 /// A new one-time enrollment code issued at `now`: `{ code, codeMac, expiresAt }` (the code is shown once;

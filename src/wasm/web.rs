@@ -94,7 +94,7 @@ pub async fn get_ca_caps(url: String, options: JsValue) -> JsResult<JsValue> {
 pub async fn get_ca_cert(url: String, options: JsValue) -> JsResult<JsValue> {
     let request = HttpRequest::get_ca_cert(&url).map_err(js_failure)?;
     let response = Shell::new(&options)?.exchange(&request).await?;
-    let out = super::parse_ca_cert(&response.body)?;
+    let out = super::client::parse_ca_cert(&response.body)?;
     Reflect::set(&out, &"body".into(), &Uint8Array::from(response.body.as_slice()))?;
     Reflect::set(&out, &"contentType".into(), &response.media_type().into())?;
     Ok(out)

@@ -1,7 +1,7 @@
 // The admin API (/api/v1, JSON, Bearer ADMIN_TOKEN). Every error uses the `_errors` envelope of
 // shared/spec/scep-profile.md; validation of profiles is the core's (the same the page can run).
 import { Hono } from 'hono';
-import * as scep from 'scepkit';
+import * as scep from 'scepkit/server';
 import { identity } from './ca.js';
 import { currentCrl } from './scep.js';
 import { Conflict, Store } from './store.js';

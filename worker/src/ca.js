@@ -2,7 +2,7 @@
 // go through the core's crypto seam to workerd's native node:crypto (BoringSSL), with the pure-wasm key as
 // fallback (CRYPTO=wasm forces it).
 import * as nodeCrypto from 'node:crypto';
-import * as scep from 'scepkit';
+import * as scep from 'scepkit/server';
 
 const pemToDer = (pem) => scep.toDer(new TextEncoder().encode(pem));
 

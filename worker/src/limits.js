@@ -1,7 +1,7 @@
 // Failed PKIOperations per client address (the rule is the core's: src/failure_limit.rs). This isolate keeps the
 // core's note of the addresses over the limit; the store counts in D1, in the audit row's batch; where the
 // Workers Rate Limiting binding FAILURE_LIMITER is configured, its answer decides the refusal instead of the count.
-import * as scep from 'scepkit';
+import * as scep from 'scepkit/server';
 
 const { window: FAILURE_WINDOW, audited: AUDITED_FAILURES, refuseAfter: REFUSE_AFTER } = scep.failureLimits();
 export { FAILURE_WINDOW, AUDITED_FAILURES, REFUSE_AFTER };

@@ -2,7 +2,7 @@
 // A PKIOperation is the core's step machine (scep.PkiOperation); this file only moves its bytes and rows.
 // Every outcome writes one audit row, except an address's failures past the first few of a minute, which are
 // counted (limits.js).
-import * as scep from 'scepkit';
+import * as scep from 'scepkit/server';
 import { identity } from './ca.js';
 import { auditFailure, refused } from './limits.js';
 import { Store } from './store.js';

@@ -1,7 +1,13 @@
+import * as server from 'scepkit/server';
 import { describe, expect, it } from 'vitest';
 import { api, auditFor, BASE, enroll, enrolledSeat, failureOf, fetchWorker, scep } from './helpers.js';
 
 describe('SCEP endpoint', () => {
+  it('runs on the CA side of the package only (scepkit/server): no client, no key generation, no PKCS#12', () => {
+    for (const name of ['PkiOperation', 'ServerIdentity', 'FailureLimit', 'decideHeld', 'toDer']) expect(server[name], name).toBeTypeOf('function');
+    for (const name of ['enroll', 'buildRequest', 'readCertRep', 'generateKeyWasm', 'exportPkcs12', 'inspect']) expect(server[name], name).toBeUndefined();
+  });
+
   it('GetCACaps advertises the RFC keywords and never DES (GetNextCACert: a next CA is configured here)', async () => {
     const { url } = await enrolledSeat();
     const text = await (await fetchWorker(`${url}?operation=GetCACaps`)).text();
