@@ -19,6 +19,19 @@ export const openssl = (...args) => run('openssl', args);
 
 const ROOT = new URL('../../', import.meta.url).pathname;
 
+// Workers this process started and has not stopped: killed when it exits however the suite ended (a test that
+// hits its timeout, an assertion in a `before` hook), so no `wrangler dev` outlives its test file.
+const running = new Set();
+process.on('exit', () => {
+  for (const pgid of running) {
+    try {
+      process.kill(-pgid, 'SIGKILL');
+    } catch {
+      // gone already
+    }
+  }
+});
+
 /**
  * Starts `make run`'s Worker (scripts/run-worker.sh) on 127.0.0.1 (`port`, else a free one) with its D1 under `dir`;
  * `allowedServers` are the other origins its page may contact (PAGE_ALLOWED_SERVERS).
@@ -32,7 +45,9 @@ export async function startWorker(dir, { port, allowedServers } = {}) {
   const start = () => {
     const r = run(`${ROOT}scripts/run-worker.sh`, [], { env });
     if (r.status !== 0) throw new Error(`run-worker.sh failed:\n${r.stdout}${r.stderr}`);
-    return Number(readFileSync(`${dir}/pgid`, 'utf8'));
+    const group = Number(readFileSync(`${dir}/pgid`, 'utf8'));
+    running.add(group);
+    return group;
   };
   let pgid = start();
   const token = readFileSync(`${ROOT}worker/.dev.vars`, 'utf8').match(/^ADMIN_TOKEN="(.*)"$/m)[1];
@@ -66,7 +81,10 @@ export async function startWorker(dir, { port, allowedServers } = {}) {
       throw e;
     }
   };
-  const stop = () => signal('SIGTERM');
+  const stop = () => {
+    running.delete(pgid);
+    return signal('SIGTERM');
+  };
   // Stop and start again on the same port and D1 state, as a person restarting `make run` would. It waits until
   // no process of the old group is left: a wrangler busy restarting a crashed workerd can start one after the
   // SIGTERM, which would hold the port; one still there after 15 s is killed.
