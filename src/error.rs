@@ -119,6 +119,10 @@ pub enum ErrorKind {
     Http,
     /// The server kept answering PENDING for as many polls as the client was told to make.
     StillPending,
+    /// The profile's enrollment webhook refused the request.
+    WebhookDenied,
+    /// The profile's enrollment webhook gave no decision (timeout, HTTP error, unreadable answer): refused.
+    WebhookUnavailable,
 }
 
 impl ErrorKind {
@@ -145,6 +149,8 @@ impl ErrorKind {
             Self::Internal => "internal",
             Self::Http => "http",
             Self::StillPending => "still_pending",
+            Self::WebhookDenied => "webhook_denied",
+            Self::WebhookUnavailable => "webhook_unavailable",
         }
     }
 }
@@ -230,6 +236,28 @@ impl ScepError {
             404,
             format!("Could not find seat with identifier = {seat_id} using {mapping} as seat id mapping"),
             "create the seat and enroll it against the SCEP profile (one by one or by CSV upload)",
+        )
+    }
+
+    /// The enrollment webhook said no; `reason` is its own, cleaned.
+    pub fn webhook_denied(reason: &str) -> Self {
+        Self::new(
+            ErrorKind::WebhookDenied,
+            FailInfo::BadRequest,
+            403,
+            format!("The enrollment webhook refused the request: {reason}"),
+            "ask the administrator of the service behind the profile's webhook",
+        )
+    }
+
+    /// The enrollment webhook could not be asked, or its answer was not a decision: nothing was issued.
+    pub fn webhook_unavailable(what: &str) -> Self {
+        Self::new(
+            ErrorKind::WebhookUnavailable,
+            FailInfo::BadRequest,
+            503,
+            format!("The enrollment webhook gave no decision ({what}); nothing was issued"),
+            "retry later; if it persists, the administrator should check the webhook service",
         )
     }
 

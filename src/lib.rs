@@ -33,6 +33,8 @@ pub mod policy;
 pub mod profile;
 #[cfg(feature = "server")]
 pub mod server;
+#[cfg(feature = "server")]
+pub mod webhook;
 
 pub use error::{ErrorKind, FailInfo, Result, ScepError};
 

@@ -22,6 +22,7 @@ use crate::algorithms::DigestAlg;
 use crate::caps::normalize_fingerprint;
 use crate::error::{FieldIssue, Result, ScepError};
 use crate::names::{render_sans, render_subject, CsrNames};
+use crate::webhook::WebhookConfig;
 
 /// A SCEP profile, field for field as the admin API sends and returns it.
 ///
@@ -42,7 +43,8 @@ use crate::names::{render_sans, render_subject, CsrNames};
 /// | `scep_ca_cert` / `scep_client_cert` | string | optional, at most 255 |
 ///
 /// scepkit's extensions, each optional with a safe default: `validity_days`, `renewal_window_days`,
-/// `manual_approval`, `legacy`, `seat_id_mapping`, `csr_names`, `oaep_only`. Any other field is refused.
+/// `manual_approval`, `legacy`, `seat_id_mapping`, `csr_names`, `oaep_only`, `webhook` ([`WebhookConfig`]: its
+/// `secret` is masked like the challenge's). Any other field is refused.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(try_from = "Received")]
 pub struct ScepProfile {
@@ -81,6 +83,9 @@ pub struct ScepProfile {
     pub csr_names: CsrNames,
     /// Refuses RSA PKCS#1 v1.5 key transport (RSA-OAEP only): no v1.5 decryption is ever attempted.
     pub oaep_only: bool,
+    /// A service that must allow each enrollment (and, in `challenge` mode, decides the challenge).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub webhook: Option<WebhookConfig>,
 }
 
 /// Where the profile lives: exactly one of folder, snippet, device (flattened into the profile object).
@@ -159,7 +164,7 @@ impl ScepProfile {
     /// is no stored one to keep.
     pub fn create(incoming: &Value, code_key: &[u8]) -> Result<Self> {
         let mut received = Received::from_json(incoming)?;
-        received.keep_masked_secrets(None);
+        received.keep_masked_secrets(None, None);
         Ok(received.validate()?.sealed(code_key))
     }
 
@@ -168,7 +173,7 @@ impl ScepProfile {
     /// stored one; any other value replaces it. The id stays the stored one.
     pub fn update(stored: &ScepProfile, incoming: &Value, code_key: &[u8]) -> Result<Self> {
         let mut received = Received::from_json(incoming)?;
-        received.keep_masked_secrets(Some(&stored.scep_challenge));
+        received.keep_masked_secrets(Some(&stored.scep_challenge), stored.webhook.as_ref());
         let profile = received.validate()?;
         Ok(Self { id: stored.id.clone(), ..profile }.sealed(code_key))
     }
@@ -188,6 +193,9 @@ impl ScepProfile {
             ScepChallenge::Fixed(f) => *f = FixedChallenge::Plain(MASK.to_owned()),
             ScepChallenge::Dynamic(DynamicChallenge { password: Some(p), .. }) => *p = MASK.to_owned(),
             ScepChallenge::Dynamic(_) | ScepChallenge::None(_) => {}
+        }
+        if let Some(hook) = &mut view.webhook {
+            hook.secret = MASK.to_owned();
         }
         view
     }
@@ -337,6 +345,7 @@ struct Received {
     seat_id_mapping: Field<String>,
     csr_names: Field<CsrNames>,
     oaep_only: Field<bool>,
+    webhook: Field<WebhookConfig>,
     #[serde(flatten)]
     unknown: BTreeMap<String, Value>,
 }
@@ -351,8 +360,16 @@ impl Received {
     }
 
     /// A secret sent as the mask becomes the one `stored` has; with none to keep, the mask is refused.
-    fn keep_masked_secrets(&mut self, stored: Option<&ScepChallenge>) {
+    fn keep_masked_secrets(&mut self, stored: Option<&ScepChallenge>, stored_webhook: Option<&WebhookConfig>) {
         const NOTHING_TO_KEEP: &str = "is the mask of a secret, and there is no stored secret to keep: send the secret";
+        if let Field::Given(hook) = &mut self.webhook {
+            if hook.secret == MASK {
+                match stored_webhook {
+                    Some(kept) => hook.secret = kept.secret.clone(),
+                    None => self.webhook = Field::Wrong { at: ".secret".to_owned(), rule: NOTHING_TO_KEEP.to_owned() },
+                }
+            }
+        }
         let Field::Given(challenge) = &mut self.scep_challenge else { return };
         let unkept = match (challenge, stored) {
             (ScepChallenge::Fixed(f), Some(ScepChallenge::Fixed(kept))) if f.is_mask() => {
@@ -480,6 +497,16 @@ impl Received {
         let csr_names =
             self.csr_names.must_be("must be match or replace").or(CsrNames::default()).read("csr_names", &mut v);
         let oaep_only = self.oaep_only.or(false).read("oaep_only", &mut v);
+        let webhook = self
+            .webhook
+            .must_be("must be an object with url, secret, mode (challenge or approve) and optionally timeout_ms")
+            .read("webhook", &mut v);
+        let webhook = webhook.filter(|hook| {
+            let issues = hook.issues();
+            let fine = issues.is_empty();
+            v.0.extend(issues);
+            fine
+        });
 
         for key in self.unknown.keys() {
             v.fail::<()>(key, "is not a field of a SCEP profile");
@@ -512,6 +539,7 @@ impl Received {
             seat_id_mapping: seat_id_mapping.expect(CHECKED),
             csr_names: csr_names.expect(CHECKED),
             oaep_only: oaep_only.expect(CHECKED),
+            webhook,
         })
     }
 }

@@ -340,3 +340,37 @@ fn md5_and_single_des_are_never_accepted_and_des_is_never_produced() {
     assert!(Cipher::DesCbc.check_allowed(true, false).is_ok(), "decrypt-only behind the legacy switch");
     assert_eq!(Cipher::DesEde3Cbc.check_allowed(false, true).unwrap_err().fail_info, FailInfo::BadAlg);
 }
+
+#[test]
+fn a_webhook_is_validated_field_by_field_and_its_secret_is_masked_and_kept_like_the_challenges() {
+    const KEY: &[u8] = b"code-mac-key";
+    let mut v = base();
+    v["webhook"] = json!({ "url": "https://mdm.example/scep-hook", "secret": "0123456789abcdef", "mode": "approve" });
+    let stored = ScepProfile::create(&v, KEY).unwrap();
+    let hook = stored.webhook.clone().unwrap();
+    assert_eq!((hook.timeout_ms, hook.secret.as_str()), (5000, "0123456789abcdef"), "kept usable: it signs");
+    let view = stored.to_json(false);
+    assert_eq!(
+        view["webhook"],
+        json!({ "url": "https://mdm.example/scep-hook", "secret": "********", "timeout_ms": 5000, "mode": "approve" })
+    );
+    // Sent back masked: the stored secret stays; a new one replaces it; a mask with nothing stored is refused.
+    let mut edit = view.clone();
+    edit["webhook"]["mode"] = json!("challenge");
+    let kept = ScepProfile::update(&stored, &edit, KEY).unwrap().webhook.unwrap();
+    assert_eq!((kept.secret.as_str(), kept.mode), ("0123456789abcdef", scepkit::webhook::WebhookMode::Challenge));
+    edit["webhook"]["secret"] = json!("another-secret-16");
+    assert_eq!(ScepProfile::update(&stored, &edit, KEY).unwrap().webhook.unwrap().secret, "another-secret-16");
+    let err = ScepProfile::create(&view, KEY).unwrap_err();
+    assert_eq!(issues(&err).last().unwrap().0, "webhook.secret", "with the dynamic password's: both are masks");
+
+    let mut bad = base();
+    bad["webhook"] = json!({ "url": "ftp://x", "secret": "short", "timeout_ms": 5, "mode": "approve" });
+    let err = ScepProfile::from_json(&bad).unwrap_err();
+    let paths: Vec<_> = issues(&err).into_iter().map(|(p, _)| p).collect();
+    assert_eq!(paths, ["webhook.url", "webhook.secret", "webhook.timeout_ms"]);
+    bad["webhook"] = json!({ "url": "https://x.example", "secret": "0123456789abcdef", "mode": "maybe" });
+    assert_eq!(issues(&ScepProfile::from_json(&bad).unwrap_err())[0].0, "webhook.mode");
+    bad["webhook"] = json!({ "url": "https://x.example", "secret": "0123456789abcdef", "mode": "approve", "extra": 1 });
+    assert!(issues(&ScepProfile::from_json(&bad).unwrap_err())[0].0.starts_with("webhook"));
+}
