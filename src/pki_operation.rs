@@ -27,6 +27,7 @@ use crate::message::MessageType;
 use crate::policy::{self, Decision, StoreFacts};
 use crate::profile::ScepProfile;
 use crate::server::{read_request, Acceptance, Identity, IncomingRequest, Reply, RequestFacts};
+use crate::webhook::{KeyFacts, WebhookAnswer, WebhookCall, WebhookConfig, WebhookMode, WebhookRequest};
 use crate::wire::Certificate;
 
 /// A profile as the store holds it.
@@ -55,6 +56,9 @@ pub enum Step {
     NeedFacts { query: FactQuery },
     /// Fetch the current CRL and call [`PkiOperation::with_crl`].
     NeedCrl,
+    /// Send this request to the profile's webhook (within `call.timeout_ms`) and call
+    /// [`PkiOperation::with_webhook`] with what came back, or why nothing did.
+    CallWebhook { call: WebhookCall },
     /// Run these writes as one batch, in order, and call [`PkiOperation::written`] with whether the first
     /// (the claim) changed a row.
     Write { writes: Vec<Write> },
@@ -84,6 +88,8 @@ pub struct FactQuery {
     pub certificate_serial: Option<String>,
     /// Check the cached profile: return the stored body.
     pub profile_body: bool,
+    /// Was this challenge ([`policy::challenge_claim_mac`]) used already (a webhook owns it)?
+    pub challenge_mac: Option<String>,
 }
 
 /// The facts a [`FactQuery`] found.
@@ -117,6 +123,9 @@ pub enum Write {
     /// The claim of a first enrollment: the code, only while CREATED and unexpired.
     #[serde(rename_all = "camelCase")]
     Redeem { enrollment_id: String, transaction_id: String, claim: String, now: u64 },
+    /// The claim of a challenge a webhook owns: recorded as used (at any profile of this CA), only if it was not.
+    #[serde(rename_all = "camelCase")]
+    ClaimChallenge { challenge_mac: String, profile_id: String, transaction_id: String, claim: String, now: u64 },
     /// The claim of a renewal: the renewed certificate, only while neither renewed nor revoked (and, when
     /// completing an approved renewal, only if `guard` holds).
     #[serde(rename_all = "camelCase")]
@@ -145,6 +154,9 @@ pub enum Write {
 pub enum Guard {
     #[serde(rename_all = "camelCase")]
     Redeemed { enrollment_id: String, claim: String },
+    /// The challenge was recorded as used by this claim.
+    #[serde(rename_all = "camelCase")]
+    ChallengeClaimed { challenge_mac: String, claim: String },
     #[serde(rename_all = "camelCase")]
     Renewed { serial: String, renewed_by: String },
     /// The held request was moved to `status` (with `serial`) by this decision.
@@ -319,6 +331,8 @@ pub struct PkiOperation {
     profile: StoredProfile,
     code_key: Vec<u8>,
     now: u64,
+    /// Where the request came from, as the host saw it (for the webhook).
+    client_address: Option<String>,
     state: State,
 }
 
@@ -327,6 +341,7 @@ enum State {
     AwaitingProfile,
     AwaitingFacts { query: FactQuery, raced: bool },
     AwaitingCrl { requester: String, requester_seat: Option<String> },
+    AwaitingWebhook { query: FactQuery, decision: Decision, raced: bool },
     AwaitingWrite { query: FactQuery, outcome: Pending, raced: bool },
     Done,
 }
@@ -339,13 +354,14 @@ enum Pending {
 
 impl PkiOperation {
     /// Reads a PKIOperation's bytes under a profile and opens it. `code_key` MACs enrollment codes and fixed
-    /// challenges; `now` is Unix seconds.
+    /// challenges; `now` is Unix seconds; `client_address` is where the request came from, if the host knows.
     pub fn start(
         bytes: &[u8],
         profile: StoredProfile,
         identity: &Identity,
         code_key: &[u8],
         now: u64,
+        client_address: Option<&str>,
     ) -> (Option<Self>, Step) {
         let request = match read_request(bytes) {
             Ok(r) => r,
@@ -354,7 +370,9 @@ impl PkiOperation {
                 return (None, Step::Refuse { status: 400, text: format!("Bad SCEP request: {}", e.message), audit });
             }
         };
-        let mut op = Self { request, facts: None, profile, code_key: code_key.to_vec(), now, state: State::Opened };
+        let client_address = client_address.map(str::to_owned);
+        let code_key = code_key.to_vec();
+        let mut op = Self { request, facts: None, profile, code_key, now, client_address, state: State::Opened };
         let step = op.open(identity);
         (Some(op), step)
     }
@@ -423,6 +441,10 @@ impl PkiOperation {
             MessageType::GetCrl => {}
             _ => {
                 query.seat_id = facts.csr.as_ref().and_then(|csr| policy::seat_id(csr, &self.profile.profile).ok());
+                if policy::webhook_owns_challenge(&self.profile.profile) {
+                    let challenge = facts.csr.as_ref().and_then(|csr| csr.challenge.as_deref());
+                    query.challenge_mac = challenge.map(|c| policy::challenge_claim_mac(&self.code_key, c));
+                }
                 query.transaction_id = Some(facts.transaction_id.clone());
                 query.profile_body = self.profile.cached;
             }
@@ -493,9 +515,80 @@ impl PkiOperation {
                 );
                 self.answer_issued(identity, der, audit)
             }
-            Decision::Hold { seat_id, redeem, renews, plan } => {
-                let (claim, guard) =
-                    claim(&facts, redeem.as_deref(), None, &crate::wire::serial_hex(&random_serial()), self.now);
+            decision => match self.profile.profile.webhook.clone() {
+                // Nothing is written before the webhook allowed: a refusal burns no code.
+                Some(hook) => {
+                    let call = hook.call(&self.webhook_request(&facts, &hook, &decision));
+                    self.state = State::AwaitingWebhook { query, decision, raced };
+                    Step::CallWebhook { call }
+                }
+                None => self.carry_out(identity, query, decision, raced),
+            },
+        }
+    }
+
+    /// Continues after [`Step::CallWebhook`] with what came back: only an explicit allow goes on.
+    pub fn with_webhook(&mut self, identity: &Identity, answer: WebhookAnswer) -> Step {
+        let State::AwaitingWebhook { query, decision, raced } = std::mem::replace(&mut self.state, State::Done) else {
+            return self.out_of_order(identity);
+        };
+        let hook = self.profile.profile.webhook.clone().expect("asked only with a webhook");
+        match hook.verdict(&answer) {
+            Ok(()) => self.carry_out(identity, query, decision, raced),
+            Err(e) => {
+                let (Decision::Issue { seat_id, .. } | Decision::Hold { seat_id, .. }) = &decision else {
+                    unreachable!("only issuing and holding ask the webhook")
+                };
+                let seat = Some(seat_id.clone());
+                self.fail(identity, &e, seat)
+            }
+        }
+    }
+
+    /// What the webhook is told of a decision to issue or hold.
+    fn webhook_request<'a>(
+        &'a self,
+        facts: &'a RequestFacts,
+        hook: &WebhookConfig,
+        decision: &'a Decision,
+    ) -> WebhookRequest<'a> {
+        let (Decision::Issue { seat_id, renews, plan, .. } | Decision::Hold { seat_id, renews, plan, .. }) = decision
+        else {
+            unreachable!("only issuing and holding ask the webhook")
+        };
+        let csr = facts.csr.as_ref().expect("a decision to issue or hold has a CSR");
+        WebhookRequest {
+            version: 1,
+            mode: hook.mode,
+            profile: &self.profile.name,
+            seat_id,
+            transaction_id: &facts.transaction_id,
+            message_type: facts.message_type.name(),
+            subject: &plan.subject,
+            sans: plan.sans.clone(),
+            key: KeyFacts { kind: csr.key_algorithm, bits: csr.key_bits },
+            client_address: self.client_address.as_deref(),
+            renews: renews.as_deref(),
+            // A renewal is signed by the certificate it renews: it has no challenge to judge.
+            challenge: (hook.mode == WebhookMode::Challenge && renews.is_none())
+                .then_some(())
+                .and(csr.challenge.as_deref()),
+            timestamp: self.now,
+        }
+    }
+
+    /// Issues or holds as decided: the claim first, every other row guarded by it, in one batch.
+    fn carry_out(&mut self, identity: &Identity, query: FactQuery, decision: Decision, raced: bool) -> Step {
+        let facts = self.facts.clone().expect("opened before facts are asked");
+        match decision {
+            Decision::Hold { seat_id, redeem, renews, claim_challenge, plan } => {
+                let claims = Claims {
+                    profile_id: &self.profile.id,
+                    redeem: redeem.as_deref(),
+                    renews: None,
+                    challenge: claim_challenge.as_deref(),
+                };
+                let (claim, guard) = claim(&facts, claims, &crate::wire::serial_hex(&random_serial()), self.now);
                 let message = format!(
                     "Request held for administrator approval{}",
                     renews.as_ref().map(|r| format!(" (renewing {r})")).unwrap_or_default()
@@ -510,7 +603,7 @@ impl PkiOperation {
                 self.state = State::AwaitingWrite { query, outcome: Pending::Held, raced };
                 Step::Write { writes }
             }
-            Decision::Issue { seat_id, redeem, renews, plan } => {
+            Decision::Issue { seat_id, redeem, renews, claim_challenge, plan } => {
                 let serial = random_serial();
                 let serial_hex = crate::wire::serial_hex(&serial);
                 let certificate = match self.issue(identity, &facts, &plan, serial.to_vec()) {
@@ -522,7 +615,13 @@ impl PkiOperation {
                     Err(e) => return self.fail(identity, &e.into(), Some(seat_id)),
                 };
                 // The new serial is the claim: unique to this attempt.
-                let (claim, guard) = claim(&facts, redeem.as_deref(), renews.as_deref(), &serial_hex, self.now);
+                let claims = Claims {
+                    profile_id: &self.profile.id,
+                    redeem: redeem.as_deref(),
+                    renews: renews.as_deref(),
+                    challenge: claim_challenge.as_deref(),
+                };
+                let (claim, guard) = claim(&facts, claims, &serial_hex, self.now);
                 let message = format!(
                     "Issued certificate {serial_hex}{}",
                     renews.as_ref().map(|r| format!(" renewing {r}")).unwrap_or_default()
@@ -558,6 +657,7 @@ impl PkiOperation {
                     State::AwaitingWrite { query, outcome: Pending::Issued { certificate: der, renewal }, raced };
                 Step::Write { writes }
             }
+            _ => unreachable!("only issuing and holding are carried out"),
         }
     }
 
@@ -731,14 +831,30 @@ impl PkiOperation {
     }
 }
 
+/// What a decision claims: an enrollment's code, a renewed certificate, or a challenge the webhook owns.
+struct Claims<'a> {
+    profile_id: &'a str,
+    redeem: Option<&'a str>,
+    renews: Option<&'a str>,
+    challenge: Option<&'a str>,
+}
+
 /// The claim of a decision (the first write of its batch) and the guard of every other row.
-fn claim(
-    facts: &RequestFacts,
-    redeem: Option<&str>,
-    renews: Option<&str>,
-    claim: &str,
-    now: u64,
-) -> (Option<Write>, Option<Guard>) {
+fn claim(facts: &RequestFacts, claims: Claims<'_>, claim: &str, now: u64) -> (Option<Write>, Option<Guard>) {
+    let Claims { profile_id, redeem, renews, challenge } = claims;
+    if let Some(challenge_mac) = challenge {
+        let write = Write::ClaimChallenge {
+            challenge_mac: challenge_mac.to_owned(),
+            profile_id: profile_id.to_owned(),
+            transaction_id: facts.transaction_id.clone(),
+            claim: claim.to_owned(),
+            now,
+        };
+        return (
+            Some(write),
+            Some(Guard::ChallengeClaimed { challenge_mac: challenge_mac.to_owned(), claim: claim.to_owned() }),
+        );
+    }
     if let Some(enrollment_id) = redeem {
         let write = Write::Redeem {
             enrollment_id: enrollment_id.to_owned(),

@@ -5,7 +5,9 @@
 //! retransmission → key and algorithm rules → renewal (authenticated by a certificate we issued, kept to the
 //! seat and the profile that issued it) or first enrollment (seat named exactly once, open enrollment,
 //! challenge) → the names the profile renders for the seat, checked against the CSR → issue or hold. The
-//! secret comparisons (enrollment code, fixed challenge) are here, in constant time.
+//! secret comparisons (enrollment code, fixed challenge) are here, in constant time. A profile whose webhook
+//! owns the challenge needs no enrollment: the seat must exist, the challenge is claimed once here (the webhook
+//! judges it later, before anything is written).
 
 use hmac::Mac;
 use rand_core::CryptoRngCore;
@@ -41,6 +43,9 @@ pub struct StoreFacts {
     /// An earlier transaction of this profile with the same transactionID.
     #[serde(default)]
     pub prior_transaction: Option<PriorTransaction>,
+    /// Whether the challenge asked about ([`challenge_claim_mac`]) was used already.
+    #[serde(default)]
+    pub challenge_used: bool,
 }
 
 #[derive(Clone, Debug, serde::Deserialize)]
@@ -114,6 +119,8 @@ pub enum Decision {
         seat_id: String,
         redeem: Option<String>,
         renews: Option<String>,
+        /// A challenge the profile's webhook owns: claimed once ([`challenge_claim_mac`]) instead of a code.
+        claim_challenge: Option<String>,
         plan: CertificatePlan,
     },
     /// Hold for an administrator: redeem the code now, answer PENDING, keep the key and the plan (and for a
@@ -122,6 +129,7 @@ pub enum Decision {
         seat_id: String,
         redeem: Option<String>,
         renews: Option<String>,
+        claim_challenge: Option<String>,
         plan: CertificatePlan,
     },
     /// Answer with a certificate already issued for this transaction (retransmission, or a poll after approval).
@@ -180,8 +188,26 @@ pub fn new_enrollment_code(rng: &mut impl CryptoRngCore) -> String {
 pub fn enrollment_code_mac(key: &[u8], code: &str) -> String {
     let normalized: String =
         code.chars().filter(|c| c.is_ascii_alphanumeric()).collect::<String>().to_ascii_uppercase();
+    mac_hex(key, &[normalized.as_bytes()])
+}
+
+/// Whether the profile's webhook decides the challenge ([`crate::webhook::WebhookMode::Challenge`]).
+pub fn webhook_owns_challenge(profile: &ScepProfile) -> bool {
+    profile.webhook.as_ref().is_some_and(|w| w.mode == crate::webhook::WebhookMode::Challenge)
+}
+
+/// What the store keeps of a challenge the webhook owns once it is used: HMAC-SHA-256 under the server's key,
+/// hex, domain-separated from enrollment codes and fixed challenges. Exact: the webhook's challenge is opaque.
+pub fn challenge_claim_mac(key: &[u8], challenge: &str) -> String {
+    mac_hex(key, &[b"scepkit webhook challenge\0", challenge.as_bytes()])
+}
+
+/// HMAC-SHA-256 of the concatenated `parts` under `key`, lowercase hex: every MAC the store keeps.
+pub(crate) fn mac_hex(key: &[u8], parts: &[&[u8]]) -> String {
     let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(key).expect("HMAC takes any key length");
-    mac.update(normalized.as_bytes());
+    for part in parts {
+        mac.update(part);
+    }
     hex::encode(mac.finalize().into_bytes())
 }
 
@@ -242,14 +268,28 @@ fn decide_inner(
         let plan = plan_for(csr, profile, &current.seat_id, reserved, now)?;
         let (seat_id, renews) = (current.seat_id.clone(), Some(current.serial.clone()));
         return Ok(if profile.manual_approval {
-            Decision::Hold { seat_id, redeem: None, renews, plan }
+            Decision::Hold { seat_id, redeem: None, renews, claim_challenge: None, plan }
         } else {
-            Decision::Issue { seat_id, redeem: None, renews, plan }
+            Decision::Issue { seat_id, redeem: None, renews, claim_challenge: None, plan }
         });
     }
     let seat = seat_id(csr, profile)?;
     if !store.seat_exists {
         return Err(ScepError::seat_not_found(&seat, &profile.seat_id_mapping));
+    }
+    if webhook_owns_challenge(profile) {
+        // The webhook will judge the challenge; here it is only ever used once.
+        let given = csr.challenge.as_deref().filter(|c| !c.is_empty());
+        let (Some(given), false) = (given, store.challenge_used) else {
+            return Err(ScepError::challenge_invalid());
+        };
+        let plan = plan_for(csr, profile, &seat, reserved, now)?;
+        let claim_challenge = Some(challenge_claim_mac(code_key, given));
+        return Ok(if profile.manual_approval {
+            Decision::Hold { seat_id: seat, redeem: None, renews: None, claim_challenge, plan }
+        } else {
+            Decision::Issue { seat_id: seat, redeem: None, renews: None, claim_challenge, plan }
+        });
     }
     let Some(enrollment) = store.open_enrollment.as_ref() else {
         let reused = store
@@ -262,9 +302,9 @@ fn decide_inner(
     let plan = plan_for(csr, profile, &seat, reserved, now)?;
     let redeem = Some(enrollment.id.clone());
     Ok(if profile.manual_approval {
-        Decision::Hold { seat_id: seat, redeem, renews: None, plan }
+        Decision::Hold { seat_id: seat, redeem, renews: None, claim_challenge: None, plan }
     } else {
-        Decision::Issue { seat_id: seat, redeem, renews: None, plan }
+        Decision::Issue { seat_id: seat, redeem, renews: None, claim_challenge: None, plan }
     })
 }
 

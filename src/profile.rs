@@ -263,11 +263,7 @@ impl From<FixedChallenge> for String {
 
 /// HMAC-SHA-256 of a fixed challenge, hex; domain-separated from enrollment codes, and exact (no case folding).
 fn fixed_challenge_mac(key: &[u8], secret: &str) -> String {
-    use hmac::Mac;
-    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(key).expect("HMAC takes any key length");
-    mac.update(b"scepkit fixed challenge\0");
-    mac.update(secret.as_bytes());
-    hex::encode(mac.finalize().into_bytes())
+    crate::policy::mac_hex(key, &[b"scepkit fixed challenge\0", secret.as_bytes()])
 }
 
 /// `algorithm: { rsa: { rsa_nbits } }`: the reference schema nests the key size. Read with [`RsaBits`], written

@@ -25,6 +25,7 @@
 use hmac::Mac;
 use serde::{Deserialize, Serialize};
 
+use crate::csr::San;
 use crate::error::{FieldIssue, ScepError};
 
 /// Header carrying the timestamp and the body's signature.
@@ -99,8 +100,8 @@ pub struct WebhookRequest<'a> {
     pub message_type: &'a str,
     /// RFC 4514, as it will be issued.
     pub subject: &'a str,
-    /// `DNS:…`, `email:…`, `URI:…`, as they will be issued.
-    pub sans: Vec<String>,
+    /// `dns:…`, `email:…`, `uri:…`, as they will be issued.
+    pub sans: Vec<San>,
     pub key: KeyFacts,
     pub client_address: Option<&'a str>,
     /// The serial of the certificate a renewal replaces.

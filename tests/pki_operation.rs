@@ -19,6 +19,7 @@ use scepkit::policy::{enrollment_code_mac, IssuedCertificate, OpenEnrollment, Pr
 use scepkit::profile::ScepProfile;
 use scepkit::server::Identity;
 use scepkit::signed::IdentifierKind;
+use scepkit::webhook::{WebhookAnswer, WebhookCall};
 use scepkit::wire::Certificate;
 use serde_json::json;
 
@@ -68,6 +69,11 @@ struct Store {
     transactions: HashMap<(String, String), TransactionRecord>,
     audit: Vec<(String, AuditStatus, Option<String>)>,
     profile_body: String,
+    /// Challenges a webhook owns, used at the profile: MAC → claim.
+    used_challenges: HashMap<String, String>,
+    /// What the webhook answers, and the calls it was sent.
+    webhook: Option<WebhookAnswer>,
+    webhook_calls: Vec<WebhookCall>,
 }
 
 impl Store {
@@ -115,6 +121,7 @@ impl Store {
                         .map(|s| serde_bytes::ByteBuf::from(self.certificates[s].der.clone())),
                     seat_id: Some(t.seat.clone()),
                 }),
+                challenge_used: q.challenge_mac.as_ref().is_some_and(|m| self.used_challenges.contains_key(m)),
             },
             profile_body: q.profile_body.then(|| self.profile_body.clone()),
             certificate: None,
@@ -131,6 +138,9 @@ impl Store {
                 .enrollments
                 .iter()
                 .any(|e| &e.id == enrollment_id && e.status == Status::Redeemed && e.claim.as_ref() == Some(claim)),
+            Some(Guard::ChallengeClaimed { challenge_mac, claim }) => {
+                s.used_challenges.get(challenge_mac) == Some(claim)
+            }
             Some(Guard::Renewed { serial, renewed_by }) => {
                 s.certificates.get(serial).and_then(|c| c.renewed_by.as_ref()) == Some(renewed_by)
             }
@@ -152,6 +162,12 @@ impl Store {
                             true
                         }
                         None => false,
+                    }
+                }
+                Write::ClaimChallenge { challenge_mac, claim, .. } => {
+                    !next.used_challenges.contains_key(challenge_mac) && {
+                        next.used_challenges.insert(challenge_mac.clone(), claim.clone());
+                        true
                     }
                 }
                 Write::ClaimRenewal { serial, renewed_by, guard } if holds(&next, guard) => {
@@ -227,6 +243,9 @@ impl Store {
             transactions: self.transactions.clone(),
             audit: self.audit.clone(),
             profile_body: self.profile_body.clone(),
+            used_challenges: self.used_challenges.clone(),
+            webhook: self.webhook.clone(),
+            webhook_calls: self.webhook_calls.clone(),
         }
     }
 }
@@ -333,11 +352,15 @@ fn pkcs_req(
 /// Drives a machine to its answer against `store`, the way the Worker's loop does.
 fn drive(store: &mut Store, bytes: &[u8], profile: StoredProfile) -> Step {
     let id = identity();
-    let (op, mut step) = PkiOperation::start(bytes, profile, &id, KEY, NOW);
+    let (op, mut step) = PkiOperation::start(bytes, profile, &id, KEY, NOW, None);
     let Some(mut op) = op else { return step };
     for _ in 0..8 {
         step = match step {
             Step::NeedProfile => op.with_profile(&id, store.profile()),
+            Step::CallWebhook { call } => {
+                store.webhook_calls.push(call);
+                op.with_webhook(&id, store.webhook.clone().expect("the test set what the webhook answers"))
+            }
             Step::NeedFacts { query } => op.with_facts(&id, store.facts(&query)),
             Step::Write { writes } => {
                 let claimed = store.write(&writes);
@@ -388,7 +411,7 @@ fn a_crash_before_the_batch_leaves_the_code_created_and_the_resend_is_issued() {
     let req = pkcs_req(&r, "CN=dev-1", MessageType::PkcsReq, None);
     // The host dies after the machine asked for its writes: nothing ran.
     let id = identity();
-    let (op, step) = PkiOperation::start(&req.message, stored(&body, false), &id, KEY, NOW);
+    let (op, step) = PkiOperation::start(&req.message, stored(&body, false), &id, KEY, NOW, None);
     let Step::NeedFacts { query } = step else { panic!("{step:?}") };
     assert!(matches!(op.unwrap().with_facts(&id, store.facts(&query)), Step::Write { .. }));
     assert_eq!(store.enrollments[0].status, Status::Created);
@@ -406,12 +429,12 @@ fn two_requests_racing_for_one_code_get_one_certificate_and_the_loser_is_refused
     let (req_a, req_b) =
         (pkcs_req(&a, "CN=dev-1", MessageType::PkcsReq, None), pkcs_req(&b, "CN=dev-1", MessageType::PkcsReq, None));
     let (op_a, Step::NeedFacts { query: qa }) =
-        PkiOperation::start(&req_a.message, stored(&body, false), &id, KEY, NOW)
+        PkiOperation::start(&req_a.message, stored(&body, false), &id, KEY, NOW, None)
     else {
         panic!()
     };
     let (op_b, Step::NeedFacts { query: qb }) =
-        PkiOperation::start(&req_b.message, stored(&body, false), &id, KEY, NOW)
+        PkiOperation::start(&req_b.message, stored(&body, false), &id, KEY, NOW, None)
     else {
         panic!()
     };
@@ -443,7 +466,7 @@ fn a_stale_cached_profile_is_read_again_and_a_refusal_from_a_cached_profile_is_c
     // The host's cached copy is OAEP-only, the store's profile no longer is: the refusal the cached copy would
     // give is not given; the machine asks for the profile once and issues under the store's copy.
     let mut store = store_with_seat("dev-1", &body);
-    let (op, step) = PkiOperation::start(&req.message, stored(&oaep, true), &id, KEY, NOW);
+    let (op, step) = PkiOperation::start(&req.message, stored(&oaep, true), &id, KEY, NOW, None);
     assert!(matches!(step, Step::NeedProfile), "{step:?}");
     let mut op = op.unwrap();
     let Step::NeedFacts { query } = op.with_profile(&id, store.profile()) else { panic!("opened again") };
@@ -455,7 +478,7 @@ fn a_stale_cached_profile_is_read_again_and_a_refusal_from_a_cached_profile_is_c
     let mut store = store_with_seat("dev-1", &body);
     let mut stale = stored(&body, true);
     stale.stored = "{\"old\":true}".into();
-    let (op, step) = PkiOperation::start(&req.message, stale.clone(), &id, KEY, NOW);
+    let (op, step) = PkiOperation::start(&req.message, stale.clone(), &id, KEY, NOW, None);
     let (mut op, Step::NeedFacts { query }) = (op.unwrap(), step) else { panic!() };
     assert!(matches!(op.with_facts(&id, store.facts(&query)), Step::NeedProfile));
     assert!(store.certificates.is_empty(), "nothing decided on a stale profile");
@@ -471,7 +494,7 @@ fn a_stale_cached_profile_is_read_again_and_a_refusal_from_a_cached_profile_is_c
     assert!(store.certificates.is_empty());
 
     // A profile deleted meanwhile: HTTP 404, audited.
-    let (op, _) = PkiOperation::start(&req.message, stored(&oaep, true), &id, KEY, NOW);
+    let (op, _) = PkiOperation::start(&req.message, stored(&oaep, true), &id, KEY, NOW, None);
     let gone = op.unwrap().with_profile(&id, None);
     assert!(matches!(gone, Step::Refuse { status: 404, ref audit, .. } if audit.code == "no_profile"), "{gone:?}");
 }
@@ -559,4 +582,129 @@ fn a_held_renewal_is_issued_by_its_approval_once_and_a_rejection_is_final() {
     assert!(!store.write(&rejected.writes));
     assert_eq!(store.certificates.len(), 2);
     assert_eq!(store.audit.iter().filter(|a| a.0 == "approved").count(), 1);
+}
+
+fn hook(mode: &str) -> serde_json::Value {
+    profile_json(json!({
+        "webhook": { "url": "http://127.0.0.1:9/hook", "secret": "0123456789abcdef", "mode": mode, "timeout_ms": 800 }
+    }))
+}
+
+fn answered(body: &str) -> Option<WebhookAnswer> {
+    Some(WebhookAnswer { status: Some(200), body: Some(body.into()), error: None })
+}
+
+fn failure_of(step: &Step, r: &Requester1, req: &PkiRequest) -> scepkit::ScepError {
+    let CertRepOutcome::Failed(e) = outcome(step, r, req) else { panic!("expected a FAILURE, got {step:?}") };
+    e
+}
+
+#[test]
+fn an_approve_webhook_is_asked_after_every_check_and_before_anything_is_written() {
+    let body = hook("approve");
+    let r = requester(1);
+    let req = pkcs_req(&r, "CN=dev-1", MessageType::PkcsReq, None);
+
+    // A deny: its reason is the failInfoText, audited; the code stays CREATED, nothing is saved.
+    let mut store = store_with_seat("dev-1", &body);
+    store.webhook = answered(r#"{"allow":false,"reason":"device dev-1 is not compliant"}"#);
+    let denied = drive(&mut store, &req.message, stored(&body, false));
+    let e = failure_of(&denied, &r, &req);
+    assert_eq!(e.message, "The enrollment webhook refused the request: device dev-1 is not compliant");
+    assert!(
+        matches!(denied, Step::Answer { audit: Some(ref a), .. } if a.code == "webhook_denied" && a.seat_id.as_deref() == Some("dev-1"))
+    );
+    assert_eq!((&store.enrollments[0].status, store.certificates.len()), (&Status::Created, 0));
+    // What it was asked: the names the CA will issue, the key, the client; no challenge in approve mode; signed.
+    let call = &store.webhook_calls[0];
+    let sent: serde_json::Value = serde_json::from_str(&call.body).unwrap();
+    assert_eq!(
+        (sent["subject"].as_str(), sent["seat_id"].as_str(), sent["mode"].as_str()),
+        (Some("CN=dev-1"), Some("dev-1"), Some("approve"))
+    );
+    assert_eq!(sent["key"], json!({ "type": "rsa", "bits": 2048 }));
+    assert!(sent.get("challenge").is_none());
+    assert!(call.headers.iter().any(|(k, v)| k == "X-Scepkit-Signature" && v.starts_with(&format!("t={NOW},v1="))));
+    assert_eq!(call.timeout_ms, 800);
+
+    // No answer in time: refused, fail closed, still nothing burned; then an allow issues with that same code.
+    store.webhook = Some(WebhookAnswer { status: None, body: None, error: Some("timed out".into()) });
+    let e = failure_of(&drive(&mut store, &req.message, stored(&body, false)), &r, &req);
+    assert!(
+        e.message.starts_with("The enrollment webhook gave no decision (timed out (800 ms allowed))"),
+        "{}",
+        e.message
+    );
+    assert_eq!(store.enrollments[0].status, Status::Created);
+    store.webhook = answered(r#"{"allow":true}"#);
+    let issued = drive(&mut store, &req.message, stored(&body, false));
+    assert!(matches!(outcome(&issued, &r, &req), CertRepOutcome::Issued { .. }));
+    assert_eq!((&store.enrollments[0].status, store.certificates.len()), (&Status::Redeemed, 1));
+
+    // A check of the CA's own fails first: the webhook is not asked (a second use of the code).
+    let calls = store.webhook_calls.len();
+    let other = pkcs_req(&requester(2), "CN=dev-1", MessageType::PkcsReq, None);
+    let e = failure_of(&drive(&mut store, &other.message, stored(&body, false)), &requester(2), &other);
+    assert!(e.message.starts_with("Challenge password is invalid"), "{}", e.message);
+    assert_eq!(store.webhook_calls.len(), calls);
+}
+
+#[test]
+fn a_challenge_webhook_judges_the_challenge_which_is_then_used_once_and_needs_no_enrollment() {
+    let body = hook("challenge");
+    let mut store = store_with_seat("dev-1", &body);
+    store.enrollments.clear();
+    store.webhook = answered(r#"{"allow":true}"#);
+    let r = requester(1);
+    let req = pkcs_req(&r, "CN=dev-1", MessageType::PkcsReq, None);
+    let issued = drive(&mut store, &req.message, stored(&body, false));
+    assert!(matches!(outcome(&issued, &r, &req), CertRepOutcome::Issued { .. }), "{issued:?}");
+    let sent: serde_json::Value = serde_json::from_str(&store.webhook_calls[0].body).unwrap();
+    assert_eq!(sent["challenge"], CODE);
+    assert_eq!((store.certificates.len(), store.used_challenges.len()), (1, 1));
+    assert_eq!(store.audit.last().unwrap().0, "issued");
+
+    // The client's retransmission gets the same certificate without asking again.
+    let again = drive(&mut store, &req.message, stored(&body, false));
+    assert!(matches!(outcome(&again, &r, &req), CertRepOutcome::Issued { .. }));
+    assert_eq!(store.webhook_calls.len(), 1);
+    // Another request with the used challenge is refused here, whatever the webhook would say.
+    let other = pkcs_req(&requester(2), "CN=dev-1", MessageType::PkcsReq, None);
+    let e = failure_of(&drive(&mut store, &other.message, stored(&body, false)), &requester(2), &other);
+    assert!(e.message.starts_with("Challenge password is invalid"), "{}", e.message);
+    assert_eq!((store.webhook_calls.len(), store.certificates.len()), (1, 1));
+    // The seat must exist.
+    let stranger = pkcs_req(&requester(3), "CN=dev-9", MessageType::PkcsReq, None);
+    let e = failure_of(&drive(&mut store, &stranger.message, stored(&body, false)), &requester(3), &stranger);
+    assert!(e.message.starts_with("Could not find seat"), "{}", e.message);
+}
+
+#[test]
+fn two_requests_racing_with_one_webhook_challenge_get_one_certificate() {
+    let body = hook("challenge");
+    let mut store = store_with_seat("dev-1", &body);
+    let id = identity();
+    let (a, b) = (requester(1), requester(2));
+    let (req_a, req_b) =
+        (pkcs_req(&a, "CN=dev-1", MessageType::PkcsReq, None), pkcs_req(&b, "CN=dev-1", MessageType::PkcsReq, None));
+    let allow = answered(r#"{"allow":true}"#).unwrap();
+    let to_write = |req: &PkiRequest| {
+        let (op, Step::NeedFacts { query }) =
+            PkiOperation::start(&req.message, stored(&body, false), &id, KEY, NOW, None)
+        else {
+            panic!()
+        };
+        let mut op = op.unwrap();
+        let Step::CallWebhook { .. } = op.with_facts(&id, store.facts(&query)) else { panic!("asks the webhook") };
+        let Step::Write { writes } = op.with_webhook(&id, allow.clone()) else { panic!("then writes") };
+        (op, writes)
+    };
+    let ((_, wa), (mut op_b, wb)) = (to_write(&req_a), to_write(&req_b));
+    assert!(matches!(wa[0], Write::ClaimChallenge { .. }), "the challenge is the claim");
+    assert!(store.write(&wa));
+    assert!(!store.write(&wb), "the second claim of the challenge loses and writes nothing");
+    assert_eq!(store.certificates.len(), 1);
+    let Step::NeedFacts { query } = op_b.written(&id, false) else { panic!("looked at once more") };
+    let refused = op_b.with_facts(&id, store.facts(&query));
+    assert!(failure_of(&refused, &b, &req_b).message.starts_with("Challenge password is invalid"));
 }

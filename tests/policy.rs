@@ -92,8 +92,8 @@ fn a_valid_code_issues_and_redeems_its_enrollment() {
         &[],
         NOW,
     );
-    let Decision::Issue { seat_id, redeem, renews, plan } = d else { panic!("{d:?}") };
-    assert_eq!((seat_id.as_str(), redeem.as_deref(), renews), ("laptop-1", Some("enr-1"), None));
+    let Decision::Issue { seat_id, redeem, renews, claim_challenge, plan } = d else { panic!("{d:?}") };
+    assert_eq!((seat_id.as_str(), redeem.as_deref(), renews, claim_challenge), ("laptop-1", Some("enr-1"), None, None));
     assert_eq!(plan.not_after - NOW, 365 * 86400);
     assert!(plan.not_before < NOW);
 }

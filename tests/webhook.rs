@@ -23,8 +23,8 @@ fn request(challenge: Option<&'static str>) -> WebhookRequest<'static> {
         transaction_id: "tid",
         message_type: "PKCSReq",
         subject: "CN=dev-1,O=Example",
-        sans: vec!["DNS:dev-1.example".into()],
-        key: KeyFacts { kind: "RSA", bits: 2048 },
+        sans: vec!["dns:dev-1.example".parse().unwrap()],
+        key: KeyFacts { kind: "rsa", bits: 2048 },
         client_address: Some("192.0.2.1"),
         renews: None,
         challenge,
@@ -53,8 +53,8 @@ fn the_call_is_the_signed_json_with_the_issued_names_and_the_challenge_only_in_c
     assert_eq!(call.timeout_ms, 2000);
     let body: serde_json::Value = serde_json::from_str(&call.body).unwrap();
     assert_eq!(body["subject"], "CN=dev-1,O=Example");
-    assert_eq!(body["sans"], serde_json::json!(["DNS:dev-1.example"]));
-    assert_eq!(body["key"], serde_json::json!({ "type": "RSA", "bits": 2048 }));
+    assert_eq!(body["sans"], serde_json::json!(["dns:dev-1.example"]));
+    assert_eq!(body["key"], serde_json::json!({ "type": "rsa", "bits": 2048 }));
     assert_eq!(body["mode"], "approve");
     assert!(body.get("challenge").is_none(), "approve mode sends no challenge");
     let header = call.headers.iter().find(|(k, _)| k == "X-Scepkit-Signature").map(|(_, v)| v.clone()).unwrap();

@@ -1,6 +1,7 @@
 // Worker tests run inside workerd (the Workers runtime) with the real D1 binding and migrations applied,
 // against a throwaway CA made here for the run.
-import { generateKeyPairSync, randomBytes } from 'node:crypto';
+import { createHmac, generateKeyPairSync, randomBytes, timingSafeEqual } from 'node:crypto';
+import { createServer } from 'node:http';
 import { cloudflareTest, readD1Migrations } from '@cloudflare/vitest-plugin';
 import { defineConfig } from 'vitest/config';
 import * as scep from 'scepkit';
@@ -24,6 +25,48 @@ function testSecrets() {
   };
 }
 
+/**
+ * A webhook on loopback for test/webhook.test.js, as an operator's service would be: it checks the signature
+ * (X-Scepkit-Signature over the raw body under WEBHOOK_SECRET, timestamp within 300 s) and answers by its path —
+ * /allow, /deny (with a reason), /slow (after the timeout), /error (HTTP 500), /garbage; /wrong-secret checks with
+ * another secret. GET /last?path= returns what the last request to a path carried.
+ */
+const WEBHOOK_SECRET = randomBytes(16).toString('hex');
+async function webhookServer() {
+  const seen = new Map();
+  const server = createServer((req, res) => {
+    const path = new URL(req.url, 'http://x').pathname;
+    if (req.method === 'GET' && path === '/last') {
+      res.setHeader('content-type', 'application/json');
+      return res.end(JSON.stringify(seen.get(new URL(req.url, 'http://x').searchParams.get('path')) ?? null));
+    }
+    const chunks = [];
+    req.on('data', (c) => chunks.push(c));
+    req.on('end', () => {
+      const body = Buffer.concat(chunks).toString('utf8');
+      seen.set(path, { body, signature: req.headers['x-scepkit-signature'] ?? null, contentType: req.headers['content-type'] });
+      const [, t, v1] = /^t=(\d+),v1=([0-9a-f]{64})$/.exec(req.headers['x-scepkit-signature'] ?? '') ?? [];
+      const secret = path === '/wrong-secret' ? 'not-the-secret-of-the-profile' : WEBHOOK_SECRET;
+      const expected = t && createHmac('sha256', secret).update(`${t}.${body}`).digest();
+      const signed = expected && timingSafeEqual(expected, Buffer.from(v1, 'hex')) && Math.abs(Date.now() / 1000 - Number(t)) <= 300;
+      const answer = (status, value) => {
+        res.statusCode = status;
+        res.setHeader('content-type', 'application/json');
+        res.end(typeof value === 'string' ? value : JSON.stringify(value));
+      };
+      if (!signed) return answer(200, { allow: false, reason: 'bad signature' });
+      if (path === '/allow') return answer(200, { allow: true });
+      if (path === '/deny') return answer(200, { allow: false, reason: `seat ${JSON.parse(body).seat_id} is not compliant` });
+      if (path === '/slow') return setTimeout(() => answer(200, { allow: true }), 1500);
+      if (path === '/error') return answer(500, { allow: true });
+      return answer(200, 'allow');
+    });
+  });
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+  server.unref();
+  return `http://127.0.0.1:${server.address().port}`;
+}
+
 export default defineConfig(async () => ({
   plugins: [
     cloudflareTest({
@@ -33,6 +76,8 @@ export default defineConfig(async () => ({
           ...testSecrets(), TEST_MIGRATIONS: await readD1Migrations('./migrations'),
           // Other servers the page may contact, as an operator might write them (test/headers.test.js).
           PAGE_ALLOWED_SERVERS: ' https://Scep.Example:443/ ,http://127.0.0.1:9, not-an-origin',
+          WEBHOOK_TEST_URL: await webhookServer(),
+          WEBHOOK_TEST_SECRET: WEBHOOK_SECRET,
         },
       },
     }),

@@ -307,7 +307,7 @@ impl ScepRequest {
 
 /// One PKIOperation at the CA, driven step by step ([`crate::pki_operation`]): the host runs each step's
 /// queries and writes and feeds the results back. Steps are plain objects tagged by `step`: `refuse`,
-/// `needProfile`, `needFacts`, `needCrl`, `write`, `answer`.
+/// `needProfile`, `needFacts`, `needCrl`, `callWebhook`, `write`, `answer`.
 #[wasm_bindgen(js_name = PkiOperation)]
 pub struct PkiOperationJs {
     op: Option<crate::pki_operation::PkiOperation>,
@@ -354,11 +354,19 @@ impl PkiOperationJs {
         identity: &ServerIdentity,
         code_key_hex: &str,
         now: f64,
+        client_address: Option<String>,
     ) -> JsResult<PkiOperationJs> {
         let code_key =
             hex::decode(code_key_hex).map_err(|_| js_error(ScepError::invalid_input("code key must be hex")))?;
         let stored = profile_row(profile)?.ok_or_else(|| js_error(ScepError::invalid_input("no profile")))?;
-        let (op, step) = crate::pki_operation::PkiOperation::start(bytes, stored, &identity.0, &code_key, now as u64);
+        let (op, step) = crate::pki_operation::PkiOperation::start(
+            bytes,
+            stored,
+            &identity.0,
+            &code_key,
+            now as u64,
+            client_address.as_deref(),
+        );
         Ok(Self { op, first: step_to_js(&step)? })
     }
 
@@ -377,6 +385,13 @@ impl PkiOperationJs {
     pub fn with_profile(&mut self, identity: &ServerIdentity, profile: JsValue) -> JsResult<JsValue> {
         let profile = profile_row(profile)?;
         step_to_js(&self.op()?.with_profile(&identity.0, profile))
+    }
+
+    /// Continues with what the webhook answered: `{ status, body }`, or `{ error }` when nothing came back.
+    #[wasm_bindgen(js_name = withWebhook)]
+    pub fn with_webhook(&mut self, identity: &ServerIdentity, answer: JsValue) -> JsResult<JsValue> {
+        let answer: crate::webhook::WebhookAnswer = from_js(answer)?;
+        step_to_js(&self.op()?.with_webhook(&identity.0, answer))
     }
 
     #[wasm_bindgen(js_name = withFacts)]

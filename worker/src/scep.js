@@ -9,6 +9,7 @@ import { Store } from './store.js';
 
 const PKI_MESSAGE = 'application/x-pki-message';
 const MAX_MESSAGE = 1 << 20;
+const MAX_WEBHOOK_ANSWER = 1 << 16;
 const now = () => Math.floor(Date.now() / 1000);
 
 /** What the enrollment page needs to know of each profile: nothing secret. */
@@ -131,7 +132,8 @@ async function pkiOperation(c, store, profileName) {
     return c.text(`Bad SCEP request: ${error}`, 400);
   }
   const id = identity(c.env);
-  const op = new scep.PkiOperation(bytes, { ...profile, cached: Boolean(cached) }, id, c.env.CODE_KEY, t);
+  const client = c.req.header('cf-connecting-ip') ?? null;
+  const op = new scep.PkiOperation(bytes, { ...profile, cached: Boolean(cached) }, id, c.env.CODE_KEY, t, client);
   try {
     let step = op.step;
     for (let i = 0; i < 16 && step.step !== 'answer' && step.step !== 'refuse'; i++) {
@@ -145,6 +147,9 @@ async function pkiOperation(c, store, profileName) {
             break;
           case 'needCrl':
             step = op.withCrl(id, await currentCrl(store, id, t));
+            break;
+          case 'callWebhook':
+            step = op.withWebhook(id, await callWebhook(step.call));
             break;
           case 'write':
             step = op.written(id, await store.write(step.writes));
@@ -166,6 +171,17 @@ async function pkiOperation(c, store, profileName) {
     return new Response(step.body, { headers: { 'content-type': PKI_MESSAGE } });
   } finally {
     op.free();
+  }
+}
+
+/** Sends the core's webhook request as it is: `{ status, body }` of the answer, or `{ error }` if none came in time. */
+async function callWebhook({ url, headers, body, timeoutMs }) {
+  try {
+    const res = await fetch(url, { method: 'POST', headers, body, redirect: 'manual', signal: AbortSignal.timeout(timeoutMs) });
+    const answer = await readCapped(res.body, MAX_WEBHOOK_ANSWER);
+    return answer ? { status: res.status, body: new TextDecoder().decode(answer) } : { error: 'an answer larger than 64 KB' };
+  } catch (e) {
+    return { error: e?.name === 'TimeoutError' ? 'no answer in time' : `could not be reached: ${e?.message ?? e}` };
   }
 }
 

@@ -129,7 +129,7 @@ export class Store {
    */
   async facts(q) {
     const none = this.db.prepare('SELECT NULL AS x WHERE 0');
-    const [seat, open, redeemed, signer, prior, cert, profile] = await this.db.batch([
+    const [seat, open, redeemed, signer, prior, cert, profile, usedChallenge] = await this.db.batch([
       q.seatId ? this.db.prepare('SELECT 1 AS x FROM seats WHERE id = ?').bind(q.seatId) : none,
       q.seatId
         ? this.db.prepare("SELECT id, code_mac, expires_at FROM enrollments WHERE seat_id = ? AND profile_id = ? AND status = 'CREATED' ORDER BY created_at DESC LIMIT 1").bind(q.seatId, q.profileId)
@@ -149,6 +149,7 @@ export class Store {
         : none,
       q.certificateSerial ? this.db.prepare('SELECT seat_id, der FROM certificates WHERE serial = ?').bind(q.certificateSerial) : none,
       q.profileBody ? this.db.prepare('SELECT body FROM profiles WHERE id = ?').bind(q.profileId) : none,
+      q.challengeMac ? this.db.prepare('SELECT 1 AS x FROM used_challenges WHERE challenge_mac = ?').bind(q.challengeMac) : none,
     ]);
     const first = (r) => r.results[0] ?? null;
     const enrollment = (e) => e && { id: e.id, codeMac: e.code_mac, expiresAt: e.expires_at };
@@ -162,6 +163,7 @@ export class Store {
       certificate: k && { seatId: k.seat_id, der: new Uint8Array(k.der) },
       requesterSeat: s?.seat_id ?? null,
       profileBody: first(profile)?.body ?? null,
+      challengeUsed: Boolean(first(usedChallenge)),
     };
   }
 
@@ -170,6 +172,7 @@ export class Store {
     const guard = (g) => {
       if (!g) return null;
       if (g.kind === 'redeemed') return this.redeemedBy(g.enrollmentId, g.claim);
+      if (g.kind === 'challengeClaimed') return this.challengeClaimedBy(g.challengeMac, g.claim);
       if (g.kind === 'renewed') return this.renewedBy(g.serial, g.renewedBy);
       return this.decidedAs({ ...g.key, status: g.status, serial: g.serial });
     };
@@ -177,6 +180,10 @@ export class Store {
       switch (w.write) {
         case 'redeem':
           return this.redeemStatement(w.enrollmentId, w.transactionId, w.claim, w.now);
+        case 'claimChallenge':
+          return this.db
+            .prepare('INSERT INTO used_challenges (challenge_mac, profile_id, transaction_id, claim, created_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT (challenge_mac) DO NOTHING')
+            .bind(w.challengeMac, w.profileId, w.transactionId, w.claim, w.now);
         case 'claimRenewal':
           return this.claimRenewalStatement(w.serial, w.renewedBy, guard(w.guard));
         case 'decideHeld':
@@ -209,6 +216,11 @@ export class Store {
   /** The guard of the statements saved with a redemption: this attempt's claim holds. */
   redeemedBy(enrollmentId, claim) {
     return { sql: "EXISTS (SELECT 1 FROM enrollments WHERE id = ? AND status = 'REDEEMED' AND claim = ?)", args: [enrollmentId, claim] };
+  }
+
+  /** The guard of the statements saved with a challenge a webhook owns: this attempt used it. */
+  challengeClaimedBy(challengeMac, claim) {
+    return { sql: 'EXISTS (SELECT 1 FROM used_challenges WHERE challenge_mac = ? AND claim = ?)', args: [challengeMac, claim] };
   }
 
   // ---- certificates ----
