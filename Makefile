@@ -14,7 +14,7 @@ APT_PACKAGES := scep certmonger dbus openssl curl chromium
 WASM := pkg/wasm/scepkit_bg.wasm pkg/wasm-client/scepkit_bg.wasm pkg/wasm-server/scepkit_bg.wasm
 CORE_SOURCES := Cargo.toml Cargo.lock $(shell find src -name '*.rs')
 
-.PHONY: run test deps test-rust test-js test-worker test-interop test-browser bench fuzz clean
+.PHONY: run test deps test-rust test-js test-types test-worker test-interop test-browser bench fuzz clean
 
 ## Install what is missing: Debian packages, the wasm target, wasm-bindgen, Node 22 and the Worker's npm
 ## packages (cached under .tools/ and worker/node_modules).
@@ -70,7 +70,7 @@ run: $(PAGE) deps
 
 ## Every suite: Rust unit/integration (with OpenSSL), the package under Node, the Worker inside workerd,
 ## interop with micromdm (client and server) and scepkit's CLI against the running Worker, the page in Chromium.
-test: test-rust test-js test-worker test-interop test-browser
+test: test-rust test-js test-types test-worker test-interop test-browser
 
 test-rust: deps
 	cargo fmt --check
@@ -82,6 +82,11 @@ test-rust: deps
 
 test-js: $(WASM)
 	cd pkg && node --test --test-reporter=spec 'test/*.test.js'
+
+## The package's TypeScript declarations (generated from the Rust types) per host, checked by tsc: the browser
+## entry declares no CA side, `scepkit/server` no client.
+test-types: $(WASM) deps
+	for host in browser node workerd; do worker/node_modules/.bin/tsc -p pkg/test/types/tsconfig.$$host.json; done
 
 test-worker: $(PAGE) deps
 	cd worker && npx vitest run

@@ -134,7 +134,7 @@ async function main(argv) {
       process.stderr.write(`scepkit: ${e.message}\n${USAGE}\n`);
       return 2;
     }
-    if (e instanceof scep.ScepFailure) {
+    if (e instanceof scep.ScepError && e.kind === 'refused') {
       process.stderr.write(`scepkit: the server refused the request\n  failInfo: ${e.failInfo} (${e.failInfoCode})\n  failInfoText: ${e.message}\n  resolution: ${e.resolution}\n  transaction: ${e.transactionId}\n`);
       return 1;
     }

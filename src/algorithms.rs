@@ -18,6 +18,7 @@ const MD5_WITH_RSA: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113
 const MD5: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.2.5");
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "wasm", derive(tsify_next::Tsify))]
 #[serde(rename_all = "lowercase")]
 pub enum DigestAlg {
     Sha1,
@@ -106,6 +107,7 @@ impl DigestAlg {
 
 /// Content-encryption algorithms of an EnvelopedData.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "wasm", derive(tsify_next::Tsify))]
 pub enum Cipher {
     /// Decrypt-only, legacy switch only (micromdm scepclient 2.1 sends it).
     #[serde(rename = "des-cbc")]
@@ -204,6 +206,7 @@ impl Cipher {
 
 /// Key transport for KeyTransRecipientInfo.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "wasm", derive(tsify_next::Tsify))]
 #[serde(rename_all = "kebab-case")]
 pub enum KeyTransport {
     /// `rsaEncryption`, PKCS#1 v1.5 (what every SCEP client sends).

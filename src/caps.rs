@@ -20,6 +20,7 @@ use crate::wire::Certificate;
 
 /// The GetCACaps keywords of RFC 8894 §3.5.2.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+#[cfg_attr(feature = "wasm", derive(tsify_next::Tsify))]
 pub enum Capability {
     #[serde(rename = "AES")]
     Aes,
@@ -71,6 +72,7 @@ impl Capability {
 
 /// A parsed or to-be-served GetCACaps answer. Unknown keywords are kept (and shown by `inspect`).
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+#[cfg_attr(feature = "wasm", derive(tsify_next::Tsify))]
 pub struct CaCaps {
     pub capabilities: BTreeSet<Capability>,
     pub unknown: Vec<String>,
@@ -200,6 +202,7 @@ impl CaCaps {
 
 /// The outcome of [`CaCaps::negotiate`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[cfg_attr(feature = "wasm", derive(tsify_next::Tsify))]
 pub struct Negotiated {
     pub cipher: Cipher,
     pub digest: DigestAlg,

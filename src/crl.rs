@@ -27,6 +27,7 @@ pub const VALIDITY: u64 = 86_400;
 
 /// The CRL a store keeps, as [`renew_at`] judges it.
 #[derive(Clone, Copy, Debug, serde::Deserialize)]
+#[cfg_attr(feature = "wasm", derive(tsify_next::Tsify))]
 #[serde(rename_all = "camelCase")]
 pub struct KeptCrl {
     pub this_update: u64,

@@ -47,6 +47,11 @@ pub enum San {
     Ip(String),
 }
 
+// How a [`San`] crosses to JS: as the one string it is written as.
+#[cfg(feature = "wasm")]
+#[wasm_bindgen::prelude::wasm_bindgen(typescript_custom_section)]
+const SAN_TYPE: &str = "/** A subjectAltName entry: `dns:host`, `email:a@b`, `uri:https://…` or `ip:10.0.0.1`. */\nexport type San = string;";
+
 impl FromStr for San {
     type Err = ScepError;
     fn from_str(s: &str) -> Result<Self> {
@@ -131,6 +136,7 @@ impl San {
 
 /// What goes into a CSR.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "wasm", derive(tsify_next::Tsify))]
 #[serde(rename_all = "camelCase")]
 pub struct CsrRequest {
     /// RFC 4514 string, e.g. `CN=laptop-42,O=Example`.
@@ -275,6 +281,8 @@ fn directory_string(s: &str) -> Result<Any> {
 
 /// What the server learns from a CSR, after checking its self-signature.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[cfg_attr(feature = "wasm", derive(tsify_next::Tsify))]
+#[serde(rename_all = "camelCase")]
 pub struct CsrFacts {
     /// RFC 4514 string.
     pub subject: String,

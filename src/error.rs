@@ -34,6 +34,7 @@ use core::fmt;
 
 /// RFC 8894 §3.2.1.4.5 failInfo values.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "wasm", derive(tsify_next::Tsify))]
 #[serde(rename_all = "camelCase")]
 pub enum FailInfo {
     BadAlg = 0,
@@ -83,6 +84,7 @@ impl FailInfo {
 
 /// What went wrong, as a stable machine-readable kind (the audit log's `code`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[cfg_attr(feature = "wasm", derive(tsify_next::Tsify))]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorKind {
     /// Bytes that are not the structure they claim to be.
@@ -170,6 +172,7 @@ pub struct ScepError {
 
 /// One field that failed validation: its JSON path and the rule it broke.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[cfg_attr(feature = "wasm", derive(tsify_next::Tsify))]
 pub struct FieldIssue {
     pub path: String,
     pub rule: String,

@@ -57,6 +57,7 @@ pub fn client_key(header: Option<&str>) -> String {
 
 /// An address noted over the limit: answer HTTP 429 with `Retry-After: retry_after`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "wasm", derive(tsify_next::Tsify))]
 #[serde(rename_all = "camelCase")]
 pub struct Refusal {
     pub retry_after: u64,
@@ -66,6 +67,7 @@ pub struct Refusal {
 /// What the store needs to count one failure and audit it: the counter's key and window, how many are audited
 /// one by one, the summary row's text around the count, and whether to sweep older windows' counters.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "wasm", derive(tsify_next::Tsify))]
 #[serde(rename_all = "camelCase")]
 pub struct FailureCount {
     pub key: String,

@@ -44,6 +44,7 @@ pub struct StoredProfile {
 
 /// What the machine asks of its host next.
 #[derive(Debug, Serialize)]
+#[cfg_attr(feature = "wasm", derive(tsify_next::Tsify))]
 #[serde(tag = "step", rename_all = "camelCase")]
 pub enum Step {
     /// Not answerable with a CertRep: answer HTTP `status` with `text`, and write `audit`.
@@ -66,6 +67,7 @@ pub enum Step {
     #[serde(rename_all = "camelCase")]
     Answer {
         #[serde(with = "serde_bytes")]
+        #[cfg_attr(feature = "wasm", tsify(type = "Uint8Array"))]
         body: Vec<u8>,
         audit: Option<AuditRow>,
     },
@@ -73,6 +75,7 @@ pub enum Step {
 
 /// The facts one step needs, all read in one round trip.
 #[derive(Clone, Debug, Default, Serialize)]
+#[cfg_attr(feature = "wasm", derive(tsify_next::Tsify))]
 #[serde(rename_all = "camelCase")]
 pub struct FactQuery {
     pub profile_id: String,
@@ -94,6 +97,7 @@ pub struct FactQuery {
 
 /// The facts a [`FactQuery`] found.
 #[derive(Clone, Debug, Default, Deserialize)]
+#[cfg_attr(feature = "wasm", derive(tsify_next::Tsify))]
 #[serde(rename_all = "camelCase")]
 pub struct Facts {
     #[serde(flatten)]
@@ -109,6 +113,7 @@ pub struct Facts {
 }
 
 #[derive(Clone, Debug, Deserialize)]
+#[cfg_attr(feature = "wasm", derive(tsify_next::Tsify))]
 #[serde(rename_all = "camelCase")]
 pub struct FoundCertificate {
     pub seat_id: String,
@@ -118,6 +123,7 @@ pub struct FoundCertificate {
 /// One write of a batch. A guard names the claim the row depends on: the row is written only if the claim is
 /// this request's (so a lost claim writes nothing, and a crash leaves all or nothing).
 #[derive(Clone, Debug, Serialize)]
+#[cfg_attr(feature = "wasm", derive(tsify_next::Tsify))]
 #[serde(tag = "write", rename_all = "camelCase")]
 pub enum Write {
     /// The claim of a first enrollment: the code, only while CREATED and unexpired.
@@ -150,6 +156,7 @@ pub enum Write {
 
 /// What a guarded row depends on.
 #[derive(Clone, Debug, Serialize)]
+#[cfg_attr(feature = "wasm", derive(tsify_next::Tsify))]
 #[serde(tag = "kind", rename_all = "camelCase")]
 pub enum Guard {
     #[serde(rename_all = "camelCase")]
@@ -166,6 +173,7 @@ pub enum Guard {
 
 /// A transaction's key in the store.
 #[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "wasm", derive(tsify_next::Tsify))]
 #[serde(rename_all = "camelCase")]
 pub struct TransactionKey {
     pub profile_id: String,
@@ -175,6 +183,7 @@ pub struct TransactionKey {
 
 /// A request held for an administrator (a PENDING transaction), as the store keeps it.
 #[derive(Clone, Debug, Deserialize)]
+#[cfg_attr(feature = "wasm", derive(tsify_next::Tsify))]
 #[serde(rename_all = "camelCase")]
 pub struct HeldRequest {
     #[serde(flatten)]
@@ -192,6 +201,7 @@ pub struct HeldRequest {
 /// What an administrator's decision writes (one batch: the decision first, every other row guarded by it),
 /// and the serial of the certificate issued, if approved.
 #[derive(Debug, Serialize)]
+#[cfg_attr(feature = "wasm", derive(tsify_next::Tsify))]
 #[serde(rename_all = "camelCase")]
 pub struct HeldDecision {
     pub writes: Vec<Write>,
@@ -269,6 +279,7 @@ pub fn decide_held(identity: &Identity, held: &HeldRequest, approve: bool, now: 
 }
 
 #[derive(Clone, Debug, Serialize)]
+#[cfg_attr(feature = "wasm", derive(tsify_next::Tsify))]
 #[serde(rename_all = "camelCase")]
 pub struct CertificateRow {
     pub serial: String,
@@ -279,12 +290,14 @@ pub struct CertificateRow {
     pub not_before: u64,
     pub not_after: u64,
     #[serde(with = "serde_bytes")]
+    #[cfg_attr(feature = "wasm", tsify(type = "Uint8Array"))]
     pub der: Vec<u8>,
     pub transaction_id: String,
     pub now: u64,
 }
 
 #[derive(Clone, Debug, Serialize)]
+#[cfg_attr(feature = "wasm", derive(tsify_next::Tsify))]
 #[serde(rename_all = "camelCase")]
 pub struct TransactionRow {
     pub profile_id: String,
@@ -296,6 +309,7 @@ pub struct TransactionRow {
     pub status: policy::TransactionStatus,
     /// SubjectPublicKeyInfo DER: the CSR is not kept (it carries the code as its challengePassword).
     #[serde(with = "serde_bytes")]
+    #[cfg_attr(feature = "wasm", tsify(type = "Uint8Array"))]
     pub public_key: Vec<u8>,
     /// JSON of the certificate plan (for approval).
     pub plan: String,
@@ -306,6 +320,7 @@ pub struct TransactionRow {
 }
 
 #[derive(Clone, Debug, Serialize)]
+#[cfg_attr(feature = "wasm", derive(tsify_next::Tsify))]
 #[serde(rename_all = "camelCase")]
 pub struct AuditRow {
     pub time: u64,
@@ -319,6 +334,7 @@ pub struct AuditRow {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "wasm", derive(tsify_next::Tsify))]
 pub enum AuditStatus {
     Success,
     Failure,

@@ -25,6 +25,7 @@ use crate::server::RequestFacts;
 
 /// What the store knows that bears on one request (looked up by the shell before [`decide`]).
 #[derive(Clone, Debug, Default, serde::Deserialize)]
+#[cfg_attr(feature = "wasm", derive(tsify_next::Tsify))]
 #[serde(rename_all = "camelCase")]
 pub struct StoreFacts {
     /// Whether the seat the CSR names exists.
@@ -49,6 +50,7 @@ pub struct StoreFacts {
 }
 
 #[derive(Clone, Debug, serde::Deserialize)]
+#[cfg_attr(feature = "wasm", derive(tsify_next::Tsify))]
 #[serde(rename_all = "camelCase")]
 pub struct OpenEnrollment {
     pub id: String,
@@ -58,6 +60,7 @@ pub struct OpenEnrollment {
 }
 
 #[derive(Clone, Debug, serde::Deserialize)]
+#[cfg_attr(feature = "wasm", derive(tsify_next::Tsify))]
 #[serde(rename_all = "camelCase")]
 pub struct IssuedCertificate {
     pub serial: String,
@@ -72,6 +75,7 @@ pub struct IssuedCertificate {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "wasm", derive(tsify_next::Tsify))]
 #[serde(rename_all = "UPPERCASE")]
 pub enum TransactionStatus {
     Pending,
@@ -80,6 +84,7 @@ pub enum TransactionStatus {
 }
 
 #[derive(Clone, Debug, serde::Deserialize)]
+#[cfg_attr(feature = "wasm", derive(tsify_next::Tsify))]
 #[serde(rename_all = "camelCase")]
 pub struct PriorTransaction {
     pub status: TransactionStatus,
@@ -99,6 +104,7 @@ pub struct PriorTransaction {
 
 /// The certificate to issue, as policy shapes it: the names are the profile's for the seat.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "wasm", derive(tsify_next::Tsify))]
 pub struct CertificatePlan {
     /// RFC 4514.
     pub subject: String,
@@ -161,6 +167,7 @@ pub const ENROLLMENT_TTL: u64 = 7 * 86_400;
 
 /// A new one-time enrollment code and what the store keeps of it.
 #[derive(Clone, Debug, serde::Serialize)]
+#[cfg_attr(feature = "wasm", derive(tsify_next::Tsify))]
 #[serde(rename_all = "camelCase")]
 pub struct NewEnrollment {
     /// Shown once, to the administrator; never stored.

@@ -47,6 +47,7 @@ pub fn read_request(bytes: &[u8]) -> Result<IncomingRequest> {
 
 /// The certificate a request was signed with.
 #[derive(Clone, Debug, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct SignerFacts {
     pub subject: String,
     pub issuer: String,
@@ -61,6 +62,7 @@ pub struct SignerFacts {
 
 /// Everything the policy needs to decide on a request, after every integrity check passed.
 #[derive(Clone, Debug, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct RequestFacts {
     pub message_type: MessageType,
     pub transaction_id: String,

@@ -23,6 +23,7 @@ use crate::wire::{octets, single_valued, Certificate, PartyIdentifier, RawSet, S
 
 /// How a signer (or recipient) is named: RFC 5652 allows both; SCEP peers mostly use issuerAndSerialNumber.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "wasm", derive(tsify_next::Tsify))]
 #[serde(rename_all = "camelCase")]
 pub enum IdentifierKind {
     #[default]

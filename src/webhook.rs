@@ -121,6 +121,7 @@ pub struct KeyFacts {
 
 /// One HTTP request for the host to send as it is, and the time it may take.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "wasm", derive(tsify_next::Tsify))]
 #[serde(rename_all = "camelCase")]
 pub struct WebhookCall {
     pub url: String,
@@ -131,6 +132,7 @@ pub struct WebhookCall {
 
 /// What came back, as the host saw it: an HTTP status and body, or why there was none.
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[cfg_attr(feature = "wasm", derive(tsify_next::Tsify))]
 #[serde(rename_all = "camelCase")]
 pub struct WebhookAnswer {
     #[serde(default)]

@@ -129,10 +129,10 @@ function fail({ message, resolution, transactionId }) {
 
 function explain(e) {
   if (e?.name === 'AbortError') return { message: 'Enrollment was cancelled while waiting for approval.', resolution: 'enroll again when your administrator is ready to approve' };
-  if (e instanceof scep.ScepFailure) return { message: e.message, resolution: e.resolution, transactionId: e.transactionId };
-  if (e instanceof scep.ScepHttpError) return { message: e.message, resolution: 'check your network connection and the server address, then try again' };
-  if (e?.kind === 'fingerprint_mismatch') return { message: e.message, resolution: e.resolution };
-  if (e?.resolution) return { message: e.message, resolution: e.resolution };
+  if (!(e instanceof scep.ScepError)) return { message: String(e?.message ?? e), resolution: 'try again; if it keeps failing, tell your administrator what this page says' };
+  if (e.kind === 'refused') return { message: e.message, resolution: e.resolution, transactionId: e.transactionId };
+  if (e.kind === 'http') return { message: e.message, resolution: 'check your network connection and the server address, then try again' };
+  return { message: e.message, resolution: e.resolution };
   return { message: String(e?.message ?? e), resolution: 'try again; if it keeps failing, tell your administrator what this page says' };
 }
 

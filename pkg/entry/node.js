@@ -5,4 +5,3 @@ import { initSync } from '#core';
 initSync({ module: readFileSync(new URL('../wasm/scepkit_bg.wasm', import.meta.url)) });
 
 export * from '../src/api.js';
-export * from '../src/server.js';

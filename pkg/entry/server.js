@@ -6,3 +6,4 @@ import { initSync } from '../wasm-server/scepkit.js';
 initSync({ module: wasmModule });
 
 export * from '../wasm-server/scepkit.js';
+export { ScepError } from '../src/error.js';

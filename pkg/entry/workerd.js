@@ -5,4 +5,3 @@ import { initSync } from '#core';
 initSync({ module: wasmModule });
 
 export * from '../src/api.js';
-export * from '../src/server.js';

@@ -36,7 +36,7 @@ test('keys from WebCrypto and from wasm both build CSRs OpenSSL verifies', async
     await scep.generateKey(2048, { prefer }).then((key) => {
       const csr = scep.buildCsr(key, { subject: 'CN=node-1,O=scepkit', sans: ['dns:node-1.example.com'], challenge: 'abc' });
       const facts = scep.csrFacts(csr);
-      assert.equal(facts.key_bits, 2048);
+      assert.equal(facts.keyBits, 2048);
       assert.equal(facts.challenge, 'abc');
       assert.deepEqual(facts.sans, ['dns:node-1.example.com']);
       const dir = tmp();
@@ -78,11 +78,11 @@ test('enroll gets a verified certificate, chain and key from a SCEP server', asy
   assert.equal(openssl('pkcs12', '-in', join(dir, 'c.p12'), '-passin', 'pass:pw 1', '-noout').status, 0);
 });
 
-test('a FAILURE CertRep becomes a ScepFailure with the text, failInfo and resolution', async () => {
+test('a FAILURE CertRep becomes a ScepError of kind refused with the text, failInfo and resolution', async () => {
   const ca = makeCa();
   const fetch = scepFetch(ca, () => ({ status: 'failed', failInfo: 'badRequest', message: 'Challenge password is invalid - does not match the value configured by the Administrator' }));
   await assert.rejects(scep.enroll({ url: URL_, challenge: 'used', subject: 'CN=laptop-42', fetch }), (e) => {
-    assert.ok(e instanceof scep.ScepFailure);
+    assert.ok(e instanceof scep.ScepError && e.kind === 'refused');
     assert.equal(e.failInfo, 'badRequest');
     assert.equal(e.resolution, 'use the valid, unredeemed enrollment code of that seat');
     assert.match(e.transactionId, /^[0-9a-f]{64}$/);
@@ -96,7 +96,7 @@ test('PENDING is polled with CertPoll under the same transactionID until issued'
   let heldFacts;
   let polls = 0;
   const decide = (facts) => {
-    if (facts.message_type === 'PKCSReq') {
+    if (facts.messageType === 'PKCSReq') {
       heldFacts = facts;
       return { status: 'pending' };
     }
@@ -125,16 +125,16 @@ test('a pinned fingerprint that does not match stops before anything is sent', a
 });
 
 test('an unreachable server and an HTTP error are explained', async () => {
-  await assert.rejects(scep.getCaCaps('http://127.0.0.1:9/scep'), (e) => e instanceof scep.ScepHttpError && /Could not reach/.test(e.message));
+  await assert.rejects(scep.getCaCaps('http://127.0.0.1:9/scep'), (e) => e instanceof scep.ScepError && e.kind === 'http' && /Could not reach/.test(e.message));
   const fetch = async () => new Response('pkcs7: Message digest mismatch', { status: 500 });
-  await assert.rejects(scep.getCaCert(URL_, { fetch }), (e) => e.status === 500 && /digest mismatch/.test(e.message));
+  await assert.rejects(scep.getCaCert(URL_, { fetch }), (e) => e instanceof scep.ScepError && e.kind === 'http' && e.http.status === 500 && /digest mismatch/.test(e.message));
 });
 
 test('the crypto seam: the CA signs, decrypts, verifies and transports keys with node:crypto through host callbacks', async () => {
   const ca = makeCa({ nativeCrypto: true, publicOps: 'native' });
   const log = [];
   const result = await scep.enroll({ url: URL_, subject: 'CN=native', keyTransport: 'rsa-oaep-sha256', fetch: scepFetch(ca, () => ({ issue: true }), { log }) });
-  assert.equal(log[0].facts.key_transport, 'rsa-oaep-sha256');
+  assert.equal(log[0].facts.keyTransport, 'rsa-oaep-sha256');
   assert.equal(scep.inspect(result.certificate).issuer, 'CN=scepkit mock CA,O=scepkit');
 });
 
@@ -150,7 +150,7 @@ test('renew signs a RenewalReq with the current certificate', async () => {
   const first = await scep.enroll({ url: URL_, subject: 'CN=renew-me', fetch });
   const second = await scep.renew({ url: URL_, certificate: first.certificatePem, privateKey: first.privateKeyPem, fetch });
   assert.equal(log[1].messageType, 'RenewalReq');
-  assert.equal(log[1].facts.signer.self_signed, false);
+  assert.equal(log[1].facts.signer.selfSigned, false);
   assert.equal(log[1].facts.signer.serial, scep.inspect(first.certificate).serial);
   assert.notEqual(second.privateKeyPem, first.privateKeyPem);
   assert.deepEqual(second.privateKeyOperations, { webcrypto: 2, wasm: 1 }, 'the new key signs the CSR, the current key the RenewalReq and (PKCS#1 v1.5) opens the reply');
@@ -215,7 +215,7 @@ test('private-key operations are steps WebCrypto performs once each: three signa
     calls.sign = 0;
     const log = [];
     const oaep = await scep.enroll({ url: URL_, challenge: 'c', subject: 'CN=oaep', keyPkcs8: pkcs8, keyTransport: 'rsa-oaep-sha256', fetch: scepFetch(ca, () => ({ issue: true }), { log }) });
-    assert.equal(log[0].facts.key_transport, 'rsa-oaep-sha256');
+    assert.equal(log[0].facts.keyTransport, 'rsa-oaep-sha256');
     assert.equal(scep.inspect(oaep.certificate).subject, 'CN=oaep');
     assert.deepEqual(calls, { sign: 3, decrypt: 1 }, 'the reply, answered in kind with RSA-OAEP, is opened by WebCrypto');
     assert.deepEqual(oaep.privateKeyOperations, { webcrypto: 4, wasm: 0 }, 'no private-key operation runs in wasm');
@@ -244,12 +244,12 @@ test('without WebCrypto the wasm key generates, signs and decrypts, and the resu
   }
 });
 
-test('an enrollment that cannot reach its server fails once, as a ScepHttpError, with nothing left unhandled', async () => {
+test('an enrollment that cannot reach its server fails once, as a ScepError of kind http, with nothing left unhandled', async () => {
   const unhandled = [];
   const onUnhandled = (e) => unhandled.push(e);
   process.on('unhandledRejection', onUnhandled);
   try {
-    await assert.rejects(scep.enroll({ url: 'http://127.0.0.1:9/scep', subject: 'CN=x' }), (e) => e instanceof scep.ScepHttpError && /^Could not reach the SCEP server at http:\/\/127\.0\.0\.1:9: /.test(e.message) && e.url === 'http://127.0.0.1:9/scep?operation=GetCACaps');
+    await assert.rejects(scep.enroll({ url: 'http://127.0.0.1:9/scep', subject: 'CN=x' }), (e) => e instanceof scep.ScepError && e.kind === 'http' && /^Could not reach the SCEP server at http:\/\/127\.0\.0\.1:9: /.test(e.message) && e.http.url === 'http://127.0.0.1:9/scep?operation=GetCACaps');
     await new Promise((r) => setTimeout(r, 50));
     assert.deepEqual(unhandled, []);
   } finally {

@@ -70,9 +70,9 @@ export function scepFetch(ca, decide, { legacy = false, log = [] } = {}) {
         const now = Math.floor(Date.now() / 1000);
         // A test CA: it certifies the names the CSR (or the held request) asked for.
         const held = facts.csr ? facts : reply.held;
-        const cert = identity.issue(held.public_key, {
-          serial: (serial++).toString(16).padStart(4, '0'), subject: held.csr.subject, sans: held.csr.sans, not_before: now - 60, not_after: now + 86400, digest: 'sha256',
-          digital_signature: true, key_encipherment: true,
+        const cert = identity.issue(held.publicKey, {
+          serial: (serial++).toString(16).padStart(4, '0'), subject: held.csr.subject, sans: held.csr.sans, notBefore: now - 60, notAfter: now + 86400, digest: 'sha256',
+          digitalSignature: true, keyEncipherment: true,
         });
         reply = { status: 'issued', certificates: [cert, ca.caCert] };
       }

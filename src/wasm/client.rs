@@ -57,13 +57,13 @@ pub fn certificate_to_pem(der: &[u8]) -> JsResult<String> {
     certificate(der)?.to_pem(der::pem::LineEnding::LF).map_err(|e| js_error(e.into()))
 }
 
-#[wasm_bindgen(js_name = parseCaCaps)]
+#[wasm_bindgen(js_name = parseCaCaps, unchecked_return_type = "CaCaps")]
 pub fn parse_ca_caps(text: &str) -> JsResult<JsValue> {
     to_js(&CaCaps::parse(text))
 }
 
 /// `{ cipher, digest, post, renewal }` from a GetCACaps body and optional pins.
-#[wasm_bindgen]
+#[wasm_bindgen(unchecked_return_type = "Negotiated")]
 pub fn negotiate(caps_text: &str, legacy: bool, cipher: Option<String>, digest: Option<String>) -> JsResult<JsValue> {
     let cipher = cipher.map(|c| Cipher::from_name(&c)).transpose().map_err(js_error)?;
     let digest = digest.map(|d| DigestAlg::from_name(&d)).transpose().map_err(js_error)?;
@@ -71,7 +71,7 @@ pub fn negotiate(caps_text: &str, legacy: bool, cipher: Option<String>, digest: 
 }
 
 /// The certificates of a GetCACert body: `{ ca, recipient, all, caFingerprint, caSubject }`.
-#[wasm_bindgen(js_name = parseCaCert)]
+#[wasm_bindgen(js_name = parseCaCert, unchecked_return_type = "CaCertsJs")]
 pub fn parse_ca_cert(body: &[u8]) -> JsResult<JsValue> {
     let parsed = CaCertificates::parse(body).map_err(js_error)?;
     let der = |c: &Certificate| c.to_der().map(serde_bytes::ByteBuf::from).map_err(|e| js_error(e.into()));
@@ -92,13 +92,16 @@ pub fn check_fingerprint(body: &[u8], fingerprint: &str) -> JsResult<()> {
 
 /// A signed PKCS#10 request (DER) for `request` = `{ subject, sans?, challenge?, digest?, digitalSignature?, keyEncipherment? }`.
 #[wasm_bindgen(js_name = buildCsr)]
-pub fn build_csr(key_pkcs8: &[u8], request: JsValue) -> JsResult<Vec<u8>> {
+pub fn build_csr(
+    key_pkcs8: &[u8],
+    #[wasm_bindgen(unchecked_param_type = "CsrRequest")] request: JsValue,
+) -> JsResult<Vec<u8>> {
     let request: CsrRequest = from_js(request)?;
     request.build(&key(key_pkcs8)?).map_err(js_error)
 }
 
 /// The facts of a CSR, after its proof of possession verified.
-#[wasm_bindgen(js_name = csrFacts)]
+#[wasm_bindgen(js_name = csrFacts, unchecked_return_type = "CsrFacts")]
 pub fn csr_facts(der: &[u8]) -> JsResult<JsValue> {
     to_js(&CsrFacts::from_der(der).map_err(js_error)?)
 }
@@ -147,13 +150,13 @@ fn message_type(name: &str) -> JsResult<MessageType> {
 
 /// Builds a PKIMessage. `content` is the CSR DER for PKCSReq/RenewalReq and ignored otherwise.
 /// Returns `{ messageType, message, transactionId, senderNonce }`; keep it to read the reply.
-#[wasm_bindgen(js_name = buildRequest)]
+#[wasm_bindgen(js_name = buildRequest, unchecked_return_type = "PkiRequestJs")]
 pub fn build_request(
     content: &[u8],
     key_pkcs8: &[u8],
     signer_certificate: &[u8],
     ca_cert_body: &[u8],
-    options: JsValue,
+    #[wasm_bindgen(unchecked_param_type = "RequestOptionsJs")] options: JsValue,
 ) -> JsResult<JsValue> {
     let o: RequestOptionsJs = from_js(options)?;
     let cert = certificate(signer_certificate)?;
@@ -210,10 +213,10 @@ pub fn build_request(
 /// Reads a CertRep for `request` (as returned by [`build_request`]). `expected_spki` (from
 /// [`csr_public_key`]) picks and checks the issued certificate. Returns `{ status: "issued" | "pending" |
 /// "failed" | "crl", ... }`; integrity problems throw.
-#[wasm_bindgen(js_name = readCertRep)]
+#[wasm_bindgen(js_name = readCertRep, unchecked_return_type = "OutcomeJs")]
 pub fn read_cert_rep(
     reply: &[u8],
-    request: JsValue,
+    #[wasm_bindgen(unchecked_param_type = "PkiRequestJs")] request: JsValue,
     key_pkcs8: &[u8],
     signer_certificate: &[u8],
     ca_cert_body: &[u8],
@@ -288,6 +291,7 @@ pub fn encode_message_param(message: &[u8]) -> String {
 }
 
 #[derive(Serialize)]
+#[cfg_attr(feature = "wasm", derive(tsify_next::Tsify))]
 #[serde(rename_all = "camelCase")]
 struct CaCertsJs {
     ca: serde_bytes::ByteBuf,
@@ -298,6 +302,7 @@ struct CaCertsJs {
 }
 
 #[derive(serde::Deserialize)]
+#[cfg_attr(feature = "wasm", derive(tsify_next::Tsify))]
 #[serde(rename_all = "camelCase")]
 struct RequestOptionsJs {
     message_type: String,
@@ -321,21 +326,26 @@ struct RequestOptionsJs {
 }
 
 #[derive(Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "wasm", derive(tsify_next::Tsify))]
 #[serde(rename_all = "camelCase")]
 struct PkiRequestJs {
     message_type: String,
     #[serde(with = "serde_bytes")]
+    #[cfg_attr(feature = "wasm", tsify(type = "Uint8Array"))]
     message: Vec<u8>,
     transaction_id: String,
     #[serde(with = "serde_bytes")]
+    #[cfg_attr(feature = "wasm", tsify(type = "Uint8Array"))]
     sender_nonce: Vec<u8>,
 }
 
 #[derive(Serialize)]
+#[cfg_attr(feature = "wasm", derive(tsify_next::Tsify))]
 #[serde(tag = "status", rename_all = "camelCase")]
 enum OutcomeJs {
     Issued {
         #[serde(with = "serde_bytes")]
+        #[cfg_attr(feature = "wasm", tsify(type = "Uint8Array"))]
         certificate: Vec<u8>,
         chain: Vec<serde_bytes::ByteBuf>,
     },

@@ -1,8 +1,9 @@
 //! The JavaScript facade: conversion between JS values and core types, nothing else.
 //!
-//! Bytes cross as `Uint8Array`, structured results as plain objects (serde-wasm-bindgen), times as Unix
-//! seconds, and every error as a JS `Error` carrying `kind`, `failInfo`, `failInfoCode`, `status` and
-//! `resolution`.
+//! Bytes cross as `Uint8Array`, structured results as plain objects with camelCase keys (serde-wasm-bindgen),
+//! times as Unix seconds, and every error as the one `ScepError` class (`pkg/src/error.js`) carrying `kind`,
+//! `failInfo`, `failInfoCode`, `status`, `resolution` and `details`. TypeScript declarations come from the Rust
+//! types (tsify) into each build's generated `scepkit.d.ts`.
 
 use der::Decode;
 use serde::Serialize;
@@ -14,19 +15,38 @@ use crate::wire::Certificate;
 
 type JsResult<T> = Result<T, JsValue>;
 
+#[wasm_bindgen(raw_module = "../src/error.js")]
+extern "C" {
+    /// `pkg/src/error.js`: one class for every build of the wasm, so `instanceof` works across them.
+    #[wasm_bindgen(js_name = ScepError)]
+    type ScepErrorClass;
+    #[wasm_bindgen(constructor, js_class = "ScepError")]
+    fn new(message: &str, fields: &JsValue) -> ScepErrorClass;
+}
+
+/// The fields of a [`ScepError`] as JS sees them on the `ScepError` class (besides `message`).
+#[derive(Serialize, tsify_next::Tsify)]
+#[serde(rename_all = "camelCase")]
+pub struct ScepErrorFields {
+    pub kind: crate::ErrorKind,
+    pub fail_info: crate::FailInfo,
+    pub fail_info_code: u8,
+    pub status: u16,
+    pub resolution: String,
+    pub details: Vec<crate::error::FieldIssue>,
+}
+
 fn js_error(e: ScepError) -> JsValue {
-    let err = js_sys::Error::new(&e.message);
-    err.set_name("ScepError");
-    let set = |k: &str, v: JsValue| {
-        let _ = js_sys::Reflect::set(&err, &k.into(), &v);
+    let fields = ScepErrorFields {
+        kind: e.kind,
+        fail_info: e.fail_info,
+        fail_info_code: e.fail_info.code(),
+        status: e.status,
+        resolution: e.resolution,
+        details: e.details,
     };
-    set("kind", to_js(&e.kind).unwrap_or(JsValue::NULL));
-    set("failInfo", e.fail_info.name().into());
-    set("failInfoCode", e.fail_info.code().into());
-    set("status", e.status.into());
-    set("resolution", e.resolution.as_str().into());
-    set("details", to_js(&e.details).unwrap_or(JsValue::NULL));
-    err.into()
+    let fields = to_js(&fields).unwrap_or(JsValue::NULL);
+    ScepErrorClass::new(&e.message, &fields).into()
 }
 
 fn to_js<T: Serialize + ?Sized>(value: &T) -> JsResult<JsValue> {

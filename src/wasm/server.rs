@@ -244,6 +244,8 @@ impl ServerIdentity {
 }
 
 #[derive(serde::Deserialize)]
+#[cfg_attr(feature = "wasm", derive(tsify_next::Tsify))]
+#[serde(rename_all = "camelCase")]
 struct IssueOptionsJs {
     serial: String,
     subject: String,
@@ -287,8 +289,8 @@ impl ScepRequest {
         self.incoming.attributes.message_type.map(|m| m.name()).unwrap_or_default().into()
     }
 
-    /// Verifies and decrypts under a profile's algorithm rules; returns the facts (`{ message_type,
-    /// transaction_id, digest, cipher, signer, csr, public_key, key_digest, ... }`) or throws a ScepError to
+    /// Verifies and decrypts under a profile's algorithm rules; returns the facts (`{ messageType,
+    /// transactionId, digest, cipher, signer, csr, publicKey, keyDigest, ... }`) or throws a ScepError to
     /// answer with [`cert_rep`] as a FAILURE. For a CA of one's own; the Worker runs [`PkiOperationJs`].
     pub fn open(&mut self, identity: &ServerIdentity, legacy: bool, oaep_only: bool) -> JsResult<JsValue> {
         let accept = crate::server::Acceptance { legacy, oaep_only };
@@ -297,8 +299,8 @@ impl ScepRequest {
         let out = to_js(&facts)?;
         if let Some(csr) = &facts.csr {
             // The key, not the CSR: the CSR carries the enrollment code (challengePassword) and is not kept.
-            js_sys::Reflect::set(&out, &"public_key".into(), &js_sys::Uint8Array::from(csr.spki_der.as_slice()))?;
-            js_sys::Reflect::set(&out, &"key_digest".into(), &crate::policy::key_digest(csr).into())?;
+            js_sys::Reflect::set(&out, &"publicKey".into(), &js_sys::Uint8Array::from(csr.spki_der.as_slice()))?;
+            js_sys::Reflect::set(&out, &"keyDigest".into(), &crate::policy::key_digest(csr).into())?;
         }
         self.facts = Some(facts);
         Ok(out)
@@ -315,10 +317,12 @@ pub struct PkiOperationJs {
 }
 
 #[derive(serde::Deserialize)]
+#[cfg_attr(feature = "wasm", derive(tsify_next::Tsify))]
 #[serde(rename_all = "camelCase")]
 struct StoredProfileJs {
     id: String,
     name: String,
+    #[tsify(type = "Record<string, unknown>")]
     body: serde_json::Value,
     stored: String,
     #[serde(default)]
@@ -350,7 +354,7 @@ impl PkiOperationJs {
     #[wasm_bindgen(constructor)]
     pub fn new(
         bytes: &[u8],
-        profile: JsValue,
+        #[wasm_bindgen(unchecked_param_type = "StoredProfileJs")] profile: JsValue,
         identity: &ServerIdentity,
         code_key_hex: &str,
         now: f64,
@@ -371,7 +375,7 @@ impl PkiOperationJs {
     }
 
     /// The first step.
-    #[wasm_bindgen(getter)]
+    #[wasm_bindgen(getter, unchecked_return_type = "Step")]
     pub fn step(&self) -> JsValue {
         self.first.clone()
     }
@@ -381,35 +385,48 @@ impl PkiOperationJs {
     }
 
     /// Continues with the profile as the store holds it now (`{ id, name, body, stored }`), or null if it is gone.
-    #[wasm_bindgen(js_name = withProfile)]
-    pub fn with_profile(&mut self, identity: &ServerIdentity, profile: JsValue) -> JsResult<JsValue> {
+    #[wasm_bindgen(js_name = withProfile, unchecked_return_type = "Step")]
+    pub fn with_profile(
+        &mut self,
+        identity: &ServerIdentity,
+        #[wasm_bindgen(unchecked_param_type = "StoredProfileJs | null")] profile: JsValue,
+    ) -> JsResult<JsValue> {
         let profile = profile_row(profile)?;
         step_to_js(&self.op()?.with_profile(&identity.0, profile))
     }
 
     /// Continues with what the webhook answered: `{ status, body }`, or `{ error }` when nothing came back.
-    #[wasm_bindgen(js_name = withWebhook)]
-    pub fn with_webhook(&mut self, identity: &ServerIdentity, answer: JsValue) -> JsResult<JsValue> {
+    #[wasm_bindgen(js_name = withWebhook, unchecked_return_type = "Step")]
+    pub fn with_webhook(
+        &mut self,
+        identity: &ServerIdentity,
+        #[wasm_bindgen(unchecked_param_type = "WebhookAnswer")] answer: JsValue,
+    ) -> JsResult<JsValue> {
         let answer: crate::webhook::WebhookAnswer = from_js(answer)?;
         step_to_js(&self.op()?.with_webhook(&identity.0, answer))
     }
 
-    #[wasm_bindgen(js_name = withFacts)]
-    pub fn with_facts(&mut self, identity: &ServerIdentity, facts: JsValue) -> JsResult<JsValue> {
+    #[wasm_bindgen(js_name = withFacts, unchecked_return_type = "Step")]
+    pub fn with_facts(
+        &mut self,
+        identity: &ServerIdentity,
+        #[wasm_bindgen(unchecked_param_type = "Facts")] facts: JsValue,
+    ) -> JsResult<JsValue> {
         let facts: crate::pki_operation::Facts = from_js(facts)?;
         step_to_js(&self.op()?.with_facts(&identity.0, facts))
     }
 
+    #[wasm_bindgen(unchecked_return_type = "Step")]
     pub fn written(&mut self, identity: &ServerIdentity, claimed: bool) -> JsResult<JsValue> {
         step_to_js(&self.op()?.written(&identity.0, claimed))
     }
 
-    #[wasm_bindgen(js_name = withCrl)]
+    #[wasm_bindgen(js_name = withCrl, unchecked_return_type = "Step")]
     pub fn with_crl(&mut self, identity: &ServerIdentity, crl: &[u8]) -> JsResult<JsValue> {
         step_to_js(&self.op()?.with_crl(&identity.0, crl))
     }
 
-    #[wasm_bindgen(js_name = hostFailed)]
+    #[wasm_bindgen(js_name = hostFailed, unchecked_return_type = "Step")]
     pub fn host_failed(&mut self, identity: &ServerIdentity) -> JsResult<JsValue> {
         step_to_js(&self.op()?.host_failed(&identity.0))
     }
@@ -418,8 +435,13 @@ impl PkiOperationJs {
 /// An administrator's decision on a held request (`{ profileId, transactionId, signerFingerprint, profileName,
 /// seatId, publicKey, plan, renews? }`): `{ writes, serial? }`, the writes to run as one batch (the decision
 /// first, the rest guarded by it), as a PKIOperation's.
-#[wasm_bindgen(js_name = decideHeld)]
-pub fn decide_held(identity: &ServerIdentity, held: JsValue, approve: bool, now: f64) -> JsResult<JsValue> {
+#[wasm_bindgen(js_name = decideHeld, unchecked_return_type = "HeldDecision")]
+pub fn decide_held(
+    identity: &ServerIdentity,
+    #[wasm_bindgen(unchecked_param_type = "HeldRequest")] held: JsValue,
+    approve: bool,
+    now: f64,
+) -> JsResult<JsValue> {
     let held: crate::pki_operation::HeldRequest = from_js(held)?;
     let decision = crate::pki_operation::decide_held(&identity.0, &held, approve, now as u64).map_err(js_error)?;
     to_js_bytes(&decision)
@@ -427,7 +449,7 @@ pub fn decide_held(identity: &ServerIdentity, held: JsValue, approve: bool, now:
 
 /// A new one-time enrollment code issued at `now`: `{ code, codeMac, expiresAt }` (the code is shown once;
 /// the store keeps its MAC under the server's key).
-#[wasm_bindgen(js_name = newEnrollment)]
+#[wasm_bindgen(js_name = newEnrollment, unchecked_return_type = "NewEnrollment")]
 pub fn new_enrollment(code_key_hex: &str, now: f64) -> JsResult<JsValue> {
     let key = hex::decode(code_key_hex).map_err(|_| js_error(ScepError::invalid_input("code key must be hex")))?;
     to_js(&crate::policy::new_enrollment(&key, now as u64, &mut OsRng))
@@ -523,6 +545,7 @@ impl FailureLimitJs {
     }
 
     /// `{ retryAfter, text }` for an HTTP 429 to a PKIOperation from `address` at `now`, or null.
+    #[wasm_bindgen(unchecked_return_type = "Refusal | null")]
     pub fn refused(&mut self, address: Option<String>, now: f64) -> JsResult<JsValue> {
         match self.0.refused(address.as_deref(), now as u64) {
             Some(refusal) => to_js(&refusal),
@@ -531,12 +554,19 @@ impl FailureLimitJs {
     }
 
     /// What the store writes for one failure: `{ key, windowStart, audited, summaryPrefix, summarySuffix, sweep }`.
+    #[wasm_bindgen(unchecked_return_type = "FailureCount")]
     pub fn count(&mut self, address: Option<String>, now: f64, rate_limiter: bool) -> JsResult<JsValue> {
         to_js(&self.0.count(address.as_deref(), now as u64, rate_limiter))
     }
 
     /// What the store counted for `count`: the window's `failures`, and `limited` from a rate-limiting service.
-    pub fn counted(&mut self, count: JsValue, failures: f64, limited: Option<bool>, now: f64) -> JsResult<()> {
+    pub fn counted(
+        &mut self,
+        #[wasm_bindgen(unchecked_param_type = "FailureCount")] count: JsValue,
+        failures: f64,
+        limited: Option<bool>,
+        now: f64,
+    ) -> JsResult<()> {
         let count: crate::failure_limit::FailureCount = from_js(count)?;
         self.0.counted(&count, failures as u64, limited, now as u64);
         Ok(())

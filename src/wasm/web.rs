@@ -36,8 +36,12 @@ use crate::wire::Certificate;
 
 /// Enrolls: GetCACaps and GetCACert (checked against `fingerprint`) while the key is made (unless
 /// `keyPkcs8`), the CSR with `challenge`, PKCSReq, PENDING polling, and the verified certificate.
-#[wasm_bindgen]
-pub async fn enroll(options: JsValue) -> JsResult<JsValue> {
+/// What `enroll` and `renew` take: the data options, and what only JS can hand over.
+#[wasm_bindgen(typescript_custom_section)]
+const ENROLL_OPTIONS: &str = "export type EnrollOptions = OptionsJs & {\n  /** The fetch to use (default: the global one). */\n  fetch?: typeof fetch;\n  /** Called with each step: caps, cacert, key, request, send, pending, poll, done. */\n  onProgress?: (step: string, detail?: unknown) => void;\n  /** Stops polling a PENDING request. */\n  signal?: AbortSignal;\n  /** A key to use (PKCS#8 DER) instead of a new one. */\n  keyPkcs8?: Uint8Array;\n};\nexport type RenewOptions = EnrollOptions & { certificate: Uint8Array; privateKey: Uint8Array };";
+
+#[wasm_bindgen(unchecked_return_type = "EnrollmentJs")]
+pub async fn enroll(#[wasm_bindgen(unchecked_param_type = "EnrollOptions")] options: JsValue) -> JsResult<JsValue> {
     let o: OptionsJs = from_js(options.clone())?;
     let (Some(url), Some(subject)) = (o.url.clone(), o.subject.clone()) else {
         let missing = if o.url.is_none() { "url is required" } else { "subject is required (e.g. \"CN=laptop-42\")" };
@@ -55,8 +59,8 @@ pub async fn enroll(options: JsValue) -> JsResult<JsValue> {
 
 /// Renews with the current certificate and key: a RenewalReq (PKCSReq where the server lacks "Renewal")
 /// signed by the current certificate, for a fresh key unless `reuseKey`.
-#[wasm_bindgen]
-pub async fn renew(options: JsValue) -> JsResult<JsValue> {
+#[wasm_bindgen(unchecked_return_type = "EnrollmentJs")]
+pub async fn renew(#[wasm_bindgen(unchecked_param_type = "RenewOptions")] options: JsValue) -> JsResult<JsValue> {
     let o: OptionsJs = from_js(options.clone())?;
     let certificate = bytes_option(&options, "certificate")?;
     let private_key = bytes_option(&options, "privateKey")?;
@@ -117,8 +121,9 @@ pub async fn generate_key(bits: Option<u32>, options: JsValue) -> JsResult<Uint8
 }
 
 /// The options of `enroll` and `renew` that are plain data (functions, the signal and keys are read apart).
-#[derive(serde::Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(serde::Deserialize, Default)]
+#[cfg_attr(feature = "wasm", derive(tsify_next::Tsify))]
+#[serde(default, rename_all = "camelCase")]
 struct OptionsJs {
     url: Option<String>,
     subject: Option<String>,
@@ -451,6 +456,7 @@ impl Shell {
 }
 
 #[derive(Serialize)]
+#[cfg_attr(feature = "wasm", derive(tsify_next::Tsify))]
 #[serde(rename_all = "camelCase")]
 struct EnrollmentJs {
     certificate: serde_bytes::ByteBuf,
@@ -466,6 +472,7 @@ struct EnrollmentJs {
 
 /// Who performed the private-key operations (signatures, the reply's key decryption).
 #[derive(Serialize)]
+#[cfg_attr(feature = "wasm", derive(tsify_next::Tsify))]
 struct OperationsJs {
     webcrypto: u32,
     wasm: u32,

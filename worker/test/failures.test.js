@@ -5,7 +5,8 @@ import { api, auditFor, BASE, enroll, enrolledSeat, failureOf, fetchWorker, requ
 
 async function expectFailure(promise, { failInfo, message, seat }) {
   const e = await failureOf(promise);
-  expect(e.name).toBe('ScepFailure');
+  expect(e).toBeInstanceOf(scep.ScepError);
+  expect(e.kind).toBe('refused');
   expect(e.failInfo).toBe(failInfo);
   expect(e.message).toEqual(message);
   expect(e.resolution).toBeTruthy();

@@ -1,0 +1,25 @@
+// The browser entry's declarations: the client, typed from the Rust types; no CA side.
+import { buildCsr, csrFacts, enroll, ScepError } from 'scepkit';
+// @ts-expect-error the browser build of the core has no CA side
+import { PkiOperation } from 'scepkit';
+
+export async function enrollLaptop(code: string): Promise<Uint8Array> {
+  try {
+    const result = await enroll({ url: 'https://scep.example/scep', subject: 'CN=laptop-42', challenge: code, sans: ['dns:laptop-42.example'] });
+    return result.certificate;
+  } catch (e) {
+    if (e instanceof ScepError && e.kind === 'refused') console.log(e.failInfo, e.failInfoCode, e.resolution, e.transactionId);
+    if (e instanceof ScepError && e.kind === 'http') console.log(e.http?.status);
+    throw e;
+  }
+}
+
+export function facts(key: Uint8Array): number {
+  const csr = buildCsr(key, { subject: 'CN=x', sans: [], challenge: 'c' });
+  const f = csrFacts(csr);
+  // @ts-expect-error CsrFacts has keyBits (camelCase), not key_bits
+  f.key_bits;
+  return f.keyBits;
+}
+
+void PkiOperation;
