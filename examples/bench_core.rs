@@ -5,13 +5,13 @@ use std::time::Instant;
 
 use der::Encode;
 use rand_core::OsRng;
-use scepkit::algorithms::{Cipher, DigestAlg, KeyTransport};
+use scepkit::algorithms::{AlgorithmPolicy, Cipher, DigestAlg, KeyTransport};
 use scepkit::caps::CaCertificates;
 use scepkit::client::{self, RequestOptions, Requester};
 use scepkit::csr::CsrRequest;
 use scepkit::envelope::{EnvelopeOptions, Recipient};
 use scepkit::issue::{self_signed, SelfSignedRole};
-use scepkit::keys::RsaKey;
+use scepkit::keys::{RsaKey, RustCrypto};
 use scepkit::message::MessageType;
 use scepkit::signed::IdentifierKind;
 
@@ -66,8 +66,8 @@ fn main() {
             cipher: Cipher::Aes128Cbc,
             transport: KeyTransport::RsaPkcs1v15,
             identifier: IdentifierKind::IssuerAndSerialNumber,
-            legacy: false,
         },
+        policy: AlgorithmPolicy::Modern,
         digest: DigestAlg::Sha256,
         signer_identifier: IdentifierKind::IssuerAndSerialNumber,
     };
@@ -85,7 +85,11 @@ fn main() {
     let open = time(n, |_| {
         scepkit::server::read_request(&message)
             .unwrap()
-            .open(&[Recipient { certificate: Some(&ca), key: &ca_key }], false)
+            .open(
+                &[Recipient { certificate: Some(&ca), key: &ca_key }],
+                scepkit::server::Acceptance::default(),
+                &RustCrypto,
+            )
             .unwrap()
     });
     println!(

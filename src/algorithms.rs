@@ -17,6 +17,27 @@ pub const DES_EDE3_CBC: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840
 const MD5_WITH_RSA: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.4");
 const MD5: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.2.5");
 
+/// Which algorithms a side accepts and produces: RFC 8894's modern set, or that set plus what old clients need
+/// (3DES, reading single DES, SHA-1, RSA 1024) where a profile or a caller opts in with its `legacy` switch.
+/// Single DES and MD5 are never produced under either.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum AlgorithmPolicy {
+    #[default]
+    Modern,
+    Legacy,
+}
+
+impl AlgorithmPolicy {
+    /// The policy of a `legacy` switch (a profile's field, a JS option, `--legacy`): the one place it converts.
+    pub fn from_legacy_switch(legacy: bool) -> Self {
+        if legacy {
+            Self::Legacy
+        } else {
+            Self::Modern
+        }
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
 #[cfg_attr(feature = "wasm", derive(tsify_next::Tsify))]
 #[serde(rename_all = "lowercase")]
@@ -182,11 +203,11 @@ impl Cipher {
         matches!(self, Self::DesCbc | Self::DesEde3Cbc)
     }
 
-    /// Whether this cipher may be used in the given direction under the given legacy switch.
-    pub fn check_allowed(self, legacy: bool, producing: bool) -> Result<()> {
+    /// Whether this cipher may be used in the given direction under `policy`.
+    pub fn check_allowed(self, policy: AlgorithmPolicy, producing: bool) -> Result<()> {
         match self {
             Self::DesCbc if producing => Err(ScepError::unsupported_algorithm("single DES is never produced")),
-            c if c.is_legacy() && !legacy => Err(ScepError::unsupported_algorithm(format!(
+            c if c.is_legacy() && policy == AlgorithmPolicy::Modern => Err(ScepError::unsupported_algorithm(format!(
                 "{} is only accepted with the legacy switch (a legacy profile; --legacy for the CLI)",
                 c.name()
             ))),

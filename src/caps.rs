@@ -13,7 +13,7 @@ use std::collections::BTreeSet;
 use der::{Decode, Encode};
 use x509_cert::ext::pkix::KeyUsage;
 
-use crate::algorithms::{Cipher, DigestAlg};
+use crate::algorithms::{AlgorithmPolicy, Cipher, DigestAlg};
 use crate::error::{Result, ScepError};
 use crate::signed::{self, chain_order, SignedMessage};
 use crate::wire::Certificate;
@@ -94,7 +94,7 @@ impl CaCaps {
     }
 
     /// What a scepkit server advertises: never DES; 3DES and SHA-1 only for a legacy profile.
-    pub fn for_server(legacy: bool, next_ca: bool) -> Self {
+    pub fn for_server(policy: AlgorithmPolicy, next_ca: bool) -> Self {
         let mut capabilities: BTreeSet<Capability> = [
             Capability::Aes,
             Capability::Sha256,
@@ -105,7 +105,7 @@ impl CaCaps {
         ]
         .into_iter()
         .collect();
-        if legacy {
+        if policy == AlgorithmPolicy::Legacy {
             capabilities.extend([Capability::Des3, Capability::Sha1]);
         }
         if next_ca {
@@ -134,14 +134,14 @@ impl CaCaps {
     /// what a SCEPStandard server guarantees is refused as a downgrade.
     pub fn negotiate(
         &self,
-        legacy: bool,
+        policy: AlgorithmPolicy,
         requested_cipher: Option<Cipher>,
         requested_digest: Option<DigestAlg>,
     ) -> Result<Negotiated> {
         let standard = self.has(Capability::ScepStandard);
         let cipher = match requested_cipher {
             Some(c) => {
-                c.check_allowed(legacy, true)?;
+                c.check_allowed(policy, true)?;
                 if standard && c.is_legacy() {
                     return Err(ScepError::downgrade(format!("{} requested", c.name())));
                 }
@@ -149,7 +149,7 @@ impl CaCaps {
             }
             // RFC 8894: "AES" guarantees AES-128-CBC; nothing stronger is promised.
             None if self.implies(Capability::Aes) => Cipher::Aes128Cbc,
-            None if self.has(Capability::Des3) && legacy => Cipher::DesEde3Cbc,
+            None if self.has(Capability::Des3) && policy == AlgorithmPolicy::Legacy => Cipher::DesEde3Cbc,
             None if self.has(Capability::Des3) => {
                 return Err(ScepError::unsupported_algorithm("the server offers only 3DES; enable legacy to use it"))
             }
@@ -161,7 +161,7 @@ impl CaCaps {
         };
         let digest = match requested_digest {
             Some(d) => {
-                if d.is_legacy() && !legacy {
+                if d.is_legacy() && policy == AlgorithmPolicy::Modern {
                     return Err(ScepError::unsupported_algorithm("SHA-1 is only used with legacy enabled"));
                 }
                 if standard && d.is_legacy() {
@@ -183,7 +183,7 @@ impl CaCaps {
             }
             None if self.has(Capability::Sha512) => DigestAlg::Sha512,
             None if self.implies(Capability::Sha256) => DigestAlg::Sha256,
-            None if self.has(Capability::Sha1) && legacy => DigestAlg::Sha1,
+            None if self.has(Capability::Sha1) && policy == AlgorithmPolicy::Legacy => DigestAlg::Sha1,
             None if self.has(Capability::Sha1) => {
                 return Err(ScepError::unsupported_algorithm("the server offers only SHA-1; enable legacy to use it"))
             }
@@ -286,7 +286,7 @@ impl CaCertificates {
             .ok_or_else(|| ScepError::invalid_input("the fingerprint must be 64 (SHA-256) or 40 (SHA-1) hex digits"))?;
         let digest = if want.len() == 40 { DigestAlg::Sha1 } else { DigestAlg::Sha256 };
         let der = self.ca.to_der()?;
-        let got = hex::encode(digest.digest(&der));
+        let got = data_encoding::HEXLOWER.encode(&digest.digest(&der));
         // Constant-time is not needed: both values are public.
         if got == want {
             Ok(())
@@ -298,7 +298,7 @@ impl CaCertificates {
 
 /// SHA-256 fingerprint of a certificate, lowercase hex.
 pub fn fingerprint(cert: &Certificate) -> Result<String> {
-    Ok(hex::encode(DigestAlg::Sha256.digest(&cert.to_der()?)))
+    Ok(crate::keys::fingerprint(&cert.to_der()?))
 }
 
 /// Hex of a fingerprint without separators, lowercased; `None` unless it is 40 (SHA-1) or 64 (SHA-256) digits.

@@ -11,6 +11,7 @@ use rand_core::CryptoRngCore;
 use x509_cert::name::Name;
 use zeroize::Zeroizing;
 
+use crate::algorithms::AlgorithmPolicy;
 use crate::caps::CaCertificates;
 use crate::envelope::{self, EnvelopeOptions};
 use crate::error::{FailInfo, Result, ScepError};
@@ -75,6 +76,8 @@ pub struct PkiRequest {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RequestOptions {
     pub envelope: EnvelopeOptions,
+    /// The algorithms this client allows itself (3DES only under the legacy policy).
+    pub policy: AlgorithmPolicy,
     pub digest: crate::algorithms::DigestAlg,
     pub signer_identifier: IdentifierKind,
 }
@@ -134,7 +137,7 @@ impl RequestBuilder<'_> {
         }
         let mut tid = [0u8; 16];
         rng.fill_bytes(&mut tid);
-        self.request(message_type, &issuer_and_serial.to_der()?, hex::encode(tid), rng)
+        self.request(message_type, &issuer_and_serial.to_der()?, data_encoding::HEXLOWER.encode(&tid), rng)
     }
 
     fn request(
@@ -144,7 +147,8 @@ impl RequestBuilder<'_> {
         transaction_id: String,
         rng: &mut dyn CryptoRngCore,
     ) -> Result<UnsignedRequest> {
-        let enveloped = envelope::seal(content, &self.ca.recipient, self.options.envelope, &mut &mut *rng)?;
+        let crypto = crate::keys::Crypto::rust(self.options.policy);
+        let enveloped = envelope::seal(content, &self.ca.recipient, self.options.envelope, &crypto, &mut &mut *rng)?;
         let mut sender_nonce = vec![0u8; NONCE_LEN];
         rng.fill_bytes(&mut sender_nonce);
         let attributes = ScepAttributes {
@@ -270,7 +274,7 @@ pub fn read_cert_rep(
     request: &PkiRequest,
     signer_certificate: &Certificate,
     ca: &CaCertificates,
-    legacy: bool,
+    policy: AlgorithmPolicy,
 ) -> Result<CertRep> {
     let signed = SignedMessage::parse(reply)?;
     let attrs = ScepAttributes::from_attributes(&signed.signed_attributes()?)?;
@@ -288,7 +292,7 @@ pub fn read_cert_rep(
         verify_issued_by(signer_cert, &ca.ca)
             .map_err(|_| ScepError::integrity("the CertRep is not signed by the CA or its RA"))?;
     }
-    signed.verify(signer_cert)?;
+    signed.verify(signer_cert, &crate::keys::RustCrypto)?;
     if attrs.transaction_id != request.transaction_id {
         return Err(ScepError::integrity("the CertRep's transactionID does not match the request"));
     }
@@ -307,7 +311,7 @@ pub fn read_cert_rep(
                 .as_deref()
                 .filter(|c| !c.is_empty())
                 .ok_or_else(|| ScepError::malformed("SUCCESS without content"))?;
-            let sealed = envelope::Sealed::parse(content, legacy)?;
+            let sealed = envelope::Sealed::parse(content, policy)?;
             let key = sealed.for_recipient(signer_certificate)?;
             Ok(CertRep::Sealed(SealedCertRep { sealed, key, message_type: request.message_type }))
         }
@@ -334,7 +338,7 @@ impl SealedCertRep {
         ca: &CaCertificates,
         expected_spki_der: Option<&[u8]>,
     ) -> Result<CertRepOutcome> {
-        let opened = self.sealed.open_with(content_key, self.key.transport)?;
+        let opened = self.sealed.decrypt(content_key, self.key.transport)?;
         let degenerate = SignedMessage::parse(&opened.plaintext)?;
         if self.message_type == MessageType::GetCrl {
             return Ok(CertRepOutcome::Crl { crls: degenerate_crls(&opened.plaintext)? });
@@ -359,7 +363,7 @@ impl SealedCertRep {
     }
 
     /// Opens with a key at hand.
-    pub fn open_with(
+    pub fn open(
         self,
         key: &dyn PrivateKeyOps,
         ca: &CaCertificates,
@@ -371,18 +375,18 @@ impl SealedCertRep {
 }
 
 /// [`read_cert_rep`] to the end with a key at hand: the outcome, with a SUCCESS opened and checked.
-pub fn read_cert_rep_with(
+pub fn open_cert_rep(
     reply: &[u8],
     request: &PkiRequest,
     requester: &Requester<'_>,
     ca: &CaCertificates,
     expected_spki_der: Option<&[u8]>,
-    legacy: bool,
+    policy: AlgorithmPolicy,
 ) -> Result<CertRepOutcome> {
-    Ok(match read_cert_rep(reply, request, requester.certificate, ca, legacy)? {
+    Ok(match read_cert_rep(reply, request, requester.certificate, ca, policy)? {
         CertRep::Pending => CertRepOutcome::Pending,
         CertRep::Failed(e) => CertRepOutcome::Failed(e),
-        CertRep::Sealed(sealed) => sealed.open_with(requester.key, ca, expected_spki_der)?,
+        CertRep::Sealed(sealed) => sealed.open(requester.key, ca, expected_spki_der)?,
     })
 }
 

@@ -18,8 +18,8 @@ use crate::algorithms::DigestAlg;
 use crate::csr::extension;
 use crate::error::{Result, ScepError};
 use crate::issue::time;
+use crate::keys::key_identifier;
 use crate::keys::PrivateKeyOps;
-use crate::signed::key_identifier;
 use crate::wire::Certificate;
 
 /// How long a CRL is valid (its nextUpdate after its thisUpdate).
@@ -66,7 +66,8 @@ pub fn build(
     let entries = revoked
         .iter()
         .map(|r| {
-            let bytes = hex::decode(&r.serial)
+            let bytes = data_encoding::HEXLOWER_PERMISSIVE
+                .decode(r.serial.as_bytes())
                 .map_err(|_| ScepError::invalid_input(format!("serial {:?} is not hex", r.serial)))?;
             Ok(RevokedCert {
                 serial_number: SerialNumber::new(&bytes)

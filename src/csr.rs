@@ -308,18 +308,21 @@ pub struct CsrFacts {
 }
 
 impl CsrFacts {
-    /// Parses a PKCS#10 request and verifies its proof of possession; a bad signature is badMessageCheck.
-    pub fn from_der(der: &[u8]) -> Result<Self> {
-        Self::from_der_with(der, &keys::RustCrypto)
-    }
-
-    /// [`Self::from_der`] with the public-key operations of a host.
-    pub fn from_der_with(der: &[u8], ops: &dyn keys::PublicKeyOps) -> Result<Self> {
+    /// Parses a PKCS#10 request and verifies its proof of possession with `ops`; a bad signature is
+    /// badMessageCheck.
+    pub fn from_der(der: &[u8], ops: &dyn keys::PublicKeyOps) -> Result<Self> {
         let req = CertReq::from_der(der).map_err(|e| ScepError::malformed(format!("not a PKCS#10 request: {e}")))?;
         let digest = DigestAlg::from_oid(&req.algorithm.oid)?;
         let public = keys::rsa_public_key(&req.info.public_key)?;
         let sig = req.signature.as_bytes().ok_or_else(|| ScepError::malformed("CSR signature has unused bits"))?;
-        keys::verify_with(ops, &req.info.public_key, digest, &req.info.to_der()?, sig, "CSR (proof of possession)")?;
+        keys::check_signature(
+            ops,
+            &req.info.public_key,
+            digest,
+            &req.info.to_der()?,
+            sig,
+            "CSR (proof of possession)",
+        )?;
 
         let mut challenge = None;
         let mut extensions = Vec::new();

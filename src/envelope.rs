@@ -21,7 +21,7 @@ use rand_core::CryptoRngCore;
 use spki::AlgorithmIdentifierOwned;
 use zeroize::Zeroizing;
 
-use crate::algorithms::{Cipher, KeyTransport};
+use crate::algorithms::{AlgorithmPolicy, Cipher, KeyTransport};
 use crate::error::{Result, ScepError};
 use crate::keys::{self, PrivateKeyOps};
 use crate::signed::IdentifierKind;
@@ -33,8 +33,6 @@ pub struct EnvelopeOptions {
     pub cipher: Cipher,
     pub transport: KeyTransport,
     pub identifier: IdentifierKind,
-    /// Allows 3DES (never single DES, which is only ever decrypted).
-    pub legacy: bool,
 }
 
 impl Default for EnvelopeOptions {
@@ -43,30 +41,22 @@ impl Default for EnvelopeOptions {
             cipher: Cipher::Aes128Cbc,
             transport: KeyTransport::RsaPkcs1v15,
             identifier: IdentifierKind::IssuerAndSerialNumber,
-            legacy: false,
         }
     }
 }
 
-/// Encrypts `plaintext` to `recipient`, returning an EnvelopedData ContentInfo (DER).
+/// Encrypts `plaintext` to `recipient`, returning an EnvelopedData ContentInfo (DER). The cipher must be one
+/// `crypto`'s policy produces (3DES only under the legacy policy; single DES never); its public-key operations
+/// transport the content key.
 pub fn seal(
     plaintext: &[u8],
     recipient: &Certificate,
     options: EnvelopeOptions,
+    crypto: &keys::Crypto<'_>,
     rng: &mut impl CryptoRngCore,
 ) -> Result<Vec<u8>> {
-    seal_with(plaintext, recipient, options, &keys::RustCrypto, rng)
-}
-
-/// [`seal`] with the public-key operations of a host for the key transport.
-pub fn seal_with(
-    plaintext: &[u8],
-    recipient: &Certificate,
-    options: EnvelopeOptions,
-    ops: &dyn keys::PublicKeyOps,
-    rng: &mut impl CryptoRngCore,
-) -> Result<Vec<u8>> {
-    options.cipher.check_allowed(options.legacy, true)?;
+    let ops = crypto.public_ops;
+    options.cipher.check_allowed(crypto.policy, true)?;
     let mut key = Zeroizing::new(vec![0u8; options.cipher.key_len()]);
     let mut iv = vec![0u8; options.cipher.iv_len()];
     rng.fill_bytes(&mut key);
@@ -129,13 +119,13 @@ pub struct Opened {
 }
 
 /// Opens an EnvelopedData ContentInfo (or bare EnvelopedData) with the first of `recipients` it is for.
-pub fn open(bytes: &[u8], recipients: &[Recipient<'_>], legacy: bool) -> Result<Opened> {
-    let sealed = Sealed::parse(bytes, legacy)?;
+pub fn open(bytes: &[u8], recipients: &[Recipient<'_>], policy: AlgorithmPolicy) -> Result<Opened> {
+    let sealed = Sealed::parse(bytes, policy)?;
     for ktri in &sealed.recipient_infos {
         let transport = key_transport(&ktri.key_enc_alg)?;
         for me in recipients.iter().filter(|r| r.certificate.map_or(true, |c| ktri.rid.identifies(c))) {
             let Ok(key) = me.key.decrypt(transport, ktri.enc_key.as_bytes()).map(Zeroizing::new) else { continue };
-            if let Ok(opened) = sealed.open_with(&key, transport) {
+            if let Ok(opened) = sealed.decrypt(&key, transport) {
                 return Ok(opened);
             }
         }
@@ -161,10 +151,10 @@ pub struct EncryptedKey {
 
 impl Sealed {
     /// Parses an EnvelopedData (ContentInfo or bare) and checks its cipher and IV.
-    pub fn parse(bytes: &[u8], legacy: bool) -> Result<Self> {
+    pub fn parse(bytes: &[u8], policy: AlgorithmPolicy) -> Result<Self> {
         let enveloped = parse(bytes)?;
         let cipher = Cipher::from_oid(&enveloped.encrypted_content.content_enc_alg.oid)?;
-        cipher.check_allowed(legacy, false)?;
+        cipher.check_allowed(policy, false)?;
         let iv = enveloped
             .encrypted_content
             .content_enc_alg
@@ -195,7 +185,7 @@ impl Sealed {
 
     /// Decrypts the content with the content-encryption key a recipient opened with `transport`. Every
     /// failure reads the same (no padding oracle).
-    pub fn open_with(&self, content_key: &[u8], transport: KeyTransport) -> Result<Opened> {
+    pub fn decrypt(&self, content_key: &[u8], transport: KeyTransport) -> Result<Opened> {
         if content_key.len() != self.cipher.key_len() {
             return Err(ScepError::decrypt_failed());
         }

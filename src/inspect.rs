@@ -1,10 +1,10 @@
 //! A readable account of any SCEP artefact: PKIMessage, CertRep, degenerate PKCS#7, EnvelopedData, CSR or
 //! certificate, given as DER, PEM or base64. With a key, envelopes are opened and their content described too.
 
-use base64::Engine as _;
 use der::{Decode, Encode};
 use serde_json::{json, Value};
 
+use crate::algorithms::AlgorithmPolicy;
 use crate::csr::CsrFacts;
 use crate::envelope::{self, Recipient};
 use crate::error::{Result, ScepError};
@@ -45,7 +45,7 @@ fn describe(der: &[u8], key: Option<&dyn PrivateKeyOps>, depth: u8) -> Result<Va
     }
     if let Ok(csr) = x509_cert::request::CertReq::from_der(der) {
         let mut out = json!({ "type": "CSR", "subject": csr.info.subject.to_string() });
-        match CsrFacts::from_der(der) {
+        match CsrFacts::from_der(der, &crate::keys::RustCrypto) {
             Ok(facts) => {
                 out["facts"] = serde_json::to_value(&facts).expect("plain struct");
                 out["signatureValid"] = true.into();
@@ -70,15 +70,19 @@ fn describe(der: &[u8], key: Option<&dyn PrivateKeyOps>, depth: u8) -> Result<Va
                     "keyTransport": envelope::key_transport(&r.key_enc_alg).map(|t| format!("{t:?}")).unwrap_or_else(|_| r.key_enc_alg.oid.to_string()),
                     "identifier": match &r.rid {
                         crate::wire::PartyIdentifier::IssuerAndSerialNumber(ias) => json!({ "issuer": ias.issuer.to_string(), "serial": crate::wire::serial_hex(ias.serial_number.as_bytes()) }),
-                        crate::wire::PartyIdentifier::SubjectKeyIdentifier(ski) => json!({ "subjectKeyIdentifier": hex::encode(ski.as_bytes()) }),
+                        crate::wire::PartyIdentifier::SubjectKeyIdentifier(ski) => json!({ "subjectKeyIdentifier": data_encoding::HEXLOWER.encode(ski.as_bytes()) }),
                     },
                 })
             })
             .collect();
         let mut out = json!({ "type": "EnvelopedData", "cipher": cipher, "recipients": recipients });
         if let Some(key) = key {
-            match envelope::open(der, &[Recipient { certificate: None, key }], true) {
-                Ok(opened) => out["content"] = describe(&opened.plaintext, key.into(), depth + 1).unwrap_or_else(|_| json!({ "type": "data", "base64": base64::engine::general_purpose::STANDARD.encode(&*opened.plaintext) })),
+            match envelope::open(der, &[Recipient { certificate: None, key }], AlgorithmPolicy::Legacy) {
+                Ok(opened) => {
+                    out["content"] = describe(&opened.plaintext, key.into(), depth + 1).unwrap_or_else(
+                        |_| json!({ "type": "data", "base64": data_encoding::BASE64.encode(&opened.plaintext) }),
+                    )
+                }
                 Err(e) => out["decryptError"] = e.message.into(),
             }
         }
@@ -97,7 +101,7 @@ fn describe(der: &[u8], key: Option<&dyn PrivateKeyOps>, depth: u8) -> Result<Va
         "digestAlgorithm": crate::algorithms::DigestAlg::from_oid(&signer.digest_alg.oid).map(|d| d.name().to_owned()).unwrap_or_else(|_| signer.digest_alg.oid.to_string()),
         "signatureAlgorithm": signer.signature_algorithm.oid.to_string(),
         "signer": signer_cert.map(|c| json!({ "subject": c.tbs_certificate.subject.to_string(), "issuer": c.tbs_certificate.issuer.to_string(), "serial": crate::wire::serial_hex(c.tbs_certificate.serial_number.as_bytes()) })),
-        "signatureValid": signer_cert.map(|c| signed.verify(c).is_ok()),
+        "signatureValid": signer_cert.map(|c| signed.verify(c, &crate::keys::RustCrypto).is_ok()),
         "certificates": certificates,
     });
     if let Ok(a) = attrs {
@@ -105,8 +109,8 @@ fn describe(der: &[u8], key: Option<&dyn PrivateKeyOps>, depth: u8) -> Result<Va
         out["messageType"] = json!({ "code": mt.code(), "name": mt.name() });
         out["transactionID"] = a.transaction_id.clone().into();
         out["transactionIDForm"] = serde_json::to_value(transaction_id_form(&a.transaction_id)).expect("enum");
-        out["senderNonce"] = a.sender_nonce.as_deref().map(hex::encode).into();
-        out["recipientNonce"] = a.recipient_nonce.as_deref().map(hex::encode).into();
+        out["senderNonce"] = a.sender_nonce.as_deref().map(|n| data_encoding::HEXLOWER.encode(n)).into();
+        out["recipientNonce"] = a.recipient_nonce.as_deref().map(|n| data_encoding::HEXLOWER.encode(n)).into();
         out["pkiStatus"] = a.pki_status.map(|s| s.name()).into();
         out["failInfo"] =
             a.fail_info.map(|f| json!({ "code": f.code(), "name": f.name(), "meaning": f.meaning() })).into();
@@ -128,7 +132,7 @@ fn certificate(cert: &Certificate) -> Value {
         "serial": crate::wire::serial_hex(tbs.serial_number.as_bytes()),
         "notBefore": tbs.validity.not_before.to_string(),
         "notAfter": tbs.validity.not_after.to_string(),
-        "sha256Fingerprint": cert.to_der().map(|d| hex::encode(crate::algorithms::DigestAlg::Sha256.digest(&d))).unwrap_or_default(),
+        "sha256Fingerprint": cert.to_der().map(|d| crate::keys::fingerprint(&d)).unwrap_or_default(),
         "sans": subject_alt_names(cert),
     })
 }

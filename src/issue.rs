@@ -31,7 +31,7 @@ use crate::wire::Certificate;
 #[cfg(feature = "server")]
 use {
     crate::csr::{subject_extensions, San},
-    crate::signed::key_identifier,
+    crate::keys::key_identifier,
     const_oid::db::rfc5912,
     x509_cert::ext::pkix::ExtendedKeyUsage,
     x509_cert::request::CertReq,
@@ -135,6 +135,14 @@ pub enum SelfSignedRole {
     Ca,
     /// A client's transient SCEP signer (RFC 8894 §2.3): digitalSignature + keyEncipherment.
     Signer,
+}
+
+/// A fresh certificate serial: 16 random octets, positive, no leading zero octet (RFC 5280 §4.1.2.2).
+pub fn random_serial(rng: &mut impl rand_core::RngCore) -> [u8; 16] {
+    let mut serial = [0u8; 16];
+    rng.fill_bytes(&mut serial);
+    serial[0] = (serial[0] & 0x7f) | 0x01;
+    serial
 }
 
 /// A self-signed certificate for `key`.
@@ -344,7 +352,7 @@ pub fn verify_issued_by(cert: &Certificate, issuer: &Certificate) -> Result<()> 
     }
     let digest = DigestAlg::from_oid(&cert.signature_algorithm.oid)?;
     let sig = cert.signature.as_bytes().ok_or_else(|| ScepError::malformed("certificate signature has unused bits"))?;
-    keys::verify_with(
+    keys::check_signature(
         &keys::RustCrypto,
         &issuer.tbs_certificate.subject_public_key_info,
         digest,

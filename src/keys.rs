@@ -5,6 +5,7 @@
 //! [`PrivateKeyOps`] ([`RsaKey`], the pure-Rust default, or the Worker's callbacks into workerd's `node:crypto`);
 //! a key held elsewhere (WebCrypto, which only answers asynchronously) answers the step when it can.
 
+use const_oid::db::rfc5912;
 use der::{Decode, Encode};
 use pkcs8::{DecodePrivateKey, EncodePrivateKey, EncodePublicKey, LineEnding};
 use rand_core::CryptoRngCore;
@@ -12,9 +13,11 @@ use rsa::pkcs1::DecodeRsaPrivateKey;
 use rsa::traits::PublicKeyParts;
 use rsa::{Oaep, Pkcs1v15Encrypt, RsaPrivateKey, RsaPublicKey};
 use spki::SubjectPublicKeyInfoOwned;
+use x509_cert::certificate::{CertificateInner, Profile};
+use x509_cert::ext::pkix::SubjectKeyIdentifier;
 use zeroize::Zeroizing;
 
-use crate::algorithms::{DigestAlg, KeyTransport};
+use crate::algorithms::{AlgorithmPolicy, DigestAlg, KeyTransport};
 use crate::error::{Result, ScepError};
 
 /// The private-key operations the protocol needs. Implemented by [`RsaKey`] and by host adapters.
@@ -80,8 +83,23 @@ impl PublicKeyOps for RustCrypto {
     }
 }
 
+/// The crypto one side works with, chosen once and passed along (as rustls's `CryptoProvider` is): whose
+/// public-key operations check signatures and transport content keys, and which algorithms are allowed.
+#[derive(Clone, Copy)]
+pub struct Crypto<'a> {
+    pub public_ops: &'a dyn PublicKeyOps,
+    pub policy: AlgorithmPolicy,
+}
+
+impl Crypto<'static> {
+    /// The pure-Rust public-key operations under `policy`.
+    pub fn rust(policy: AlgorithmPolicy) -> Self {
+        Self { public_ops: &RustCrypto, policy }
+    }
+}
+
 /// Verifies with `ops`; a failure is badMessageCheck naming `what` was being checked.
-pub fn verify_with(
+pub fn check_signature(
     ops: &dyn PublicKeyOps,
     key: &SubjectPublicKeyInfoOwned,
     digest: DigestAlg,
@@ -96,11 +114,11 @@ pub fn verify_with(
     }
 }
 
-/// Key sizes: 2048 (default), 3072, 4096; 1024 only with the legacy switch.
-pub fn check_key_bits(bits: usize, legacy: bool) -> Result<()> {
+/// Key sizes: 2048 (default), 3072, 4096; 1024 only under the legacy policy.
+pub fn check_key_bits(bits: usize, policy: AlgorithmPolicy) -> Result<()> {
     match bits {
         2048 | 3072 | 4096 => Ok(()),
-        1024 if legacy => Ok(()),
+        1024 if policy == AlgorithmPolicy::Legacy => Ok(()),
         1024 => Err(ScepError::unsupported_algorithm("RSA 1024 is only accepted on a legacy profile")),
         n => Err(ScepError::unsupported_algorithm(format!("RSA {n}: use 2048, 3072 or 4096"))),
     }
@@ -114,8 +132,8 @@ pub struct RsaKey {
 }
 
 impl RsaKey {
-    pub fn generate(bits: usize, legacy: bool, rng: &mut impl CryptoRngCore) -> Result<Self> {
-        check_key_bits(bits, legacy)?;
+    pub fn generate(bits: usize, policy: AlgorithmPolicy, rng: &mut impl CryptoRngCore) -> Result<Self> {
+        check_key_bits(bits, policy)?;
         let private =
             RsaPrivateKey::new(rng, bits).map_err(|e| ScepError::invalid_input(format!("key generation: {e}")))?;
         Ok(Self::from_private(private))
@@ -125,7 +143,7 @@ impl RsaKey {
     /// of native and wasm do equal work. Never for production keys.
     pub fn generate_from_seed(bits: usize, seed: [u8; 32]) -> Result<Self> {
         use rand_core::SeedableRng;
-        Self::generate(bits, true, &mut rand_chacha::ChaCha20Rng::from_seed(seed))
+        Self::generate(bits, AlgorithmPolicy::Legacy, &mut rand_chacha::ChaCha20Rng::from_seed(seed))
     }
 
     fn from_private(private: RsaPrivateKey) -> Self {
@@ -238,6 +256,29 @@ pub fn rsa_public_key(spki: &SubjectPublicKeyInfoOwned) -> Result<RsaPublicKey> 
 pub fn spki_of(key: &RsaPublicKey) -> Result<SubjectPublicKeyInfoOwned> {
     let der = key.to_public_key_der().map_err(ScepError::invalid_input)?;
     Ok(SubjectPublicKeyInfoOwned::from_der(der.as_bytes())?)
+}
+
+/// SHA-256 of a certificate's DER, lowercase hex: how a CA and its store name a certificate, and what a
+/// pinned CA fingerprint is compared with.
+pub fn fingerprint(certificate_der: &[u8]) -> String {
+    data_encoding::HEXLOWER.encode(&DigestAlg::Sha256.digest(certificate_der))
+}
+
+/// SHA-256 of a SubjectPublicKeyInfo's DER, lowercase hex: ties a transaction to one key.
+pub fn key_digest(spki_der: &[u8]) -> String {
+    data_encoding::HEXLOWER.encode(&DigestAlg::Sha256.digest(spki_der))
+}
+
+/// The certificate's subjectKeyIdentifier extension, or the RFC 5280 method-1 value computed from its key.
+pub fn key_identifier<P: Profile>(cert: &CertificateInner<P>) -> Vec<u8> {
+    cert.tbs_certificate
+        .extensions
+        .iter()
+        .flatten()
+        .find(|e| e.extn_id == rfc5912::ID_CE_SUBJECT_KEY_IDENTIFIER)
+        .and_then(|e| SubjectKeyIdentifier::from_der(e.extn_value.as_bytes()).ok())
+        .map(|ski| ski.0.as_bytes().to_vec())
+        .unwrap_or_else(|| subject_key_id(&cert.tbs_certificate.subject_public_key_info))
 }
 
 /// RFC 5280 §4.2.1.2 method 1: SHA-1 of the subjectPublicKey BIT STRING.

@@ -201,21 +201,20 @@ pub enum TransactionIdForm {
 }
 
 pub fn transaction_id_form(tid: &str) -> TransactionIdForm {
-    use base64::Engine as _;
     if !tid.is_empty() && tid.bytes().all(|b| b.is_ascii_digit()) {
         TransactionIdForm::Decimal
     } else if tid.len() % 2 == 0 && tid.bytes().all(|b| b.is_ascii_hexdigit()) {
         TransactionIdForm::Hex
-    } else if base64::engine::general_purpose::STANDARD.decode(tid).is_ok() {
+    } else if data_encoding::BASE64.decode(tid.as_bytes()).is_ok() {
         TransactionIdForm::Base64
     } else {
         TransactionIdForm::Other
     }
 }
 
-/// The transactionID scepkit uses for a key: hex SHA-256 of the SubjectPublicKeyInfo DER.
+/// The transactionID scepkit uses for a key: its [`crate::keys::key_digest`].
 pub fn transaction_id_for(spki_der: &[u8]) -> String {
-    hex::encode(crate::algorithms::DigestAlg::Sha256.digest(spki_der))
+    crate::keys::key_digest(spki_der)
 }
 
 fn printable(oid: ObjectIdentifier, s: &str) -> Result<Attribute> {

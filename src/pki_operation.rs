@@ -259,7 +259,7 @@ pub fn decide_held(identity: &Identity, held: &HeldRequest, approve: bool, now: 
     }
     let row = CertificateRow {
         serial: serial_hex.clone(),
-        fingerprint: hex::encode(crate::algorithms::DigestAlg::Sha256.digest(&der)),
+        fingerprint: crate::keys::fingerprint(&der),
         seat_id: held.seat_id.clone(),
         profile_id: held.key.profile_id.clone(),
         subject: certificate.tbs_certificate.subject.to_string(),
@@ -421,8 +421,9 @@ impl PkiOperation {
     }
 
     fn open(&mut self, identity: &Identity) -> Step {
-        let accept = Acceptance { legacy: self.profile.profile.legacy, oaep_only: self.profile.profile.oaep_only };
-        match self.request.open_with(&identity.recipients(), accept, identity.public_ops.as_ref()) {
+        let accept =
+            Acceptance { policy: self.profile.profile.algorithm_policy(), oaep_only: self.profile.profile.oaep_only };
+        match self.request.open(&identity.recipients(), accept, identity.public_ops.as_ref()) {
             // A refusal that depends on the profile (3DES on a modern one, say) is only given on a fresh copy.
             Err(_) if self.profile.cached => self.need_profile(),
             Err(e) => self.fail(identity, &e, None),
@@ -651,7 +652,7 @@ impl PkiOperation {
                 );
                 let row = CertificateRow {
                     serial: serial_hex.clone(),
-                    fingerprint: hex::encode(crate::algorithms::DigestAlg::Sha256.digest(&der)),
+                    fingerprint: crate::keys::fingerprint(&der),
                     seat_id: seat_id.clone(),
                     profile_id: self.profile.id.clone(),
                     subject: certificate.tbs_certificate.subject.to_string(),
@@ -825,7 +826,13 @@ impl PkiOperation {
 
     fn answer(&mut self, identity: &Identity, reply: Reply<'_>, audit: Option<AuditRow>) -> Step {
         self.state = State::Done;
-        match identity.cert_rep(&self.request, self.facts.as_ref(), reply, self.profile.profile.legacy, &mut OsRng) {
+        match identity.cert_rep(
+            &self.request,
+            self.facts.as_ref(),
+            reply,
+            self.profile.profile.algorithm_policy(),
+            &mut OsRng,
+        ) {
             Ok(body) => Step::Answer { body, audit },
             // Read but not answerable on the wire (e.g. a transactionID that cannot be echoed): the requester's fault.
             Err(e) => Step::Refuse {
@@ -918,11 +925,6 @@ fn audit_row(
     }
 }
 
-/// A fresh certificate serial: 16 random octets, positive, no leading zero octet (RFC 5280 §4.1.2.2).
-pub fn random_serial() -> [u8; 16] {
-    use rand_core::RngCore;
-    let mut serial = [0u8; 16];
-    OsRng.fill_bytes(&mut serial);
-    serial[0] = (serial[0] & 0x7f) | 0x01;
-    serial
+fn random_serial() -> [u8; 16] {
+    crate::issue::random_serial(&mut OsRng)
 }

@@ -159,7 +159,7 @@ pub fn seat_id(csr: &CsrFacts, profile: &ScepProfile) -> Result<String> {
 
 /// SHA-256 of a CSR's SubjectPublicKeyInfo, hex: ties a transaction to one key.
 pub fn key_digest(csr: &CsrFacts) -> String {
-    hex::encode(crate::algorithms::DigestAlg::Sha256.digest(&csr.spki_der))
+    crate::keys::key_digest(&csr.spki_der)
 }
 
 /// How long an enrollment code stays usable.
@@ -215,7 +215,7 @@ pub(crate) fn mac_hex(key: &[u8], parts: &[&[u8]]) -> String {
     for part in parts {
         mac.update(part);
     }
-    hex::encode(mac.finalize().into_bytes())
+    data_encoding::HEXLOWER.encode(&mac.finalize().into_bytes())
 }
 
 /// Decides on a PKIOperation. `code_key` is the secret enrollment codes (and fixed challenges) are MACed

@@ -200,6 +200,11 @@ impl ScepProfile {
         view
     }
 
+    /// The algorithms the profile accepts: its `legacy` switch, converted here once.
+    pub fn algorithm_policy(&self) -> crate::algorithms::AlgorithmPolicy {
+        crate::algorithms::AlgorithmPolicy::from_legacy_switch(self.legacy)
+    }
+
     /// The profile object: the stored form with `reveal_secrets`, else the admin API's [masked](Self::masked) view.
     pub fn to_json(&self, reveal_secrets: bool) -> Value {
         let view = if reveal_secrets { Cow::Borrowed(self) } else { Cow::Owned(self.masked()) };

@@ -15,12 +15,12 @@
 use der::{Decode, Encode};
 use rand_core::CryptoRngCore;
 
-use crate::algorithms::{Cipher, DigestAlg, KeyTransport};
+use crate::algorithms::{AlgorithmPolicy, Cipher, DigestAlg, KeyTransport};
 use crate::csr::CsrFacts;
 use crate::envelope::{self, EnvelopeOptions, Recipient};
 use crate::error::{FailInfo, Result, ScepError};
 use crate::issue::unix_seconds;
-use crate::keys::{PublicKeyOps, RustCrypto};
+use crate::keys::{Crypto, PublicKeyOps};
 use crate::message::{MessageType, PkiStatus, ScepAttributes, NONCE_LEN};
 use crate::signed::{self, IdentifierKind, SignedMessage, Signer};
 use crate::wire::{Certificate, IssuerAndSerialNumber, IssuerAndSubject};
@@ -81,34 +81,29 @@ pub struct RequestFacts {
 /// What a profile accepts of a request's algorithms.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Acceptance {
-    /// 3DES (and single DES, read only), SHA-1 and RSA 1024 for old clients.
-    pub legacy: bool,
+    /// Legacy: 3DES (and single DES, read only), SHA-1 and RSA 1024 for old clients.
+    pub policy: AlgorithmPolicy,
     /// RSA-OAEP key transport only: an envelope sealed with PKCS#1 v1.5 is refused before any decryption.
     pub oaep_only: bool,
 }
 
 impl IncomingRequest {
-    /// Step two: verify the signature, check algorithms, open the envelope with one of `recipients` and
-    /// read its content. Every error here is answered with a FAILURE CertRep.
-    pub fn open(&self, recipients: &[Recipient<'_>], legacy: bool) -> Result<RequestFacts> {
-        self.open_with(recipients, Acceptance { legacy, oaep_only: false }, &RustCrypto)
-    }
-
-    /// [`Self::open`] under a profile's [`Acceptance`], with the public-key operations of a host (signature
-    /// and proof-of-possession checks).
-    pub fn open_with(
+    /// Step two: verify the signature, check algorithms under a profile's [`Acceptance`], open the envelope
+    /// with one of `recipients` and read its content; `ops` checks the signature and the CSR's proof of
+    /// possession. Every error here is answered with a FAILURE CertRep.
+    pub fn open(
         &self,
         recipients: &[Recipient<'_>],
         accept: Acceptance,
         ops: &dyn PublicKeyOps,
     ) -> Result<RequestFacts> {
-        let legacy = accept.legacy;
+        let legacy = accept.policy == AlgorithmPolicy::Legacy;
         let digest = self.signed.digest_alg()?;
         if digest.is_legacy() && !legacy {
             return Err(ScepError::unsupported_algorithm("SHA-1 is only accepted on a legacy profile"));
         }
         let signer_cert = self.signed.signer_certificate()?;
-        self.signed.verify_with(signer_cert, ops)?;
+        self.signed.verify(signer_cert, ops)?;
         let content = self
             .signed
             .content
@@ -120,12 +115,12 @@ impl IncomingRequest {
                 "RSA PKCS#1 v1.5 key transport: this profile accepts RSA-OAEP only",
             ));
         }
-        let opened = envelope::open(content, recipients, legacy)?;
+        let opened = envelope::open(content, recipients, accept.policy)?;
         let message_type = self.attributes.message_type.expect("read_request checked it");
         let (mut csr, mut poll, mut issuer_and_serial) = (None, None, None);
         match message_type {
             MessageType::PkcsReq | MessageType::RenewalReq => {
-                let facts = CsrFacts::from_der_with(&opened.plaintext, ops)?;
+                let facts = CsrFacts::from_der(&opened.plaintext, ops)?;
                 if facts.signature_digest.is_legacy() && !legacy {
                     return Err(ScepError::unsupported_algorithm(
                         "a CSR signed with SHA-1 is only accepted on a legacy profile",
@@ -160,7 +155,7 @@ impl IncomingRequest {
                 self_signed: tbs.subject == tbs.issuer,
                 not_before: unix_seconds(&tbs.validity.not_before),
                 not_after: unix_seconds(&tbs.validity.not_after),
-                fingerprint: hex::encode(DigestAlg::Sha256.digest(&signer_cert.to_der()?)),
+                fingerprint: crate::keys::fingerprint(&signer_cert.to_der()?),
             },
             csr,
             poll,
@@ -214,26 +209,13 @@ impl ReplyEnvelope {
 
 /// Builds the signed CertRep for `request`. `signer` is the RA (or the CA when there is no RA); `envelope`
 /// (from the opened request, see [`ReplyEnvelope::in_kind`]) encrypts a SUCCESS to the requester's signer
-/// certificate; a request that could not be opened is only ever answered with FAILURE or PENDING.
+/// certificate under `crypto`; a request that could not be opened is only ever answered with FAILURE or PENDING.
 pub fn cert_rep(
     request: &IncomingRequest,
     reply: Reply<'_>,
     signer: &Signer<'_>,
     envelope: Option<ReplyEnvelope>,
-    legacy: bool,
-    rng: &mut impl CryptoRngCore,
-) -> Result<Vec<u8>> {
-    cert_rep_with(request, reply, signer, envelope, legacy, &RustCrypto, rng)
-}
-
-/// [`cert_rep`] with the public-key operations of a host (the reply's key transport).
-pub fn cert_rep_with(
-    request: &IncomingRequest,
-    reply: Reply<'_>,
-    signer: &Signer<'_>,
-    envelope: Option<ReplyEnvelope>,
-    legacy: bool,
-    ops: &dyn PublicKeyOps,
+    crypto: &Crypto<'_>,
     rng: &mut impl CryptoRngCore,
 ) -> Result<Vec<u8>> {
     let mut sender_nonce = vec![0u8; NONCE_LEN];
@@ -248,11 +230,11 @@ pub fn cert_rep_with(
     let content = match reply {
         Reply::Issued { certificates } => {
             attributes.pki_status = Some(PkiStatus::Success);
-            seal_for_requester(request, &signed::certs_only(&certificates)?, envelope, legacy, ops, rng)?
+            seal_for_requester(request, &signed::certs_only(&certificates)?, envelope, crypto, rng)?
         }
         Reply::Crl { crls } => {
             attributes.pki_status = Some(PkiStatus::Success);
-            seal_for_requester(request, &signed::degenerate(&[], &crls)?, envelope, legacy, ops, rng)?
+            seal_for_requester(request, &signed::degenerate(&[], &crls)?, envelope, crypto, rng)?
         }
         Reply::Pending => {
             attributes.pki_status = Some(PkiStatus::Pending);
@@ -272,15 +254,14 @@ fn seal_for_requester(
     request: &IncomingRequest,
     plaintext: &[u8],
     envelope: Option<ReplyEnvelope>,
-    legacy: bool,
-    ops: &dyn PublicKeyOps,
+    crypto: &Crypto<'_>,
     rng: &mut impl CryptoRngCore,
 ) -> Result<Vec<u8>> {
     let ReplyEnvelope { cipher, transport } =
         envelope.ok_or_else(|| ScepError::invalid_input("a SUCCESS answers an opened request"))?;
     let requester = request.signed.signer_certificate()?;
-    let options = EnvelopeOptions { cipher, transport, identifier: IdentifierKind::IssuerAndSerialNumber, legacy };
-    envelope::seal_with(plaintext, requester, options, ops, rng)
+    let options = EnvelopeOptions { cipher, transport, identifier: IdentifierKind::IssuerAndSerialNumber };
+    envelope::seal(plaintext, requester, options, crypto, rng)
 }
 
 /// The CA (and optional RA) an endpoint answers as, with the crypto that backs their keys. Requests are opened
@@ -324,11 +305,17 @@ impl Identity {
         request: &IncomingRequest,
         facts: Option<&RequestFacts>,
         reply: Reply<'_>,
-        legacy: bool,
+        policy: AlgorithmPolicy,
         rng: &mut impl CryptoRngCore,
     ) -> Result<Vec<u8>> {
-        let digest = request.signed.digest_alg().ok().filter(|d| legacy || !d.is_legacy()).unwrap_or(DigestAlg::Sha256);
+        let allowed = |d: &DigestAlg| policy == AlgorithmPolicy::Legacy || !d.is_legacy();
+        let digest = request.signed.digest_alg().ok().filter(allowed).unwrap_or(DigestAlg::Sha256);
         let envelope = facts.map(ReplyEnvelope::in_kind);
-        cert_rep_with(request, reply, &self.signer(digest), envelope, legacy, self.public_ops.as_ref(), rng)
+        cert_rep(request, reply, &self.signer(digest), envelope, &self.crypto(policy), rng)
+    }
+
+    /// This endpoint's crypto under a profile's `policy`.
+    pub fn crypto(&self, policy: AlgorithmPolicy) -> Crypto<'_> {
+        Crypto { public_ops: self.public_ops.as_ref(), policy }
     }
 }

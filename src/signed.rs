@@ -13,8 +13,6 @@ use der::asn1::{Any, ObjectIdentifier, OctetString, SetOfVec, UtcTime};
 use der::{Decode, Encode};
 use spki::AlgorithmIdentifierOwned;
 use x509_cert::attr::Attribute;
-use x509_cert::certificate::{CertificateInner, Profile};
-use x509_cert::ext::pkix::SubjectKeyIdentifier;
 
 use crate::algorithms::DigestAlg;
 use crate::error::{Result, ScepError};
@@ -190,18 +188,6 @@ fn certificate_set(certificates: &[&Certificate]) -> Result<Option<RawSet>> {
     Ok(Some(RawSet::in_order(unique.into_iter().cloned())?))
 }
 
-/// The certificate's subjectKeyIdentifier extension, or the RFC 5280 method-1 value computed from its key.
-pub fn key_identifier<P: Profile>(cert: &CertificateInner<P>) -> Vec<u8> {
-    cert.tbs_certificate
-        .extensions
-        .iter()
-        .flatten()
-        .find(|e| e.extn_id == rfc5912::ID_CE_SUBJECT_KEY_IDENTIFIER)
-        .and_then(|e| SubjectKeyIdentifier::from_der(e.extn_value.as_bytes()).ok())
-        .map(|ski| ski.0.as_bytes().to_vec())
-        .unwrap_or_else(|| keys::subject_key_id(&cert.tbs_certificate.subject_public_key_info))
-}
-
 /// A parsed SignedData, with each signer's attributes kept as sent so signatures can be checked.
 #[derive(Clone, Debug)]
 pub struct SignedMessage {
@@ -277,13 +263,8 @@ impl SignedMessage {
         DigestAlg::from_oid(&self.signer()?.digest_alg.oid)
     }
 
-    /// Checks contentType, messageDigest and the signature against `cert` (RFC 5652 §5.4, §5.6).
-    pub fn verify(&self, cert: &Certificate) -> Result<()> {
-        self.verify_with(cert, &keys::RustCrypto)
-    }
-
-    /// [`Self::verify`] with the public-key operations of a host.
-    pub fn verify_with(&self, cert: &Certificate, ops: &dyn keys::PublicKeyOps) -> Result<()> {
+    /// Checks contentType, messageDigest and the signature against `cert` (RFC 5652 §5.4, §5.6) with `ops`.
+    pub fn verify(&self, cert: &Certificate, ops: &dyn keys::PublicKeyOps) -> Result<()> {
         let signer = self.signer()?;
         let digest = self.digest_alg()?;
         let sig_oid = signer.signature_algorithm.oid;
@@ -305,7 +286,7 @@ impl SignedMessage {
         if md != digest.digest(self.content.as_deref().unwrap_or_default()) {
             return Err(ScepError::integrity("messageDigest does not match the content"));
         }
-        keys::verify_with(
+        keys::check_signature(
             ops,
             &cert.tbs_certificate.subject_public_key_info,
             digest,

@@ -4,7 +4,6 @@
 //! Peers are sloppy with the GET form: Cisco IOS and macOS send unescaped `+` and `/`, some clients break the
 //! base64 into lines (`%0A`), and form decoders turn an unescaped `+` into a space. All of that is accepted.
 
-use base64::Engine as _;
 use percent_encoding::{percent_decode_str, utf8_percent_encode, NON_ALPHANUMERIC};
 
 use crate::error::{Result, ScepError};
@@ -20,15 +19,14 @@ pub fn decode_message_param(raw: &str) -> Result<Vec<u8>> {
 pub fn decode_base64_message(text: &str) -> Result<Vec<u8>> {
     let cleaned: String =
         text.chars().filter(|c| !matches!(c, '\r' | '\n' | '\t')).map(|c| if c == ' ' { '+' } else { c }).collect();
-    let engine = base64::engine::GeneralPurpose::new(
-        &base64::alphabet::STANDARD,
-        base64::engine::GeneralPurposeConfig::new()
-            .with_decode_padding_mode(base64::engine::DecodePaddingMode::Indifferent),
-    );
-    engine.decode(cleaned.trim()).map_err(|e| ScepError::malformed(format!("message parameter is not base64: {e}")))
+    // Padding is optional (some clients drop it): read without it.
+    let unpadded = cleaned.trim().trim_end_matches('=');
+    data_encoding::BASE64_NOPAD
+        .decode(unpadded.as_bytes())
+        .map_err(|e| ScepError::malformed(format!("message parameter is not base64: {e}")))
 }
 
 /// The `message` query value for a GET PKIOperation: standard base64, percent-encoded.
 pub fn encode_message_param(message: &[u8]) -> String {
-    utf8_percent_encode(&base64::engine::general_purpose::STANDARD.encode(message), NON_ALPHANUMERIC).to_string()
+    utf8_percent_encode(&data_encoding::BASE64.encode(message), NON_ALPHANUMERIC).to_string()
 }

@@ -122,7 +122,7 @@ impl PartyIdentifier {
     /// Names `cert` the RFC 5652 way: issuerAndSerialNumber (version 0/1 structures) or SKI (version 2/3).
     pub fn for_certificate<P: Profile>(cert: &CertificateInner<P>, by_key_id: bool) -> der::Result<Self> {
         Ok(if by_key_id {
-            Self::SubjectKeyIdentifier(OctetString::new(crate::signed::key_identifier(cert))?)
+            Self::SubjectKeyIdentifier(OctetString::new(crate::keys::key_identifier(cert))?)
         } else {
             Self::IssuerAndSerialNumber(IssuerAndSerialNumber {
                 issuer: cert.tbs_certificate.issuer.clone(),
@@ -138,7 +138,7 @@ impl PartyIdentifier {
                 ias.issuer == cert.tbs_certificate.issuer
                     && ias.serial_number.as_bytes() == cert.tbs_certificate.serial_number.as_bytes()
             }
-            Self::SubjectKeyIdentifier(ski) => ski.as_bytes() == crate::signed::key_identifier(cert).as_slice(),
+            Self::SubjectKeyIdentifier(ski) => ski.as_bytes() == crate::keys::key_identifier(cert).as_slice(),
         }
     }
 }
@@ -363,7 +363,7 @@ pub fn serial_hex(serial_der_value: &[u8]) -> String {
         [0, rest @ ..] if !rest.is_empty() => rest,
         all => all,
     };
-    hex::encode(trimmed)
+    data_encoding::HEXLOWER.encode(trimmed)
 }
 
 /// An attribute with one value (every attribute SCEP, CMS and PKCS#10 use here is single-valued).

@@ -335,10 +335,22 @@ fn md5_and_single_des_are_never_accepted_and_des_is_never_produced() {
     for oid in [md5, md5_rsa] {
         assert_eq!(DigestAlg::from_oid(&oid).unwrap_err().fail_info, FailInfo::BadAlg);
     }
-    assert_eq!(Cipher::DesCbc.check_allowed(true, true).unwrap_err().fail_info, FailInfo::BadAlg);
-    assert_eq!(Cipher::DesCbc.check_allowed(false, false).unwrap_err().fail_info, FailInfo::BadAlg);
-    assert!(Cipher::DesCbc.check_allowed(true, false).is_ok(), "decrypt-only behind the legacy switch");
-    assert_eq!(Cipher::DesEde3Cbc.check_allowed(false, true).unwrap_err().fail_info, FailInfo::BadAlg);
+    assert_eq!(
+        Cipher::DesCbc.check_allowed(scepkit::algorithms::AlgorithmPolicy::Legacy, true).unwrap_err().fail_info,
+        FailInfo::BadAlg
+    );
+    assert_eq!(
+        Cipher::DesCbc.check_allowed(scepkit::algorithms::AlgorithmPolicy::Modern, false).unwrap_err().fail_info,
+        FailInfo::BadAlg
+    );
+    assert!(
+        Cipher::DesCbc.check_allowed(scepkit::algorithms::AlgorithmPolicy::Legacy, false).is_ok(),
+        "decrypt-only behind the legacy switch"
+    );
+    assert_eq!(
+        Cipher::DesEde3Cbc.check_allowed(scepkit::algorithms::AlgorithmPolicy::Modern, true).unwrap_err().fail_info,
+        FailInfo::BadAlg
+    );
 }
 
 #[test]

@@ -72,12 +72,8 @@ fn openssl_verifies_and_decrypts_our_pkcsreq() {
         (Cipher::DesEde3Cbc, KeyTransport::RsaPkcs1v15),
     ] {
         let options = RequestOptions {
-            envelope: EnvelopeOptions {
-                cipher,
-                transport,
-                identifier: IdentifierKind::IssuerAndSerialNumber,
-                legacy: cipher.is_legacy(),
-            },
+            envelope: EnvelopeOptions { cipher, transport, identifier: IdentifierKind::IssuerAndSerialNumber },
+            policy: policy(cipher.is_legacy()),
             digest: DigestAlg::Sha256,
             signer_identifier: IdentifierKind::IssuerAndSerialNumber,
         };
@@ -130,9 +126,9 @@ fn openssl_decrypts_the_envelope_we_seal_to_a_subject_key_identifier() {
         cipher: Cipher::Aes192Cbc,
         transport: KeyTransport::RsaOaepSha256,
         identifier: IdentifierKind::SubjectKeyIdentifier,
-        legacy: false,
     };
-    let sealed = envelope::seal(b"hello scep", &ca.cert, options, &mut OsRng).unwrap();
+    let sealed =
+        envelope::seal(b"hello scep", &ca.cert, options, &Crypto::rust(AlgorithmPolicy::Modern), &mut OsRng).unwrap();
     let (f, k, c, out) =
         (temp_file(&sealed), key_file(&ca.key), pem_file(&ca.cert), tempfile::NamedTempFile::new().unwrap());
     let (ok, msg) = openssl(&[
@@ -156,7 +152,7 @@ fn openssl_decrypts_the_envelope_we_seal_to_a_subject_key_identifier() {
 #[test]
 fn openssl_verifies_an_issued_certificate_against_the_ca() {
     let ca = scepkit_ca();
-    let facts = CsrFacts::from_der(&csr().build(test_key(1)).unwrap()).unwrap();
+    let facts = CsrFacts::from_der(&csr().build(test_key(1)).unwrap(), &RustCrypto).unwrap();
     let opts = IssueOptions {
         serial: vec![0x42, 0x01],
         subject: facts.subject.clone(),
@@ -190,7 +186,7 @@ fn openssl_verifies_an_issued_certificate_against_the_ca() {
 fn openssl_opens_our_pkcs12_with_its_password() {
     let ca = scepkit_ca();
     let key = test_key(1);
-    let facts = CsrFacts::from_der(&csr().build(key).unwrap()).unwrap();
+    let facts = CsrFacts::from_der(&csr().build(key).unwrap(), &RustCrypto).unwrap();
     let opts = IssueOptions {
         serial: vec![0x43],
         subject: facts.subject.clone(),
@@ -242,7 +238,7 @@ fn key_usage_extended_key_usage_and_ca_come_from_the_profile_never_from_the_csr(
         "nameConstraints=permitted;DNS:.corp.example",
     ]);
     assert!(ok, "{out}");
-    let facts = CsrFacts::from_der(&std::fs::read(csr_path.path()).unwrap()).unwrap();
+    let facts = CsrFacts::from_der(&std::fs::read(csr_path.path()).unwrap(), &RustCrypto).unwrap();
     let profile = scepkit::profile::ScepProfile::from_json(&serde_json::json!({
         "id": "p1", "name": "corp", "folder": "Shared", "scep_challenge": { "none": "" }, "ca_identity_name": "ca",
         "subject": "CN=$USERNAME,O=Example Corp", "algorithm": { "rsa": { "rsa_nbits": 2048 } }, "digest": "sha256", "scep_url": "/scep",

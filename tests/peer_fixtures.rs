@@ -25,7 +25,8 @@ fn micromdm_pkcsreq_decodes_verifies_and_decrypts_to_the_captured_csr() {
     // The envelope inside is byte-identical to the captured one.
     assert_eq!(req.signed.content.as_deref().unwrap(), fixture("micromdm-scepclient-pkcsreq.envelope.der").as_slice());
 
-    let facts = req.open(&[Recipient { certificate: Some(&ca.cert), key: &ca.key }], true).unwrap();
+    let facts =
+        req.open(&[Recipient { certificate: Some(&ca.cert), key: &ca.key }], accept(true), &RustCrypto).unwrap();
     assert_eq!(facts.cipher, Cipher::DesCbc);
     assert!(facts.signer.self_signed);
     let csr = facts.csr.unwrap();
@@ -40,7 +41,8 @@ fn micromdm_pkcsreq_decodes_verifies_and_decrypts_to_the_captured_csr() {
 fn micromdm_des_request_is_refused_without_the_legacy_switch() {
     let ca = micromdm_ca();
     let req = read_request(&fixture("micromdm-scepclient-pkcsreq.der")).unwrap();
-    let err = req.open(&[Recipient { certificate: Some(&ca.cert), key: &ca.key }], false).unwrap_err();
+    let err =
+        req.open(&[Recipient { certificate: Some(&ca.cert), key: &ca.key }], accept(false), &RustCrypto).unwrap_err();
     assert_eq!(err.fail_info, FailInfo::BadAlg);
     assert_eq!(err.kind, ErrorKind::UnsupportedAlgorithm);
 }
@@ -49,7 +51,8 @@ fn micromdm_des_request_is_refused_without_the_legacy_switch() {
 fn micromdm_wrong_challenge_request_carries_wrong() {
     let ca = micromdm_ca();
     let req = read_request(&fixture("micromdm-scepclient-pkcsreq-wrongchallenge.der")).unwrap();
-    let facts = req.open(&[Recipient { certificate: Some(&ca.cert), key: &ca.key }], true).unwrap();
+    let facts =
+        req.open(&[Recipient { certificate: Some(&ca.cert), key: &ca.key }], accept(true), &RustCrypto).unwrap();
     assert_eq!(facts.csr.unwrap().challenge.as_deref(), Some("WRONG"));
 }
 
@@ -58,7 +61,7 @@ fn micromdm_success_certrep_echoes_the_nonce_and_carries_the_issued_certificate(
     let ca = micromdm_ca();
     let req = read_request(&fixture("micromdm-scepclient-pkcsreq.der")).unwrap();
     let rep = SignedMessage::parse(&fixture("micromdm-certrep-success.der")).unwrap();
-    rep.verify(&ca.cert).unwrap();
+    rep.verify(&ca.cert, &RustCrypto).unwrap();
     let attrs = scepkit::message::ScepAttributes::from_attributes(&rep.signed_attributes().unwrap()).unwrap();
     assert_eq!(attrs.message_type, Some(MessageType::CertRep));
     assert_eq!(attrs.pki_status, Some(PkiStatus::Success));
@@ -72,7 +75,7 @@ fn micromdm_success_certrep_echoes_the_nonce_and_carries_the_issued_certificate(
     let opened = envelope::open(
         rep.content.as_deref().unwrap(),
         &[Recipient { certificate: Some(&client_signer), key: &client_key }],
-        true,
+        policy(true),
     )
     .unwrap();
     assert_eq!(opened.cipher, Cipher::DesCbc);
@@ -86,7 +89,7 @@ fn micromdm_success_certrep_echoes_the_nonce_and_carries_the_issued_certificate(
 fn micromdm_failure_certrep_is_badrequest_with_empty_content() {
     let ca = micromdm_ca();
     let rep = SignedMessage::parse(&fixture("micromdm-certrep-failure-badrequest.der")).unwrap();
-    rep.verify(&ca.cert).unwrap();
+    rep.verify(&ca.cert, &RustCrypto).unwrap();
     let attrs = scepkit::message::ScepAttributes::from_attributes(&rep.signed_attributes().unwrap()).unwrap();
     assert_eq!(attrs.pki_status, Some(PkiStatus::Failure));
     assert_eq!(attrs.fail_info, Some(FailInfo::BadRequest));
@@ -102,17 +105,18 @@ fn micromdm_renewal_is_signed_by_the_issued_certificate_and_gets_serial_3() {
     assert_eq!(req.attributes.message_type, Some(MessageType::RenewalReq));
     let issued = cert("micromdm-scepclient-peer-client-1.serial2.crt.pem");
     assert_eq!(req.signed.signer_certificate().unwrap(), &issued);
-    let facts = req.open(&[Recipient { certificate: Some(&ca.cert), key: &ca.key }], true).unwrap();
+    let facts =
+        req.open(&[Recipient { certificate: Some(&ca.cert), key: &ca.key }], accept(true), &RustCrypto).unwrap();
     assert!(!facts.signer.self_signed);
     assert_eq!(facts.signer.serial, "02");
 
     let rep = SignedMessage::parse(&fixture("micromdm-certrep-renewal-success.der")).unwrap();
-    rep.verify(&ca.cert).unwrap();
+    rep.verify(&ca.cert, &RustCrypto).unwrap();
     let client_key = key("micromdm-scepclient-peer-client-1.key.pem");
     let opened = envelope::open(
         rep.content.as_deref().unwrap(),
         &[Recipient { certificate: Some(&issued), key: &client_key }],
-        true,
+        policy(true),
     )
     .unwrap();
     let degenerate = SignedMessage::parse(&opened.plaintext).unwrap();
@@ -125,7 +129,7 @@ fn micromdm_rejected_renewal_answer_is_failure_badrequest() {
     let req = read_request(&fixture("micromdm-scepclient-renewalreq-rejected.der")).unwrap();
     assert_eq!(req.attributes.message_type, Some(MessageType::RenewalReq));
     let rep = SignedMessage::parse(&fixture("micromdm-certrep-failure-renewal-dn-exists.der")).unwrap();
-    rep.verify(&ca.cert).unwrap();
+    rep.verify(&ca.cert, &RustCrypto).unwrap();
     let attrs = scepkit::message::ScepAttributes::from_attributes(&rep.signed_attributes().unwrap()).unwrap();
     assert_eq!((attrs.pki_status, attrs.fail_info), (Some(PkiStatus::Failure), Some(FailInfo::BadRequest)));
     assert_eq!(attrs.recipient_nonce, req.attributes.sender_nonce);
@@ -136,7 +140,9 @@ fn corrupted_signature_and_content_are_badmessagecheck_not_a_crash() {
     let ca = micromdm_ca();
     for (file, what) in [("neg-pkcsreq-badsig.der", "signature"), ("neg-pkcsreq-baddigest.der", "messageDigest")] {
         let req = read_request(&fixture(file)).unwrap();
-        let err = req.open(&[Recipient { certificate: Some(&ca.cert), key: &ca.key }], true).unwrap_err();
+        let err = req
+            .open(&[Recipient { certificate: Some(&ca.cert), key: &ca.key }], accept(true), &RustCrypto)
+            .unwrap_err();
         assert_eq!(err.fail_info, FailInfo::BadMessageCheck, "{file}");
         assert!(err.message.contains(what), "{file}: {}", err.message);
     }
@@ -153,7 +159,8 @@ fn certmonger_pkcsreq_uses_sha256_aes256_and_a_decimal_transaction_id() {
     assert_eq!(req.signed.signer().unwrap().signature_algorithm.oid, const_oid::db::rfc5912::RSA_ENCRYPTION);
     // Its self-signed certificate has a 32-octet serial, beyond RFC 5280's 20.
     assert_eq!(req.signed.signer_certificate().unwrap().tbs_certificate.serial_number.as_bytes().len(), 32);
-    let facts = req.open(&[Recipient { certificate: Some(&ca.cert), key: &ca.key }], false).unwrap();
+    let facts =
+        req.open(&[Recipient { certificate: Some(&ca.cert), key: &ca.key }], accept(false), &RustCrypto).unwrap();
     assert_eq!((facts.digest, facts.cipher), (DigestAlg::Sha256, Cipher::Aes256Cbc));
     let csr = facts.csr.unwrap();
     assert_eq!(csr.common_name.as_deref(), Some("cm-client-3"));
@@ -169,21 +176,21 @@ fn certmonger_certrep_decrypts_with_its_key() {
     let ca = micromdm_ca();
     let req = read_request(&fixture("certmonger-pkcsreq.der")).unwrap();
     let rep = SignedMessage::parse(&fixture("certmonger-certrep-success.der")).unwrap();
-    rep.verify(&ca.cert).unwrap();
+    rep.verify(&ca.cert, &RustCrypto).unwrap();
     let cm_key = key("certmonger-cm-client-3.key.pem");
     let signer = req.signed.signer_certificate().unwrap().clone();
     // micromdm 2.1 answers with single DES whatever the request used: readable only with the legacy switch.
     let err = envelope::open(
         rep.content.as_deref().unwrap(),
         &[Recipient { certificate: Some(&signer), key: &cm_key }],
-        false,
+        policy(false),
     )
     .unwrap_err();
     assert_eq!(err.fail_info, FailInfo::BadAlg);
     let opened = envelope::open(
         rep.content.as_deref().unwrap(),
         &[Recipient { certificate: Some(&signer), key: &cm_key }],
-        true,
+        policy(true),
     )
     .unwrap();
     assert_eq!(opened.cipher, Cipher::DesCbc);
@@ -198,7 +205,8 @@ fn certmonger_getcertinitial_is_a_certpoll_with_issuer_and_subject() {
     let ca = micromdm_ca();
     let req = read_request(&fixture("certmonger-getcertinitial.der")).unwrap();
     assert_eq!(req.attributes.message_type, Some(MessageType::CertPoll));
-    let facts = req.open(&[Recipient { certificate: Some(&ca.cert), key: &ca.key }], false).unwrap();
+    let facts =
+        req.open(&[Recipient { certificate: Some(&ca.cert), key: &ca.key }], accept(false), &RustCrypto).unwrap();
     let (issuer, subject) = facts.poll.unwrap();
     assert_eq!(issuer, "OU=SCEP CA,O=peer-scep test CA,C=US");
     // certmonger's DER order is CN then O, so RFC 4514 (last RDN first) reads O first.
@@ -206,7 +214,7 @@ fn certmonger_getcertinitial_is_a_certpoll_with_issuer_and_subject() {
     let opened = envelope::open(
         req.signed.content.as_deref().unwrap(),
         &[Recipient { certificate: Some(&ca.cert), key: &ca.key }],
-        false,
+        policy(false),
     )
     .unwrap();
     assert_eq!(opened.plaintext.as_slice(), fixture("certmonger-getcertinitial.issuerandsubject.der").as_slice());
@@ -222,9 +230,10 @@ fn certmonger_resubmit_and_rekey_are_pkcsreq_signed_by_the_issued_certificate() 
         assert_eq!(req.attributes.message_type, Some(MessageType::PkcsReq), "{file}");
         let signer = req.signed.signer_certificate().unwrap();
         scepkit::issue::verify_issued_by(signer, &ca.cert).unwrap();
-        let facts = req.open(&[Recipient { certificate: Some(&ca.cert), key: &ca.key }], false).unwrap();
+        let facts =
+            req.open(&[Recipient { certificate: Some(&ca.cert), key: &ca.key }], accept(false), &RustCrypto).unwrap();
         assert!(!facts.signer.self_signed, "{file}");
-        assert!(CsrFacts::from_der(&facts.csr.unwrap().der).is_ok());
+        assert!(CsrFacts::from_der(&facts.csr.unwrap().der, &RustCrypto).is_ok());
     }
 }
 
@@ -243,7 +252,7 @@ fn micromdm_getcacaps_and_getcacert_parse() {
         assert!(caps.has(c), "{c:?}");
     }
     assert!(caps.unknown.is_empty());
-    let n = caps.negotiate(false, None, None).unwrap();
+    let n = caps.negotiate(policy(false), None, None).unwrap();
     assert_eq!((n.cipher, n.digest, n.post), (Cipher::Aes128Cbc, DigestAlg::Sha256, true));
 
     let ca = CaCertificates::parse(&fixture("micromdm-getcacert-resp.der")).unwrap();
@@ -255,7 +264,9 @@ fn micromdm_getcacaps_and_getcacert_parse() {
 fn a_request_encrypted_for_someone_else_is_failed_to_decrypt() {
     let other = scepkit_ca();
     let req = read_request(&fixture("certmonger-pkcsreq.der")).unwrap();
-    let err = req.open(&[Recipient { certificate: Some(&other.cert), key: &other.key }], false).unwrap_err();
+    let err = req
+        .open(&[Recipient { certificate: Some(&other.cert), key: &other.key }], accept(false), &RustCrypto)
+        .unwrap_err();
     assert_eq!(err.message, "Failed to decrypt a PKCS7 message");
     assert_eq!(err.status, 404);
 }

@@ -89,7 +89,7 @@ impl Store {
                 OpenEnrollment { id: e.id.clone(), code_mac: enrollment_code_mac(KEY, CODE), expires_at: NOW + 3600 }
             })
         };
-        let fingerprint = |der: &[u8]| hex::encode(DigestAlg::Sha256.digest(der));
+        let fingerprint = |der: &[u8]| data_encoding::HEXLOWER.encode(&DigestAlg::Sha256.digest(der));
         let signer = q
             .find_signer_certificate
             .then(|| self.certificates.iter().find(|(_, c)| fingerprint(&c.der) == q.signer_fingerprint))
@@ -314,8 +314,8 @@ fn options() -> RequestOptions {
             cipher: Cipher::Aes128Cbc,
             transport: KeyTransport::RsaPkcs1v15,
             identifier: IdentifierKind::IssuerAndSerialNumber,
-            legacy: false,
         },
+        policy: AlgorithmPolicy::Modern,
         digest: DigestAlg::Sha256,
         signer_identifier: IdentifierKind::IssuerAndSerialNumber,
     }
@@ -374,8 +374,15 @@ fn drive(store: &mut Store, bytes: &[u8], profile: StoredProfile) -> Step {
 
 fn outcome(step: &Step, r: &Requester1, req: &PkiRequest) -> CertRepOutcome {
     let Step::Answer { body, .. } = step else { panic!("expected an answer, got {step:?}") };
-    client::read_cert_rep_with(body, req, &Requester { key: r.key, certificate: &r.signer }, &ca_certs(), None, false)
-        .unwrap()
+    client::open_cert_rep(
+        body,
+        req,
+        &Requester { key: r.key, certificate: &r.signer },
+        &ca_certs(),
+        None,
+        policy(false),
+    )
+    .unwrap()
 }
 
 #[test]
@@ -515,13 +522,13 @@ fn a_renewal_claims_the_old_certificate_once_and_stays_with_its_seat() {
     let to_b = pkcs_req(&renewer, "CN=dev-2", MessageType::RenewalReq, Some((r.key, &certificate)));
     let step = drive(&mut store, &to_b.message, stored(&body, false));
     let Step::Answer { body: reply, .. } = &step else { panic!() };
-    let CertRepOutcome::Failed(e) = client::read_cert_rep_with(
+    let CertRepOutcome::Failed(e) = client::open_cert_rep(
         reply,
         &to_b,
         &Requester { key: r.key, certificate: &certificate },
         &ca_certs(),
         None,
-        false,
+        policy(false),
     )
     .unwrap() else {
         panic!()

@@ -46,7 +46,7 @@ fn facts(message_type: MessageType, csr: CsrRequest, self_signed: bool) -> Reque
             not_after: u64::MAX,
             fingerprint: "ff".into(),
         },
-        csr: Some(CsrFacts::from_der(&csr.build(test_key(1)).unwrap()).unwrap()),
+        csr: Some(CsrFacts::from_der(&csr.build(test_key(1)).unwrap(), &RustCrypto).unwrap()),
         poll: None,
         issuer_and_serial: None,
     }

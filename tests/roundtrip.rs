@@ -34,7 +34,8 @@ fn client(slot: usize, request: &CsrRequest) -> Client {
 
 fn options(cipher: Cipher, digest: DigestAlg, transport: KeyTransport, identifier: IdentifierKind) -> RequestOptions {
     RequestOptions {
-        envelope: EnvelopeOptions { cipher, transport, identifier, legacy: cipher.is_legacy() },
+        envelope: EnvelopeOptions { cipher, transport, identifier },
+        policy: policy(cipher.is_legacy()),
         digest,
         signer_identifier: identifier,
     }
@@ -70,8 +71,11 @@ fn serve(
         digest: DigestAlg::Sha256,
         identifier: IdentifierKind::IssuerAndSerialNumber,
     };
-    match incoming.open(&[Recipient { certificate: Some(&ca.cert), key: &ca.key }], legacy) {
-        Err(e) => server::cert_rep(&incoming, Reply::from(&e), &signer, None, legacy, &mut OsRng).unwrap(),
+    match incoming.open(&[Recipient { certificate: Some(&ca.cert), key: &ca.key }], accept(legacy), &RustCrypto) {
+        Err(e) => {
+            server::cert_rep(&incoming, Reply::from(&e), &signer, None, &Crypto::rust(policy(legacy)), &mut OsRng)
+                .unwrap()
+        }
         Ok(facts) => {
             let envelope = Some(ReplyEnvelope::in_kind(&facts));
             let reply = match decide(&facts) {
@@ -83,13 +87,13 @@ fn serve(
                         Reply::Issued { certificates: vec![issued, &ca.cert] },
                         &signer,
                         envelope,
-                        legacy,
+                        &Crypto::rust(policy(legacy)),
                         &mut OsRng,
                     )
                     .unwrap()
                 }
             };
-            server::cert_rep(&incoming, reply, &signer, envelope, legacy, &mut OsRng).unwrap()
+            server::cert_rep(&incoming, reply, &signer, envelope, &Crypto::rust(policy(legacy)), &mut OsRng).unwrap()
         }
     }
 }
@@ -119,7 +123,7 @@ fn ca_certs() -> CaCertificates {
 fn pkcsreq_round_trips_for_every_cipher_digest_transport_and_identifier() {
     let ca = ca_certs();
     let c = client(1, &csr_request());
-    let spki = CsrFacts::from_der(&c.csr).unwrap().spki_der;
+    let spki = CsrFacts::from_der(&c.csr, &RustCrypto).unwrap().spki_der;
     let cases = [
         (Cipher::Aes128Cbc, DigestAlg::Sha256, KeyTransport::RsaPkcs1v15, IdentifierKind::IssuerAndSerialNumber),
         (Cipher::Aes192Cbc, DigestAlg::Sha384, KeyTransport::RsaOaepSha1, IdentifierKind::SubjectKeyIdentifier),
@@ -149,11 +153,14 @@ fn pkcsreq_round_trips_for_every_cipher_digest_transport_and_identifier() {
         });
         // Answered in kind: the request's cipher (3DES for 3DES) and key transport (OAEP for OAEP).
         let content = scepkit::signed::SignedMessage::parse(&reply).unwrap().content.unwrap();
-        let opened =
-            scepkit::envelope::open(&content, &[Recipient { certificate: Some(&c.signer_cert), key: c.key }], legacy)
-                .unwrap();
+        let opened = scepkit::envelope::open(
+            &content,
+            &[Recipient { certificate: Some(&c.signer_cert), key: c.key }],
+            policy(legacy),
+        )
+        .unwrap();
         assert_eq!((opened.cipher, opened.transport), (cipher, transport));
-        match client::read_cert_rep_with(&reply, &req, &requester, &ca, Some(&spki), legacy).unwrap() {
+        match client::open_cert_rep(&reply, &req, &requester, &ca, Some(&spki), policy(legacy)).unwrap() {
             CertRepOutcome::Issued { certificate, chain } => {
                 assert_eq!(certificate.tbs_certificate.subject.to_string(), "CN=laptop-42,O=Example");
                 assert_eq!(chain, vec![scepkit_ca().cert.clone()]);
@@ -170,8 +177,8 @@ fn transaction_id_defaults_to_hex_sha256_of_the_key() {
     let req =
         client::certificate_request(&c.csr, MessageType::PkcsReq, None, &requester, &ca_certs(), modern(), &mut OsRng)
             .unwrap();
-    let spki = CsrFacts::from_der(&c.csr).unwrap().spki_der;
-    assert_eq!(req.transaction_id, hex::encode(DigestAlg::Sha256.digest(&spki)));
+    let spki = CsrFacts::from_der(&c.csr, &RustCrypto).unwrap().spki_der;
+    assert_eq!(req.transaction_id, data_encoding::HEXLOWER.encode(&DigestAlg::Sha256.digest(&spki)));
 }
 
 #[test]
@@ -183,7 +190,7 @@ fn failure_reaches_the_client_with_fail_info_text_and_resolution() {
     let req =
         client::certificate_request(&c.csr, MessageType::PkcsReq, None, &requester, &ca, opts, &mut OsRng).unwrap();
     let reply = serve(&req.message, false, |_| Err(ScepError::challenge_invalid()));
-    let CertRepOutcome::Failed(e) = client::read_cert_rep_with(&reply, &req, &requester, &ca, None, false).unwrap()
+    let CertRepOutcome::Failed(e) = client::open_cert_rep(&reply, &req, &requester, &ca, None, policy(false)).unwrap()
     else {
         panic!("not a failure")
     };
@@ -200,11 +207,12 @@ fn legacy_algorithms_are_refused_with_badalg_on_a_modern_profile() {
     let requester = Requester { key: c.key, certificate: &c.signer_cert };
     for (cipher, digest) in [(Cipher::DesEde3Cbc, DigestAlg::Sha256), (Cipher::Aes128Cbc, DigestAlg::Sha1)] {
         let mut opts = options(cipher, digest, KeyTransport::RsaPkcs1v15, IdentifierKind::IssuerAndSerialNumber);
-        opts.envelope.legacy = true;
+        opts.policy = AlgorithmPolicy::Legacy;
         let req =
             client::certificate_request(&c.csr, MessageType::PkcsReq, None, &requester, &ca, opts, &mut OsRng).unwrap();
         let reply = serve(&req.message, false, |_| panic!("must not reach policy"));
-        let CertRepOutcome::Failed(e) = client::read_cert_rep_with(&reply, &req, &requester, &ca, None, true).unwrap()
+        let CertRepOutcome::Failed(e) =
+            client::open_cert_rep(&reply, &req, &requester, &ca, None, policy(true)).unwrap()
         else {
             panic!("not a failure")
         };
@@ -219,7 +227,7 @@ fn pending_then_certpoll_then_success() {
     let requester = Requester { key: c.key, certificate: &c.signer_cert };
     let opts =
         options(Cipher::Aes256Cbc, DigestAlg::Sha256, KeyTransport::RsaPkcs1v15, IdentifierKind::IssuerAndSerialNumber);
-    let spki = CsrFacts::from_der(&c.csr).unwrap().spki_der;
+    let spki = CsrFacts::from_der(&c.csr, &RustCrypto).unwrap().spki_der;
     let req =
         client::certificate_request(&c.csr, MessageType::PkcsReq, None, &requester, &ca, opts, &mut OsRng).unwrap();
     let mut held = None;
@@ -228,7 +236,7 @@ fn pending_then_certpoll_then_success() {
         Ok(None)
     });
     assert!(matches!(
-        client::read_cert_rep_with(&reply, &req, &requester, &ca, Some(&spki), false).unwrap(),
+        client::open_cert_rep(&reply, &req, &requester, &ca, Some(&spki), policy(false)).unwrap(),
         CertRepOutcome::Pending
     ));
 
@@ -243,7 +251,7 @@ fn pending_then_certpoll_then_success() {
         Ok(Some(issue_for(held.as_ref().unwrap(), 8)))
     });
     assert!(matches!(
-        client::read_cert_rep_with(&reply, &poll, &requester, &ca, Some(&spki), false).unwrap(),
+        client::open_cert_rep(&reply, &poll, &requester, &ca, Some(&spki), policy(false)).unwrap(),
         CertRepOutcome::Issued { .. }
     ));
 }
@@ -252,7 +260,7 @@ fn pending_then_certpoll_then_success() {
 fn renewal_is_signed_by_the_current_certificate() {
     let ca = ca_certs();
     let first = client(1, &csr_request());
-    let current = issue_for(&CsrFacts::from_der(&first.csr).unwrap(), 10);
+    let current = issue_for(&CsrFacts::from_der(&first.csr, &RustCrypto).unwrap(), 10);
     let renewal = client(3, &csr_request());
     // Signed with the old key and certificate, asking for a new key.
     let requester = Requester { key: first.key, certificate: &current };
@@ -260,7 +268,7 @@ fn renewal_is_signed_by_the_current_certificate() {
     let req =
         client::certificate_request(&renewal.csr, MessageType::RenewalReq, None, &requester, &ca, opts, &mut OsRng)
             .unwrap();
-    let spki = CsrFacts::from_der(&renewal.csr).unwrap().spki_der;
+    let spki = CsrFacts::from_der(&renewal.csr, &RustCrypto).unwrap().spki_der;
     let reply = serve(&req.message, false, |facts| {
         assert_eq!(facts.message_type, MessageType::RenewalReq);
         assert!(!facts.signer.self_signed);
@@ -268,7 +276,7 @@ fn renewal_is_signed_by_the_current_certificate() {
         Ok(Some(issue_for(facts.csr.as_ref().unwrap(), 11)))
     });
     let CertRepOutcome::Issued { certificate, .. } =
-        client::read_cert_rep_with(&reply, &req, &requester, &ca, Some(&spki), false).unwrap()
+        client::open_cert_rep(&reply, &req, &requester, &ca, Some(&spki), policy(false)).unwrap()
     else {
         panic!()
     };
@@ -281,7 +289,7 @@ fn getcert_and_getcrl_carry_issuer_and_serial() {
     let c = client(1, &csr_request());
     let requester = Requester { key: c.key, certificate: &c.signer_cert };
     let opts = modern();
-    let issued = issue_for(&CsrFacts::from_der(&c.csr).unwrap(), 12);
+    let issued = issue_for(&CsrFacts::from_der(&c.csr, &RustCrypto).unwrap(), 12);
     let ias = scepkit::wire::IssuerAndSerialNumber {
         issuer: issued.tbs_certificate.issuer.clone(),
         serial_number: issued.tbs_certificate.serial_number.clone(),
@@ -295,7 +303,7 @@ fn getcert_and_getcrl_carry_issuer_and_serial() {
         Ok(Some(issued.clone()))
     });
     let CertRepOutcome::Issued { certificate, .. } =
-        client::read_cert_rep_with(&reply, &req, &requester, &ca, None, false).unwrap()
+        client::open_cert_rep(&reply, &req, &requester, &ca, None, policy(false)).unwrap()
     else {
         panic!()
     };
@@ -303,8 +311,13 @@ fn getcert_and_getcrl_carry_issuer_and_serial() {
 
     let req = client::get_cert_or_crl(MessageType::GetCrl, &ias, &requester, &ca, opts, &mut OsRng).unwrap();
     let incoming = server::read_request(&req.message).unwrap();
-    let facts =
-        incoming.open(&[Recipient { certificate: Some(&scepkit_ca().cert), key: &scepkit_ca().key }], false).unwrap();
+    let facts = incoming
+        .open(
+            &[Recipient { certificate: Some(&scepkit_ca().cert), key: &scepkit_ca().key }],
+            accept(false),
+            &RustCrypto,
+        )
+        .unwrap();
     assert_eq!(facts.message_type, MessageType::GetCrl);
     let fake_crl = der::asn1::OctetString::new(vec![1, 2, 3]).unwrap().to_der().unwrap();
     let signer = Signer {
@@ -318,11 +331,12 @@ fn getcert_and_getcrl_carry_issuer_and_serial() {
         Reply::Crl { crls: vec![&fake_crl] },
         &signer,
         Some(ReplyEnvelope::in_kind(&facts)),
-        false,
+        &Crypto::rust(policy(false)),
         &mut OsRng,
     )
     .unwrap();
-    let CertRepOutcome::Crl { crls } = client::read_cert_rep_with(&reply, &req, &requester, &ca, None, false).unwrap()
+    let CertRepOutcome::Crl { crls } =
+        client::open_cert_rep(&reply, &req, &requester, &ca, None, policy(false)).unwrap()
     else {
         panic!()
     };
@@ -338,7 +352,7 @@ fn a_certrep_for_another_transaction_or_nonce_is_refused() {
     let a = client::certificate_request(&c.csr, MessageType::PkcsReq, None, &requester, &ca, opts, &mut OsRng).unwrap();
     let b = client::certificate_request(&c.csr, MessageType::PkcsReq, None, &requester, &ca, opts, &mut OsRng).unwrap();
     let reply_to_a = serve(&a.message, false, |_| Ok(None));
-    let err = client::read_cert_rep_with(&reply_to_a, &b, &requester, &ca, None, false).unwrap_err();
+    let err = client::open_cert_rep(&reply_to_a, &b, &requester, &ca, None, policy(false)).unwrap_err();
     assert_eq!(err.fail_info, FailInfo::BadMessageCheck);
     assert!(err.message.contains("recipientNonce"));
 }
@@ -368,29 +382,30 @@ fn a_certrep_signed_by_a_stranger_is_refused() {
         digest: DigestAlg::Sha256,
         identifier: IdentifierKind::SubjectKeyIdentifier,
     };
-    let reply = server::cert_rep(&incoming, Reply::Pending, &signer, None, false, &mut OsRng).unwrap();
+    let reply =
+        server::cert_rep(&incoming, Reply::Pending, &signer, None, &Crypto::rust(policy(false)), &mut OsRng).unwrap();
     assert_eq!(
-        client::read_cert_rep_with(&reply, &req, &requester, &ca, None, false).unwrap_err().fail_info,
+        client::open_cert_rep(&reply, &req, &requester, &ca, None, policy(false)).unwrap_err().fail_info,
         FailInfo::BadMessageCheck
     );
 }
 
 #[test]
 fn caps_negotiation_picks_the_strongest_and_refuses_downgrades() {
-    let ours = CaCaps::for_server(false, false);
+    let ours = CaCaps::for_server(policy(false), false);
     assert_eq!(ours.render(), "AES\nPOSTPKIOperation\nRenewal\nSHA-256\nSHA-512\nSCEPStandard");
     assert!(!ours.render().contains("DES"));
-    let n = ours.negotiate(false, None, None).unwrap();
+    let n = ours.negotiate(policy(false), None, None).unwrap();
     assert_eq!((n.cipher, n.digest), (Cipher::Aes128Cbc, DigestAlg::Sha512));
-    assert_eq!(ours.negotiate(true, Some(Cipher::DesEde3Cbc), None).unwrap_err().kind, ErrorKind::Downgrade);
-    assert_eq!(ours.negotiate(true, None, Some(DigestAlg::Sha1)).unwrap_err().kind, ErrorKind::Downgrade);
+    assert_eq!(ours.negotiate(policy(true), Some(Cipher::DesEde3Cbc), None).unwrap_err().kind, ErrorKind::Downgrade);
+    assert_eq!(ours.negotiate(policy(true), None, Some(DigestAlg::Sha1)).unwrap_err().kind, ErrorKind::Downgrade);
     let crlf = CaCaps::parse("DES3\r\nSHA-1\r\n");
-    assert_eq!(crlf.negotiate(false, None, None).unwrap_err().fail_info, FailInfo::BadAlg);
-    let n = crlf.negotiate(true, None, None).unwrap();
+    assert_eq!(crlf.negotiate(policy(false), None, None).unwrap_err().fail_info, FailInfo::BadAlg);
+    let n = crlf.negotiate(policy(true), None, None).unwrap();
     assert_eq!((n.cipher, n.digest, n.post), (Cipher::DesEde3Cbc, DigestAlg::Sha1, false));
-    assert_eq!(CaCaps::parse("").negotiate(true, None, None).unwrap_err().fail_info, FailInfo::BadAlg);
+    assert_eq!(CaCaps::parse("").negotiate(policy(true), None, None).unwrap_err().fail_info, FailInfo::BadAlg);
     assert_eq!(
-        CaCaps::for_server(true, true).render(),
+        CaCaps::for_server(policy(true), true).render(),
         "AES\nDES3\nGetNextCACert\nPOSTPKIOperation\nRenewal\nSHA-1\nSHA-256\nSHA-512\nSCEPStandard"
     );
 }
@@ -428,7 +443,7 @@ fn a_csr_whose_signature_fails_is_badmessagecheck() {
     let mut bad = c.csr.clone();
     let n = bad.len();
     bad[n - 5] ^= 0x01;
-    let err = CsrFacts::from_der(&bad).unwrap_err();
+    let err = CsrFacts::from_der(&bad, &RustCrypto).unwrap_err();
     assert_eq!(err.fail_info, FailInfo::BadMessageCheck);
 }
 
@@ -446,12 +461,15 @@ fn csr_from_profile_substitutes_variables() {
     assert_eq!(req.subject, "CN=laptop-42,O=Example");
     assert_eq!(req.sans, vec![San::Dns("laptop-42.example.com".into())]);
     assert_eq!(req.digest, DigestAlg::Sha384);
-    let facts = CsrFacts::from_der(&req.build(test_key(1)).unwrap()).unwrap();
+    let facts = CsrFacts::from_der(&req.build(test_key(1)).unwrap(), &RustCrypto).unwrap();
     assert!(facts.digital_signature && !facts.key_encipherment);
     assert_eq!(facts.challenge.as_deref(), Some("code"));
     // A value cannot smuggle in another RDN.
     let req = CsrRequest::from_profile(&profile, &[("USERNAME".into(), "x,O=Evil".into())], None).unwrap();
-    assert_eq!(CsrFacts::from_der(&req.build(test_key(1)).unwrap()).unwrap().common_name.as_deref(), Some("x,O=Evil"));
+    assert_eq!(
+        CsrFacts::from_der(&req.build(test_key(1)).unwrap(), &RustCrypto).unwrap().common_name.as_deref(),
+        Some("x,O=Evil")
+    );
 }
 
 #[test]
@@ -508,7 +526,8 @@ fn what_a_host_signs_or_decrypts_is_handed_out_once_and_finishes_as_the_key_at_h
     let unsigned = builder.certificate_request(&c.csr, MessageType::PkcsReq, None, &mut OsRng).unwrap();
     let req = unsigned.sign_with(c.key).unwrap();
     let reply = serve(&req.message, false, |facts| Ok(Some(issue_for(facts.csr.as_ref().unwrap(), 12))));
-    let client::CertRep::Sealed(sealed) = client::read_cert_rep(&reply, &req, &c.signer_cert, &ca, false).unwrap()
+    let client::CertRep::Sealed(sealed) =
+        client::read_cert_rep(&reply, &req, &c.signer_cert, &ca, policy(false)).unwrap()
     else {
         panic!("not sealed")
     };
@@ -516,7 +535,7 @@ fn what_a_host_signs_or_decrypts_is_handed_out_once_and_finishes_as_the_key_at_h
         panic!()
     };
     let content_key = c.key.decrypt(KeyTransport::RsaOaepSha256, &ciphertext).unwrap();
-    let spki = CsrFacts::from_der(&c.csr).unwrap().spki_der;
+    let spki = CsrFacts::from_der(&c.csr, &RustCrypto).unwrap().spki_der;
     let CertRepOutcome::Issued { certificate, .. } = sealed.finish(&content_key, &ca, Some(&spki)).unwrap() else {
         panic!()
     };
@@ -554,7 +573,7 @@ mod enrollment {
     impl Host {
         fn ca(&mut self, request: &HttpRequest, decide: &mut Decide<'_>) -> Answer {
             let body = match request.operation {
-                HttpOperation::GetCaCaps => CaCaps::for_server(false, false).render().into_bytes(),
+                HttpOperation::GetCaCaps => CaCaps::for_server(policy(false), false).render().into_bytes(),
                 HttpOperation::GetCaCert => ca_cert_response(&scepkit_ca().cert, None).unwrap().1,
                 HttpOperation::PkiOperation => {
                     let message = request.body.clone().unwrap();
@@ -668,7 +687,7 @@ mod enrollment {
 
     #[test]
     fn a_renewal_signs_with_the_current_key_and_certifies_the_new_one() {
-        let current_cert = issue_for(&CsrFacts::from_der(&client(1, &csr_request()).csr).unwrap(), 30);
+        let current_cert = issue_for(&CsrFacts::from_der(&client(1, &csr_request()).csr, &RustCrypto).unwrap(), 30);
         let purpose = Purpose::Renew { certificate: Box::new(current_cert), subject: None };
         let options = EnrollmentOptions::new("http://scep.test/scep", purpose, NOW);
         let mut host = Host { new: Some(test_key(3)), current: Some(test_key(1)), ..Default::default() };
@@ -760,17 +779,18 @@ fn every_decryption_failure_reads_the_same() {
     // A bad RSA block and bad AES padding must not be told apart by the answer (no padding oracle).
     let c = client(1, &csr_request());
     for transport in [KeyTransport::RsaPkcs1v15, KeyTransport::RsaOaepSha256] {
-        let options = EnvelopeOptions {
-            cipher: Cipher::Aes128Cbc,
-            transport,
-            identifier: IdentifierKind::IssuerAndSerialNumber,
-            legacy: false,
-        };
-        let sealed = scepkit::envelope::seal(&[7u8; 100], &c.signer_cert, options, &mut OsRng).unwrap();
+        let options =
+            EnvelopeOptions { cipher: Cipher::Aes128Cbc, transport, identifier: IdentifierKind::IssuerAndSerialNumber };
+        let crypto = Crypto::rust(AlgorithmPolicy::Modern);
+        let sealed = scepkit::envelope::seal(&[7u8; 100], &c.signer_cert, options, &crypto, &mut OsRng).unwrap();
         let open = |bytes: &[u8]| {
-            scepkit::envelope::open(bytes, &[Recipient { certificate: Some(&c.signer_cert), key: c.key }], false)
-                .map(|_| ())
-                .unwrap_err()
+            scepkit::envelope::open(
+                bytes,
+                &[Recipient { certificate: Some(&c.signer_cert), key: c.key }],
+                policy(false),
+            )
+            .map(|_| ())
+            .unwrap_err()
         };
 
         let enc_key =

@@ -30,7 +30,7 @@ use zeroize::Zeroizing;
 use super::http::{HttpRequest, HttpResponse};
 use super::UnsignedRequest;
 use super::{CertRep, CertRepOutcome, Failure, PkiRequest, RequestBuilder, RequestOptions, SealedCertRep};
-use crate::algorithms::{Cipher, DigestAlg, KeyTransport};
+use crate::algorithms::{AlgorithmPolicy, Cipher, DigestAlg, KeyTransport};
 use crate::caps::{fingerprint, CaCaps, CaCertificates, Negotiated};
 use crate::csr::{CsrRequest, San, UnsignedCsr};
 use crate::envelope::EnvelopeOptions;
@@ -67,8 +67,8 @@ pub struct EnrollmentOptions {
     pub new_key: NewKey,
     pub sans: Vec<San>,
     pub challenge: Option<String>,
-    /// Allows 3DES, SHA-1 and RSA 1024, and opening single-DES replies.
-    pub legacy: bool,
+    /// Legacy allows 3DES, SHA-1 and RSA 1024, and opening single-DES replies.
+    pub policy: AlgorithmPolicy,
     /// The CA's pinned SHA-256 (or SHA-1) fingerprint: nothing is sent unless GetCACert's CA matches.
     pub fingerprint: Option<String>,
     /// Pins for the negotiation (a downgrade below what the server guarantees is refused).
@@ -95,7 +95,7 @@ impl EnrollmentOptions {
             new_key: NewKey::Generate { bits: 2048 },
             sans: Vec::new(),
             challenge: None,
-            legacy: false,
+            policy: AlgorithmPolicy::Modern,
             fingerprint: None,
             cipher: None,
             digest: None,
@@ -160,7 +160,7 @@ pub enum Operation {
     /// Send this; answer [`Answer::Http`], or [`Answer::Unreachable`] when no answer came.
     Http(HttpRequest),
     /// Generate an RSA key pair and keep it as [`KeyRef::New`]; answer [`Answer::PublicKey`].
-    GenerateKey { bits: usize, legacy: bool },
+    GenerateKey { bits: usize, policy: AlgorithmPolicy },
     /// Sign (answer [`Answer::Signature`]) or decrypt (answer [`Answer::Decrypted`]) with that key.
     Key { key: KeyRef, operation: KeyOperation },
     /// Wait before polling again; answer [`Answer::Slept`].
@@ -305,8 +305,8 @@ impl Enrollment {
                 self.progress(ProgressStep::Key);
                 let key = match self.options.new_key {
                     NewKey::Generate { bits } => {
-                        let legacy = self.options.legacy;
-                        Some(self.start_and_await(Operation::GenerateKey { bits, legacy }))
+                        let policy = self.options.policy;
+                        Some(self.start_and_await(Operation::GenerateKey { bits, policy }))
                     }
                     _ => None,
                 };
@@ -335,7 +335,7 @@ impl Enrollment {
                 let body = self.http_body(caps)?;
                 let o = &self.options;
                 self.negotiated =
-                    Some(CaCaps::parse(&String::from_utf8_lossy(&body)).negotiate(o.legacy, o.cipher, o.digest)?);
+                    Some(CaCaps::parse(&String::from_utf8_lossy(&body)).negotiate(o.policy, o.cipher, o.digest)?);
                 self.progress(ProgressStep::Cacert);
                 self.await_(cacert.id);
                 self.stage = Stage::CaCert { cacert };
@@ -411,7 +411,7 @@ impl Enrollment {
             Stage::Reply { sent } => {
                 let body = self.http_body(sent)?;
                 let request = self.request.as_ref().ok_or_else(|| ScepError::invalid_input("no request"))?;
-                match super::read_cert_rep(&body, request, self.signer()?, self.ca()?, self.options.legacy)? {
+                match super::read_cert_rep(&body, request, self.signer()?, self.ca()?, self.options.policy)? {
                     CertRep::Failed(refusal) => return Err(refusal.into()),
                     CertRep::Pending if self.polls >= self.options.max_polls => {
                         return Err(ScepError::still_pending(self.polls).into())
@@ -586,7 +586,7 @@ impl Enrollment {
     ) -> Result<Vec<u8>> {
         let signature = self.take(id, |a| if let Answer::Signature(s) = a { Some(s) } else { None })?;
         let public_key = public_key.clone();
-        keys::verify_with(
+        keys::check_signature(
             &keys::RustCrypto,
             &public_key,
             unsigned.digest(),
@@ -631,8 +631,8 @@ impl Enrollment {
                     let answer = match operation {
                         Operation::Http(request) => send(&request),
                         Operation::Sleep { .. } => Answer::Slept,
-                        Operation::GenerateKey { bits, legacy } => {
-                            let key = RsaKey::generate(bits, legacy, rng)?;
+                        Operation::GenerateKey { bits, policy } => {
+                            let key = RsaKey::generate(bits, policy, rng)?;
                             let spki = keys::spki_of(keys::PrivateKeyOps::public_key(&key))?.to_der()?;
                             keys.new = Some(key);
                             Answer::PublicKey(spki)
@@ -681,8 +681,8 @@ fn builder<'a>(
                 cipher: negotiated.cipher,
                 transport: o.key_transport,
                 identifier: o.identifier,
-                legacy: o.legacy,
             },
+            policy: o.policy,
             digest: negotiated.digest,
             signer_identifier: o.identifier,
         },

@@ -6,13 +6,14 @@ use rand_core::OsRng;
 use serde::Serialize;
 use wasm_bindgen::prelude::*;
 
-use super::{certificate, from_js, js_error, key, random_serial, to_js, to_js_bytes, JsResult};
-use crate::algorithms::{Cipher, DigestAlg, KeyTransport};
+use super::{certificate, from_js, js_error, key, to_js, to_js_bytes, JsResult};
+use crate::algorithms::{AlgorithmPolicy, Cipher, DigestAlg, KeyTransport};
 use crate::caps::{CaCaps, CaCertificates};
 use crate::client::{self, CertRepOutcome, PkiRequest, RequestBuilder, RequestOptions, Requester};
 use crate::csr::{CsrFacts, CsrRequest};
 use crate::envelope::EnvelopeOptions;
 use crate::error::ScepError;
+use crate::issue::random_serial;
 use crate::issue::SelfSignedRole;
 use crate::keys::{RsaKey, Unsigned};
 use crate::message::MessageType;
@@ -29,7 +30,8 @@ pub fn public_key_of(key_bytes: &[u8]) -> JsResult<Vec<u8>> {
 /// A fresh RSA key as PKCS#8 DER from the wasm generator (`generateKey` prefers WebCrypto).
 #[wasm_bindgen(js_name = generateKeyWasm)]
 pub fn generate_key(bits: u32, legacy: bool) -> JsResult<Vec<u8>> {
-    let key = RsaKey::generate(bits as usize, legacy, &mut OsRng).map_err(js_error)?;
+    let key =
+        RsaKey::generate(bits as usize, AlgorithmPolicy::from_legacy_switch(legacy), &mut OsRng).map_err(js_error)?;
     Ok(key.to_pkcs8_der().map_err(js_error)?.to_vec())
 }
 
@@ -67,7 +69,11 @@ pub fn parse_ca_caps(text: &str) -> JsResult<JsValue> {
 pub fn negotiate(caps_text: &str, legacy: bool, cipher: Option<String>, digest: Option<String>) -> JsResult<JsValue> {
     let cipher = cipher.map(|c| Cipher::from_name(&c)).transpose().map_err(js_error)?;
     let digest = digest.map(|d| DigestAlg::from_name(&d)).transpose().map_err(js_error)?;
-    to_js(&CaCaps::parse(caps_text).negotiate(legacy, cipher, digest).map_err(js_error)?)
+    to_js(
+        &CaCaps::parse(caps_text)
+            .negotiate(AlgorithmPolicy::from_legacy_switch(legacy), cipher, digest)
+            .map_err(js_error)?,
+    )
 }
 
 /// The certificates of a GetCACert body: `{ ca, recipient, all, caFingerprint, caSubject }`.
@@ -103,13 +109,13 @@ pub fn build_csr(
 /// The facts of a CSR, after its proof of possession verified.
 #[wasm_bindgen(js_name = csrFacts, unchecked_return_type = "CsrFacts")]
 pub fn csr_facts(der: &[u8]) -> JsResult<JsValue> {
-    to_js(&CsrFacts::from_der(der).map_err(js_error)?)
+    to_js(&CsrFacts::from_der(der, &crate::keys::RustCrypto).map_err(js_error)?)
 }
 
 /// The SubjectPublicKeyInfo DER of a CSR (what the issued certificate must carry).
 #[wasm_bindgen(js_name = csrPublicKey)]
 pub fn csr_public_key(der: &[u8]) -> JsResult<Vec<u8>> {
-    Ok(CsrFacts::from_der(der).map_err(js_error)?.spki_der)
+    Ok(CsrFacts::from_der(der, &crate::keys::RustCrypto).map_err(js_error)?.spki_der)
 }
 
 /// A self-signed certificate: `role` is "signer" (a client's transient SCEP signer) or "ca".
@@ -170,8 +176,8 @@ pub fn build_request(
                 cipher: Cipher::from_name(&o.cipher).map_err(js_error)?,
                 transport: o.key_transport.unwrap_or(KeyTransport::RsaPkcs1v15),
                 identifier,
-                legacy: o.legacy,
             },
+            policy: AlgorithmPolicy::from_legacy_switch(o.legacy),
             digest: DigestAlg::from_name(&o.digest).map_err(js_error)?,
             signer_identifier: identifier,
         },
@@ -191,7 +197,8 @@ pub fn build_request(
             builder.cert_poll(&tid, &subject, rng)
         }
         MessageType::GetCert | MessageType::GetCrl => {
-            let serial = hex::decode(o.serial.unwrap_or_default())
+            let serial = data_encoding::HEXLOWER_PERMISSIVE
+                .decode(o.serial.unwrap_or_default().as_bytes())
                 .map_err(|_| js_error(ScepError::invalid_input("serial must be hex")))?;
             let serial = x509_cert::serial_number::SerialNumber::<x509_cert::certificate::Raw>::new(&serial)
                 .map_err(|e| js_error(ScepError::invalid_input(e)))?;
@@ -234,8 +241,15 @@ pub fn read_cert_rep(
     let ca = CaCertificates::parse(ca_cert_body).map_err(js_error)?;
     let key = key(key_pkcs8)?;
     let requester = Requester { key: &key, certificate: &cert };
-    let outcome = client::read_cert_rep_with(reply, &request, &requester, &ca, expected_spki.as_deref(), legacy)
-        .map_err(js_error)?;
+    let outcome = client::open_cert_rep(
+        reply,
+        &request,
+        &requester,
+        &ca,
+        expected_spki.as_deref(),
+        AlgorithmPolicy::from_legacy_switch(legacy),
+    )
+    .map_err(js_error)?;
     let der = |c: &Certificate| c.to_der().map_err(|e| js_error(e.into()));
     let out = match outcome {
         CertRepOutcome::Issued { certificate, chain } => OutcomeJs::Issued {

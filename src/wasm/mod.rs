@@ -73,13 +73,6 @@ pub fn to_der(input: &[u8]) -> JsResult<Vec<u8>> {
     crate::inspect::to_der(input).map_err(js_error)
 }
 
-fn random_serial(rng: &mut impl rand_core::RngCore) -> [u8; 16] {
-    let mut serial = [0u8; 16];
-    rng.fill_bytes(&mut serial);
-    serial[0] = (serial[0] & 0x7f) | 0x01;
-    serial
-}
-
 /// Like [`to_js`], with bytes as `Uint8Array` rather than arrays of numbers.
 fn to_js_bytes<T: Serialize>(value: &T) -> JsResult<JsValue> {
     value.serialize(&serde_wasm_bindgen::Serializer::new()).map_err(|e| js_sys::Error::new(&e.to_string()).into())

@@ -4,15 +4,16 @@ use der::{Decode, Encode};
 use rand_core::OsRng;
 use wasm_bindgen::prelude::*;
 
-use super::{certificate, from_js, js_error, key, random_serial, to_js, to_js_bytes, JsResult};
-use crate::algorithms::{DigestAlg, KeyTransport};
+use super::{certificate, from_js, js_error, key, to_js, to_js_bytes, JsResult};
+use crate::algorithms::{AlgorithmPolicy, DigestAlg, KeyTransport};
 use crate::caps::CaCaps;
 use crate::error::ScepError;
+use crate::issue::random_serial;
 use crate::profile::ScepProfile;
 
 #[wasm_bindgen(js_name = serverCaCaps)]
 pub fn server_ca_caps(legacy: bool, next_ca: bool) -> String {
-    CaCaps::for_server(legacy, next_ca).render()
+    CaCaps::for_server(AlgorithmPolicy::from_legacy_switch(legacy), next_ca).render()
 }
 
 /// An RA certificate for `ra_key`, issued by the CA (RFC 8894 §2.1): signs CertReps, receives envelopes.
@@ -200,7 +201,9 @@ impl ServerIdentity {
     pub fn issue(&self, public_key: &[u8], options: JsValue) -> JsResult<Vec<u8>> {
         let o: IssueOptionsJs = from_js(options)?;
         let opts = crate::issue::IssueOptions {
-            serial: hex::decode(&o.serial).map_err(|_| js_error(ScepError::invalid_input("serial must be hex")))?,
+            serial: data_encoding::HEXLOWER_PERMISSIVE
+                .decode(o.serial.as_bytes())
+                .map_err(|_| js_error(ScepError::invalid_input("serial must be hex")))?,
             subject: o.subject,
             not_before: o.not_before,
             not_after: o.not_after,
@@ -293,9 +296,9 @@ impl ScepRequest {
     /// transactionId, digest, cipher, signer, csr, publicKey, keyDigest, ... }`) or throws a ScepError to
     /// answer with [`cert_rep`] as a FAILURE. For a CA of one's own; the Worker runs [`PkiOperationJs`].
     pub fn open(&mut self, identity: &ServerIdentity, legacy: bool, oaep_only: bool) -> JsResult<JsValue> {
-        let accept = crate::server::Acceptance { legacy, oaep_only };
+        let accept = crate::server::Acceptance { policy: AlgorithmPolicy::from_legacy_switch(legacy), oaep_only };
         let id = &identity.0;
-        let facts = self.incoming.open_with(&id.recipients(), accept, id.public_ops.as_ref()).map_err(js_error)?;
+        let facts = self.incoming.open(&id.recipients(), accept, id.public_ops.as_ref()).map_err(js_error)?;
         let out = to_js(&facts)?;
         if let Some(csr) = &facts.csr {
             // The key, not the CSR: the CSR carries the enrollment code (challengePassword) and is not kept.
@@ -360,8 +363,7 @@ impl PkiOperationJs {
         now: f64,
         client_address: Option<String>,
     ) -> JsResult<PkiOperationJs> {
-        let code_key =
-            hex::decode(code_key_hex).map_err(|_| js_error(ScepError::invalid_input("code key must be hex")))?;
+        let code_key = code_hex(code_key_hex)?;
         let stored = profile_row(profile)?.ok_or_else(|| js_error(ScepError::invalid_input("no profile")))?;
         let (op, step) = crate::pki_operation::PkiOperation::start(
             bytes,
@@ -451,7 +453,7 @@ pub fn decide_held(
 /// the store keeps its MAC under the server's key).
 #[wasm_bindgen(js_name = newEnrollment, unchecked_return_type = "NewEnrollment")]
 pub fn new_enrollment(code_key_hex: &str, now: f64) -> JsResult<JsValue> {
-    let key = hex::decode(code_key_hex).map_err(|_| js_error(ScepError::invalid_input("code key must be hex")))?;
+    let key = code_hex(code_key_hex)?;
     to_js(&crate::policy::new_enrollment(&key, now as u64, &mut OsRng))
 }
 
@@ -486,7 +488,8 @@ pub fn cert_rep(request: &ScepRequest, reply: JsValue, identity: &ServerIdentity
         },
         other => return Err(js_error(ScepError::invalid_input(format!("unknown reply status {other}")))),
     };
-    identity.0.cert_rep(&request.incoming, request.facts.as_ref(), reply, legacy, &mut OsRng).map_err(js_error)
+    let policy = AlgorithmPolicy::from_legacy_switch(legacy);
+    identity.0.cert_rep(&request.incoming, request.facts.as_ref(), reply, policy, &mut OsRng).map_err(js_error)
 }
 
 #[derive(serde::Deserialize)]
@@ -528,7 +531,9 @@ pub fn updated_profile(stored_json: JsValue, incoming_json: JsValue, code_key_he
 }
 
 fn code_hex(code_key_hex: &str) -> JsResult<Vec<u8>> {
-    hex::decode(code_key_hex).map_err(|_| js_error(ScepError::invalid_input("code key must be hex")))
+    data_encoding::HEXLOWER_PERMISSIVE
+        .decode(code_key_hex.as_bytes())
+        .map_err(|_| js_error(ScepError::invalid_input("code key must be hex")))
 }
 
 /// The limit on failed PKIOperations per client address ([`crate::failure_limit`]): one per isolate, holding

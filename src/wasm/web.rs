@@ -21,7 +21,7 @@ use web_sys::{AbortSignal, CryptoKey, CryptoKeyPair, RequestInit, Response, Subt
 use zeroize::Zeroizing;
 
 use super::{from_js, js_error, to_js, to_js_bytes, JsResult};
-use crate::algorithms::{Cipher, DigestAlg, KeyTransport};
+use crate::algorithms::{AlgorithmPolicy, Cipher, DigestAlg, KeyTransport};
 use crate::caps::CaCaps;
 use crate::client::enrollment::{
     Answer, Enrolled, EnrollmentOptions, KeyRef, NewKey, OpId, Operation, Progress, Purpose, Step,
@@ -116,7 +116,13 @@ pub async fn generate_key(bits: Option<u32>, options: JsValue) -> JsResult<Uint8
     let o: GenerateJs =
         if options.is_undefined() || options.is_null() { Default::default() } else { from_js(options)? };
     let generator = Generator::from_name(o.prefer.as_deref())?;
-    let key = start_generating(subtle(), bits.unwrap_or(2048) as usize, o.legacy.unwrap_or(false), generator).await?;
+    let key = start_generating(
+        subtle(),
+        bits.unwrap_or(2048) as usize,
+        AlgorithmPolicy::from_legacy_switch(o.legacy.unwrap_or(false)),
+        generator,
+    )
+    .await?;
     Ok(Uint8Array::from(key.pkcs8.as_slice()))
 }
 
@@ -158,7 +164,7 @@ impl OptionsJs {
             new_key,
             sans: self.sans.clone().unwrap_or_default(),
             challenge: self.challenge.clone(),
-            legacy: self.legacy.unwrap_or(false),
+            policy: AlgorithmPolicy::from_legacy_switch(self.legacy.unwrap_or(false)),
             fingerprint: self.fingerprint.clone(),
             cipher: self.cipher.as_deref().map(Cipher::from_name).transpose().map_err(js_error)?,
             digest: self.digest.as_deref().map(DigestAlg::from_name).transpose().map_err(js_error)?,
@@ -263,8 +269,8 @@ impl Shell {
                 Step::Start(id, operation) => {
                     let under_way = match operation {
                         Operation::Http(request) => Started::Running(self.fetch(&request)),
-                        Operation::GenerateKey { bits, legacy } => {
-                            Started::Generating(start_generating(self.subtle.clone(), bits, legacy, generator))
+                        Operation::GenerateKey { bits, policy } => {
+                            Started::Generating(start_generating(self.subtle.clone(), bits, policy, generator))
                         }
                         Operation::Key { key, operation } => Started::Key(key, operation),
                         Operation::Sleep { millis } => Started::Running(self.sleep(millis)),
@@ -557,7 +563,12 @@ impl HeldKey {
 }
 
 /// Starts making a key (see [`Generator`]); WebCrypto's promise is under way when this returns.
-fn start_generating(subtle: Option<SubtleCrypto>, bits: usize, legacy: bool, generator: Generator) -> Generating {
+fn start_generating(
+    subtle: Option<SubtleCrypto>,
+    bits: usize,
+    policy: AlgorithmPolicy,
+    generator: Generator,
+) -> Generating {
     let webcrypto = match subtle {
         Some(subtle) if generator != Generator::Wasm && bits >= 2048 => {
             let params = Object::new();
@@ -572,7 +583,7 @@ fn start_generating(subtle: Option<SubtleCrypto>, bits: usize, legacy: bool, gen
         _ => None,
     };
     let wasm = move || -> JsResult<HeldKey> {
-        let key = RsaKey::generate(bits, legacy, &mut OsRng).map_err(js_error)?;
+        let key = RsaKey::generate(bits, policy, &mut OsRng).map_err(js_error)?;
         let spki = keys::spki_of(key.public_key()).and_then(|s| Ok(s.to_der()?)).map_err(js_error)?;
         Ok(HeldKey::from_pkcs8(key.to_pkcs8_der().map_err(js_error)?, spki))
     };

@@ -5,9 +5,12 @@ use std::path::PathBuf;
 use std::sync::OnceLock;
 
 use der::DecodePem;
+pub use scepkit::algorithms::AlgorithmPolicy;
 use scepkit::algorithms::DigestAlg;
 use scepkit::issue::{self_signed, SelfSignedRole};
 use scepkit::keys::RsaKey;
+#[allow(unused_imports)]
+pub use scepkit::keys::{Crypto, RustCrypto};
 use scepkit::wire::Certificate;
 
 pub const NOW: u64 = 1_795_300_000; // 2026-11-21
@@ -40,7 +43,9 @@ pub fn micromdm_ca() -> Ca {
 /// Fresh RSA-2048 keys are slow to make; tests share a few.
 pub fn test_key(slot: usize) -> &'static RsaKey {
     static KEYS: OnceLock<Vec<RsaKey>> = OnceLock::new();
-    &KEYS.get_or_init(|| (0..4).map(|_| RsaKey::generate(2048, false, &mut rand_core::OsRng).unwrap()).collect())[slot]
+    &KEYS.get_or_init(|| {
+        (0..4).map(|_| RsaKey::generate(2048, AlgorithmPolicy::Modern, &mut rand_core::OsRng).unwrap()).collect()
+    })[slot]
 }
 
 pub fn scepkit_ca() -> &'static Ca {
@@ -65,4 +70,14 @@ pub fn temp_file(bytes: &[u8]) -> tempfile::NamedTempFile {
     let mut f = tempfile::NamedTempFile::new().unwrap();
     std::io::Write::write_all(&mut f, bytes).unwrap();
     f
+}
+
+/// The algorithm policy of a legacy switch, as the tests spell it.
+pub fn policy(legacy: bool) -> AlgorithmPolicy {
+    AlgorithmPolicy::from_legacy_switch(legacy)
+}
+
+/// What a profile with this legacy switch accepts (PKCS#1 v1.5 key transport included).
+pub fn accept(legacy: bool) -> scepkit::server::Acceptance {
+    scepkit::server::Acceptance { policy: policy(legacy), oaep_only: false }
 }
