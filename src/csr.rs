@@ -33,7 +33,7 @@ use crate::error::{Result, ScepError};
 use crate::keys::{self, PrivateKeyOps, Unsigned};
 #[cfg(feature = "server")]
 use crate::profile::{CertificateAttributes, ScepProfile};
-use crate::wire::single_valued;
+use crate::wire::{single_valued, CertReqAsSent, CertReqInfoAsSent};
 
 pub const ID_CHALLENGE_PASSWORD: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.9.7");
 
@@ -311,22 +311,18 @@ impl CsrFacts {
     /// Parses a PKCS#10 request and verifies its proof of possession with `ops`; a bad signature is
     /// badMessageCheck.
     pub fn from_der(der: &[u8], ops: &dyn keys::PublicKeyOps) -> Result<Self> {
-        let req = CertReq::from_der(der).map_err(|e| ScepError::malformed(format!("not a PKCS#10 request: {e}")))?;
+        let malformed = |e: der::Error| ScepError::malformed(format!("not a PKCS#10 request: {e}"));
+        let req = CertReqAsSent::from_der(der).map_err(malformed)?;
+        let info: CertReqInfoAsSent = req.info.decode_as().map_err(malformed)?;
         let digest = DigestAlg::from_oid(&req.algorithm.oid)?;
-        let public = keys::rsa_public_key(&req.info.public_key)?;
+        let public = keys::rsa_public_key(&info.public_key)?;
         let sig = req.signature.as_bytes().ok_or_else(|| ScepError::malformed("CSR signature has unused bits"))?;
-        keys::check_signature(
-            ops,
-            &req.info.public_key,
-            digest,
-            &req.info.to_der()?,
-            sig,
-            "CSR (proof of possession)",
-        )?;
+        // Over the request info exactly as sent.
+        keys::check_signature(ops, &info.public_key, digest, &req.info.to_der()?, sig, "CSR (proof of possession)")?;
 
         let mut challenge = None;
         let mut extensions = Vec::new();
-        for attr in req.info.attributes.iter() {
+        for attr in info.attributes.iter() {
             let Some(value) = attr.values.iter().next() else { continue };
             if attr.oid == ID_CHALLENGE_PASSWORD {
                 challenge = Some(
@@ -356,10 +352,10 @@ impl CsrFacts {
         }
         use rsa::traits::PublicKeyParts;
         Ok(Self {
-            subject: req.info.subject.to_string(),
-            common_name: name_attribute(&req.info.subject, const_oid::db::rfc4519::COMMON_NAME),
-            serial_number: name_attribute(&req.info.subject, const_oid::db::rfc4519::SERIAL_NUMBER),
-            email_address: name_attribute(&req.info.subject, const_oid::db::rfc3280::EMAIL_ADDRESS),
+            subject: info.subject.to_string(),
+            common_name: name_attribute(&info.subject, const_oid::db::rfc4519::COMMON_NAME),
+            serial_number: name_attribute(&info.subject, const_oid::db::rfc4519::SERIAL_NUMBER),
+            email_address: name_attribute(&info.subject, const_oid::db::rfc3280::EMAIL_ADDRESS),
             sans,
             key_algorithm: "rsa",
             key_bits: public.n().bits(),
@@ -367,8 +363,8 @@ impl CsrFacts {
             signature_digest: digest,
             digital_signature,
             key_encipherment,
-            spki_der: req.info.public_key.to_der()?,
-            subject_name: req.info.subject.clone(),
+            spki_der: info.public_key.to_der()?,
+            subject_name: info.subject.clone(),
             der: der.to_vec(),
         })
     }

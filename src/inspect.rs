@@ -43,8 +43,10 @@ fn describe(der: &[u8], key: Option<&dyn PrivateKeyOps>, depth: u8) -> Result<Va
     if let Ok(cert) = Certificate::from_der(der) {
         return Ok(certificate(&cert));
     }
-    if let Ok(csr) = x509_cert::request::CertReq::from_der(der) {
-        let mut out = json!({ "type": "CSR", "subject": csr.info.subject.to_string() });
+    let csr_info = crate::wire::CertReqAsSent::from_der(der)
+        .and_then(|csr| csr.info.decode_as::<crate::wire::CertReqInfoAsSent>());
+    if let Ok(info) = csr_info {
+        let mut out = json!({ "type": "CSR", "subject": info.subject.to_string() });
         match CsrFacts::from_der(der, &crate::keys::RustCrypto) {
             Ok(facts) => {
                 out["facts"] = serde_json::to_value(&facts).expect("plain struct");

@@ -7,7 +7,8 @@
 //! - micromdm's scepclient (Go `pkcs7`) sends `encryptedContent` in the constructed BER form
 //!   (`[0] { OCTET STRING, ... }`) instead of a primitive `[0]`;
 //! - signed attributes are not always in DER SET OF order. `der` sorts a SET OF on decode, which is right for
-//!   reading values but wrong for checking a signature over the bytes as sent. [`RawSet`] keeps them.
+//!   reading values but wrong for checking a signature over the bytes as sent. [`RawSet`] keeps them;
+//! - some devices send a PKCS#10 request whose `version` is not v1 ([`CertReqAsSent`]).
 //!
 //! The encodings are still derived; these types only widen what is accepted, and always write DER.
 
@@ -141,6 +142,39 @@ impl PartyIdentifier {
             Self::SubjectKeyIdentifier(ski) => ski.as_bytes() == crate::keys::key_identifier(cert).as_slice(),
         }
     }
+}
+
+/// RFC 2986 §4 as devices send it: the request info kept as its bytes (the signature covers exactly those), and
+/// a `version` read whatever it is — devices that send Apple-style subjects have been seen to send other than
+/// v1(0); the policy judges the request, not its version number.
+///
+/// ```text
+/// CertificationRequest ::= SEQUENCE {
+///   certificationRequestInfo CertificationRequestInfo,
+///   signatureAlgorithm AlgorithmIdentifier{{ SignatureAlgorithms }},
+///   signature BIT STRING }
+/// ```
+#[derive(Clone, Debug, Sequence)]
+pub struct CertReqAsSent {
+    pub info: Any,
+    pub algorithm: AlgorithmIdentifierOwned,
+    pub signature: der::asn1::BitString,
+}
+
+/// ```text
+/// CertificationRequestInfo ::= SEQUENCE {
+///   version INTEGER { v1(0) } (v1,...),
+///   subject Name,
+///   subjectPKInfo SubjectPublicKeyInfo{{ PKInfoAlgorithms }},
+///   attributes [0] Attributes{{ CRIAttributes }} }
+/// ```
+#[derive(Clone, Debug, Sequence)]
+pub struct CertReqInfoAsSent {
+    pub version: der::asn1::Int,
+    pub subject: Name,
+    pub public_key: spki::SubjectPublicKeyInfoOwned,
+    #[asn1(context_specific = "0", tag_mode = "IMPLICIT")]
+    pub attributes: Attributes,
 }
 
 /// RFC 5652 §5.1, with certificates read leniently and `signerInfos` kept as sent.

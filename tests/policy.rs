@@ -31,6 +31,15 @@ fn profile(extra: serde_json::Value) -> ScepProfile {
 }
 
 fn facts(message_type: MessageType, csr: CsrRequest, self_signed: bool) -> RequestFacts {
+    let csr = CsrFacts::from_der(&csr.build(test_key(1)).unwrap(), &RustCrypto).unwrap();
+    RequestFacts {
+        signer: SignerFacts { self_signed, ..facts_of(message_type, csr.clone()).signer },
+        ..facts_of(message_type, csr)
+    }
+}
+
+/// The facts of a request carrying `csr`, signed by a self-signed certificate.
+fn facts_of(message_type: MessageType, csr: CsrFacts) -> RequestFacts {
     RequestFacts {
         message_type,
         transaction_id: "tid-1".into(),
@@ -41,12 +50,12 @@ fn facts(message_type: MessageType, csr: CsrRequest, self_signed: bool) -> Reque
             subject: "CN=x".into(),
             issuer: "CN=x".into(),
             serial: "01".into(),
-            self_signed,
+            self_signed: true,
             not_before: 0,
             not_after: u64::MAX,
             fingerprint: "ff".into(),
         },
-        csr: Some(CsrFacts::from_der(&csr.build(test_key(1)).unwrap(), &RustCrypto).unwrap()),
+        csr: Some(csr),
         poll: None,
         issuer_and_serial: None,
     }
@@ -652,4 +661,51 @@ fn a_new_enrollment_code_is_shown_once_kept_as_its_mac_and_expires_in_a_week() {
     let e = scepkit::policy::new_enrollment(KEY, NOW, &mut rand_core::OsRng);
     assert_eq!(e.code_mac, enrollment_code_mac(KEY, &e.code));
     assert_eq!(e.expires_at, NOW + 7 * 86_400);
+}
+
+/// `der` as a CSR whose CertificationRequestInfo has `version` and its attributes out of DER SET OF order
+/// (re-signed by `key` over exactly those bytes, as a device would send it).
+fn with_version(der: &[u8], version: u8, key: &scepkit::keys::RsaKey) -> Vec<u8> {
+    use der::{Decode, Encode};
+    use scepkit::keys::PrivateKeyOps;
+    use scepkit::wire::{CertReqAsSent, CertReqInfoAsSent};
+    let req = CertReqAsSent::from_der(der).unwrap();
+    let mut info: CertReqInfoAsSent = req.info.decode_as().unwrap();
+    info.version = der::asn1::Int::new(&[version]).unwrap();
+    let mut info_der = info.to_der().unwrap();
+    let attrs: Vec<Vec<u8>> = info.attributes.iter().map(|a| a.to_der().unwrap()).collect();
+    assert_eq!(attrs.len(), 2, "challengePassword and extensionRequest");
+    let sorted = [attrs[0].clone(), attrs[1].clone()].concat();
+    let at = info_der.len() - sorted.len();
+    assert_eq!(&info_der[at..], sorted.as_slice(), "the attributes end the request info");
+    info_der.truncate(at);
+    info_der.extend([attrs[1].clone(), attrs[0].clone()].concat());
+    let signature = key.sign(DigestAlg::Sha256, &info_der).unwrap();
+    let signed = CertReqAsSent {
+        info: der::asn1::Any::from_der(&info_der).unwrap(),
+        algorithm: req.algorithm,
+        signature: der::asn1::BitString::from_bytes(&signature).unwrap(),
+    };
+    signed.to_der().unwrap()
+}
+
+#[test]
+fn a_csr_of_another_version_is_read_and_judged_by_policy_and_its_signature_covers_the_bytes_as_sent() {
+    use der::Decode as _;
+    let der = csr("laptop-1", Some(CODE)).build(test_key(1)).unwrap();
+    for version in [1, 2] {
+        let odd = with_version(&der, version, test_key(1));
+        assert!(x509_cert::request::CertReq::from_der(&odd).is_err(), "the strict decoder refuses version {version}");
+        let facts = CsrFacts::from_der(&odd, &RustCrypto).unwrap();
+        assert_eq!((facts.common_name.as_deref(), facts.challenge.as_deref()), (Some("laptop-1"), Some(CODE)));
+        let mut f = facts_of(MessageType::PkcsReq, facts);
+        f.transaction_id = "tid-v".into();
+        let d = decide(&f, &profile(json!({})), &open_store(), KEY, &[], NOW);
+        assert!(matches!(d, Decision::Issue { ref seat_id, .. } if seat_id == "laptop-1"), "{d:?}");
+        // One octet of the subject changed after signing: the proof of possession fails.
+        let mut tampered = odd.clone();
+        let at = tampered.windows(8).position(|w| w == b"laptop-1").unwrap();
+        tampered[at] = b'L';
+        assert_eq!(CsrFacts::from_der(&tampered, &RustCrypto).unwrap_err().fail_info, FailInfo::BadMessageCheck);
+    }
 }
