@@ -24,6 +24,8 @@ pub mod crl;
 #[cfg(feature = "server")]
 pub mod failure_limit;
 #[cfg(feature = "server")]
+pub mod mobileconfig;
+#[cfg(feature = "server")]
 pub mod names;
 #[cfg(feature = "server")]
 pub mod pki_operation;

@@ -590,3 +590,25 @@ pub fn failure_limits() -> JsResult<JsValue> {
     use crate::failure_limit::{AUDITED_FAILURES, FAILURE_WINDOW, REFUSE_AFTER};
     to_js(&serde_json::json!({ "window": FAILURE_WINDOW, "audited": AUDITED_FAILURES, "refuseAfter": REFUSE_AFTER }))
 }
+
+/// The `.mobileconfig` (XML plist) that enrolls an Apple device for `enrollment` (`{ id, seatId, status,
+/// codeMac, expiresAt }`) of `profile`, given the enrollment's `code` (checked against its MAC), the
+/// SCEP URL devices use and the CA certificate (DER). Throws a ScepError with status 400 for another code, 409
+/// for a redeemed enrollment, 410 for a revoked or expired one.
+#[wasm_bindgen(js_name = mobileconfig)]
+#[allow(clippy::too_many_arguments)]
+pub fn mobileconfig(
+    profile_json: JsValue,
+    #[wasm_bindgen(unchecked_param_type = "EnrollmentRecord")] enrollment: JsValue,
+    code: &str,
+    code_key_hex: &str,
+    scep_url: &str,
+    ca_cert: &[u8],
+    now: f64,
+) -> JsResult<String> {
+    let enrollment: crate::mobileconfig::EnrollmentRecord = from_js(enrollment)?;
+    let ca = certificate(ca_cert)?;
+    let profile = profile(profile_json)?;
+    crate::mobileconfig::scep_profile(&profile, &enrollment, code, &code_hex(code_key_hex)?, scep_url, &ca, now as u64)
+        .map_err(js_error)
+}

@@ -3,6 +3,7 @@
 // certificate verifies with OpenSSL against the CA from GetCACert.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { X509Certificate } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -149,4 +150,45 @@ test('certmonger enrolls (getcert add-scep-ca + request) and rekeys, on its sess
   assert.equal(certs[0].renewed_by, certs[1].serial);
   const ops = (await api('GET', '/audit-logs?seat_id=cm-host-1')).json.data.map((l) => `${l.operation}:${l.code}`);
   assert.deepEqual(ops.slice(0, 2), ['PKCSReq:renewed', 'PKCSReq:issued']);
+});
+
+test('an Apple configuration profile: plistlib reads URL, Challenge and Subject, and micromdm scepclient enrolls with them', async () => {
+  const enrollment = await worker.seatWithCode('mdm-apple-1', 'legacy');
+  const res = await fetch(`${base}/api/v1/enrollments/${enrollment.id}/mobileconfig`, {
+    headers: { authorization: `Bearer ${worker.token}`, 'scep-challenge': enrollment.enrollment_code },
+  });
+  assert.equal(res.status, 200, await res.clone().text());
+  assert.equal(res.headers.get('content-type'), 'application/x-apple-aspen-config');
+  const path = join(dir, 'apple.mobileconfig');
+  writeFileSync(path, Buffer.from(await res.arrayBuffer()));
+  // Read as a device management tool would: Python's plistlib, the payload of type com.apple.security.scep.
+  const read = run('python3', ['-c', `
+import json, plistlib, sys
+top = plistlib.load(open(sys.argv[1], 'rb'))
+assert top['PayloadType'] == 'Configuration'
+scep = next(p for p in top['PayloadContent'] if p['PayloadType'] == 'com.apple.security.scep')['PayloadContent']
+print(json.dumps({'url': scep['URL'], 'challenge': scep['Challenge'], 'subject': scep['Subject'], 'keysize': scep['Keysize'], 'fingerprint': scep['CAFingerprint'].hex()}))
+`, path]);
+  assert.equal(read.status, 0, read.stderr);
+  const payload = JSON.parse(read.stdout);
+  assert.equal(payload.url, `${base}/scep/legacy`);
+  assert.equal(payload.challenge, enrollment.enrollment_code);
+  assert.equal(payload.keysize, 2048);
+  // CAFingerprint is SHA-1 of the CA certificate (the self-signed one of GetCACert's CA + RA).
+  const certs = readFileSync(join(dir, 'ca.pem'), 'utf8').match(/-----BEGIN CERTIFICATE-----[^-]+-----END CERTIFICATE-----/g).map((pem) => new X509Certificate(pem));
+  const ca = certs.find((c) => c.subject === c.issuer);
+  assert.equal(payload.fingerprint, ca.fingerprint.replaceAll(':', '').toLowerCase());
+  const name = Object.fromEntries(payload.subject.map(([[type, value]]) => [type, value]));
+  assert.deepEqual(name, { C: 'US', O: 'scep-client', OU: 'MDM', CN: 'mdm-apple-1' });
+  const work = join(dir, 'mdm-apple');
+  mkdirSync(work, { recursive: true });
+  const r = run('scepclient', ['-server-url', payload.url, '-challenge', payload.challenge, '-cn', name.CN, '-organization', name.O, '-ou', name.OU, '-country', name.C,
+    '-private-key', join(work, 'key.pem'), '-certificate', join(work, 'cert.pem')], { cwd: work });
+  assert.equal(r.status, 0, r.stdout + r.stderr);
+  verifyIssued(join(work, 'cert.pem'), 'mdm-apple-1');
+  const subject = openssl('x509', '-in', join(work, 'cert.pem'), '-noout', '-subject', '-nameopt', 'RFC2253').stdout.trim();
+  assert.equal(subject, 'subject=CN=mdm-apple-1,OU=MDM,O=scep-client,C=US');
+  // Redeemed now: the payload is no longer handed out.
+  const again = await fetch(`${base}/api/v1/enrollments/${enrollment.id}/mobileconfig`, { headers: { authorization: `Bearer ${worker.token}`, 'scep-challenge': enrollment.enrollment_code } });
+  assert.equal(again.status, 409);
 });

@@ -2,7 +2,7 @@
 // shared/spec/scep-profile.md; validation of profiles is the core's (the same the page can run).
 import { Hono } from 'hono';
 import * as scep from 'scepkit/server';
-import { identity } from './ca.js';
+import { caCertificate, identity } from './ca.js';
 import { currentCrl } from './scep.js';
 import { Conflict, Store } from './store.js';
 
@@ -266,6 +266,28 @@ admin.post('/enrollments', async (c) => {
 });
 
 admin.get('/enrollments', async (c) => c.json({ data: await c.get('store').enrollments(c.req.query('seat_id')) }));
+
+// An Apple configuration profile for an open enrollment. The store keeps only the code's MAC, so the caller
+// sends the code back (SCEP-Challenge); the core checks it and the enrollment's state (400, 409, 410).
+admin.get('/enrollments/:id/mobileconfig', async (c) => {
+  const code = c.req.header('scep-challenge');
+  if (!code) throw invalid({ 'SCEP-Challenge': 'is required: the enrollment code shown when the enrollment was created' }, 'Missing Header: SCEP-Challenge');
+  const store = c.get('store');
+  const found = await store.enrollmentForPayload(c.req.param('id'));
+  if (!found) throw notFound(`enrollment ${c.req.param('id')}`);
+  const url = `${new URL(c.req.url).origin}/scep/${encodeURIComponent(found.profile.name)}`;
+  let xml;
+  try {
+    xml = scep.mobileconfig(found.profile.body, found.enrollment, code, c.env.CODE_KEY, url, caCertificate(c.env), now());
+  } catch (e) {
+    if (!(e instanceof scep.ScepError)) throw e;
+    throw e.status === 400 ? invalid({ 'SCEP-Challenge': e.message }) : new ApiError(e.status, 'E003', e.message, {}, e.resolution);
+  }
+  return c.body(xml, 200, {
+    'content-type': 'application/x-apple-aspen-config',
+    'content-disposition': `attachment; filename="${found.enrollment.seatId.replace(/[^A-Za-z0-9._-]/g, '_')}.mobileconfig"`,
+  });
+});
 
 admin.get('/transactions', async (c) => c.json({ data: await c.get('store').pendingTransactions() }));
 

@@ -45,6 +45,17 @@ export const openapi = {
         responses: ok('Per-row results', { type: 'object', properties: { created: { type: 'integer' }, failed: { type: 'integer' }, results: { type: 'array', items: { type: 'object' } } } }, 201),
       },
     },
+    '/enrollments/{id}/mobileconfig': {
+      parameters: [idParam('id', 'Enrollment UUID'), { name: 'SCEP-Challenge', in: 'header', required: true, schema: { type: 'string' }, description: 'the enrollment code shown when the enrollment was created (only its MAC is stored)' }],
+      get: {
+        summary: 'An Apple configuration profile (.mobileconfig) whose com.apple.security.scep payload enrolls a device with this enrollment',
+        responses: {
+          200: { description: 'XML plist, unsigned', content: { 'application/x-apple-aspen-config': { schema: { type: 'string' } } } },
+          ...errors,
+          410: { $ref: '#/components/responses/Error' },
+        },
+      },
+    },
     '/enrollments': {
       get: { summary: 'List enrollments (codes are never shown again)', parameters: [{ name: 'seat_id', in: 'query', schema: { type: 'string' } }], responses: ok('Enrollments', list('#/components/schemas/Enrollment')) },
       post: {

@@ -121,6 +121,22 @@ export class Store {
     return this.db.prepare('SELECT id, seat_id, profile_id, status, expires_at, created_at, redeemed_at, transaction_id FROM enrollments WHERE id = ?').bind(id).first();
   }
 
+  /** An enrollment with what a configuration profile needs: its code's MAC and its profile. */
+  async enrollmentForPayload(id) {
+    const row = await this.db
+      .prepare(
+        'SELECT e.id, e.seat_id, e.status, e.code_mac, e.expires_at, p.name, p.body FROM enrollments e JOIN profiles p ON p.id = e.profile_id WHERE e.id = ?',
+      )
+      .bind(id)
+      .first();
+    return (
+      row && {
+        enrollment: { id: row.id, seatId: row.seat_id, status: row.status, codeMac: row.code_mac, expiresAt: row.expires_at },
+        profile: { name: row.name, body: JSON.parse(row.body) },
+      }
+    );
+  }
+
   /**
    * The facts a PKIOperation step asks for (the core's FactQuery), read in one round trip (one batch of
    * SELECTs): the seat, its open and last redeemed enrollment, the issued certificate that signed the request
