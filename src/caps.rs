@@ -225,8 +225,11 @@ pub fn ca_cert_response(ca: &Certificate, ra: Option<&Certificate>) -> Result<(&
 
 /// The GetNextCACert answer (RFC 8894 §4.7): the next CA (and RA) certificates as a degenerate PKCS#7,
 /// wrapped in a SignedData signed by the current CA or RA, so a client can trust the rollover.
-pub fn next_ca_cert_response(next: &[&Certificate], signer: &crate::signed::Signer<'_>) -> Result<Vec<u8>> {
-    signed::sign(&signed::certs_only(next)?, Vec::new(), signer, &[signer.certificate], None)
+pub fn next_ca_cert_response(
+    next: &[&Certificate],
+    signer: &crate::signed::SignedBy<'_>,
+) -> Result<crate::signed::UnsignedSignedData> {
+    signed::unsigned(&signed::certs_only(next)?, Vec::new(), signer, &[signer.certificate], None)
 }
 
 /// What a client learns from GetCACert.

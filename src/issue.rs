@@ -74,15 +74,15 @@ impl IssueOptions {
     }
 }
 
-/// Issues a certificate for `public_key` with exactly the names and usages of `options`, signed by the CA
-/// through the crypto seam. Nothing of the requester's CSR but its key reaches the certificate.
+/// A certificate for `public_key` with exactly the names and usages of `options`, up to the CA's signature
+/// ([`Unsigned`]: the CA's key signs it wherever that key is). Nothing of the requester's CSR but its key
+/// reaches the certificate.
 #[cfg(feature = "server")]
 pub fn issue(
     public_key: SubjectPublicKeyInfoOwned,
     options: &IssueOptions,
     ca_cert: &Certificate,
-    ca_key: &dyn PrivateKeyOps,
-) -> Result<Certificate> {
+) -> Result<UnsignedCertificate> {
     let subject = Name::from_str(&options.subject)
         .map_err(|e| ScepError::invalid_input(format!("subject {:?}: {e}", options.subject)))?;
     if crate::names::same_name(&subject, &ca_cert.tbs_certificate.subject) {
@@ -104,17 +104,17 @@ pub fn issue(
         )?);
     }
     extensions.extend(subject_extensions(&options.sans, options.digital_signature, options.key_encipherment)?);
-    build(
+    let issuer = IssuerName {
+        name: ca_cert.tbs_certificate.subject.clone(),
+        key_id: Some(key_identifier(ca_cert)),
+        digest: options.digest,
+    };
+    unsigned(
         Subject { name: subject, spki: public_key },
         &options.serial,
         (options.not_before, options.not_after),
         extensions,
-        Issuer {
-            name: ca_cert.tbs_certificate.subject.clone(),
-            key_id: Some(key_identifier(ca_cert)),
-            key: ca_key,
-            digest: options.digest,
-        },
+        issuer,
     )
 }
 

@@ -205,13 +205,25 @@ impl PrivateKeyOps for RsaKey {
 /// A private-key operation the core hands out instead of performing it: the bytes and the algorithm. Whoever
 /// holds the key performs it (WebCrypto, workerd's `node:crypto`, or an [`RsaKey`] through [`perform`]) and
 /// hands the result back; the core then continues once, with nothing to build again.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[cfg_attr(feature = "wasm", derive(tsify_next::Tsify))]
+#[serde(tag = "kind", rename_all = "camelCase")]
 pub enum KeyOperation {
     /// RSASSA-PKCS1-v1_5 (RFC 8017 §8.2) over `data`, hashed with `digest` by the signer (WebCrypto hashes
     /// itself, so the bytes are the message, not a digest).
-    Sign { digest: DigestAlg, data: Vec<u8> },
+    Sign {
+        digest: DigestAlg,
+        #[serde(with = "serde_bytes")]
+        #[cfg_attr(feature = "wasm", tsify(type = "Uint8Array"))]
+        data: Vec<u8>,
+    },
     /// RSAES-PKCS1-v1_5 or RSAES-OAEP (RFC 8017 §7): the content-encryption key of an EnvelopedData.
-    Decrypt { transport: KeyTransport, ciphertext: Vec<u8> },
+    Decrypt {
+        transport: KeyTransport,
+        #[serde(with = "serde_bytes")]
+        #[cfg_attr(feature = "wasm", tsify(type = "Uint8Array"))]
+        ciphertext: Vec<u8>,
+    },
 }
 
 /// Performs `operation` with a key at hand: the one synchronous way a step is answered.

@@ -21,12 +21,17 @@ use rand_core::OsRng;
 use serde::{Deserialize, Serialize};
 use serde_bytes::ByteBuf;
 
+use crate::algorithms::KeyTransport;
+use crate::envelope::Sealed;
 use crate::error::{Result, ScepError};
 use crate::issue::IssueOptions;
+use crate::issue::UnsignedCertificate;
+use crate::keys::{KeyOperation, Unsigned};
 use crate::message::MessageType;
 use crate::policy::{self, Decision, StoreFacts};
 use crate::profile::ScepProfile;
-use crate::server::{read_request, Acceptance, Identity, IncomingRequest, Reply, RequestFacts};
+use crate::server::{read_request, Acceptance, CaKey, Identity, IncomingRequest, Reply, RequestFacts, ServerKeys};
+use crate::signed::UnsignedSignedData;
 use crate::webhook::{KeyFacts, WebhookAnswer, WebhookCall, WebhookConfig, WebhookMode, WebhookRequest};
 use crate::wire::Certificate;
 
@@ -57,6 +62,9 @@ pub enum Step {
     NeedFacts { query: FactQuery },
     /// Fetch the current CRL and call [`PkiOperation::with_crl`].
     NeedCrl,
+    /// Perform this private-key operation with the endpoint's `key` (the CA's or the RA's) and call
+    /// [`PkiOperation::with_key_result`] with the result (or `None` if the key could not).
+    Key { key: CaKey, operation: KeyOperation },
     /// Send this request to the profile's webhook (within `call.timeout_ms`) and call
     /// [`PkiOperation::with_webhook`] with what came back, or why nothing did.
     CallWebhook { call: WebhookCall },
@@ -210,7 +218,13 @@ pub struct HeldDecision {
 
 /// Approves (issues the held plan: the names policy rendered when the request came) or rejects a held request.
 /// The next CertPoll gets the certificate, or the policy's standard refusal.
-pub fn decide_held(identity: &Identity, held: &HeldRequest, approve: bool, now: u64) -> Result<HeldDecision> {
+pub fn decide_held(
+    identity: &Identity,
+    keys: &ServerKeys,
+    held: &HeldRequest,
+    approve: bool,
+    now: u64,
+) -> Result<HeldDecision> {
     let operation = if approve { "approve" } else { "reject" };
     let audit = |code: &str, message: String| AuditRow {
         time: now,
@@ -234,12 +248,9 @@ pub fn decide_held(identity: &Identity, held: &HeldRequest, approve: bool, now: 
     let serial = random_serial();
     let serial_hex = crate::wire::serial_hex(&serial);
     let public_key = crate::issue::stored_public_key(&held.public_key)?;
-    let certificate = crate::issue::issue(
-        public_key,
-        &IssueOptions::from_plan(&plan, serial.to_vec()),
-        &identity.ca_cert,
-        identity.ca_key.as_ref(),
-    )?;
+    let certificate =
+        crate::issue::issue(public_key, &IssueOptions::from_plan(&plan, serial.to_vec()), &identity.ca_cert)?
+            .sign_with(keys.key(CaKey::Ca)?)?;
     let der = der::Encode::to_der(&certificate)?;
     let status = policy::TransactionStatus::Issued;
     let guard = Some(Guard::Decided { key: held.key.clone(), status, serial: Some(serial_hex.clone()) });
@@ -355,11 +366,34 @@ pub struct PkiOperation {
 enum State {
     Opened,
     AwaitingProfile,
+    AwaitingKey { key: CaKey, operation: KeyOperation, pending: KeyPending },
     AwaitingFacts { query: FactQuery, raced: bool },
     AwaitingCrl { requester: String, requester_seat: Option<String> },
     AwaitingWebhook { query: FactQuery, decision: Decision, raced: bool },
     AwaitingWrite { query: FactQuery, outcome: Pending, raced: bool },
     Done,
+}
+
+/// A private-key operation handed out, and what the machine does with its result.
+enum KeyPending {
+    /// The request's content-encryption key, sealed to the endpoint's key.
+    ContentKey { sealed: Sealed, transport: KeyTransport },
+    /// The certificate of an issuance, to be signed by the CA's key.
+    Certificate { unsigned: UnsignedCertificate, next: Box<Issuing> },
+    /// The CertRep, to be signed by the RA's (or the CA's) key.
+    Reply { unsigned: UnsignedSignedData, audit: Option<AuditRow> },
+}
+
+/// An issuance waiting for the CA's signature.
+struct Issuing {
+    query: FactQuery,
+    seat_id: String,
+    redeem: Option<String>,
+    renews: Option<String>,
+    claim_challenge: Option<String>,
+    plan: policy::CertificatePlan,
+    serial: [u8; 16],
+    raced: bool,
 }
 
 /// What a write batch was for: how to answer once it is done, or what was claimed when it was lost.
@@ -423,16 +457,91 @@ impl PkiOperation {
     fn open(&mut self, identity: &Identity) -> Step {
         let accept =
             Acceptance { policy: self.profile.profile.algorithm_policy(), oaep_only: self.profile.profile.oaep_only };
-        match self.request.open(&identity.recipients(), accept, identity.public_ops.as_ref()) {
-            // A refusal that depends on the profile (3DES on a modern one, say) is only given on a fresh copy.
-            Err(_) if self.profile.cached => self.need_profile(),
-            Err(e) => self.fail(identity, &e, None),
-            Ok(facts) => {
-                let query = self.query_for(&facts);
-                self.facts = Some(facts);
-                self.state = State::AwaitingFacts { query: query.clone(), raced: false };
-                Step::NeedFacts { query }
+        let unsealed = self.request.unseal(accept, identity.public_ops.as_ref()).and_then(|sealed| {
+            // The first of the endpoint's certificates the envelope is for (the RA's, then the CA's).
+            let (key, encrypted) = identity
+                .recipient_certificates()
+                .into_iter()
+                .find_map(|(key, certificate)| Some((key, sealed.for_recipient(certificate).ok()?)))
+                .ok_or_else(ScepError::decrypt_failed)?;
+            Ok((sealed, key, encrypted))
+        });
+        match unsealed {
+            Err(e) => self.refused_at_opening(identity, e),
+            Ok((sealed, key, encrypted)) => {
+                let transport = encrypted.transport;
+                let operation = KeyOperation::Decrypt { transport, ciphertext: encrypted.ciphertext };
+                self.await_key(key, operation, KeyPending::ContentKey { sealed, transport })
             }
+        }
+    }
+
+    /// A refusal that depends on the profile (3DES on a modern one, say) is only given on a fresh copy.
+    fn refused_at_opening(&mut self, identity: &Identity, e: ScepError) -> Step {
+        if self.profile.cached {
+            self.need_profile()
+        } else {
+            self.fail(identity, &e, None)
+        }
+    }
+
+    fn await_key(&mut self, key: CaKey, operation: KeyOperation, pending: KeyPending) -> Step {
+        self.state = State::AwaitingKey { key, operation: operation.clone(), pending };
+        Step::Key { key, operation }
+    }
+
+    /// The private-key operation the last [`Step::Key`] handed out, for a host that performs it with keys it
+    /// holds ([`crate::server::ServerKeys`]); `None` when none is pending.
+    pub fn pending_key_operation(&self) -> Option<(CaKey, &KeyOperation)> {
+        match &self.state {
+            State::AwaitingKey { key, operation, .. } => Some((*key, operation)),
+            _ => None,
+        }
+    }
+
+    /// Continues with the result of the last [`Step::Key`]: the signature or the decrypted content-encryption
+    /// key, or `None` when the host's key could not perform it. A decryption that fails reads exactly like
+    /// bad content (no oracle); a signature the host cannot make is this endpoint's fault (HTTP 503).
+    pub fn with_key_result(&mut self, identity: &Identity, result: Option<Vec<u8>>) -> Step {
+        let State::AwaitingKey { pending, .. } = std::mem::replace(&mut self.state, State::Done) else {
+            return self.out_of_order(identity);
+        };
+        match pending {
+            KeyPending::ContentKey { sealed, transport } => {
+                let accept = Acceptance {
+                    policy: self.profile.profile.algorithm_policy(),
+                    oaep_only: self.profile.profile.oaep_only,
+                };
+                let content_key = zeroize::Zeroizing::new(result.unwrap_or_default());
+                let opened = sealed
+                    .decrypt(&content_key, transport)
+                    .and_then(|opened| self.request.read_content(&opened, accept, identity.public_ops.as_ref()));
+                match opened {
+                    Err(e) => self.refused_at_opening(identity, e),
+                    Ok(facts) => {
+                        let query = self.query_for(&facts);
+                        self.facts = Some(facts);
+                        self.state = State::AwaitingFacts { query: query.clone(), raced: false };
+                        Step::NeedFacts { query }
+                    }
+                }
+            }
+            KeyPending::Certificate { unsigned, next } => {
+                let signed = result.ok_or_else(ScepError::internal).and_then(|signature| unsigned.finish(&signature));
+                match signed {
+                    Ok(certificate) => self.issued(identity, certificate, *next),
+                    Err(e) => self.fail(identity, &e, Some(next.seat_id)),
+                }
+            }
+            KeyPending::Reply { unsigned, audit } => match result.map(|signature| unsigned.finish(&signature)) {
+                Some(Ok(body)) => Step::Answer { body, audit },
+                _ => Step::Refuse {
+                    status: 503,
+                    text: "The service could not sign its answer; retry later".into(),
+                    audit: audit
+                        .unwrap_or_else(|| malformed(self.now, &self.profile.name, "the reply could not be signed")),
+                },
+            },
         }
     }
 
@@ -622,59 +731,76 @@ impl PkiOperation {
             }
             Decision::Issue { seat_id, redeem, renews, claim_challenge, plan } => {
                 let serial = random_serial();
-                let serial_hex = crate::wire::serial_hex(&serial);
-                let certificate = match self.issue(identity, &facts, &plan, serial.to_vec()) {
+                let unsigned = match self.issue(identity, &facts, &plan, serial.to_vec()) {
                     Ok(c) => c,
                     Err(e) => return self.fail(identity, &e, Some(seat_id)),
                 };
-                let der = match der::Encode::to_der(&certificate) {
-                    Ok(d) => d,
-                    Err(e) => return self.fail(identity, &e.into(), Some(seat_id)),
-                };
-                // The new serial is the claim: unique to this attempt.
-                let claims = Claims {
-                    profile_id: &self.profile.id,
-                    redeem: redeem.as_deref(),
-                    renews: renews.as_deref(),
-                    challenge: claim_challenge.as_deref(),
-                };
-                let (claim, guard) = claim(&facts, claims, &serial_hex, self.now);
-                let message = format!(
-                    "Issued certificate {serial_hex}{}",
-                    renews.as_ref().map(|r| format!(" renewing {r}")).unwrap_or_default()
-                );
-                let audit = self.audit(
-                    &facts,
-                    Some(seat_id.clone()),
-                    AuditStatus::Success,
-                    if renews.is_some() { "renewed" } else { "issued" },
-                    &message,
-                );
-                let row = CertificateRow {
-                    serial: serial_hex.clone(),
-                    fingerprint: crate::keys::fingerprint(&der),
-                    seat_id: seat_id.clone(),
-                    profile_id: self.profile.id.clone(),
-                    subject: certificate.tbs_certificate.subject.to_string(),
-                    not_before: plan.not_before,
-                    not_after: plan.not_after,
-                    der: der.clone(),
-                    transaction_id: facts.transaction_id.clone(),
-                    now: self.now,
-                };
-                let renewal = renews.is_some();
-                let mut writes: Vec<Write> = claim.into_iter().collect();
-                writes.push(Write::InsertCertificate { row, guard: guard.clone() });
-                writes.push(Write::InsertTransaction {
-                    row: self.transaction_row(&facts, &seat_id, &plan, redeem, renews, Some(serial_hex)),
-                    guard: guard.clone(),
-                });
-                writes.push(Write::InsertAudit { row: audit, guard });
-                self.state =
-                    State::AwaitingWrite { query, outcome: Pending::Issued { certificate: der, renewal }, raced };
-                Step::Write { writes }
+                // The CA signs what the core built from the plan; nothing else.
+                let next = Issuing { query, seat_id, redeem, renews, claim_challenge, plan, serial, raced };
+                self.await_key(
+                    CaKey::Ca,
+                    unsigned.operation(),
+                    KeyPending::Certificate { unsigned, next: Box::new(next) },
+                )
             }
             _ => unreachable!("only issuing and holding are carried out"),
+        }
+    }
+
+    /// Continues an issuance with the certificate the CA's key signed: saved with its claim in one batch.
+    fn issued(&mut self, identity: &Identity, certificate: Certificate, next: Issuing) -> Step {
+        let Issuing { query, seat_id, redeem, renews, claim_challenge, plan, serial, raced } = next;
+        let facts = self.facts.clone().expect("opened before facts are asked");
+        let serial_hex = crate::wire::serial_hex(&serial);
+        if let Err(e) = crate::issue::verify_issued_by(&certificate, &identity.ca_cert) {
+            return self.fail(identity, &e, Some(seat_id));
+        }
+        {
+            let der = match der::Encode::to_der(&certificate) {
+                Ok(d) => d,
+                Err(e) => return self.fail(identity, &e.into(), Some(seat_id)),
+            };
+            // The new serial is the claim: unique to this attempt.
+            let claims = Claims {
+                profile_id: &self.profile.id,
+                redeem: redeem.as_deref(),
+                renews: renews.as_deref(),
+                challenge: claim_challenge.as_deref(),
+            };
+            let (claim, guard) = claim(&facts, claims, &serial_hex, self.now);
+            let message = format!(
+                "Issued certificate {serial_hex}{}",
+                renews.as_ref().map(|r| format!(" renewing {r}")).unwrap_or_default()
+            );
+            let audit = self.audit(
+                &facts,
+                Some(seat_id.clone()),
+                AuditStatus::Success,
+                if renews.is_some() { "renewed" } else { "issued" },
+                &message,
+            );
+            let row = CertificateRow {
+                serial: serial_hex.clone(),
+                fingerprint: crate::keys::fingerprint(&der),
+                seat_id: seat_id.clone(),
+                profile_id: self.profile.id.clone(),
+                subject: certificate.tbs_certificate.subject.to_string(),
+                not_before: plan.not_before,
+                not_after: plan.not_after,
+                der: der.clone(),
+                transaction_id: facts.transaction_id.clone(),
+                now: self.now,
+            };
+            let renewal = renews.is_some();
+            let mut writes: Vec<Write> = claim.into_iter().collect();
+            writes.push(Write::InsertCertificate { row, guard: guard.clone() });
+            writes.push(Write::InsertTransaction {
+                row: self.transaction_row(&facts, &seat_id, &plan, redeem, renews, Some(serial_hex)),
+                guard: guard.clone(),
+            });
+            writes.push(Write::InsertAudit { row: audit, guard });
+            self.state = State::AwaitingWrite { query, outcome: Pending::Issued { certificate: der, renewal }, raced };
+            Step::Write { writes }
         }
     }
 
@@ -733,11 +859,11 @@ impl PkiOperation {
         facts: &RequestFacts,
         plan: &policy::CertificatePlan,
         serial: Vec<u8>,
-    ) -> Result<Certificate> {
+    ) -> Result<UnsignedCertificate> {
         let csr = facts.csr.as_ref().ok_or_else(|| ScepError::invalid_input("no CSR to issue for"))?;
         let options = IssueOptions::from_plan(plan, serial);
         let public_key = crate::issue::stored_public_key(&csr.spki_der)?;
-        crate::issue::issue(public_key, &options, &identity.ca_cert, identity.ca_key.as_ref())
+        crate::issue::issue(public_key, &options, &identity.ca_cert)
     }
 
     fn transaction_row(
@@ -833,7 +959,7 @@ impl PkiOperation {
             self.profile.profile.algorithm_policy(),
             &mut OsRng,
         ) {
-            Ok(body) => Step::Answer { body, audit },
+            Ok((key, unsigned)) => self.await_key(key, unsigned.operation(), KeyPending::Reply { unsigned, audit }),
             // Read but not answerable on the wire (e.g. a transactionID that cannot be echoed): the requester's fault.
             Err(e) => Step::Refuse {
                 status: 400,

@@ -22,7 +22,7 @@ use crate::error::{FailInfo, Result, ScepError};
 use crate::issue::unix_seconds;
 use crate::keys::{Crypto, PublicKeyOps};
 use crate::message::{MessageType, PkiStatus, ScepAttributes, NONCE_LEN};
-use crate::signed::{self, IdentifierKind, SignedMessage, Signer};
+use crate::signed::{self, IdentifierKind, SignedBy, SignedMessage, UnsignedSignedData};
 use crate::wire::{Certificate, IssuerAndSerialNumber, IssuerAndSubject};
 
 /// A PKIOperation whose SCEP attributes could be read: enough to answer it on the wire.
@@ -97,6 +97,20 @@ impl IncomingRequest {
         accept: Acceptance,
         ops: &dyn PublicKeyOps,
     ) -> Result<RequestFacts> {
+        let sealed = self.unseal(accept, ops)?;
+        for r in recipients {
+            let Some(certificate) = r.certificate else { continue };
+            if let Ok(key) = sealed.for_recipient(certificate) {
+                let content_key = zeroize::Zeroizing::new(r.key.decrypt(key.transport, &key.ciphertext)?);
+                return self.read_content(&sealed.decrypt(&content_key, key.transport)?, accept, ops);
+            }
+        }
+        Err(ScepError::decrypt_failed())
+    }
+
+    /// [`Self::open`] up to the envelope: the signature verified, the algorithms checked under `accept`, the
+    /// envelope parsed; its content-encryption key is what one of the endpoint's keys opens next.
+    pub fn unseal(&self, accept: Acceptance, ops: &dyn PublicKeyOps) -> Result<envelope::Sealed> {
         let legacy = accept.policy == AlgorithmPolicy::Legacy;
         let digest = self.signed.digest_alg()?;
         if digest.is_legacy() && !legacy {
@@ -115,7 +129,19 @@ impl IncomingRequest {
                 "RSA PKCS#1 v1.5 key transport: this profile accepts RSA-OAEP only",
             ));
         }
-        let opened = envelope::open(content, recipients, accept.policy)?;
+        envelope::Sealed::parse(content, accept.policy)
+    }
+
+    /// [`Self::open`] after the envelope: its decrypted content read into the request's facts.
+    pub fn read_content(
+        &self,
+        opened: &envelope::Opened,
+        accept: Acceptance,
+        ops: &dyn PublicKeyOps,
+    ) -> Result<RequestFacts> {
+        let legacy = accept.policy == AlgorithmPolicy::Legacy;
+        let digest = self.signed.digest_alg()?;
+        let signer_cert = self.signed.signer_certificate()?;
         let message_type = self.attributes.message_type.expect("read_request checked it");
         let (mut csr, mut poll, mut issuer_and_serial) = (None, None, None);
         match message_type {
@@ -207,17 +233,18 @@ impl ReplyEnvelope {
     }
 }
 
-/// Builds the signed CertRep for `request`. `signer` is the RA (or the CA when there is no RA); `envelope`
+/// Builds the CertRep for `request`, up to the signature of `signer`'s key (the RA's, or the CA's when there is
+/// no RA): [`crate::keys::Unsigned`]. `envelope`
 /// (from the opened request, see [`ReplyEnvelope::in_kind`]) encrypts a SUCCESS to the requester's signer
 /// certificate under `crypto`; a request that could not be opened is only ever answered with FAILURE or PENDING.
 pub fn cert_rep(
     request: &IncomingRequest,
     reply: Reply<'_>,
-    signer: &Signer<'_>,
+    signer: &SignedBy<'_>,
     envelope: Option<ReplyEnvelope>,
     crypto: &Crypto<'_>,
     rng: &mut impl CryptoRngCore,
-) -> Result<Vec<u8>> {
+) -> Result<UnsignedSignedData> {
     let mut sender_nonce = vec![0u8; NONCE_LEN];
     rng.fill_bytes(&mut sender_nonce);
     let mut attributes = ScepAttributes {
@@ -247,7 +274,7 @@ pub fn cert_rep(
             Vec::new()
         }
     };
-    signed::sign(&content, attributes.to_attributes()?, signer, &[signer.certificate], None)
+    signed::unsigned(&content, attributes.to_attributes()?, signer, &[signer.certificate], None)
 }
 
 fn seal_for_requester(
@@ -264,42 +291,85 @@ fn seal_for_requester(
     envelope::seal(plaintext, requester, options, crypto, rng)
 }
 
-/// The CA (and optional RA) an endpoint answers as, with the crypto that backs their keys. Requests are opened
-/// with either key; CertReps are signed by the RA when there is one, else by the CA; leaves and CRLs by the CA.
+/// Which of an endpoint's keys a private-key operation needs: the CA's, or the RA's (which signs CertReps and
+/// receives envelopes when there is one).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "wasm", derive(tsify_next::Tsify))]
+#[serde(rename_all = "lowercase")]
+pub enum CaKey {
+    Ca,
+    Ra,
+}
+
+/// The CA (and optional RA) an endpoint answers as: certificates only. Its private keys stay with the host,
+/// which performs the [`crate::keys::KeyOperation`]s the core hands out for a [`CaKey`] ([`ServerKeys`] when the
+/// keys are at hand). Requests are opened with either key; CertReps are signed by the RA when there is one, else
+/// by the CA; leaves and CRLs by the CA.
 pub struct Identity {
     pub ca_cert: Certificate,
-    pub ca_key: Box<dyn crate::keys::PrivateKeyOps>,
-    pub ra: Option<(Certificate, Box<dyn crate::keys::PrivateKeyOps>)>,
+    pub ra_cert: Option<Certificate>,
     /// Signature checks and key transport on requesters' keys (the host's native crypto, or RustCrypto).
     pub public_ops: Box<dyn PublicKeyOps>,
 }
 
+/// An endpoint's private keys at hand (the pure-Rust fallback, or a host's keys behind the crypto seam).
+pub struct ServerKeys {
+    pub ca: Box<dyn crate::keys::PrivateKeyOps>,
+    pub ra: Option<Box<dyn crate::keys::PrivateKeyOps>>,
+}
+
+impl ServerKeys {
+    pub fn key(&self, which: CaKey) -> Result<&dyn crate::keys::PrivateKeyOps> {
+        match which {
+            CaKey::Ca => Ok(self.ca.as_ref()),
+            CaKey::Ra => self.ra.as_deref().ok_or_else(|| ScepError::invalid_input("there is no RA key")),
+        }
+    }
+
+    /// Performs an operation the core handed out for `which`.
+    pub fn perform(&self, which: CaKey, operation: &crate::keys::KeyOperation) -> Result<Vec<u8>> {
+        crate::keys::perform(self.key(which)?, operation)
+    }
+
+    /// The recipients a request's envelope may be for, with these keys.
+    pub fn recipients<'a>(&'a self, identity: &'a Identity) -> Vec<Recipient<'a>> {
+        identity
+            .recipient_certificates()
+            .into_iter()
+            .filter_map(|(which, certificate)| {
+                Some(Recipient { certificate: Some(certificate), key: self.key(which).ok()? })
+            })
+            .collect()
+    }
+}
+
 impl Identity {
-    pub fn recipients(&self) -> Vec<Recipient<'_>> {
-        let mut out: Vec<_> =
-            self.ra.iter().map(|(c, k)| Recipient { certificate: Some(c), key: k.as_ref() }).collect();
-        out.push(Recipient { certificate: Some(&self.ca_cert), key: self.ca_key.as_ref() });
+    /// The certificates a request may be enveloped to: the RA's first, then the CA's.
+    pub fn recipient_certificates(&self) -> Vec<(CaKey, &Certificate)> {
+        let mut out: Vec<_> = self.ra_cert.iter().map(|c| (CaKey::Ra, c)).collect();
+        out.push((CaKey::Ca, &self.ca_cert));
         out
     }
 
     /// Who signs what this endpoint sends: the RA when there is one.
-    pub fn signer(&self, digest: DigestAlg) -> Signer<'_> {
-        let (certificate, key) = match &self.ra {
-            Some((c, k)) => (c, k.as_ref()),
-            None => (&self.ca_cert, self.ca_key.as_ref()),
+    pub fn signer(&self, digest: DigestAlg) -> (CaKey, SignedBy<'_>) {
+        let (which, certificate) = match &self.ra_cert {
+            Some(c) => (CaKey::Ra, c),
+            None => (CaKey::Ca, &self.ca_cert),
         };
-        Signer { key, certificate, digest, identifier: IdentifierKind::IssuerAndSerialNumber }
+        (which, SignedBy { certificate, digest, identifier: IdentifierKind::IssuerAndSerialNumber })
     }
 
     /// The CA's and RA's own names: never issued to a seat.
     pub fn reserved_names(&self) -> Vec<x509_cert::name::Name> {
         let mut names = vec![self.ca_cert.tbs_certificate.subject.clone()];
-        names.extend(self.ra.iter().map(|(c, _)| c.tbs_certificate.subject.clone()));
+        names.extend(self.ra_cert.iter().map(|c| c.tbs_certificate.subject.clone()));
         names
     }
 
-    /// A CertRep for `request` (opened or not): signed with the request's digest where the profile allows it
-    /// (SHA-256 otherwise), a SUCCESS enveloped in kind with the request.
+    /// A CertRep for `request` (opened or not), up to its signature by the returned key: signed with the
+    /// request's digest where the profile allows it (SHA-256 otherwise), a SUCCESS enveloped in kind with the
+    /// request.
     pub fn cert_rep(
         &self,
         request: &IncomingRequest,
@@ -307,11 +377,12 @@ impl Identity {
         reply: Reply<'_>,
         policy: AlgorithmPolicy,
         rng: &mut impl CryptoRngCore,
-    ) -> Result<Vec<u8>> {
+    ) -> Result<(CaKey, UnsignedSignedData)> {
         let allowed = |d: &DigestAlg| policy == AlgorithmPolicy::Legacy || !d.is_legacy();
         let digest = request.signed.digest_alg().ok().filter(allowed).unwrap_or(DigestAlg::Sha256);
         let envelope = facts.map(ReplyEnvelope::in_kind);
-        cert_rep(request, reply, &self.signer(digest), envelope, &self.crypto(policy), rng)
+        let (which, by) = self.signer(digest);
+        Ok((which, cert_rep(request, reply, &by, envelope, &self.crypto(policy), rng)?))
     }
 
     /// This endpoint's crypto under a profile's `policy`.

@@ -14,6 +14,7 @@ use scepkit::client::{self, RequestOptions, Requester};
 use scepkit::csr::{CsrFacts, CsrRequest, San};
 use scepkit::envelope::{self, EnvelopeOptions};
 use scepkit::issue::{self, self_signed, IssueOptions, SelfSignedRole};
+use scepkit::keys::Unsigned as _;
 use scepkit::message::MessageType;
 use scepkit::signed::IdentifierKind;
 
@@ -164,7 +165,10 @@ fn openssl_verifies_an_issued_certificate_against_the_ca() {
         key_encipherment: true,
         client_auth: true,
     };
-    let cert = issue::issue(issue::stored_public_key(&facts.spki_der).unwrap(), &opts, &ca.cert, &ca.key).unwrap();
+    let cert = issue::issue(issue::stored_public_key(&facts.spki_der).unwrap(), &opts, &ca.cert)
+        .unwrap()
+        .sign_with(&ca.key)
+        .unwrap();
     let (ca_pem, leaf) = (pem_file(&ca.cert), pem_file(&cert));
     let (ok, out) = openssl(&[
         "verify",
@@ -198,7 +202,10 @@ fn openssl_opens_our_pkcs12_with_its_password() {
         key_encipherment: true,
         client_auth: true,
     };
-    let cert = issue::issue(issue::stored_public_key(&facts.spki_der).unwrap(), &opts, &ca.cert, &ca.key).unwrap();
+    let cert = issue::issue(issue::stored_public_key(&facts.spki_der).unwrap(), &opts, &ca.cert)
+        .unwrap()
+        .sign_with(&ca.key)
+        .unwrap();
     let p12 = scepkit::pkcs12::export(key, &[cert, ca.cert.clone()], "correct horse", "device-7", &mut OsRng).unwrap();
     let f = temp_file(&p12);
     let (ok, out) =
@@ -286,9 +293,10 @@ fn key_usage_extended_key_usage_and_ca_come_from_the_profile_never_from_the_csr(
         key_encipherment: plan.key_encipherment,
         client_auth: true,
     };
-    let cert =
-        issue::issue(issue::stored_public_key(&facts.spki_der).unwrap(), &opts, &scepkit_ca().cert, &scepkit_ca().key)
-            .unwrap();
+    let cert = issue::issue(issue::stored_public_key(&facts.spki_der).unwrap(), &opts, &scepkit_ca().cert)
+        .unwrap()
+        .sign_with(&scepkit_ca().key)
+        .unwrap();
     let leaf = pem_file(&cert);
     let (_, text) = openssl(&["x509", "-in", leaf.path().to_str().unwrap(), "-noout", "-text"]);
     assert!(text.contains("CA:FALSE") && !text.contains("CA:TRUE"), "{text}");

@@ -13,11 +13,12 @@ use scepkit::client::{self, CertRepOutcome, PkiRequest, RequestOptions, Requeste
 use scepkit::csr::CsrRequest;
 use scepkit::envelope::EnvelopeOptions;
 use scepkit::issue::{self_signed, SelfSignedRole};
+use scepkit::keys::KeyOperation;
 use scepkit::message::MessageType;
 use scepkit::pki_operation::{AuditStatus, FactQuery, Facts, Guard, PkiOperation, Step, StoredProfile, Write};
 use scepkit::policy::{enrollment_code_mac, IssuedCertificate, OpenEnrollment, PriorTransaction, StoreFacts};
 use scepkit::profile::ScepProfile;
-use scepkit::server::Identity;
+use scepkit::server::{CaKey, Identity, ServerKeys};
 use scepkit::signed::IdentifierKind;
 use scepkit::webhook::{WebhookAnswer, WebhookCall};
 use scepkit::wire::Certificate;
@@ -273,12 +274,62 @@ fn stored(body: &serde_json::Value, cached: bool) -> StoredProfile {
 }
 
 fn identity() -> Identity {
-    let ca = scepkit_ca();
-    Identity {
-        ca_cert: ca.cert.clone(),
-        ca_key: Box::new(ca.key.clone()),
-        ra: None,
-        public_ops: Box::new(scepkit::keys::RustCrypto),
+    Identity { ca_cert: scepkit_ca().cert.clone(), ra_cert: None, public_ops: Box::new(scepkit::keys::RustCrypto) }
+}
+
+/// The CA's key at hand, as the pure-Rust fallback holds it.
+fn keys() -> ServerKeys {
+    ServerKeys { ca: Box::new(scepkit_ca().key.clone()), ra: None }
+}
+
+/// The machine as a host drives it: every key step answered with [`keys`], so the tests see the other steps.
+struct Op<'a> {
+    op: PkiOperation,
+    id: &'a Identity,
+    /// The private-key operations the machine handed out, in order.
+    key_steps: Vec<(CaKey, &'static str)>,
+}
+
+fn start<'a>(bytes: &[u8], profile: StoredProfile, id: &'a Identity) -> (Option<Op<'a>>, Step) {
+    let (op, step) = PkiOperation::start(bytes, profile, id, KEY, NOW, None);
+    match op {
+        None => (None, step),
+        Some(op) => {
+            let mut op = Op { op, id, key_steps: Vec::new() };
+            let step = op.keyed(step);
+            (Some(op), step)
+        }
+    }
+}
+
+impl Op<'_> {
+    fn keyed(&mut self, mut step: Step) -> Step {
+        while let Step::Key { key, operation } = &step {
+            let kind = match operation {
+                KeyOperation::Sign { .. } => "sign",
+                KeyOperation::Decrypt { .. } => "decrypt",
+            };
+            self.key_steps.push((*key, kind));
+            let result = keys().perform(*key, operation).ok();
+            step = self.op.with_key_result(self.id, result);
+        }
+        step
+    }
+    fn with_facts(&mut self, facts: Facts) -> Step {
+        let step = self.op.with_facts(self.id, facts);
+        self.keyed(step)
+    }
+    fn written(&mut self, claimed: bool) -> Step {
+        let step = self.op.written(self.id, claimed);
+        self.keyed(step)
+    }
+    fn with_profile(&mut self, profile: Option<StoredProfile>) -> Step {
+        let step = self.op.with_profile(self.id, profile);
+        self.keyed(step)
+    }
+    fn with_webhook(&mut self, answer: WebhookAnswer) -> Step {
+        let step = self.op.with_webhook(self.id, answer);
+        self.keyed(step)
     }
 }
 
@@ -352,19 +403,19 @@ fn pkcs_req(
 /// Drives a machine to its answer against `store`, the way the Worker's loop does.
 fn drive(store: &mut Store, bytes: &[u8], profile: StoredProfile) -> Step {
     let id = identity();
-    let (op, mut step) = PkiOperation::start(bytes, profile, &id, KEY, NOW, None);
+    let (op, mut step) = start(bytes, profile, &id);
     let Some(mut op) = op else { return step };
     for _ in 0..8 {
         step = match step {
-            Step::NeedProfile => op.with_profile(&id, store.profile()),
+            Step::NeedProfile => op.with_profile(store.profile()),
             Step::CallWebhook { call } => {
                 store.webhook_calls.push(call);
-                op.with_webhook(&id, store.webhook.clone().expect("the test set what the webhook answers"))
+                op.with_webhook(store.webhook.clone().expect("the test set what the webhook answers"))
             }
-            Step::NeedFacts { query } => op.with_facts(&id, store.facts(&query)),
+            Step::NeedFacts { query } => op.with_facts(store.facts(&query)),
             Step::Write { writes } => {
                 let claimed = store.write(&writes);
-                op.written(&id, claimed)
+                op.written(claimed)
             }
             done => return done,
         };
@@ -418,9 +469,9 @@ fn a_crash_before_the_batch_leaves_the_code_created_and_the_resend_is_issued() {
     let req = pkcs_req(&r, "CN=dev-1", MessageType::PkcsReq, None);
     // The host dies after the machine asked for its writes: nothing ran.
     let id = identity();
-    let (op, step) = PkiOperation::start(&req.message, stored(&body, false), &id, KEY, NOW, None);
+    let (op, step) = start(&req.message, stored(&body, false), &id);
     let Step::NeedFacts { query } = step else { panic!("{step:?}") };
-    assert!(matches!(op.unwrap().with_facts(&id, store.facts(&query)), Step::Write { .. }));
+    assert!(matches!(op.unwrap().with_facts(store.facts(&query)), Step::Write { .. }));
     assert_eq!(store.enrollments[0].status, Status::Created);
     // The client resends the same message: it is issued.
     let resent = drive(&mut store, &req.message, stored(&body, false));
@@ -435,32 +486,24 @@ fn two_requests_racing_for_one_code_get_one_certificate_and_the_loser_is_refused
     let (a, b) = (requester(1), requester(2));
     let (req_a, req_b) =
         (pkcs_req(&a, "CN=dev-1", MessageType::PkcsReq, None), pkcs_req(&b, "CN=dev-1", MessageType::PkcsReq, None));
-    let (op_a, Step::NeedFacts { query: qa }) =
-        PkiOperation::start(&req_a.message, stored(&body, false), &id, KEY, NOW, None)
-    else {
-        panic!()
-    };
-    let (op_b, Step::NeedFacts { query: qb }) =
-        PkiOperation::start(&req_b.message, stored(&body, false), &id, KEY, NOW, None)
-    else {
-        panic!()
-    };
+    let (op_a, Step::NeedFacts { query: qa }) = start(&req_a.message, stored(&body, false), &id) else { panic!() };
+    let (op_b, Step::NeedFacts { query: qb }) = start(&req_b.message, stored(&body, false), &id) else { panic!() };
     let (mut op_a, mut op_b) = (op_a.unwrap(), op_b.unwrap());
     // Both read the code as CREATED before either writes.
     let (Step::Write { writes: wa }, Step::Write { writes: wb }) =
-        (op_a.with_facts(&id, store.facts(&qa)), op_b.with_facts(&id, store.facts(&qb)))
+        (op_a.with_facts(store.facts(&qa)), op_b.with_facts(store.facts(&qb)))
     else {
         panic!()
     };
     assert!(store.write(&wa));
     assert!(!store.write(&wb), "the second claim loses");
     assert_eq!(store.certificates.len(), 1, "and writes nothing");
-    let again = op_b.written(&id, false);
+    let again = op_b.written(false);
     let Step::NeedFacts { query } = again else { panic!("a lost claim is looked at once more: {again:?}") };
-    let refused = op_b.with_facts(&id, store.facts(&query));
+    let refused = op_b.with_facts(store.facts(&query));
     let CertRepOutcome::Failed(e) = outcome(&refused, &b, &req_b) else { panic!() };
     assert!(e.message.starts_with("Challenge password is invalid"), "{}", e.message);
-    assert!(matches!(op_a.written(&id, true), Step::Answer { .. }));
+    assert!(matches!(op_a.written(true), Step::Answer { .. }));
 }
 
 #[test]
@@ -473,10 +516,10 @@ fn a_stale_cached_profile_is_read_again_and_a_refusal_from_a_cached_profile_is_c
     // The host's cached copy is OAEP-only, the store's profile no longer is: the refusal the cached copy would
     // give is not given; the machine asks for the profile once and issues under the store's copy.
     let mut store = store_with_seat("dev-1", &body);
-    let (op, step) = PkiOperation::start(&req.message, stored(&oaep, true), &id, KEY, NOW, None);
+    let (op, step) = start(&req.message, stored(&oaep, true), &id);
     assert!(matches!(step, Step::NeedProfile), "{step:?}");
     let mut op = op.unwrap();
-    let Step::NeedFacts { query } = op.with_profile(&id, store.profile()) else { panic!("opened again") };
+    let Step::NeedFacts { query } = op.with_profile(store.profile()) else { panic!("opened again") };
     assert!(!query.profile_body, "a fresh copy is not checked again");
     assert!(matches!(drive(&mut store, &req.message, stored(&oaep, true)), Step::Answer { audit: None, .. }));
     assert_eq!(store.certificates.len(), 1, "issued under the store's profile");
@@ -485,9 +528,9 @@ fn a_stale_cached_profile_is_read_again_and_a_refusal_from_a_cached_profile_is_c
     let mut store = store_with_seat("dev-1", &body);
     let mut stale = stored(&body, true);
     stale.stored = "{\"old\":true}".into();
-    let (op, step) = PkiOperation::start(&req.message, stale.clone(), &id, KEY, NOW, None);
+    let (op, step) = start(&req.message, stale.clone(), &id);
     let (mut op, Step::NeedFacts { query }) = (op.unwrap(), step) else { panic!() };
-    assert!(matches!(op.with_facts(&id, store.facts(&query)), Step::NeedProfile));
+    assert!(matches!(op.with_facts(store.facts(&query)), Step::NeedProfile));
     assert!(store.certificates.is_empty(), "nothing decided on a stale profile");
     assert!(matches!(drive(&mut store, &req.message, stale), Step::Answer { audit: None, .. }));
     assert_eq!(store.certificates.len(), 1, "issued once the profile was read again");
@@ -501,8 +544,8 @@ fn a_stale_cached_profile_is_read_again_and_a_refusal_from_a_cached_profile_is_c
     assert!(store.certificates.is_empty());
 
     // A profile deleted meanwhile: HTTP 404, audited.
-    let (op, _) = PkiOperation::start(&req.message, stored(&oaep, true), &id, KEY, NOW, None);
-    let gone = op.unwrap().with_profile(&id, None);
+    let (op, _) = start(&req.message, stored(&oaep, true), &id);
+    let gone = op.unwrap().with_profile(None);
     assert!(matches!(gone, Step::Refuse { status: 404, ref audit, .. } if audit.code == "no_profile"), "{gone:?}");
 }
 
@@ -578,14 +621,14 @@ fn a_held_renewal_is_issued_by_its_approval_once_and_a_rejection_is_final() {
         plan: t.plan.clone(),
         renews: t.renews.clone(),
     };
-    let approved = decide_held(&identity(), &held, true, NOW).unwrap();
+    let approved = decide_held(&identity(), &keys(), &held, true, NOW).unwrap();
     assert!(store.write(&approved.writes));
     assert_eq!(store.certificates.len(), 2);
     assert!(store.certificates[t.renews.as_ref().unwrap()].renewed_by == approved.serial);
     // Deciding it again (a second administrator, a double click) changes nothing.
-    let again = decide_held(&identity(), &held, true, NOW).unwrap();
+    let again = decide_held(&identity(), &keys(), &held, true, NOW).unwrap();
     assert!(!store.write(&again.writes));
-    let rejected = decide_held(&identity(), &held, false, NOW).unwrap();
+    let rejected = decide_held(&identity(), &keys(), &held, false, NOW).unwrap();
     assert!(!store.write(&rejected.writes));
     assert_eq!(store.certificates.len(), 2);
     assert_eq!(store.audit.iter().filter(|a| a.0 == "approved").count(), 1);
@@ -696,14 +739,10 @@ fn two_requests_racing_with_one_webhook_challenge_get_one_certificate() {
         (pkcs_req(&a, "CN=dev-1", MessageType::PkcsReq, None), pkcs_req(&b, "CN=dev-1", MessageType::PkcsReq, None));
     let allow = answered(r#"{"allow":true}"#).unwrap();
     let to_write = |req: &PkiRequest| {
-        let (op, Step::NeedFacts { query }) =
-            PkiOperation::start(&req.message, stored(&body, false), &id, KEY, NOW, None)
-        else {
-            panic!()
-        };
+        let (op, Step::NeedFacts { query }) = start(&req.message, stored(&body, false), &id) else { panic!() };
         let mut op = op.unwrap();
-        let Step::CallWebhook { .. } = op.with_facts(&id, store.facts(&query)) else { panic!("asks the webhook") };
-        let Step::Write { writes } = op.with_webhook(&id, allow.clone()) else { panic!("then writes") };
+        let Step::CallWebhook { .. } = op.with_facts(store.facts(&query)) else { panic!("asks the webhook") };
+        let Step::Write { writes } = op.with_webhook(allow.clone()) else { panic!("then writes") };
         (op, writes)
     };
     let ((_, wa), (mut op_b, wb)) = (to_write(&req_a), to_write(&req_b));
@@ -711,7 +750,43 @@ fn two_requests_racing_with_one_webhook_challenge_get_one_certificate() {
     assert!(store.write(&wa));
     assert!(!store.write(&wb), "the second claim of the challenge loses and writes nothing");
     assert_eq!(store.certificates.len(), 1);
-    let Step::NeedFacts { query } = op_b.written(&id, false) else { panic!("looked at once more") };
-    let refused = op_b.with_facts(&id, store.facts(&query));
+    let Step::NeedFacts { query } = op_b.written(false) else { panic!("looked at once more") };
+    let refused = op_b.with_facts(store.facts(&query));
     assert!(failure_of(&refused, &b, &req_b).message.starts_with("Challenge password is invalid"));
+}
+
+#[test]
+fn the_cas_private_key_operations_are_steps_the_host_performs_once_each() {
+    let body = profile_json(json!({}));
+    let mut store = store_with_seat("dev-1", &body);
+    let r = requester(1);
+    let req = pkcs_req(&r, "CN=dev-1", MessageType::PkcsReq, None);
+    let id = identity();
+    let (op, step) = start(&req.message, stored(&body, false), &id);
+    let mut op = op.unwrap();
+    let Step::NeedFacts { query } = step else { panic!("{step:?}") };
+    let Step::Write { writes } = op.with_facts(store.facts(&query)) else { panic!() };
+    let claimed = store.write(&writes);
+    let answer = op.written(claimed);
+    assert!(matches!(outcome(&answer, &r, &req), CertRepOutcome::Issued { .. }));
+    // The content key opened, the certificate signed, the CertRep signed: each once, by the CA (no RA here).
+    assert_eq!(op.key_steps, [(CaKey::Ca, "decrypt"), (CaKey::Ca, "sign"), (CaKey::Ca, "sign")]);
+
+    // A host key that cannot decrypt reads exactly like bad content; nothing is asked of the store.
+    let (machine, Step::Key { key: CaKey::Ca, operation: KeyOperation::Decrypt { .. } }) =
+        PkiOperation::start(&req.message, stored(&body, false), &id, KEY, NOW, None)
+    else {
+        panic!()
+    };
+    let mut raw = Op { op: machine.unwrap(), id: &id, key_steps: Vec::new() };
+    let step = raw.op.with_key_result(&id, None);
+    let refused = raw.keyed(step);
+    let CertRepOutcome::Failed(e) = outcome(&refused, &r, &req) else { panic!("{refused:?}") };
+    assert_eq!(e.message, "Failed to decrypt a PKCS7 message");
+    // A reply the host cannot sign cannot be sent: HTTP 503, audited, not a 500.
+    let (machine, _) = PkiOperation::start(&req.message, stored(&body, false), &id, KEY, NOW, None);
+    let mut machine = machine.unwrap();
+    let Step::Key { .. } = machine.with_key_result(&id, None) else { panic!("the FAILURE is to be signed") };
+    let unsigned = machine.with_key_result(&id, None);
+    assert!(matches!(unsigned, Step::Refuse { status: 503, .. }), "{unsigned:?}");
 }

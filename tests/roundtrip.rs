@@ -73,8 +73,7 @@ fn serve(
     };
     match incoming.open(&[Recipient { certificate: Some(&ca.cert), key: &ca.key }], accept(legacy), &RustCrypto) {
         Err(e) => {
-            server::cert_rep(&incoming, Reply::from(&e), &signer, None, &Crypto::rust(policy(legacy)), &mut OsRng)
-                .unwrap()
+            cert_rep_by(&incoming, Reply::from(&e), &signer, None, &Crypto::rust(policy(legacy)), &mut OsRng).unwrap()
         }
         Ok(facts) => {
             let envelope = Some(ReplyEnvelope::in_kind(&facts));
@@ -82,7 +81,7 @@ fn serve(
                 Err(e) => Reply::from(&e),
                 Ok(None) => Reply::Pending,
                 Ok(Some(ref issued)) => {
-                    return server::cert_rep(
+                    return cert_rep_by(
                         &incoming,
                         Reply::Issued { certificates: vec![issued, &ca.cert] },
                         &signer,
@@ -93,9 +92,27 @@ fn serve(
                     .unwrap()
                 }
             };
-            server::cert_rep(&incoming, reply, &signer, envelope, &Crypto::rust(policy(legacy)), &mut OsRng).unwrap()
+            cert_rep_by(&incoming, reply, &signer, envelope, &Crypto::rust(policy(legacy)), &mut OsRng).unwrap()
         }
     }
+}
+
+/// A CertRep signed by `signer`'s key at hand.
+fn cert_rep_by(
+    incoming: &server::IncomingRequest,
+    reply: Reply<'_>,
+    signer: &Signer<'_>,
+    envelope: Option<ReplyEnvelope>,
+    crypto: &Crypto<'_>,
+    rng: &mut OsRng,
+) -> Result<Vec<u8>, ScepError> {
+    use scepkit::keys::Unsigned;
+    let by = scepkit::signed::SignedBy {
+        certificate: signer.certificate,
+        digest: signer.digest,
+        identifier: signer.identifier,
+    };
+    server::cert_rep(incoming, reply, &by, envelope, crypto, rng)?.sign_with(signer.key)
 }
 
 fn issue_for(csr: &CsrFacts, serial: u8) -> Certificate {
@@ -111,7 +128,8 @@ fn issue_for(csr: &CsrFacts, serial: u8) -> Certificate {
         key_encipherment: true,
         client_auth: true,
     };
-    issue::issue(issue::stored_public_key(&csr.spki_der).unwrap(), &opts, &ca.cert, &ca.key).unwrap()
+    use scepkit::keys::Unsigned;
+    issue::issue(issue::stored_public_key(&csr.spki_der).unwrap(), &opts, &ca.cert).unwrap().sign_with(&ca.key).unwrap()
 }
 
 fn ca_certs() -> CaCertificates {
@@ -326,7 +344,7 @@ fn getcert_and_getcrl_carry_issuer_and_serial() {
         digest: DigestAlg::Sha256,
         identifier: IdentifierKind::IssuerAndSerialNumber,
     };
-    let reply = server::cert_rep(
+    let reply = cert_rep_by(
         &incoming,
         Reply::Crl { crls: vec![&fake_crl] },
         &signer,
@@ -383,7 +401,7 @@ fn a_certrep_signed_by_a_stranger_is_refused() {
         identifier: IdentifierKind::SubjectKeyIdentifier,
     };
     let reply =
-        server::cert_rep(&incoming, Reply::Pending, &signer, None, &Crypto::rust(policy(false)), &mut OsRng).unwrap();
+        cert_rep_by(&incoming, Reply::Pending, &signer, None, &Crypto::rust(policy(false)), &mut OsRng).unwrap();
     assert_eq!(
         client::open_cert_rep(&reply, &req, &requester, &ca, None, policy(false)).unwrap_err().fail_info,
         FailInfo::BadMessageCheck

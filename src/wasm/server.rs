@@ -9,7 +9,9 @@ use crate::algorithms::{AlgorithmPolicy, DigestAlg, KeyTransport};
 use crate::caps::CaCaps;
 use crate::error::ScepError;
 use crate::issue::random_serial;
+use crate::keys::Unsigned;
 use crate::profile::ScepProfile;
+use crate::server::CaKey;
 
 #[wasm_bindgen(js_name = serverCaCaps)]
 pub fn server_ca_caps(legacy: bool, next_ca: bool) -> String {
@@ -154,9 +156,13 @@ impl crate::keys::PublicKeyOps for HostPublicKeyOps {
     }
 }
 
-/// The CA (and optional RA) a SCEP endpoint answers as ([`crate::server::Identity`]).
+/// The CA (and optional RA) a SCEP endpoint answers as: its certificates ([`crate::server::Identity`]) and the
+/// keys at hand that perform the private-key operations the core hands out ([`crate::server::ServerKeys`]).
 #[wasm_bindgen]
-pub struct ServerIdentity(crate::server::Identity);
+pub struct ServerIdentity {
+    id: crate::server::Identity,
+    keys: crate::server::ServerKeys,
+}
 
 #[wasm_bindgen]
 impl ServerIdentity {
@@ -167,28 +173,30 @@ impl ServerIdentity {
         ra_cert: Option<Vec<u8>>,
         ra_key: Option<ServerKey>,
     ) -> JsResult<ServerIdentity> {
-        let ra = match (ra_cert, ra_key) {
-            (Some(c), Some(k)) => Some((certificate(&c)?, k.0)),
-            (None, None) => None,
+        let (ra_cert, ra) = match (ra_cert, ra_key) {
+            (Some(c), Some(k)) => (Some(certificate(&c)?), Some(k.0)),
+            (None, None) => (None, None),
             _ => return Err(js_error(ScepError::invalid_input("an RA needs both its certificate and its key"))),
         };
         let public_ops = Box::new(crate::keys::RustCrypto);
-        Ok(Self(crate::server::Identity { ca_cert: certificate(ca_cert)?, ca_key: ca_key.0, ra, public_ops }))
+        Ok(Self {
+            id: crate::server::Identity { ca_cert: certificate(ca_cert)?, ra_cert, public_ops },
+            keys: crate::server::ServerKeys { ca: ca_key.0, ra },
+        })
     }
 
     /// Routes the public-key operations on requesters' keys (signature checks, the reply's key transport)
     /// to host callbacks too, e.g. workerd's native `node:crypto`.
     #[wasm_bindgen(js_name = useHostPublicKeyOps)]
     pub fn use_host_public_key_ops(&mut self, verify: js_sys::Function, encrypt: js_sys::Function) {
-        self.0.public_ops = Box::new(HostPublicKeyOps { verify, encrypt });
+        self.id.public_ops = Box::new(HostPublicKeyOps { verify, encrypt });
     }
 
     /// The GetCACert answer: `{ contentType, body }`.
     #[wasm_bindgen(js_name = caCertResponse)]
     pub fn ca_cert_response(&self) -> JsResult<JsValue> {
-        let id = &self.0;
-        let (content_type, body) =
-            crate::caps::ca_cert_response(&id.ca_cert, id.ra.as_ref().map(|(c, _)| c)).map_err(js_error)?;
+        let id = &self.id;
+        let (content_type, body) = crate::caps::ca_cert_response(&id.ca_cert, id.ra_cert.as_ref()).map_err(js_error)?;
         let out = js_sys::Object::new();
         js_sys::Reflect::set(&out, &"contentType".into(), &content_type.into())?;
         js_sys::Reflect::set(&out, &"body".into(), &js_sys::Uint8Array::from(body.as_slice()))?;
@@ -214,7 +222,9 @@ impl ServerIdentity {
             client_auth: o.client_auth,
         };
         let spki = crate::issue::stored_public_key(public_key).map_err(js_error)?;
-        let cert = crate::issue::issue(spki, &opts, &self.0.ca_cert, self.0.ca_key.as_ref()).map_err(js_error)?;
+        let cert = crate::issue::issue(spki, &opts, &self.id.ca_cert)
+            .and_then(|unsigned| unsigned.sign_with(self.keys.key(CaKey::Ca)?))
+            .map_err(js_error)?;
         cert.to_der().map_err(|e| js_error(e.into()))
     }
 
@@ -225,21 +235,23 @@ impl ServerIdentity {
         if let Some(ra) = next_ra {
             next.push(certificate(&ra)?);
         }
-        crate::caps::next_ca_cert_response(&next.iter().collect::<Vec<_>>(), &self.0.signer(DigestAlg::Sha256))
+        let (which, by) = self.id.signer(DigestAlg::Sha256);
+        crate::caps::next_ca_cert_response(&next.iter().collect::<Vec<_>>(), &by)
+            .and_then(|unsigned| unsigned.sign_with(self.keys.key(which)?))
             .map_err(js_error)
     }
 
     /// A CRL of `revoked` (`[{ serial, revoked_at }]`), signed by the CA.
     pub fn crl(&self, revoked: JsValue, number: f64, now: f64, next_update: f64) -> JsResult<Vec<u8>> {
         let revoked: Vec<crate::crl::Revoked> = from_js(revoked)?;
-        let id = &self.0;
+        let ca_key = self.keys.key(CaKey::Ca).map_err(js_error)?;
         crate::crl::build(
             &revoked,
             number as u64,
             now as u64,
             next_update as u64,
-            &id.ca_cert,
-            id.ca_key.as_ref(),
+            &self.id.ca_cert,
+            ca_key,
             DigestAlg::Sha256,
         )
         .map_err(js_error)
@@ -297,8 +309,8 @@ impl ScepRequest {
     /// answer with [`cert_rep`] as a FAILURE. For a CA of one's own; the Worker runs [`PkiOperationJs`].
     pub fn open(&mut self, identity: &ServerIdentity, legacy: bool, oaep_only: bool) -> JsResult<JsValue> {
         let accept = crate::server::Acceptance { policy: AlgorithmPolicy::from_legacy_switch(legacy), oaep_only };
-        let id = &identity.0;
-        let facts = self.incoming.open(&id.recipients(), accept, id.public_ops.as_ref()).map_err(js_error)?;
+        let (id, keys) = (&identity.id, &identity.keys);
+        let facts = self.incoming.open(&keys.recipients(id), accept, id.public_ops.as_ref()).map_err(js_error)?;
         let out = to_js(&facts)?;
         if let Some(csr) = &facts.csr {
             // The key, not the CSR: the CSR carries the enrollment code (challengePassword) and is not kept.
@@ -368,7 +380,7 @@ impl PkiOperationJs {
         let (op, step) = crate::pki_operation::PkiOperation::start(
             bytes,
             stored,
-            &identity.0,
+            &identity.id,
             &code_key,
             now as u64,
             client_address.as_deref(),
@@ -394,7 +406,7 @@ impl PkiOperationJs {
         #[wasm_bindgen(unchecked_param_type = "StoredProfileJs | null")] profile: JsValue,
     ) -> JsResult<JsValue> {
         let profile = profile_row(profile)?;
-        step_to_js(&self.op()?.with_profile(&identity.0, profile))
+        step_to_js(&self.op()?.with_profile(&identity.id, profile))
     }
 
     /// Continues with what the webhook answered: `{ status, body }`, or `{ error }` when nothing came back.
@@ -405,7 +417,22 @@ impl PkiOperationJs {
         #[wasm_bindgen(unchecked_param_type = "WebhookAnswer")] answer: JsValue,
     ) -> JsResult<JsValue> {
         let answer: crate::webhook::WebhookAnswer = from_js(answer)?;
-        step_to_js(&self.op()?.with_webhook(&identity.0, answer))
+        step_to_js(&self.op()?.with_webhook(&identity.id, answer))
+    }
+
+    /// Performs the pending private-key operation of a `key` step with this endpoint's keys, and continues.
+    #[wasm_bindgen(js_name = withKey, unchecked_return_type = "Step")]
+    pub fn with_key(&mut self, identity: &ServerIdentity) -> JsResult<JsValue> {
+        let op = self.op()?;
+        let result =
+            op.pending_key_operation().and_then(|(which, operation)| identity.keys.perform(which, operation).ok());
+        step_to_js(&op.with_key_result(&identity.id, result))
+    }
+
+    /// Continues a `key` step with what a host that holds the key elsewhere made of it (`null`: it could not).
+    #[wasm_bindgen(js_name = withKeyResult, unchecked_return_type = "Step")]
+    pub fn with_key_result(&mut self, identity: &ServerIdentity, result: Option<Vec<u8>>) -> JsResult<JsValue> {
+        step_to_js(&self.op()?.with_key_result(&identity.id, result))
     }
 
     #[wasm_bindgen(js_name = withFacts, unchecked_return_type = "Step")]
@@ -415,22 +442,22 @@ impl PkiOperationJs {
         #[wasm_bindgen(unchecked_param_type = "Facts")] facts: JsValue,
     ) -> JsResult<JsValue> {
         let facts: crate::pki_operation::Facts = from_js(facts)?;
-        step_to_js(&self.op()?.with_facts(&identity.0, facts))
+        step_to_js(&self.op()?.with_facts(&identity.id, facts))
     }
 
     #[wasm_bindgen(unchecked_return_type = "Step")]
     pub fn written(&mut self, identity: &ServerIdentity, claimed: bool) -> JsResult<JsValue> {
-        step_to_js(&self.op()?.written(&identity.0, claimed))
+        step_to_js(&self.op()?.written(&identity.id, claimed))
     }
 
     #[wasm_bindgen(js_name = withCrl, unchecked_return_type = "Step")]
     pub fn with_crl(&mut self, identity: &ServerIdentity, crl: &[u8]) -> JsResult<JsValue> {
-        step_to_js(&self.op()?.with_crl(&identity.0, crl))
+        step_to_js(&self.op()?.with_crl(&identity.id, crl))
     }
 
     #[wasm_bindgen(js_name = hostFailed, unchecked_return_type = "Step")]
     pub fn host_failed(&mut self, identity: &ServerIdentity) -> JsResult<JsValue> {
-        step_to_js(&self.op()?.host_failed(&identity.0))
+        step_to_js(&self.op()?.host_failed(&identity.id))
     }
 }
 
@@ -445,7 +472,8 @@ pub fn decide_held(
     now: f64,
 ) -> JsResult<JsValue> {
     let held: crate::pki_operation::HeldRequest = from_js(held)?;
-    let decision = crate::pki_operation::decide_held(&identity.0, &held, approve, now as u64).map_err(js_error)?;
+    let decision = crate::pki_operation::decide_held(&identity.id, &identity.keys, &held, approve, now as u64)
+        .map_err(js_error)?;
     to_js_bytes(&decision)
 }
 
@@ -489,7 +517,9 @@ pub fn cert_rep(request: &ScepRequest, reply: JsValue, identity: &ServerIdentity
         other => return Err(js_error(ScepError::invalid_input(format!("unknown reply status {other}")))),
     };
     let policy = AlgorithmPolicy::from_legacy_switch(legacy);
-    identity.0.cert_rep(&request.incoming, request.facts.as_ref(), reply, policy, &mut OsRng).map_err(js_error)
+    let (which, unsigned) =
+        identity.id.cert_rep(&request.incoming, request.facts.as_ref(), reply, policy, &mut OsRng).map_err(js_error)?;
+    unsigned.sign_with(identity.keys.key(which).map_err(js_error)?).map_err(js_error)
 }
 
 #[derive(serde::Deserialize)]

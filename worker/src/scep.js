@@ -139,6 +139,11 @@ async function pkiOperation(c, store, profileName) {
     for (let i = 0; i < 16 && step.step !== 'answer' && step.step !== 'refuse'; i++) {
       try {
         switch (step.step) {
+          case 'key':
+            // A private-key operation (open the content key, sign the certificate or the CertRep): performed
+            // with the identity's keys (workerd's node:crypto, or the pure-wasm fallback).
+            step = op.withKey(id);
+            break;
           case 'needProfile':
             step = op.withProfile(id, (await readProfile(c, store, profileName)) ?? null);
             break;
