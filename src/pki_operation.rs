@@ -7,15 +7,20 @@
 //!
 //! ```text
 //! start ──► Refuse (HTTP 400)            the request cannot be answered with a CertRep
+//!       ──► Key(decrypt) ─with_key_result─► …   the request's content key, by the RA's or the CA's key
 //!       ──► NeedProfile ─with_profile─►  a cached profile was stale or doubted: open again under the store's
 //!                                        copy (a fresh copy is never doubted, so this happens at most once)
 //!       ──► NeedFacts ─with_facts─► NeedCrl ─with_crl─► Answer          (GetCRL)
-//!                                 ► Write ─written(claimed)─► Answer     (issue, hold)
+//!                                 ► CallWebhook ─with_webhook─► …        (a profile with a webhook)
+//!                                 ► Key(sign certificate) ─► Write ─written(claimed)─► Answer   (issue, hold)
 //!                                         └─ lost the claim ─► NeedFacts (once more, on fresh facts)
 //!                                 ► Answer                               (refusal, PENDING, resend, GetCert)
+//! every Answer is first a Key(sign CertRep) step
 //! ```
 //!
-//! Every outcome has exactly one audit row: inside the write batch, or with the answer for the host to write.
+//! Every private-key operation is a step ([`Step::Key`]): the host performs it with the key it holds and the
+//! machine continues once. Every outcome has exactly one audit row: inside the write batch, or with the answer
+//! for the host to write.
 
 use rand_core::OsRng;
 use serde::{Deserialize, Serialize};
