@@ -79,6 +79,18 @@ impl WebhookConfig {
         if host.is_some_and(|h| h.contains('@')) {
             issue("url", "must not carry credentials: the request is signed with the secret instead");
         }
+        // In `challenge` mode the body carries a device's challenge: only TLS may carry it off this machine.
+        let hostname = host.map(|h| {
+            if h.starts_with('[') {
+                h.split(']').next().unwrap_or(h).to_owned() + "]"
+            } else {
+                h.split(':').next().unwrap_or(h).to_owned()
+            }
+        });
+        let loopback = hostname.as_deref().is_some_and(|h| matches!(h, "localhost" | "127.0.0.1" | "[::1]"));
+        if url.starts_with("http://") && !loopback {
+            issue("url", "must be https (plain http only to this machine's loopback, for testing)");
+        }
         if !(16..=256).contains(&self.secret.chars().count()) {
             issue("secret", "must be 16 to 256 characters");
         }

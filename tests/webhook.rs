@@ -104,6 +104,9 @@ fn only_an_explicit_allow_allows_and_everything_else_fails_closed() {
 #[test]
 fn a_webhook_is_an_http_url_without_credentials_a_long_enough_secret_and_a_bounded_timeout() {
     assert!(config(WebhookMode::Approve).issues().is_empty());
+    for url in ["https://hooks.example/x", "http://localhost:8080/x", "http://[::1]:9/x", "http://127.0.0.1/x"] {
+        assert!(WebhookConfig { url: url.into(), ..config(WebhookMode::Approve) }.issues().is_empty(), "{url}");
+    }
     let bad = WebhookConfig {
         url: "https://user:pw@hooks.example/x".into(),
         secret: "short".into(),
@@ -112,9 +115,15 @@ fn a_webhook_is_an_http_url_without_credentials_a_long_enough_secret_and_a_bound
     };
     let paths: Vec<_> = bad.issues().into_iter().map(|i| i.path).collect();
     assert_eq!(paths, ["webhook.url", "webhook.secret", "webhook.timeout_ms"]);
-    for url in
-        ["ftp://hooks.example", "https://", "hooks.example/x", "https://hooks.example/a b", "javascript:alert(1)"]
-    {
+    for url in [
+        "ftp://hooks.example",
+        "https://",
+        "hooks.example/x",
+        "https://hooks.example/a b",
+        "javascript:alert(1)",
+        "http://hooks.example/x",
+        "http://127.0.0.1.evil.example/x",
+    ] {
         let c = WebhookConfig { url: url.into(), ..config(WebhookMode::Approve) };
         assert_eq!(c.issues().len(), 1, "{url}");
     }

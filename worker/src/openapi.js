@@ -148,7 +148,7 @@ export const openapi = {
         required: ['url', 'secret', 'mode'],
         additionalProperties: false,
         properties: {
-          url: { type: 'string', maxLength: 2048, description: 'http(s) URL without credentials' },
+          url: { type: 'string', maxLength: 2048, description: 'https URL without credentials (plain http only to loopback, for tests)' },
           secret: { type: 'string', minLength: 16, maxLength: 256, writeOnly: true },
           timeout_ms: { type: 'integer', minimum: 100, maximum: 30000, default: 5000 },
           mode: { type: 'string', enum: ['challenge', 'approve'] },
