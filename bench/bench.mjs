@@ -219,9 +219,9 @@ async function scale(dir) {
       for (let i = have; i < size; i++) {
         const id = `hist-${i}`;
         const serial = (0x10000000 + i).toString(16);
-        rows.push(`INSERT INTO seats VALUES ('${id}', 0);`);
-        rows.push(`INSERT INTO enrollments VALUES ('e-${id}', '${id}', '${profileId}', '${'0'.repeat(64)}', 'REDEEMED', 0, 0, 0, 't-${id}');`);
-        rows.push(`INSERT INTO certificates VALUES ('${serial}', 'fp-${i}', '${id}', '${profileId}', 'CN=${id}', 0, 2000000000, x'00', 't-${id}', NULL, NULL, 0);`);
+        rows.push(`INSERT INTO seats (id, created_at) VALUES ('${id}', 0);`);
+        rows.push(`INSERT INTO enrollments (id, seat_id, profile_id, code_mac, status, expires_at, created_at, redeemed_at, transaction_id) VALUES ('e-${id}', '${id}', '${profileId}', '${'0'.repeat(64)}', 'REDEEMED', 0, 0, 0, 't-${id}');`);
+        rows.push(`INSERT INTO certificates (serial, fingerprint, seat_id, profile_id, subject, not_before, not_after, der, transaction_id, created_at) VALUES ('${serial}', 'fp-${i}', '${id}', '${profileId}', 'CN=${id}', 0, 2000000000, x'00', 't-${id}', 0);`);
         rows.push(`INSERT INTO audit_logs (time, profile, seat_id, transaction_id, operation, status, code, message) VALUES (${i}, 'scale', '${id}', 't-${id}', 'PKCSReq', 'Success', 'issued', 'Issued certificate ${serial}');`);
       }
       const file = join(dir, `history-${size}.sql`);

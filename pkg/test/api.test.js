@@ -256,3 +256,11 @@ test('an enrollment that cannot reach its server fails once, as a ScepError of k
     process.off('unhandledRejection', onUnhandled);
   }
 });
+
+test('scepkit/server under Node is the CA side only, with the same error class', async () => {
+  const server = await import('scepkit/server');
+  for (const name of ['PkiOperation', 'ServerIdentity', 'FailureLimit', 'decideHeld', 'mobileconfig']) assert.equal(typeof server[name], 'function', name);
+  for (const name of ['enroll', 'buildRequest', 'generateKeyWasm']) assert.equal(server[name], undefined, name);
+  assert.equal(server.ScepError, scep.ScepError);
+  assert.throws(() => server.validateProfile({ name: 'x' }), (e) => e instanceof scep.ScepError && e.status === 400);
+});
