@@ -274,6 +274,17 @@ impl ScepError {
         )
     }
 
+    /// A one-time password of the profile's challenge page that cannot be used (again): `what` it did.
+    pub fn one_time_password_spent(reference: &str, what: &str) -> Self {
+        Self::new(
+            ErrorKind::ChallengeInvalid,
+            FailInfo::BadRequest,
+            401,
+            format!("Challenge password is invalid - the one-time challenge password {reference} {what}"),
+            "fetch a new one-time challenge password from the profile's challenge page: each enrollment needs its own",
+        )
+    }
+
     pub fn no_open_enrollment(seat_id: &str) -> Self {
         Self::new(
             ErrorKind::NoOpenEnrollment,

@@ -45,6 +45,30 @@ impl CsrNames {
     }
 }
 
+/// The rule for a seat id (the admin API's and a seat created on first use): 1 to 128 of letters, digits,
+/// `. _ @ + -` and inner spaces, starting with a letter or digit. As a regular expression, [`SEAT_ID_PATTERN`].
+pub fn check_seat_id(id: &str) -> Result<()> {
+    let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '@' | '+' | '-' | ' ');
+    let fine = (1..=128).contains(&id.len())
+        && id.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && !id.ends_with(' ')
+        && id.chars().all(allowed);
+    if fine {
+        Ok(())
+    } else {
+        Err(ScepError::not_permitted(
+            format!("The seat id {id:?} {SEAT_ID_RULE}"),
+            "send a CSR whose seat field is a valid seat id, or create the seat first",
+        ))
+    }
+}
+
+/// [`check_seat_id`]'s rule in words.
+pub const SEAT_ID_RULE: &str =
+    "must be 1 to 128 of letters, digits, . _ @ + - and inner spaces, starting with a letter or digit";
+/// [`check_seat_id`]'s rule as an ECMAScript regular expression (for the OpenAPI document).
+pub const SEAT_ID_PATTERN: &str = "^[A-Za-z0-9](?:[A-Za-z0-9._@+\\- ]{0,126}[A-Za-z0-9._@+\\-])?$";
+
 /// The variables a template may use, all from the seat: `$USERNAME` and `$SEAT_ID` are the seat id.
 pub const TEMPLATE_VARIABLES: &[&str] = &["USERNAME", "SEAT_ID"];
 

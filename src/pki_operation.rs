@@ -106,6 +106,9 @@ pub struct FactQuery {
     pub profile_body: bool,
     /// Was this challenge ([`policy::challenge_claim_mac`]) used already (a webhook owns it)?
     pub challenge_mac: Option<String>,
+    /// The one-time password of this profile's challenge page with this MAC
+    /// ([`crate::challenge_page::password_mac`]), if the CSR's challenge is shaped like one.
+    pub one_time_password_mac: Option<String>,
 }
 
 /// The facts a [`FactQuery`] found.
@@ -145,6 +148,18 @@ pub enum Write {
     /// The claim of a challenge a webhook owns: recorded as used (at any profile of this CA), only if it was not.
     #[serde(rename_all = "camelCase")]
     ClaimChallenge { challenge_mac: String, profile_id: String, transaction_id: String, claim: String, now: u64 },
+    /// The claim of a one-time password from the challenge page: only while unredeemed and unexpired.
+    #[serde(rename_all = "camelCase")]
+    RedeemPassword { mac: String, transaction_id: String, seat_id: String, claim: String, now: u64 },
+    /// A seat created by the one-time password that claimed it (unless it exists by then).
+    #[serde(rename_all = "camelCase")]
+    CreateSeat { seat_id: String, now: u64, guard: Option<Guard> },
+    /// A password the challenge page hands out, kept as its MAC.
+    #[serde(rename_all = "camelCase")]
+    InsertOneTimePassword { mac: String, profile_id: String, issued_to: String, expires_at: u64, now: u64 },
+    /// Takes back the count of a sign-in attempt at the challenge page that succeeded.
+    #[serde(rename_all = "camelCase")]
+    ForgiveAttempt { key: String, window_start: u64 },
     /// The claim of a renewal: the renewed certificate, only while neither renewed nor revoked (and, when
     /// completing an approved renewal, only if `guard` holds).
     #[serde(rename_all = "camelCase")]
@@ -177,6 +192,9 @@ pub enum Guard {
     /// The challenge was recorded as used by this claim.
     #[serde(rename_all = "camelCase")]
     ChallengeClaimed { challenge_mac: String, claim: String },
+    /// The one-time password was redeemed by this claim.
+    #[serde(rename_all = "camelCase")]
+    PasswordRedeemed { mac: String, claim: String },
     #[serde(rename_all = "camelCase")]
     Renewed { serial: String, renewed_by: String },
     /// The held request was moved to `status` (with `serial`) by this decision.
@@ -393,9 +411,7 @@ enum KeyPending {
 struct Issuing {
     query: FactQuery,
     seat_id: String,
-    redeem: Option<String>,
-    renews: Option<String>,
-    claim_challenge: Option<String>,
+    claim: policy::Claim,
     plan: policy::CertificatePlan,
     serial: [u8; 16],
     raced: bool,
@@ -572,9 +588,12 @@ impl PkiOperation {
             MessageType::GetCrl => {}
             _ => {
                 query.seat_id = facts.csr.as_ref().and_then(|csr| policy::seat_id(csr, &self.profile.profile).ok());
+                let challenge = facts.csr.as_ref().and_then(|csr| csr.challenge.as_deref());
                 if policy::webhook_owns_challenge(&self.profile.profile) {
-                    let challenge = facts.csr.as_ref().and_then(|csr| csr.challenge.as_deref());
                     query.challenge_mac = challenge.map(|c| policy::challenge_claim_mac(&self.code_key, c));
+                } else if matches!(self.profile.profile.scep_challenge, crate::profile::ScepChallenge::Dynamic(_)) {
+                    query.one_time_password_mac = challenge
+                        .and_then(|c| crate::challenge_page::password_mac(&self.code_key, &self.profile.id, c));
                 }
                 query.transaction_id = Some(facts.transaction_id.clone());
                 query.profile_body = self.profile.cached;
@@ -683,10 +702,10 @@ impl PkiOperation {
         hook: &WebhookConfig,
         decision: &'a Decision,
     ) -> WebhookRequest<'a> {
-        let (Decision::Issue { seat_id, renews, plan, .. } | Decision::Hold { seat_id, renews, plan, .. }) = decision
-        else {
+        let (Decision::Issue { seat_id, claim, plan } | Decision::Hold { seat_id, claim, plan }) = decision else {
             unreachable!("only issuing and holding ask the webhook")
         };
+        let renews = claim.renews();
         let csr = facts.csr.as_ref().expect("a decision to issue or hold has a CSR");
         WebhookRequest {
             version: 1,
@@ -699,7 +718,7 @@ impl PkiOperation {
             sans: plan.sans.clone(),
             key: KeyFacts { kind: csr.key_algorithm, bits: csr.key_bits },
             client_address: self.client_address.as_deref(),
-            renews: renews.as_deref(),
+            renews,
             // A renewal is signed by the certificate it renews: it has no challenge to judge.
             challenge: (hook.mode == WebhookMode::Challenge && renews.is_none())
                 .then_some(())
@@ -712,36 +731,30 @@ impl PkiOperation {
     fn carry_out(&mut self, identity: &Identity, query: FactQuery, decision: Decision, raced: bool) -> Step {
         let facts = self.facts.clone().expect("opened before facts are asked");
         match decision {
-            Decision::Hold { seat_id, redeem, renews, claim_challenge, plan } => {
-                let claims = Claims {
-                    profile_id: &self.profile.id,
-                    redeem: redeem.as_deref(),
-                    renews: None,
-                    challenge: claim_challenge.as_deref(),
-                };
-                let (claim, guard) = claim(&facts, claims, &crate::wire::serial_hex(&random_serial()), self.now);
+            Decision::Hold { seat_id, claim, plan } => {
+                let attempt = crate::wire::serial_hex(&random_serial());
+                let (mut writes, guard) = self.claim(&facts, &claim, &seat_id, &attempt, true);
                 let message = format!(
                     "Request held for administrator approval{}",
-                    renews.as_ref().map(|r| format!(" (renewing {r})")).unwrap_or_default()
+                    claim.renews().map(|r| format!(" (renewing {r})")).unwrap_or_default()
                 );
                 let audit = self.audit(&facts, Some(seat_id.clone()), AuditStatus::Success, "pending", &message);
-                let mut writes: Vec<Write> = claim.into_iter().collect();
                 writes.push(Write::InsertTransaction {
-                    row: self.transaction_row(&facts, &seat_id, &plan, redeem, renews, None),
+                    row: self.transaction_row(&facts, &seat_id, &plan, &claim, None),
                     guard: guard.clone(),
                 });
                 writes.push(Write::InsertAudit { row: audit, guard });
                 self.state = State::AwaitingWrite { query, outcome: Pending::Held, raced };
                 Step::Write { writes }
             }
-            Decision::Issue { seat_id, redeem, renews, claim_challenge, plan } => {
+            Decision::Issue { seat_id, claim, plan } => {
                 let serial = random_serial();
                 let unsigned = match self.issue(identity, &facts, &plan, serial.to_vec()) {
                     Ok(c) => c,
                     Err(e) => return self.fail(identity, &e, Some(seat_id)),
                 };
                 // The CA signs what the core built from the plan; nothing else.
-                let next = Issuing { query, seat_id, redeem, renews, claim_challenge, plan, serial, raced };
+                let next = Issuing { query, seat_id, claim, plan, serial, raced };
                 self.await_key(
                     CaKey::Ca,
                     unsigned.operation(),
@@ -754,59 +767,42 @@ impl PkiOperation {
 
     /// Continues an issuance with the certificate the CA's key signed: saved with its claim in one batch.
     fn issued(&mut self, identity: &Identity, certificate: Certificate, next: Issuing) -> Step {
-        let Issuing { query, seat_id, redeem, renews, claim_challenge, plan, serial, raced } = next;
+        let Issuing { query, seat_id, claim, plan, serial, raced } = next;
         let facts = self.facts.clone().expect("opened before facts are asked");
         let serial_hex = crate::wire::serial_hex(&serial);
         if let Err(e) = crate::issue::verify_issued_by(&certificate, &identity.ca_cert) {
             return self.fail(identity, &e, Some(seat_id));
         }
-        {
-            let der = match der::Encode::to_der(&certificate) {
-                Ok(d) => d,
-                Err(e) => return self.fail(identity, &e.into(), Some(seat_id)),
-            };
-            // The new serial is the claim: unique to this attempt.
-            let claims = Claims {
-                profile_id: &self.profile.id,
-                redeem: redeem.as_deref(),
-                renews: renews.as_deref(),
-                challenge: claim_challenge.as_deref(),
-            };
-            let (claim, guard) = claim(&facts, claims, &serial_hex, self.now);
-            let message = format!(
-                "Issued certificate {serial_hex}{}",
-                renews.as_ref().map(|r| format!(" renewing {r}")).unwrap_or_default()
-            );
-            let audit = self.audit(
-                &facts,
-                Some(seat_id.clone()),
-                AuditStatus::Success,
-                if renews.is_some() { "renewed" } else { "issued" },
-                &message,
-            );
-            let row = CertificateRow {
-                serial: serial_hex.clone(),
-                fingerprint: crate::keys::fingerprint(&der),
-                seat_id: seat_id.clone(),
-                profile_id: self.profile.id.clone(),
-                subject: certificate.tbs_certificate.subject.to_string(),
-                not_before: plan.not_before,
-                not_after: plan.not_after,
-                der: der.clone(),
-                transaction_id: facts.transaction_id.clone(),
-                now: self.now,
-            };
-            let renewal = renews.is_some();
-            let mut writes: Vec<Write> = claim.into_iter().collect();
-            writes.push(Write::InsertCertificate { row, guard: guard.clone() });
-            writes.push(Write::InsertTransaction {
-                row: self.transaction_row(&facts, &seat_id, &plan, redeem, renews, Some(serial_hex)),
-                guard: guard.clone(),
-            });
-            writes.push(Write::InsertAudit { row: audit, guard });
-            self.state = State::AwaitingWrite { query, outcome: Pending::Issued { certificate: der, renewal }, raced };
-            Step::Write { writes }
-        }
+        let der = match der::Encode::to_der(&certificate) {
+            Ok(d) => d,
+            Err(e) => return self.fail(identity, &e.into(), Some(seat_id)),
+        };
+        // The new serial is the claim: unique to this attempt.
+        let (mut writes, guard) = self.claim(&facts, &claim, &seat_id, &serial_hex, false);
+        let message = format!("Issued certificate {serial_hex}{}", claim.describe());
+        let renewal = claim.renews().is_some();
+        let code = if renewal { "renewed" } else { "issued" };
+        let audit = self.audit(&facts, Some(seat_id.clone()), AuditStatus::Success, code, &message);
+        let row = CertificateRow {
+            serial: serial_hex.clone(),
+            fingerprint: crate::keys::fingerprint(&der),
+            seat_id: seat_id.clone(),
+            profile_id: self.profile.id.clone(),
+            subject: certificate.tbs_certificate.subject.to_string(),
+            not_before: plan.not_before,
+            not_after: plan.not_after,
+            der: der.clone(),
+            transaction_id: facts.transaction_id.clone(),
+            now: self.now,
+        };
+        writes.push(Write::InsertCertificate { row, guard: guard.clone() });
+        writes.push(Write::InsertTransaction {
+            row: self.transaction_row(&facts, &seat_id, &plan, &claim, Some(serial_hex)),
+            guard: guard.clone(),
+        });
+        writes.push(Write::InsertAudit { row: audit, guard });
+        self.state = State::AwaitingWrite { query, outcome: Pending::Issued { certificate: der, renewal }, raced };
+        Step::Write { writes }
     }
 
     /// Continues after the batch of the last [`Step::Write`]: `claimed` is whether its first write (the claim)
@@ -876,8 +872,7 @@ impl PkiOperation {
         facts: &RequestFacts,
         seat_id: &str,
         plan: &policy::CertificatePlan,
-        enrollment_id: Option<String>,
-        renews: Option<String>,
+        claim: &policy::Claim,
         serial: Option<String>,
     ) -> TransactionRow {
         let csr = facts.csr.as_ref().expect("a decision to issue or hold has a CSR");
@@ -895,10 +890,56 @@ impl PkiOperation {
             },
             public_key: csr.spki_der.clone(),
             plan: serde_json::to_string(plan).expect("a plan serialises"),
-            enrollment_id,
-            renews,
+            enrollment_id: claim.enrollment_id().map(str::to_owned),
+            renews: claim.renews().map(str::to_owned),
             serial,
             now: self.now,
+        }
+    }
+
+    /// The writes that claim what authorised a decision (first in its batch; a seat a password creates right
+    /// after) and the guard of every other row. `attempt` is unique to this attempt (the new serial). A held
+    /// renewal claims nothing yet: its certificate is claimed when an administrator approves.
+    fn claim(
+        &self,
+        facts: &RequestFacts,
+        claim: &policy::Claim,
+        seat_id: &str,
+        attempt: &str,
+        holding: bool,
+    ) -> (Vec<Write>, Option<Guard>) {
+        use policy::Claim;
+        let (transaction_id, now, attempt) = (facts.transaction_id.clone(), self.now, attempt.to_owned());
+        match claim.clone() {
+            Claim::Enrollment { id } => (
+                vec![Write::Redeem { enrollment_id: id.clone(), transaction_id, claim: attempt.clone(), now }],
+                Some(Guard::Redeemed { enrollment_id: id, claim: attempt }),
+            ),
+            Claim::WebhookChallenge { mac } => (
+                vec![Write::ClaimChallenge {
+                    challenge_mac: mac.clone(),
+                    profile_id: self.profile.id.clone(),
+                    transaction_id,
+                    claim: attempt.clone(),
+                    now,
+                }],
+                Some(Guard::ChallengeClaimed { challenge_mac: mac, claim: attempt }),
+            ),
+            Claim::Password { mac, create_seat, .. } => {
+                let guard = Guard::PasswordRedeemed { mac: mac.clone(), claim: attempt.clone() };
+                let seat_id = seat_id.to_owned();
+                let mut writes =
+                    vec![Write::RedeemPassword { mac, transaction_id, seat_id: seat_id.clone(), claim: attempt, now }];
+                if create_seat {
+                    writes.push(Write::CreateSeat { seat_id, now, guard: Some(guard.clone()) });
+                }
+                (writes, Some(guard))
+            }
+            Claim::Renewal { .. } if holding => (Vec::new(), None),
+            Claim::Renewal { serial } => (
+                vec![Write::ClaimRenewal { serial: serial.clone(), renewed_by: attempt.clone(), guard: None }],
+                Some(Guard::Renewed { serial, renewed_by: attempt }),
+            ),
         }
     }
 
@@ -983,49 +1024,6 @@ impl PkiOperation {
     fn out_of_order(&mut self, identity: &Identity) -> Step {
         self.fail(identity, &ScepError::invalid_input("the host called the PKIOperation machine out of order"), None)
     }
-}
-
-/// What a decision claims: an enrollment's code, a renewed certificate, or a challenge the webhook owns.
-struct Claims<'a> {
-    profile_id: &'a str,
-    redeem: Option<&'a str>,
-    renews: Option<&'a str>,
-    challenge: Option<&'a str>,
-}
-
-/// The claim of a decision (the first write of its batch) and the guard of every other row.
-fn claim(facts: &RequestFacts, claims: Claims<'_>, claim: &str, now: u64) -> (Option<Write>, Option<Guard>) {
-    let Claims { profile_id, redeem, renews, challenge } = claims;
-    if let Some(challenge_mac) = challenge {
-        let write = Write::ClaimChallenge {
-            challenge_mac: challenge_mac.to_owned(),
-            profile_id: profile_id.to_owned(),
-            transaction_id: facts.transaction_id.clone(),
-            claim: claim.to_owned(),
-            now,
-        };
-        return (
-            Some(write),
-            Some(Guard::ChallengeClaimed { challenge_mac: challenge_mac.to_owned(), claim: claim.to_owned() }),
-        );
-    }
-    if let Some(enrollment_id) = redeem {
-        let write = Write::Redeem {
-            enrollment_id: enrollment_id.to_owned(),
-            transaction_id: facts.transaction_id.clone(),
-            claim: claim.to_owned(),
-            now,
-        };
-        return (
-            Some(write),
-            Some(Guard::Redeemed { enrollment_id: enrollment_id.to_owned(), claim: claim.to_owned() }),
-        );
-    }
-    if let Some(serial) = renews {
-        let write = Write::ClaimRenewal { serial: serial.to_owned(), renewed_by: claim.to_owned(), guard: None };
-        return (Some(write), Some(Guard::Renewed { serial: serial.to_owned(), renewed_by: claim.to_owned() }));
-    }
-    (None, None)
 }
 
 /// The audit row of a request that cannot be answered with a CertRep (HTTP 400).

@@ -47,6 +47,22 @@ pub struct StoreFacts {
     /// Whether the challenge asked about ([`challenge_claim_mac`]) was used already.
     #[serde(default)]
     pub challenge_used: bool,
+    /// The one-time password of this profile's challenge page the CSR's challenge is, if it is one.
+    #[serde(default)]
+    pub one_time_password: Option<OneTimePassword>,
+}
+
+/// A password the profile's challenge page handed out, as the store keeps it.
+#[derive(Clone, Debug, serde::Deserialize)]
+#[cfg_attr(feature = "wasm", derive(tsify_next::Tsify))]
+#[serde(rename_all = "camelCase")]
+pub struct OneTimePassword {
+    /// [`crate::challenge_page::password_mac`] of the password.
+    pub mac: String,
+    pub expires_at: u64,
+    pub redeemed: bool,
+    /// Who fetched it (the page's user and address), for the audit log.
+    pub issued_to: String,
 }
 
 #[derive(Clone, Debug, serde::Deserialize)]
@@ -116,26 +132,68 @@ pub struct CertificatePlan {
     pub digest: crate::algorithms::DigestAlg,
 }
 
+/// What a decision to issue or hold claims, first in the batch that saves it: the one thing of single use that
+/// authorised it. A lost claim saves nothing.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(tag = "kind", rename_all = "camelCase")]
+pub enum Claim {
+    /// The seat's open enrollment (its code, or a profile without a challenge).
+    Enrollment { id: String },
+    /// A challenge the profile's webhook owns ([`challenge_claim_mac`]).
+    WebhookChallenge { mac: String },
+    /// A one-time password from the profile's challenge page ([`crate::challenge_page`]); the seat is created
+    /// with it when `create_seat`.
+    #[serde(rename_all = "camelCase")]
+    Password { mac: String, issued_to: String, create_seat: bool },
+    /// The certificate a renewal renews (claimed when issued, not while held).
+    Renewal { serial: String },
+}
+
+impl Claim {
+    /// The certificate renewed, for a renewal.
+    pub fn renews(&self) -> Option<&str> {
+        match self {
+            Self::Renewal { serial } => Some(serial),
+            _ => None,
+        }
+    }
+
+    /// The enrollment redeemed, for a first enrollment by code.
+    pub fn enrollment_id(&self) -> Option<&str> {
+        match self {
+            Self::Enrollment { id } => Some(id),
+            _ => None,
+        }
+    }
+
+    /// How the audit row says what authorised the certificate (after "Issued certificate S").
+    pub fn describe(&self) -> String {
+        match self {
+            Self::Renewal { serial } => format!(" renewing {serial}"),
+            Self::Password { mac, issued_to, create_seat } => format!(
+                " with one-time challenge password {} (issued to {issued_to}){}",
+                crate::challenge_page::reference(mac),
+                if *create_seat { "; seat created" } else { "" }
+            ),
+            Self::Enrollment { .. } | Self::WebhookChallenge { .. } => String::new(),
+        }
+    }
+}
+
 #[derive(Clone, Debug, serde::Serialize)]
 #[serde(tag = "decision", rename_all = "snake_case")]
 pub enum Decision {
-    /// Issue now. The shell first redeems `redeem` atomically (and refuses if that fails), and marks `renews`
-    /// as renewed.
+    /// Issue now: the shell saves the certificate in one batch with its claim, and nothing if the claim lost.
     Issue {
         seat_id: String,
-        redeem: Option<String>,
-        renews: Option<String>,
-        /// A challenge the profile's webhook owns: claimed once ([`challenge_claim_mac`]) instead of a code.
-        claim_challenge: Option<String>,
+        claim: Claim,
         plan: CertificatePlan,
     },
-    /// Hold for an administrator: redeem the code now, answer PENDING, keep the key and the plan (and for a
-    /// renewal, the certificate it renews, claimed when approved).
+    /// Hold for an administrator: claim now (a renewal only when approved), answer PENDING, keep the key and
+    /// the plan.
     Hold {
         seat_id: String,
-        redeem: Option<String>,
-        renews: Option<String>,
-        claim_challenge: Option<String>,
+        claim: Claim,
         plan: CertificatePlan,
     },
     /// Answer with a certificate already issued for this transaction (retransmission, or a poll after approval).
@@ -147,6 +205,17 @@ pub enum Decision {
     Reject {
         error: ScepError,
     },
+}
+
+impl Decision {
+    /// Issue, or hold when the profile wants an administrator's approval.
+    fn issue_or_hold(profile: &ScepProfile, seat_id: String, claim: Claim, plan: CertificatePlan) -> Self {
+        if profile.manual_approval {
+            Self::Hold { seat_id, claim, plan }
+        } else {
+            Self::Issue { seat_id, claim, plan }
+        }
+    }
 }
 
 /// Seconds a certificate is backdated, for clients whose clocks run slow.
@@ -273,14 +342,15 @@ fn decide_inner(
         check_renewal(current, profile, now)?;
         // The renewal keeps the seat of the certificate it renews, whatever the CSR names.
         let plan = plan_for(csr, profile, &current.seat_id, reserved, now)?;
-        let (seat_id, renews) = (current.seat_id.clone(), Some(current.serial.clone()));
-        return Ok(if profile.manual_approval {
-            Decision::Hold { seat_id, redeem: None, renews, claim_challenge: None, plan }
-        } else {
-            Decision::Issue { seat_id, redeem: None, renews, claim_challenge: None, plan }
-        });
+        let claim = Claim::Renewal { serial: current.serial.clone() };
+        return Ok(Decision::issue_or_hold(profile, current.seat_id.clone(), claim, plan));
     }
     let seat = seat_id(csr, profile)?;
+    if let (ScepChallenge::Dynamic(_), false, Some(password)) =
+        (&profile.scep_challenge, webhook_owns_challenge(profile), &store.one_time_password)
+    {
+        return redeem_password(csr, profile, store.seat_exists, password, seat, reserved, now);
+    }
     if !store.seat_exists {
         return Err(ScepError::seat_not_found(&seat, &profile.seat_id_mapping));
     }
@@ -291,12 +361,8 @@ fn decide_inner(
             return Err(ScepError::challenge_invalid());
         };
         let plan = plan_for(csr, profile, &seat, reserved, now)?;
-        let claim_challenge = Some(challenge_claim_mac(code_key, given));
-        return Ok(if profile.manual_approval {
-            Decision::Hold { seat_id: seat, redeem: None, renews: None, claim_challenge, plan }
-        } else {
-            Decision::Issue { seat_id: seat, redeem: None, renews: None, claim_challenge, plan }
-        });
+        let claim = Claim::WebhookChallenge { mac: challenge_claim_mac(code_key, given) };
+        return Ok(Decision::issue_or_hold(profile, seat, claim, plan));
     }
     let Some(enrollment) = store.open_enrollment.as_ref() else {
         let reused = store
@@ -307,12 +373,39 @@ fn decide_inner(
     };
     check_challenge(csr.challenge.as_deref(), &profile.scep_challenge, enrollment, code_key, now)?;
     let plan = plan_for(csr, profile, &seat, reserved, now)?;
-    let redeem = Some(enrollment.id.clone());
-    Ok(if profile.manual_approval {
-        Decision::Hold { seat_id: seat, redeem, renews: None, claim_challenge: None, plan }
-    } else {
-        Decision::Issue { seat_id: seat, redeem, renews: None, claim_challenge: None, plan }
-    })
+    let claim = Claim::Enrollment { id: enrollment.id.clone() };
+    Ok(Decision::issue_or_hold(profile, seat, claim, plan))
+}
+
+/// A first enrollment with a one-time password from the profile's challenge page: unused and unexpired, for
+/// a seat that exists, or that the profile lets the password create.
+fn redeem_password(
+    csr: &CsrFacts,
+    profile: &ScepProfile,
+    seat_exists: bool,
+    password: &OneTimePassword,
+    seat: String,
+    reserved: &[Name],
+    now: u64,
+) -> Result<Decision> {
+    let reference = crate::challenge_page::reference(&password.mac);
+    if password.redeemed {
+        return Err(ScepError::one_time_password_spent(reference, "was used already"));
+    }
+    if password.expires_at <= now {
+        let when = format!("expired at {}", rfc3339(password.expires_at));
+        return Err(ScepError::one_time_password_spent(reference, &when));
+    }
+    let create_seat = !seat_exists;
+    if create_seat {
+        if !profile.one_time_passwords().create_seats {
+            return Err(ScepError::seat_not_found(&seat, &profile.seat_id_mapping));
+        }
+        crate::names::check_seat_id(&seat)?;
+    }
+    let plan = plan_for(csr, profile, &seat, reserved, now)?;
+    let claim = Claim::Password { mac: password.mac.clone(), issued_to: password.issued_to.clone(), create_seat };
+    Ok(Decision::issue_or_hold(profile, seat, claim, plan))
 }
 
 /// The certificate for `seat`: the names the profile renders for it (checked against the CSR under the

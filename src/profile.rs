@@ -20,6 +20,7 @@ use serde_json::Value;
 
 use crate::algorithms::DigestAlg;
 use crate::caps::normalize_fingerprint;
+use crate::challenge_page::OneTimePasswords;
 use crate::error::{FieldIssue, Result, ScepError};
 use crate::names::{render_sans, render_subject, CsrNames};
 use crate::webhook::WebhookConfig;
@@ -44,7 +45,8 @@ use crate::webhook::WebhookConfig;
 ///
 /// scepkit's extensions, each optional with a safe default: `validity_days`, `renewal_window_days`,
 /// `manual_approval`, `legacy`, `seat_id_mapping`, `csr_names`, `oaep_only`, `webhook` ([`WebhookConfig`]: its
-/// `secret` is masked like the challenge's). Any other field is refused.
+/// `secret` is masked like the challenge's), `one_time_passwords` ([`OneTimePasswords`], dynamic challenge
+/// only). Any other field is refused.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(try_from = "Received")]
 pub struct ScepProfile {
@@ -86,6 +88,9 @@ pub struct ScepProfile {
     /// A service that must allow each enrollment (and, in `challenge` mode, decides the challenge).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub webhook: Option<WebhookConfig>,
+    /// How the one-time passwords of the NDES-style page behave (their lifetime, whether they create seats).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub one_time_passwords: Option<OneTimePasswords>,
 }
 
 /// Where the profile lives: exactly one of folder, snippet, device (flattened into the profile object).
@@ -105,21 +110,24 @@ pub enum ScepChallenge {
     /// No challenge (the empty string in the reference schema).
     None(String),
     /// One shared challenge for every seat of the profile.
-    Fixed(FixedChallenge),
+    Fixed(Secret),
     /// Per-seat one-time enrollment codes handed out by an OTP server (this service's `/api/v1/enrollments`).
     Dynamic(DynamicChallenge),
 }
 
-/// A fixed challenge: as the admin API receives it, or as the store keeps it (a MAC under the server's key,
-/// written `hmac-sha256:<hex>`, so a copy of the database does not give it away). On the wire it is one string.
+/// A secret of the profile the server only ever compares (the fixed challenge, the dynamic challenge's page
+/// password): as the admin API receives it, or as the store keeps it (a MAC under the server's key, written
+/// `hmac-sha256:<hex>`, so a copy of the database does not give it away). On the wire it is one string.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(from = "String", into = "String")]
-pub enum FixedChallenge {
+pub enum Secret {
     Plain(String),
     Mac(String),
 }
 
-/// The dynamic challenge's OTP server and the credentials for it; `password` is never shown back.
+/// The dynamic challenge's OTP server and the credentials for it; `password` is never shown back. This service
+/// is an OTP server too: with `username` and `password` set, its NDES-style page
+/// ([`crate::challenge_page`]) hands out one-time challenge passwords to whoever signs in with them.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, expecting = "an object with any of otp_server_url, username, password")]
 pub struct DynamicChallenge {
@@ -128,7 +136,7 @@ pub struct DynamicChallenge {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub username: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub password: Option<String>,
+    pub password: Option<Secret>,
 }
 
 /// The SAN a profile puts in the certificate: its type and a value or `$VAR` template.
@@ -178,10 +186,13 @@ impl ScepProfile {
         Ok(Self { id: stored.id.clone(), ..profile }.sealed(code_key))
     }
 
-    /// The form the store keeps: a fixed challenge becomes its MAC under `code_key`.
+    /// The form the store keeps: a fixed challenge and the dynamic challenge's password become their MACs
+    /// under `code_key`.
     pub fn sealed(mut self, code_key: &[u8]) -> Self {
-        if let ScepChallenge::Fixed(f) = &self.scep_challenge {
-            self.scep_challenge = ScepChallenge::Fixed(f.sealed(code_key));
+        match &mut self.scep_challenge {
+            ScepChallenge::Fixed(f) => *f = f.sealed(code_key),
+            ScepChallenge::Dynamic(DynamicChallenge { password: Some(p), .. }) => *p = p.sealed(code_key),
+            ScepChallenge::Dynamic(_) | ScepChallenge::None(_) => {}
         }
         self
     }
@@ -190,14 +201,31 @@ impl ScepProfile {
     pub fn masked(&self) -> Self {
         let mut view = self.clone();
         match &mut view.scep_challenge {
-            ScepChallenge::Fixed(f) => *f = FixedChallenge::Plain(MASK.to_owned()),
-            ScepChallenge::Dynamic(DynamicChallenge { password: Some(p), .. }) => *p = MASK.to_owned(),
+            ScepChallenge::Fixed(f) => *f = Secret::Plain(MASK.to_owned()),
+            ScepChallenge::Dynamic(DynamicChallenge { password: Some(p), .. }) => *p = Secret::Plain(MASK.to_owned()),
             ScepChallenge::Dynamic(_) | ScepChallenge::None(_) => {}
         }
         if let Some(hook) = &mut view.webhook {
             hook.secret = MASK.to_owned();
         }
         view
+    }
+
+    /// The admin API's view for a service at `origin` (`https://host`): [masked](Self::masked), and a dynamic
+    /// challenge without an `otp_server_url` reports this service's own one-time challenge page for the profile.
+    pub fn view(&self, origin: &str) -> Self {
+        let mut view = self.masked();
+        if let ScepChallenge::Dynamic(d) = &mut view.scep_challenge {
+            if d.otp_server_url.is_none() {
+                d.otp_server_url = Some(crate::challenge_page::page_url(origin, &self.name));
+            }
+        }
+        view
+    }
+
+    /// The settings of the one-time challenge passwords (the defaults when the profile names none).
+    pub fn one_time_passwords(&self) -> OneTimePasswords {
+        self.one_time_passwords.clone().unwrap_or_default()
     }
 
     /// The algorithms the profile accepts: its `legacy` switch, converted here once.
@@ -222,7 +250,7 @@ impl TryFrom<Received> for ScepProfile {
 
 const FIXED_MAC_PREFIX: &str = "hmac-sha256:";
 
-impl FixedChallenge {
+impl Secret {
     /// The form the store keeps.
     pub fn sealed(&self, key: &[u8]) -> Self {
         match self {
@@ -246,7 +274,7 @@ impl FixedChallenge {
 }
 
 /// The wire form is one string: `hmac-sha256:<64 lowercase hex>` is a sealed challenge, anything else plain.
-impl From<String> for FixedChallenge {
+impl From<String> for Secret {
     fn from(s: String) -> Self {
         match s.strip_prefix(FIXED_MAC_PREFIX) {
             Some(hex) if hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) => {
@@ -257,11 +285,11 @@ impl From<String> for FixedChallenge {
     }
 }
 
-impl From<FixedChallenge> for String {
-    fn from(f: FixedChallenge) -> Self {
+impl From<Secret> for String {
+    fn from(f: Secret) -> Self {
         match f {
-            FixedChallenge::Plain(s) => s,
-            FixedChallenge::Mac(m) => format!("{FIXED_MAC_PREFIX}{m}"),
+            Secret::Plain(s) => s,
+            Secret::Mac(m) => format!("{FIXED_MAC_PREFIX}{m}"),
         }
     }
 }
@@ -347,6 +375,7 @@ struct Received {
     csr_names: Field<CsrNames>,
     oaep_only: Field<bool>,
     webhook: Field<WebhookConfig>,
+    one_time_passwords: Field<OneTimePasswords>,
     #[serde(flatten)]
     unknown: BTreeMap<String, Value>,
 }
@@ -378,7 +407,7 @@ impl Received {
                 None
             }
             (ScepChallenge::Fixed(f), _) if f.is_mask() => Some(".fixed"),
-            (ScepChallenge::Dynamic(d), stored) if d.password.as_deref() == Some(MASK) => match stored {
+            (ScepChallenge::Dynamic(d), stored) if d.password.as_ref().is_some_and(Secret::is_mask) => match stored {
                 Some(ScepChallenge::Dynamic(DynamicChallenge { password: Some(kept), .. })) => {
                     d.password = Some(kept.clone());
                     None
@@ -509,6 +538,17 @@ impl Received {
             fine
         });
 
+        let one_time_passwords = self
+            .one_time_passwords
+            .must_be("must be an object with lifetime_minutes and create_seats")
+            .read("one_time_passwords", &mut v);
+        let one_time_passwords = v.check("one_time_passwords", one_time_passwords, |o| {
+            if !matches!(scep_challenge, Some(ScepChallenge::Dynamic(_)) | None) {
+                return Err("only applies to a dynamic scep_challenge".to_owned());
+            }
+            o.check()
+        });
+
         for key in self.unknown.keys() {
             v.fail::<()>(key, "is not a field of a SCEP profile");
         }
@@ -541,6 +581,7 @@ impl Received {
             csr_names: csr_names.expect(CHECKED),
             oaep_only: oaep_only.expect(CHECKED),
             webhook,
+            one_time_passwords,
         })
     }
 }
@@ -739,12 +780,13 @@ impl Issues {
             ScepChallenge::None(s) if !s.is_empty() => self.fail("scep_challenge.none", "must be the empty string"),
             ScepChallenge::Fixed(f) => {
                 let text = self.required_text("scep_challenge.fixed", Field::Given(String::from(f)), 1024)?;
-                Some(ScepChallenge::Fixed(FixedChallenge::from(text)))
+                Some(ScepChallenge::Fixed(Secret::from(text)))
             }
             ScepChallenge::Dynamic(d) => {
                 let otp_server_url = self.text("scep_challenge.dynamic.otp_server_url", d.otp_server_url, 255);
                 let username = self.text("scep_challenge.dynamic.username", d.username, 255);
-                let password = self.text("scep_challenge.dynamic.password", d.password, 255);
+                let password = d.password.map(String::from);
+                let password = self.text("scep_challenge.dynamic.password", password, 255).map(Secret::from);
                 Some(ScepChallenge::Dynamic(DynamicChallenge { otp_server_url, username, password }))
             }
             none => Some(none),

@@ -16,7 +16,9 @@ use scepkit::issue::{self_signed, SelfSignedRole};
 use scepkit::keys::KeyOperation;
 use scepkit::message::MessageType;
 use scepkit::pki_operation::{AuditStatus, FactQuery, Facts, Guard, PkiOperation, Step, StoredProfile, Write};
-use scepkit::policy::{enrollment_code_mac, IssuedCertificate, OpenEnrollment, PriorTransaction, StoreFacts};
+use scepkit::policy::{
+    enrollment_code_mac, IssuedCertificate, OneTimePassword, OpenEnrollment, PriorTransaction, StoreFacts,
+};
 use scepkit::profile::ScepProfile;
 use scepkit::server::{CaKey, Identity, ServerKeys};
 use scepkit::signed::IdentifierKind;
@@ -75,6 +77,8 @@ struct Store {
     /// What the webhook answers, and the calls it was sent.
     webhook: Option<WebhookAnswer>,
     webhook_calls: Vec<WebhookCall>,
+    /// One-time passwords of the challenge page: MAC → (expires at, redeeming claim, issued to).
+    passwords: HashMap<String, (u64, Option<String>, String)>,
 }
 
 impl Store {
@@ -123,6 +127,15 @@ impl Store {
                     seat_id: Some(t.seat.clone()),
                 }),
                 challenge_used: q.challenge_mac.as_ref().is_some_and(|m| self.used_challenges.contains_key(m)),
+                one_time_password: q.one_time_password_mac.as_ref().and_then(|mac| {
+                    let (expires_at, claim, issued_to) = self.passwords.get(mac)?;
+                    Some(OneTimePassword {
+                        mac: mac.clone(),
+                        expires_at: *expires_at,
+                        redeemed: claim.is_some(),
+                        issued_to: issued_to.clone(),
+                    })
+                }),
             },
             profile_body: q.profile_body.then(|| self.profile_body.clone()),
             certificate: None,
@@ -141,6 +154,9 @@ impl Store {
                 .any(|e| &e.id == enrollment_id && e.status == Status::Redeemed && e.claim.as_ref() == Some(claim)),
             Some(Guard::ChallengeClaimed { challenge_mac, claim }) => {
                 s.used_challenges.get(challenge_mac) == Some(claim)
+            }
+            Some(Guard::PasswordRedeemed { mac, claim }) => {
+                s.passwords.get(mac).and_then(|(_, c, _)| c.as_ref()) == Some(claim)
             }
             Some(Guard::Renewed { serial, renewed_by }) => {
                 s.certificates.get(serial).and_then(|c| c.renewed_by.as_ref()) == Some(renewed_by)
@@ -170,6 +186,24 @@ impl Store {
                         next.used_challenges.insert(challenge_mac.clone(), claim.clone());
                         true
                     }
+                }
+                Write::RedeemPassword { mac, claim, now, .. } => {
+                    match next.passwords.get_mut(mac).filter(|(expires, c, _)| c.is_none() && expires > now) {
+                        Some(p) => {
+                            p.1 = Some(claim.clone());
+                            true
+                        }
+                        None => false,
+                    }
+                }
+                Write::CreateSeat { seat_id, guard, .. } => {
+                    holds(&next, guard) && !next.seats.contains(seat_id) && {
+                        next.seats.push(seat_id.clone());
+                        true
+                    }
+                }
+                Write::InsertOneTimePassword { .. } | Write::ForgiveAttempt { .. } => {
+                    unreachable!("the challenge page's writes")
                 }
                 Write::ClaimRenewal { serial, renewed_by, guard } if holds(&next, guard) => {
                     match next.certificates.get_mut(serial).filter(|c| c.renewed_by.is_none()) {
@@ -247,6 +281,7 @@ impl Store {
             used_challenges: self.used_challenges.clone(),
             webhook: self.webhook.clone(),
             webhook_calls: self.webhook_calls.clone(),
+            passwords: self.passwords.clone(),
         }
     }
 }
@@ -378,10 +413,20 @@ fn pkcs_req(
     message_type: MessageType,
     signer: Option<(&'static scepkit::keys::RsaKey, &Certificate)>,
 ) -> PkiRequest {
+    request_with(r, subject, CODE, message_type, signer)
+}
+
+fn request_with(
+    r: &Requester1,
+    subject: &str,
+    challenge: &str,
+    message_type: MessageType,
+    signer: Option<(&'static scepkit::keys::RsaKey, &Certificate)>,
+) -> PkiRequest {
     let csr = CsrRequest {
         subject: subject.into(),
         sans: vec![],
-        challenge: Some(CODE.into()),
+        challenge: Some(challenge.into()),
         digest: DigestAlg::Sha256,
         digital_signature: true,
         key_encipherment: true,
@@ -789,4 +834,100 @@ fn the_cas_private_key_operations_are_steps_the_host_performs_once_each() {
     let Step::Key { .. } = machine.with_key_result(&id, None) else { panic!("the FAILURE is to be signed") };
     let unsigned = machine.with_key_result(&id, None);
     assert!(matches!(unsigned, Step::Refuse { status: 503, .. }), "{unsigned:?}");
+}
+
+const PASSWORD: &str = "0123456789ABCDEF";
+
+/// A store whose challenge page handed out [`PASSWORD`] for profile `prof-1`, valid until `expires_at`.
+fn store_with_password(body: &serde_json::Value, expires_at: u64) -> Store {
+    let mac = scepkit::challenge_page::password_mac(KEY, "prof-1", PASSWORD).unwrap();
+    let mut store = Store { profile_body: body.to_string(), ..Default::default() };
+    store.passwords.insert(mac, (expires_at, None, "user \"mdm\" from 192.0.2.7".into()));
+    store
+}
+
+#[test]
+fn a_one_time_password_enrolls_an_existing_seat_once_without_an_enrollment() {
+    let body = profile_json(json!({}));
+    let mut store = store_with_password(&body, NOW + 3600);
+    store.seats.push("dev-1".into());
+    let r = requester(1);
+    // As an MDM types it: lower case is the same password.
+    let req = request_with(&r, "CN=dev-1", &PASSWORD.to_lowercase(), MessageType::PkcsReq, None);
+    let issued = drive(&mut store, &req.message, stored(&body, false));
+    assert!(matches!(outcome(&issued, &r, &req), CertRepOutcome::Issued { .. }), "{issued:?}");
+    assert_eq!(store.certificates.len(), 1);
+    assert!(store.passwords.values().all(|(_, claim, _)| claim.is_some()), "redeemed");
+    assert_eq!(store.audit.last().unwrap().0, "issued");
+
+    // Used once: another request with it is refused, saying so.
+    let other = requester(2);
+    let again = request_with(&other, "CN=dev-1", PASSWORD, MessageType::PkcsReq, None);
+    let e = failure_of(&drive(&mut store, &again.message, stored(&body, false)), &other, &again);
+    assert!(e.message.contains("was used already"), "{}", e.message);
+    assert_eq!(store.certificates.len(), 1);
+
+    // Bound to its profile: the same password at another profile is no password at all.
+    let elsewhere = profile_json(json!({ "id": "prof-2" }));
+    let mut stored_elsewhere = stored(&elsewhere, false);
+    stored_elsewhere.id = "prof-2".into();
+    let fresh = store_with_password(&body, NOW + 3600);
+    let mut fresh = Store { seats: vec!["dev-1".into()], ..fresh };
+    let third = request_with(&requester(3), "CN=dev-1", PASSWORD, MessageType::PkcsReq, None);
+    let e = failure_of(&drive(&mut fresh, &third.message, stored_elsewhere), &requester(3), &third);
+    assert!(e.message.starts_with("No SCEP enrollment with status = CREATED"), "{}", e.message);
+}
+
+#[test]
+fn a_one_time_password_creates_its_seat_only_where_the_profile_says_so_and_expires() {
+    let r = requester(1);
+    let req = request_with(&r, "CN=new-7", PASSWORD, MessageType::PkcsReq, None);
+    let closed = profile_json(json!({}));
+    let mut store = store_with_password(&closed, NOW + 3600);
+    let e = failure_of(&drive(&mut store, &req.message, stored(&closed, false)), &r, &req);
+    assert!(e.message.starts_with("Could not find seat with identifier = new-7"), "{}", e.message);
+    assert!(store.passwords.values().all(|(_, claim, _)| claim.is_none()), "a refusal burns nothing");
+
+    let open = profile_json(json!({ "one_time_passwords": { "create_seats": true } }));
+    let mut store = store_with_password(&open, NOW + 3600);
+    let issued = drive(&mut store, &req.message, stored(&open, false));
+    assert!(matches!(outcome(&issued, &r, &req), CertRepOutcome::Issued { .. }), "{issued:?}");
+    assert_eq!(store.seats, vec!["new-7".to_owned()]);
+
+    // A seat id the admin API would refuse is not created either.
+    let mut store = store_with_password(&open, NOW + 3600);
+    let odd = request_with(&r, "CN=-odd", PASSWORD, MessageType::PkcsReq, None);
+    let e = failure_of(&drive(&mut store, &odd.message, stored(&open, false)), &r, &odd);
+    assert!(e.message.contains("must be 1 to 128"), "{}", e.message);
+    assert!(store.seats.is_empty());
+
+    let mut store = store_with_password(&open, NOW - 1);
+    let e = failure_of(&drive(&mut store, &req.message, stored(&open, false)), &r, &req);
+    assert!(e.message.contains("expired at"), "{}", e.message);
+    assert!(store.seats.is_empty() && store.certificates.is_empty());
+}
+
+#[test]
+fn two_requests_racing_with_one_password_get_one_certificate() {
+    let body = profile_json(json!({ "one_time_passwords": { "create_seats": true } }));
+    let mut store = store_with_password(&body, NOW + 3600);
+    let id = identity();
+    let (a, b) = (requester(1), requester(2));
+    let req_a = request_with(&a, "CN=dev-1", PASSWORD, MessageType::PkcsReq, None);
+    let req_b = request_with(&b, "CN=dev-2", PASSWORD, MessageType::PkcsReq, None);
+    let (op_a, Step::NeedFacts { query: qa }) = start(&req_a.message, stored(&body, false), &id) else { panic!() };
+    let (op_b, Step::NeedFacts { query: qb }) = start(&req_b.message, stored(&body, false), &id) else { panic!() };
+    let (mut op_a, mut op_b) = (op_a.unwrap(), op_b.unwrap());
+    let (Step::Write { writes: wa }, Step::Write { writes: wb }) =
+        (op_a.with_facts(store.facts(&qa)), op_b.with_facts(store.facts(&qb)))
+    else {
+        panic!()
+    };
+    assert!(matches!(wa[0], Write::RedeemPassword { .. }) && matches!(wa[1], Write::CreateSeat { .. }));
+    assert!(store.write(&wa));
+    assert!(!store.write(&wb), "the second redemption loses and writes nothing, not even its seat");
+    assert_eq!((store.certificates.len(), store.seats.clone()), (1, vec!["dev-1".to_owned()]));
+    let Step::NeedFacts { query } = op_b.written(false) else { panic!("looked at once more") };
+    let refused = op_b.with_facts(store.facts(&query));
+    assert!(failure_of(&refused, &b, &req_b).message.contains("was used already"));
 }

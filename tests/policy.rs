@@ -7,7 +7,7 @@ use scepkit::algorithms::{Cipher, DigestAlg, KeyTransport};
 use scepkit::csr::{CsrFacts, CsrRequest, San};
 use scepkit::message::MessageType;
 use scepkit::policy::{
-    decide, enrollment_code_mac, key_digest, new_enrollment_code, Decision, IssuedCertificate, OpenEnrollment,
+    decide, enrollment_code_mac, key_digest, new_enrollment_code, Claim, Decision, IssuedCertificate, OpenEnrollment,
     PriorTransaction, StoreFacts, TransactionStatus,
 };
 use scepkit::profile::ScepProfile;
@@ -101,8 +101,8 @@ fn a_valid_code_issues_and_redeems_its_enrollment() {
         &[],
         NOW,
     );
-    let Decision::Issue { seat_id, redeem, renews, claim_challenge, plan } = d else { panic!("{d:?}") };
-    assert_eq!((seat_id.as_str(), redeem.as_deref(), renews, claim_challenge), ("laptop-1", Some("enr-1"), None, None));
+    let Decision::Issue { seat_id, claim, plan } = d else { panic!("{d:?}") };
+    assert_eq!((seat_id.as_str(), claim), ("laptop-1", Claim::Enrollment { id: "enr-1".into() }));
     assert_eq!(plan.not_after - NOW, 365 * 86400);
     assert!(plan.not_before < NOW);
 }
@@ -221,8 +221,8 @@ fn renewal_window_edges_are_exact() {
             scepkit::issue::rfc3339(opens)
         )
     );
-    let Decision::Issue { renews, redeem, seat_id, .. } = decide(&f, &p, &store, KEY, &[], opens) else { panic!() };
-    assert_eq!((renews.as_deref(), redeem, seat_id.as_str()), (Some("0a"), None, "l"));
+    let Decision::Issue { claim, seat_id, .. } = decide(&f, &p, &store, KEY, &[], opens) else { panic!() };
+    assert_eq!((claim, seat_id.as_str()), (Claim::Renewal { serial: "0a".into() }, "l"));
 }
 
 #[test]
@@ -247,7 +247,7 @@ fn revoked_renewed_and_foreign_certificates_cannot_renew() {
     // certmonger's renewal: a PKCSReq signed by a certificate we issued.
     assert!(matches!(
         decide(&facts(MessageType::PkcsReq, csr("l", None), false), &p, &cert(false, false), KEY, &[], NOW),
-        Decision::Issue { renews: Some(_), .. }
+        Decision::Issue { claim: Claim::Renewal { .. }, .. }
     ));
 }
 
@@ -323,7 +323,10 @@ fn seat_mapping_can_use_a_san() {
 fn manual_approval_holds_and_polls_follow_the_transaction() {
     let p = profile(json!({ "manual_approval": true }));
     let f = facts(MessageType::PkcsReq, csr("l", Some(CODE)), true);
-    assert!(matches!(decide(&f, &p, &open_store(), KEY, &[], NOW), Decision::Hold { redeem: Some(_), .. }));
+    assert!(matches!(
+        decide(&f, &p, &open_store(), KEY, &[], NOW),
+        Decision::Hold { claim: Claim::Enrollment { .. }, .. }
+    ));
 
     let mut poll = facts(MessageType::CertPoll, csr("l", None), true);
     poll.csr = None;
@@ -540,7 +543,7 @@ fn a_renewal_cannot_change_its_seat() {
         NOW,
     ));
     assert!(e.message.contains("CN=seat-a"), "{}", e.message);
-    let Decision::Issue { seat_id, plan, renews, .. } = decide(
+    let Decision::Issue { seat_id, plan, claim, .. } = decide(
         &facts(MessageType::RenewalReq, csr("seat-a", None), false),
         &p,
         &renewal_store("prof-1"),
@@ -550,7 +553,7 @@ fn a_renewal_cannot_change_its_seat() {
     ) else {
         panic!()
     };
-    assert_eq!((seat_id.as_str(), plan.subject.as_str(), renews.as_deref()), ("seat-a", "CN=seat-a", Some("0a")));
+    assert_eq!((seat_id.as_str(), plan.subject.as_str(), claim.renews()), ("seat-a", "CN=seat-a", Some("0a")));
     // Under replace, the old seat's names are issued whatever the CSR says.
     let mut r = p.clone();
     r.csr_names = scepkit::names::CsrNames::Replace;
@@ -602,7 +605,7 @@ fn a_renewal_is_only_accepted_at_its_issuing_profile_and_held_when_that_profile_
         NOW,
     );
     assert!(
-        matches!(d, Decision::Hold { redeem: None, renews: Some(ref s), ref seat_id, .. } if s == "0a" && seat_id == "seat-a"),
+        matches!(d, Decision::Hold { claim: Claim::Renewal { serial: ref s }, ref seat_id, .. } if s == "0a" && seat_id == "seat-a"),
         "{d:?}"
     );
 }

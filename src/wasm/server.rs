@@ -537,10 +537,83 @@ struct ReplyJs {
     message: Option<String>,
 }
 
-/// Validates a profile object (the admin API's schema) and returns it normalised, secrets masked.
+/// Validates a profile object (the admin API's schema) and returns it normalised, secrets masked; with the
+/// service's `origin` (`https://host`), as the admin API shows it (a dynamic challenge reports this service's
+/// one-time challenge page unless it names another OTP server).
 #[wasm_bindgen(js_name = validateProfile)]
-pub fn validate_profile(profile_json: JsValue) -> JsResult<JsValue> {
-    to_js(&profile(profile_json)?.to_json(false))
+pub fn validate_profile(profile_json: JsValue, origin: Option<String>) -> JsResult<JsValue> {
+    let profile = profile(profile_json)?;
+    match origin {
+        Some(origin) => to_js(&profile.view(&origin)),
+        None => to_js(&profile.to_json(false)),
+    }
+}
+
+/// Refuses a seat id that breaks the rule ([`crate::names::check_seat_id`]) with the rule in its message.
+#[wasm_bindgen(js_name = checkSeatId)]
+pub fn check_seat_id(id: &str) -> JsResult<()> {
+    crate::names::check_seat_id(id).map_err(js_error)
+}
+
+/// The seat id rule: `{ pattern, rule }` (an ECMAScript regular expression, and in words).
+#[wasm_bindgen(js_name = seatIdRule)]
+pub fn seat_id_rule() -> JsResult<JsValue> {
+    to_js(&serde_json::json!({ "pattern": crate::names::SEAT_ID_PATTERN, "rule": crate::names::SEAT_ID_RULE }))
+}
+
+/// One visit of a profile's NDES-compatible one-time challenge page ([`crate::challenge_page`]): the host runs
+/// the steps it is given (count the attempt, write, answer) and continues with their results.
+#[wasm_bindgen(js_name = ChallengePage)]
+pub struct ChallengePageJs {
+    page: Option<crate::challenge_page::ChallengePage>,
+    first: JsValue,
+}
+
+#[wasm_bindgen(js_class = ChallengePage)]
+impl ChallengePageJs {
+    /// A visit of `profile`'s page (`{ id, name, body, stored }`) with the request's headers
+    /// (`{ authorization?, accept?, clientAddress? }`); the first step is [`Self::step`].
+    #[wasm_bindgen(constructor)]
+    pub fn new(
+        #[wasm_bindgen(unchecked_param_type = "StoredProfileJs")] profile: JsValue,
+        identity: &ServerIdentity,
+        #[wasm_bindgen(unchecked_param_type = "PageRequest")] request: JsValue,
+        code_key_hex: &str,
+        now: f64,
+    ) -> JsResult<ChallengePageJs> {
+        let stored = profile_row(profile)?.ok_or_else(|| js_error(ScepError::invalid_input("no profile")))?;
+        let request: crate::challenge_page::PageRequest = from_js(request)?;
+        let (page, step) = crate::challenge_page::ChallengePage::start(
+            &stored,
+            &identity.id,
+            &request,
+            &code_hex(code_key_hex)?,
+            now as u64,
+        );
+        Ok(Self { page, first: to_js_bytes(&step)? })
+    }
+
+    /// The first step.
+    #[wasm_bindgen(getter, unchecked_return_type = "PageStep")]
+    pub fn step(&self) -> JsValue {
+        self.first.clone()
+    }
+
+    fn page(&mut self) -> JsResult<&mut crate::challenge_page::ChallengePage> {
+        self.page.as_mut().ok_or_else(|| js_error(ScepError::invalid_input("this visit of the page has ended")))
+    }
+
+    /// Continues with the attempts counted for the visit's key in its window, this one included.
+    #[wasm_bindgen(js_name = withAttempts, unchecked_return_type = "PageStep")]
+    pub fn with_attempts(&mut self, attempts: f64) -> JsResult<JsValue> {
+        to_js_bytes(&self.page()?.with_attempts(attempts as u64))
+    }
+
+    /// Continues with whether the write batch was saved.
+    #[wasm_bindgen(unchecked_return_type = "PageStep")]
+    pub fn written(&mut self, saved: bool) -> JsResult<JsValue> {
+        to_js_bytes(&self.page()?.written(saved))
+    }
 }
 
 /// Validates a new profile object and returns the form the store keeps: a fixed challenge sealed as its MAC

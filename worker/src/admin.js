@@ -97,9 +97,11 @@ function checkString(v, field, { max = 255, pattern, rule } = {}) {
   return v;
 }
 
-// Inner spaces are allowed ("Jane Doe"); a space at either end never (checkString says so first, by name).
-export const SEAT_ID = /^[A-Za-z0-9](?:[A-Za-z0-9._@+\- ]{0,126}[A-Za-z0-9._@+\-])?$/;
-const seatId = (v, field) => checkString(v, field, { max: 128, pattern: SEAT_ID, rule: 'must be 1 to 128 of letters, digits, . _ @ + - and inner spaces, starting with a letter or digit' });
+// The core's seat id rule (names::check_seat_id, also applied to a seat a one-time password creates): inner
+// spaces are allowed ("Jane Doe"); a space at either end never (checkString says so first, by name).
+const SEAT_ID_RULE = scep.seatIdRule();
+export const SEAT_ID = new RegExp(SEAT_ID_RULE.pattern);
+const seatId = (v, field) => checkString(v, field, { max: 128, pattern: SEAT_ID, rule: SEAT_ID_RULE.rule });
 
 // The core's rule for a profile name (src/profile.rs): it is a path segment of /scep/<name>, so no `/`, `?`,
 // `#` and no `..`. A name that breaks it cannot exist, so looking it up is a 400, not a 404.
@@ -115,7 +117,8 @@ function checkedProfile(check) {
   }
 }
 
-const publicProfile = (p) => ({ ...scep.validateProfile(p.body), id: p.id });
+// As the core shows it: secrets masked, and a dynamic challenge's OTP server this service's page by default.
+const publicProfile = (c, p) => ({ ...scep.validateProfile(p.body, new URL(c.req.url).origin), id: p.id });
 
 export const admin = new Hono();
 
@@ -136,15 +139,15 @@ admin.post('/scep-profiles', async (c) => {
   const body = await json(c);
   const profile = checkedProfile(() => scep.storedProfile(body, c.env.CODE_KEY));
   const created = await c.get('store').createProfile(profile, now());
-  return c.json(publicProfile(created), 201);
+  return c.json(publicProfile(c, created), 201);
 });
 
-admin.get('/scep-profiles', async (c) => c.json({ data: (await c.get('store').profiles()).map(publicProfile) }));
+admin.get('/scep-profiles', async (c) => c.json({ data: (await c.get('store').profiles()).map((p) => publicProfile(c, p)) }));
 
 admin.get('/scep-profiles/:id', async (c) => {
   const p = await c.get('store').profile(c.req.param('id'));
   if (!p) throw notFound('scep-profile');
-  return c.json(publicProfile(p));
+  return c.json(publicProfile(c, p));
 });
 
 admin.put('/scep-profiles/:id', async (c) => {
@@ -154,7 +157,7 @@ admin.put('/scep-profiles/:id', async (c) => {
   const body = await json(c);
   // A secret sent back masked keeps the stored one: the core merges (ScepProfile::update).
   const updated = await store.updateProfile(existing.id, checkedProfile(() => scep.updatedProfile(existing.body, body, c.env.CODE_KEY)), now());
-  return c.json(publicProfile(updated));
+  return c.json(publicProfile(c, updated));
 });
 
 admin.delete('/scep-profiles/:id', async (c) => {

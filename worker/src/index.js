@@ -3,6 +3,7 @@ import { Hono } from 'hono';
 import { cors } from 'hono/cors';
 import { admin, ApiError, crlResponse, errorResponse } from './admin.js';
 import { openapi } from './openapi.js';
+import { challengePage } from './mscep_admin.js';
 import { pageConfig, servePage } from './page.js';
 import { handleScep, publicProfiles } from './scep.js';
 
@@ -31,6 +32,10 @@ app.get('/page-config.json', pageConfig);
 app.on(['GET', 'POST'], '/scep', (c) => handleScep(c, null));
 app.on(['GET', 'POST'], '/cgi-bin/pkiclient.exe', (c) => handleScep(c, null));
 app.on(['GET', 'POST'], '/scep/:profile', (c) => handleScep(c, c.req.param('profile')));
+
+// NDES's one-time challenge page, where MDMs and firewalls fetch a challenge (HTTP Basic; NTLM is not offered).
+for (const path of ['/certsrv/mscep_admin', '/certsrv/mscep_admin/']) app.get(path, (c) => challengePage(c, null));
+for (const path of ['/scep/:profile/mscep_admin', '/scep/:profile/mscep_admin/']) app.get(path, (c) => challengePage(c, c.req.param('profile')));
 
 app.get('/crl', (c) => crlResponse(c.env));
 app.get('/api/v1/openapi.json', (c) => c.json(openapi));

@@ -145,7 +145,7 @@ export class Store {
    */
   async facts(q) {
     const none = this.db.prepare('SELECT NULL AS x WHERE 0');
-    const [seat, open, redeemed, signer, prior, cert, profile, usedChallenge] = await this.db.batch([
+    const [seat, open, redeemed, signer, prior, cert, profile, usedChallenge, password] = await this.db.batch([
       q.seatId ? this.db.prepare('SELECT 1 AS x FROM seats WHERE id = ?').bind(q.seatId) : none,
       q.seatId
         ? this.db.prepare("SELECT id, code_mac, expires_at FROM enrollments WHERE seat_id = ? AND profile_id = ? AND status = 'CREATED' ORDER BY created_at DESC LIMIT 1").bind(q.seatId, q.profileId)
@@ -166,10 +166,13 @@ export class Store {
       q.certificateSerial ? this.db.prepare('SELECT seat_id, der FROM certificates WHERE serial = ?').bind(q.certificateSerial) : none,
       q.profileBody ? this.db.prepare('SELECT body FROM profiles WHERE id = ?').bind(q.profileId) : none,
       q.challengeMac ? this.db.prepare('SELECT 1 AS x FROM used_challenges WHERE challenge_mac = ?').bind(q.challengeMac) : none,
+      q.oneTimePasswordMac
+        ? this.db.prepare('SELECT mac, expires_at, redeemed_at, issued_to FROM one_time_passwords WHERE mac = ? AND profile_id = ?').bind(q.oneTimePasswordMac, q.profileId)
+        : none,
     ]);
     const first = (r) => r.results[0] ?? null;
     const enrollment = (e) => e && { id: e.id, codeMac: e.code_mac, expiresAt: e.expires_at };
-    const [s, p, k] = [first(signer), first(prior), first(cert)];
+    const [s, p, k, o] = [first(signer), first(prior), first(cert), first(password)];
     return {
       seatExists: Boolean(first(seat)),
       openEnrollment: enrollment(first(open)),
@@ -180,6 +183,7 @@ export class Store {
       requesterSeat: s?.seat_id ?? null,
       profileBody: first(profile)?.body ?? null,
       challengeUsed: Boolean(first(usedChallenge)),
+      oneTimePassword: o && { mac: o.mac, expiresAt: o.expires_at, redeemed: o.redeemed_at != null, issuedTo: o.issued_to },
     };
   }
 
@@ -189,6 +193,7 @@ export class Store {
       if (!g) return null;
       if (g.kind === 'redeemed') return this.redeemedBy(g.enrollmentId, g.claim);
       if (g.kind === 'challengeClaimed') return this.challengeClaimedBy(g.challengeMac, g.claim);
+      if (g.kind === 'passwordRedeemed') return { sql: 'EXISTS (SELECT 1 FROM one_time_passwords WHERE mac = ? AND claim = ?)', args: [g.mac, g.claim] };
       if (g.kind === 'renewed') return this.renewedBy(g.serial, g.renewedBy);
       return this.decidedAs({ ...g.key, status: g.status, serial: g.serial });
     };
@@ -200,6 +205,22 @@ export class Store {
           return this.db
             .prepare('INSERT INTO used_challenges (challenge_mac, profile_id, transaction_id, claim, created_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT (challenge_mac) DO NOTHING')
             .bind(w.challengeMac, w.profileId, w.transactionId, w.claim, w.now);
+        case 'redeemPassword':
+          return this.db
+            .prepare('UPDATE one_time_passwords SET redeemed_at = ?, transaction_id = ?, seat_id = ?, claim = ? WHERE mac = ? AND redeemed_at IS NULL AND expires_at > ?')
+            .bind(w.now, w.transactionId, w.seatId, w.claim, w.mac, w.now);
+        case 'createSeat': {
+          const g = guard(w.guard);
+          return this.db
+            .prepare(`INSERT OR IGNORE INTO seats (id, created_at) SELECT ?, ?${g ? ` WHERE ${g.sql}` : ''}`)
+            .bind(w.seatId, w.now, ...(g?.args ?? []));
+        }
+        case 'insertOneTimePassword':
+          return this.db
+            .prepare('INSERT INTO one_time_passwords (mac, profile_id, issued_to, expires_at, created_at) VALUES (?, ?, ?, ?, ?)')
+            .bind(w.mac, w.profileId, w.issuedTo, w.expiresAt, w.now);
+        case 'forgiveAttempt':
+          return this.db.prepare('UPDATE challenge_page_attempts SET attempts = attempts - 1 WHERE window_start = ? AND key = ? AND attempts > 0').bind(w.windowStart, w.key);
         case 'claimRenewal':
           return this.claimRenewalStatement(w.serial, w.renewedBy, guard(w.guard));
         case 'decideHeld':
@@ -237,6 +258,22 @@ export class Store {
   /** The guard of the statements saved with a challenge a webhook owns: this attempt used it. */
   challengeClaimedBy(challengeMac, claim) {
     return { sql: 'EXISTS (SELECT 1 FROM used_challenges WHERE challenge_mac = ? AND claim = ?)', args: [challengeMac, claim] };
+  }
+
+  /**
+   * Counts a sign-in attempt at a challenge page (the core's Attempt) and returns the attempts of its key in its
+   * window so far, in one atomic statement; the same batch deletes the counters of earlier windows and the
+   * passwords that expired more than a week ago (the audit log keeps their story).
+   */
+  async countPageAttempt({ key, windowStart }, now) {
+    const [counted] = await this.db.batch([
+      this.db
+        .prepare('INSERT INTO challenge_page_attempts (window_start, key, attempts) VALUES (?, ?, 1) ON CONFLICT (window_start, key) DO UPDATE SET attempts = attempts + 1 RETURNING attempts')
+        .bind(windowStart, key),
+      this.db.prepare('DELETE FROM challenge_page_attempts WHERE window_start < ?').bind(windowStart),
+      this.db.prepare('DELETE FROM one_time_passwords WHERE expires_at < ?').bind(now - 7 * 86400),
+    ]);
+    return counted.results[0].attempts;
   }
 
   // ---- certificates ----
