@@ -330,7 +330,10 @@ impl ChallengePage {
         }
         let minutes = self.settings.lifetime_minutes;
         let (content_type, body) = match self.format {
-            Format::Html => ("text/html; charset=utf-16", ndes_page(&self.thumbprint, &password, minutes)),
+            // The type in capitals (media types are case-insensitive, RFC 9110 §8.3.1): wrangler's dev proxy
+            // runs every response whose type starts with "text/html" through HTMLRewriter, which cannot read
+            // UTF-16 and answers 500; `no-transform` keeps the edge's own HTML features off it in production.
+            Format::Html => ("Text/HTML; charset=utf-16", ndes_page(&self.thumbprint, &password, minutes)),
             Format::Json => {
                 let body = serde_json::json!({
                     "challenge_password": password,
@@ -346,7 +349,7 @@ impl ChallengePage {
         };
         let headers = BTreeMap::from([
             ("content-type".to_owned(), content_type.to_owned()),
-            ("cache-control".to_owned(), "no-store".to_owned()),
+            ("cache-control".to_owned(), "no-store, no-transform".to_owned()),
             ("content-security-policy".to_owned(), "default-src 'none'".to_owned()),
             ("vary".to_owned(), "accept, authorization".to_owned()),
         ]);

@@ -192,3 +192,42 @@ print(json.dumps({'url': scep['URL'], 'challenge': scep['Challenge'], 'subject':
   const again = await fetch(`${base}/api/v1/enrollments/${enrollment.id}/mobileconfig`, { headers: { authorization: `Bearer ${worker.token}`, 'scep-challenge': enrollment.enrollment_code } });
   assert.equal(again.status, 409);
 });
+
+test('an NDES-style one-time challenge: a Python reader scrapes the UTF-16 page as MDMs do, and micromdm scepclient enrolls with the password', async () => {
+  await worker.profile('ndes', {
+    legacy: true, digest: 'sha1', subject: 'CN=$USERNAME,OU=MDM,O=scep-client,C=US',
+    scep_challenge: { dynamic: { username: 'jamf', password: 'ndes-page-secret' } }, one_time_passwords: { create_seats: true },
+  });
+  // The OTP server the admin API reports for the profile is this page.
+  const profile = (await api('GET', '/scep-profiles')).json.data.find((p) => p.name === 'ndes');
+  const page = profile.scep_challenge.dynamic.otp_server_url;
+  assert.equal(page, `${base}/scep/ndes/mscep_admin/`);
+  const reader = `
+import base64, re, sys, urllib.error, urllib.request
+auth = base64.b64encode(f'{sys.argv[2]}:{sys.argv[3]}'.encode()).decode()
+try:
+    body = urllib.request.urlopen(urllib.request.Request(sys.argv[1], headers={'Authorization': 'Basic ' + auth})).read()
+except urllib.error.HTTPError as e:
+    print(f'HTTP {e.code}', file=sys.stderr); sys.exit(3)
+assert body[:2] == b'\\xff\\xfe', body[:2]
+text = body.decode('utf-16')
+print(re.search(r'The enrollment challenge password is: <B> ([0-9A-F]{16}) </B>', text).group(1))
+`;
+  const wrong = run('python3', ['-c', reader, page, 'jamf', 'guess']);
+  assert.equal(wrong.status, 3, wrong.stdout + wrong.stderr);
+  assert.match(wrong.stderr, /HTTP 401/);
+  const read = run('python3', ['-c', reader, page, 'jamf', 'ndes-page-secret']);
+  assert.equal(read.status, 0, read.stderr);
+  const password = read.stdout.trim();
+  // The seat does not exist yet: this profile creates it on the password's first use.
+  const r = scepclient('ndes', 'ndes-device-1', password, join(dir, 'ndes-1'), ['-organization', 'scep-client', '-ou', 'MDM', '-country', 'US']);
+  assert.equal(r.status, 0, r.stdout + r.stderr);
+  verifyIssued(join(dir, 'ndes-1', 'cert.pem'), 'ndes-device-1');
+  // Single use: a second device with the same password is refused.
+  const again = scepclient('ndes', 'ndes-device-2', password, join(dir, 'ndes-2'), ['-organization', 'scep-client', '-ou', 'MDM', '-country', 'US']);
+  assert.notEqual(again.status, 0);
+  const audit = (await api('GET', '/audit-logs?seat_id=ndes-device-2&status=Failure')).json.data;
+  assert.match(audit[0].message, /^Challenge password is invalid - the one-time challenge password [0-9a-f]{16} was used already$/);
+  const issued = (await api('GET', '/audit-logs?seat_id=ndes-device-1')).json.data.find((l) => l.code === 'issued');
+  assert.match(issued.message, /with one-time challenge password [0-9a-f]{16} \(issued to user "jamf" from .*\); seat created$/);
+});
