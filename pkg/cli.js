@@ -11,6 +11,9 @@ const USAGE = `usage:
   scepkit cacert URL [--out FILE] [--fingerprint HEX]
   scepkit enroll --url URL --challenge CODE --subject "CN=..." [--san dns:x ...] [--key-bits N]
                  [--fingerprint HEX] [--digest sha256] [--cipher aes-128-cbc] [--legacy] --out DIR
+  scepkit enroll --profile FILE [--var USERNAME=alice ...] [--url URL] [--challenge CODE] --out DIR
+                 (a SCEP profile object, as the admin API stores it with its secrets: the fixed challenge, or a
+                 one-time password fetched from the dynamic challenge's otp_server_url with its username/password)
   scepkit renew --url URL --cert FILE --key FILE [--challenge CODE] [--key-bits N] [--fingerprint HEX] --out DIR
   scepkit inspect FILE [--key FILE]`;
 
@@ -36,6 +39,18 @@ const commands = {
 
   async enroll(_, values) {
     const out = need(values.out, '--out DIR');
+    if (values.profile) {
+      const result = await scep.enroll({
+        profile: readProfile(values.profile),
+        vars: readVars(values.var ?? []),
+        url: values.url,
+        challenge: values.challenge,
+        cipher: values.cipher,
+        onProgress: progress,
+      });
+      return writeResult(out, result);
+    }
+    if (values.var) throw new Usage('--var only goes with --profile');
     const result = await scep.enroll({
       url: need(values.url, '--url'),
       challenge: values.challenge,
@@ -72,6 +87,33 @@ const commands = {
     print(scep.inspect(readFileSync(file), key));
   },
 };
+
+function readProfile(file) {
+  let text;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (e) {
+    throw new Usage(`--profile ${file}: ${e.message}`);
+  }
+  try {
+    return JSON.parse(text);
+  } catch (e) {
+    throw new Usage(`--profile ${file} is not JSON: ${e.message}`);
+  }
+}
+
+/** `--var NAME=value`, each once. */
+function readVars(pairs) {
+  const vars = {};
+  for (const pair of pairs) {
+    const at = pair.indexOf('=');
+    if (at < 1) throw new Usage(`--var ${pair}: write it NAME=value`);
+    const name = pair.slice(0, at);
+    if (name in vars) throw new Usage(`--var ${name} is given twice`);
+    vars[name] = pair.slice(at + 1);
+  }
+  return vars;
+}
 
 function writeResult(out, result) {
   mkdirSync(out, { recursive: true });
@@ -120,6 +162,7 @@ async function main(argv) {
         san: { type: 'string', multiple: true }, 'key-bits': { type: 'string' }, fingerprint: { type: 'string' },
         digest: { type: 'string' }, cipher: { type: 'string' }, legacy: { type: 'boolean', default: false },
         out: { type: 'string' }, key: { type: 'string' }, cert: { type: 'string' },
+        profile: { type: 'string' }, var: { type: 'string', multiple: true },
       },
     });
   } catch (e) {

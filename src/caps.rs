@@ -171,7 +171,9 @@ impl CaCaps {
                     DigestAlg::Sha1 => self.has(Capability::Sha1),
                     DigestAlg::Sha256 => self.implies(Capability::Sha256),
                     DigestAlg::Sha512 => self.has(Capability::Sha512),
-                    DigestAlg::Sha384 => false,
+                    // No capability names SHA-384 (RFC 8894 §3.5.2): asked for by name (a profile's digest), it
+                    // is used with a server that advertises the SHA-2 family.
+                    DigestAlg::Sha384 => self.implies(Capability::Sha256) || self.has(Capability::Sha512),
                 };
                 if !offered {
                     return Err(ScepError::unsupported_algorithm(format!(

@@ -21,7 +21,10 @@ use crate::message::{transaction_id_for, MessageType, PkiStatus, ScepAttributes,
 use crate::signed::{self, chain_order, IdentifierKind, SignedBy, SignedMessage};
 use crate::wire::{Certificate, IssuerAndSerialNumber, IssuerAndSubject};
 
+pub mod challenge;
 pub mod enrollment;
+#[cfg(feature = "server")]
+pub mod from_profile;
 pub mod http;
 
 pub use enrollment::Enrollment;

@@ -417,6 +417,12 @@ fn caps_negotiation_picks_the_strongest_and_refuses_downgrades() {
     assert_eq!((n.cipher, n.digest), (Cipher::Aes128Cbc, DigestAlg::Sha512));
     assert_eq!(ours.negotiate(policy(true), Some(Cipher::DesEde3Cbc), None).unwrap_err().kind, ErrorKind::Downgrade);
     assert_eq!(ours.negotiate(policy(true), None, Some(DigestAlg::Sha1)).unwrap_err().kind, ErrorKind::Downgrade);
+    // No capability names SHA-384: asked for by name, a SHA-2 server gets it; a SHA-1-only one does not.
+    assert_eq!(ours.negotiate(policy(false), None, Some(DigestAlg::Sha384)).unwrap().digest, DigestAlg::Sha384);
+    assert_eq!(
+        CaCaps::parse("DES3\nSHA-1").negotiate(policy(true), None, Some(DigestAlg::Sha384)).unwrap_err().fail_info,
+        FailInfo::BadAlg
+    );
     let crlf = CaCaps::parse("DES3\r\nSHA-1\r\n");
     assert_eq!(crlf.negotiate(policy(false), None, None).unwrap_err().fail_info, FailInfo::BadAlg);
     let n = crlf.negotiate(policy(true), None, None).unwrap();
@@ -563,7 +569,9 @@ fn what_a_host_signs_or_decrypts_is_handed_out_once_and_finishes_as_the_key_at_h
 mod enrollment {
     //! The whole procedure as the step machine runs it, answered the way a host would.
     use super::*;
-    use scepkit::client::enrollment::{Answer, Enrolled, EnrollmentOptions, KeyRef, NewKey, Operation, Purpose, Step};
+    use scepkit::client::enrollment::{
+        Answer, Enrolled, EnrollmentOptions, KeyRef, NewKey, Operation, OtpServer, Purpose, Step,
+    };
     use scepkit::client::http::{HttpRequest, HttpResponse, Operation as HttpOperation};
     use scepkit::client::{Enrollment, Failure};
     use scepkit::keys::{self, KeyOperation, PrivateKeyOps, RsaKey};
@@ -584,6 +592,8 @@ mod enrollment {
         generated: usize,
         /// A signature to hand back instead of the right one (a host signing with the wrong key).
         wrong_signature: bool,
+        /// The headers of each request to the OTP server.
+        otp_requests: Vec<Vec<(&'static str, String)>>,
     }
 
     type Decide<'a> = dyn FnMut(&server::RequestFacts) -> Result<Option<Certificate>, ScepError> + 'a;
@@ -597,6 +607,25 @@ mod enrollment {
                     let message = request.body.clone().unwrap();
                     self.sent.push(server::read_request(&message).unwrap().attributes.message_type.unwrap());
                     serve(&message, false, |facts| decide(facts))
+                }
+                // An NDES page in UTF-16LE, to the right Basic credentials only ("mdm:s3cret").
+                HttpOperation::GetChallenge => {
+                    self.otp_requests.push(request.headers.clone());
+                    let signed_in = request.headers.contains(&("authorization", "Basic bWRtOnMzY3JldA==".into()));
+                    if !signed_in {
+                        return Answer::Http(HttpResponse {
+                            status: 401,
+                            content_type: None,
+                            body: b"Unauthorized".to_vec(),
+                        });
+                    }
+                    let page = "<HTML><P> The enrollment challenge password is: <B> 3C22E6F8A0B6C3B5 </B> </HTML>";
+                    let body = [0xff, 0xfe].into_iter().chain(page.encode_utf16().flat_map(u16::to_le_bytes)).collect();
+                    return Answer::Http(HttpResponse {
+                        status: 200,
+                        content_type: Some("text/html; charset=utf-16".into()),
+                        body,
+                    });
                 }
             };
             Answer::Http(HttpResponse { status: 200, content_type: Some("application/x-pki-message".into()), body })
@@ -671,6 +700,33 @@ mod enrollment {
         assert_eq!(host.sent, [MessageType::PkcsReq]);
         assert_eq!(host.started_before_first_wait, Some(3), "GetCACaps, GetCACert and the key start together");
         assert_eq!(host.generated, 1);
+    }
+
+    #[test]
+    fn a_one_time_challenge_is_fetched_from_the_otp_server_while_the_key_is_made_and_put_in_the_csr() {
+        let otp = |password: &str| OtpServer {
+            url: "http://scep.test/certsrv/mscep_admin/".into(),
+            username: "mdm".into(),
+            password: password.into(),
+        };
+        let mut challenges = Vec::new();
+        let mut decide = |facts: &server::RequestFacts| {
+            challenges.push(facts.csr.as_ref().unwrap().challenge.clone());
+            issue(facts)
+        };
+        let options = EnrollmentOptions { challenge_from: Some(otp("s3cret")), ..enroll("CN=fw-1") };
+        let mut host = Host { new: Some(test_key(2)), ..Default::default() };
+        host.run(Enrollment::new(options, &mut OsRng).unwrap(), &mut decide).unwrap();
+        assert_eq!(challenges, [Some("3C22E6F8A0B6C3B5".to_owned())]);
+        assert_eq!(host.started_before_first_wait, Some(4), "GetCACaps, GetCACert, the OTP and the key together");
+        assert!(host.otp_requests[0].iter().any(|(h, v)| *h == "accept" && v.starts_with("application/json")));
+
+        // Wrong credentials: the OTP server's refusal, and nothing sent to the CA.
+        let options = EnrollmentOptions { challenge_from: Some(otp("guess")), ..enroll("CN=fw-1") };
+        let mut host = Host { new: Some(test_key(2)), ..Default::default() };
+        let failure = host.run(Enrollment::new(options, &mut OsRng).unwrap(), &mut issue).unwrap_err();
+        assert_eq!(failure.error.message, "The OTP server answered HTTP 401: Unauthorized");
+        assert!(host.sent.is_empty());
     }
 
     #[test]

@@ -264,3 +264,24 @@ test('scepkit/server under Node is the CA side only, with the same error class',
   assert.equal(server.ScepError, scep.ScepError);
   assert.throws(() => server.validateProfile({ name: 'x' }), (e) => e instanceof scep.ScepError && e.status === 400);
 });
+
+test('enroll({ profile, vars }) enrolls as the profile says, and refuses what would contradict it', async () => {
+  const ca = makeCa();
+  const profile = {
+    name: 'fw', device: 'fw-01', scep_challenge: { fixed: 'fw-secret' }, ca_identity_name: 'ca', subject: 'CN=$USERNAME,O=Example',
+    algorithm: { rsa: { rsa_nbits: 2048 } }, digest: 'sha348', certificate_attributes: { dnsname: '$USERNAME.vpn.example' },
+    use_as_digital_signature: true, use_for_key_encipherment: false, scep_url: URL_,
+  };
+  const log = [];
+  const fetch = scepFetch(ca, (facts) => (facts.csr.challenge === 'fw-secret' ? { issue: true } : assert.fail('wrong challenge')), { log });
+  const result = await scep.enroll({ profile, vars: { USERNAME: 'alice' }, fetch });
+  const cert = scep.inspect(result.certificate);
+  assert.equal(cert.subject, 'CN=alice,O=Example');
+  assert.equal(log[0].facts.digest, 'sha384', 'the profile digest, sha348 read as sha384');
+  assert.deepEqual(log[0].facts.csr.sans, ['dns:alice.vpn.example']);
+  await assert.rejects(scep.enroll({ profile, vars: { USERNAME: 'alice' }, subject: 'CN=mallory', fetch }), /subject come\(s\) from the profile/);
+  await assert.rejects(scep.enroll({ profile, fetch }), (e) => e instanceof scep.ScepError && /USERNAME=alice/.test(e.message));
+  const browser = await import('../wasm-client/scepkit.js');
+  browser.initSync({ module: readFileSync(new URL('../wasm-client/scepkit_bg.wasm', import.meta.url)) });
+  await assert.rejects(browser.enroll({ profile, vars: { USERNAME: 'alice' }, fetch }), /needs scepkit's full build/);
+});

@@ -67,6 +67,12 @@ pub struct EnrollmentOptions {
     pub new_key: NewKey,
     pub sans: Vec<San>,
     pub challenge: Option<String>,
+    /// Where the challenge comes from when `challenge` is None: a one-time password fetched from an OTP server
+    /// (an NDES-style page), while the key is made.
+    pub challenge_from: Option<OtpServer>,
+    /// The key usages the CSR asks for.
+    pub digital_signature: bool,
+    pub key_encipherment: bool,
     /// Legacy allows 3DES, SHA-1 and RSA 1024, and opening single-DES replies.
     pub policy: AlgorithmPolicy,
     /// The CA's pinned SHA-256 (or SHA-1) fingerprint: nothing is sent unless GetCACert's CA matches.
@@ -95,6 +101,9 @@ impl EnrollmentOptions {
             new_key: NewKey::Generate { bits: 2048 },
             sans: Vec::new(),
             challenge: None,
+            challenge_from: None,
+            digital_signature: true,
+            key_encipherment: true,
             policy: AlgorithmPolicy::Modern,
             fingerprint: None,
             cipher: None,
@@ -107,6 +116,14 @@ impl EnrollmentOptions {
             now,
         }
     }
+}
+
+/// An OTP server that hands out one-time challenge passwords behind HTTP Basic (a profile's `dynamic` challenge).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OtpServer {
+    pub url: String,
+    pub username: String,
+    pub password: String,
 }
 
 /// A first enrollment (PKCSReq signed by a transient self-signed certificate) or a renewal (RenewalReq, or
@@ -237,9 +254,10 @@ struct Sent {
 #[allow(clippy::large_enum_variant)]
 enum Stage {
     Begin,
-    Key { caps: Sent, cacert: Sent, key: Option<OpId> },
-    Caps { caps: Sent, cacert: Sent },
-    CaCert { cacert: Sent },
+    Key { caps: Sent, cacert: Sent, otp: Option<Sent>, key: Option<OpId> },
+    Caps { caps: Sent, cacert: Sent, otp: Option<Sent> },
+    CaCert { cacert: Sent, otp: Option<Sent> },
+    Challenge { otp: Sent },
     Csr { unsigned: UnsignedCsr, id: OpId },
     SignerCertificate { unsigned: UnsignedCertificate, id: OpId },
     Message { unsigned: UnsignedRequest, id: OpId },
@@ -302,6 +320,12 @@ impl Enrollment {
             Stage::Begin => {
                 let caps = self.send(HttpRequest::get_ca_caps(&self.options.url)?);
                 let cacert = self.send(HttpRequest::get_ca_cert(&self.options.url)?);
+                let otp = match (&self.options.challenge, &self.options.challenge_from) {
+                    (None, Some(OtpServer { url, username, password })) => {
+                        Some(self.send(HttpRequest::get_challenge(url, username, password)?))
+                    }
+                    _ => None,
+                };
                 self.progress(ProgressStep::Key);
                 let key = match self.options.new_key {
                     NewKey::Generate { bits } => {
@@ -310,9 +334,9 @@ impl Enrollment {
                     }
                     _ => None,
                 };
-                self.stage = Stage::Key { caps, cacert, key };
+                self.stage = Stage::Key { caps, cacert, otp, key };
             }
-            Stage::Key { caps, cacert, key } => {
+            Stage::Key { caps, cacert, otp, key } => {
                 let spki = match key {
                     Some(id) => self.public_key(id)?,
                     None => match (&self.options.new_key, &self.options.purpose) {
@@ -329,36 +353,39 @@ impl Enrollment {
                 self.new_key = Some(spki);
                 self.progress(ProgressStep::Caps);
                 self.await_(caps.id);
-                self.stage = Stage::Caps { caps, cacert };
+                self.stage = Stage::Caps { caps, cacert, otp };
             }
-            Stage::Caps { caps, cacert } => {
+            Stage::Caps { caps, cacert, otp } => {
                 let body = self.http_body(caps)?;
                 let o = &self.options;
                 self.negotiated =
                     Some(CaCaps::parse(&String::from_utf8_lossy(&body)).negotiate(o.policy, o.cipher, o.digest)?);
                 self.progress(ProgressStep::Cacert);
                 self.await_(cacert.id);
-                self.stage = Stage::CaCert { cacert };
+                self.stage = Stage::CaCert { cacert, otp };
             }
-            Stage::CaCert { cacert } => {
+            Stage::CaCert { cacert, otp } => {
                 let body = self.http_body(cacert)?;
                 let ca = CaCertificates::parse(&body)?;
                 if let Some(pinned) = &self.options.fingerprint {
                     ca.check_fingerprint(pinned)?;
                 }
                 self.ca = Some(ca);
-                self.progress(ProgressStep::Request);
-                let csr = CsrRequest {
-                    subject: self.subject()?,
-                    sans: self.options.sans.clone(),
-                    challenge: self.options.challenge.clone(),
-                    digest: self.negotiated()?.digest,
-                    digital_signature: true,
-                    key_encipherment: true,
-                };
-                let unsigned = csr.unsigned(self.new_key()?.clone())?;
-                let id = self.sign(self.new_key_ref(), &unsigned);
-                self.stage = Stage::Csr { unsigned, id };
+                match otp {
+                    // The one-time password is only read once the CA is known to be the pinned one.
+                    Some(otp) => {
+                        self.await_(otp.id);
+                        self.stage = Stage::Challenge { otp };
+                    }
+                    None => self.request_csr()?,
+                }
+            }
+            Stage::Challenge { otp } => {
+                let response = self.http_response(otp)?;
+                let password =
+                    super::challenge::read_challenge_answer(response.content_type.as_deref(), &response.body)?;
+                self.options.challenge = Some(password);
+                self.request_csr()?;
             }
             Stage::Csr { unsigned, id } => {
                 let new_key = self.new_key()?.clone();
@@ -560,15 +587,41 @@ impl Enrollment {
 
     /// The body of the answer to `sent`, if it is SCEP.
     fn http_body(&mut self, sent: Sent) -> core::result::Result<Vec<u8>, Failure> {
+        Ok(self.http_response(sent)?.body)
+    }
+
+    /// The answer to `sent`, if it is an answer to it (a 2xx, and SCEP for SCEP operations).
+    fn http_response(&mut self, sent: Sent) -> core::result::Result<HttpResponse, Failure> {
         let Sent { id, request } = sent;
         match self.take(id, |a| match a {
             Answer::Http(r) => Some(Ok(r)),
             Answer::Unreachable(reason) => Some(Err(reason)),
             _ => None,
         })? {
-            Ok(response) => request.read(response),
+            Ok(response) => {
+                let content_type = response.content_type.clone();
+                let status = response.status;
+                request.read(response).map(|body| HttpResponse { status, content_type, body })
+            }
             Err(reason) => Err(request.unreachable(&reason)),
         }
+    }
+
+    /// The CSR, with the challenge as it stands now, for the new key to sign.
+    fn request_csr(&mut self) -> core::result::Result<(), Failure> {
+        self.progress(ProgressStep::Request);
+        let csr = CsrRequest {
+            subject: self.subject()?,
+            sans: self.options.sans.clone(),
+            challenge: self.options.challenge.clone(),
+            digest: self.negotiated()?.digest,
+            digital_signature: self.options.digital_signature,
+            key_encipherment: self.options.key_encipherment,
+        };
+        let unsigned = csr.unsigned(self.new_key()?.clone())?;
+        let id = self.sign(self.new_key_ref(), &unsigned);
+        self.stage = Stage::Csr { unsigned, id };
+        Ok(())
     }
 
     fn public_key(&mut self, id: OpId) -> Result<Vec<u8>> {

@@ -6,6 +6,7 @@
 //! GET  {url}?operation=GetCACert                   -> application/x-x509-ca-cert | application/x-x509-ca-ra-cert
 //! POST {url}?operation=PKIOperation  (DER body)    -> application/x-pki-message
 //! GET  {url}?operation=PKIOperation&message=BASE64 -> application/x-pki-message   (no POSTPKIOperation)
+//! GET  {otp_server_url}  (HTTP Basic)              -> a one-time challenge (NDES's page, JSON, or text)
 //! ```
 
 use crate::error::ScepError;
@@ -21,6 +22,8 @@ pub enum Operation {
     GetCaCaps,
     GetCaCert,
     PkiOperation,
+    /// A one-time challenge password from an OTP server ([`super::challenge`]).
+    GetChallenge,
 }
 
 impl Operation {
@@ -29,6 +32,7 @@ impl Operation {
             Self::GetCaCaps => "GetCACaps",
             Self::GetCaCert => "GetCACert",
             Self::PkiOperation => "PKIOperation",
+            Self::GetChallenge => "one-time challenge",
         }
     }
 }
@@ -42,6 +46,8 @@ pub struct HttpRequest {
     pub url: String,
     /// The body's media type, when there is a body.
     pub content_type: Option<&'static str>,
+    /// Other headers to send (the OTP server's `Authorization` and `Accept`).
+    pub headers: Vec<(&'static str, String)>,
     pub body: Option<Vec<u8>>,
 }
 
@@ -90,6 +96,7 @@ impl HttpRequest {
                 method: "POST",
                 url,
                 content_type: Some(PKI_MESSAGE),
+                headers: Vec::new(),
                 body: Some(message.to_vec()),
             }
         } else {
@@ -97,8 +104,26 @@ impl HttpRequest {
         })
     }
 
+    /// A one-time challenge from an OTP server (an NDES `mscep_admin` page or this service's), signed in with
+    /// HTTP Basic (RFC 7617, UTF-8); JSON preferred, since NDES answers its page whatever is asked.
+    pub fn get_challenge(url: &str, username: &str, password: &str) -> Result<Self, Failure> {
+        let scheme_ok =
+            ["http://", "https://"].iter().any(|s| url.get(..s.len()).is_some_and(|p| p.eq_ignore_ascii_case(s)));
+        if !scheme_ok {
+            let e = ScepError::invalid_input(format!("the OTP server URL {url:?} is not an http(s) URL"));
+            return Err(Failure { error: e, transaction_id: None, http: None });
+        }
+        let credentials = data_encoding::BASE64.encode(format!("{username}:{password}").as_bytes());
+        let mut request = Self::get(Operation::GetChallenge, url.to_owned());
+        request.headers = vec![
+            ("authorization", format!("Basic {credentials}")),
+            ("accept", "application/json, text/html;q=0.9, text/plain;q=0.8".to_owned()),
+        ];
+        Ok(request)
+    }
+
     fn get(operation: Operation, url: String) -> Self {
-        Self { operation, method: "GET", url, content_type: None, body: None }
+        Self { operation, method: "GET", url, content_type: None, headers: Vec::new(), body: None }
     }
 
     /// The body of `response` if it is an answer to this request: a 2xx, and a PKIMessage for PKIOperation.
@@ -107,8 +132,9 @@ impl HttpRequest {
             let end = response.body.len().min(500);
             let text = String::from_utf8_lossy(&response.body[..end]).trim().to_owned();
             let said = if text.is_empty() { String::new() } else { format!(": {text}") };
+            let who = if self.operation == Operation::GetChallenge { "The OTP server" } else { "SCEP server" };
             return Err(self.problem(
-                format!("SCEP server answered HTTP {}{said}", response.status),
+                format!("{who} answered HTTP {}{said}", response.status),
                 Some(response.status),
                 Some(text),
             ));
@@ -126,7 +152,8 @@ impl HttpRequest {
 
     /// No answer came (network, DNS, TLS, CORS): `reason` is what the host said.
     pub fn unreachable(&self, reason: &str) -> Failure {
-        self.problem(format!("Could not reach the SCEP server at {}: {reason}", origin(&self.url)), None, None)
+        let who = if self.operation == Operation::GetChallenge { "OTP" } else { "SCEP" };
+        self.problem(format!("Could not reach the {who} server at {}: {reason}", origin(&self.url)), None, None)
     }
 
     fn problem(&self, message: String, status: Option<u16>, body: Option<String>) -> Failure {

@@ -43,17 +43,21 @@ const ENROLL_OPTIONS: &str = "export type EnrollOptions = OptionsJs & {\n  /** T
 #[wasm_bindgen(unchecked_return_type = "EnrollmentJs")]
 pub async fn enroll(#[wasm_bindgen(unchecked_param_type = "EnrollOptions")] options: JsValue) -> JsResult<JsValue> {
     let o: OptionsJs = from_js(options.clone())?;
-    let (Some(url), Some(subject)) = (o.url.clone(), o.subject.clone()) else {
-        let missing = if o.url.is_none() { "url is required" } else { "subject is required (e.g. \"CN=laptop-42\")" };
-        return Err(js_sys::TypeError::new(&format!("enroll: {missing}")).into());
-    };
     let shell = Shell::new(&options)?;
     let given = bytes_option(&options, "keyPkcs8")?.map(|b| HeldKey::import(&b)).transpose()?;
-    let new_key = match &given {
-        Some(key) => NewKey::Given { spki: key.spki.clone() },
-        None => NewKey::Generate { bits: o.key_bits() },
+    let given_key = given.as_ref().map(|key| NewKey::Given { spki: key.spki.clone() });
+    let machine = match &o.profile {
+        Some(profile) => o.machine_for_profile(profile, given_key)?,
+        None => {
+            let (Some(url), Some(subject)) = (o.url.clone(), o.subject.clone()) else {
+                let missing =
+                    if o.url.is_none() { "url is required" } else { "subject is required (e.g. \"CN=laptop-42\")" };
+                return Err(js_sys::TypeError::new(&format!("enroll: {missing}")).into());
+            };
+            let new_key = given_key.unwrap_or(NewKey::Generate { bits: o.key_bits() });
+            o.machine(url, Purpose::Enroll { subject }, new_key)?
+        }
     };
-    let machine = o.machine(url, Purpose::Enroll { subject }, new_key)?;
     shell.drive(machine, Keys { new: given, current: None }, o.generator()?).await
 }
 
@@ -147,6 +151,11 @@ struct OptionsJs {
     poll_interval: Option<f64>,
     max_polls: Option<f64>,
     reuse_key: Option<bool>,
+    /// A SCEP profile object (the admin API's schema, secrets in clear) to enroll from, with `vars`.
+    #[cfg_attr(feature = "wasm", tsify(type = "Record<string, unknown>"))]
+    profile: Option<serde_json::Value>,
+    /// The template variables for `profile`: `USERNAME` (or `SEAT_ID`), the seat.
+    vars: Option<std::collections::BTreeMap<String, String>>,
 }
 
 impl OptionsJs {
@@ -168,14 +177,60 @@ impl OptionsJs {
             fingerprint: self.fingerprint.clone(),
             cipher: self.cipher.as_deref().map(Cipher::from_name).transpose().map_err(js_error)?,
             digest: self.digest.as_deref().map(DigestAlg::from_name).transpose().map_err(js_error)?,
-            key_transport: self.key_transport.unwrap_or(defaults.key_transport),
-            identifier: self.identifier.unwrap_or(defaults.identifier),
-            transaction_id: self.transaction_id.clone(),
-            poll_interval_ms: self.poll_interval.map_or(defaults.poll_interval_ms, |ms| ms.max(0.0) as u32),
-            max_polls: self.max_polls.map_or(defaults.max_polls, |n| n.max(0.0) as u32),
             ..defaults
         };
+        self.started(options)
+    }
+
+    /// The options that say how to talk (not what to ask for), then the machine.
+    fn started(&self, options: EnrollmentOptions) -> JsResult<Enrollment> {
+        let options = EnrollmentOptions {
+            key_transport: self.key_transport.unwrap_or(options.key_transport),
+            identifier: self.identifier.unwrap_or(options.identifier),
+            transaction_id: self.transaction_id.clone(),
+            poll_interval_ms: self.poll_interval.map_or(options.poll_interval_ms, |ms| ms.max(0.0) as u32),
+            max_polls: self.max_polls.map_or(options.max_polls, |n| n.max(0.0) as u32),
+            ..options
+        };
         Enrollment::new(options, &mut OsRng).map_err(js_error)
+    }
+
+    /// The enrollment a profile object describes ([`crate::client::from_profile`]); `url` and `challenge` may
+    /// override its own, everything else it names comes from it alone.
+    #[cfg(feature = "server")]
+    fn machine_for_profile(&self, profile: &serde_json::Value, given: Option<NewKey>) -> JsResult<Enrollment> {
+        let named = [
+            ("subject", self.subject.is_some()),
+            ("sans", self.sans.is_some()),
+            ("keyBits", self.key_bits.is_some()),
+            ("digest", self.digest.is_some()),
+            ("fingerprint", self.fingerprint.is_some()),
+            ("legacy", self.legacy.is_some()),
+        ];
+        let conflicting: Vec<&str> = named.iter().filter(|(_, given)| *given).map(|(name, _)| *name).collect();
+        if !conflicting.is_empty() {
+            let message = format!("enroll: {} come(s) from the profile; leave it out", conflicting.join(", "));
+            return Err(js_sys::TypeError::new(&message).into());
+        }
+        let now = (js_sys::Date::now() / 1000.0) as u64;
+        let vars = self.vars.clone().unwrap_or_default();
+        let mut options = crate::client::from_profile::enrollment_options(profile, &vars, self.url.as_deref(), now)
+            .map_err(js_error)?;
+        if let Some(challenge) = &self.challenge {
+            options.challenge = Some(challenge.clone());
+        }
+        if let Some(given) = given {
+            options.new_key = given;
+        }
+        self.started(options)
+    }
+
+    /// The browser build has no profile reader (it is the CA side's schema).
+    #[cfg(not(feature = "server"))]
+    fn machine_for_profile(&self, _: &serde_json::Value, _: Option<NewKey>) -> JsResult<Enrollment> {
+        Err(js_error(ScepError::invalid_input(
+            "enroll({ profile }) needs scepkit's full build (Node, workerd); in a browser pass url, subject and challenge",
+        )))
     }
 }
 
@@ -329,9 +384,12 @@ impl Shell {
     fn fetch(&self, request: &HttpRequest) -> Pending {
         let init = RequestInit::new();
         init.set_method(request.method);
-        if let Some(content_type) = request.content_type {
+        if request.content_type.is_some() || !request.headers.is_empty() {
             let headers = Object::new();
-            let _ = Reflect::set(&headers, &"content-type".into(), &content_type.into());
+            let content_type = request.content_type.map(|t| ("content-type", t.to_owned()));
+            for (name, value) in content_type.iter().chain(&request.headers) {
+                let _ = Reflect::set(&headers, &(*name).into(), &value.as_str().into());
+            }
             init.set_headers(&headers);
         }
         if let Some(body) = &request.body {

@@ -3,7 +3,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort, openssl, run, scepkit } from './helpers.mjs';
@@ -99,4 +99,31 @@ test('renew: a RenewalReq signed by the issued certificate gets a new one', () =
   assert.equal(r.status, 0, r.stderr);
   assertIssued(out, 'interop-2048');
   assert.notEqual(readFileSync(join(out, 'cert.pem'), 'utf8'), readFileSync(join(first, 'cert.pem'), 'utf8'));
+});
+
+test('enroll from a firewall profile object (fixed challenge, templates, pinned fingerprint, legacy for micromdm)', () => {
+  const fingerprint = caFromGetCACert();
+  const profile = {
+    name: 'fw-vpn', device: 'fw-01', scep_challenge: { fixed: 's3cret' }, ca_identity_name: 'micromdm',
+    subject: 'CN=$USERNAME,O=Example', algorithm: { rsa: { rsa_nbits: '3072' } }, digest: 'sha256', fingerprint, legacy: true,
+    certificate_attributes: { dnsname: '$USERNAME.vpn.example' }, use_as_digital_signature: true, use_for_key_encipherment: true, scep_url: url,
+  };
+  const file = join(dir, 'fw-profile.json');
+  writeFileSync(file, JSON.stringify(profile));
+  const out = join(dir, 'fw-1');
+  const r = scepkit('enroll', '--profile', file, '--var', 'USERNAME=fw-user-1', '--out', out);
+  assert.equal(r.status, 0, r.stderr);
+  assertIssued(out, 'fw-user-1');
+  const text = openssl('x509', '-in', join(out, 'cert.pem'), '-noout', '-text').stdout;
+  assert.match(text, /Public-Key: \(3072 bit\)/);
+  // A wrong pinned fingerprint stops it before anything is sent.
+  writeFileSync(file, JSON.stringify({ ...profile, fingerprint: 'ab'.repeat(32) }));
+  const pinned = scepkit('enroll', '--profile', file, '--var', 'USERNAME=fw-user-2', '--out', join(dir, 'fw-2'));
+  assert.equal(pinned.status, 1);
+  assert.match(pinned.stderr, /fingerprint/i);
+  // A missing variable is a usage problem said before any key is made.
+  writeFileSync(file, JSON.stringify(profile));
+  const novar = scepkit('enroll', '--profile', file, '--out', join(dir, 'fw-3'));
+  assert.equal(novar.status, 1);
+  assert.match(novar.stderr, /give it as a variable, e\.g\. USERNAME=alice/);
 });

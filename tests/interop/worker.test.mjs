@@ -231,3 +231,36 @@ print(re.search(r'The enrollment challenge password is: <B> ([0-9A-F]{16}) </B>'
   const issued = (await api('GET', '/audit-logs?seat_id=ndes-device-1')).json.data.find((l) => l.code === 'issued');
   assert.match(issued.message, /with one-time challenge password [0-9a-f]{16} \(issued to user "jamf" from .*\); seat created$/);
 });
+
+test('the CLI enrolls from profile objects against our Worker: a fixed challenge, and a dynamic one fetched from the page', async () => {
+  await worker.profile('fw-fixed', { scep_challenge: { fixed: 'fw-shared-secret' }, subject: 'CN=$USERNAME,O=Example' });
+  await worker.seatWithCode('fw-a', 'fw-fixed');
+  const fixed = {
+    name: 'fw-fixed', device: 'fw-01', scep_challenge: { fixed: 'fw-shared-secret' }, ca_identity_name: 'dev', subject: 'CN=$USERNAME,O=Example',
+    algorithm: { rsa: { rsa_nbits: 2048 } }, digest: 'sha348', use_as_digital_signature: true, use_for_key_encipherment: true, scep_url: `${base}/scep/fw-fixed`,
+  };
+  writeFileSync(join(dir, 'fw-fixed.json'), JSON.stringify(fixed));
+  const a = scepkit('enroll', '--profile', join(dir, 'fw-fixed.json'), '--var', 'USERNAME=fw-a', '--out', join(dir, 'fw-a'));
+  assert.equal(a.status, 0, a.stderr);
+  verifyIssued(join(dir, 'fw-a', 'cert.pem'), 'fw-a');
+
+  // The dynamic profile as its administrator wrote it (the page credentials in clear), the OTP server this
+  // Worker's page: the CLI fetches a one-time password and enrolls a seat the password creates.
+  await worker.profile('fw-dynamic', { scep_challenge: { dynamic: { username: 'fw', password: 'fw-page-secret' } }, one_time_passwords: { create_seats: true } });
+  const dynamic = {
+    name: 'fw-dynamic', device: 'fw-01', ca_identity_name: 'dev', subject: 'CN=$USERNAME', algorithm: { rsa: { rsa_nbits: 2048 } }, digest: 'sha256',
+    scep_challenge: { dynamic: { otp_server_url: `${base}/scep/fw-dynamic/mscep_admin/`, username: 'fw', password: 'fw-page-secret' } },
+    use_as_digital_signature: true, use_for_key_encipherment: true, scep_url: `${base}/scep/fw-dynamic`,
+  };
+  writeFileSync(join(dir, 'fw-dynamic.json'), JSON.stringify(dynamic));
+  const b = scepkit('enroll', '--profile', join(dir, 'fw-dynamic.json'), '--var', 'USERNAME=fw-b', '--out', join(dir, 'fw-b'));
+  assert.equal(b.status, 0, b.stderr);
+  verifyIssued(join(dir, 'fw-b', 'cert.pem'), 'fw-b');
+  const issued = (await api('GET', '/audit-logs?seat_id=fw-b')).json.data.find((l) => l.code === 'issued');
+  assert.match(issued.message, /with one-time challenge password [0-9a-f]{16} \(issued to user "fw"/);
+  // Wrong page credentials: the OTP server's 401, before anything reaches the CA.
+  writeFileSync(join(dir, 'fw-wrong.json'), JSON.stringify({ ...dynamic, scep_challenge: { dynamic: { ...dynamic.scep_challenge.dynamic, password: 'nope' } } }));
+  const c = scepkit('enroll', '--profile', join(dir, 'fw-wrong.json'), '--var', 'USERNAME=fw-c', '--out', join(dir, 'fw-c'));
+  assert.equal(c.status, 1);
+  assert.match(c.stderr, /The OTP server answered HTTP 401/);
+});

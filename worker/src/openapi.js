@@ -118,7 +118,7 @@ export const openapi = {
           folder: { type: 'string', maxLength: 64 },
           snippet: { type: 'string', maxLength: 64 },
           device: { type: 'string', maxLength: 64 },
-          scep_challenge: { type: 'object', description: 'exactly one of none (""), fixed (string), dynamic ({ otp_server_url, username, password }); fixed and password read back as "********", and sent back so in a PUT they keep the stored secret' },
+          scep_challenge: { type: 'object', description: 'exactly one of none (""), fixed (string), dynamic ({ otp_server_url, username, password }); fixed and password read back as "********", and sent back so in a PUT they keep the stored secret. A dynamic challenge accepts the seat enrollment codes and, with username and password, the one-time passwords of this service NDES-style page (GET /scep/<name>/mscep_admin/, HTTP Basic with them), which otp_server_url reports unless it names another OTP server' },
           ca_identity_name: { type: 'string' },
           subject: { type: 'string', default: 'CN=$USERNAME' },
           algorithm: { type: 'object', properties: { rsa: { type: 'object', properties: { rsa_nbits: { oneOf: [{ type: 'integer' }, { type: 'string' }] } } } } },
@@ -138,6 +138,13 @@ export const openapi = {
           csr_names: { type: 'string', enum: ['match', 'replace'], default: 'match' },
           oaep_only: { type: 'boolean', default: false },
           webhook: { $ref: '#/components/schemas/Webhook' },
+          one_time_passwords: {
+            type: 'object', additionalProperties: false, description: 'dynamic scep_challenge only: the one-time passwords of the challenge page',
+            properties: {
+              lifetime_minutes: { type: 'integer', minimum: 1, maximum: 1440, default: 60 },
+              create_seats: { type: 'boolean', default: false, description: 'a password creates the seat the CSR names on first use (else the seat must exist)' },
+            },
+          },
         },
         // Any other field is refused (400 E003, its path in details).
         additionalProperties: false,
