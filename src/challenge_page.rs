@@ -47,6 +47,8 @@ pub const LOCKOUT_AFTER: u64 = 10;
 pub const PASSWORD_LENGTH: usize = 16;
 const DEFAULT_LIFETIME_MINUTES: u32 = 60;
 const LIFETIME_RANGE: core::ops::RangeInclusive<u32> = 1..=1440;
+const DEFAULT_MAX_OUTSTANDING: u32 = 1000;
+const OUTSTANDING_RANGE: core::ops::RangeInclusive<u32> = 1..=100_000;
 
 /// A profile's `one_time_passwords`: how long a password from the page lives, and whether redeeming one
 /// creates the seat the CSR names when it does not exist yet.
@@ -54,6 +56,8 @@ const LIFETIME_RANGE: core::ops::RangeInclusive<u32> = 1..=1440;
 #[serde(default, deny_unknown_fields, expecting = "an object with lifetime_minutes and create_seats")]
 pub struct OneTimePasswords {
     pub lifetime_minutes: u32,
+    /// Unused, unexpired passwords a profile may have at once (NDES's password cache); the page refuses more.
+    pub max_outstanding: u32,
     /// With `false` (the default) a password only enrolls a seat that exists (the seat messages apply as for
     /// enrollment codes); with `true` the seat is created on first use, in the batch that saves its certificate.
     pub create_seats: bool,
@@ -61,21 +65,25 @@ pub struct OneTimePasswords {
 
 impl Default for OneTimePasswords {
     fn default() -> Self {
-        Self { lifetime_minutes: DEFAULT_LIFETIME_MINUTES, create_seats: false }
+        Self {
+            lifetime_minutes: DEFAULT_LIFETIME_MINUTES,
+            max_outstanding: DEFAULT_MAX_OUTSTANDING,
+            create_seats: false,
+        }
     }
 }
 
 impl OneTimePasswords {
     pub(crate) fn check(&self) -> Result<(), String> {
-        if LIFETIME_RANGE.contains(&self.lifetime_minutes) {
-            Ok(())
-        } else {
-            Err(format!(
-                "lifetime_minutes must be an integer from {} to {}",
-                LIFETIME_RANGE.start(),
-                LIFETIME_RANGE.end()
-            ))
-        }
+        let range = |name: &str, value: u32, range: core::ops::RangeInclusive<u32>| {
+            if range.contains(&value) {
+                Ok(())
+            } else {
+                Err(format!("{name} must be an integer from {} to {}", range.start(), range.end()))
+            }
+        };
+        range("lifetime_minutes", self.lifetime_minutes, LIFETIME_RANGE)?;
+        range("max_outstanding", self.max_outstanding, OUTSTANDING_RANGE)
     }
 }
 
@@ -310,6 +318,7 @@ impl ChallengePage {
                 profile_id: self.profile_id.clone(),
                 issued_to,
                 expires_at,
+                max_outstanding: self.settings.max_outstanding,
                 now: self.now,
             },
             Write::ForgiveAttempt { key: self.attempt.key.clone(), window_start: self.attempt.window_start },
@@ -319,14 +328,26 @@ impl ChallengePage {
         PageStep::Write { writes }
     }
 
-    /// Continues after the batch of the last [`PageStep::Write`]: the page with the password, or HTTP 503 when
-    /// it could not be saved (a password that is not stored is never shown).
+    /// Continues after the batch of the last [`PageStep::Write`]: `saved` is whether its first write (the
+    /// password) took. Not saved, the profile's password cache is full: HTTP 503, audited. A password that is not
+    /// stored is never shown.
     pub fn written(&mut self, saved: bool) -> PageStep {
         let State::AwaitingWrite { password, expires_at } = std::mem::replace(&mut self.state, State::Done) else {
             return self.out_of_order();
         };
         if !saved {
-            return text_answer(503, "The one-time challenge password could not be saved; retry", BTreeMap::new());
+            let max = self.settings.max_outstanding;
+            let text = format!(
+                "The password cache is full: profile {} has {max} unused one-time challenge passwords outstanding; \
+                 wait for them to be used or to expire, or raise one_time_passwords.max_outstanding",
+                self.profile_name
+            );
+            let audit = self.audit(AuditStatus::Failure, "password_cache_full", text.clone());
+            let headers = BTreeMap::from([("retry-after".to_owned(), "60".to_owned())]);
+            let PageStep::Answer { status, headers, body, .. } = text_answer(503, &text, headers) else {
+                unreachable!("text_answer answers")
+            };
+            return PageStep::Answer { status, headers, body, audit: Some(audit) };
         }
         let minutes = self.settings.lifetime_minutes;
         let (content_type, body) = match self.format {
@@ -367,6 +388,12 @@ impl ChallengePage {
             code: code.to_owned(),
             message,
         }
+    }
+
+    /// The host could not run a step (its store failed): HTTP 503; nothing was shown.
+    pub fn host_failed(&mut self) -> PageStep {
+        self.state = State::Done;
+        text_answer(503, "The one-time challenge page could not reach its store; retry", BTreeMap::new())
     }
 
     fn out_of_order(&mut self) -> PageStep {

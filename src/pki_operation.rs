@@ -154,9 +154,17 @@ pub enum Write {
     /// A seat created by the one-time password that claimed it (unless it exists by then).
     #[serde(rename_all = "camelCase")]
     CreateSeat { seat_id: String, now: u64, guard: Option<Guard> },
-    /// A password the challenge page hands out, kept as its MAC.
+    /// A password the challenge page hands out, kept as its MAC: only while the profile has fewer than
+    /// `max_outstanding` unused, unexpired ones (NDES's password cache).
     #[serde(rename_all = "camelCase")]
-    InsertOneTimePassword { mac: String, profile_id: String, issued_to: String, expires_at: u64, now: u64 },
+    InsertOneTimePassword {
+        mac: String,
+        profile_id: String,
+        issued_to: String,
+        expires_at: u64,
+        max_outstanding: u32,
+        now: u64,
+    },
     /// Takes back the count of a sign-in attempt at the challenge page that succeeded.
     #[serde(rename_all = "camelCase")]
     ForgiveAttempt { key: String, window_start: u64 },

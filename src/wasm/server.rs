@@ -609,10 +609,16 @@ impl ChallengePageJs {
         to_js_bytes(&self.page()?.with_attempts(attempts as u64))
     }
 
-    /// Continues with whether the write batch was saved.
+    /// Continues with whether the write batch's first write (the password) took.
     #[wasm_bindgen(unchecked_return_type = "PageStep")]
     pub fn written(&mut self, saved: bool) -> JsResult<JsValue> {
         to_js_bytes(&self.page()?.written(saved))
+    }
+
+    /// The host could not run a step: HTTP 503.
+    #[wasm_bindgen(js_name = hostFailed, unchecked_return_type = "PageStep")]
+    pub fn host_failed(&mut self) -> JsResult<JsValue> {
+        to_js_bytes(&self.page()?.host_failed())
     }
 }
 

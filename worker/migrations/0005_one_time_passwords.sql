@@ -14,6 +14,8 @@ CREATE TABLE one_time_passwords (
   claim          TEXT
 );
 CREATE INDEX one_time_passwords_expiry ON one_time_passwords (expires_at);
+-- The page counts a profile's unused, unexpired passwords (its cache) before it hands out another.
+CREATE INDEX one_time_passwords_outstanding ON one_time_passwords (profile_id, expires_at) WHERE redeemed_at IS NULL;
 
 -- Sign-in attempts at the page per profile and client address, in fixed windows: each attempt is counted before
 -- its credentials are judged and a success takes its count back, so at most a few are judged per window however

@@ -18,9 +18,15 @@ export async function challengePage(c, profileName) {
     let step = page.step;
     // Bounded: count, then at most one write.
     for (let i = 0; i < 4 && step.step !== 'answer'; i++) {
-      if (step.step === 'countAttempt') step = page.withAttempts(await store.countPageAttempt(step.attempt, t));
-      else if (step.step === 'write') step = page.written(await store.write(step.writes).then(() => true, (e) => (console.error('challenge page write failed', e), false)));
-      else throw new Error(`unexpected step ${step.step}`);
+      try {
+        if (step.step === 'countAttempt') step = page.withAttempts(await store.countPageAttempt(step.attempt, t));
+        else if (step.step === 'write') step = page.written(await store.write(step.writes));
+        else throw new Error(`unexpected step ${step.step}`);
+      } catch (e) {
+        // The store failed: a batch is all or nothing, and no password is shown that is not stored.
+        console.error('challenge page failed', e);
+        step = page.hostFailed();
+      }
     }
     if (step.audit) await store.audit(step.audit);
     return new Response(step.body, { status: step.status, headers: step.headers });

@@ -142,6 +142,7 @@ export const openapi = {
             type: 'object', additionalProperties: false, description: 'dynamic scep_challenge only: the one-time passwords of the challenge page',
             properties: {
               lifetime_minutes: { type: 'integer', minimum: 1, maximum: 1440, default: 60 },
+              max_outstanding: { type: 'integer', minimum: 1, maximum: 100000, default: 1000, description: 'unused, unexpired passwords at once (NDES password cache); the page answers 503 past it' },
               create_seats: { type: 'boolean', default: false, description: 'a password creates the seat the CSR names on first use (else the seat must exist)' },
             },
           },

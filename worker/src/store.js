@@ -216,9 +216,13 @@ export class Store {
             .bind(w.seatId, w.now, ...(g?.args ?? []));
         }
         case 'insertOneTimePassword':
+          // Only while the profile's cache of unused passwords has room: counted in the same statement.
           return this.db
-            .prepare('INSERT INTO one_time_passwords (mac, profile_id, issued_to, expires_at, created_at) VALUES (?, ?, ?, ?, ?)')
-            .bind(w.mac, w.profileId, w.issuedTo, w.expiresAt, w.now);
+            .prepare(
+              `INSERT INTO one_time_passwords (mac, profile_id, issued_to, expires_at, created_at) SELECT ?1, ?2, ?3, ?4, ?5
+               WHERE (SELECT COUNT(*) FROM one_time_passwords WHERE profile_id = ?2 AND redeemed_at IS NULL AND expires_at > ?5) < ?6`,
+            )
+            .bind(w.mac, w.profileId, w.issuedTo, w.expiresAt, w.now, w.maxOutstanding);
         case 'forgiveAttempt':
           return this.db.prepare('UPDATE challenge_page_attempts SET attempts = attempts - 1 WHERE window_start = ? AND key = ? AND attempts > 0').bind(w.windowStart, w.key);
         case 'claimRenewal':

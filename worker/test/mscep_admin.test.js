@@ -120,6 +120,18 @@ describe('the one-time challenge page', () => {
     expect(e.message).toMatch(/the one-time challenge password [0-9a-f]{16} expired at 1970-01-01T00:00:01Z$/);
   });
 
+  it('the password cache: at most max_outstanding unused passwords at once, then 503 until one is used', async () => {
+    const p = await pageProfile({ one_time_passwords: { max_outstanding: 2 } });
+    const [a] = [await scrape(await visit(p.page)), await scrape(await visit(p.page))];
+    const full = await visit(p.page);
+    expect(full.status).toBe(503);
+    expect(await full.text()).toMatch(/^The password cache is full: profile .* has 2 unused one-time challenge passwords outstanding/);
+    const audit = (await api('GET', '/audit-logs?status=Failure')).json.data.find((r) => r.profile === p.name);
+    expect(audit).toMatchObject({ operation: 'mscep_admin', code: 'password_cache_full' });
+    await enroll({ url: p.url, challenge: a.password, subject: `CN=${await seat(unique('dev'))}` });
+    expect((await visit(p.page)).status).toBe(200);
+  });
+
   it('a profile without credentials, or whose webhook owns the challenge, has no page', async () => {
     const plain = unique('nopage').slice(0, 31);
     expect((await api('POST', '/scep-profiles', profileBody(plain))).status).toBe(201);
