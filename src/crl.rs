@@ -11,6 +11,7 @@ use der::asn1::{Any, BitString, OctetString};
 use der::Encode;
 use spki::AlgorithmIdentifierOwned;
 use x509_cert::crl::{CertificateList, RevokedCert, TbsCertList};
+use x509_cert::ext::pkix::crl::CrlReason;
 use x509_cert::ext::pkix::AuthorityKeyIdentifier;
 use x509_cert::serial_number::SerialNumber;
 
@@ -46,11 +47,32 @@ pub fn renew_at(kept: Option<KeptCrl>, revoked_count: u64, now: u64) -> Option<(
     (!current).then_some((now, now + VALIDITY))
 }
 
-/// One revoked certificate: serial (hex) and when it was revoked.
+/// One revoked certificate: serial (hex), when it was revoked, and why (a [`reason`] name), if said.
 #[derive(Clone, Debug, serde::Deserialize)]
 pub struct Revoked {
     pub serial: String,
     pub revoked_at: u64,
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+/// The revocation reasons an administrator may give (RFC 5280 §5.3.1 CRLReason), by name; the others are for
+/// CAs (`cACompromise`, `aACompromise`) or not revocations (`certificateHold`, `removeFromCRL`).
+pub const REVOCATION_REASONS: &[(&str, CrlReason)] = &[
+    ("unspecified", CrlReason::Unspecified),
+    ("keyCompromise", CrlReason::KeyCompromise),
+    ("affiliationChanged", CrlReason::AffiliationChanged),
+    ("superseded", CrlReason::Superseded),
+    ("cessationOfOperation", CrlReason::CessationOfOperation),
+    ("privilegeWithdrawn", CrlReason::PrivilegeWithdrawn),
+];
+
+/// The CRLReason named `name`; an unknown name is refused with the names there are.
+pub fn reason(name: &str) -> Result<CrlReason> {
+    REVOCATION_REASONS.iter().find(|(n, _)| *n == name).map(|(_, r)| *r).ok_or_else(|| {
+        let names: Vec<&str> = REVOCATION_REASONS.iter().map(|(n, _)| *n).collect();
+        ScepError::invalid_input(format!("revocation reason {name:?} is not one of {}", names.join(", ")))
+    })
 }
 
 /// A v2 CRL of `revoked`, signed by the CA, valid from `now` until `next_update`, numbered `number`.
@@ -69,11 +91,15 @@ pub fn build(
             let bytes = data_encoding::HEXLOWER_PERMISSIVE
                 .decode(r.serial.as_bytes())
                 .map_err(|_| ScepError::invalid_input(format!("serial {:?} is not hex", r.serial)))?;
+            // RFC 5280 §5.3.1: reasonCode is left out rather than given as unspecified.
+            let reason = r.reason.as_deref().map(reason).transpose()?.filter(|r| *r != CrlReason::Unspecified);
             Ok(RevokedCert {
                 serial_number: SerialNumber::new(&bytes)
                     .map_err(|e| ScepError::invalid_input(format!("serial: {e}")))?,
                 revocation_date: time(r.revoked_at)?,
-                crl_entry_extensions: None,
+                crl_entry_extensions: reason
+                    .map(|r| extension(const_oid::db::rfc5280::ID_CE_CRL_REASONS, false, &r).map(|e| vec![e]))
+                    .transpose()?,
             })
         })
         .collect::<Result<Vec<_>>>()?;

@@ -358,6 +358,8 @@ pub struct TransactionRow {
     pub enrollment_id: Option<String>,
     pub renews: Option<String>,
     pub serial: Option<String>,
+    /// Where the request came from, as the host saw it (shown to an approver).
+    pub client_address: Option<String>,
     pub now: u64,
 }
 
@@ -901,6 +903,7 @@ impl PkiOperation {
             enrollment_id: claim.enrollment_id().map(str::to_owned),
             renews: claim.renews().map(str::to_owned),
             serial,
+            client_address: self.client_address.clone(),
             now: self.now,
         }
     }

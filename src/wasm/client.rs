@@ -1,7 +1,7 @@
 //! The client half of the facade: building requests and reading CertReps, keys, CSRs, PKCS#12 and `inspect`.
 //! Left out of the Worker's build (`--no-default-features --features wasm,server`).
 
-use der::{Encode, EncodePem};
+use der::Encode;
 use rand_core::OsRng;
 use serde::Serialize;
 use wasm_bindgen::prelude::*;
@@ -52,11 +52,6 @@ pub fn private_key_to_pem(key_bytes: &[u8]) -> JsResult<String> {
 #[wasm_bindgen(js_name = privateKeyToDer)]
 pub fn private_key_to_der(key_bytes: &[u8]) -> JsResult<Vec<u8>> {
     Ok(key(key_bytes)?.to_pkcs8_der().map_err(js_error)?.to_vec())
-}
-
-#[wasm_bindgen(js_name = certificateToPem)]
-pub fn certificate_to_pem(der: &[u8]) -> JsResult<String> {
-    certificate(der)?.to_pem(der::pem::LineEnding::LF).map_err(|e| js_error(e.into()))
 }
 
 #[wasm_bindgen(js_name = parseCaCaps, unchecked_return_type = "CaCaps")]

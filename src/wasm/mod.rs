@@ -67,6 +67,13 @@ fn certificate(der: &[u8]) -> JsResult<Certificate> {
     Certificate::from_der(der).map_err(|e| js_error(ScepError::malformed(format!("certificate: {e}"))))
 }
 
+/// A certificate's PEM (the client's results, the admin API's downloads).
+#[wasm_bindgen(js_name = certificateToPem)]
+pub fn certificate_to_pem(der: &[u8]) -> JsResult<String> {
+    use der::EncodePem;
+    certificate(der)?.to_pem(der::pem::LineEnding::LF).map_err(|e| js_error(e.into()))
+}
+
 /// DER from DER, PEM or base64 input.
 #[wasm_bindgen(js_name = toDer)]
 pub fn to_der(input: &[u8]) -> JsResult<Vec<u8>> {

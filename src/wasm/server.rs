@@ -549,6 +549,21 @@ pub fn validate_profile(profile_json: JsValue, origin: Option<String>) -> JsResu
     }
 }
 
+/// The revocation reasons an administrator may give (RFC 5280 CRLReason names).
+#[wasm_bindgen(js_name = revocationReasons)]
+pub fn revocation_reasons() -> Vec<String> {
+    crate::crl::REVOCATION_REASONS.iter().map(|(name, _)| (*name).to_owned()).collect()
+}
+
+/// A public key's kind and size (`{ type: 'rsa', bits }`) from its SubjectPublicKeyInfo DER (or, stored before
+/// migration 0002, the CSR that carried it): what an approver is shown of a held request.
+#[wasm_bindgen(js_name = publicKeyFacts)]
+pub fn public_key_facts(stored: &[u8]) -> JsResult<JsValue> {
+    let spki = crate::issue::stored_public_key(stored).map_err(js_error)?;
+    let bits = rsa::traits::PublicKeyParts::size(&crate::keys::rsa_public_key(&spki).map_err(js_error)?) * 8;
+    to_js(&serde_json::json!({ "type": "rsa", "bits": bits }))
+}
+
 /// Refuses a seat id that breaks the rule ([`crate::names::check_seat_id`]) with the rule in its message.
 #[wasm_bindgen(js_name = checkSeatId)]
 pub fn check_seat_id(id: &str) -> JsResult<()> {

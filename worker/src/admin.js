@@ -3,6 +3,7 @@
 import { Hono } from 'hono';
 import * as scep from 'scepkit/server';
 import { caCertificate, identity } from './ca.js';
+import { documented, PROFILE_NAME, SEAT_ID, SEAT_ID_WORDS } from './openapi.js';
 import { currentCrl } from './scep.js';
 import { Conflict, Store } from './store.js';
 
@@ -99,13 +100,10 @@ function checkString(v, field, { max = 255, pattern, rule } = {}) {
 
 // The core's seat id rule (names::check_seat_id, also applied to a seat a one-time password creates): inner
 // spaces are allowed ("Jane Doe"); a space at either end never (checkString says so first, by name).
-const SEAT_ID_RULE = scep.seatIdRule();
-export const SEAT_ID = new RegExp(SEAT_ID_RULE.pattern);
-const seatId = (v, field) => checkString(v, field, { max: 128, pattern: SEAT_ID, rule: SEAT_ID_RULE.rule });
+const seatId = (v, field) => checkString(v, field, { max: 128, pattern: SEAT_ID, rule: SEAT_ID_WORDS });
 
-// The core's rule for a profile name (src/profile.rs): it is a path segment of /scep/<name>, so no `/`, `?`,
-// `#` and no `..`. A name that breaks it cannot exist, so looking it up is a 400, not a 404.
-export const PROFILE_NAME = /^(?!.*\.\.)[A-Za-z0-9._\-](?:[A-Za-z0-9._\- ]*[A-Za-z0-9._\-])?$/;
+// A profile name is a path segment of /scep/<name>: a name that breaks the rule cannot exist, so looking it up
+// is a 400, not a 404.
 const profileName = (v, field) => checkString(v, field, { max: 31, pattern: PROFILE_NAME, rule: 'must be at most 31 of letters, digits, - _ . and inner spaces, without ..' });
 
 /** Runs one of the core's profile checks; its failing fields become the envelope's `details` (path → rule). */
@@ -131,8 +129,68 @@ admin.use('*', async (c, next) => {
     throw new ApiError(401, 'E016', 'Invalid Credential', {}, 'send Authorization: Bearer <ADMIN_TOKEN>');
   }
   c.set('store', new Store(c.env.DB));
+  c.set('query', checkedQuery(c));
   await next();
 });
+
+/**
+ * The query parameters of the request as the operation documents them (openapi.js): any other is refused, a
+ * parameter given twice is refused, and each value is checked against its schema; a list's `cursor` is decoded.
+ * A path or method that is not documented is left to the router (404, 405).
+ */
+function checkedQuery(c) {
+  const operation = documented(c.req.path.replace(/^\/api\/v1/, ''))?.[c.req.method.toLowerCase()];
+  if (!operation) return {};
+  const params = Object.fromEntries((operation.parameters ?? []).filter((p) => p.in === 'query').map((p) => [p.name, p.schema]));
+  const out = {};
+  for (const [name, values] of Object.entries(c.req.queries())) {
+    const schema = params[name];
+    const names = Object.keys(params);
+    if (!schema) throw invalid({ [name]: names.length ? `is not a parameter of this operation (it takes ${names.join(', ')})` : 'is not a parameter of this operation (it takes none)' }, `Invalid Query Parameter: ${name}`);
+    if (values.length > 1) throw invalid({ [name]: 'is given more than once' }, `Invalid Query Parameter: ${name}`);
+    out[name] = queryValue(name, values[0], schema);
+  }
+  for (const [name, schema] of Object.entries(params)) if (!(name in out) && schema.default !== undefined) out[name] = schema.default;
+  if ('cursor' in out) out.cursor = decodeCursor(out.cursor);
+  return out;
+}
+
+function queryValue(name, value, schema) {
+  const bad = (rule) => invalid({ [name]: rule }, `Invalid Query Parameter: ${name}=${value}`);
+  if (schema.type === 'integer') {
+    if (!/^\d{1,15}$/.test(value) || Number(value) < schema.minimum || Number(value) > schema.maximum) throw bad(`must be an integer from ${schema.minimum} to ${schema.maximum}`);
+    return Number(value);
+  }
+  if (schema.enum && !schema.enum.includes(value)) throw bad(`must be one of ${schema.enum.join(', ')}`);
+  if (value.length > schema.maxLength || value === '') throw bad(`must be 1 to ${schema.maxLength} characters`);
+  if (schema.pattern && !new RegExp(schema.pattern).test(value)) throw bad(`must match ${schema.pattern}`);
+  if (schema.format === 'unix-seconds-or-rfc3339') {
+    const seconds = /^\d+$/.test(value) ? Number(value) : Math.floor(Date.parse(value) / 1000);
+    if (!Number.isFinite(seconds)) throw bad('must be Unix seconds or an RFC 3339 time');
+    return seconds;
+  }
+  return value;
+}
+
+// A cursor is opaque to clients: the page's last row's key, as base64url JSON.
+const encodeCursor = (key) => key && btoa(JSON.stringify(key)).replaceAll('+', '-').replaceAll('/', '_').replace(/=+$/, '');
+function decodeCursor(text) {
+  try {
+    const key = JSON.parse(atob(text.replaceAll('-', '+').replaceAll('_', '/')));
+    if (Array.isArray(key) && key.length && key.every((v) => ['string', 'number'].includes(typeof v))) return key;
+  } catch {}
+  throw invalid({ cursor: 'is not a next_cursor this API gave' }, 'Invalid Query Parameter: cursor');
+}
+
+/** A list's answer: a page of rows, as `show` shows each, and where the next page starts. */
+const listed = (c, { rows, next }, show = (r) => r) => c.json({ data: rows.map(show), next_cursor: encodeCursor(next) });
+
+/** The page a key of `cursor` of the wrong length cannot name: refused as not given by this API. */
+function paged(c, order) {
+  const { limit, cursor } = c.get('query');
+  if (cursor && cursor.length !== order) throw invalid({ cursor: 'is not a next_cursor this API gave' }, 'Invalid Query Parameter: cursor');
+  return { limit, cursor };
+}
 
 // ---- SCEP profiles ----
 admin.post('/scep-profiles', async (c) => {
@@ -142,7 +200,10 @@ admin.post('/scep-profiles', async (c) => {
   return c.json(publicProfile(c, created), 201);
 });
 
-admin.get('/scep-profiles', async (c) => c.json({ data: (await c.get('store').profiles()).map((p) => publicProfile(c, p)) }));
+admin.get('/scep-profiles', async (c) => {
+  const { name } = c.get('query');
+  return listed(c, await c.get('store').profilePage({ name, ...paged(c, 1) }), (p) => publicProfile(c, p));
+});
 
 admin.get('/scep-profiles/:id', async (c) => {
   const p = await c.get('store').profile(c.req.param('id'));
@@ -172,7 +233,28 @@ admin.post('/seats', async (c) => {
   return c.json(await c.get('store').createSeat(id, now()), 201);
 });
 
-admin.get('/seats', async (c) => c.json({ data: await c.get('store').seats() }));
+admin.get('/seats', async (c) => listed(c, await c.get('store').seatPage({ prefix: c.get('query').prefix, ...paged(c, 1) })));
+
+admin.get('/seats/:id', async (c) => {
+  const seat = await c.get('store').seat(c.req.param('id'), now());
+  if (!seat) throw notFound(`seat ${c.req.param('id')}`);
+  return c.json(seat);
+});
+
+// A seat with a certificate still valid is not deleted (the reference API's E009); otherwise its open codes are
+// revoked and it is marked deleted: its old certificates keep it in the CRL and the audit log.
+admin.delete('/seats/:id', async (c) => {
+  const id = c.req.param('id');
+  const t = now();
+  const audit = { time: t, seatId: id, operation: 'delete_seat', status: 'Success', code: 'seat_deleted', message: `Seat ${id} deleted; its open enrollment codes revoked` };
+  try {
+    if (!(await c.get('store').deleteSeat(id, t, audit))) throw notFound(`seat ${id}`);
+  } catch (e) {
+    if (e instanceof Conflict) throw new ApiError(409, 'E009', 'Reference Not Zero', { seat: 'has a certificate that is neither revoked nor expired: revoke it first' });
+    throw e;
+  }
+  return c.body(null, 204);
+});
 
 /**
  * CSV (RFC 4180, quoted cells; Request.text()'s UTF-8 decode already drops a leading BOM) with a header naming
@@ -268,7 +350,28 @@ admin.post('/enrollments', async (c) => {
   return c.json({ ...e, profile: profile.name, enrollment_code: fresh.code }, 201);
 });
 
-admin.get('/enrollments', async (c) => c.json({ data: await c.get('store').enrollments(c.req.query('seat_id')) }));
+admin.get('/enrollments', async (c) => {
+  const { seat_id, profile, status } = c.get('query');
+  return listed(c, await c.get('store').enrollmentPage({ seat_id, profile, status, ...paged(c, 2) }));
+});
+
+admin.get('/enrollments/:id', async (c) => {
+  const e = await c.get('store').enrollment(c.req.param('id'));
+  if (!e) throw notFound(`enrollment ${c.req.param('id')}`);
+  return c.json(e);
+});
+
+// Revokes an unused code; a redeemed one is history (its certificate is revoked on its own).
+admin.delete('/enrollments/:id', async (c) => {
+  const store = c.get('store');
+  const e = await store.enrollment(c.req.param('id'));
+  if (!e) throw notFound(`enrollment ${c.req.param('id')}`);
+  const audit = { time: now(), profile: e.profile, seatId: e.seat_id, operation: 'revoke_code', status: 'Success', code: 'code_revoked', message: `Enrollment code ${e.id} revoked unused` };
+  if (!(await store.revokeEnrollment(e.id, audit))) {
+    throw new ApiError(409, 'E016', 'Object Not Unique', { status: `is ${(await store.enrollment(e.id)).status}: only an unused (CREATED) code can be revoked` });
+  }
+  return c.json(await store.enrollment(e.id));
+});
 
 // An Apple configuration profile for an open enrollment. The store keeps only the code's MAC, so the caller
 // sends the code back (SCEP-Challenge); the core checks it and the enrollment's state (400, 409, 410).
@@ -292,7 +395,20 @@ admin.get('/enrollments/:id/mobileconfig', async (c) => {
   });
 });
 
-admin.get('/transactions', async (c) => c.json({ data: await c.get('store').pendingTransactions() }));
+admin.get('/transactions', async (c) => {
+  const { status, profile, seat_id } = c.get('query');
+  return listed(c, await c.get('store').transactionPage({ status, profile, seat_id, ...paged(c, 2) }), requested);
+});
+
+/** A transaction as an approver sees it: what the certificate would be (the plan) and the key, not their bytes. */
+function requested({ plan, public_key: publicKey, ...t }) {
+  let key = null;
+  try {
+    key = publicKey?.length ? scep.publicKeyFacts(new Uint8Array(publicKey)) : null;
+  } catch {}
+  const p = plan ? JSON.parse(plan) : null;
+  return { ...t, requested: p && { subject: p.subject, sans: p.sans, key, not_before: p.not_before, not_after: p.not_after } };
+}
 
 admin.post('/enrollments/:id/approve', async (c) => decidePending(c, 'approve', await pendingOfEnrollment(c)));
 admin.post('/enrollments/:id/reject', async (c) => decidePending(c, 'reject', await pendingOfEnrollment(c)));
@@ -341,26 +457,62 @@ async function decidePending(c, action, tx) {
 }
 
 // ---- certificates ----
-admin.get('/certificates', async (c) => c.json({ data: await c.get('store').certificates(c.req.query('seat_id')) }));
+const certificateStatus = (cert, t) => (cert.revoked_at != null ? 'revoked' : cert.not_after <= t ? 'expired' : 'active');
+const shownCertificate = (t) => (cert) => ({ ...cert, status: certificateStatus(cert, t) });
 
-admin.post('/certificates/:serial/revoke', async (c) => {
-  const store = c.get('store');
-  const serial = c.req.param('serial').toLowerCase();
-  const cert = await store.certificateBySerial(serial);
-  if (!cert) throw notFound('certificate');
-  if (!(await store.revoke(serial, now()))) throw new ApiError(409, 'E016', 'Object Not Unique', { serial: 'is already revoked' });
-  await store.audit({ time: now(), seatId: cert.seat_id, operation: 'revoke', status: 'Success', code: 'revoked', message: `Certificate ${serial} revoked` });
-  return c.json({ serial, revoked: true });
+admin.get('/certificates', async (c) => {
+  const t = now();
+  const { seat_id, serial, subject, profile, status } = c.get('query');
+  return listed(c, await c.get('store').certificatePage({ seat_id, serial, subject, profile, status, ...paged(c, 2) }, t), shownCertificate(t));
 });
+
+admin.get('/certificates/:serial', async (c) => {
+  const found = await c.get('store').certificate(c.req.param('serial'));
+  if (!found) throw notFound(`certificate ${c.req.param('serial')}`);
+  const { der, ...cert } = found;
+  const bytes = new Uint8Array(der);
+  const accept = c.req.header('accept') ?? '';
+  const name = `${cert.serial}`;
+  if (/application\/pkix-cert/i.test(accept)) return c.body(bytes, 200, { 'content-type': 'application/pkix-cert', 'content-disposition': `attachment; filename="${name}.cer"` });
+  const pem = scep.certificateToPem(bytes);
+  if (/application\/x-pem-file/i.test(accept)) return c.body(pem, 200, { 'content-type': 'application/x-pem-file', 'content-disposition': `attachment; filename="${name}.pem"` });
+  return c.json({ ...shownCertificate(now())(cert), pem });
+});
+
+// Revoking keeps the record: it appears on the CRL with its reason (RFC 5280 CRLReason).
+async function revoke(c) {
+  const store = c.get('store');
+  const text = await c.req.text();
+  let reason = 'unspecified';
+  if (text.trim()) {
+    requireMediaType(c, 'application/json', 'json');
+    let body;
+    try {
+      body = JSON.parse(text);
+    } catch (e) {
+      throw invalid({ body: e.message }, 'Input Format Mismatch: input-format=json');
+    }
+    const extra = Object.keys(body ?? {}).find((k) => k !== 'reason');
+    if (typeof body !== 'object' || body === null || Array.isArray(body) || extra) throw invalid({ [extra ?? 'body']: 'is not a field of a revocation (it takes reason)' });
+    if (body.reason !== undefined) reason = body.reason;
+  }
+  if (!scep.revocationReasons().includes(reason)) throw invalid({ reason: `must be one of ${scep.revocationReasons().join(', ')}` });
+  const serial = c.req.param('serial').toLowerCase();
+  const cert = await store.certificate(serial);
+  if (!cert) throw notFound(`certificate ${serial}`);
+  const t = now();
+  const audit = { time: t, profile: cert.profile, seatId: cert.seat_id, operation: 'revoke', status: 'Success', code: 'revoked', message: `Certificate ${serial} revoked (${reason})` };
+  if (!(await store.revoke(serial, t, reason, audit))) throw new ApiError(409, 'E016', 'Object Not Unique', { serial: 'is already revoked' });
+  return c.json({ serial, revoked: true, reason });
+}
+
+admin.post('/certificates/:serial/revoke', revoke);
+admin.delete('/certificates/:serial', revoke);
 
 // ---- audit log ----
 admin.get('/audit-logs', async (c) => {
-  const { status, seat_id: seatId, since, limit = '500' } = c.req.query();
-  if (!/^\d+$/.test(limit) || Number(limit) < 1 || Number(limit) > 10000) throw invalid({ limit: 'must be an integer from 1 to 10000' }, `Invalid Query Parameter: limit=${limit}`);
-  if (status && !['Success', 'Failure'].includes(status)) throw invalid({ status: 'must be Success or Failure' }, `Invalid Query Parameter: status=${status}`);
-  const sinceSeconds = since === undefined ? undefined : /^\d+$/.test(since) ? Number(since) : Math.floor(Date.parse(since) / 1000);
-  if (since !== undefined && !Number.isFinite(sinceSeconds)) throw invalid({ since: 'must be Unix seconds or an RFC 3339 time' }, `Invalid Query Parameter: since=${since}`);
-  return c.json({ data: await c.get('store').auditLogs({ status, seatId, since: sinceSeconds, limit: Number(limit) }) });
+  const { status, seat_id, profile, operation, code, since, until } = c.get('query');
+  return listed(c, await c.get('store').auditPage({ status, seat_id, profile, operation, code, since, until, ...paged(c, 1) }));
 });
 
 export async function crlResponse(env) {

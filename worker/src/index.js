@@ -2,7 +2,7 @@
 import { Hono } from 'hono';
 import { cors } from 'hono/cors';
 import { admin, ApiError, crlResponse, errorResponse } from './admin.js';
-import { openapi } from './openapi.js';
+import { documented, METHODS, openapi } from './openapi.js';
 import { challengePage } from './mscep_admin.js';
 import { pageConfig, servePage } from './page.js';
 import { handleScep, publicProfiles } from './scep.js';
@@ -41,7 +41,18 @@ app.get('/crl', (c) => crlResponse(c.env));
 app.get('/api/v1/openapi.json', (c) => c.json(openapi));
 app.route('/api/v1', admin);
 
-app.notFound((c) => (c.req.path.startsWith('/api/') ? errorResponse(c, new ApiError(404, 'E005', 'Object Not Present', { path: c.req.path })) : c.text('Not found', 404)));
+// Under /api/v1, a documented path with a method it does not take is 405 E013 (with Allow), anything else 404.
+app.notFound((c) => {
+  if (!c.req.path.startsWith('/api/')) return c.text('Not found', 404);
+  const operations = documented(c.req.path.replace(/^\/api\/v1/, ''));
+  const allowed = operations && METHODS.filter((m) => operations[m]).map((m) => m.toUpperCase());
+  if (allowed?.length) {
+    const e = new ApiError(405, 'E013', 'Method Not Supported', { method: `${c.req.method} is not one of ${allowed.join(', ')}` });
+    c.header('allow', allowed.join(', '));
+    return errorResponse(c, e);
+  }
+  return errorResponse(c, new ApiError(404, 'E005', 'Object Not Present', { path: c.req.path }));
+});
 app.onError((e, c) => (c.req.path.startsWith('/api/') || e instanceof ApiError ? errorResponse(c, e) : (console.error(e), c.text('Internal error', 500))));
 
 export default app;

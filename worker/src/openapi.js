@@ -1,42 +1,69 @@
-// OpenAPI 3 description of the admin API. test/openapi.test.js keeps it true: every route the app serves is
-// here, and every path here is served.
-import { PROFILE_NAME, SEAT_ID } from './admin.js';
+// OpenAPI 3 description of the admin API, and the rules the API keeps from it: the query parameters each
+// operation takes (any other is refused, each value checked against its schema) and the methods each path
+// takes (any other is 405). test/admin.test.js keeps it true: every route the app serves is here, every path
+// here is served, and the answers match the schemas.
+import * as scep from 'scepkit/server';
+
+// The core's seat id rule (names::check_seat_id), and a profile name's (src/profile.rs): a path segment of
+// /scep/<name>, so no `/`, `?`, `#` and no `..`.
+const SEAT_ID_RULE = scep.seatIdRule();
+export const SEAT_ID = new RegExp(SEAT_ID_RULE.pattern);
+export const SEAT_ID_WORDS = SEAT_ID_RULE.rule;
+export const PROFILE_NAME = /^(?!.*\.\.)[A-Za-z0-9._\-](?:[A-Za-z0-9._\- ]*[A-Za-z0-9._\-])?$/;
 
 const errors = {
   400: { $ref: '#/components/responses/Error' },
   401: { $ref: '#/components/responses/Error' },
   404: { $ref: '#/components/responses/Error' },
+  405: { $ref: '#/components/responses/Error' },
   409: { $ref: '#/components/responses/Error' },
 };
 const json = (schema) => ({ content: { 'application/json': { schema } } });
 const ok = (description, schema, status = 200) => ({ [status]: { description, ...(schema ? json(schema) : {}) }, ...errors });
-const list = (ref) => ({ type: 'object', properties: { data: { type: 'array', items: { $ref: ref } } } });
+const ref = (name) => ({ $ref: `#/components/schemas/${name}` });
+const page = (item) => ({
+  type: 'object', required: ['data', 'next_cursor'], additionalProperties: false,
+  properties: { data: { type: 'array', items: ref(item) }, next_cursor: { type: 'string', nullable: true, description: 'pass as cursor for the next page; null on the last' } },
+});
 const idParam = (name, description) => ({ name, in: 'path', required: true, schema: { type: 'string' }, description });
 const seatId = { type: 'string', maxLength: 128, pattern: SEAT_ID.source };
 const profileName = { type: 'string', maxLength: 31, pattern: PROFILE_NAME.source };
+const query = (name, schema, description) => ({ name, in: 'query', required: false, schema, ...(description ? { description } : {}) });
+// Every list pages by a cursor: `limit` rows (default 100), then `next_cursor` names where the next page starts.
+const paging = [
+  query('limit', { type: 'integer', minimum: 1, maximum: 10000, default: 100 }),
+  query('cursor', { type: 'string', maxLength: 1024 }, 'next_cursor of the page before'),
+];
+const time = { type: 'string', maxLength: 40, format: 'unix-seconds-or-rfc3339' };
 
 export const openapi = {
   openapi: '3.0.3',
-  info: { title: 'scepkit admin API', version: '1.0.0', description: 'Profiles, seats, one-time enrollment codes, certificates and the audit log of a scepkit SCEP service.' },
+  info: { title: 'scepkit admin API', version: '1.1.0', description: 'Profiles, seats, one-time enrollment codes, held requests, certificates and the audit log of a scepkit SCEP service. Lists page by cursor; a query parameter an operation does not document is refused (400 E003), a method a path does not take is 405 E013.' },
   servers: [{ url: '/api/v1' }],
   security: [{ bearer: [] }],
   paths: {
     '/scep-profiles': {
-      get: { summary: 'List SCEP profiles', responses: ok('Profiles', list('#/components/schemas/ScepProfile')) },
-      post: { summary: 'Create a SCEP profile', requestBody: { required: true, ...json({ $ref: '#/components/schemas/ScepProfile' }) }, responses: ok('Created', { $ref: '#/components/schemas/ScepProfile' }, 201) },
+      get: { operationId: 'listProfiles', summary: 'List SCEP profiles, by name', parameters: [...paging, query('name', profileName)], responses: ok('Profiles', page('ScepProfile')) },
+      post: { operationId: 'createProfile', summary: 'Create a SCEP profile', requestBody: { required: true, ...json(ref('ScepProfile')) }, responses: ok('Created', ref('ScepProfile'), 201) },
     },
     '/scep-profiles/{id}': {
       parameters: [idParam('id', 'Profile UUID')],
-      get: { summary: 'Read a SCEP profile', responses: ok('Profile', { $ref: '#/components/schemas/ScepProfile' }) },
-      put: { summary: 'Replace a SCEP profile', requestBody: { required: true, ...json({ $ref: '#/components/schemas/ScepProfile' }) }, responses: ok('Updated', { $ref: '#/components/schemas/ScepProfile' }) },
-      delete: { summary: 'Delete a SCEP profile (409 Reference Not Zero while in use)', responses: { 204: { description: 'Deleted' }, ...errors } },
+      get: { operationId: 'getProfile', summary: 'Read a SCEP profile', responses: ok('Profile', ref('ScepProfile')) },
+      put: { operationId: 'replaceProfile', summary: 'Replace a SCEP profile', requestBody: { required: true, ...json(ref('ScepProfile')) }, responses: ok('Updated', ref('ScepProfile')) },
+      delete: { operationId: 'deleteProfile', summary: 'Delete a SCEP profile (409 E009 Reference Not Zero while in use)', responses: { 204: { description: 'Deleted' }, ...errors } },
     },
     '/seats': {
-      get: { summary: 'List seats', responses: ok('Seats', list('#/components/schemas/Seat')) },
-      post: { summary: 'Create a seat', requestBody: { required: true, ...json({ type: 'object', required: ['id'], properties: { id: seatId } }) }, responses: ok('Created', { $ref: '#/components/schemas/Seat' }, 201) },
+      get: { operationId: 'listSeats', summary: 'List seats, by id', parameters: [...paging, query('prefix', { type: 'string', maxLength: 128 }, 'seats whose id starts with it')], responses: ok('Seats', page('Seat')) },
+      post: { operationId: 'createSeat', summary: 'Create a seat (a deleted seat of that id comes back)', requestBody: { required: true, ...json({ type: 'object', required: ['id'], additionalProperties: false, properties: { id: seatId } }) }, responses: ok('Created', ref('Seat'), 201) },
+    },
+    '/seats/{id}': {
+      parameters: [idParam('id', 'Seat id')],
+      get: { operationId: 'getSeat', summary: 'Read a seat, with how many certificates and open codes it has', responses: ok('Seat', ref('SeatDetails')) },
+      delete: { operationId: 'deleteSeat', summary: 'Delete a seat: refused (409 E009 Reference Not Zero) while it has a certificate that is neither revoked nor expired; its open codes are revoked, its old certificates stay in the CRL', responses: { 204: { description: 'Deleted' }, ...errors } },
     },
     '/seats/bulk': {
       post: {
+        operationId: 'createSeatsFromCsv',
         summary: 'Create seats from CSV (header seat_id, optional profile); a bad row does not sink the good ones',
         description:
           'RFC 4180 CSV (quoted cells, CRLF, LF or CR line ends, a leading BOM is dropped), Content-Type text/csv. Each row is all or nothing: a row reported as an error created no seat and no code. ' +
@@ -45,9 +72,27 @@ export const openapi = {
         responses: ok('Per-row results', { type: 'object', properties: { created: { type: 'integer' }, failed: { type: 'integer' }, results: { type: 'array', items: { type: 'object' } } } }, 201),
       },
     },
+    '/enrollments': {
+      get: {
+        operationId: 'listEnrollments', summary: 'List enrollments, oldest first (codes are never shown again)',
+        parameters: [...paging, query('seat_id', { type: 'string', maxLength: 128 }), query('profile', profileName), query('status', { type: 'string', enum: ['CREATED', 'REDEEMED', 'REVOKED'] })],
+        responses: ok('Enrollments', page('Enrollment')),
+      },
+      post: {
+        operationId: 'createEnrollment', summary: 'Create a one-time enrollment code for a seat and profile (the seat\'s open code of that profile is revoked)',
+        requestBody: { required: true, ...json({ type: 'object', required: ['seat_id', 'profile'], additionalProperties: false, properties: { seat_id: seatId, profile: profileName } }) },
+        responses: ok('Created; enrollment_code is shown only here', ref('NewEnrollment'), 201),
+      },
+    },
+    '/enrollments/{id}': {
+      parameters: [idParam('id', 'Enrollment UUID')],
+      get: { operationId: 'getEnrollment', summary: 'Read an enrollment', responses: ok('Enrollment', ref('Enrollment')) },
+      delete: { operationId: 'revokeEnrollment', summary: 'Revoke an unused code (CREATED → REVOKED; the record stays); 409 once it is redeemed or revoked', responses: ok('Revoked', ref('Enrollment')) },
+    },
     '/enrollments/{id}/mobileconfig': {
       parameters: [idParam('id', 'Enrollment UUID'), { name: 'SCEP-Challenge', in: 'header', required: true, schema: { type: 'string' }, description: 'the enrollment code shown when the enrollment was created (only its MAC is stored)' }],
       get: {
+        operationId: 'getEnrollmentMobileconfig',
         summary: 'An Apple configuration profile (.mobileconfig) whose com.apple.security.scep payload enrolls a device with this enrollment',
         responses: {
           200: { description: 'XML plist, unsigned', content: { 'application/x-apple-aspen-config': { schema: { type: 'string' } } } },
@@ -56,37 +101,58 @@ export const openapi = {
         },
       },
     },
-    '/enrollments': {
-      get: { summary: 'List enrollments (codes are never shown again)', parameters: [{ name: 'seat_id', in: 'query', schema: { type: 'string' } }], responses: ok('Enrollments', list('#/components/schemas/Enrollment')) },
-      post: {
-        summary: 'Create a one-time enrollment code for a seat and profile',
-        requestBody: { required: true, ...json({ type: 'object', required: ['seat_id', 'profile'], properties: { seat_id: seatId, profile: profileName } }) },
-        responses: ok('Created; enrollment_code is shown only here', { $ref: '#/components/schemas/NewEnrollment' }, 201),
+    '/enrollments/{id}/approve': { parameters: [idParam('id', 'Enrollment UUID')], post: { operationId: 'approveEnrollment', summary: 'Approve the PENDING request of an enrollment (manual-approval profiles)', responses: ok('Issued', ref('Decision')) } },
+    '/enrollments/{id}/reject': { parameters: [idParam('id', 'Enrollment UUID')], post: { operationId: 'rejectEnrollment', summary: 'Reject the PENDING request of an enrollment', responses: ok('Rejected', ref('Decision')) } },
+    '/transactions': {
+      get: {
+        operationId: 'listTransactions', summary: 'List SCEP transactions, oldest first, with what each requests (the approvals: status=PENDING)',
+        parameters: [...paging, query('status', { type: 'string', enum: ['PENDING', 'ISSUED', 'REJECTED'] }), query('profile', profileName), query('seat_id', { type: 'string', maxLength: 128 })],
+        responses: ok('Transactions', page('Transaction')),
       },
     },
-    '/enrollments/{id}/approve': { parameters: [idParam('id', 'Enrollment UUID')], post: { summary: 'Approve the PENDING request of an enrollment (manual-approval profiles)', responses: ok('Issued', { type: 'object' }) } },
-    '/enrollments/{id}/reject': { parameters: [idParam('id', 'Enrollment UUID')], post: { summary: 'Reject the PENDING request of an enrollment', responses: ok('Rejected', { type: 'object' }) } },
     '/transactions/{transaction_id}/approve': {
       parameters: [idParam('transaction_id', 'SCEP transactionID of a PENDING request (a held renewal has no enrollment)')],
-      post: { summary: 'Approve a PENDING request by its transaction; body { profile_id?, signer_fingerprint? } when several requests share the transactionID', responses: ok('Issued', { type: 'object' }) },
+      post: { operationId: 'approveTransaction', summary: 'Approve a PENDING request by its transaction; body { profile_id?, signer_fingerprint? } when several requests share the transactionID', responses: ok('Issued', ref('Decision')) },
     },
     '/transactions/{transaction_id}/reject': {
       parameters: [idParam('transaction_id', 'SCEP transactionID of a PENDING request')],
-      post: { summary: 'Reject a PENDING request by its transaction', responses: ok('Rejected', { type: 'object' }) },
+      post: { operationId: 'rejectTransaction', summary: 'Reject a PENDING request by its transaction', responses: ok('Rejected', ref('Decision')) },
     },
-    '/transactions': { get: { summary: 'List requests waiting for approval', responses: ok('Pending transactions', { type: 'object' }) } },
-    '/certificates': { get: { summary: 'List certificates', parameters: [{ name: 'seat_id', in: 'query', schema: { type: 'string' } }], responses: ok('Certificates', list('#/components/schemas/Certificate')) } },
-    '/certificates/{serial}/revoke': { parameters: [idParam('serial', 'Serial, hex')], post: { summary: 'Revoke a certificate (it appears on /crl)', responses: ok('Revoked', { type: 'object' }) } },
+    '/certificates': {
+      get: {
+        operationId: 'listCertificates', summary: 'List certificates, oldest first',
+        parameters: [
+          ...paging, query('seat_id', { type: 'string', maxLength: 128 }), query('serial', { type: 'string', maxLength: 64, pattern: '^[0-9A-Fa-f]+$' }),
+          query('subject', { type: 'string', maxLength: 256 }, 'a part of the subject, any case'), query('profile', profileName),
+          query('status', { type: 'string', enum: ['active', 'revoked', 'expired', 'renewed'] }),
+        ],
+        responses: ok('Certificates', page('Certificate')),
+      },
+    },
+    '/certificates/{serial}': {
+      parameters: [idParam('serial', 'Serial, hex')],
+      get: {
+        operationId: 'getCertificate', summary: 'Read a certificate: JSON with its PEM, or with Accept application/pkix-cert the DER, application/x-pem-file the PEM',
+        responses: {
+          200: { description: 'The certificate', content: { 'application/json': { schema: ref('CertificateDetails') }, 'application/pkix-cert': { schema: { type: 'string', format: 'binary' } }, 'application/x-pem-file': { schema: { type: 'string' } } } },
+          ...errors,
+        },
+      },
+      delete: { operationId: 'deleteCertificate', summary: 'Revoke a certificate (the record stays, and it appears on /crl); body { reason? }', responses: ok('Revoked', ref('Revocation')) },
+    },
+    '/certificates/{serial}/revoke': {
+      parameters: [idParam('serial', 'Serial, hex')],
+      post: { operationId: 'revokeCertificate', summary: 'Revoke a certificate with a reason (RFC 5280 CRLReason, in its CRL entry); body { reason? }', requestBody: { required: false, ...json(ref('RevocationRequest')) }, responses: ok('Revoked', ref('Revocation')) },
+    },
     '/audit-logs': {
       get: {
-        summary: 'Audit log, newest first',
+        operationId: 'listAuditLogs', summary: 'Audit log, newest first',
         parameters: [
-          { name: 'status', in: 'query', schema: { type: 'string', enum: ['Success', 'Failure'] } },
-          { name: 'seat_id', in: 'query', schema: { type: 'string' } },
-          { name: 'since', in: 'query', schema: { type: 'string' }, description: 'Unix seconds or RFC 3339' },
-          { name: 'limit', in: 'query', schema: { type: 'integer', minimum: 1, maximum: 10000, default: 500 } },
+          ...paging, query('status', { type: 'string', enum: ['Success', 'Failure'] }), query('seat_id', { type: 'string', maxLength: 128 }), query('profile', profileName),
+          query('operation', { type: 'string', maxLength: 64 }), query('code', { type: 'string', maxLength: 64 }),
+          query('since', time, 'Unix seconds or RFC 3339, inclusive'), query('until', time, 'Unix seconds or RFC 3339, inclusive'),
         ],
-        responses: ok('Entries', list('#/components/schemas/AuditLog')),
+        responses: ok('Entries', page('AuditLog')),
       },
     },
   },
@@ -137,7 +203,7 @@ export const openapi = {
           seat_id_mapping: { type: 'string', default: 'subject.common_name' },
           csr_names: { type: 'string', enum: ['match', 'replace'], default: 'match' },
           oaep_only: { type: 'boolean', default: false },
-          webhook: { $ref: '#/components/schemas/Webhook' },
+          webhook: ref('Webhook'),
           one_time_passwords: {
             type: 'object', additionalProperties: false, description: 'dynamic scep_challenge only: the one-time passwords of the challenge page',
             properties: {
@@ -187,11 +253,81 @@ export const openapi = {
         required: ['allow'],
         properties: { allow: { type: 'boolean' }, reason: { type: 'string', maxLength: 200 } },
       },
-      Seat: { type: 'object', properties: { id: { type: 'string' }, created_at: { type: 'integer' } } },
-      Enrollment: { type: 'object', properties: { id: { type: 'string' }, seat_id: { type: 'string' }, profile_id: { type: 'string' }, status: { type: 'string', enum: ['CREATED', 'REDEEMED', 'REVOKED'] }, expires_at: { type: 'integer' } } },
-      NewEnrollment: { allOf: [{ $ref: '#/components/schemas/Enrollment' }, { type: 'object', properties: { enrollment_code: { type: 'string' }, profile: { type: 'string' } } }] },
-      Certificate: { type: 'object', properties: { serial: { type: 'string' }, fingerprint: { type: 'string' }, seat_id: { type: 'string' }, subject: { type: 'string' }, not_before: { type: 'integer' }, not_after: { type: 'integer' }, revoked_at: { type: 'integer', nullable: true }, renewed_by: { type: 'string', nullable: true } } },
-      AuditLog: { type: 'object', properties: { id: { type: 'integer' }, time: { type: 'integer' }, profile: { type: 'string' }, seat_id: { type: 'string' }, transaction_id: { type: 'string' }, operation: { type: 'string' }, status: { type: 'string' }, code: { type: 'string' }, message: { type: 'string' } } },
+      Seat: { type: 'object', required: ['id', 'created_at'], additionalProperties: false, properties: { id: { type: 'string' }, created_at: { type: 'integer' } } },
+      SeatDetails: {
+        type: 'object', required: ['id', 'created_at', 'active_certificates', 'certificates', 'open_enrollments'], additionalProperties: false,
+        properties: {
+          id: { type: 'string' }, created_at: { type: 'integer' },
+          active_certificates: { type: 'integer', description: 'neither revoked nor expired: while there is one the seat cannot be deleted' },
+          certificates: { type: 'integer' }, open_enrollments: { type: 'integer' },
+        },
+      },
+      Enrollment: {
+        type: 'object', required: ['id', 'seat_id', 'profile_id', 'profile', 'status', 'expires_at', 'created_at'], additionalProperties: false,
+        properties: {
+          id: { type: 'string' }, seat_id: { type: 'string' }, profile_id: { type: 'string' }, profile: { type: 'string' },
+          status: { type: 'string', enum: ['CREATED', 'REDEEMED', 'REVOKED'] }, expires_at: { type: 'integer' }, created_at: { type: 'integer' },
+          redeemed_at: { type: 'integer', nullable: true }, transaction_id: { type: 'string', nullable: true },
+        },
+      },
+      NewEnrollment: {
+        type: 'object', required: ['id', 'seat_id', 'profile_id', 'profile', 'status', 'expires_at', 'created_at', 'enrollment_code'], additionalProperties: false,
+        properties: {
+          id: { type: 'string' }, seat_id: { type: 'string' }, profile_id: { type: 'string' }, profile: { type: 'string' }, status: { type: 'string', enum: ['CREATED'] },
+          expires_at: { type: 'integer' }, created_at: { type: 'integer' }, enrollment_code: { type: 'string', description: 'shown only here; the store keeps its MAC' },
+        },
+      },
+      Transaction: {
+        type: 'object', required: ['profile_id', 'profile', 'transaction_id', 'signer_fingerprint', 'message_type', 'status', 'created_at'], additionalProperties: false,
+        properties: {
+          profile_id: { type: 'string' }, profile: { type: 'string' }, transaction_id: { type: 'string' }, signer_fingerprint: { type: 'string' },
+          seat_id: { type: 'string', nullable: true }, message_type: { type: 'string' }, status: { type: 'string', enum: ['PENDING', 'ISSUED', 'REJECTED'] },
+          enrollment_id: { type: 'string', nullable: true }, renews: { type: 'string', nullable: true }, certificate_serial: { type: 'string', nullable: true },
+          client_address: { type: 'string', nullable: true, description: 'where the request came from' },
+          requested: {
+            type: 'object', nullable: true, description: 'what the certificate would be: the names the profile renders for the seat, the key, the validity',
+            properties: { subject: { type: 'string' }, sans: { type: 'array', items: { type: 'string' } }, key: { type: 'object', properties: { type: { type: 'string' }, bits: { type: 'integer' } } }, not_before: { type: 'integer' }, not_after: { type: 'integer' } },
+          },
+          created_at: { type: 'integer' }, updated_at: { type: 'integer' },
+        },
+      },
+      Decision: { type: 'object', required: ['transaction_id', 'status'], properties: { transaction_id: { type: 'string' }, status: { type: 'string', enum: ['ISSUED', 'REJECTED'] }, serial: { type: 'string' } } },
+      Certificate: {
+        type: 'object', required: ['serial', 'fingerprint', 'seat_id', 'profile_id', 'subject', 'not_before', 'not_after', 'status', 'created_at'], additionalProperties: false,
+        properties: {
+          serial: { type: 'string' }, fingerprint: { type: 'string', description: 'SHA-256 of the DER, hex' }, seat_id: { type: 'string' }, profile_id: { type: 'string' },
+          profile: { type: 'string', nullable: true }, subject: { type: 'string' }, not_before: { type: 'integer' }, not_after: { type: 'integer' },
+          status: { type: 'string', enum: ['active', 'revoked', 'expired'] }, revoked_at: { type: 'integer', nullable: true },
+          revocation_reason: { type: 'string', nullable: true }, renewed_by: { type: 'string', nullable: true }, transaction_id: { type: 'string' }, created_at: { type: 'integer' },
+        },
+      },
+      get CertificateDetails() {
+        const certificate = this.Certificate;
+        return { ...certificate, required: [...certificate.required, 'pem'], properties: { ...certificate.properties, pem: { type: 'string' } } };
+      },
+      RevocationRequest: { type: 'object', additionalProperties: false, properties: { reason: { type: 'string', enum: scep.revocationReasons(), default: 'unspecified' } } },
+      Revocation: { type: 'object', required: ['serial', 'revoked', 'reason'], properties: { serial: { type: 'string' }, revoked: { type: 'boolean' }, reason: { type: 'string' } } },
+      AuditLog: {
+        type: 'object', required: ['id', 'time', 'operation', 'status'], additionalProperties: false,
+        properties: {
+          id: { type: 'integer' }, time: { type: 'integer' }, profile: { type: 'string', nullable: true }, seat_id: { type: 'string', nullable: true },
+          transaction_id: { type: 'string', nullable: true }, operation: { type: 'string' }, status: { type: 'string', enum: ['Success', 'Failure'] },
+          code: { type: 'string', nullable: true }, message: { type: 'string', nullable: true },
+        },
+      },
     },
   },
 };
+
+// The documented operation of `method` on `path` (under /api/v1), or, with no method, the methods the path takes.
+// Literal paths first: /seats/bulk is not the seat "bulk".
+const templates = Object.keys(openapi.paths)
+  .map((template) => ({ template, params: (template.match(/\{/g) ?? []).length, pattern: new RegExp(`^${template.replace(/\{[^}]+\}/g, '[^/]+')}$`) }))
+  .sort((a, b) => a.params - b.params);
+
+export function documented(path) {
+  const found = templates.find(({ pattern }) => pattern.test(path));
+  return found && openapi.paths[found.template];
+}
+
+export const METHODS = ['get', 'put', 'post', 'delete', 'patch'];

@@ -1,5 +1,9 @@
 // The D1 store adapter: the only code that knows SQL. Every SCEP-path query is by key or index.
 
+const ENROLLMENT = 'e.id, e.seat_id, e.profile_id, p.name AS profile, e.status, e.expires_at, e.created_at, e.redeemed_at, e.transaction_id';
+const CERTIFICATE =
+  'c.serial, c.fingerprint, c.seat_id, c.profile_id, p.name AS profile, c.subject, c.not_before, c.not_after, c.revoked_at, c.revocation_reason, c.renewed_by, c.transaction_id, c.created_at';
+
 export class Conflict extends Error {
   constructor(message, code = 'E006') {
     super(message);
@@ -15,10 +19,37 @@ export class Store {
     this.db = db;
   }
 
+  // ---- pages ----
+  /**
+   * One page of a list in the order of `order` (columns that together are unique), after the row `cursor`
+   * names (the order's values of the last row of the page before, as `next` gave them): keyset paging, so a
+   * page costs its rows whatever page it is, and rows added meanwhile do not shift the pages.
+   */
+  async page({ select, from, where = [], args = [], order, desc = false, limit, cursor }) {
+    const conditions = [...where];
+    const values = [...args];
+    if (cursor) {
+      conditions.push(`(${order.join(', ')}) ${desc ? '<' : '>'} (${order.map(() => '?').join(', ')})`);
+      values.push(...cursor);
+    }
+    const keys = order.map((column, i) => `${column} AS _k${i}`).join(', ');
+    const sql = `SELECT ${select}, ${keys} FROM ${from} ${conditions.length ? `WHERE ${conditions.join(' AND ')}` : ''} ORDER BY ${order.map((c) => `${c}${desc ? ' DESC' : ''}`).join(', ')} LIMIT ?`;
+    const { results } = await this.db.prepare(sql).bind(...values, limit + 1).all();
+    const rows = results.slice(0, limit).map((row) => Object.fromEntries(Object.entries(row).filter(([k]) => !k.startsWith('_k'))));
+    const last = results[limit - 1];
+    return { rows, next: results.length > limit ? order.map((_, i) => last[`_k${i}`]) : null };
+  }
+
   // ---- profiles ----
   async profiles() {
     const { results } = await this.db.prepare('SELECT * FROM profiles ORDER BY created_at, name').all();
     return results.map(toProfile);
+  }
+
+  async profilePage({ name, limit, cursor }) {
+    const where = name === undefined ? [] : ['name = ?'];
+    const page = await this.page({ select: '*', from: 'profiles', where, args: name === undefined ? [] : [name], order: ['name'], limit, cursor });
+    return { rows: page.rows.map(toProfile), next: page.next };
   }
 
   async profile(id) {
@@ -72,10 +103,15 @@ export class Store {
    * batch: both are written or neither.
    */
   async createSeat(id, now, enrollment) {
-    const seat = this.db.prepare('INSERT INTO seats (id, created_at) VALUES (?, ?)').bind(id, now);
+    // A deleted seat's id may be used again: the seat comes back (its old certificates were its own). A seat
+    // that exists makes the INSERT fail, and with it the batch.
+    const seat = [
+      this.db.prepare('INSERT INTO seats (id, created_at) SELECT ?1, ?2 WHERE NOT EXISTS (SELECT 1 FROM seats WHERE id = ?1 AND deleted_at IS NOT NULL)').bind(id, now),
+      this.db.prepare('UPDATE seats SET created_at = ?2, deleted_at = NULL WHERE id = ?1 AND deleted_at IS NOT NULL').bind(id, now),
+    ];
     const first = enrollment && this.enrollmentStatements({ ...enrollment, seatId: id });
     try {
-      await (first ? this.db.batch([seat, ...first.statements]) : seat.run());
+      await this.db.batch([...seat, ...(first?.statements ?? [])]);
     } catch (e) {
       if (/UNIQUE|PRIMARY/i.test(String(e.message))) throw new Conflict('Object Not Unique', 'E016');
       throw e;
@@ -84,12 +120,45 @@ export class Store {
   }
 
   async seatExists(id) {
-    return (await this.db.prepare('SELECT 1 AS x FROM seats WHERE id = ?').bind(id).first('x')) === 1;
+    return (await this.db.prepare('SELECT 1 AS x FROM seats WHERE id = ? AND deleted_at IS NULL').bind(id).first('x')) === 1;
   }
 
-  async seats() {
-    const { results } = await this.db.prepare('SELECT id, created_at FROM seats ORDER BY id').all();
-    return results;
+  async seatPage({ prefix, limit, cursor }) {
+    const where = ['deleted_at IS NULL'];
+    const args = [];
+    if (prefix !== undefined) where.push('substr(id, 1, ?) = ?') && args.push(prefix.length, prefix);
+    return this.page({ select: 'id, created_at', from: 'seats', where, args, order: ['id'], limit, cursor });
+  }
+
+  /** A seat with what bears on deleting it: its certificates still valid at `now`, its open codes. */
+  async seat(id, now) {
+    return this.db
+      .prepare(
+        `SELECT s.id, s.created_at,
+           (SELECT COUNT(*) FROM certificates c WHERE c.seat_id = s.id AND c.revoked_at IS NULL AND c.not_after > ?2) AS active_certificates,
+           (SELECT COUNT(*) FROM certificates c WHERE c.seat_id = s.id) AS certificates,
+           (SELECT COUNT(*) FROM enrollments e WHERE e.seat_id = s.id AND e.status = 'CREATED') AS open_enrollments
+         FROM seats s WHERE s.id = ?1 AND s.deleted_at IS NULL`,
+      )
+      .bind(id, now)
+      .first();
+  }
+
+  /**
+   * Deletes a seat without certificates valid at `now` (`Conflict('Reference Not Zero')` otherwise), in one
+   * batch: its open codes are revoked, and the seat is marked deleted (its revoked and expired certificates keep
+   * it in the CRL and the audit log). Null when there is no such seat.
+   */
+  async deleteSeat(id, now, audit) {
+    const active = '(SELECT COUNT(*) FROM certificates WHERE seat_id = ?1 AND revoked_at IS NULL AND not_after > ?2) = 0';
+    const [deleted] = await this.db.batch([
+      this.db.prepare(`UPDATE seats SET deleted_at = ?2 WHERE id = ?1 AND deleted_at IS NULL AND ${active}`).bind(id, now),
+      this.db.prepare("UPDATE enrollments SET status = 'REVOKED' WHERE seat_id = ? AND status = 'CREATED' AND EXISTS (SELECT 1 FROM seats WHERE id = ? AND deleted_at = ?)").bind(id, id, now),
+      this.auditStatement(audit, { sql: 'EXISTS (SELECT 1 FROM seats WHERE id = ? AND deleted_at = ?)', args: [id, now] }),
+    ]);
+    if (deleted.meta.changes === 1) return true;
+    if (await this.db.prepare('SELECT 1 AS x FROM seats WHERE id = ? AND deleted_at IS NULL').bind(id).first('x')) throw new Conflict('Reference Not Zero', 'E009');
+    return null;
   }
 
   // ---- enrollments ----
@@ -111,14 +180,26 @@ export class Store {
     return { statements, record: { id, seat_id: seatId, profile_id: profileId, status: 'CREATED', expires_at: expiresAt, created_at: now } };
   }
 
-  async enrollments(seatId) {
-    const sql = 'SELECT id, seat_id, profile_id, status, expires_at, created_at, redeemed_at, transaction_id FROM enrollments';
-    const { results } = seatId ? await this.db.prepare(`${sql} WHERE seat_id = ? ORDER BY created_at, rowid`).bind(seatId).all() : await this.db.prepare(`${sql} ORDER BY created_at, rowid`).all();
-    return results;
+  async enrollmentPage({ seat_id: seatId, profile, status, limit, cursor }) {
+    const where = [];
+    const args = [];
+    if (seatId !== undefined) where.push('e.seat_id = ?') && args.push(seatId);
+    if (profile !== undefined) where.push('p.name = ?') && args.push(profile);
+    if (status !== undefined) where.push('e.status = ?') && args.push(status);
+    return this.page({ select: ENROLLMENT, from: 'enrollments e JOIN profiles p ON p.id = e.profile_id', where, args, order: ['e.created_at', 'e.rowid'], limit, cursor });
   }
 
   async enrollment(id) {
-    return this.db.prepare('SELECT id, seat_id, profile_id, status, expires_at, created_at, redeemed_at, transaction_id FROM enrollments WHERE id = ?').bind(id).first();
+    return this.db.prepare(`SELECT ${ENROLLMENT} FROM enrollments e JOIN profiles p ON p.id = e.profile_id WHERE e.id = ?`).bind(id).first();
+  }
+
+  /** Revokes an unused code (CREATED → REVOKED) and audits it, in one batch; whether it was unused. */
+  async revokeEnrollment(id, audit) {
+    const [revoked] = await this.db.batch([
+      this.db.prepare("UPDATE enrollments SET status = 'REVOKED' WHERE id = ? AND status = 'CREATED'").bind(id),
+      this.auditStatement(audit, { sql: 'changes() = 1', args: [] }),
+    ]);
+    return revoked.meta.changes === 1;
   }
 
   /** An enrollment with what a configuration profile needs: its code's MAC and its profile. */
@@ -146,7 +227,7 @@ export class Store {
   async facts(q) {
     const none = this.db.prepare('SELECT NULL AS x WHERE 0');
     const [seat, open, redeemed, signer, prior, cert, profile, usedChallenge, password] = await this.db.batch([
-      q.seatId ? this.db.prepare('SELECT 1 AS x FROM seats WHERE id = ?').bind(q.seatId) : none,
+      q.seatId ? this.db.prepare('SELECT 1 AS x FROM seats WHERE id = ? AND deleted_at IS NULL').bind(q.seatId) : none,
       q.seatId
         ? this.db.prepare("SELECT id, code_mac, expires_at FROM enrollments WHERE seat_id = ? AND profile_id = ? AND status = 'CREATED' ORDER BY created_at DESC LIMIT 1").bind(q.seatId, q.profileId)
         : none,
@@ -211,8 +292,9 @@ export class Store {
             .bind(w.now, w.transactionId, w.seatId, w.claim, w.mac, w.now);
         case 'createSeat': {
           const g = guard(w.guard);
+          // A deleted seat of that id comes back.
           return this.db
-            .prepare(`INSERT OR IGNORE INTO seats (id, created_at) SELECT ?, ?${g ? ` WHERE ${g.sql}` : ''}`)
+            .prepare(`INSERT INTO seats (id, created_at) SELECT ?, ? WHERE ${g ? g.sql : 'true'} ON CONFLICT (id) DO UPDATE SET deleted_at = NULL WHERE deleted_at IS NOT NULL`)
             .bind(w.seatId, w.now, ...(g?.args ?? []));
         }
         case 'insertOneTimePassword':
@@ -290,10 +372,26 @@ export class Store {
     return this.db.prepare('SELECT * FROM certificates WHERE serial = ?').bind(serial).first();
   }
 
-  async certificates(seatId) {
-    const sql = 'SELECT serial, fingerprint, seat_id, profile_id, subject, not_before, not_after, revoked_at, renewed_by, transaction_id, created_at FROM certificates';
-    const { results } = seatId ? await this.db.prepare(`${sql} WHERE seat_id = ? ORDER BY created_at, rowid`).bind(seatId).all() : await this.db.prepare(`${sql} ORDER BY created_at, rowid`).all();
-    return results;
+  /** Certificates by seat, serial, subject (a part of it), profile and status (active, revoked, expired, renewed at `now`). */
+  async certificatePage({ seat_id: seatId, serial, subject, profile, status, limit, cursor }, now) {
+    const where = [];
+    const args = [];
+    if (seatId !== undefined) where.push('c.seat_id = ?') && args.push(seatId);
+    if (serial !== undefined) where.push('c.serial = ?') && args.push(serial.toLowerCase());
+    if (subject !== undefined) where.push('instr(lower(c.subject), lower(?)) > 0') && args.push(subject);
+    if (profile !== undefined) where.push('p.name = ?') && args.push(profile);
+    const statuses = {
+      active: ['c.revoked_at IS NULL AND c.not_after > ?', [now]],
+      revoked: ['c.revoked_at IS NOT NULL', []],
+      expired: ['c.revoked_at IS NULL AND c.not_after <= ?', [now]],
+      renewed: ['c.renewed_by IS NOT NULL', []],
+    };
+    if (status !== undefined) where.push(statuses[status][0]) && args.push(...statuses[status][1]);
+    return this.page({ select: CERTIFICATE, from: 'certificates c LEFT JOIN profiles p ON p.id = c.profile_id', where, args, order: ['c.created_at', 'c.rowid'], limit, cursor });
+  }
+
+  async certificate(serial) {
+    return this.db.prepare(`SELECT ${CERTIFICATE}, c.der FROM certificates c LEFT JOIN profiles p ON p.id = c.profile_id WHERE c.serial = ?`).bind(serial.toLowerCase()).first();
   }
 
   /** Claims a certificate for renewal: only one renewal of it can ever succeed (only while `guard` holds). */
@@ -308,13 +406,17 @@ export class Store {
     return { sql: 'EXISTS (SELECT 1 FROM certificates WHERE serial = ? AND renewed_by = ?)', args: [serial, renewedBy] };
   }
 
-  async revoke(serial, now) {
-    const r = await this.db.prepare('UPDATE certificates SET revoked_at = ? WHERE serial = ? AND revoked_at IS NULL').bind(now, serial).run();
-    return r.meta.changes === 1;
+  /** Revokes a certificate for `reason` and audits it, in one batch; false when it was revoked already. */
+  async revoke(serial, now, reason, audit) {
+    const [revoked] = await this.db.batch([
+      this.db.prepare('UPDATE certificates SET revoked_at = ?, revocation_reason = ? WHERE serial = ? AND revoked_at IS NULL').bind(now, reason, serial),
+      this.auditStatement(audit, { sql: 'changes() = 1', args: [] }),
+    ]);
+    return revoked.meta.changes === 1;
   }
 
   async revoked() {
-    const { results } = await this.db.prepare('SELECT serial, revoked_at FROM certificates WHERE revoked_at IS NOT NULL ORDER BY revoked_at').all();
+    const { results } = await this.db.prepare('SELECT serial, revoked_at, revocation_reason AS reason FROM certificates WHERE revoked_at IS NOT NULL ORDER BY revoked_at').all();
     return results;
   }
 
@@ -364,17 +466,21 @@ export class Store {
     return this.db.prepare("SELECT * FROM transactions WHERE enrollment_id = ? AND status = 'PENDING'").bind(enrollmentId).first();
   }
 
-  async pendingTransactions() {
-    const { results } = await this.db
-      .prepare("SELECT profile_id, transaction_id, signer_fingerprint, seat_id, message_type, enrollment_id, renews, created_at FROM transactions WHERE status = 'PENDING' ORDER BY created_at")
-      .all();
-    return results;
+  async transactionPage({ status, profile, seat_id: seatId, limit, cursor }) {
+    const where = [];
+    const args = [];
+    if (status !== undefined) where.push('t.status = ?') && args.push(status);
+    if (profile !== undefined) where.push('p.name = ?') && args.push(profile);
+    if (seatId !== undefined) where.push('t.seat_id = ?') && args.push(seatId);
+    const select =
+      't.profile_id, p.name AS profile, t.transaction_id, t.signer_fingerprint, t.seat_id, t.message_type, t.status, t.plan, t.public_key, t.enrollment_id, t.renews, t.certificate_serial, t.client_address, t.created_at, t.updated_at';
+    return this.page({ select, from: 'transactions t JOIN profiles p ON p.id = t.profile_id', where, args, order: ['t.created_at', 't.rowid'], limit, cursor });
   }
 
-  transactionStatement({ profileId, transactionId, signerFingerprint, seatId, messageType, keyDigest, status, publicKey, plan, enrollmentId, renews, serial, message, now }, guard) {
+  transactionStatement({ profileId, transactionId, signerFingerprint, seatId, messageType, keyDigest, status, publicKey, plan, enrollmentId, renews, serial, message, clientAddress, now }, guard) {
     return this.guarded(
-      'INSERT INTO transactions (profile_id, transaction_id, signer_fingerprint, seat_id, message_type, key_digest, status, public_key, plan, enrollment_id, renews, certificate_serial, message, created_at, updated_at)',
-      [profileId, transactionId, signerFingerprint, seatId, messageType, keyDigest, status, publicKey, plan ?? null, enrollmentId ?? null, renews ?? null, serial ?? null, message ?? null, now, now],
+      'INSERT INTO transactions (profile_id, transaction_id, signer_fingerprint, seat_id, message_type, key_digest, status, public_key, plan, enrollment_id, renews, certificate_serial, message, client_address, created_at, updated_at)',
+      [profileId, transactionId, signerFingerprint, seatId, messageType, keyDigest, status, publicKey, plan ?? null, enrollmentId ?? null, renews ?? null, serial ?? null, message ?? null, clientAddress ?? null, now, now],
       guard,
     );
   }
@@ -440,14 +546,15 @@ export class Store {
     return counted.results[0].failures;
   }
 
-  async auditLogs({ status, seatId, since, limit = 500 }) {
+  /** The audit log, newest first, by status, seat, profile, operation, code and time (Unix seconds, inclusive). */
+  async auditPage({ status, seat_id: seatId, profile, operation, code, since, until, limit, cursor }) {
     const where = [];
     const args = [];
-    if (status) where.push('status = ?') && args.push(status);
-    if (seatId) where.push('seat_id = ?') && args.push(seatId);
+    for (const [column, value] of [['status', status], ['seat_id', seatId], ['profile', profile], ['operation', operation], ['code', code]]) {
+      if (value !== undefined) where.push(`${column} = ?`) && args.push(value);
+    }
     if (since !== undefined) where.push('time >= ?') && args.push(since);
-    const sql = `SELECT * FROM audit_logs ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY id DESC LIMIT ?`;
-    const { results } = await this.db.prepare(sql).bind(...args, limit).all();
-    return results;
+    if (until !== undefined) where.push('time <= ?') && args.push(until);
+    return this.page({ select: '*', from: 'audit_logs', where, args, order: ['id'], desc: true, limit, cursor });
   }
 }

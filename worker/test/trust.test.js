@@ -109,8 +109,13 @@ describe('a renewal keeps its seat, its names and its profile', () => {
     expect((await api('PUT', `/scep-profiles/${s.profileId}`, { ...body, manual_approval: true })).status).toBe(200);
     const held = await renewalBy(first, s.url, { subject: `CN=${s.seat}` });
     expect(held.status).toBe('pending');
-    const pending = (await api('GET', '/transactions')).json.data.find((t) => t.seat_id === s.seat);
+    const [pending, ...others] = (await api('GET', `/transactions?status=PENDING&seat_id=${s.seat}`)).json.data;
+    expect(others).toEqual([]);
     expect(pending.message_type).toBe('RenewalReq');
+    // What an approver is shown: the names the profile renders for the seat, the key, and where it came from.
+    expect(pending.requested).toMatchObject({ subject: `CN=${s.seat}`, sans: [], key: { type: 'rsa', bits: 2048 } });
+    expect(pending.client_address).toMatch(/^2001:db8:/);
+    expect(pending).not.toHaveProperty('public_key');
     // Approval of a renewal goes by the transaction's enrollment; a renewal has none, so it is decided by transaction.
     const approved = await api('POST', `/transactions/${encodeURIComponent(pending.transaction_id)}/approve`, { profile_id: s.profileId, signer_fingerprint: pending.signer_fingerprint });
     expect(approved.status, JSON.stringify(approved.json)).toBe(200);
