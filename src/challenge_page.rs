@@ -34,15 +34,20 @@ use subtle::ConstantTimeEq;
 
 use crate::failure_limit::client_key;
 use crate::issue::rfc3339;
-use crate::pki_operation::{AuditRow, AuditStatus, StoredProfile, Write};
+use crate::pki_operation::{AuditRow, AuditStatus, Guard, StoredProfile, Write};
 use crate::policy::mac_hex;
-use crate::profile::{DynamicChallenge, ScepChallenge};
+use crate::profile::{DynamicChallenge, ScepChallenge, ScepProfile};
 use crate::server::Identity;
 
 /// The fixed windows sign-in attempts are counted in, in seconds.
 pub const LOCKOUT_WINDOW: u64 = 900;
 /// Sign-in attempts of one client address at one profile's page judged per window; the next are refused.
 pub const LOCKOUT_AFTER: u64 = 10;
+/// Sign-in attempts at one profile's page judged per window from all addresses together (many addresses
+/// guessing at once); past it the page is locked for everyone until the window ends.
+pub const PROFILE_LOCKOUT_AFTER: u64 = 100;
+/// The shortest page password a profile may set for this service's page.
+pub const MIN_PAGE_PASSWORD: usize = 12;
 /// The length of a password: 16 upper-case hexadecimal digits (64 bits), as NDES hands out.
 pub const PASSWORD_LENGTH: usize = 16;
 const DEFAULT_LIFETIME_MINUTES: u32 = 60;
@@ -108,6 +113,18 @@ pub fn password_mac(key: &[u8], profile_id: &str, given: &str) -> Option<String>
     Some(mac_hex(key, &[b"scepkit one-time password\0", profile_id.as_bytes(), b"\0", password.as_bytes()]))
 }
 
+/// What a password remembers of the page credentials it was fetched with: a MAC of the user name and the
+/// sealed password. A password fetched before the credentials changed no longer enrolls.
+pub fn credential_tag(key: &[u8], profile: &ScepProfile) -> Option<String> {
+    let ScepChallenge::Dynamic(DynamicChallenge { username: Some(user), password: Some(password), .. }) =
+        &profile.scep_challenge
+    else {
+        return None;
+    };
+    let sealed = String::from(password.sealed(key));
+    Some(mac_hex(key, &[b"scepkit page credential\0", user.as_bytes(), b"\0", sealed.as_bytes()]))
+}
+
 /// How the audit log names a password: the start of its MAC (it gives nothing of the password away).
 pub fn reference(mac: &str) -> &str {
     &mac[..mac.len().min(16)]
@@ -127,14 +144,21 @@ pub struct PageRequest {
     /// Where the request came from (`CF-Connecting-IP`).
     #[serde(default)]
     pub client_address: Option<String>,
+    /// The origin the page was asked at (`https://host`): a profile whose `otp_server_url` names another server
+    /// has no page here.
+    #[serde(default)]
+    pub origin: Option<String>,
+    /// `?seat=`: the password is for this seat only.
+    #[serde(default)]
+    pub seat: Option<String>,
 }
 
-/// One sign-in attempt to count: the counter's key (profile and client address) and window.
+/// One sign-in attempt to count, under two keys: the profile and client address, and the profile alone.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[cfg_attr(feature = "wasm", derive(tsify_next::Tsify))]
 #[serde(rename_all = "camelCase")]
 pub struct Attempt {
-    pub key: String,
+    pub keys: [String; 2],
     pub window_start: u64,
 }
 
@@ -143,8 +167,8 @@ pub struct Attempt {
 #[cfg_attr(feature = "wasm", derive(tsify_next::Tsify))]
 #[serde(tag = "step", rename_all = "camelCase")]
 pub enum PageStep {
-    /// Count this attempt (one atomic increment; counters of earlier windows may be deleted) and call
-    /// [`ChallengePage::with_attempts`] with the attempts of its key in its window, this one included.
+    /// Count this attempt under both keys (atomic increments; counters of earlier windows may be deleted) and
+    /// call [`ChallengePage::with_attempts`] with the attempts of each key in its window, this one included.
     CountAttempt { attempt: Attempt },
     /// Run these writes as one batch and call [`ChallengePage::written`] with whether it was saved.
     Write { writes: Vec<Write> },
@@ -173,6 +197,10 @@ pub struct ChallengePage {
     profile_id: String,
     profile_name: String,
     settings: OneTimePasswords,
+    /// [`credential_tag`] of the profile's page credentials now.
+    credential: String,
+    /// The seat the password is for, when the visit named one.
+    for_seat: Option<String>,
     attempt: Attempt,
     /// The user the credentials named, and whether they are the profile's.
     user: String,
@@ -203,21 +231,33 @@ impl ChallengePage {
         now: u64,
     ) -> (Option<Self>, PageStep) {
         let p = &profile.profile;
-        let credentials = match &p.scep_challenge {
-            ScepChallenge::Dynamic(DynamicChallenge { username: Some(u), password: Some(pw), .. })
-                if !crate::policy::webhook_owns_challenge(p) =>
-            {
-                Some((u, pw))
-            }
-            _ => None,
+        let no_page = |why: String| {
+            let text = format!("The SCEP profile {} has no one-time challenge page here: {why}", profile.name);
+            (None, text_answer(404, &text, BTreeMap::new()))
         };
-        let Some((username, password)) = credentials else {
-            let text = format!(
-                "The SCEP profile {} has no one-time challenge page: it needs a dynamic scep_challenge with a \
-                 username and a password (and no webhook in challenge mode)",
-                profile.name
-            );
-            return (None, text_answer(404, &text, BTreeMap::new()));
+        let (username, password, elsewhere) = match &p.scep_challenge {
+            ScepChallenge::Dynamic(DynamicChallenge { username: Some(u), password: Some(pw), otp_server_url })
+                if !u.is_empty() && !crate::policy::webhook_owns_challenge(p) =>
+            {
+                (u, pw, otp_server_url.as_deref())
+            }
+            _ => return no_page(
+                "it needs a dynamic scep_challenge with a username and a password (and no webhook in challenge mode)"
+                    .into(),
+            ),
+        };
+        // Credentials meant for another OTP server (an NDES the profile names) do not open this page.
+        if let (Some(url), Some(origin)) = (elsewhere, request.origin.as_deref()) {
+            let ours = url.get(..origin.len()).is_some_and(|o| o.eq_ignore_ascii_case(origin))
+                && url[origin.len()..].starts_with('/');
+            if !ours {
+                return no_page(format!("its one-time challenges come from {url}"));
+            }
+        }
+        let for_seat = match request.seat.as_deref().map(|s| crate::names::check_seat_id(s).map(|()| s)) {
+            Some(Err(e)) => return (None, text_answer(400, &e.message, BTreeMap::new())),
+            Some(Ok(seat)) => Some(seat.to_owned()),
+            None => None,
         };
         let Some((user, given)) = request.authorization.as_deref().and_then(basic_credentials) else {
             return (None, unauthorized(&profile.name, "Sign in with the profile's one-time challenge credentials"));
@@ -230,7 +270,12 @@ impl ChallengePage {
             profile_id: profile.id.clone(),
             profile_name: profile.name.clone(),
             settings: p.one_time_passwords(),
-            attempt: Attempt { key: format!("{} {client}", profile.id), window_start: now - now % LOCKOUT_WINDOW },
+            credential: credential_tag(code_key, p).unwrap_or_default(),
+            for_seat,
+            attempt: Attempt {
+                keys: [format!("{} {client}", profile.id), format!("{} *", profile.id)],
+                window_start: now - now % LOCKOUT_WINDOW,
+            },
             user: user.chars().filter(|c| !c.is_control()).take(64).collect(),
             signed_in: same_user & same_password,
             client,
@@ -246,33 +291,40 @@ impl ChallengePage {
         (Some(page), PageStep::CountAttempt { attempt })
     }
 
-    /// Continues with the attempts counted for this visit's key in its window (this one included).
-    pub fn with_attempts(&mut self, attempts: u64) -> PageStep {
-        self.with_attempts_rng(attempts, &mut OsRng)
+    /// Continues with the attempts counted in this visit's window from its address at its profile, and at its
+    /// profile from every address (this one included in both).
+    pub fn with_attempts(&mut self, from_address: u64, at_profile: u64) -> PageStep {
+        self.with_attempts_rng(from_address, at_profile, &mut OsRng)
     }
 
-    fn with_attempts_rng(&mut self, attempts: u64, rng: &mut impl CryptoRngCore) -> PageStep {
+    fn with_attempts_rng(&mut self, attempts: u64, at_profile: u64, rng: &mut impl CryptoRngCore) -> PageStep {
         if !matches!(self.state, State::AwaitingAttempts) {
             return self.out_of_order();
         }
         self.state = State::Done;
-        if attempts > LOCKOUT_AFTER {
+        if attempts > LOCKOUT_AFTER || at_profile > PROFILE_LOCKOUT_AFTER {
+            let everyone = attempts <= LOCKOUT_AFTER;
             let until = self.attempt.window_start + LOCKOUT_WINDOW;
             let wait = until.saturating_sub(self.now).max(1);
+            let from = if everyone { "from all addresses" } else { "from this address" };
             let text = format!(
-                "Too many sign-in attempts at the one-time challenge page of profile {} from this address; retry in \
-                 {wait} s",
+                "Too many sign-in attempts at the one-time challenge page of profile {} {from}; retry in {wait} s",
                 self.profile_name
             );
-            // Audited once, when the address locks; the refusals after it only count.
-            let audit = (attempts == LOCKOUT_AFTER + 1).then(|| {
+            // Audited once, when the address (or the whole page) locks; the refusals after it only count.
+            let locks = if everyone { at_profile == PROFILE_LOCKOUT_AFTER + 1 } else { attempts == LOCKOUT_AFTER + 1 };
+            let audit = locks.then(|| {
+                let (whom, limit) = if everyone {
+                    ("every address".to_owned(), PROFILE_LOCKOUT_AFTER)
+                } else {
+                    (self.client.clone(), LOCKOUT_AFTER)
+                };
                 self.audit(
                     AuditStatus::Failure,
                     "page_locked",
                     format!(
-                        "One-time challenge page locked for {} until {}: more than {LOCKOUT_AFTER} sign-in attempts \
-                         in {} minutes",
-                        self.client,
+                        "One-time challenge page locked for {whom} until {}: more than {limit} sign-in attempts in {} \
+                         minutes",
                         rfc3339(until),
                         LOCKOUT_WINDOW / 60
                     ),
@@ -307,22 +359,31 @@ impl ChallengePage {
         let mac = password_mac(&self.code_key, &self.profile_id, &password).expect("16 hex digits");
         let expires_at = self.now + u64::from(self.settings.lifetime_minutes) * 60;
         let issued_to = format!("user {:?} from {}", self.user, self.client);
+        let bound = self.for_seat.as_ref().map(|s| format!(" for seat {s}")).unwrap_or_default();
         let message = format!(
-            "One-time challenge password {} issued to {issued_to}; expires {}",
+            "One-time challenge password {}{bound} issued to {issued_to}; expires {}",
             reference(&mac),
             rfc3339(expires_at)
         );
+        // The rest only if the password was stored (the cache may be full).
+        let stored = Some(Guard::PasswordStored { mac: mac.clone() });
         let writes = vec![
             Write::InsertOneTimePassword {
                 mac,
                 profile_id: self.profile_id.clone(),
                 issued_to,
+                for_seat: self.for_seat.clone(),
+                credential: self.credential.clone(),
                 expires_at,
                 max_outstanding: self.settings.max_outstanding,
                 now: self.now,
             },
-            Write::ForgiveAttempt { key: self.attempt.key.clone(), window_start: self.attempt.window_start },
-            Write::InsertAudit { row: self.audit(AuditStatus::Success, "challenge_issued", message), guard: None },
+            Write::ForgiveAttempt {
+                keys: self.attempt.keys.clone(),
+                window_start: self.attempt.window_start,
+                guard: stored.clone(),
+            },
+            Write::InsertAudit { row: self.audit(AuditStatus::Success, "challenge_issued", message), guard: stored },
         ];
         self.state = State::AwaitingWrite { password, expires_at };
         PageStep::Write { writes }

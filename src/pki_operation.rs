@@ -107,8 +107,10 @@ pub struct FactQuery {
     /// Was this challenge ([`policy::challenge_claim_mac`]) used already (a webhook owns it)?
     pub challenge_mac: Option<String>,
     /// The one-time password of this profile's challenge page with this MAC
-    /// ([`crate::challenge_page::password_mac`]), if the CSR's challenge is shaped like one.
+    /// ([`crate::challenge_page::password_mac`]), if the CSR's challenge is shaped like one; with it, whether the
+    /// seat has a certificate valid at `now`, and whether it was deleted.
     pub one_time_password_mac: Option<String>,
+    pub now: Option<u64>,
 }
 
 /// The facts a [`FactQuery`] found.
@@ -150,7 +152,7 @@ pub enum Write {
     ClaimChallenge { challenge_mac: String, profile_id: String, transaction_id: String, claim: String, now: u64 },
     /// The claim of a one-time password from the challenge page: only while unredeemed and unexpired.
     #[serde(rename_all = "camelCase")]
-    RedeemPassword { mac: String, transaction_id: String, seat_id: String, claim: String, now: u64 },
+    RedeemPassword { mac: String, profile_id: String, transaction_id: String, seat_id: String, claim: String, now: u64 },
     /// A seat created by the one-time password that claimed it (unless it exists by then).
     #[serde(rename_all = "camelCase")]
     CreateSeat { seat_id: String, now: u64, guard: Option<Guard> },
@@ -161,13 +163,17 @@ pub enum Write {
         mac: String,
         profile_id: String,
         issued_to: String,
+        /// The seat it is for, if the page was asked for one.
+        for_seat: Option<String>,
+        /// [`crate::challenge_page::credential_tag`] of the page credentials it was fetched with.
+        credential: String,
         expires_at: u64,
         max_outstanding: u32,
         now: u64,
     },
-    /// Takes back the count of a sign-in attempt at the challenge page that succeeded.
+    /// Takes back the counts of a sign-in attempt at the challenge page that succeeded.
     #[serde(rename_all = "camelCase")]
-    ForgiveAttempt { key: String, window_start: u64 },
+    ForgiveAttempt { keys: [String; 2], window_start: u64, guard: Option<Guard> },
     /// The claim of a renewal: the renewed certificate, only while neither renewed nor revoked (and, when
     /// completing an approved renewal, only if `guard` holds).
     #[serde(rename_all = "camelCase")]
@@ -203,6 +209,9 @@ pub enum Guard {
     /// The one-time password was redeemed by this claim.
     #[serde(rename_all = "camelCase")]
     PasswordRedeemed { mac: String, claim: String },
+    /// The challenge page's password was stored (its cache had room).
+    #[serde(rename_all = "camelCase")]
+    PasswordStored { mac: String },
     #[serde(rename_all = "camelCase")]
     Renewed { serial: String, renewed_by: String },
     /// The held request was moved to `status` (with `serial`) by this decision.
@@ -604,6 +613,7 @@ impl PkiOperation {
                 } else if matches!(self.profile.profile.scep_challenge, crate::profile::ScepChallenge::Dynamic(_)) {
                     query.one_time_password_mac = challenge
                         .and_then(|c| crate::challenge_page::password_mac(&self.code_key, &self.profile.id, c));
+                    query.now = query.one_time_password_mac.as_ref().map(|_| self.now);
                 }
                 query.transaction_id = Some(facts.transaction_id.clone());
                 query.profile_body = self.profile.cached;
@@ -939,8 +949,16 @@ impl PkiOperation {
             Claim::Password { mac, create_seat, .. } => {
                 let guard = Guard::PasswordRedeemed { mac: mac.clone(), claim: attempt.clone() };
                 let seat_id = seat_id.to_owned();
-                let mut writes =
-                    vec![Write::RedeemPassword { mac, transaction_id, seat_id: seat_id.clone(), claim: attempt, now }];
+                let profile_id = self.profile.id.clone();
+                let redeem = Write::RedeemPassword {
+                    mac,
+                    profile_id,
+                    transaction_id,
+                    seat_id: seat_id.clone(),
+                    claim: attempt,
+                    now,
+                };
+                let mut writes = vec![redeem];
                 if create_seat {
                     writes.push(Write::CreateSeat { seat_id, now, guard: Some(guard.clone()) });
                 }

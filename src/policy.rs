@@ -50,6 +50,12 @@ pub struct StoreFacts {
     /// The one-time password of this profile's challenge page the CSR's challenge is, if it is one.
     #[serde(default)]
     pub one_time_password: Option<OneTimePassword>,
+    /// With a one-time password: whether the seat has a certificate (of any profile) valid now.
+    #[serde(default)]
+    pub seat_has_valid_certificate: bool,
+    /// With a one-time password: whether an administrator deleted the seat.
+    #[serde(default)]
+    pub seat_deleted: bool,
 }
 
 /// A password the profile's challenge page handed out, as the store keeps it.
@@ -63,6 +69,11 @@ pub struct OneTimePassword {
     pub redeemed: bool,
     /// Who fetched it (the page's user and address), for the audit log.
     pub issued_to: String,
+    /// The seat it was fetched for (`?seat=`), if any.
+    #[serde(default)]
+    pub for_seat: Option<String>,
+    /// [`crate::challenge_page::credential_tag`] of the page credentials it was fetched with.
+    pub credential: String,
 }
 
 #[derive(Clone, Debug, serde::Deserialize)]
@@ -349,7 +360,7 @@ fn decide_inner(
     if let (ScepChallenge::Dynamic(_), false, Some(password)) =
         (&profile.scep_challenge, webhook_owns_challenge(profile), &store.one_time_password)
     {
-        return redeem_password(csr, profile, store.seat_exists, password, seat, reserved, now);
+        return redeem_password(csr, profile, store, password, seat, (code_key, reserved), now);
     }
     if !store.seat_exists {
         return Err(ScepError::seat_not_found(&seat, &profile.seat_id_mapping));
@@ -377,15 +388,17 @@ fn decide_inner(
     Ok(Decision::issue_or_hold(profile, seat, claim, plan))
 }
 
-/// A first enrollment with a one-time password from the profile's challenge page: unused and unexpired, for
-/// a seat that exists, or that the profile lets the password create.
+/// A first enrollment with a one-time password from the profile's challenge page: unused, unexpired, fetched
+/// with the page credentials the profile has now. A password fetched for a seat (`?seat=`) enrolls that seat
+/// only; one fetched without enrolls only a seat that has no valid certificate and no open code (it cannot
+/// take over an enrolled device), or a new seat where the profile creates seats on first use.
 fn redeem_password(
     csr: &CsrFacts,
     profile: &ScepProfile,
-    seat_exists: bool,
+    store: &StoreFacts,
     password: &OneTimePassword,
     seat: String,
-    reserved: &[Name],
+    (code_key, reserved): (&[u8], &[Name]),
     now: u64,
 ) -> Result<Decision> {
     let reference = crate::challenge_page::reference(&password.mac);
@@ -396,8 +409,40 @@ fn redeem_password(
         let when = format!("expired at {}", rfc3339(password.expires_at));
         return Err(ScepError::one_time_password_spent(reference, &when));
     }
-    let create_seat = !seat_exists;
+    let credential = crate::challenge_page::credential_tag(code_key, profile);
+    let same_credential = credential.is_some_and(|c| bool::from(c.as_bytes().ct_eq(password.credential.as_bytes())));
+    if !same_credential {
+        let what = "was fetched with page credentials the profile no longer has";
+        return Err(ScepError::one_time_password_spent(reference, what));
+    }
+    match &password.for_seat {
+        Some(bound) if *bound != seat => {
+            return Err(ScepError::not_permitted(
+                format!("The one-time challenge password {reference} is for seat {bound}, not {seat}"),
+                "send the CSR of the seat the password was fetched for, or fetch one for this seat",
+            ))
+        }
+        Some(_) => {}
+        None if store.seat_has_valid_certificate || store.open_enrollment.is_some() => {
+            let has = if store.seat_has_valid_certificate { "a valid certificate" } else { "an open enrollment code" };
+            return Err(ScepError::not_permitted(
+                format!(
+                    "Seat {seat} has {has}: a one-time challenge password fetched without a seat only enrolls seats \
+                     that have neither"
+                ),
+                "fetch the password for this seat (mscep_admin/?seat=<seat id>), or use the seat's enrollment code",
+            ));
+        }
+        None => {}
+    }
+    let create_seat = !store.seat_exists;
     if create_seat {
+        if store.seat_deleted {
+            return Err(ScepError::not_permitted(
+                format!("Seat {seat} was deleted by an administrator"),
+                "create the seat again before it enrolls",
+            ));
+        }
         if !profile.one_time_passwords().create_seats {
             return Err(ScepError::seat_not_found(&seat, &profile.seat_id_mapping));
         }

@@ -783,11 +783,38 @@ impl Issues {
                 Some(ScepChallenge::Fixed(Secret::from(text)))
             }
             ScepChallenge::Dynamic(d) => {
-                let otp_server_url = self.text("scep_challenge.dynamic.otp_server_url", d.otp_server_url, 255);
-                let username = self.text("scep_challenge.dynamic.username", d.username, 255);
-                let password = d.password.map(String::from);
-                let password = self.text("scep_challenge.dynamic.password", password, 255).map(Secret::from);
-                Some(ScepChallenge::Dynamic(DynamicChallenge { otp_server_url, username, password }))
+                const AT: &str = "scep_challenge.dynamic";
+                let otp_server_url = self.text(&format!("{AT}.otp_server_url"), d.otp_server_url, 255);
+                let username = self.text(&format!("{AT}.username"), d.username, 255);
+                let password = self.text(&format!("{AT}.password"), d.password.map(String::from), 255);
+                // Credentials come in pairs and are never empty; for this service's own challenge page (no other
+                // OTP server named) the password must also resist guessing.
+                match (&username, &password) {
+                    (Some(_), None) => self.fail::<()>(&format!("{AT}.password"), "is required with a username"),
+                    (None, Some(_)) => self.fail::<()>(&format!("{AT}.username"), "is required with a password"),
+                    (Some(u), _) if u.is_empty() => self.fail::<()>(&format!("{AT}.username"), "must not be empty"),
+                    (_, Some(p)) if p.is_empty() => self.fail::<()>(&format!("{AT}.password"), "must not be empty"),
+                    (_, Some(p))
+                        if otp_server_url.is_none()
+                            && matches!(Secret::from(p.clone()), Secret::Plain(_))
+                            && p != MASK
+                            && p.chars().count() < crate::challenge_page::MIN_PAGE_PASSWORD =>
+                    {
+                        self.fail::<()>(
+                            &format!("{AT}.password"),
+                            &format!(
+                                "must be at least {} characters: it opens this service's one-time challenge page",
+                                crate::challenge_page::MIN_PAGE_PASSWORD
+                            ),
+                        )
+                    }
+                    _ => None,
+                };
+                Some(ScepChallenge::Dynamic(DynamicChallenge {
+                    otp_server_url,
+                    username,
+                    password: password.map(Secret::from),
+                }))
             }
             none => Some(none),
         }

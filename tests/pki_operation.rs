@@ -77,8 +77,8 @@ struct Store {
     /// What the webhook answers, and the calls it was sent.
     webhook: Option<WebhookAnswer>,
     webhook_calls: Vec<WebhookCall>,
-    /// One-time passwords of the challenge page: MAC → (expires at, redeeming claim, issued to).
-    passwords: HashMap<String, (u64, Option<String>, String)>,
+    /// One-time passwords of the challenge page: MAC → (expires at, redeeming claim, for seat, credential tag).
+    passwords: HashMap<String, (u64, Option<String>, Option<String>, String)>,
 }
 
 impl Store {
@@ -128,14 +128,20 @@ impl Store {
                 }),
                 challenge_used: q.challenge_mac.as_ref().is_some_and(|m| self.used_challenges.contains_key(m)),
                 one_time_password: q.one_time_password_mac.as_ref().and_then(|mac| {
-                    let (expires_at, claim, issued_to) = self.passwords.get(mac)?;
+                    let (expires_at, claim, for_seat, credential) = self.passwords.get(mac)?;
                     Some(OneTimePassword {
                         mac: mac.clone(),
                         expires_at: *expires_at,
                         redeemed: claim.is_some(),
-                        issued_to: issued_to.clone(),
+                        issued_to: "user \"mdm\" from 192.0.2.7".into(),
+                        for_seat: for_seat.clone(),
+                        credential: credential.clone(),
                     })
                 }),
+                // Certificates here are never revoked nor expired.
+                seat_has_valid_certificate: q.now.is_some()
+                    && self.certificates.values().any(|c| Some(c.seat.as_str()) == seat),
+                seat_deleted: false,
             },
             profile_body: q.profile_body.then(|| self.profile_body.clone()),
             certificate: None,
@@ -156,8 +162,9 @@ impl Store {
                 s.used_challenges.get(challenge_mac) == Some(claim)
             }
             Some(Guard::PasswordRedeemed { mac, claim }) => {
-                s.passwords.get(mac).and_then(|(_, c, _)| c.as_ref()) == Some(claim)
+                s.passwords.get(mac).and_then(|(_, c, _, _)| c.as_ref()) == Some(claim)
             }
+            Some(Guard::PasswordStored { mac }) => s.passwords.contains_key(mac),
             Some(Guard::Renewed { serial, renewed_by }) => {
                 s.certificates.get(serial).and_then(|c| c.renewed_by.as_ref()) == Some(renewed_by)
             }
@@ -188,7 +195,7 @@ impl Store {
                     }
                 }
                 Write::RedeemPassword { mac, claim, now, .. } => {
-                    match next.passwords.get_mut(mac).filter(|(expires, c, _)| c.is_none() && expires > now) {
+                    match next.passwords.get_mut(mac).filter(|(expires, c, _, _)| c.is_none() && expires > now) {
                         Some(p) => {
                             p.1 = Some(claim.clone());
                             true
@@ -838,18 +845,27 @@ fn the_cas_private_key_operations_are_steps_the_host_performs_once_each() {
 
 const PASSWORD: &str = "0123456789ABCDEF";
 
-/// A store whose challenge page handed out [`PASSWORD`] for profile `prof-1`, valid until `expires_at`.
-fn store_with_password(body: &serde_json::Value, expires_at: u64) -> Store {
+/// A profile whose challenge page is open (dynamic, with page credentials), with `extra` fields.
+fn page_profile(extra: serde_json::Value) -> serde_json::Value {
+    let mut body = profile_json(extra);
+    body["scep_challenge"] = json!({ "dynamic": { "username": "mdm", "password": "page-password-1" } });
+    body
+}
+
+/// A store whose challenge page handed out [`PASSWORD`] for profile `prof-1` (for `seat`, if given), valid until
+/// `expires_at`, under the page credentials `body` has.
+fn store_with_password(body: &serde_json::Value, expires_at: u64, seat: Option<&str>) -> Store {
     let mac = scepkit::challenge_page::password_mac(KEY, "prof-1", PASSWORD).unwrap();
+    let credential = scepkit::challenge_page::credential_tag(KEY, &stored(body, false).profile).unwrap_or_default();
     let mut store = Store { profile_body: body.to_string(), ..Default::default() };
-    store.passwords.insert(mac, (expires_at, None, "user \"mdm\" from 192.0.2.7".into()));
+    store.passwords.insert(mac, (expires_at, None, seat.map(str::to_owned), credential));
     store
 }
 
 #[test]
 fn a_one_time_password_enrolls_an_existing_seat_once_without_an_enrollment() {
-    let body = profile_json(json!({}));
-    let mut store = store_with_password(&body, NOW + 3600);
+    let body = page_profile(json!({}));
+    let mut store = store_with_password(&body, NOW + 3600, None);
     store.seats.push("dev-1".into());
     let r = requester(1);
     // As an MDM types it: lower case is the same password.
@@ -857,7 +873,7 @@ fn a_one_time_password_enrolls_an_existing_seat_once_without_an_enrollment() {
     let issued = drive(&mut store, &req.message, stored(&body, false));
     assert!(matches!(outcome(&issued, &r, &req), CertRepOutcome::Issued { .. }), "{issued:?}");
     assert_eq!(store.certificates.len(), 1);
-    assert!(store.passwords.values().all(|(_, claim, _)| claim.is_some()), "redeemed");
+    assert!(store.passwords.values().all(|(_, claim, _, _)| claim.is_some()), "redeemed");
     assert_eq!(store.audit.last().unwrap().0, "issued");
 
     // Used once: another request with it is refused, saying so.
@@ -868,10 +884,10 @@ fn a_one_time_password_enrolls_an_existing_seat_once_without_an_enrollment() {
     assert_eq!(store.certificates.len(), 1);
 
     // Bound to its profile: the same password at another profile is no password at all.
-    let elsewhere = profile_json(json!({ "id": "prof-2" }));
+    let elsewhere = page_profile(json!({ "id": "prof-2" }));
     let mut stored_elsewhere = stored(&elsewhere, false);
     stored_elsewhere.id = "prof-2".into();
-    let fresh = store_with_password(&body, NOW + 3600);
+    let fresh = store_with_password(&body, NOW + 3600, None);
     let mut fresh = Store { seats: vec!["dev-1".into()], ..fresh };
     let third = request_with(&requester(3), "CN=dev-1", PASSWORD, MessageType::PkcsReq, None);
     let e = failure_of(&drive(&mut fresh, &third.message, stored_elsewhere), &requester(3), &third);
@@ -879,29 +895,80 @@ fn a_one_time_password_enrolls_an_existing_seat_once_without_an_enrollment() {
 }
 
 #[test]
+fn a_password_without_a_seat_cannot_take_over_an_enrolled_seat_and_one_for_a_seat_enrolls_only_it() {
+    let body = page_profile(json!({}));
+    let mut store = store_with_password(&body, NOW + 3600, None);
+    store.seats.push("dev-1".into());
+    // dev-1 holds a valid certificate already (enrolled by its code).
+    store.enrollments.push(Enrollment {
+        id: "enr-1".into(),
+        seat: "dev-1".into(),
+        status: Status::Created,
+        claim: None,
+    });
+    let owner = requester(1);
+    let first = pkcs_req(&owner, "CN=dev-1", MessageType::PkcsReq, None);
+    assert!(matches!(
+        outcome(&drive(&mut store, &first.message, stored(&body, false)), &owner, &first),
+        CertRepOutcome::Issued { .. }
+    ));
+    let thief = requester(2);
+    let take = request_with(&thief, "CN=dev-1", PASSWORD, MessageType::PkcsReq, None);
+    let e = failure_of(&drive(&mut store, &take.message, stored(&body, false)), &thief, &take);
+    assert!(e.message.starts_with("Seat dev-1 has a valid certificate"), "{}", e.message);
+    assert!(store.passwords.values().all(|(_, claim, _, _)| claim.is_none()), "a refusal burns nothing");
+
+    // Fetched for dev-1 (the MDM re-enrolling that device), it does; fetched for dev-1, it enrolls nothing else.
+    let mut bound = store_with_password(&body, NOW + 3600, Some("dev-1"));
+    bound.seats = vec!["dev-1".into(), "dev-2".into()];
+    let other = request_with(&thief, "CN=dev-2", PASSWORD, MessageType::PkcsReq, None);
+    let e = failure_of(&drive(&mut bound, &other.message, stored(&body, false)), &thief, &other);
+    assert!(e.message.ends_with("is for seat dev-1, not dev-2"), "{}", e.message);
+    let own = request_with(&owner, "CN=dev-1", PASSWORD, MessageType::PkcsReq, None);
+    assert!(matches!(
+        outcome(&drive(&mut bound, &own.message, stored(&body, false)), &owner, &own),
+        CertRepOutcome::Issued { .. }
+    ));
+}
+
+#[test]
+fn passwords_fetched_before_the_page_credentials_changed_no_longer_enroll() {
+    let before = page_profile(json!({}));
+    let mut store = store_with_password(&before, NOW + 3600, None);
+    store.seats.push("dev-1".into());
+    let mut after = before.clone();
+    after["scep_challenge"]["dynamic"]["password"] = json!("rotated-page-password");
+    store.profile_body = after.to_string();
+    let r = requester(1);
+    let req = request_with(&r, "CN=dev-1", PASSWORD, MessageType::PkcsReq, None);
+    let e = failure_of(&drive(&mut store, &req.message, stored(&after, false)), &r, &req);
+    assert!(e.message.ends_with("was fetched with page credentials the profile no longer has"), "{}", e.message);
+}
+
+#[test]
 fn a_one_time_password_creates_its_seat_only_where_the_profile_says_so_and_expires() {
     let r = requester(1);
     let req = request_with(&r, "CN=new-7", PASSWORD, MessageType::PkcsReq, None);
-    let closed = profile_json(json!({}));
-    let mut store = store_with_password(&closed, NOW + 3600);
+    let closed = page_profile(json!({}));
+    let mut store = store_with_password(&closed, NOW + 3600, None);
     let e = failure_of(&drive(&mut store, &req.message, stored(&closed, false)), &r, &req);
     assert!(e.message.starts_with("Could not find seat with identifier = new-7"), "{}", e.message);
-    assert!(store.passwords.values().all(|(_, claim, _)| claim.is_none()), "a refusal burns nothing");
+    assert!(store.passwords.values().all(|(_, claim, _, _)| claim.is_none()), "a refusal burns nothing");
 
-    let open = profile_json(json!({ "one_time_passwords": { "create_seats": true } }));
-    let mut store = store_with_password(&open, NOW + 3600);
+    let open = page_profile(json!({ "one_time_passwords": { "create_seats": true } }));
+    let mut store = store_with_password(&open, NOW + 3600, None);
     let issued = drive(&mut store, &req.message, stored(&open, false));
     assert!(matches!(outcome(&issued, &r, &req), CertRepOutcome::Issued { .. }), "{issued:?}");
     assert_eq!(store.seats, vec!["new-7".to_owned()]);
 
     // A seat id the admin API would refuse is not created either.
-    let mut store = store_with_password(&open, NOW + 3600);
+    let mut store = store_with_password(&open, NOW + 3600, None);
     let odd = request_with(&r, "CN=-odd", PASSWORD, MessageType::PkcsReq, None);
     let e = failure_of(&drive(&mut store, &odd.message, stored(&open, false)), &r, &odd);
     assert!(e.message.contains("must be 1 to 128"), "{}", e.message);
     assert!(store.seats.is_empty());
 
-    let mut store = store_with_password(&open, NOW - 1);
+    let mut store = store_with_password(&open, NOW - 1, None);
     let e = failure_of(&drive(&mut store, &req.message, stored(&open, false)), &r, &req);
     assert!(e.message.contains("expired at"), "{}", e.message);
     assert!(store.seats.is_empty() && store.certificates.is_empty());
@@ -909,8 +976,8 @@ fn a_one_time_password_creates_its_seat_only_where_the_profile_says_so_and_expir
 
 #[test]
 fn two_requests_racing_with_one_password_get_one_certificate() {
-    let body = profile_json(json!({ "one_time_passwords": { "create_seats": true } }));
-    let mut store = store_with_password(&body, NOW + 3600);
+    let body = page_profile(json!({ "one_time_passwords": { "create_seats": true } }));
+    let mut store = store_with_password(&body, NOW + 3600, None);
     let id = identity();
     let (a, b) = (requester(1), requester(2));
     let req_a = request_with(&a, "CN=dev-1", PASSWORD, MessageType::PkcsReq, None);

@@ -703,9 +703,9 @@ mod enrollment {
     }
 
     #[test]
-    fn a_one_time_challenge_is_fetched_from_the_otp_server_while_the_key_is_made_and_put_in_the_csr() {
+    fn a_one_time_challenge_is_fetched_from_the_otp_server_once_the_ca_is_known_and_put_in_the_csr() {
         let otp = |password: &str| OtpServer {
-            url: "http://scep.test/certsrv/mscep_admin/".into(),
+            url: "https://scep.test/certsrv/mscep_admin/".into(),
             username: "mdm".into(),
             password: password.into(),
         };
@@ -718,7 +718,7 @@ mod enrollment {
         let mut host = Host { new: Some(test_key(2)), ..Default::default() };
         host.run(Enrollment::new(options, &mut OsRng).unwrap(), &mut decide).unwrap();
         assert_eq!(challenges, [Some("3C22E6F8A0B6C3B5".to_owned())]);
-        assert_eq!(host.started_before_first_wait, Some(4), "GetCACaps, GetCACert, the OTP and the key together");
+        assert_eq!(host.started_before_first_wait, Some(3), "the OTP only once the CA is known");
         assert!(host.otp_requests[0].iter().any(|(h, v)| *h == "accept" && v.starts_with("application/json")));
 
         // Wrong credentials: the OTP server's refusal, and nothing sent to the CA.
@@ -727,6 +727,23 @@ mod enrollment {
         let failure = host.run(Enrollment::new(options, &mut OsRng).unwrap(), &mut issue).unwrap_err();
         assert_eq!(failure.error.message, "The OTP server answered HTTP 401: Unauthorized");
         assert!(host.sent.is_empty());
+
+        // A CA that is not the pinned one: the credentials are never sent.
+        let pinned = EnrollmentOptions {
+            fingerprint: Some("ab".repeat(32)),
+            challenge_from: Some(otp("s3cret")),
+            ..enroll("CN=fw-1")
+        };
+        let mut host = Host { new: Some(test_key(2)), ..Default::default() };
+        assert!(host.run(Enrollment::new(pinned, &mut OsRng).unwrap(), &mut issue).is_err());
+        assert!(host.otp_requests.is_empty());
+        // Nor over plain http to another machine.
+        let clear = OtpServer { url: "http://ndes.example/certsrv/mscep_admin/".into(), ..otp("s3cret") };
+        let options = EnrollmentOptions { challenge_from: Some(clear), ..enroll("CN=fw-1") };
+        let mut host = Host { new: Some(test_key(2)), ..Default::default() };
+        let failure = host.run(Enrollment::new(options, &mut OsRng).unwrap(), &mut issue).unwrap_err();
+        assert!(failure.error.message.contains("must be https"), "{}", failure.error.message);
+        assert!(host.otp_requests.is_empty());
     }
 
     #[test]

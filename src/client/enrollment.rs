@@ -68,7 +68,7 @@ pub struct EnrollmentOptions {
     pub sans: Vec<San>,
     pub challenge: Option<String>,
     /// Where the challenge comes from when `challenge` is None: a one-time password fetched from an OTP server
-    /// (an NDES-style page), while the key is made.
+    /// (an NDES-style page) once GetCACert matched the pinned fingerprint.
     pub challenge_from: Option<OtpServer>,
     /// The key usages the CSR asks for.
     pub digital_signature: bool,
@@ -254,9 +254,9 @@ struct Sent {
 #[allow(clippy::large_enum_variant)]
 enum Stage {
     Begin,
-    Key { caps: Sent, cacert: Sent, otp: Option<Sent>, key: Option<OpId> },
-    Caps { caps: Sent, cacert: Sent, otp: Option<Sent> },
-    CaCert { cacert: Sent, otp: Option<Sent> },
+    Key { caps: Sent, cacert: Sent, key: Option<OpId> },
+    Caps { caps: Sent, cacert: Sent },
+    CaCert { cacert: Sent },
     Challenge { otp: Sent },
     Csr { unsigned: UnsignedCsr, id: OpId },
     SignerCertificate { unsigned: UnsignedCertificate, id: OpId },
@@ -320,12 +320,6 @@ impl Enrollment {
             Stage::Begin => {
                 let caps = self.send(HttpRequest::get_ca_caps(&self.options.url)?);
                 let cacert = self.send(HttpRequest::get_ca_cert(&self.options.url)?);
-                let otp = match (&self.options.challenge, &self.options.challenge_from) {
-                    (None, Some(OtpServer { url, username, password })) => {
-                        Some(self.send(HttpRequest::get_challenge(url, username, password)?))
-                    }
-                    _ => None,
-                };
                 self.progress(ProgressStep::Key);
                 let key = match self.options.new_key {
                     NewKey::Generate { bits } => {
@@ -334,9 +328,9 @@ impl Enrollment {
                     }
                     _ => None,
                 };
-                self.stage = Stage::Key { caps, cacert, otp, key };
+                self.stage = Stage::Key { caps, cacert, key };
             }
-            Stage::Key { caps, cacert, otp, key } => {
+            Stage::Key { caps, cacert, key } => {
                 let spki = match key {
                     Some(id) => self.public_key(id)?,
                     None => match (&self.options.new_key, &self.options.purpose) {
@@ -353,31 +347,33 @@ impl Enrollment {
                 self.new_key = Some(spki);
                 self.progress(ProgressStep::Caps);
                 self.await_(caps.id);
-                self.stage = Stage::Caps { caps, cacert, otp };
+                self.stage = Stage::Caps { caps, cacert };
             }
-            Stage::Caps { caps, cacert, otp } => {
+            Stage::Caps { caps, cacert } => {
                 let body = self.http_body(caps)?;
                 let o = &self.options;
                 self.negotiated =
                     Some(CaCaps::parse(&String::from_utf8_lossy(&body)).negotiate(o.policy, o.cipher, o.digest)?);
                 self.progress(ProgressStep::Cacert);
                 self.await_(cacert.id);
-                self.stage = Stage::CaCert { cacert, otp };
+                self.stage = Stage::CaCert { cacert };
             }
-            Stage::CaCert { cacert, otp } => {
+            Stage::CaCert { cacert } => {
                 let body = self.http_body(cacert)?;
                 let ca = CaCertificates::parse(&body)?;
                 if let Some(pinned) = &self.options.fingerprint {
                     ca.check_fingerprint(pinned)?;
                 }
                 self.ca = Some(ca);
-                match otp {
-                    // The one-time password is only read once the CA is known to be the pinned one.
-                    Some(otp) => {
+                match (&self.options.challenge, &self.options.challenge_from) {
+                    // The OTP server's credentials go out only once the CA is known to be the pinned one: a
+                    // request that cannot go on sends nothing anywhere.
+                    (None, Some(OtpServer { url, username, password })) => {
+                        let otp = self.send(HttpRequest::get_challenge(url, username, password)?);
                         self.await_(otp.id);
                         self.stage = Stage::Challenge { otp };
                     }
-                    None => self.request_csr()?,
+                    _ => self.request_csr()?,
                 }
             }
             Stage::Challenge { otp } => {

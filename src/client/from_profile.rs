@@ -153,7 +153,7 @@ mod tests {
         assert!(e(&fixed, &[("USERNAME", "a"), ("SEAT_ID", "b")]).contains("both name the seat"));
         let masked = firewall_profile(json!({ "fixed": "********" }));
         assert!(e(&masked, &[("USERNAME", "a")]).contains("masked or sealed"));
-        let incomplete = firewall_profile(json!({ "dynamic": { "username": "fw" } }));
+        let incomplete = firewall_profile(json!({ "dynamic": {} }));
         assert!(e(&incomplete, &[("USERNAME", "a")]).contains("needs otp_server_url, username and password"));
         let mut relative = fixed.clone();
         relative["scep_url"] = json!("/scep/fw");

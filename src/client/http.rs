@@ -106,11 +106,16 @@ impl HttpRequest {
 
     /// A one-time challenge from an OTP server (an NDES `mscep_admin` page or this service's), signed in with
     /// HTTP Basic (RFC 7617, UTF-8); JSON preferred, since NDES answers its page whatever is asked.
+    /// The credentials travel in clear over plain http, so that is only for this machine's loopback.
     pub fn get_challenge(url: &str, username: &str, password: &str) -> Result<Self, Failure> {
-        let scheme_ok =
-            ["http://", "https://"].iter().any(|s| url.get(..s.len()).is_some_and(|p| p.eq_ignore_ascii_case(s)));
-        if !scheme_ok {
-            let e = ScepError::invalid_input(format!("the OTP server URL {url:?} is not an http(s) URL"));
+        let https = url.get(..8).is_some_and(|p| p.eq_ignore_ascii_case("https://"));
+        let loopback = url.get(..7).is_some_and(|p| p.eq_ignore_ascii_case("http://"))
+            && ["127.0.0.1", "localhost", "[::1]"].contains(&host(url).as_str());
+        if !https && !loopback {
+            let e = ScepError::invalid_input(format!(
+                "the OTP server URL {url:?} must be https (plain http only to this machine's loopback): the \
+                 credentials are sent to it"
+            ));
             return Err(Failure { error: e, transaction_id: None, http: None });
         }
         let credentials = data_encoding::BASE64.encode(format!("{username}:{password}").as_bytes());
@@ -180,6 +185,18 @@ pub fn operation_url(url: &str, operation: Operation) -> Result<String, Failure>
     let op = format!("operation={}", operation.name());
     params.push(&op);
     Ok(format!("{base}?{}", params.join("&")))
+}
+
+/// The host of an http(s) URL, lowercased, without userinfo or port (an IPv6 literal keeps its brackets).
+fn host(url: &str) -> String {
+    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let host_port = authority.rsplit_once('@').map_or(authority, |(_, host)| host);
+    let host = match host_port.strip_prefix('[') {
+        Some(v6) => format!("[{}]", v6.split(']').next().unwrap_or_default()),
+        None => host_port.split(':').next().unwrap_or_default().to_owned(),
+    };
+    host.to_ascii_lowercase()
 }
 
 /// `scheme://host[:port]` of an http(s) URL, without userinfo.

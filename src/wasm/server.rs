@@ -618,10 +618,11 @@ impl ChallengePageJs {
         self.page.as_mut().ok_or_else(|| js_error(ScepError::invalid_input("this visit of the page has ended")))
     }
 
-    /// Continues with the attempts counted for the visit's key in its window, this one included.
+    /// Continues with the attempts counted in the visit's window under each of its keys (from its address at
+    /// its profile, and at its profile), this one included.
     #[wasm_bindgen(js_name = withAttempts, unchecked_return_type = "PageStep")]
-    pub fn with_attempts(&mut self, attempts: f64) -> JsResult<JsValue> {
-        to_js_bytes(&self.page()?.with_attempts(attempts as u64))
+    pub fn with_attempts(&mut self, from_address: f64, at_profile: f64) -> JsResult<JsValue> {
+        to_js_bytes(&self.page()?.with_attempts(from_address as u64, at_profile as u64))
     }
 
     /// Continues with whether the write batch's first write (the password) took.

@@ -6,6 +6,8 @@ CREATE TABLE one_time_passwords (
   mac            TEXT PRIMARY KEY,
   profile_id     TEXT NOT NULL REFERENCES profiles(id) ON DELETE CASCADE,
   issued_to      TEXT NOT NULL,                 -- the page's user and the client address that fetched it
+  for_seat       TEXT,                          -- ?seat=: the only seat it enrolls (else only seats without a valid certificate)
+  credential     TEXT NOT NULL,                 -- a MAC of the page credentials it was fetched with: rotated, it dies
   expires_at     INTEGER NOT NULL,
   created_at     INTEGER NOT NULL,
   redeemed_at    INTEGER,
@@ -22,7 +24,7 @@ CREATE INDEX one_time_passwords_outstanding ON one_time_passwords (profile_id, e
 -- many arrive at once. Windows that are over are deleted by a range of the primary key.
 CREATE TABLE challenge_page_attempts (
   window_start INTEGER NOT NULL,
-  key          TEXT NOT NULL,                   -- "<profile id> <client address or its /64>"
+  key          TEXT NOT NULL,                   -- "<profile id> <client address or its /64>", and "<profile id> *"
   attempts     INTEGER NOT NULL,
   PRIMARY KEY (window_start, key)
 ) WITHOUT ROWID;

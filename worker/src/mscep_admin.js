@@ -12,14 +12,17 @@ export async function challengePage(c, profileName) {
   const profile = profileName ? await store.profileByName(profileName) : await store.defaultProfile(c.env.DEFAULT_PROFILE);
   if (!profile) return c.text(profileName ? `No SCEP profile named ${profileName}` : 'No SCEP profile is configured', 404, { 'cache-control': 'no-store' });
   const t = now();
-  const request = { authorization: c.req.header('authorization'), accept: c.req.header('accept'), clientAddress: c.req.header('cf-connecting-ip') };
+  const request = {
+    authorization: c.req.header('authorization'), accept: c.req.header('accept'), clientAddress: c.req.header('cf-connecting-ip'),
+    origin: new URL(c.req.url).origin, seat: c.req.query('seat'),
+  };
   const page = new scep.ChallengePage({ ...profile, cached: false }, identity(c.env), request, c.env.CODE_KEY, t);
   try {
     let step = page.step;
     // Bounded: count, then at most one write.
     for (let i = 0; i < 4 && step.step !== 'answer'; i++) {
       try {
-        if (step.step === 'countAttempt') step = page.withAttempts(await store.countPageAttempt(step.attempt, t));
+        if (step.step === 'countAttempt') step = page.withAttempts(...(await store.countPageAttempt(step.attempt, t)));
         else if (step.step === 'write') step = page.written(await store.write(step.writes));
         else throw new Error(`unexpected step ${step.step}`);
       } catch (e) {

@@ -226,8 +226,8 @@ export class Store {
    */
   async facts(q) {
     const none = this.db.prepare('SELECT NULL AS x WHERE 0');
-    const [seat, open, redeemed, signer, prior, cert, profile, usedChallenge, password] = await this.db.batch([
-      q.seatId ? this.db.prepare('SELECT 1 AS x FROM seats WHERE id = ? AND deleted_at IS NULL').bind(q.seatId) : none,
+    const [seat, open, redeemed, signer, prior, cert, profile, usedChallenge, password, valid] = await this.db.batch([
+      q.seatId ? this.db.prepare('SELECT deleted_at FROM seats WHERE id = ?').bind(q.seatId) : none,
       q.seatId
         ? this.db.prepare("SELECT id, code_mac, expires_at FROM enrollments WHERE seat_id = ? AND profile_id = ? AND status = 'CREATED' ORDER BY created_at DESC LIMIT 1").bind(q.seatId, q.profileId)
         : none,
@@ -248,14 +248,19 @@ export class Store {
       q.profileBody ? this.db.prepare('SELECT body FROM profiles WHERE id = ?').bind(q.profileId) : none,
       q.challengeMac ? this.db.prepare('SELECT 1 AS x FROM used_challenges WHERE challenge_mac = ?').bind(q.challengeMac) : none,
       q.oneTimePasswordMac
-        ? this.db.prepare('SELECT mac, expires_at, redeemed_at, issued_to FROM one_time_passwords WHERE mac = ? AND profile_id = ?').bind(q.oneTimePasswordMac, q.profileId)
+        ? this.db.prepare('SELECT mac, expires_at, redeemed_at, issued_to, for_seat, credential FROM one_time_passwords WHERE mac = ? AND profile_id = ?').bind(q.oneTimePasswordMac, q.profileId)
+        : none,
+      q.oneTimePasswordMac && q.seatId
+        ? this.db.prepare('SELECT 1 AS x FROM certificates WHERE seat_id = ? AND revoked_at IS NULL AND not_after > ? LIMIT 1').bind(q.seatId, q.now)
         : none,
     ]);
     const first = (r) => r.results[0] ?? null;
     const enrollment = (e) => e && { id: e.id, codeMac: e.code_mac, expiresAt: e.expires_at };
     const [s, p, k, o] = [first(signer), first(prior), first(cert), first(password)];
     return {
-      seatExists: Boolean(first(seat)),
+      seatExists: Boolean(first(seat)) && first(seat).deleted_at == null,
+      seatDeleted: Boolean(first(seat)) && first(seat).deleted_at != null,
+      seatHasValidCertificate: Boolean(first(valid)),
       openEnrollment: enrollment(first(open)),
       redeemedEnrollment: enrollment(first(redeemed)),
       signerCertificate: s && { serial: s.serial, seatId: s.seat_id, profileId: s.profile_id, profileName: s.profile_name, notAfter: s.not_after, revoked: s.revoked_at != null, renewed: s.renewed_by != null },
@@ -264,7 +269,7 @@ export class Store {
       requesterSeat: s?.seat_id ?? null,
       profileBody: first(profile)?.body ?? null,
       challengeUsed: Boolean(first(usedChallenge)),
-      oneTimePassword: o && { mac: o.mac, expiresAt: o.expires_at, redeemed: o.redeemed_at != null, issuedTo: o.issued_to },
+      oneTimePassword: o && { mac: o.mac, expiresAt: o.expires_at, redeemed: o.redeemed_at != null, issuedTo: o.issued_to, forSeat: o.for_seat, credential: o.credential },
     };
   }
 
@@ -275,6 +280,7 @@ export class Store {
       if (g.kind === 'redeemed') return this.redeemedBy(g.enrollmentId, g.claim);
       if (g.kind === 'challengeClaimed') return this.challengeClaimedBy(g.challengeMac, g.claim);
       if (g.kind === 'passwordRedeemed') return { sql: 'EXISTS (SELECT 1 FROM one_time_passwords WHERE mac = ? AND claim = ?)', args: [g.mac, g.claim] };
+      if (g.kind === 'passwordStored') return { sql: 'EXISTS (SELECT 1 FROM one_time_passwords WHERE mac = ?)', args: [g.mac] };
       if (g.kind === 'renewed') return this.renewedBy(g.serial, g.renewedBy);
       return this.decidedAs({ ...g.key, status: g.status, serial: g.serial });
     };
@@ -288,8 +294,8 @@ export class Store {
             .bind(w.challengeMac, w.profileId, w.transactionId, w.claim, w.now);
         case 'redeemPassword':
           return this.db
-            .prepare('UPDATE one_time_passwords SET redeemed_at = ?, transaction_id = ?, seat_id = ?, claim = ? WHERE mac = ? AND redeemed_at IS NULL AND expires_at > ?')
-            .bind(w.now, w.transactionId, w.seatId, w.claim, w.mac, w.now);
+            .prepare('UPDATE one_time_passwords SET redeemed_at = ?, transaction_id = ?, seat_id = ?, claim = ? WHERE mac = ? AND profile_id = ? AND redeemed_at IS NULL AND expires_at > ?')
+            .bind(w.now, w.transactionId, w.seatId, w.claim, w.mac, w.profileId, w.now);
         case 'createSeat': {
           const g = guard(w.guard);
           // A deleted seat of that id comes back.
@@ -301,12 +307,16 @@ export class Store {
           // Only while the profile's cache of unused passwords has room: counted in the same statement.
           return this.db
             .prepare(
-              `INSERT INTO one_time_passwords (mac, profile_id, issued_to, expires_at, created_at) SELECT ?1, ?2, ?3, ?4, ?5
+              `INSERT INTO one_time_passwords (mac, profile_id, issued_to, for_seat, credential, expires_at, created_at) SELECT ?1, ?2, ?3, ?7, ?8, ?4, ?5
                WHERE (SELECT COUNT(*) FROM one_time_passwords WHERE profile_id = ?2 AND redeemed_at IS NULL AND expires_at > ?5) < ?6`,
             )
-            .bind(w.mac, w.profileId, w.issuedTo, w.expiresAt, w.now, w.maxOutstanding);
-        case 'forgiveAttempt':
-          return this.db.prepare('UPDATE challenge_page_attempts SET attempts = attempts - 1 WHERE window_start = ? AND key = ? AND attempts > 0').bind(w.windowStart, w.key);
+            .bind(w.mac, w.profileId, w.issuedTo, w.expiresAt, w.now, w.maxOutstanding, w.forSeat ?? null, w.credential);
+        case 'forgiveAttempt': {
+          const g = guard(w.guard);
+          return this.db
+            .prepare(`UPDATE challenge_page_attempts SET attempts = attempts - 1 WHERE window_start = ? AND key IN (?, ?) AND attempts > 0${g ? ` AND ${g.sql}` : ''}`)
+            .bind(w.windowStart, ...w.keys, ...(g?.args ?? []));
+        }
         case 'claimRenewal':
           return this.claimRenewalStatement(w.serial, w.renewedBy, guard(w.guard));
         case 'decideHeld':
@@ -351,15 +361,17 @@ export class Store {
    * window so far, in one atomic statement; the same batch deletes the counters of earlier windows and the
    * passwords that expired more than a week ago (the audit log keeps their story).
    */
-  async countPageAttempt({ key, windowStart }, now) {
-    const [counted] = await this.db.batch([
+  async countPageAttempt({ keys, windowStart }, now) {
+    const count = (key) =>
       this.db
         .prepare('INSERT INTO challenge_page_attempts (window_start, key, attempts) VALUES (?, ?, 1) ON CONFLICT (window_start, key) DO UPDATE SET attempts = attempts + 1 RETURNING attempts')
-        .bind(windowStart, key),
+        .bind(windowStart, key);
+    const [fromAddress, atProfile] = await this.db.batch([
+      ...keys.map(count),
       this.db.prepare('DELETE FROM challenge_page_attempts WHERE window_start < ?').bind(windowStart),
       this.db.prepare('DELETE FROM one_time_passwords WHERE expires_at < ?').bind(now - 7 * 86400),
     ]);
-    return counted.results[0].attempts;
+    return [fromAddress.results[0].attempts, atProfile.results[0].attempts];
   }
 
   // ---- certificates ----

@@ -120,6 +120,44 @@ describe('the one-time challenge page', () => {
     expect(e.message).toMatch(/the one-time challenge password [0-9a-f]{16} expired at 1970-01-01T00:00:01Z$/);
   });
 
+  it('a password cannot take over an enrolled seat unless fetched for it (?seat=), and rotating the credentials kills the outstanding ones', async () => {
+    const p = await pageProfile();
+    const id = await seat(unique('dev'));
+    const first = await scrape(await visit(p.page));
+    await enroll({ url: p.url, challenge: first.password, subject: `CN=${id}` });
+    // The seat holds a valid certificate now: a password fetched without a seat does not enroll it again.
+    const loose = await scrape(await visit(p.page));
+    const e = await failureOf(enroll({ url: p.url, challenge: loose.password, subject: `CN=${id}` }));
+    expect(e.message).toBe(`Seat ${id} has a valid certificate: a one-time challenge password fetched without a seat only enrolls seats that have neither`);
+    // Fetched for the seat (the MDM re-enrolling that device) it does, and only that seat.
+    const bound = await scrape(await visit(`${p.page}?seat=${encodeURIComponent(id)}`));
+    const other = await seat(unique('dev'));
+    const wrongSeat = await failureOf(enroll({ url: p.url, challenge: bound.password, subject: `CN=${other}` }));
+    expect(wrongSeat.message).toMatch(new RegExp(`is for seat ${id}, not ${other}$`));
+    await enroll({ url: p.url, challenge: bound.password, subject: `CN=${id}` });
+    expect((await visit(`${p.page}?seat=%20bad`)).status).toBe(400);
+    // New page credentials: what was fetched under the old ones no longer enrolls.
+    const pending = await scrape(await visit(p.page));
+    const body = (await api('GET', `/scep-profiles/${p.id}`)).json;
+    const rotated = await api('PUT', `/scep-profiles/${p.id}`, { ...body, scep_challenge: { dynamic: { username: USER, password: 'a brand new page password' } } });
+    expect(rotated.status, JSON.stringify(rotated.json)).toBe(200);
+    const stale = await failureOf(enroll({ url: p.url, challenge: pending.password, subject: `CN=${other}` }));
+    expect(stale.message).toMatch(/was fetched with page credentials the profile no longer has$/);
+    expect((await visit(p.page)).status).toBe(401);
+  });
+
+  it('page credentials are never empty nor short, and credentials meant for another OTP server open no page here', async () => {
+    const short = await api('POST', '/scep-profiles', profileBody(unique('s').slice(0, 31), { scep_challenge: { dynamic: { username: USER, password: 'short' } } }));
+    expect(short.status).toBe(400);
+    expect(short.json._errors[0].details['scep_challenge.dynamic.password']).toMatch(/at least 12 characters/);
+    const empty = await api('POST', '/scep-profiles', profileBody(unique('e').slice(0, 31), { scep_challenge: { dynamic: { username: '', password: 'long enough password' } } }));
+    expect(empty.json._errors[0].details['scep_challenge.dynamic.username']).toBe('must not be empty');
+    const ndes = await pageProfile({ scep_challenge: { dynamic: { otp_server_url: 'https://ndes.example/certsrv/mscep_admin/', username: USER, password: 'x' } } });
+    const res = await visit(ndes.page, { authorization: basic(USER, 'x') });
+    expect(res.status).toBe(404);
+    expect(await res.text()).toMatch(/its one-time challenges come from https:\/\/ndes\.example/);
+  });
+
   it('the password cache: at most max_outstanding unused passwords at once, then 503 until one is used', async () => {
     const p = await pageProfile({ one_time_passwords: { max_outstanding: 2 } });
     const [a] = [await scrape(await visit(p.page)), await scrape(await visit(p.page))];
