@@ -88,7 +88,11 @@ test-js: $(WASM)
 test-types: $(WASM) deps
 	for host in browser node workerd; do worker/node_modules/.bin/tsc -p pkg/test/types/tsconfig.$$host.json; done
 
+## The Worker in workerd with D1, and its admin API's OpenAPI document through Redocly's strict rules.
 test-worker: $(PAGE) deps
+	mkdir -p target
+	cd worker && node --input-type=module -e "import { openapi } from './src/openapi.js'; process.stdout.write(JSON.stringify(openapi, null, 1))" > ../target/openapi.json
+	cd worker && REDOCLY_TELEMETRY=off REDOCLY_SUPPRESS_UPDATE_NOTICE=true npx redocly lint --config redocly.yaml ../target/openapi.json
 	cd worker && npx vitest run
 
 test-interop: $(PAGE) deps

@@ -38,13 +38,30 @@ const time = { type: 'string', maxLength: 40, format: 'unix-seconds-or-rfc3339' 
 
 export const openapi = {
   openapi: '3.0.3',
-  info: { title: 'scepkit admin API', version: '1.1.0', description: 'Profiles, seats, one-time enrollment codes, held requests, certificates and the audit log of a scepkit SCEP service. Lists page by cursor; a query parameter an operation does not document is refused (400 E003), a method a path does not take is 405 E013.' },
+  info: { title: 'scepkit admin API', version: '1.1.0', license: { name: 'MIT OR Apache-2.0', url: 'https://spdx.org/licenses/' }, description: 'Profiles, seats, one-time enrollment codes, held requests, certificates and the audit log of a scepkit SCEP service. Lists page by cursor; a query parameter an operation does not document is refused (400 E003), a method a path does not take is 405 E013.' },
   servers: [{ url: '/api/v1' }],
   security: [{ bearer: [] }],
   paths: {
     '/scep-profiles': {
       get: { operationId: 'listProfiles', summary: 'List SCEP profiles, by name', parameters: [...paging, query('name', profileName)], responses: ok('Profiles', page('ScepProfile')) },
-      post: { operationId: 'createProfile', summary: 'Create a SCEP profile', requestBody: { required: true, ...json(ref('ScepProfile')) }, responses: ok('Created', ref('ScepProfile'), 201) },
+      post: {
+        operationId: 'createProfile', summary: 'Create a SCEP profile', requestBody: { required: true, ...json(ref('ScepProfile')) }, responses: ok('Created', ref('ScepProfile'), 201),
+        // The profile's webhook is called by every enrollment on it (src/webhook.rs).
+        callbacks: {
+          enrollmentWebhook: {
+            '{$request.body#/webhook/url}': {
+              post: {
+                summary: 'Asked before each enrollment and renewal on the profile; signed in X-Scepkit-Signature',
+                requestBody: { required: true, ...json(ref('WebhookRequest')) },
+                responses: {
+                  200: { description: 'The decision (any 2xx)', ...json(ref('WebhookAnswer')) },
+                  400: { description: 'Any other status, a redirect, or no answer in timeout_ms refuses the enrollment (fail closed)' },
+                },
+              },
+            },
+          },
+        },
+      },
     },
     '/scep-profiles/{id}': {
       parameters: [idParam('id', 'Profile UUID')],
@@ -178,13 +195,30 @@ export const openapi = {
       ScepProfile: {
         type: 'object',
         required: ['name', 'scep_challenge', 'ca_identity_name', 'algorithm', 'digest', 'scep_url'],
+        // Exactly one container.
+        oneOf: [{ required: ['folder'] }, { required: ['snippet'] }, { required: ['device'] }],
         properties: {
           id: { type: 'string', readOnly: true },
           name: profileName,
-          folder: { type: 'string', maxLength: 64 },
-          snippet: { type: 'string', maxLength: 64 },
-          device: { type: 'string', maxLength: 64 },
-          scep_challenge: { type: 'object', description: 'exactly one of none (""), fixed (string), dynamic ({ otp_server_url, username, password }); fixed and password read back as "********", and sent back so in a PUT they keep the stored secret. A dynamic challenge accepts the seat enrollment codes and, with username and password, the one-time passwords of this service NDES-style page (GET /scep/<name>/mscep_admin/, HTTP Basic with them), which otp_server_url reports unless it names another OTP server' },
+          folder: { type: 'string', maxLength: 64, pattern: '^[a-zA-Z\\d\\-_\\. ]+$' },
+          snippet: { type: 'string', maxLength: 64, pattern: '^[a-zA-Z\\d\\-_\\. ]+$' },
+          device: { type: 'string', maxLength: 64, pattern: '^[a-zA-Z\\d\\-_\\. ]+$' },
+          scep_challenge: {
+            type: 'object', minProperties: 1, maxProperties: 1, additionalProperties: false,
+            description: 'exactly one of none (""), fixed, dynamic. The secrets (fixed, dynamic.password) read back as "********", and sent back so in a PUT keep the stored one. A dynamic challenge accepts the seat enrollment codes and, with username and password, the one-time passwords of this service NDES-style page (GET /scep/<name>/mscep_admin/, HTTP Basic with them), which otp_server_url reports unless it names another OTP server',
+            properties: {
+              none: { type: 'string', enum: [''] },
+              fixed: { type: 'string', minLength: 1, maxLength: 1024 },
+              dynamic: {
+                type: 'object', additionalProperties: false,
+                properties: {
+                  otp_server_url: { type: 'string', maxLength: 255 },
+                  username: { type: 'string', minLength: 1, maxLength: 255, description: 'with password, or neither' },
+                  password: { type: 'string', minLength: 1, maxLength: 255, description: 'at least 12 characters when otp_server_url names no other server (it opens this service page)' },
+                },
+              },
+            },
+          },
           ca_identity_name: { type: 'string' },
           subject: { type: 'string', default: 'CN=$USERNAME' },
           algorithm: { type: 'object', properties: { rsa: { type: 'object', properties: { rsa_nbits: { oneOf: [{ type: 'integer' }, { type: 'string' }] } } } } },
