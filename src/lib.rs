@@ -36,6 +36,8 @@ pub mod policy;
 #[cfg(feature = "server")]
 pub mod profile;
 #[cfg(feature = "server")]
+pub mod retention;
+#[cfg(feature = "server")]
 pub mod server;
 #[cfg(feature = "server")]
 pub mod webhook;

@@ -549,6 +549,24 @@ pub fn validate_profile(profile_json: JsValue, origin: Option<String>) -> JsResu
     }
 }
 
+/// The cut-offs of a pruning run at `now` with the configured retention in days ([`crate::retention`]).
+#[wasm_bindgen(js_name = prunePlan, unchecked_return_type = "PrunePlan")]
+pub fn prune_plan(now: f64, retention_days: Option<String>) -> JsResult<JsValue> {
+    to_js(&crate::retention::plan(now as u64, retention_days.as_deref()))
+}
+
+/// The audit row of a pruning run: `counts` is `[[kind, rows], ...]`.
+#[wasm_bindgen(js_name = pruneSummary, unchecked_return_type = "AuditRow")]
+pub fn prune_summary(
+    #[wasm_bindgen(unchecked_param_type = "PrunePlan")] plan: JsValue,
+    counts: JsValue,
+    now: f64,
+) -> JsResult<JsValue> {
+    let plan: crate::retention::PrunePlan = from_js(plan)?;
+    let counts: Vec<(String, u64)> = from_js(counts)?;
+    to_js(&crate::retention::summary(&plan, &counts, now as u64))
+}
+
 /// The revocation reasons an administrator may give (RFC 5280 CRLReason names).
 #[wasm_bindgen(js_name = revocationReasons)]
 pub fn revocation_reasons() -> Vec<String> {

@@ -512,8 +512,27 @@ admin.delete('/certificates/:serial', revoke);
 // ---- audit log ----
 admin.get('/audit-logs', async (c) => {
   const { status, seat_id, profile, operation, code, since, until } = c.get('query');
-  return listed(c, await c.get('store').auditPage({ status, seat_id, profile, operation, code, since, until, ...paged(c, 1) }));
+  const page = await c.get('store').auditPage({ status, seat_id, profile, operation, code, since, until, ...paged(c, 1) });
+  if (!/text\/csv/i.test(c.req.header('accept') ?? '')) return listed(c, page);
+  // The export (before the daily prune takes old rows): the page as CSV, the next page's cursor in a header.
+  const columns = ['id', 'time', 'status', 'operation', 'code', 'profile', 'seat_id', 'transaction_id', 'message'];
+  const rows = page.rows.map((r) => columns.map((k) => (k === 'time' ? new Date(r.time * 1000).toISOString() : r[k])));
+  const next = encodeCursor(page.next);
+  return c.body(csv([columns, ...rows]), 200, { 'content-type': 'text/csv; charset=utf-8', 'content-disposition': 'attachment; filename="audit-log.csv"', ...(next ? { 'x-next-cursor': next } : {}) });
 });
+
+/**
+ * RFC 4180 text of `records`. A cell a spreadsheet would run as a formula (=, +, -, @, tab, CR first) gets a
+ * leading apostrophe: audit messages quote what requesters sent.
+ */
+function csv(records) {
+  const cell = (v) => {
+    let text = v == null ? '' : String(v);
+    if (/^[=+\-@\t\r]/.test(text)) text = `'${text}`;
+    return /[",\r\n]/.test(text) ? `"${text.replaceAll('"', '""')}"` : text;
+  };
+  return records.map((r) => r.map(cell).join(',')).join('\r\n') + '\r\n';
+}
 
 export async function crlResponse(env) {
   const crl = await currentCrl(new Store(env.DB), identity(env), now());

@@ -1,11 +1,13 @@
 // scepkit Worker: the SCEP endpoint, the admin API and the CRL, in front of D1.
 import { Hono } from 'hono';
+import * as scep from 'scepkit/server';
 import { cors } from 'hono/cors';
 import { admin, ApiError, crlResponse, errorResponse } from './admin.js';
 import { documented, METHODS, openapi } from './openapi.js';
 import { challengePage } from './mscep_admin.js';
 import { pageConfig, servePage } from './page.js';
 import { handleScep, publicProfiles } from './scep.js';
+import { Store } from './store.js';
 
 const app = new Hono();
 
@@ -55,4 +57,17 @@ app.notFound((c) => {
 });
 app.onError((e, c) => (c.req.path.startsWith('/api/') || e instanceof ApiError ? errorResponse(c, e) : (console.error(e), c.text('Internal error', 500))));
 
-export default app;
+/**
+ * The Cron Trigger (wrangler.jsonc `triggers`): prunes what no request needs any more, as the core plans it
+ * (src/retention.rs; `AUDIT_RETENTION_DAYS`, default 400), and audits what it deleted.
+ */
+export async function scheduled(controller, env) {
+  const t = Math.floor(controller.scheduledTime / 1000);
+  const plan = scep.prunePlan(t, env.AUDIT_RETENTION_DAYS);
+  const store = new Store(env.DB);
+  const counts = await store.prune(plan);
+  await store.audit(scep.pruneSummary(plan, counts, t));
+  return counts;
+}
+
+export default { fetch: app.fetch, scheduled };

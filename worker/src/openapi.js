@@ -169,7 +169,13 @@ export const openapi = {
           query('operation', { type: 'string', maxLength: 64 }), query('code', { type: 'string', maxLength: 64 }),
           query('since', time, 'Unix seconds or RFC 3339, inclusive'), query('until', time, 'Unix seconds or RFC 3339, inclusive'),
         ],
-        responses: ok('Entries', page('AuditLog')),
+        responses: {
+          200: {
+            description: 'Entries; with Accept text/csv the page as CSV (the next page\'s cursor in X-Next-Cursor), for export before the daily prune',
+            content: { 'application/json': { schema: page('AuditLog') }, 'text/csv': { schema: { type: 'string' } } },
+          },
+          ...errors,
+        },
       },
     },
   },

@@ -558,6 +558,40 @@ export class Store {
     return counted.results[0].failures;
   }
 
+  // ---- retention ----
+  /**
+   * One pruning run (the core's PrunePlan, src/retention.rs): each kind deleted in chunks, at most maxChunks
+   * statements of it; returns [kind, rows] for each kind that lost rows.
+   */
+  async prune({ before, passwordsBefore, chunk, maxChunks }) {
+    const kinds = [
+      ['audit rows', 'DELETE FROM audit_logs WHERE id IN (SELECT id FROM audit_logs WHERE time < ?1 LIMIT ?2)', [before]],
+      [
+        'transactions',
+        `DELETE FROM transactions WHERE rowid IN (SELECT t.rowid FROM transactions t LEFT JOIN certificates c ON c.serial = t.certificate_serial
+           WHERE (t.status = 'ISSUED' AND c.not_after < ?1) OR (t.status <> 'ISSUED' AND t.updated_at < ?1) LIMIT ?2)`,
+        [before],
+      ],
+      [
+        'enrollments',
+        "DELETE FROM enrollments WHERE id IN (SELECT id FROM enrollments WHERE created_at < ?1 AND (status = 'REVOKED' OR (status = 'CREATED' AND expires_at < ?1)) LIMIT ?2)",
+        [before],
+      ],
+      ['one-time passwords', 'DELETE FROM one_time_passwords WHERE mac IN (SELECT mac FROM one_time_passwords WHERE expires_at < ?1 LIMIT ?2)', [passwordsBefore]],
+    ];
+    const counts = [];
+    for (const [kind, sql, args] of kinds) {
+      let total = 0;
+      for (let i = 0; i < maxChunks; i++) {
+        const { meta } = await this.db.prepare(sql).bind(...args, chunk).run();
+        total += meta.changes;
+        if (meta.changes < chunk) break;
+      }
+      if (total) counts.push([kind, total]);
+    }
+    return counts;
+  }
+
   /** The audit log, newest first, by status, seat, profile, operation, code and time (Unix seconds, inclusive). */
   async auditPage({ status, seat_id: seatId, profile, operation, code, since, until, limit, cursor }) {
     const where = [];
