@@ -61,7 +61,7 @@ $(WASM) &: $(CORE_SOURCES) deps
 
 ## The enrollment page with the package beside it, as the Worker serves it (www/dist).
 PAGE := www/dist/index.html
-$(PAGE): $(WASM) $(wildcard www/*.html www/*.js www/*.css) www/_headers $(wildcard pkg/src/*.js pkg/entry/*.js)
+$(PAGE): $(WASM) $(wildcard www/*.html www/*.js www/*.css www/admin/*) www/_headers $(wildcard pkg/src/*.js pkg/entry/*.js)
 	scripts/build-www.sh
 
 ## The local Worker with local D1 on 127.0.0.1:$(PORT) (default 8787): SCEP, admin API, dev CA, demo seat + code.

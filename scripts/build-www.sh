@@ -8,6 +8,8 @@ cd "$(dirname "$0")/.."
 rm -rf www/dist
 mkdir -p www/dist/scepkit
 cp www/index.html www/app.js www/origin.js www/style.css www/dist/
+# The admin console (/admin/): static files of its own, the same headers, no third-party assets.
+cp -r www/admin www/dist/admin
 # The page's CSP allows its one inline script, the import map, by hash (no 'unsafe-inline').
 importmap=$(sed -n 's|.*<script type="importmap">\(.*\)</script>.*|\1|p' www/index.html)
 [ -n "$importmap" ] || { echo "build-www.sh: no one-line import map in www/index.html" >&2; exit 1; }

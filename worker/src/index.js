@@ -29,6 +29,8 @@ app.get('/scep-profiles.json', (c) => publicProfiles(c));
 app.get('/', servePage);
 app.get('/index.html', servePage);
 app.get('/page-config.json', pageConfig);
+// The admin console is static (www/admin, served by the assets layer at /admin/): it signs in to /api/v1.
+app.get('/admin', (c) => c.redirect('/admin/', 301));
 
 // RFC 8894 §4.1: the default profile at /scep (and the path Cisco-style clients hard-code), or one by name.
 app.on(['GET', 'POST'], '/scep', (c) => handleScep(c, null));
