@@ -153,7 +153,7 @@ async function serverCpu() {
   const csr = scep.buildCsr(key, { subject: 'CN=x', challenge: enrollment.code });
   // OAEP only because Node refuses PKCS#1 v1.5 decryption (CVE-2023-46809); workerd does v1.5 at the same cost.
   const msgs = Array.from({ length: 60 }, () => scep.buildRequest(csr, key, signer, ca, { messageType: 'PKCSReq', cipher: 'aes-128-cbc', digest: 'sha256', keyTransport: 'rsa-oaep-sha1' }).message);
-  const body = { name: 'p', folder: 'S', scep_challenge: { dynamic: {} }, ca_identity_name: 'c', algorithm: { rsa: { rsa_nbits: 2048 } }, digest: 'sha256', scep_url: '/scep' };
+  const body = { name: 'p', folder: 'S', scep_challenge: { dynamic: {} }, ca_identity_name: 'default', algorithm: { rsa: { rsa_nbits: 2048 } }, digest: 'sha256', scep_url: '/scep' };
   const profile = { id: 'p1', name: 'p', body, stored: JSON.stringify(body) };
   const facts = { seatExists: true, openEnrollment: { id: 'e', codeMac: enrollment.codeMac, expiresAt: now + 99 } };
   const totals = await timeEach(msgs.length, (i) => {

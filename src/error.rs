@@ -232,6 +232,18 @@ impl ScepError {
         )
     }
 
+    /// The profile's CA is disabled in the CA manager: the seed's first failure, with why.
+    pub fn ca_not_enabled() -> Self {
+        Self::new(
+            ErrorKind::DecryptFailed,
+            FailInfo::BadMessageCheck,
+            404,
+            "Failed to decrypt a PKCS7 message",
+            "The CA associated to your profile is not enabled for SCEP operations: enable the issuing CA for SCEP \
+             operations in the CA manager (Certificate authorities)",
+        )
+    }
+
     pub fn seat_not_found(seat_id: &str, mapping: &str) -> Self {
         Self::new(
             ErrorKind::SeatNotFound,

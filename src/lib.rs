@@ -20,6 +20,8 @@ pub mod wire;
 
 // The CA side, left out of the browser build (`--no-default-features --features wasm`).
 #[cfg(feature = "server")]
+pub mod certificate_authority;
+#[cfg(feature = "server")]
 pub mod challenge_page;
 #[cfg(feature = "server")]
 pub mod crl;

@@ -318,6 +318,7 @@ pub fn decide_held(
         not_after: plan.not_after,
         der,
         transaction_id: held.key.transaction_id.clone(),
+        ca_id: identity.ca_id.clone(),
         now,
     };
     writes.push(Write::InsertCertificate { row, guard: guard.clone() });
@@ -344,6 +345,8 @@ pub struct CertificateRow {
     #[cfg_attr(feature = "wasm", tsify(type = "Uint8Array"))]
     pub der: Vec<u8>,
     pub transaction_id: String,
+    /// The CA manager's id of the issuing CA (None: the secrets' CA).
+    pub ca_id: Option<String>,
     pub now: u64,
 }
 
@@ -495,6 +498,9 @@ impl PkiOperation {
     }
 
     fn open(&mut self, identity: &Identity) -> Step {
+        if !identity.enabled {
+            return self.fail(identity, &ScepError::ca_not_enabled(), None);
+        }
         let accept =
             Acceptance { policy: self.profile.profile.algorithm_policy(), oaep_only: self.profile.profile.oaep_only };
         let unsealed = self.request.unseal(accept, identity.public_ops.as_ref()).and_then(|sealed| {
@@ -813,6 +819,7 @@ impl PkiOperation {
             not_after: plan.not_after,
             der: der.clone(),
             transaction_id: facts.transaction_id.clone(),
+            ca_id: identity.ca_id.clone(),
             now: self.now,
         };
         writes.push(Write::InsertCertificate { row, guard: guard.clone() });

@@ -310,6 +310,11 @@ pub struct Identity {
     pub ra_cert: Option<Certificate>,
     /// Signature checks and key transport on requesters' keys (the host's native crypto, or RustCrypto).
     pub public_ops: Box<dyn PublicKeyOps>,
+    /// The CA manager's id of this CA (recorded with each certificate it issues); None for the CA of the
+    /// secrets, as before there were several.
+    pub ca_id: Option<String>,
+    /// Whether the CA is enabled for SCEP: a PKIOperation under a disabled one is refused.
+    pub enabled: bool,
 }
 
 /// An endpoint's private keys at hand (the pure-Rust fallback, or a host's keys behind the crypto seam).
@@ -344,6 +349,11 @@ impl ServerKeys {
 }
 
 impl Identity {
+    /// An enabled identity, as the secrets' CA.
+    pub fn new(ca_cert: Certificate, ra_cert: Option<Certificate>, public_ops: Box<dyn PublicKeyOps>) -> Self {
+        Self { ca_cert, ra_cert, public_ops, ca_id: None, enabled: true }
+    }
+
     /// The certificates a request may be enveloped to: the RA's first, then the CA's.
     pub fn recipient_certificates(&self) -> Vec<(CaKey, &Certificate)> {
         let mut out: Vec<_> = self.ra_cert.iter().map(|c| (CaKey::Ra, c)).collect();

@@ -24,7 +24,7 @@ fn profile(challenge: serde_json::Value) -> StoredProfile {
 }
 
 fn identity() -> Identity {
-    Identity { ca_cert: scepkit_ca().cert.clone(), ra_cert: None, public_ops: Box::new(scepkit::keys::RustCrypto) }
+    Identity::new(scepkit_ca().cert.clone(), None, Box::new(scepkit::keys::RustCrypto))
 }
 
 fn request(authorization: Option<&str>, accept: Option<&str>) -> PageRequest {

@@ -316,7 +316,7 @@ fn stored(body: &serde_json::Value, cached: bool) -> StoredProfile {
 }
 
 fn identity() -> Identity {
-    Identity { ca_cert: scepkit_ca().cert.clone(), ra_cert: None, public_ops: Box::new(scepkit::keys::RustCrypto) }
+    Identity::new(scepkit_ca().cert.clone(), None, Box::new(scepkit::keys::RustCrypto))
 }
 
 /// The CA's key at hand, as the pure-Rust fallback holds it.
@@ -997,4 +997,22 @@ fn two_requests_racing_with_one_password_get_one_certificate() {
     let Step::NeedFacts { query } = op_b.written(false) else { panic!("looked at once more") };
     let refused = op_b.with_facts(store.facts(&query));
     assert!(failure_of(&refused, &b, &req_b).message.contains("was used already"));
+}
+
+#[test]
+fn a_pki_operation_under_a_disabled_ca_is_refused_as_the_seed_says_before_anything_is_read() {
+    let body = profile_json(json!({}));
+    let store = store_with_seat("dev-1", &body);
+    let r = requester(1);
+    let req = pkcs_req(&r, "CN=dev-1", MessageType::PkcsReq, None);
+    let disabled = Identity { enabled: false, ..identity() };
+    let (op, step) = PkiOperation::start(&req.message, stored(&body, false), &disabled, KEY, NOW, None);
+    let mut op = Op { op: op.unwrap(), id: &disabled, key_steps: Vec::new() };
+    let step = op.keyed(step);
+    let Step::Answer { audit: Some(audit), .. } = &step else { panic!("{step:?}") };
+    assert_eq!((audit.code.as_str(), audit.message.as_str()), ("decrypt_failed", "Failed to decrypt a PKCS7 message"));
+    let e = failure_of(&step, &r, &req);
+    assert_eq!(e.message, "Failed to decrypt a PKCS7 message");
+    assert_eq!(op.key_steps, [(CaKey::Ca, "sign")], "only the FAILURE is signed; nothing is decrypted");
+    assert_eq!(store.enrollments[0].status, Status::Created);
 }

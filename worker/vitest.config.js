@@ -21,7 +21,7 @@ function testSecrets() {
   return {
     NEXT_CA_CERT: scep.certificateToPem(nextCa),
     CA_CERT: scep.certificateToPem(caCert), CA_KEY: ca.pem, RA_CERT: scep.certificateToPem(raCert), RA_KEY: ra.pem,
-    ADMIN_TOKEN: 'test-admin-token', CODE_KEY: randomBytes(32).toString('hex'),
+    ADMIN_TOKEN: 'test-admin-token', CODE_KEY: randomBytes(32).toString('hex'), CA_KEK: randomBytes(32).toString('hex'),
   };
 }
 

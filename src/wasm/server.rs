@@ -180,13 +180,27 @@ impl ServerIdentity {
         };
         let public_ops = Box::new(crate::keys::RustCrypto);
         Ok(Self {
-            id: crate::server::Identity { ca_cert: certificate(ca_cert)?, ra_cert, public_ops },
+            id: crate::server::Identity::new(certificate(ca_cert)?, ra_cert, public_ops),
             keys: crate::server::ServerKeys { ca: ca_key.0, ra },
         })
     }
 
     /// Routes the public-key operations on requesters' keys (signature checks, the reply's key transport)
     /// to host callbacks too, e.g. workerd's native `node:crypto`.
+    /// Which CA of the CA manager this is (its id, recorded with what it issues) and whether it is enabled for
+    /// SCEP (a PKIOperation under a disabled one is refused).
+    #[wasm_bindgen(js_name = setCa)]
+    pub fn set_ca(&mut self, id: Option<String>, enabled: bool) {
+        self.id.ca_id = id;
+        self.id.enabled = enabled;
+    }
+
+    /// The CA manager's id of this CA, if set.
+    #[wasm_bindgen(getter, js_name = caId)]
+    pub fn ca_id(&self) -> Option<String> {
+        self.id.ca_id.clone()
+    }
+
     #[wasm_bindgen(js_name = useHostPublicKeyOps)]
     pub fn use_host_public_key_ops(&mut self, verify: js_sys::Function, encrypt: js_sys::Function) {
         self.id.public_ops = Box::new(HostPublicKeyOps { verify, encrypt });
@@ -547,6 +561,49 @@ pub fn validate_profile(profile_json: JsValue, origin: Option<String>) -> JsResu
         Some(origin) => to_js(&profile.view(&origin)),
         None => to_js(&profile.to_json(false)),
     }
+}
+
+/// The facts of a CA certificate the CA manager can issue under (`{ subject, fingerprint, key_bits, not_before,
+/// not_after }`), or why it cannot.
+#[wasm_bindgen(js_name = caFacts, unchecked_return_type = "CaFacts")]
+pub fn ca_facts(der: &[u8]) -> JsResult<JsValue> {
+    to_js(&crate::certificate_authority::ca_facts(der).map_err(js_error)?)
+}
+
+/// Checks what the admin API received to generate a CA (`{ subject, key_bits?, validity_days? }`): every failing
+/// field, as an Invalid Object; returns it with its defaults.
+#[wasm_bindgen(js_name = checkGenerateCa, unchecked_return_type = "GenerateCa")]
+pub fn check_generate_ca(generate: JsValue) -> JsResult<JsValue> {
+    let value: serde_json::Value = from_js(generate)?;
+    let ask: crate::certificate_authority::GenerateCa = serde_json::from_value(value).map_err(|e| {
+        js_error(ScepError::invalid_object(vec![crate::error::FieldIssue {
+            path: "generate".into(),
+            rule: e.to_string(),
+        }]))
+    })?;
+    ask.check().map_err(js_error)?;
+    to_js(&serde_json::json!({ "subject": ask.subject, "key_bits": ask.key_bits, "validity_days": ask.validity_days }))
+}
+
+/// The self-signed certificate (DER) of a new CA for the key the host generated (PKCS#8), valid from `now`.
+#[wasm_bindgen(js_name = newCaCertificate)]
+pub fn new_ca_certificate(key_pkcs8: &[u8], generate: JsValue, now: f64) -> JsResult<Vec<u8>> {
+    let value: serde_json::Value = from_js(generate)?;
+    let ask: crate::certificate_authority::GenerateCa =
+        serde_json::from_value(value).map_err(|e| js_error(ScepError::invalid_input(e.to_string())))?;
+    ask.certificate(&key(key_pkcs8)?, now as u64).map_err(js_error)
+}
+
+/// An imported CA (certificate and key as PEM or DER): `{ certificate, pkcs8, facts }`, once checked to be a CA
+/// certificate and its key.
+#[wasm_bindgen(js_name = importCa)]
+pub fn import_ca(certificate: &[u8], private_key: &[u8]) -> JsResult<JsValue> {
+    let (der, pkcs8, facts) = crate::certificate_authority::import(certificate, private_key).map_err(js_error)?;
+    let out = js_sys::Object::new();
+    js_sys::Reflect::set(&out, &"certificate".into(), &js_sys::Uint8Array::from(der.as_slice()))?;
+    js_sys::Reflect::set(&out, &"pkcs8".into(), &js_sys::Uint8Array::from(pkcs8.as_slice()))?;
+    js_sys::Reflect::set(&out, &"facts".into(), &to_js(&facts)?)?;
+    Ok(out.into())
 }
 
 /// The cut-offs of a pruning run at `now` with the configured retention in days ([`crate::retention`]).

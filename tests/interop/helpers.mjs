@@ -61,7 +61,7 @@ export async function startWorker(dir, { port, allowedServers } = {}) {
   };
   const profile = async (name, extra = {}) => {
     const r = await api('POST', '/scep-profiles', {
-      name, folder: 'Shared', scep_challenge: { dynamic: {} }, ca_identity_name: 'dev', algorithm: { rsa: { rsa_nbits: 2048 } }, digest: 'sha256',
+      name, folder: 'Shared', scep_challenge: { dynamic: {} }, ca_identity_name: 'default', algorithm: { rsa: { rsa_nbits: 2048 } }, digest: 'sha256',
       use_as_digital_signature: true, use_for_key_encipherment: true, scep_url: `${base}/scep/${name}`, ...extra,
     });
     if (![201, 409].includes(r.status)) throw new Error(JSON.stringify(r.json));

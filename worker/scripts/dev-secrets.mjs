@@ -1,5 +1,5 @@
-// Creates worker/.dev.vars on first run: a dev CA, an RA certified by it, the admin token and the key that
-// enrollment codes are MACed with. Never committed (.gitignore), never in D1. ADMIN_TOKEN from the
+// Creates worker/.dev.vars on first run: a dev CA, an RA certified by it, the admin token, the key that
+// enrollment codes are MACed with and the key the CA manager wraps CA keys under. Never committed (.gitignore), never in D1. ADMIN_TOKEN from the
 // environment wins.
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
@@ -24,4 +24,6 @@ if (!vars.CA_KEY) {
 }
 vars.ADMIN_TOKEN = process.env.ADMIN_TOKEN || vars.ADMIN_TOKEN || randomBytes(24).toString('base64url');
 vars.CODE_KEY ||= randomBytes(32).toString('hex');
+// The key the CA manager wraps its CAs' private keys under (AES-256-GCM).
+vars.CA_KEK ||= randomBytes(32).toString('hex');
 writeFileSync(file, Object.entries(vars).map(([k, v]) => `${k}=${JSON.stringify(v)}`).join('\n') + '\n', { mode: 0o600 });

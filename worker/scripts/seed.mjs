@@ -17,7 +17,7 @@ if (profiles.status !== 200) throw new Error(`admin API: ${JSON.stringify(profil
 if (!profiles.json.data.some((p) => p.name === 'default')) {
   const r = await api('POST', '/scep-profiles', {
     name: 'default', folder: 'Shared', scep_challenge: { dynamic: { otp_server_url: `${base}/api/v1/enrollments` } },
-    ca_identity_name: 'scepkit dev CA', subject: 'CN=$USERNAME', algorithm: { rsa: { rsa_nbits: 2048 } }, digest: 'sha256',
+    ca_identity_name: 'default', subject: 'CN=$USERNAME', algorithm: { rsa: { rsa_nbits: 2048 } }, digest: 'sha256',
     use_as_digital_signature: true, use_for_key_encipherment: true, scep_url: `${base}/scep`,
   });
   if (r.status !== 201) throw new Error(`creating the demo profile: ${JSON.stringify(r.json)}`);

@@ -2,7 +2,7 @@
 // shared/spec/scep-profile.md; validation of profiles is the core's (the same the page can run).
 import { Hono } from 'hono';
 import * as scep from 'scepkit/server';
-import { caCertificate, identity } from './ca.js';
+import { caNamed, caOfProfile, defaultCaName, generateCaKey, identity, identityOf, SECRETS, wrapKey } from './ca.js';
 import { documented, PROFILE_NAME, SEAT_ID, SEAT_ID_WORDS } from './openapi.js';
 import { currentCrl } from './scep.js';
 import { Conflict, Store } from './store.js';
@@ -193,9 +193,17 @@ function paged(c, order) {
 }
 
 // ---- SCEP profiles ----
+/** A profile's ca_identity_name must name a CA of the CA manager (the secrets' CA is CA_NAME, default "default"). */
+async function checkCaName(c, profile) {
+  if (await caNamed(c.env, c.get('store'), profile.ca_identity_name)) return;
+  const known = (await c.get('store').caPage({ role: 'current', limit: 100 })).rows.map((r) => r.name);
+  throw invalid({ ca_identity_name: `must name a certificate authority of the CA manager (${known.join(', ')})` });
+}
+
 admin.post('/scep-profiles', async (c) => {
   const body = await json(c);
   const profile = checkedProfile(() => scep.storedProfile(body, c.env.CODE_KEY));
+  await checkCaName(c, profile);
   const created = await c.get('store').createProfile(profile, now());
   return c.json(publicProfile(c, created), 201);
 });
@@ -217,7 +225,9 @@ admin.put('/scep-profiles/:id', async (c) => {
   if (!existing) throw notFound('scep-profile');
   const body = await json(c);
   // A secret sent back masked keeps the stored one: the core merges (ScepProfile::update).
-  const updated = await store.updateProfile(existing.id, checkedProfile(() => scep.updatedProfile(existing.body, body, c.env.CODE_KEY)), now());
+  const replacement = checkedProfile(() => scep.updatedProfile(existing.body, body, c.env.CODE_KEY));
+  await checkCaName(c, replacement);
+  const updated = await store.updateProfile(existing.id, replacement, now());
   return c.json(publicProfile(c, updated));
 });
 
@@ -384,7 +394,8 @@ admin.get('/enrollments/:id/mobileconfig', async (c) => {
   const url = `${new URL(c.req.url).origin}/scep/${encodeURIComponent(found.profile.name)}`;
   let xml;
   try {
-    xml = scep.mobileconfig(found.profile.body, found.enrollment, code, c.env.CODE_KEY, url, caCertificate(c.env), now());
+    const ca = await caOfProfile(c.env, store, found.profile.body);
+    xml = scep.mobileconfig(found.profile.body, found.enrollment, code, c.env.CODE_KEY, url, new Uint8Array(ca.certificate), now());
   } catch (e) {
     if (!(e instanceof scep.ScepError)) throw e;
     throw e.status === 400 ? invalid({ 'SCEP-Challenge': e.message }) : new ApiError(e.status, 'E003', e.message, {}, e.resolution);
@@ -448,7 +459,8 @@ async function pendingTransaction(c) {
 async function decidePending(c, action, tx) {
   const store = c.get('store');
   const profile = await store.profile(tx.profile_id);
-  const { writes, serial } = scep.decideHeld(identity(c.env), Store.held(tx, profile.name), action === 'approve', now());
+  const issuer = await identityOf(c.env, await caOfProfile(c.env, store, profile.body));
+  const { writes, serial } = scep.decideHeld(issuer, Store.held(tx, profile.name), action === 'approve', now());
   if (!(await store.write(writes))) {
     const why = tx.renews ? 'was decided concurrently, or the certificate it renews was renewed or revoked meanwhile' : 'was decided concurrently';
     throw new ApiError(409, 'E016', 'Object Not Unique', { transaction: why });
@@ -509,6 +521,96 @@ async function revoke(c) {
 admin.post('/certificates/:serial/revoke', revoke);
 admin.delete('/certificates/:serial', revoke);
 
+// ---- certificate authorities (the CA manager: src/certificate_authority.rs) ----
+// A CA as the API shows it: never its key, wrapped or not.
+const shownCa = ({ wrapped_key: _key, certificate, ...row }) => ({ ...row, enabled: row.enabled === 1, certificate_pem: scep.certificateToPem(new Uint8Array(certificate)) });
+const caName = (v) => checkString(v, 'name', { max: 64, pattern: /^[A-Za-z0-9](?:[A-Za-z0-9._\- ]*[A-Za-z0-9._\-])?$/, rule: 'must be at most 64 of letters, digits, - _ . and inner spaces' });
+
+async function caById(c) {
+  await caNamed(c.env, c.get('store'), defaultCaName(c.env)); // the secrets' CA has its row
+  const row = await c.get('store').ca(c.req.param('id'));
+  if (!row) throw notFound(`certificate authority ${c.req.param('id')}`);
+  return row;
+}
+
+/** A CA's certificate and wrapped key from `{ generate }` or `{ import }`, with its facts. */
+async function newCa(c, id, body) {
+  const kinds = ['generate', 'import'].filter((k) => body?.[k] !== undefined);
+  if (kinds.length !== 1) throw invalid({ generate: 'exactly one of generate ({ subject, key_bits, validity_days }) or import ({ certificate_pem, private_key_pem }) is required' });
+  if (!c.env.CA_KEK) throw new ApiError(503, 'E003', 'Service Unavailable', { CA_KEK: 'the key-encryption secret is not set: wrangler secret put CA_KEK (64 hex digits)' });
+  const core = (f) => {
+    try {
+      return f();
+    } catch (e) {
+      if (!(e instanceof scep.ScepError)) throw e;
+      throw invalid(e.details?.length ? Object.fromEntries(e.details.map((d) => [d.path, d.rule])) : { [kinds[0]]: e.message });
+    }
+  };
+  if (kinds[0] === 'generate') {
+    const ask = core(() => scep.checkGenerateCa(body.generate));
+    const pkcs8 = await generateCaKey(ask.key_bits);
+    const certificate = core(() => scep.newCaCertificate(pkcs8, ask, now()));
+    return { origin: 'generated', certificate, wrappedKey: await wrapKey(c.env, id, pkcs8), facts: scep.caFacts(certificate) };
+  }
+  const { certificate_pem: cert, private_key_pem: key, ...extra } = body.import ?? {};
+  if (typeof cert !== 'string' || typeof key !== 'string' || Object.keys(extra).length) throw invalid({ import: 'must be { certificate_pem, private_key_pem }, both PEM strings' });
+  const imported = core(() => scep.importCa(new TextEncoder().encode(cert), new TextEncoder().encode(key)));
+  return { origin: 'imported', certificate: imported.certificate, wrappedKey: await wrapKey(c.env, id, imported.pkcs8), facts: imported.facts };
+}
+
+admin.get('/certificate-authorities', async (c) => {
+  await caNamed(c.env, c.get('store'), defaultCaName(c.env));
+  const { name, role } = c.get('query');
+  return listed(c, await c.get('store').caPage({ name, role, ...paged(c, 3) }), shownCa);
+});
+
+admin.get('/certificate-authorities/:id', async (c) => c.json(shownCa(await caById(c))));
+
+admin.post('/certificate-authorities', async (c) => {
+  const body = await json(c);
+  const extra = Object.keys(body ?? {}).find((k) => !['name', 'generate', 'import'].includes(k));
+  if (extra) throw invalid({ [extra]: 'is not a field of a certificate authority (name, generate or import)' });
+  const name = caName(body?.name);
+  const id = crypto.randomUUID();
+  const made = await newCa(c, id, body);
+  const audit = { time: now(), operation: 'ca_create', status: 'Success', code: `ca_${made.origin}`, message: `Certificate authority ${name} ${made.origin}: ${made.facts.subject} (SHA-256 ${made.facts.fingerprint})` };
+  const row = await c.get('store').createCa({ id, name, role: 'current', ...made, now: now() }, audit);
+  return c.json(shownCa(row), 201);
+});
+
+for (const [action, enabled] of [['enable', true], ['disable', false]]) {
+  admin.post(`/certificate-authorities/:id/${action}`, async (c) => {
+    const row = await caById(c);
+    const audit = { time: now(), operation: `ca_${action}`, status: 'Success', code: `ca_${action}d`, message: `Certificate authority ${row.name} (${row.subject}) ${enabled ? 'enabled' : 'disabled'} for SCEP` };
+    await c.get('store').setCaEnabled(row.id, enabled, audit);
+    return c.json(shownCa(await c.get('store').ca(row.id)));
+  });
+}
+
+// Rollover: the next CA of a name is staged (GetNextCACert serves it, signed by the current one), then promoted.
+admin.post('/certificate-authorities/:id/stage-next', async (c) => {
+  const current = await caById(c);
+  if (current.role !== 'current') throw invalid({ id: `is a ${current.role} CA: stage the next CA of the current one` });
+  const body = await json(c);
+  const id = crypto.randomUUID();
+  const made = await newCa(c, id, body);
+  const audit = { time: now(), operation: 'ca_stage', status: 'Success', code: 'ca_staged', message: `Next certificate authority of ${current.name} staged: ${made.facts.subject} (SHA-256 ${made.facts.fingerprint})` };
+  try {
+    return c.json(shownCa(await c.get('store').createCa({ id, name: current.name, role: 'next', ...made, now: now() }, audit)), 201);
+  } catch (e) {
+    if (e instanceof Conflict) throw new ApiError(409, 'E016', 'Object Not Unique', { name: `${current.name} has a staged next CA already: promote it first` });
+    throw e;
+  }
+});
+
+admin.post('/certificate-authorities/:id/promote', async (c) => {
+  const next = await caById(c);
+  if (next.role !== 'next') throw invalid({ id: `is the ${next.role} CA: promote the staged next one` });
+  const audit = { time: now(), operation: 'ca_promote', status: 'Success', code: 'ca_promoted', message: `Certificate authority ${next.name} rolled over to ${next.subject} (SHA-256 ${next.fingerprint}); the previous one is retired and still signs the CRL of what it issued` };
+  if (!(await c.get('store').promoteCa(next, now(), audit))) throw new ApiError(409, 'E016', 'Object Not Unique', { id: 'was promoted concurrently' });
+  return c.json(shownCa(await c.get('store').ca(next.id)));
+});
+
 // ---- audit log ----
 admin.get('/audit-logs', async (c) => {
   const { status, seat_id, profile, operation, code, since, until } = c.get('query');
@@ -534,7 +636,12 @@ function csv(records) {
   return records.map((r) => r.map(cell).join(',')).join('\r\n') + '\r\n';
 }
 
-export async function crlResponse(env) {
-  const crl = await currentCrl(new Store(env.DB), identity(env), now());
+/** The CRL of the secrets' CA (/crl), or of the CA manager's CA `caId` (/crl/<id>; a retired CA's too). */
+export async function crlResponse(env, caId = SECRETS) {
+  const store = new Store(env.DB);
+  const row = caId === SECRETS ? null : await store.ca(caId);
+  if (caId !== SECRETS && !row) return new Response('No such certificate authority', { status: 404 });
+  const issuer = row ? await identityOf(env, row) : identity(env);
+  const crl = await currentCrl(store, issuer, now());
   return new Response(crl, { headers: { 'content-type': 'application/pkix-crl' } });
 }

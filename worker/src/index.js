@@ -21,7 +21,7 @@ app.use('*', async (c, next) => {
 
 // The enrollment page may be served from any static host pointed at this SCEP URL.
 const publicCors = cors({ origin: '*', allowMethods: ['GET', 'POST', 'OPTIONS'], allowHeaders: ['content-type'], maxAge: 86400 });
-for (const path of ['/scep', '/scep/*', '/cgi-bin/pkiclient.exe', '/scep-profiles.json', '/crl']) app.use(path, publicCors);
+for (const path of ['/scep', '/scep/*', '/cgi-bin/pkiclient.exe', '/scep-profiles.json', '/crl', '/crl/*']) app.use(path, publicCors);
 
 app.get('/scep-profiles.json', (c) => publicProfiles(c));
 
@@ -42,6 +42,7 @@ for (const path of ['/certsrv/mscep_admin', '/certsrv/mscep_admin/']) app.get(pa
 for (const path of ['/scep/:profile/mscep_admin', '/scep/:profile/mscep_admin/']) app.get(path, (c) => challengePage(c, c.req.param('profile')));
 
 app.get('/crl', (c) => crlResponse(c.env));
+app.get('/crl/:ca', (c) => crlResponse(c.env, c.req.param('ca')));
 app.get('/api/v1/openapi.json', (c) => c.json(openapi));
 app.route('/api/v1', admin);
 

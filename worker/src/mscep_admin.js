@@ -2,7 +2,7 @@
 // GET /scep/<profile>/mscep_admin/): the core's ChallengePage decides every step (src/challenge_page.rs); this
 // file only counts the attempt, runs the writes and sends the answer.
 import * as scep from 'scepkit/server';
-import { identity } from './ca.js';
+import { caOfProfile, identityOf } from './ca.js';
 import { Store } from './store.js';
 
 const now = () => Math.floor(Date.now() / 1000);
@@ -16,7 +16,8 @@ export async function challengePage(c, profileName) {
     authorization: c.req.header('authorization'), accept: c.req.header('accept'), clientAddress: c.req.header('cf-connecting-ip'),
     origin: new URL(c.req.url).origin, seat: c.req.query('seat'),
   };
-  const page = new scep.ChallengePage({ ...profile, cached: false }, identity(c.env), request, c.env.CODE_KEY, t);
+  const issuer = await identityOf(c.env, await caOfProfile(c.env, store, profile.body));
+  const page = new scep.ChallengePage({ ...profile, cached: false }, issuer, request, c.env.CODE_KEY, t);
   try {
     let step = page.step;
     // Bounded: count, then at most one write.

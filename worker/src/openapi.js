@@ -161,6 +161,39 @@ export const openapi = {
       parameters: [idParam('serial', 'Serial, hex')],
       post: { operationId: 'revokeCertificate', summary: 'Revoke a certificate with a reason (RFC 5280 CRLReason, in its CRL entry); body { reason? }', requestBody: { required: false, ...json(ref('RevocationRequest')) }, responses: ok('Revoked', ref('Revocation')) },
     },
+    '/certificate-authorities': {
+      get: {
+        operationId: 'listCertificateAuthorities', summary: 'List the issuing CAs (the secrets\' CA is CA_NAME, default "default")',
+        parameters: [...paging, query('name', { type: 'string', maxLength: 64 }), query('role', { type: 'string', enum: ['current', 'next', 'retired'] })],
+        responses: ok('CAs', page('CertificateAuthority')),
+      },
+      post: {
+        operationId: 'createCertificateAuthority', summary: 'Create an issuing CA: generated here (RSA 2048/3072/4096) or imported (PEM certificate and key); its key is kept only wrapped under CA_KEK and never read back',
+        requestBody: { required: true, ...json(ref('NewCertificateAuthority')) },
+        responses: { ...ok('Created', ref('CertificateAuthority'), 201), 503: { $ref: '#/components/responses/Error' } },
+      },
+    },
+    '/certificate-authorities/{id}': {
+      parameters: [idParam('id', 'CA id')],
+      get: { operationId: 'getCertificateAuthority', summary: 'Read a CA (its certificate, never its key)', responses: ok('CA', ref('CertificateAuthority')) },
+    },
+    '/certificate-authorities/{id}/enable': { parameters: [idParam('id', 'CA id')], post: { operationId: 'enableCertificateAuthority', summary: 'Enable the CA for SCEP operations', responses: ok('CA', ref('CertificateAuthority')) } },
+    '/certificate-authorities/{id}/disable': {
+      parameters: [idParam('id', 'CA id')],
+      post: { operationId: 'disableCertificateAuthority', summary: 'Disable the CA for SCEP: a PKIOperation on its profiles is answered "Failed to decrypt a PKCS7 message" (the CA associated to the profile is not enabled)', responses: ok('CA', ref('CertificateAuthority')) },
+    },
+    '/certificate-authorities/{id}/stage-next': {
+      parameters: [idParam('id', 'The current CA')],
+      post: {
+        operationId: 'stageNextCertificateAuthority', summary: 'Stage the next CA of this one\'s name (rollover): GetNextCACert serves it, signed by the current one (RFC 8894 §3.5.2)',
+        requestBody: { required: true, ...json({ type: 'object', additionalProperties: false, properties: { generate: ref('GenerateCertificateAuthority'), import: ref('ImportCertificateAuthority') } }) },
+        responses: { ...ok('Staged', ref('CertificateAuthority'), 201), 503: { $ref: '#/components/responses/Error' } },
+      },
+    },
+    '/certificate-authorities/{id}/promote': {
+      parameters: [idParam('id', 'The staged next CA')],
+      post: { operationId: 'promoteCertificateAuthority', summary: 'Promote the staged next CA: it issues from now on; the previous one retires and still signs the CRL of what it issued (/crl/{id})', responses: ok('The new current CA', ref('CertificateAuthority')) },
+    },
     '/audit-logs': {
       get: {
         operationId: 'listAuditLogs', summary: 'Audit log, newest first',
@@ -225,7 +258,7 @@ export const openapi = {
               },
             },
           },
-          ca_identity_name: { type: 'string' },
+          ca_identity_name: { type: 'string', description: 'the name of a certificate authority of the CA manager (GET /certificate-authorities); the Worker\'s secrets CA is CA_NAME, default "default"' },
           subject: { type: 'string', default: 'CN=$USERNAME' },
           algorithm: { type: 'object', properties: { rsa: { type: 'object', properties: { rsa_nbits: { oneOf: [{ type: 'integer' }, { type: 'string' }] } } } } },
           digest: { type: 'string', enum: ['sha1', 'sha256', 'sha384', 'sha348', 'sha512'] },
@@ -347,6 +380,28 @@ export const openapi = {
       },
       RevocationRequest: { type: 'object', additionalProperties: false, properties: { reason: { type: 'string', enum: scep.revocationReasons(), default: 'unspecified' } } },
       Revocation: { type: 'object', required: ['serial', 'revoked', 'reason'], properties: { serial: { type: 'string' }, revoked: { type: 'boolean' }, reason: { type: 'string' } } },
+      CertificateAuthority: {
+        type: 'object', required: ['id', 'name', 'role', 'enabled', 'origin', 'subject', 'fingerprint', 'key_bits', 'not_before', 'not_after', 'created_at', 'certificate_pem'], additionalProperties: false,
+        properties: {
+          id: { type: 'string' }, name: { type: 'string', description: 'what profiles name in ca_identity_name' }, role: { type: 'string', enum: ['current', 'next', 'retired'] },
+          enabled: { type: 'boolean', description: 'enabled for SCEP operations' }, origin: { type: 'string', enum: ['secrets', 'generated', 'imported'] },
+          subject: { type: 'string' }, fingerprint: { type: 'string', description: 'SHA-256 of the certificate, hex' }, key_bits: { type: 'integer' },
+          not_before: { type: 'integer' }, not_after: { type: 'integer' }, created_at: { type: 'integer' }, promoted_at: { type: 'integer', nullable: true },
+          certificate_pem: { type: 'string' },
+        },
+      },
+      GenerateCertificateAuthority: {
+        type: 'object', required: ['subject'], additionalProperties: false,
+        properties: { subject: { type: 'string', description: 'RFC 4514, e.g. CN=Example Issuing CA,O=Example' }, key_bits: { type: 'integer', enum: [2048, 3072, 4096], default: 3072 }, validity_days: { type: 'integer', minimum: 30, maximum: 7300, default: 3650 } },
+      },
+      ImportCertificateAuthority: {
+        type: 'object', required: ['certificate_pem', 'private_key_pem'], additionalProperties: false,
+        properties: { certificate_pem: { type: 'string', description: 'a CA certificate (basicConstraints cA, RSA)' }, private_key_pem: { type: 'string', writeOnly: true, description: 'its key, PKCS#8 or PKCS#1 PEM' } },
+      },
+      NewCertificateAuthority: {
+        type: 'object', required: ['name'], additionalProperties: false,
+        properties: { name: { type: 'string', maxLength: 64 }, generate: ref('GenerateCertificateAuthority'), import: ref('ImportCertificateAuthority') },
+      },
       AuditLog: {
         type: 'object', required: ['id', 'time', 'operation', 'status'], additionalProperties: false,
         properties: {

@@ -3,7 +3,7 @@
 // Every outcome writes one audit row, except an address's failures past the first few of a minute, which are
 // counted (limits.js).
 import * as scep from 'scepkit/server';
-import { identity } from './ca.js';
+import { caOfProfile, identityOf, SECRETS } from './ca.js';
 import { auditFailure, refused } from './limits.js';
 import { Store } from './store.js';
 
@@ -51,18 +51,28 @@ export async function handleScep(c, profileName) {
   if (operation === 'PKIOperation') return pkiOperation(c, store, profileName);
   const profile = await readProfile(c, store, profileName);
   if (!profile) return noProfile(c, profileName);
+  // The profile's CA (the CA manager's current one of its ca_identity_name), and during a rollover the next one:
+  // staged in the CA manager, or for the secrets' CA the NEXT_CA_CERT (and NEXT_RA_CERT) secrets.
+  const ca = await caOfProfile(c.env, store, profile.body);
+  const next = async () => {
+    const row = await store.caByName(ca.name, 'next');
+    if (row) return { ca: new Uint8Array(row.certificate) };
+    const pem = (p) => scep.toDer(new TextEncoder().encode(p));
+    if (ca.id === SECRETS && c.env.NEXT_CA_CERT) return { ca: pem(c.env.NEXT_CA_CERT), ra: c.env.NEXT_RA_CERT ? pem(c.env.NEXT_RA_CERT) : undefined };
+    return null;
+  };
   switch (operation) {
     case 'GetCACaps':
-      return c.text(scep.serverCaCaps(profile.body.legacy, Boolean(c.env.NEXT_CA_CERT)), 200, { 'content-type': 'text/plain' });
+      return c.text(scep.serverCaCaps(profile.body.legacy, Boolean(await next())), 200, { 'content-type': 'text/plain' });
     case 'GetCACert': {
-      const { contentType, body } = identity(c.env).caCertResponse();
+      const { contentType, body } = (await identityOf(c.env, ca)).caCertResponse();
       return new Response(body, { headers: { 'content-type': contentType } });
     }
     case 'GetNextCACert': {
-      // Only during a CA rollover: NEXT_CA_CERT (and NEXT_RA_CERT) hold the certificates that take over.
-      if (!c.env.NEXT_CA_CERT) return c.text('No next CA certificate is configured', 404);
-      const pem = (p) => scep.toDer(new TextEncoder().encode(p));
-      const body = identity(c.env).nextCaCertResponse(pem(c.env.NEXT_CA_CERT), c.env.NEXT_RA_CERT ? pem(c.env.NEXT_RA_CERT) : undefined);
+      // Only during a CA rollover; signed by the current CA (RFC 8894 §3.5.2).
+      const staged = await next();
+      if (!staged) return c.text('No next CA certificate is configured', 404);
+      const body = (await identityOf(c.env, ca)).nextCaCertResponse(staged.ca, staged.ra);
       return new Response(body, { headers: { 'content-type': 'application/x-x509-next-ca-cert' } });
     }
     default:
@@ -131,7 +141,7 @@ async function pkiOperation(c, store, profileName) {
     await auditFailure(c, store, { time: t, profile: profile.name, operation: 'PKIOperation', status: 'Failure', code: 'malformed', message: error });
     return c.text(`Bad SCEP request: ${error}`, 400);
   }
-  const id = identity(c.env);
+  const id = await identityOf(c.env, await caOfProfile(c.env, store, profile.body));
   const client = c.req.header('cf-connecting-ip') ?? null;
   const op = new scep.PkiOperation(bytes, { ...profile, cached: Boolean(cached) }, id, c.env.CODE_KEY, t, client);
   try {
@@ -192,13 +202,14 @@ async function callWebhook({ url, headers, body, timeoutMs }) {
 
 /** The current CRL: the kept one, or a new one when the core says so (crl::renew_at), which is then kept. */
 export async function currentCrl(store, id, t) {
-  const { cached, revokedCount } = await store.crlState();
+  const caId = id.caId;
+  const { cached, revokedCount } = await store.crlState(caId);
   const kept = cached && { thisUpdate: cached.this_update, nextUpdate: cached.next_update, revokedCount: cached.revoked_count };
   const renewal = scep.crlRenewal(kept, revokedCount, t);
   if (!renewal) return new Uint8Array(cached.der);
-  const [revoked, number] = await Promise.all([store.revoked(), store.nextCrlNumber()]);
+  const [revoked, number] = await Promise.all([store.revoked(caId), store.nextCrlNumber(caId)]);
   const der = id.crl(revoked, number, renewal.thisUpdate, renewal.nextUpdate);
-  await store.saveCrl({ number, ...renewal, revokedCount: revoked.length, der });
+  await store.saveCrl(caId, { number, ...renewal, revokedCount: revoked.length, der });
   return der;
 }
 

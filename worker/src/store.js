@@ -376,8 +376,12 @@ export class Store {
 
   // ---- certificates ----
   /** Saves an issued certificate, only while `guard` holds (see [`redeemedBy`], [`renewedBy`]). */
-  certificateStatement({ serial, fingerprint, seatId, profileId, subject, notBefore, notAfter, der, transactionId, now }, guard) {
-    return this.guarded('INSERT INTO certificates (serial, fingerprint, seat_id, profile_id, subject, not_before, not_after, der, transaction_id, created_at)', [serial, fingerprint, seatId, profileId, subject, notBefore, notAfter, der, transactionId, now], guard);
+  certificateStatement({ serial, fingerprint, seatId, profileId, subject, notBefore, notAfter, der, transactionId, caId, now }, guard) {
+    return this.guarded(
+      'INSERT INTO certificates (serial, fingerprint, seat_id, profile_id, subject, not_before, not_after, der, transaction_id, ca_id, created_at)',
+      [serial, fingerprint, seatId, profileId, subject, notBefore, notAfter, der, transactionId, caId ?? 'secrets', now],
+      guard,
+    );
   }
 
   async certificateBySerial(serial) {
@@ -427,34 +431,110 @@ export class Store {
     return revoked.meta.changes === 1;
   }
 
-  async revoked() {
-    const { results } = await this.db.prepare('SELECT serial, revoked_at, revocation_reason AS reason FROM certificates WHERE revoked_at IS NOT NULL ORDER BY revoked_at').all();
+  /** The certificates CA `caId` issued that are revoked, for its CRL. */
+  async revoked(caId) {
+    const { results } = await this.db
+      .prepare('SELECT serial, revoked_at, revocation_reason AS reason FROM certificates WHERE ca_id = ? AND revoked_at IS NOT NULL ORDER BY revoked_at')
+      .bind(caId)
+      .all();
     return results;
   }
 
-  async nextCrlNumber() {
-    return this.db.prepare("UPDATE counters SET value = value + 1 WHERE name = 'crl_number' RETURNING value").first('value');
+  async nextCrlNumber(caId) {
+    return this.db
+      .prepare('INSERT INTO counters (name, value) VALUES (?, 1) ON CONFLICT (name) DO UPDATE SET value = value + 1 RETURNING value')
+      .bind(`crl_number:${caId}`)
+      .first('value');
   }
 
-  /** The cached CRL and how many certificates are revoked now, in one round trip. */
-  async crlState() {
+  /** CA `caId`'s kept CRL and how many of its certificates are revoked now, in one round trip. */
+  async crlState(caId) {
     const [cached, revoked] = await this.db.batch([
-      this.db.prepare('SELECT number, this_update, next_update, revoked_count, der FROM crl_cache WHERE id = 1'),
-      this.db.prepare('SELECT COUNT(*) AS n FROM certificates WHERE revoked_at IS NOT NULL'),
+      this.db.prepare('SELECT number, this_update, next_update, revoked_count, der FROM crl_caches WHERE ca_id = ?').bind(caId),
+      this.db.prepare('SELECT COUNT(*) AS n FROM certificates WHERE ca_id = ? AND revoked_at IS NOT NULL').bind(caId),
     ]);
     return { cached: cached.results[0] ?? null, revokedCount: revoked.results[0].n };
   }
 
-  /** Keeps a freshly signed CRL, unless a newer one (a higher number, signed concurrently) is kept already. */
-  async saveCrl({ number, thisUpdate, nextUpdate, revokedCount, der }) {
+  /** Keeps a freshly signed CRL of `caId`, unless a newer one (a higher number, signed concurrently) is kept. */
+  async saveCrl(caId, { number, thisUpdate, nextUpdate, revokedCount, der }) {
     await this.db
       .prepare(
-        `INSERT INTO crl_cache (id, number, this_update, next_update, revoked_count, der) VALUES (1, ?, ?, ?, ?, ?)
-         ON CONFLICT (id) DO UPDATE SET number = excluded.number, this_update = excluded.this_update, next_update = excluded.next_update,
-           revoked_count = excluded.revoked_count, der = excluded.der WHERE excluded.number > crl_cache.number`,
+        `INSERT INTO crl_caches (ca_id, number, this_update, next_update, revoked_count, der) VALUES (?, ?, ?, ?, ?, ?)
+         ON CONFLICT (ca_id) DO UPDATE SET number = excluded.number, this_update = excluded.this_update, next_update = excluded.next_update,
+           revoked_count = excluded.revoked_count, der = excluded.der WHERE excluded.number > crl_caches.number`,
       )
-      .bind(number, thisUpdate, nextUpdate, revokedCount, der)
+      .bind(caId, number, thisUpdate, nextUpdate, revokedCount, der)
       .run();
+  }
+
+  // ---- certificate authorities ----
+  /** The secrets' CA as a row (written once, on first use): the default CA under `name`. */
+  async ensureSecretsCa(name, der, facts, now) {
+    await this.db
+      .prepare(
+        `INSERT INTO certificate_authorities (id, name, role, enabled, origin, certificate, subject, fingerprint, key_bits, not_before, not_after, created_at)
+         VALUES ('secrets', ?, 'current', 1, 'secrets', ?, ?, ?, ?, ?, ?, ?)
+         ON CONFLICT (id) DO UPDATE SET certificate = excluded.certificate, subject = excluded.subject, fingerprint = excluded.fingerprint,
+           key_bits = excluded.key_bits, not_before = excluded.not_before, not_after = excluded.not_after WHERE fingerprint <> excluded.fingerprint`,
+      )
+      .bind(name, der, facts.subject, facts.fingerprint, facts.key_bits, facts.not_before, facts.not_after, now)
+      .run();
+  }
+
+  /** The current (or, with `role`, the next) CA of `name`, with its wrapped key. */
+  async caByName(name, role = 'current') {
+    return this.db.prepare('SELECT * FROM certificate_authorities WHERE name = ? AND role = ?').bind(name, role).first();
+  }
+
+  async ca(id) {
+    return this.db.prepare('SELECT * FROM certificate_authorities WHERE id = ?').bind(id).first();
+  }
+
+  async caPage({ name, role, limit, cursor }) {
+    const where = [];
+    const args = [];
+    if (name !== undefined) where.push('name = ?') && args.push(name);
+    if (role !== undefined) where.push('role = ?') && args.push(role);
+    const select = 'id, name, role, enabled, origin, certificate, subject, fingerprint, key_bits, not_before, not_after, created_at, promoted_at';
+    return this.page({ select, from: 'certificate_authorities', where, args, order: ['name', 'created_at', 'id'], limit, cursor });
+  }
+
+  /** A new CA row (current, or `next` of its name); Conflict when the name has one already. */
+  async createCa({ id, name, role, origin, certificate, wrappedKey, facts, now }, audit) {
+    try {
+      await this.db.batch([
+        this.db
+          .prepare(
+            `INSERT INTO certificate_authorities (id, name, role, enabled, origin, certificate, wrapped_key, subject, fingerprint, key_bits, not_before, not_after, created_at)
+             VALUES (?, ?, ?, 1, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+          )
+          .bind(id, name, role, origin, certificate, wrappedKey, facts.subject, facts.fingerprint, facts.key_bits, facts.not_before, facts.not_after, now),
+        this.auditStatement(audit),
+      ]);
+    } catch (e) {
+      if (/UNIQUE/i.test(String(e.message))) throw new Conflict('Name Not Unique', 'E006');
+      throw e;
+    }
+    return this.ca(id);
+  }
+
+  async setCaEnabled(id, enabled, audit) {
+    const [changed] = await this.db.batch([
+      this.db.prepare('UPDATE certificate_authorities SET enabled = ? WHERE id = ?').bind(enabled ? 1 : 0, id),
+      this.auditStatement(audit, { sql: 'changes() = 1', args: [] }),
+    ]);
+    return changed.meta.changes === 1;
+  }
+
+  /** Promotes the next CA of its name: the current one retires and this takes over, in one batch. */
+  async promoteCa(next, now, audit) {
+    const [retired, promoted] = await this.db.batch([
+      this.db.prepare("UPDATE certificate_authorities SET role = 'retired' WHERE name = ? AND role = 'current' AND EXISTS (SELECT 1 FROM certificate_authorities WHERE id = ? AND role = 'next')").bind(next.name, next.id),
+      this.db.prepare("UPDATE certificate_authorities SET role = 'current', promoted_at = ? WHERE id = ? AND role = 'next'").bind(now, next.id),
+      this.auditStatement(audit, { sql: 'changes() = 1', args: [] }),
+    ]);
+    return promoted.meta.changes === 1 && retired.meta.changes <= 1;
   }
 
   // ---- transactions ----

@@ -30,7 +30,7 @@ export const unique = (prefix) => `${prefix}-${Date.now().toString(36)}-${(count
 
 export function profileBody(name, extra = {}) {
   return {
-    name, folder: 'Shared', scep_challenge: { dynamic: { otp_server_url: `${BASE}/api/v1/enrollments` } }, ca_identity_name: 'test CA',
+    name, folder: 'Shared', scep_challenge: { dynamic: { otp_server_url: `${BASE}/api/v1/enrollments` } }, ca_identity_name: 'default',
     subject: 'CN=$USERNAME', algorithm: { rsa: { rsa_nbits: 2048 } }, digest: 'sha256', use_as_digital_signature: true,
     use_for_key_encipherment: true, scep_url: `${BASE}/scep/${name}`, ...extra,
   };
