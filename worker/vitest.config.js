@@ -32,10 +32,16 @@ function testSecrets() {
  * another secret. GET /last?path= returns what the last request to a path carried.
  */
 const WEBHOOK_SECRET = randomBytes(16).toString('hex');
+const ACCESS_KEY = generateKeyPairSync('rsa', { modulusLength: 2048 });
 async function webhookServer() {
   const seen = new Map();
   const server = createServer((req, res) => {
     const path = new URL(req.url, 'http://x').pathname;
+    // Also a Cloudflare Access team for test/access.test.js: its JWKS.
+    if (req.method === 'GET' && path === '/cdn-cgi/access/certs') {
+      res.setHeader('content-type', 'application/json');
+      return res.end(JSON.stringify({ keys: [{ ...ACCESS_KEY.publicKey.export({ format: 'jwk' }), kid: 'test-kid', alg: 'RS256', use: 'sig' }] }));
+    }
     if (req.method === 'GET' && path === '/last') {
       res.setHeader('content-type', 'application/json');
       return res.end(JSON.stringify(seen.get(new URL(req.url, 'http://x').searchParams.get('path')) ?? null));
@@ -78,6 +84,8 @@ export default defineConfig(async () => ({
           PAGE_ALLOWED_SERVERS: ' https://Scep.Example:443/ ,http://127.0.0.1:9, not-an-origin',
           WEBHOOK_TEST_URL: await webhookServer(),
           WEBHOOK_TEST_SECRET: WEBHOOK_SECRET,
+          // The Access team's signing key, for test/access.test.js to sign JWTs with.
+          ACCESS_TEST_KEY: ACCESS_KEY.privateKey.export({ type: 'pkcs8', format: 'pem' }),
         },
       },
     }),

@@ -3,6 +3,7 @@
 import { Hono } from 'hono';
 import * as scep from 'scepkit/server';
 import { caNamed, caOfProfile, defaultCaName, generateCaKey, identity, identityOf, SECRETS, wrapKey } from './ca.js';
+import { accessConfigured, accessIdentity } from './access.js';
 import { documented, PROFILE_NAME, SEAT_ID, SEAT_ID_WORDS } from './openapi.js';
 import { currentCrl } from './scep.js';
 import { Conflict, Store } from './store.js';
@@ -30,6 +31,8 @@ export function errorResponse(c, e) {
   return c.json(body, error.status);
 }
 
+/** " by <who>" for an audit message, when Cloudflare Access named who acted. */
+const by = (c) => (c.get('actor') ? ` by ${c.get('actor')}` : '');
 const notFound = (what) => new ApiError(404, 'E005', 'Object Not Present', { object: what });
 const invalid = (details, message = 'Invalid Object') => new ApiError(400, 'E003', message, details);
 
@@ -121,6 +124,16 @@ const publicProfile = (c, p) => ({ ...scep.validateProfile(p.body, new URL(c.req
 export const admin = new Hono();
 
 admin.use('*', async (c, next) => {
+  const assertion = c.req.header('cf-access-jwt-assertion');
+  if (assertion && accessConfigured(c.env)) {
+    // Behind Cloudflare Access: its JWT alone lets the request in (and names who acted), or nothing does.
+    const { identity: who, error } = await accessIdentity(c.env, assertion);
+    if (!who) throw new ApiError(401, 'E016', 'Invalid Credential', { 'Cf-Access-Jwt-Assertion': error }, 'sign in through Cloudflare Access again');
+    c.set('actor', who);
+    c.set('store', new Store(c.env.DB));
+    c.set('query', checkedQuery(c));
+    return next();
+  }
   const header = c.req.header('authorization');
   if (!header) throw new ApiError(401, 'E016', 'Not Authenticated', {}, 'send Authorization: Bearer <ADMIN_TOKEN>');
   // RFC 6750 §2.1: `Bearer` (any case), spaces, one token68, nothing after it.
@@ -256,7 +269,7 @@ admin.get('/seats/:id', async (c) => {
 admin.delete('/seats/:id', async (c) => {
   const id = c.req.param('id');
   const t = now();
-  const audit = { time: t, seatId: id, operation: 'delete_seat', status: 'Success', code: 'seat_deleted', message: `Seat ${id} deleted; its open enrollment codes revoked` };
+  const audit = { time: t, seatId: id, operation: 'delete_seat', status: 'Success', code: 'seat_deleted', message: `Seat ${id} deleted${by(c)}; its open enrollment codes revoked` };
   try {
     if (!(await c.get('store').deleteSeat(id, t, audit))) throw notFound(`seat ${id}`);
   } catch (e) {
@@ -376,7 +389,7 @@ admin.delete('/enrollments/:id', async (c) => {
   const store = c.get('store');
   const e = await store.enrollment(c.req.param('id'));
   if (!e) throw notFound(`enrollment ${c.req.param('id')}`);
-  const audit = { time: now(), profile: e.profile, seatId: e.seat_id, operation: 'revoke_code', status: 'Success', code: 'code_revoked', message: `Enrollment code ${e.id} revoked unused` };
+  const audit = { time: now(), profile: e.profile, seatId: e.seat_id, operation: 'revoke_code', status: 'Success', code: 'code_revoked', message: `Enrollment code ${e.id} revoked unused${by(c)}` };
   if (!(await store.revokeEnrollment(e.id, audit))) {
     throw new ApiError(409, 'E016', 'Object Not Unique', { status: `is ${(await store.enrollment(e.id)).status}: only an unused (CREATED) code can be revoked` });
   }
@@ -513,7 +526,7 @@ async function revoke(c) {
   const cert = await store.certificate(serial);
   if (!cert) throw notFound(`certificate ${serial}`);
   const t = now();
-  const audit = { time: t, profile: cert.profile, seatId: cert.seat_id, operation: 'revoke', status: 'Success', code: 'revoked', message: `Certificate ${serial} revoked (${reason})` };
+  const audit = { time: t, profile: cert.profile, seatId: cert.seat_id, operation: 'revoke', status: 'Success', code: 'revoked', message: `Certificate ${serial} revoked (${reason})${by(c)}` };
   if (!(await store.revoke(serial, t, reason, audit))) throw new ApiError(409, 'E016', 'Object Not Unique', { serial: 'is already revoked' });
   return c.json({ serial, revoked: true, reason });
 }
@@ -573,7 +586,7 @@ admin.post('/certificate-authorities', async (c) => {
   const name = caName(body?.name);
   const id = crypto.randomUUID();
   const made = await newCa(c, id, body);
-  const audit = { time: now(), operation: 'ca_create', status: 'Success', code: `ca_${made.origin}`, message: `Certificate authority ${name} ${made.origin}: ${made.facts.subject} (SHA-256 ${made.facts.fingerprint})` };
+  const audit = { time: now(), operation: 'ca_create', status: 'Success', code: `ca_${made.origin}`, message: `Certificate authority ${name} ${made.origin}${by(c)}: ${made.facts.subject} (SHA-256 ${made.facts.fingerprint})` };
   const row = await c.get('store').createCa({ id, name, role: 'current', ...made, now: now() }, audit);
   return c.json(shownCa(row), 201);
 });
@@ -581,7 +594,7 @@ admin.post('/certificate-authorities', async (c) => {
 for (const [action, enabled] of [['enable', true], ['disable', false]]) {
   admin.post(`/certificate-authorities/:id/${action}`, async (c) => {
     const row = await caById(c);
-    const audit = { time: now(), operation: `ca_${action}`, status: 'Success', code: `ca_${action}d`, message: `Certificate authority ${row.name} (${row.subject}) ${enabled ? 'enabled' : 'disabled'} for SCEP` };
+    const audit = { time: now(), operation: `ca_${action}`, status: 'Success', code: `ca_${action}d`, message: `Certificate authority ${row.name} (${row.subject}) ${enabled ? 'enabled' : 'disabled'} for SCEP${by(c)}` };
     await c.get('store').setCaEnabled(row.id, enabled, audit);
     return c.json(shownCa(await c.get('store').ca(row.id)));
   });
