@@ -215,9 +215,7 @@ test('SIGKILL of workerd during a burst: every resent request gets its certifica
   const read = async (path) => {
     for (let attempt = 1; ; attempt++) {
       try {
-        const r = await worker.api('GET', path);
-        assert.equal(r.status, 200, JSON.stringify(r.json));
-        return r.json.data;
+        return await worker.all(path);
       } catch (e) {
         if (attempt === 5) throw e;
         await sleep(500);
@@ -228,7 +226,7 @@ test('SIGKILL of workerd during a burst: every resent request gets its certifica
   const bySeat = (rows) => Map.groupBy(rows.filter(inBurst), (r) => r.seat_id);
   const certsOf = bySeat(await read('/certificates'));
   const enrollmentsOf = bySeat(await read('/enrollments'));
-  const issuedRowsOf = bySeat((await read('/audit-logs?limit=10000')).filter((a) => a.status === 'Success' && a.code === 'issued'));
+  const issuedRowsOf = bySeat((await read('/audit-logs')).filter((a) => a.status === 'Success' && a.code === 'issued'));
   for (const { seat, transactionId } of work) {
     const certs = certsOf.get(seat) ?? [];
     const codes = enrollmentsOf.get(seat) ?? [];

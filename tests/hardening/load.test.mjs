@@ -72,10 +72,10 @@ test('1,000 enrollments at concurrency 16: 1,000 distinct serials, 1,000 audit r
   assert.deepEqual(outcomes.filter((o) => o.status !== 'issued'), []);
   const serials = new Set(outcomes.map((o) => scep.inspect(o.certificate).serial));
   assert.equal(serials.size, 1000);
-  const stored = (await worker.api('GET', '/certificates')).json.data.filter((c) => c.seat_id.startsWith('load-'));
+  const stored = (await worker.all('/certificates')).filter((c) => c.seat_id.startsWith('load-'));
   assert.equal(stored.length, 1000);
   assert.equal(new Set(stored.map((c) => c.serial)).size, 1000);
-  const audit = (await worker.api('GET', '/audit-logs?limit=10000')).json.data.filter((a) => a.seat_id?.startsWith('load-'));
+  const audit = (await worker.all('/audit-logs')).filter((a) => a.seat_id?.startsWith('load-'));
   assert.equal(audit.length, 1000);
   assert.ok(audit.every((a) => a.status === 'Success' && a.code === 'issued'));
 });
@@ -94,12 +94,12 @@ test('a restart of the Worker mid-run loses nothing and duplicates nothing', { t
   await restarted;
   assert.deepEqual(outcomes.filter((o) => o.status !== 'issued'), []);
   assert.ok(outcomes.some((o) => o.attempts > 1), 'some requests met the restart and were retried');
-  const certs = (await worker.api('GET', '/certificates')).json.data.filter((c) => c.seat_id.startsWith('restart-'));
+  const certs = (await worker.all('/certificates')).filter((c) => c.seat_id.startsWith('restart-'));
   assert.equal(certs.length, 200, 'one certificate per seat, none lost');
   assert.equal(new Set(certs.map((c) => c.seat_id)).size, 200, 'no seat has two');
   // A retried request got the certificate the first attempt created: what the client holds is what D1 holds.
   const held = new Set(outcomes.map((o) => scep.inspect(o.certificate).serial));
   assert.deepEqual(new Set(certs.map((c) => c.serial)), held);
-  const redeemed = (await worker.api('GET', '/enrollments')).json.data.filter((e) => e.seat_id.startsWith('restart-') && e.status === 'REDEEMED');
+  const redeemed = (await worker.all('/enrollments')).filter((e) => e.seat_id.startsWith('restart-') && e.status === 'REDEEMED');
   assert.equal(redeemed.length, 200);
 });

@@ -59,6 +59,20 @@ export async function startWorker(dir, { port, allowedServers } = {}) {
     });
     return { status: res.status, json: res.status === 204 ? null : await res.json() };
   };
+  // Every row of a list: the API pages by cursor.
+  const all = async (path) => {
+    const rows = [];
+    let cursor = null;
+    for (let page = 0; page < 1000; page++) {
+      const sep = path.includes('?') ? '&' : '?';
+      const r = await api('GET', `${path}${path.includes('limit=') ? '' : `${sep}limit=10000`}${cursor ? `&cursor=${cursor}` : ''}`);
+      if (r.status !== 200) throw new Error(`GET ${path}: ${r.status} ${JSON.stringify(r.json)}`);
+      rows.push(...r.json.data);
+      cursor = r.json.next_cursor;
+      if (!cursor) return rows;
+    }
+    throw new Error(`GET ${path}: more than 1000 pages`);
+  };
   const profile = async (name, extra = {}) => {
     const r = await api('POST', '/scep-profiles', {
       name, folder: 'Shared', scep_challenge: { dynamic: {} }, ca_identity_name: 'default', algorithm: { rsa: { rsa_nbits: 2048 } }, digest: 'sha256',
@@ -96,5 +110,5 @@ export async function startWorker(dir, { port, allowedServers } = {}) {
     }
     pgid = start();
   };
-  return { base, token, api, profile, seatWithCode, stop, restart };
+  return { base, token, api, all, profile, seatWithCode, stop, restart };
 }

@@ -30,6 +30,7 @@ if (e.status !== 201) throw new Error(`creating the enrollment: ${JSON.stringify
 console.log(`
 scepkit is running at ${base}
   SCEP URL          ${base}/scep
+  admin console     ${base}/admin/   (sign in with the admin token below)
   admin API         ${base}/api/v1   (Authorization: Bearer ${token})
   OpenAPI           ${base}/api/v1/openapi.json
   demo seat id      ${seat}

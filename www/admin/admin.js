@@ -220,7 +220,10 @@ function route() {
   $('nav').hidden = false;
   $('sign-out').hidden = false;
   for (const view of document.querySelectorAll('.view')) view.hidden = view.id !== name;
-  for (const a of $('nav').querySelectorAll('a')) a.toggleAttribute('aria-current', a.hash === `#${name}`) && a.setAttribute('aria-current', 'page');
+  for (const a of $('nav').querySelectorAll('a')) {
+    if (a.hash === `#${name}`) a.setAttribute('aria-current', 'page');
+    else a.removeAttribute('aria-current');
+  }
   if (name !== 'enrollments') forgetCode();
   $(`${name}-title`).focus();
   SECTIONS[name]().catch((e) => report(e));
@@ -664,30 +667,6 @@ function auditParams() {
   return { status: $('af-status').value, seat_id: $('af-seat').value, since: rfc3339($('af-since').value), until: rfc3339($('af-until').value) };
 }
 
-async function loadAudit() {
-  const params = auditParams();
-  let disabled = new Set();
-  await showPage($('audit-list'), '/audit-logs', params, 'Audit log', [], {
-    empty: 'No entries match.',
-    render: (rows) => table('Audit log', [
-      ['Time', (r) => time(r.time)],
-      ['Status', (r) => h('span', { class: `badge ${r.status.toLowerCase()}` }, r.status)],
-      ['Operation', (r) => r.operation],
-      ['Code', (r) => mono(r.code)],
-      ['Profile', (r) => r.profile],
-      ['Seat', (r) => r.seat_id],
-      ['Message', (r) => r.message],
-      ['Resolution', (r) => resolution(r, disabled)],
-    ], rows, 'No entries match.'),
-  }).then(async (page) => {
-    // Rendered first; a decrypt_failed row is then told apart by looking at the CAs.
-    if (page.data.some((r) => r.code === 'decrypt_failed')) {
-      disabled = await profilesOfDisabledCas();
-      if (disabled.size) await showPage($('audit-list'), '/audit-logs', params, 'Audit log', [], { render: (rows) => auditTable(rows, disabled) });
-    }
-  });
-}
-
 const auditTable = (rows, disabled) =>
   table('Audit log', [
     ['Time', (r) => time(r.time)],
@@ -699,6 +678,15 @@ const auditTable = (rows, disabled) =>
     ['Message', (r) => r.message],
     ['Resolution', (r) => resolution(r, disabled)],
   ], rows, 'No entries match.');
+
+async function loadAudit() {
+  const box = $('audit-list');
+  const page = await showPage(box, '/audit-logs', auditParams(), 'Audit log', [], { render: (rows) => auditTable(rows, new Set()) });
+  // A decrypt_failed row does not tell whether its CA is disabled: the CAs do, then it is shown again.
+  if (!page.data.some((r) => r.code === 'decrypt_failed')) return;
+  const disabled = await profilesOfDisabledCas();
+  if (disabled.size) box.firstChild.replaceWith(auditTable(page.data, disabled));
+}
 
 onSubmit($('audit-filter'), loadAudit);
 $('audit-export').addEventListener('click', async () => {
