@@ -186,6 +186,8 @@ pub enum Write {
         status: policy::TransactionStatus,
         serial: Option<String>,
         renews: Option<String>,
+        /// A rejection's text: the failInfoText the next poll gets.
+        message: Option<String>,
         now: u64,
     },
     #[serde(rename_all = "camelCase")]
@@ -263,6 +265,7 @@ pub fn decide_held(
     keys: &ServerKeys,
     held: &HeldRequest,
     approve: bool,
+    reason: Option<&str>,
     now: u64,
 ) -> Result<HeldDecision> {
     let operation = if approve { "approve" } else { "reject" };
@@ -279,8 +282,24 @@ pub fn decide_held(
     if !approve {
         let status = policy::TransactionStatus::Rejected;
         let guard = Some(Guard::Decided { key: held.key.clone(), status, serial: None });
-        let decide = Write::DecideHeld { key: held.key.clone(), status, serial: None, renews: None, now };
-        let row = audit("rejected", "Rejected; the next poll gets FAILURE".into());
+        // The administrator's reason, as one line of at most 200 characters, is what the requester is told.
+        let reason: Option<String> = reason
+            .map(|r| r.chars().map(|c| if c.is_control() { ' ' } else { c }).take(200).collect::<String>())
+            .map(|r| r.trim().to_owned())
+            .filter(|r| !r.is_empty());
+        let text = match &reason {
+            Some(r) => format!("The request was rejected by an administrator: {r}"),
+            None => "The request was rejected by an administrator".to_owned(),
+        };
+        let decide = Write::DecideHeld {
+            key: held.key.clone(),
+            status,
+            serial: None,
+            renews: None,
+            message: Some(text.clone()),
+            now,
+        };
+        let row = audit("rejected", format!("Rejected; the next poll gets FAILURE: {text}"));
         return Ok(HeldDecision { writes: vec![decide, Write::InsertAudit { row, guard }], serial: None });
     }
     let plan: policy::CertificatePlan = serde_json::from_str(&held.plan)
@@ -299,6 +318,7 @@ pub fn decide_held(
         status,
         serial: Some(serial_hex.clone()),
         renews: held.renews.clone(),
+        message: None,
         now,
     }];
     if let Some(renews) = &held.renews {

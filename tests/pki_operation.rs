@@ -673,14 +673,16 @@ fn a_held_renewal_is_issued_by_its_approval_once_and_a_rejection_is_final() {
         plan: t.plan.clone(),
         renews: t.renews.clone(),
     };
-    let approved = decide_held(&identity(), &keys(), &held, true, NOW).unwrap();
+    let approved = decide_held(&identity(), &keys(), &held, true, None, NOW).unwrap();
     assert!(store.write(&approved.writes));
     assert_eq!(store.certificates.len(), 2);
     assert!(store.certificates[t.renews.as_ref().unwrap()].renewed_by == approved.serial);
     // Deciding it again (a second administrator, a double click) changes nothing.
-    let again = decide_held(&identity(), &keys(), &held, true, NOW).unwrap();
+    let again = decide_held(&identity(), &keys(), &held, true, None, NOW).unwrap();
     assert!(!store.write(&again.writes));
-    let rejected = decide_held(&identity(), &keys(), &held, false, NOW).unwrap();
+    let rejected = decide_held(&identity(), &keys(), &held, false, Some("not\u{7} a company device"), NOW).unwrap();
+    let Write::DecideHeld { message: Some(told), .. } = &rejected.writes[0] else { panic!("{:?}", rejected.writes) };
+    assert_eq!(told, "The request was rejected by an administrator: not  a company device");
     assert!(!store.write(&rejected.writes));
     assert_eq!(store.certificates.len(), 2);
     assert_eq!(store.audit.iter().filter(|a| a.0 == "approved").count(), 1);

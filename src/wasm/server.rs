@@ -477,16 +477,18 @@ impl PkiOperationJs {
 
 /// An administrator's decision on a held request (`{ profileId, transactionId, signerFingerprint, profileName,
 /// seatId, publicKey, plan, renews? }`): `{ writes, serial? }`, the writes to run as one batch (the decision
-/// first, the rest guarded by it), as a PKIOperation's.
+/// first, the rest guarded by it), as a PKIOperation's. A rejection's `reason` is what the next poll is told.
 #[wasm_bindgen(js_name = decideHeld, unchecked_return_type = "HeldDecision")]
 pub fn decide_held(
     identity: &ServerIdentity,
     #[wasm_bindgen(unchecked_param_type = "HeldRequest")] held: JsValue,
     approve: bool,
+    reason: Option<String>,
     now: f64,
 ) -> JsResult<JsValue> {
     let held: crate::pki_operation::HeldRequest = from_js(held)?;
-    let decision = crate::pki_operation::decide_held(&identity.id, &identity.keys, &held, approve, now as u64)
+    let reason = reason.as_deref();
+    let decision = crate::pki_operation::decide_held(&identity.id, &identity.keys, &held, approve, reason, now as u64)
         .map_err(js_error)?;
     to_js_bytes(&decision)
 }

@@ -434,12 +434,12 @@ function requested({ plan, public_key: publicKey, ...t }) {
   return { ...t, requested: p && { subject: p.subject, sans: p.sans, key, not_before: p.not_before, not_after: p.not_after } };
 }
 
-admin.post('/enrollments/:id/approve', async (c) => decidePending(c, 'approve', await pendingOfEnrollment(c)));
-admin.post('/enrollments/:id/reject', async (c) => decidePending(c, 'reject', await pendingOfEnrollment(c)));
+admin.post('/enrollments/:id/approve', async (c) => (await decisionBody(c, []), decidePending(c, 'approve', await pendingOfEnrollment(c))));
+admin.post('/enrollments/:id/reject', async (c) => (await decisionBody(c, ['reason']), decidePending(c, 'reject', await pendingOfEnrollment(c))));
 // A held renewal redeemed no enrollment: it is decided by its transaction (profile_id and signer_fingerprint in
 // the body tell apart two requesters that chose the same transactionID).
-admin.post('/transactions/:transaction_id/approve', async (c) => decidePending(c, 'approve', await pendingTransaction(c)));
-admin.post('/transactions/:transaction_id/reject', async (c) => decidePending(c, 'reject', await pendingTransaction(c)));
+admin.post('/transactions/:transaction_id/approve', async (c) => decidePending(c, 'approve', await pendingTransaction(c, ['profile_id', 'signer_fingerprint'])));
+admin.post('/transactions/:transaction_id/reject', async (c) => decidePending(c, 'reject', await pendingTransaction(c, ['profile_id', 'signer_fingerprint', 'reason'])));
 
 async function pendingOfEnrollment(c) {
   const tx = await c.get('store').pendingByEnrollment(c.req.param('id'));
@@ -447,23 +447,37 @@ async function pendingOfEnrollment(c) {
   return tx;
 }
 
-async function pendingTransaction(c) {
-  const text = await c.req.text();
-  let body = {};
-  if (text.trim()) {
-    requireMediaType(c, 'application/json', 'json');
-    try {
-      body = JSON.parse(text);
-    } catch (e) {
-      throw invalid({ body: e.message }, 'Input Format Mismatch: input-format=json');
+/**
+ * A decision's optional JSON body: `reason` (a rejection's, told to the requester at its next poll), and for a
+ * decision by transaction `profile_id` and `signer_fingerprint`, which tell apart requesters that chose the same
+ * transactionID. Read once per request (c.get('decisionBody')).
+ */
+async function decisionBody(c, fields) {
+  if (!c.get('decisionBody')) {
+    const text = await c.req.text();
+    let body = {};
+    if (text.trim()) {
+      requireMediaType(c, 'application/json', 'json');
+      try {
+        body = JSON.parse(text);
+      } catch (e) {
+        throw invalid({ body: e.message }, 'Input Format Mismatch: input-format=json');
+      }
     }
+    if (typeof body !== 'object' || body === null || Array.isArray(body)) throw invalid({ body: 'must be a JSON object' });
+    c.set('decisionBody', body);
   }
-  const pick = (field) => {
-    const v = body?.[field];
-    if (v !== undefined && typeof v !== 'string') throw invalid({ [field]: 'must be a string' });
-    return v;
-  };
-  const matches = await c.get('store').pendingByTransaction(c.req.param('transaction_id'), { profileId: pick('profile_id'), signerFingerprint: pick('signer_fingerprint') });
+  const body = c.get('decisionBody');
+  const extra = Object.keys(body).find((k) => !fields.includes(k));
+  if (extra) throw invalid({ [extra]: `is not a field of this decision (it takes ${fields.join(', ')})` });
+  for (const field of fields) if (body[field] !== undefined && typeof body[field] !== 'string') throw invalid({ [field]: 'must be a string' });
+  if (body.reason !== undefined && body.reason.length > 200) throw invalid({ reason: 'must be at most 200 characters' });
+  return body;
+}
+
+async function pendingTransaction(c, fields) {
+  const body = await decisionBody(c, fields);
+  const matches = await c.get('store').pendingByTransaction(c.req.param('transaction_id'), { profileId: body.profile_id, signerFingerprint: body.signer_fingerprint });
   if (!matches.length) throw notFound('pending request with this transaction_id');
   if (matches.length > 1) throw new ApiError(409, 'E016', 'Object Not Unique', { transaction_id: 'several pending requests use it: send profile_id and signer_fingerprint' });
   return matches[0];
@@ -473,7 +487,8 @@ async function decidePending(c, action, tx) {
   const store = c.get('store');
   const profile = await store.profile(tx.profile_id);
   const issuer = await identityOf(c.env, await caOfProfile(c.env, store, profile.body));
-  const { writes, serial } = scep.decideHeld(issuer, Store.held(tx, profile.name), action === 'approve', now());
+  const reason = action === 'reject' ? (c.get('decisionBody')?.reason ?? null) : null;
+  const { writes, serial } = scep.decideHeld(issuer, Store.held(tx, profile.name), action === 'approve', reason, now());
   if (!(await store.write(writes))) {
     const why = tx.renews ? 'was decided concurrently, or the certificate it renews was renewed or revoked meanwhile' : 'was decided concurrently';
     throw new ApiError(409, 'E016', 'Object Not Unique', { transaction: why });

@@ -119,7 +119,14 @@ export const openapi = {
       },
     },
     '/enrollments/{id}/approve': { parameters: [idParam('id', 'Enrollment UUID')], post: { operationId: 'approveEnrollment', summary: 'Approve the PENDING request of an enrollment (manual-approval profiles)', responses: ok('Issued', ref('Decision')) } },
-    '/enrollments/{id}/reject': { parameters: [idParam('id', 'Enrollment UUID')], post: { operationId: 'rejectEnrollment', summary: 'Reject the PENDING request of an enrollment', responses: ok('Rejected', ref('Decision')) } },
+    '/enrollments/{id}/reject': {
+      parameters: [idParam('id', 'Enrollment UUID')],
+      post: {
+        operationId: 'rejectEnrollment', summary: 'Reject the PENDING request of an enrollment; the reason is what its next poll is told',
+        requestBody: { required: false, ...json({ type: 'object', additionalProperties: false, properties: { reason: { type: 'string', maxLength: 200 } } }) },
+        responses: ok('Rejected', ref('Decision')),
+      },
+    },
     '/transactions': {
       get: {
         operationId: 'listTransactions', summary: 'List SCEP transactions, oldest first, with what each requests (the approvals: status=PENDING)',
@@ -129,11 +136,19 @@ export const openapi = {
     },
     '/transactions/{transaction_id}/approve': {
       parameters: [idParam('transaction_id', 'SCEP transactionID of a PENDING request (a held renewal has no enrollment)')],
-      post: { operationId: 'approveTransaction', summary: 'Approve a PENDING request by its transaction; body { profile_id?, signer_fingerprint? } when several requests share the transactionID', responses: ok('Issued', ref('Decision')) },
+      post: {
+        operationId: 'approveTransaction', summary: 'Approve a PENDING request by its transaction; profile_id and signer_fingerprint tell apart requests that share the transactionID',
+        requestBody: { required: false, ...json({ type: 'object', additionalProperties: false, properties: { profile_id: { type: 'string' }, signer_fingerprint: { type: 'string' } } }) },
+        responses: ok('Issued', ref('Decision')),
+      },
     },
     '/transactions/{transaction_id}/reject': {
       parameters: [idParam('transaction_id', 'SCEP transactionID of a PENDING request')],
-      post: { operationId: 'rejectTransaction', summary: 'Reject a PENDING request by its transaction', responses: ok('Rejected', ref('Decision')) },
+      post: {
+        operationId: 'rejectTransaction', summary: 'Reject a PENDING request by its transaction; the reason is what its next poll is told',
+        requestBody: { required: false, ...json({ type: 'object', additionalProperties: false, properties: { profile_id: { type: 'string' }, signer_fingerprint: { type: 'string' }, reason: { type: 'string', maxLength: 200 } } }) },
+        responses: ok('Rejected', ref('Decision')),
+      },
     },
     '/certificates': {
       get: {

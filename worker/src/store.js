@@ -320,7 +320,7 @@ export class Store {
         case 'claimRenewal':
           return this.claimRenewalStatement(w.serial, w.renewedBy, guard(w.guard));
         case 'decideHeld':
-          return this.transactionDecisionStatement({ ...w.key, status: w.status, serial: w.serial, renews: w.renews, now: w.now });
+          return this.transactionDecisionStatement({ ...w.key, status: w.status, serial: w.serial, renews: w.renews, message: w.message, now: w.now });
         case 'insertCertificate':
           return this.certificateStatement(w.row, guard(w.guard));
         case 'insertTransaction':

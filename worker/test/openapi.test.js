@@ -4,7 +4,7 @@
 import { Validator } from '@cfworker/json-schema';
 import { describe, expect, it } from 'vitest';
 import { METHODS, openapi } from '../src/openapi.js';
-import { api, BASE, enroll, enrolledSeat, env, fetchWorker, unique } from './helpers.js';
+import { api, BASE, enroll, enrolledSeat, env, failureOf, fetchWorker, unique } from './helpers.js';
 
 // OpenAPI 3.0's dialect as JSON Schema: components under $defs, `nullable` as a type union.
 function jsonSchema(schema) {
@@ -152,5 +152,20 @@ describe('lists, single objects and methods', () => {
     expect(twice.status).toBe(409);
     expect(twice.json._errors[0].details.status).toBe('is REVOKED: only an unused (CREATED) code can be revoked');
     expect((await api('DELETE', `/certificates/${cert.serial}`, { reason: 'bogus' })).status).toBe(400);
+  });
+
+  it("a rejection's reason is what the requester's next poll is told", async () => {
+    const s = await enrolledSeat({ manual_approval: true });
+    const waiting = failureOf(enroll({ url: s.url, challenge: s.code, subject: `CN=${s.seat}` }));
+    let pending;
+    for (let i = 0; i < 100 && !pending; i++) {
+      [pending] = (await api('GET', `/transactions?status=PENDING&seat_id=${s.seat}`)).json.data;
+      if (!pending) await new Promise((r) => setTimeout(r, 20));
+    }
+    const rejected = await api('POST', `/transactions/${encodeURIComponent(pending.transaction_id)}/reject`, { reason: 'not a company device', profile_id: pending.profile_id });
+    expect(rejected.json).toMatchObject({ status: 'REJECTED' });
+    const e = await waiting;
+    expect(e.message).toBe('The request was rejected by an administrator: not a company device');
+    expect((await api('POST', `/transactions/${encodeURIComponent(pending.transaction_id)}/approve`, { reason: 'x' })).status).toBe(400);
   });
 });
