@@ -439,6 +439,13 @@ impl ChallengePage {
     }
 
     fn audit(&self, status: AuditStatus, code: &str, message: String) -> AuditRow {
+        // What an administrator does about each failure of the page.
+        let resolution = match code {
+            "page_sign_in_failed" => Some("check the NDES credentials the MDM has for this profile; if it was not the MDM, someone is guessing them"),
+            "page_locked" => Some("wait for the window to end; if the MDM was not the one failing, rotate the page credentials"),
+            "password_cache_full" => Some("wait for unused passwords to expire, or raise one_time_passwords.max_outstanding"),
+            _ => None,
+        };
         AuditRow {
             time: self.now,
             profile: Some(self.profile_name.clone()),
@@ -448,6 +455,7 @@ impl ChallengePage {
             status,
             code: code.to_owned(),
             message,
+            resolution: resolution.map(str::to_owned),
         }
     }
 

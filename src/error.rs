@@ -95,6 +95,8 @@ pub enum ErrorKind {
     IntegrityCheck,
     /// The envelope is not for our key, or cannot be opened.
     DecryptFailed,
+    /// The profile's CA is disabled for SCEP in the CA manager (answered as the seed's decryption failure).
+    CaNotEnabled,
     SeatNotFound,
     ChallengeInvalid,
     NoOpenEnrollment,
@@ -135,6 +137,7 @@ impl ErrorKind {
             Self::UnsupportedAlgorithm => "unsupported_algorithm",
             Self::IntegrityCheck => "integrity_check",
             Self::DecryptFailed => "decrypt_failed",
+            Self::CaNotEnabled => "ca_not_enabled",
             Self::SeatNotFound => "seat_not_found",
             Self::ChallengeInvalid => "challenge_invalid",
             Self::NoOpenEnrollment => "no_open_enrollment",
@@ -235,7 +238,7 @@ impl ScepError {
     /// The profile's CA is disabled in the CA manager: the seed's first failure, with why.
     pub fn ca_not_enabled() -> Self {
         Self::new(
-            ErrorKind::DecryptFailed,
+            ErrorKind::CaNotEnabled,
             FailInfo::BadMessageCheck,
             404,
             "Failed to decrypt a PKCS7 message",

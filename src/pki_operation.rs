@@ -278,6 +278,7 @@ pub fn decide_held(
         status: AuditStatus::Success,
         code: code.to_owned(),
         message,
+        resolution: None,
     };
     if !approve {
         let status = policy::TransactionStatus::Rejected;
@@ -407,6 +408,8 @@ pub struct AuditRow {
     pub status: AuditStatus,
     pub code: String,
     pub message: String,
+    /// What to do about a failure: its error's resolution, shown beside it in the console.
+    pub resolution: Option<String>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -1016,13 +1019,14 @@ impl PkiOperation {
             status,
             code: code.to_owned(),
             message: message.to_owned(),
+            resolution: None,
         }
     }
 
     /// A FAILURE CertRep for `error`, with its audit row.
     fn fail(&mut self, identity: &Identity, error: &ScepError, seat: Option<String>) -> Step {
         let operation = self.request.attributes.message_type.map(|m| m.name()).unwrap_or("PKIOperation");
-        let audit = audit_row(
+        let mut audit = audit_row(
             self.now,
             Some(&self.profile.name),
             seat,
@@ -1032,6 +1036,7 @@ impl PkiOperation {
             error.kind.name(),
             &error.message,
         );
+        audit.resolution = Some(error.resolution.clone());
         self.answer(identity, Reply::from(error), Some(audit))
     }
 
@@ -1107,6 +1112,7 @@ fn audit_row(
         status,
         code: code.to_owned(),
         message: message.to_owned(),
+        resolution: None,
     }
 }
 

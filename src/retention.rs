@@ -70,6 +70,7 @@ pub fn summary(plan: &PrunePlan, counts: &[(String, u64)], now: u64) -> crate::p
             plan.retention_days,
             if deleted.is_empty() { "nothing".to_owned() } else { deleted.join(", ") }
         ),
+        resolution: None,
     }
 }
 

@@ -1012,7 +1012,8 @@ fn a_pki_operation_under_a_disabled_ca_is_refused_as_the_seed_says_before_anythi
     let mut op = Op { op: op.unwrap(), id: &disabled, key_steps: Vec::new() };
     let step = op.keyed(step);
     let Step::Answer { audit: Some(audit), .. } = &step else { panic!("{step:?}") };
-    assert_eq!((audit.code.as_str(), audit.message.as_str()), ("decrypt_failed", "Failed to decrypt a PKCS7 message"));
+    assert_eq!((audit.code.as_str(), audit.message.as_str()), ("ca_not_enabled", "Failed to decrypt a PKCS7 message"));
+    assert!(audit.resolution.as_deref().unwrap().starts_with("The CA associated to your profile is not enabled"));
     let e = failure_of(&step, &r, &req);
     assert_eq!(e.message, "Failed to decrypt a PKCS7 message");
     assert_eq!(op.key_steps, [(CaKey::Ca, "sign")], "only the FAILURE is signed; nothing is decrypted");

@@ -132,14 +132,16 @@ function scepclientArgs(profile, cn, code, work) {
 }
 const scepclient = (profile, cn, code, work) => run('scepclient', ...scepclientArgs(profile, cn, code, work));
 
+/** Nothing is wider than the phone (a mobile viewport widens to its content, so the 375 px are the measure). */
 async function noHorizontalScroll(page, what) {
-  const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
-  assert.ok(overflow <= 0, `${what}: nothing is wider than the phone (${overflow} px too wide)`);
+  const [scrollWidth, innerWidth] = await page.evaluate(() => [document.documentElement.scrollWidth, window.innerWidth]);
+  assert.ok(scrollWidth <= 375 && innerWidth <= 375, `${what}: ${scrollWidth} px of content in a ${innerWidth} px viewport, wider than the phone`);
 }
 
 test('the console: sign in, profiles, seats by CSV, codes, an enrollment, the audit log, an approval, a revocation', async () => {
   const { context, page, response, external, violations } = await openConsole();
   let held;
+  let rejected;
   try {
     assert.match(response.headers()['content-security-policy'], /(^|; )form-action 'none'(;|$)/, 'the console runs under the page CSP');
 
@@ -166,6 +168,17 @@ test('the console: sign in, profiles, seats by CSV, codes, an enrollment, the au
     await profileForm.getByLabel('OTP password').fill('');
     await createProfile(page, { name: 'console-legacy' });
     await createProfile(page, { name: 'console-approval', manual: true });
+    // Edited: the form shows what is stored, secrets masked; a change keeps everything else.
+    await page.getByRole('button', { name: 'Edit profile console-approval' }).click();
+    const editForm = page.getByRole('form', { name: 'Edit profile console-approval' });
+    await editForm.waitFor();
+    assert.equal(await editForm.getByLabel('Subject', { exact: true }).inputValue(), MDM_SUBJECT);
+    assert.equal(await editForm.getByLabel('Manual approval').isChecked(), true);
+    await editForm.getByLabel('Validity (days)').fill('400');
+    await editForm.getByRole('button', { name: 'Save profile' }).click();
+    await status(page, 'Profile console-approval saved.');
+    const stored = (await worker.api('GET', '/scep-profiles?name=console-approval')).json.data[0];
+    assert.deepEqual([stored.validity_days, stored.manual_approval, stored.legacy, stored.digest, stored.subject], [400, true, true, 'sha1', MDM_SUBJECT]);
     await page.screenshot({ path: join(OUT, 'profiles.png'), fullPage: true });
 
     // Keyboard: from the top of the page, Tab to "Seats" and press Enter.
@@ -235,9 +248,15 @@ test('the console: sign in, profiles, seats by CSV, codes, an enrollment, the au
     await issued.waitFor();
     assert.match(await issued.textContent(), /Success/);
     const auditCsv = readFileSync(await download(page, () => page.getByRole('button', { name: 'Export CSV' }).click(), 'audit-log.csv'), 'utf8');
-    assert.match(auditCsv, /^id,time,status,operation,code,profile,seat_id,transaction_id,message\r\n/);
+    assert.match(auditCsv, /^id,time,status,operation,code,profile,seat_id,transaction_id,message,resolution\r\n/);
     assert.match(auditCsv, /,Success,[^,]*,issued,console-legacy,console-mdm-1,/);
     assert.ok(auditCsv.includes(USED_CODE));
+    // Since tomorrow (a datetime-local, sent as RFC 3339): nothing yet.
+    const tomorrow = new Date(Date.now() + 86_400_000);
+    const local = new Date(tomorrow.getTime() - tomorrow.getTimezoneOffset() * 60_000).toISOString().slice(0, 16);
+    await view(page).getByLabel('Since').fill(local);
+    await page.getByRole('button', { name: 'Apply' }).click();
+    await view(page).getByText('No entries match.').waitFor();
 
     // A held request: scepclient polls (every 30 s) until it is approved in the console.
     await go(page, 'Enrollments');
@@ -262,6 +281,26 @@ test('the console: sign in, profiles, seats by CSV, codes, an enrollment, the au
     const exitCode = await Promise.race([exited, new Promise((r) => setTimeout(() => r('timeout'), 60_000))]);
     assert.equal(exitCode, 0, `scepclient after approval: ${heldOutput}`);
     assert.match(openssl('x509', '-in', join(dir, 'held-1', 'cert.pem'), '-noout', '-subject').stdout, /CN ?= ?console-held-1/);
+
+    // Another held request is rejected with a reason: confirmed, then the requester's next poll and the audit say it.
+    await go(page, 'Enrollments');
+    const rejectCode = await issueCode(page, 'console-single-1', 'console-approval');
+    rejected = spawn('scepclient', ...scepclientArgs('console-approval', 'console-single-1', rejectCode, join(dir, 'rejected-1')));
+    await go(page, 'Approvals');
+    const other = page.getByRole('listitem').filter({ has: page.getByRole('heading', { name: 'console-single-1 on console-approval' }) });
+    for (let i = 0; i < 30 && !(await other.count()); i++) {
+      await new Promise((r) => setTimeout(r, 500));
+      await page.getByRole('button', { name: 'Refresh' }).click();
+    }
+    await other.getByLabel('Reason for rejecting').fill('not one of our devices');
+    await other.getByRole('button', { name: 'Reject' }).click();
+    assert.equal(await confirm(page, 'Reject'), 'Reject the request of console-single-1? Reason: not one of our devices');
+    await status(page, 'Rejected the request of console-single-1 (reason: not one of our devices).');
+    await other.waitFor({ state: 'detached' });
+    const decided = await worker.api('GET', '/transactions?seat_id=console-single-1');
+    assert.deepEqual(decided.json.data.map((t) => t.status), ['REJECTED']);
+    const rejection = (await worker.api('GET', '/audit-logs?seat_id=console-single-1&code=rejected')).json.data;
+    assert.equal(rejection[0]?.message, 'Rejected; the next poll gets FAILURE: The request was rejected by an administrator: not one of our devices');
 
     // Certificates: find, download PEM and DER, revoke with a reason.
     await go(page, 'Certificates');
@@ -309,6 +348,7 @@ test('the console: sign in, profiles, seats by CSV, codes, an enrollment, the au
     assert.deepEqual(violations, [], 'nothing the console does is blocked by its CSP');
   } finally {
     held?.kill();
+    rejected?.kill();
     await context.close();
   }
 });
@@ -321,6 +361,10 @@ test('at phone width (375 px) every section fits without scrolling sideways', as
       await go(page, section);
       await noHorizontalScroll(page, section);
     }
+    await go(page, 'Certificates');
+    await page.getByRole('button', { name: /^Details of certificate/ }).first().click();
+    await page.getByRole('heading', { name: /^Certificate [0-9a-fA-F]+$/ }).waitFor();
+    await noHorizontalScroll(page, 'Certificate details');
     await go(page, 'Audit log');
     await view(page).getByLabel('Status').selectOption({ label: 'All' });
     await page.getByRole('button', { name: 'Apply' }).click();
@@ -345,7 +389,7 @@ test('the CA manager: create a CA, a profile on it, disable it (and see why enro
     const caForm = page.getByRole('form', { name: 'New certificate authority' });
     await caForm.getByLabel('CA name').fill('console-ca');
     await caForm.getByLabel('Key and certificate').selectOption('generate');
-    await caForm.getByLabel('Subject', { exact: true }).fill('CN=console issuing CA 1,O=scepkit');
+    await caForm.getByLabel('Subject of the CA').fill('CN=console issuing CA 1,O=scepkit');
     await caForm.getByLabel('Key size').selectOption('2048');
     await caForm.getByRole('button', { name: 'Create CA' }).click();
     await status(page, 'Certificate authority console-ca created: CN=console issuing CA 1,O=scepkit.', 60_000);

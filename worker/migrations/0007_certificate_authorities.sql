@@ -37,3 +37,5 @@ CREATE TABLE crl_caches (
 INSERT INTO crl_caches SELECT 'secrets', number, this_update, next_update, revoked_count, der FROM crl_cache;
 DROP TABLE crl_cache;
 UPDATE counters SET name = 'crl_number:secrets' WHERE name = 'crl_number';
+-- What to do about a failure, written with its audit row (the error's resolution), for the console.
+ALTER TABLE audit_logs ADD COLUMN resolution TEXT;

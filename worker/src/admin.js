@@ -645,7 +645,7 @@ admin.get('/audit-logs', async (c) => {
   const page = await c.get('store').auditPage({ status, seat_id, profile, operation, code, since, until, ...paged(c, 1) });
   if (!/text\/csv/i.test(c.req.header('accept') ?? '')) return listed(c, page);
   // The export (before the daily prune takes old rows): the page as CSV, the next page's cursor in a header.
-  const columns = ['id', 'time', 'status', 'operation', 'code', 'profile', 'seat_id', 'transaction_id', 'message'];
+  const columns = ['id', 'time', 'status', 'operation', 'code', 'profile', 'seat_id', 'transaction_id', 'message', 'resolution'];
   const rows = page.rows.map((r) => columns.map((k) => (k === 'time' ? new Date(r.time * 1000).toISOString() : r[k])));
   const next = encodeCursor(page.next);
   return c.body(csv([columns, ...rows]), 200, { 'content-type': 'text/csv; charset=utf-8', 'content-disposition': 'attachment; filename="audit-log.csv"', ...(next ? { 'x-next-cursor': next } : {}) });

@@ -423,6 +423,7 @@ export const openapi = {
           id: { type: 'integer' }, time: { type: 'integer' }, profile: { type: 'string', nullable: true }, seat_id: { type: 'string', nullable: true },
           transaction_id: { type: 'string', nullable: true }, operation: { type: 'string' }, status: { type: 'string', enum: ['Success', 'Failure'] },
           code: { type: 'string', nullable: true }, message: { type: 'string', nullable: true },
+          resolution: { type: 'string', nullable: true, description: 'what to do about a failure (its error\'s resolution)' },
         },
       },
     },

@@ -604,8 +604,12 @@ export class Store {
   }
 
   // ---- audit log ----
-  auditStatement({ time, profile, seatId, transactionId, operation, status, code, message }, guard) {
-    return this.guarded('INSERT INTO audit_logs (time, profile, seat_id, transaction_id, operation, status, code, message)', [time, profile ?? null, seatId ?? null, transactionId ?? null, operation, status, code ?? null, message ?? null], guard);
+  auditStatement({ time, profile, seatId, transactionId, operation, status, code, message, resolution }, guard) {
+    return this.guarded(
+      'INSERT INTO audit_logs (time, profile, seat_id, transaction_id, operation, status, code, message, resolution)',
+      [time, profile ?? null, seatId ?? null, transactionId ?? null, operation, status, code ?? null, message ?? null, resolution ?? null],
+      guard,
+    );
   }
 
   audit(entry) {

@@ -55,7 +55,8 @@ describe('the CA manager', () => {
     expect(e.message).toBe('Failed to decrypt a PKCS7 message');
     expect(e.failInfo).toBe('badMessageCheck');
     const [audit] = (await api('GET', `/audit-logs?profile=${other.profile}&status=Failure`)).json.data;
-    expect(audit).toMatchObject({ code: 'decrypt_failed', message: 'Failed to decrypt a PKCS7 message' });
+    expect(audit).toMatchObject({ code: 'ca_not_enabled', message: 'Failed to decrypt a PKCS7 message' });
+    expect(audit.resolution).toMatch(/^The CA associated to your profile is not enabled for SCEP operations/);
     expect((await api('GET', `/enrollments?seat_id=${other.seat}`)).json.data[0].status).toBe('CREATED');
     expect((await api('POST', `/certificate-authorities/${created.id}/enable`)).json.enabled).toBe(true);
     await enroll({ url: other.url, challenge: other.code, subject: `CN=${other.seat}` });

@@ -45,7 +45,7 @@ describe('retention', () => {
     const res = await get('?limit=1');
     expect(res.headers.get('content-type')).toBe('text/csv; charset=utf-8');
     const text = await res.text();
-    expect(text.split('\r\n')[0]).toBe('id,time,status,operation,code,profile,seat_id,transaction_id,message');
+    expect(text.split('\r\n')[0]).toBe('id,time,status,operation,code,profile,seat_id,transaction_id,message,resolution');
     expect(res.headers.get('x-next-cursor')).toBeTruthy();
     const all = await (await get(`?seat_id=${s.seat}`)).text();
     expect(all).toContain(`,Success,PKCSReq,issued,${s.profile},${s.seat},`);

@@ -15,7 +15,7 @@ function h(tag, props = {}, ...children) {
     else if (k.startsWith('on')) el.addEventListener(k.slice(2), v);
     else el.setAttribute(k, v === true ? '' : v);
   }
-  el.append(...children.flat().filter((c) => c != null && c !== false));
+  el.append(...children.flat().filter((c) => c != null && c !== false && c !== ''));
   return el;
 }
 
@@ -24,13 +24,16 @@ const time = (s) => (s == null ? '' : h('time', { datetime: new Date(s * 1000).t
 const colons = (hex) => (hex ?? '').toUpperCase().match(/../g)?.join(':') ?? '';
 const mono = (text) => h('span', { class: 'mono' }, text ?? '');
 
-/** A table in its own scrolling container (a focusable region, so a keyboard can scroll it too). */
+/**
+ * A table in its own scrolling container (a focusable region, so a keyboard can scroll it too). On a phone the
+ * CSS stacks each row, each cell under its column's name (data-label); the explicit roles keep it a table.
+ */
 function table(caption, columns, rows, empty = 'Nothing to show.') {
   if (!rows.length) return h('p', { class: 'empty' }, empty);
   return h('div', { class: 'table-wrap', role: 'region', 'aria-label': caption, tabindex: '0' },
-    h('table', {}, h('caption', { class: 'visually-hidden' }, caption),
-      h('thead', {}, h('tr', {}, columns.map(([label]) => h('th', { scope: 'col' }, label)))),
-      h('tbody', {}, rows.map((row) => h('tr', {}, columns.map(([, cell]) => h('td', {}, cell(row) ?? '')))))));
+    h('table', { role: 'table' }, h('caption', { class: 'visually-hidden' }, caption),
+      h('thead', { role: 'rowgroup' }, h('tr', { role: 'row' }, columns.map(([label]) => h('th', { scope: 'col', role: 'columnheader' }, label)))),
+      h('tbody', { role: 'rowgroup' }, rows.map((row) => h('tr', { role: 'row' }, columns.map(([label, cell]) => h('td', { role: 'cell', 'data-label': label }, cell(row) ?? '')))))));
 }
 
 /** A definition list of [term, value] pairs, skipping empty values. */
@@ -105,8 +108,9 @@ function errorText(e) {
 /** Shows an error: in the live region, and with a form, each `details` entry next to its field. */
 function report(e, form) {
   if (e.status === 401) return;
+  const fields = form && e instanceof ApiFailure ? Object.keys(e.errors[0].details ?? {}).length : 0;
   if (form) showErrors(form, e);
-  announce(errorText(e), true);
+  announce(fields ? `${e.message}: ${fields === 1 ? 'one field' : `${fields} fields`} to correct, marked in the form.` : errorText(e), true);
 }
 
 function clearErrors(form) {
@@ -149,7 +153,7 @@ function showErrors(form, e) {
   }
   const box = form.querySelector('.form-errors');
   if (box) {
-    box.replaceChildren(h('p', {}, e.errors?.[0]?.message ?? e.message), unknown.length ? h('ul', {}, unknown.map((u) => h('li', {}, u))) : null);
+    box.replaceChildren(h('p', {}, e instanceof ApiFailure ? e.message : errorText(e)), ...(unknown.length ? [h('ul', {}, unknown.map((u) => h('li', {}, u)))] : []));
     box.hidden = false;
   }
   first?.focus();
@@ -196,8 +200,8 @@ async function showPage(box, path, params, caption, columns, { cursor, empty, re
   return page;
 }
 
-/** All rows of a list, up to `max` (for the choices of a select). */
-const all = async (path, max = 1000) => (await api('GET', withQuery(path, { limit: max }))).data;
+/** The first 1000 rows of a list (the choices of a select, the CAs). */
+const all = async (path, params = {}) => (await api('GET', withQuery(path, { ...params, limit: 1000 }))).data;
 
 // ---- sign-in and navigation ----
 const SECTIONS = { profiles: loadProfiles, seats: loadSeats, enrollments: loadEnrollments, approvals: loadApprovals, certificates: loadCertificates, 'audit-log': loadAudit, 'certificate-authorities': loadCas };
@@ -213,8 +217,12 @@ function signOut(message) {
   $('token').focus();
 }
 
+let notice = ''; // said once the next section is on screen (navigation clears the last message)
+
 function route() {
   if (!token()) return signOut('');
+  announce(notice);
+  notice = '';
   const name = location.hash.slice(1) in SECTIONS ? location.hash.slice(1) : 'profiles';
   $('signin').hidden = true;
   $('nav').hidden = false;
@@ -226,7 +234,12 @@ function route() {
   }
   if (name !== 'enrollments') forgetCode();
   $(`${name}-title`).focus();
-  SECTIONS[name]().catch((e) => report(e));
+  document.title = `${$(`${name}-title`).textContent} · scepkit console`;
+  const view = $(name);
+  view.setAttribute('aria-busy', 'true');
+  SECTIONS[name]()
+    .catch((e) => report(e))
+    .finally(() => view.setAttribute('aria-busy', 'false'));
 }
 
 onSubmit($('signin-form'), async () => {
@@ -235,12 +248,20 @@ onSubmit($('signin-form'), async () => {
   sessionStorage.setItem(TOKEN_KEY, given);
   await api('GET', '/scep-profiles?limit=1');
   $('token').value = '';
-  announce('Signed in.');
+  notice = 'Signed in.';
   if (location.hash.slice(1) in SECTIONS) route();
   else location.hash = '#profiles';
 });
 $('sign-out').addEventListener('click', () => signOut('Signed out.'));
 addEventListener('hashchange', route);
+// A link to the section on screen changes no hash: it still moves focus to its heading (and reloads it).
+for (const a of $('nav').querySelectorAll('a')) {
+  a.addEventListener('click', (event) => {
+    if (a.hash !== location.hash) return;
+    event.preventDefault();
+    route();
+  });
+}
 
 // ---- profiles ----
 let editing = null; // the profile being edited, as read
@@ -249,7 +270,7 @@ const challengeOf = (p) => Object.keys(p.scep_challenge ?? {})[0] ?? '';
 
 async function loadProfiles() {
   fillCaNames();
-  await showPage($('profiles-list'), '/scep-profiles', {}, 'Profiles', [
+  await showPage($('profiles-list'), '/scep-profiles', {}, 'Profile list', [
     ['Name', (p) => p.name],
     ['Container', (p) => ['folder', 'snippet', 'device'].filter((k) => p[k]).map((k) => `${k}: ${p[k]}`).join('')],
     ['CA', (p) => p.ca_identity_name],
@@ -393,7 +414,7 @@ $('p-name').addEventListener('input', () => {
 const sessionCodes = []; // { seat_id, profile, enrollment_code } issued in this tab: exportable, never stored
 
 async function loadSeats() {
-  await showPage($('seats-list'), '/seats', { prefix: $('seat-prefix').value }, 'Seats', [
+  await showPage($('seats-list'), '/seats', { prefix: $('seat-prefix').value }, 'Seat list', [
     ['Seat ID', (s) => s.id],
     ['Created', (s) => time(s.created_at)],
     ['', (s) => button('Delete', () => deleteSeat(s.id), { class: 'danger', 'aria-label': `Delete seat ${s.id}` })],
@@ -468,7 +489,7 @@ let issued = null; // the code on screen: { id, seat_id, enrollment_code }
 async function loadEnrollments() {
   const choice = $('e-profile').value;
   $('e-profile').replaceChildren(...(await all('/scep-profiles')).map((p) => h('option', { value: p.name, selected: p.name === choice }, p.name)));
-  await showPage($('enrollments-list'), '/enrollments', { seat_id: $('ef-seat').value, profile: $('ef-profile').value, status: $('ef-status').value }, 'Enrollments', [
+  await showPage($('enrollments-list'), '/enrollments', { seat_id: $('ef-seat').value, profile: $('ef-profile').value, status: $('ef-status').value }, 'Enrollment list', [
     ['Seat ID', (e) => e.seat_id],
     ['Profile', (e) => e.profile],
     ['Status', (e) => h('span', { class: `badge ${e.status.toLowerCase()}` }, e.status)],
@@ -485,7 +506,7 @@ onSubmit($('enrollment-form'), async () => {
   issued = e;
   sessionCodes.push({ seat_id: e.seat_id, profile: e.profile, enrollment_code: e.enrollment_code });
   $('export-codes').disabled = false;
-  $('issued-code').textContent = e.enrollment_code;
+  $('issued-code').value = e.enrollment_code;
   $('new-code-seat').textContent = e.seat_id;
   $('new-code-profile').textContent = e.profile;
   $('new-code-expires').replaceChildren(time(e.expires_at));
@@ -497,7 +518,7 @@ onSubmit($('enrollment-form'), async () => {
 
 function forgetCode() {
   issued = null;
-  $('issued-code').textContent = '';
+  $('issued-code').value = '';
   $('new-code').hidden = true;
 }
 
@@ -542,7 +563,7 @@ async function loadApprovals() {
 function approvalCard(t) {
   const id = `tx-${t.transaction_id.replace(/[^A-Za-z0-9]/g, '').slice(0, 16)}-${t.signer_fingerprint.slice(0, 8)}`;
   const r = t.requested ?? {};
-  const reason = h('input', { id: `${id}-reason`, spellcheck: 'false' });
+  const reason = h('input', { id: `${id}-reason`, maxlength: '200', spellcheck: 'false', 'aria-describedby': `${id}-reason-help` });
   return h('li', { class: 'card' },
     h('h2', { id }, `${t.seat_id ?? 'Renewal'} on ${t.profile}`),
     h('dl', {}, facts([
@@ -550,7 +571,8 @@ function approvalCard(t) {
       ['Key', r.key ? `${r.key.type.toUpperCase()} ${r.key.bits} bits` : ''], ['Client address', t.client_address], ['Requested', time(t.created_at)],
       ['Message type', t.message_type], ['Transaction', mono(t.transaction_id)],
     ])),
-    h('div', { class: 'field' }, h('label', { for: reason.id }, 'Reason for rejecting'), reason),
+    h('div', { class: 'field' }, h('label', { for: reason.id }, 'Reason for rejecting'), reason,
+      h('p', { class: 'help', id: `${id}-reason-help` }, 'Optional; the requester is told it at its next poll.')),
     h('div', { class: 'actions' },
       button('Approve', () => decide(t, 'approve', ''), { 'aria-describedby': id }),
       button('Reject', () => decide(t, 'reject', reason.value.trim()), { class: 'danger', 'aria-describedby': id })));
@@ -560,8 +582,9 @@ async function decide(t, action, reason) {
   const who = t.seat_id ?? t.transaction_id;
   if (action === 'reject' && !(await confirmAction(`Reject the request of ${who}?${reason ? ` Reason: ${reason}` : ''}`, 'Reject'))) return;
   try {
-    // The API takes no reason yet: it stays in this confirmation.
-    const d = await api('POST', `/transactions/${encodeURIComponent(t.transaction_id)}/${action}`, { body: { profile_id: t.profile_id, signer_fingerprint: t.signer_fingerprint } });
+    // profile_id and signer_fingerprint tell apart requesters that chose the same transactionID.
+    const body = { profile_id: t.profile_id, signer_fingerprint: t.signer_fingerprint, ...(reason ? { reason } : {}) };
+    const d = await api('POST', `/transactions/${encodeURIComponent(t.transaction_id)}/${action}`, { body });
     announce(d.status === 'ISSUED' ? `Approved the request of ${who}: certificate ${d.serial} issued.` : `Rejected the request of ${who}${reason ? ` (reason: ${reason})` : ''}.`);
     await loadApprovals();
   } catch (e) {
@@ -576,7 +599,7 @@ let shown = null; // the certificate in the details panel
 
 async function loadCertificates() {
   const params = { seat_id: $('cf-seat').value, serial: $('cf-serial').value.replaceAll(':', ''), subject: $('cf-subject').value, status: $('cf-status').value };
-  await showPage($('certificates-list'), '/certificates', params, 'Certificates', [
+  await showPage($('certificates-list'), '/certificates', params, 'Certificate list', [
     ['Serial', (c) => mono(c.serial)],
     ['Seat', (c) => c.seat_id],
     ['Subject', (c) => c.subject],
@@ -619,56 +642,16 @@ onSubmit($('revoke-form'), async () => {
 });
 
 // ---- audit log ----
-// What to do about a Failure, by its code: the resolutions of src/error.rs (ErrorKind::name and each
-// constructor's resolution). Codes whose resolution depends on the case (not_permitted, not_found) have none here.
-const RESOLUTIONS = {
-  malformed: 'send a well-formed SCEP message (RFC 8894)',
-  unsupported_algorithm: 'use an algorithm the server advertises in GetCACaps (AES, SHA-256 or stronger)',
-  integrity_check: 'the message was altered or signed with a key that does not match its certificate; build it again',
-  decrypt_failed: 'enable the issuing CA for SCEP operations, and encrypt to the certificate returned by GetCACert',
-  seat_not_found: 'create the seat and enroll it against the SCEP profile (one by one or by CSV upload)',
-  challenge_invalid: 'use the valid, unredeemed enrollment code of that seat',
-  no_open_enrollment: 'enroll the seat against a SCEP-enabled profile',
-  renewal_too_early: "renew inside the profile's renewal window",
-  key_length_mismatch: "generate the key with the profile's size",
-  already_renewed: 'use the newest certificate',
-  revoked: 'enroll afresh with a new enrollment code',
-  invalid_input: 'correct the input and retry',
-  internal: 'retry in a minute; if it keeps failing, tell the administrator the transactionID',
-  webhook_denied: "ask the administrator of the service behind the profile's webhook",
-  webhook_unavailable: 'retry later; if it persists, the administrator should check the webhook service',
-};
-// ScepError::ca_not_enabled shares decrypt_failed's code and message; one_time_password_spent, challenge_invalid's.
-const CA_NOT_ENABLED = 'The CA associated to your profile is not enabled for SCEP operations: enable the issuing CA for SCEP operations in the CA manager (Certificate authorities)';
-const OTP_SPENT = "fetch a new one-time challenge password from the profile's challenge page: each enrollment needs its own";
-
-function resolution(row, disabledProfiles) {
-  if (row.status !== 'Failure') return '';
-  if (row.code === 'decrypt_failed' && disabledProfiles.has(row.profile)) return CA_NOT_ENABLED;
-  if (row.code === 'challenge_invalid' && row.message?.startsWith('Challenge password is invalid - the one-time')) return OTP_SPENT;
-  return RESOLUTIONS[row.code] ?? '';
-}
-
-/**
- * The profiles whose CA is disabled now, by name (a decrypt_failed row of theirs is most likely that, which the
- * row itself does not tell). Empty without the CA manager.
- */
-async function profilesOfDisabledCas() {
-  try {
-    const disabled = new Set((await all('/certificate-authorities?role=current')).filter((ca) => !ca.enabled).map((ca) => ca.name));
-    return new Set((await all('/scep-profiles')).filter((p) => disabled.has(p.ca_identity_name)).map((p) => p.name));
-  } catch {
-    return new Set();
-  }
-}
+// A Failure row carries what to do about it (its error's resolution, written with the row).
+const resolution = (row) => (row.status === 'Failure' ? (row.resolution ?? '') : '');
 
 function auditParams() {
   const rfc3339 = (value) => (value ? new Date(value).toISOString() : '');
   return { status: $('af-status').value, seat_id: $('af-seat').value, since: rfc3339($('af-since').value), until: rfc3339($('af-until').value) };
 }
 
-const auditTable = (rows, disabled) =>
-  table('Audit log', [
+const auditTable = (rows) =>
+  table('Audit log entries', [
     ['Time', (r) => time(r.time)],
     ['Status', (r) => h('span', { class: `badge ${r.status.toLowerCase()}` }, r.status)],
     ['Operation', (r) => r.operation],
@@ -676,16 +659,11 @@ const auditTable = (rows, disabled) =>
     ['Profile', (r) => r.profile],
     ['Seat', (r) => r.seat_id],
     ['Message', (r) => r.message],
-    ['Resolution', (r) => resolution(r, disabled)],
+    ['Resolution', (r) => resolution(r)],
   ], rows, 'No entries match.');
 
 async function loadAudit() {
-  const box = $('audit-list');
-  const page = await showPage(box, '/audit-logs', auditParams(), 'Audit log', [], { render: (rows) => auditTable(rows, new Set()) });
-  // A decrypt_failed row does not tell whether its CA is disabled: the CAs do, then it is shown again.
-  if (!page.data.some((r) => r.code === 'decrypt_failed')) return;
-  const disabled = await profilesOfDisabledCas();
-  if (disabled.size) box.firstChild.replaceWith(auditTable(page.data, disabled));
+  await showPage($('audit-list'), '/audit-logs', auditParams(), 'Audit log entries', [], { render: (rows) => auditTable(rows) });
 }
 
 onSubmit($('audit-filter'), loadAudit);
@@ -726,7 +704,7 @@ async function loadCas() {
   $('ca-manager').hidden = false;
   const hasNext = new Set(cas.filter((ca) => ca.role === 'next').map((ca) => ca.name));
   const label = (ca) => `${ca.name} (${ca.role})`;
-  $('ca-list').replaceChildren(table('Certificate authorities', [
+  $('ca-list').replaceChildren(table('Certificate authority list', [
     ['Name', (ca) => ca.name],
     ['Role', (ca) => h('span', { class: `badge ${ca.role}` }, ca.role)],
     ['Enabled for SCEP', (ca) => h('span', { class: `badge ${ca.enabled ? 'enabled' : 'disabled'}` }, ca.enabled ? 'yes' : 'no')],
