@@ -4,6 +4,8 @@
 const $ = (id) => document.getElementById(id);
 const TOKEN_KEY = 'scepkit-admin-token';
 const token = () => sessionStorage.getItem(TOKEN_KEY);
+// Behind Cloudflare Access the edge adds its JWT to every request: no token is needed, and none is sent.
+const ACCESS = 'cloudflare-access';
 
 // ---- DOM helpers ----
 /** An element: props `class`, `on<event>` listeners, other attributes (true: present; null/false: absent). */
@@ -77,7 +79,8 @@ class ApiFailure extends Error {
 
 /** Calls /api/v1: JSON in and out by default; `accept` another type to get the Response. Throws ApiFailure. */
 async function api(method, path, { body, accept = 'application/json', contentType = 'application/json', headers = {} } = {}) {
-  const init = { method, headers: { authorization: `Bearer ${token()}`, accept, ...headers }, cache: 'no-store' };
+  const auth = token() === ACCESS ? {} : { authorization: `Bearer ${token()}` };
+  const init = { method, headers: { ...auth, accept, ...headers }, cache: 'no-store' };
   if (body !== undefined) {
     init.headers['content-type'] = contentType;
     init.body = contentType === 'application/json' ? JSON.stringify(body) : body;
@@ -780,4 +783,9 @@ $('ca-source').addEventListener('change', syncCaForm);
 
 // ---- start ----
 syncProfileForm();
+// Signed in by Cloudflare Access already? The API then answers without a token (worker/src/access.js).
+if (!token()) {
+  const res = await fetch('/api/v1/scep-profiles?limit=1', { cache: 'no-store' }).catch(() => null);
+  if (res?.ok) sessionStorage.setItem(TOKEN_KEY, ACCESS);
+}
 route();
