@@ -24,7 +24,7 @@ export function errorResponse(c, e) {
   const requestId = crypto.randomUUID();
   const error =
     e instanceof ApiError ? e
-    : e instanceof Conflict ? new ApiError(409, e.code, e.message)
+    : e instanceof Conflict ? new ApiError(409, e.code, e.message, e.details ?? {})
     : new ApiError(500, 'E003', 'Internal Error', {}, 'retry; if it persists, read the Worker log for this _request_id');
   if (error.status >= 500) console.error(requestId, e);
   const body = { _errors: [{ code: error.code, message: error.message, details: error.details, ...(error.help ? { help: error.help } : {}) }], _request_id: requestId };

@@ -89,11 +89,19 @@ export class Store {
   /** Deletes a profile nothing refers to; `Conflict('Reference Not Zero')` otherwise. */
   async deleteProfile(id) {
     const used = await this.db
-      .prepare('SELECT (SELECT COUNT(*) FROM enrollments WHERE profile_id = ?1) + (SELECT COUNT(*) FROM certificates WHERE profile_id = ?1) AS n')
+      .prepare(
+        `SELECT (SELECT COUNT(*) FROM enrollments WHERE profile_id = ?1) AS enrollments, (SELECT COUNT(*) FROM certificates WHERE profile_id = ?1) AS certificates,
+           (SELECT COUNT(*) FROM transactions WHERE profile_id = ?1) AS transactions, (SELECT COUNT(*) FROM used_challenges WHERE profile_id = ?1) AS used_challenges`,
+      )
       .bind(id)
-      .first('n');
-    if (used > 0) throw new Conflict('Reference Not Zero', 'E009');
-    const r = await this.db.prepare('DELETE FROM profiles WHERE id = ?').bind(id).run();
+      .first();
+    const refs = Object.entries(used).filter(([, n]) => n > 0);
+    if (refs.length) {
+      const e = new Conflict('Reference Not Zero', 'E009');
+      e.details = { profile: `is referred to by ${refs.map(([what, n]) => `${n} ${what.replace('_', ' ')}`).join(', ')}` };
+      throw e;
+    }
+    const [, r] = await this.db.batch([this.db.prepare('DELETE FROM one_time_passwords WHERE profile_id = ?').bind(id), this.db.prepare('DELETE FROM profiles WHERE id = ?').bind(id)]);
     return r.meta.changes > 0;
   }
 

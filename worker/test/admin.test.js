@@ -61,7 +61,9 @@ describe('profiles', () => {
     const seat = unique('s');
     await api('POST', '/seats', { id: seat });
     expect((await api('POST', '/enrollments', { seat_id: seat, profile: name })).status).toBe(201);
-    expectEnvelope(await api('DELETE', `/scep-profiles/${created.json.id}`), 409, 'E009', 'Reference Not Zero');
+    const refused = await api('DELETE', `/scep-profiles/${created.json.id}`);
+    expectEnvelope(refused, 409, 'E009', 'Reference Not Zero');
+    expect(refused.json._errors[0].details.profile).toBe('is referred to by 1 enrollments');
     const spare = await api('POST', '/scep-profiles', profileBody(unique('spare').slice(0, 31)));
     expect((await api('DELETE', `/scep-profiles/${spare.json.id}`)).status).toBe(204);
   });
