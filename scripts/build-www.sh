@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 rm -rf www/dist
 mkdir -p www/dist/scepkit
-cp www/index.html www/app.js www/origin.js www/style.css www/dist/
+cp www/index.html www/app.js www/origin.js www/csv.js www/style.css www/dist/
 # The admin console (/admin/): static files of its own, the same headers, no third-party assets.
 cp -r www/admin www/dist/admin
 # The page's CSP allows its one inline script, the import map, by hash (no 'unsafe-inline').

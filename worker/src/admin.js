@@ -7,6 +7,7 @@ import { accessConfigured, accessIdentity } from './access.js';
 import { documented, PROFILE_NAME, SEAT_ID, SEAT_ID_WORDS } from './openapi.js';
 import { currentCrl } from './scep.js';
 import { Conflict, Store } from './store.js';
+import { csv } from '../../www/csv.js';
 
 const now = () => Math.floor(Date.now() / 1000);
 
@@ -650,19 +651,6 @@ admin.get('/audit-logs', async (c) => {
   const next = encodeCursor(page.next);
   return c.body(csv([columns, ...rows]), 200, { 'content-type': 'text/csv; charset=utf-8', 'content-disposition': 'attachment; filename="audit-log.csv"', ...(next ? { 'x-next-cursor': next } : {}) });
 });
-
-/**
- * RFC 4180 text of `records`. A cell a spreadsheet would run as a formula (=, +, -, @, tab, CR first) gets a
- * leading apostrophe: audit messages quote what requesters sent.
- */
-function csv(records) {
-  const cell = (v) => {
-    let text = v == null ? '' : String(v);
-    if (/^[=+\-@\t\r]/.test(text)) text = `'${text}`;
-    return /[",\r\n]/.test(text) ? `"${text.replaceAll('"', '""')}"` : text;
-  };
-  return records.map((r) => r.map(cell).join(',')).join('\r\n') + '\r\n';
-}
 
 /** The CRL of the secrets' CA (/crl), or of the CA manager's CA `caId` (/crl/<id>; a retired CA's too). */
 export async function crlResponse(env, caId = SECRETS) {

@@ -1,6 +1,8 @@
 // The admin console: a client of the same-origin admin API (/api/v1). The token lives in this tab's
 // sessionStorage only and travels in the Authorization header, never in a URL. No framework: each section is a
 // few small functions that fetch, render a table and handle its forms.
+import { csv } from '../csv.js';
+
 const $ = (id) => document.getElementById(id);
 const TOKEN_KEY = 'scepkit-admin-token';
 const token = () => sessionStorage.getItem(TOKEN_KEY);
@@ -53,16 +55,6 @@ function save(blob, name) {
   a.click();
   a.remove();
   setTimeout(() => URL.revokeObjectURL(a.href), 10_000);
-}
-
-/** RFC 4180 text; a cell a spreadsheet would run as a formula gets a leading apostrophe. */
-function csv(records) {
-  const cell = (v) => {
-    let text = v == null ? '' : String(v);
-    if (/^[=+\-@\t\r]/.test(text)) text = `'${text}`;
-    return /[",\r\n]/.test(text) ? `"${text.replaceAll('"', '""')}"` : text;
-  };
-  return records.map((r) => r.map(cell).join(',')).join('\r\n') + '\r\n';
 }
 
 // ---- the API ----
