@@ -127,6 +127,12 @@ pub enum ErrorKind {
     WebhookDenied,
     /// The profile's enrollment webhook gave no decision (timeout, HTTP error, unreadable answer): refused.
     WebhookUnavailable,
+    /// The profile's upstream CA answered FAILURE (RA mode).
+    UpstreamRefused,
+    /// The profile's upstream CA gave no usable answer: unreachable, too slow, not the pinned CA.
+    UpstreamUnavailable,
+    /// The profile's upstream CA issued names the edge did not check: the certificate is withheld.
+    UpstreamNames,
 }
 
 impl ErrorKind {
@@ -156,6 +162,9 @@ impl ErrorKind {
             Self::StillPending => "still_pending",
             Self::WebhookDenied => "webhook_denied",
             Self::WebhookUnavailable => "webhook_unavailable",
+            Self::UpstreamRefused => "upstream_refused",
+            Self::UpstreamUnavailable => "upstream_unavailable",
+            Self::UpstreamNames => "upstream_names",
         }
     }
 }
@@ -276,6 +285,44 @@ impl ScepError {
             503,
             format!("The enrollment webhook gave no decision ({what}); nothing was issued"),
             "retry later; if it persists, the administrator should check the webhook service",
+        )
+    }
+
+    /// The upstream CA (RA mode) answered FAILURE: its failInfo, and its text after ours.
+    pub fn upstream_refused(fail_info: FailInfo, text: &str) -> Self {
+        Self::new(
+            ErrorKind::UpstreamRefused,
+            fail_info,
+            403,
+            format!("The upstream CA refused the request: {text}"),
+            "ask the administrator of the upstream CA; nothing was used here, so the same enrollment code works \
+             again once the cause is fixed",
+        )
+    }
+
+    /// The upstream CA (RA mode) could not be asked, or its answer was unusable: nothing was used.
+    pub fn upstream_unavailable(what: &str) -> Self {
+        Self::new(
+            ErrorKind::UpstreamUnavailable,
+            FailInfo::BadRequest,
+            503,
+            format!("The upstream CA gave no usable answer ({what}); nothing was used, try again later"),
+            "retry later; if it persists, the administrator should check the profile's upstream (scep_url, \
+             fingerprint) and that the upstream CA is reachable from the service",
+        )
+    }
+
+    /// The upstream CA issued names the profile does not render for the seat: the certificate is withheld.
+    pub fn upstream_names(what: &str) -> Self {
+        Self::new(
+            ErrorKind::UpstreamNames,
+            FailInfo::BadRequest,
+            502,
+            format!(
+                "The upstream CA issued {what}, which this profile does not vouch for; the certificate was withheld"
+            ),
+            "make the upstream CA issue the names in the CSR as they are (no template that builds or adds names), \
+             and have the upstream's administrator revoke the withheld certificate",
         )
     }
 

@@ -38,6 +38,8 @@ pub mod policy;
 #[cfg(feature = "server")]
 pub mod profile;
 #[cfg(feature = "server")]
+pub mod registration_authority;
+#[cfg(feature = "server")]
 pub mod retention;
 #[cfg(feature = "server")]
 pub mod server;

@@ -16,6 +16,13 @@
 //!                                         └─ lost the claim ─► NeedFacts (once more, on fresh facts)
 //!                                 ► Answer                               (refusal, PENDING, resend, GetCert)
 //! every Answer is first a Key(sign CertRep) step
+//!
+//! RA mode (a profile with `upstream`, crate::registration_authority): an issuance claims first and forwards
+//!   Write(claim + PENDING transaction) ─► CallUpstream / Key(RA) … ─► Write(settle) ─► Answer
+//!     SUCCESS: the transaction ISSUED with the upstream's certificate    PENDING: answered, kept
+//!     FAILURE or no usable answer: the claim released, the transaction withdrawn (nothing used)
+//!   a CertPoll (or a retransmission) of a forwarded transaction is relayed the same way; a FAILURE to a poll
+//!   rejects it, no answer to a poll is answered PENDING.
 //! ```
 //!
 //! Every private-key operation is a step ([`Step::Key`]): the host performs it with the key it holds and the
@@ -35,6 +42,9 @@ use crate::keys::{KeyOperation, Unsigned};
 use crate::message::MessageType;
 use crate::policy::{self, Decision, StoreFacts};
 use crate::profile::ScepProfile;
+use crate::registration_authority::{
+    self as ra, Exchange, ExchangeStep, Forward, Outcome, UpstreamAnswer, UpstreamRequest,
+};
 use crate::server::{read_request, Acceptance, CaKey, Identity, IncomingRequest, Reply, RequestFacts, ServerKeys};
 use crate::signed::UnsignedSignedData;
 use crate::webhook::{KeyFacts, WebhookAnswer, WebhookCall, WebhookConfig, WebhookMode, WebhookRequest};
@@ -73,6 +83,9 @@ pub enum Step {
     /// Send this request to the profile's webhook (within `call.timeout_ms`) and call
     /// [`PkiOperation::with_webhook`] with what came back, or why nothing did.
     CallWebhook { call: WebhookCall },
+    /// Send this to the profile's upstream CA (within `request.timeout_ms`) and call
+    /// [`PkiOperation::with_upstream`] with what came back, or why nothing did.
+    CallUpstream { request: UpstreamRequest },
     /// Run these writes as one batch, in order, and call [`PkiOperation::written`] with whether the first
     /// (the claim) changed a row.
     Write { writes: Vec<Write> },
@@ -190,6 +203,17 @@ pub enum Write {
         message: Option<String>,
         now: u64,
     },
+    /// A forwarded renewal settled: the renewed certificate's claim by `attempt` becomes the new serial.
+    #[serde(rename_all = "camelCase")]
+    SettleRenewal { serial: String, attempt: String, renewed_by: String, guard: Option<Guard> },
+    /// A forwarded request the upstream refused or never answered: its PENDING transaction is withdrawn, only
+    /// if it is still this attempt's and still PENDING (the claim of the releasing batch).
+    #[serde(rename_all = "camelCase")]
+    Withdraw { key: TransactionKey, attempt: String },
+    /// Gives back what `record` claimed (the code, the challenge, the password, the renewed certificate), only
+    /// while it is still claimed by its attempt.
+    #[serde(rename_all = "camelCase")]
+    Unclaim { record: ClaimRecord, guard: Option<Guard> },
     #[serde(rename_all = "camelCase")]
     InsertCertificate { row: CertificateRow, guard: Option<Guard> },
     #[serde(rename_all = "camelCase")]
@@ -219,6 +243,24 @@ pub enum Guard {
     /// The held request was moved to `status` (with `serial`) by this decision.
     #[serde(rename_all = "camelCase")]
     Decided { key: TransactionKey, status: policy::TransactionStatus, serial: Option<String> },
+    /// The forwarded transaction is gone (withdrawn by this batch).
+    #[serde(rename_all = "camelCase")]
+    Withdrawn { key: TransactionKey },
+}
+
+/// What a forwarded request claimed, kept with its transaction so that a refusal can give it back.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "wasm", derive(tsify_next::Tsify))]
+#[serde(rename_all = "camelCase")]
+pub struct ClaimRecord {
+    #[cfg_attr(
+        feature = "wasm",
+        tsify(
+            type = "{ kind: 'enrollment', id: string } | { kind: 'webhookChallenge', mac: string } | { kind: 'password', mac: string, issuedTo: string, createSeat: boolean } | { kind: 'renewal', serial: string }"
+        )
+    )]
+    pub claim: policy::Claim,
+    pub attempt: String,
 }
 
 /// A transaction's key in the store.
@@ -246,6 +288,9 @@ pub struct HeldRequest {
     pub plan: String,
     #[serde(default)]
     pub renews: Option<String>,
+    /// Set when the request was forwarded to an upstream CA: that CA decides, not this one's administrator.
+    #[serde(default)]
+    pub upstream: Option<String>,
 }
 
 /// What an administrator's decision writes (one batch: the decision first, every other row guarded by it),
@@ -268,6 +313,12 @@ pub fn decide_held(
     reason: Option<&str>,
     now: u64,
 ) -> Result<HeldDecision> {
+    if let Some(upstream) = &held.upstream {
+        return Err(ScepError::not_permitted(
+            format!("This request waits for the upstream CA at {upstream}, not for an administrator here"),
+            "approve or reject it at the upstream CA; the device's next poll relays the decision",
+        ));
+    }
     let operation = if approve { "approve" } else { "reject" };
     let audit = |code: &str, message: String| AuditRow {
         time: now,
@@ -340,6 +391,7 @@ pub fn decide_held(
         der,
         transaction_id: held.key.transaction_id.clone(),
         ca_id: identity.ca_id.clone(),
+        upstream: None,
         now,
     };
     writes.push(Write::InsertCertificate { row, guard: guard.clone() });
@@ -366,8 +418,10 @@ pub struct CertificateRow {
     #[cfg_attr(feature = "wasm", tsify(type = "Uint8Array"))]
     pub der: Vec<u8>,
     pub transaction_id: String,
-    /// The CA manager's id of the issuing CA (None: the secrets' CA).
+    /// The CA manager's id of the issuing CA (None: the secrets' CA, unless `upstream` issued it).
     pub ca_id: Option<String>,
+    /// The upstream CA that issued it (RA mode): its SCEP URL.
+    pub upstream: Option<String>,
     pub now: u64,
 }
 
@@ -393,6 +447,9 @@ pub struct TransactionRow {
     pub serial: Option<String>,
     /// Where the request came from, as the host saw it (shown to an approver).
     pub client_address: Option<String>,
+    /// RA mode: the upstream CA the request was forwarded to, and the [`ClaimRecord`] (JSON) to give back.
+    pub upstream: Option<String>,
+    pub claim: Option<String>,
     pub now: u64,
 }
 
@@ -439,7 +496,21 @@ enum State {
     AwaitingCrl { requester: String, requester_seat: Option<String> },
     AwaitingWebhook { query: FactQuery, decision: Decision, raced: bool },
     AwaitingWrite { query: FactQuery, outcome: Pending, raced: bool },
+    AwaitingUpstream { exchange: Box<Exchange>, forwarded: Box<Forwarded> },
     Done,
+}
+
+/// A request forwarded to the profile's upstream CA (or a poll relayed to it), and what settles it.
+struct Forwarded {
+    query: FactQuery,
+    seat_id: String,
+    plan: policy::CertificatePlan,
+    record: ClaimRecord,
+    key: TransactionKey,
+    /// SHA-256 of the device's public key: the upstream's certificate must carry it.
+    key_digest: String,
+    /// A relayed CertPoll: a FAILURE rejects the transaction, no answer leaves it PENDING.
+    poll: bool,
 }
 
 /// A private-key operation handed out, and what the machine does with its result.
@@ -450,6 +521,8 @@ enum KeyPending {
     Certificate { unsigned: UnsignedCertificate, next: Box<Issuing> },
     /// The CertRep, to be signed by the RA's (or the CA's) key.
     Reply { unsigned: UnsignedSignedData, audit: Option<AuditRow> },
+    /// A step of the exchange with the upstream CA (its request signed, its reply opened, by the RA's key).
+    Upstream { exchange: Box<Exchange>, forwarded: Box<Forwarded> },
 }
 
 /// An issuance waiting for the CA's signature.
@@ -464,8 +537,20 @@ struct Issuing {
 
 /// What a write batch was for: how to answer once it is done, or what was claimed when it was lost.
 enum Pending {
-    Issued { certificate: Vec<u8>, renewal: bool },
+    Issued {
+        certificate: Vec<u8>,
+        renewal: bool,
+    },
     Held,
+    /// The claim of a request to forward: once it holds, the upstream is asked.
+    Forwarding(Box<Forwarded>),
+    /// What a forwarded request came to, saved: answered once the batch took.
+    Settled(Settled),
+}
+
+enum Settled {
+    Issued { certificate: Vec<u8>, upstream_ca: Box<Certificate> },
+    Failed(ScepError),
 }
 
 impl PkiOperation {
@@ -602,6 +687,10 @@ impl PkiOperation {
                     Err(e) => self.fail(identity, &e, Some(next.seat_id)),
                 }
             }
+            KeyPending::Upstream { mut exchange, forwarded } => {
+                let step = exchange.with_key_result(result);
+                self.drive(identity, exchange, forwarded, step)
+            }
             KeyPending::Reply { unsigned, audit } => match result.map(|signature| unsigned.finish(&signature)) {
                 Some(Ok(body)) => Step::Answer { body, audit },
                 _ => Step::Refuse {
@@ -670,6 +759,13 @@ impl PkiOperation {
         };
         match facts.message_type {
             MessageType::GetCert => return self.get_cert(identity, &facts, found, &requester),
+            MessageType::GetCrl if self.profile.profile.upstream.is_some() => {
+                let e = ScepError::not_permitted(
+                    "GetCRL: this profile's certificates are issued by its upstream CA, which publishes their CRL",
+                    "fetch the CRL from the upstream CA (its CRL distribution point)",
+                );
+                return self.fail(identity, &e, found.requester_seat);
+            }
             MessageType::GetCrl => {
                 self.state = State::AwaitingCrl { requester, requester_seat: found.requester_seat };
                 return Step::NeedCrl;
@@ -686,6 +782,7 @@ impl PkiOperation {
                 let seat = seat_of(found.store.signer_certificate.as_ref().map(|c| &c.seat_id));
                 self.fail(identity, &error, seat)
             }
+            Decision::Pending if self.is_forwarded(&found) => self.relay(identity, query, found),
             Decision::Pending => {
                 let audit = self.audit(
                     &facts,
@@ -712,7 +809,7 @@ impl PkiOperation {
                     "resent",
                     &format!("Certificate {serial} sent again"),
                 );
-                self.answer_issued(identity, der, audit)
+                self.answer_issued(identity, der, None, Some(audit))
             }
             decision => match self.profile.profile.webhook.clone() {
                 // Nothing is written before the webhook allowed: a refusal burns no code.
@@ -796,6 +893,9 @@ impl PkiOperation {
                 self.state = State::AwaitingWrite { query, outcome: Pending::Held, raced };
                 Step::Write { writes }
             }
+            Decision::Issue { seat_id, claim, plan } if self.profile.profile.upstream.is_some() => {
+                self.forward(identity, query, seat_id, claim, plan, raced)
+            }
             Decision::Issue { seat_id, claim, plan } => {
                 let serial = random_serial();
                 let unsigned = match self.issue(identity, &facts, &plan, serial.to_vec()) {
@@ -843,6 +943,7 @@ impl PkiOperation {
             der: der.clone(),
             transaction_id: facts.transaction_id.clone(),
             ca_id: identity.ca_id.clone(),
+            upstream: None,
             now: self.now,
         };
         writes.push(Write::InsertCertificate { row, guard: guard.clone() });
@@ -863,8 +964,13 @@ impl PkiOperation {
             return self.out_of_order(identity);
         };
         match (claimed, outcome) {
-            (true, Pending::Issued { certificate, .. }) => self.answer_issued_unaudited(identity, certificate),
+            (true, Pending::Issued { certificate, .. }) => self.answer_issued(identity, certificate, None, None),
             (true, Pending::Held) => self.answer(identity, Reply::Pending, None),
+            (true, Pending::Forwarding(forwarded)) => self.start_upstream(identity, *forwarded),
+            (true, Pending::Settled(Settled::Issued { certificate, upstream_ca })) => {
+                self.answer_issued(identity, certificate, Some(*upstream_ca), None)
+            }
+            (true, Pending::Settled(Settled::Failed(e))) => self.answer(identity, Reply::from(&e), None),
             (false, _) if !raced => {
                 self.state = State::AwaitingFacts { query: query.clone(), raced: true };
                 Step::NeedFacts { query }
@@ -944,6 +1050,8 @@ impl PkiOperation {
             renews: claim.renews().map(str::to_owned),
             serial,
             client_address: self.client_address.clone(),
+            upstream: None,
+            claim: None,
             now: self.now,
         }
     }
@@ -1025,6 +1133,12 @@ impl PkiOperation {
 
     /// A FAILURE CertRep for `error`, with its audit row.
     fn fail(&mut self, identity: &Identity, error: &ScepError, seat: Option<String>) -> Step {
+        let audit = self.failure_audit(error, seat);
+        self.answer(identity, Reply::from(error), Some(audit))
+    }
+
+    /// The audit row of a failure: its error's kind, message and resolution.
+    fn failure_audit(&self, error: &ScepError, seat: Option<String>) -> AuditRow {
         let operation = self.request.attributes.message_type.map(|m| m.name()).unwrap_or("PKIOperation");
         let mut audit = audit_row(
             self.now,
@@ -1037,24 +1151,29 @@ impl PkiOperation {
             &error.message,
         );
         audit.resolution = Some(error.resolution.clone());
-        self.answer(identity, Reply::from(error), Some(audit))
+        audit
     }
 
-    fn answer_issued(&mut self, identity: &Identity, certificate: Vec<u8>, audit: AuditRow) -> Step {
-        match <Certificate as der::Decode>::from_der(&certificate) {
-            Ok(leaf) => {
-                self.answer(identity, Reply::Issued { certificates: vec![&leaf, &identity.ca_cert] }, Some(audit))
-            }
-            Err(e) => self.fail(identity, &e.into(), None),
-        }
-    }
-
-    /// The answer to an issuance whose audit row was written in its batch.
-    fn answer_issued_unaudited(&mut self, identity: &Identity, certificate: Vec<u8>) -> Step {
-        match <Certificate as der::Decode>::from_der(&certificate) {
-            Ok(leaf) => self.answer(identity, Reply::Issued { certificates: vec![&leaf, &identity.ca_cert] }, None),
-            Err(e) => self.fail(identity, &e.into(), None),
-        }
+    /// A certificate answered with its CA: this CA's, or for RA mode the upstream's when it is at hand. `audit`
+    /// is None when the row was written in the batch that saved the certificate.
+    fn answer_issued(
+        &mut self,
+        identity: &Identity,
+        certificate: Vec<u8>,
+        upstream_ca: Option<Certificate>,
+        audit: Option<AuditRow>,
+    ) -> Step {
+        let leaf = match <Certificate as der::Decode>::from_der(&certificate) {
+            Ok(leaf) => leaf,
+            Err(e) => return self.fail(identity, &e.into(), None),
+        };
+        let ca = match (&upstream_ca, &self.profile.profile.upstream) {
+            (Some(upstream), _) => Some(upstream),
+            (None, Some(_)) => None,
+            (None, None) => Some(&identity.ca_cert),
+        };
+        let certificates: Vec<&Certificate> = core::iter::once(&leaf).chain(ca).collect();
+        self.answer(identity, Reply::Issued { certificates }, audit)
     }
 
     fn answer(&mut self, identity: &Identity, reply: Reply<'_>, audit: Option<AuditRow>) -> Step {
@@ -1084,6 +1203,242 @@ impl PkiOperation {
 
     fn out_of_order(&mut self, identity: &Identity) -> Step {
         self.fail(identity, &ScepError::invalid_input("the host called the PKIOperation machine out of order"), None)
+    }
+}
+
+/// RA mode: the steps that forward an accepted request to the profile's upstream CA and settle what came back.
+impl PkiOperation {
+    /// Whether the request continues a transaction forwarded to this profile's upstream.
+    fn is_forwarded(&self, found: &Facts) -> bool {
+        self.profile.profile.upstream.is_some()
+            && found.store.prior_transaction.as_ref().is_some_and(|p| p.upstream.is_some())
+    }
+
+    /// Claims what authorised the request and saves it as a PENDING transaction forwarded to the upstream, in
+    /// one batch; the upstream is asked once that holds, so a code is never sent twice concurrently.
+    fn forward(
+        &mut self,
+        identity: &Identity,
+        query: FactQuery,
+        seat_id: String,
+        claim: policy::Claim,
+        plan: policy::CertificatePlan,
+        raced: bool,
+    ) -> Step {
+        let facts = self.facts.clone().expect("opened before facts are asked");
+        let upstream = self.profile.profile.upstream.clone().expect("forwarded only with an upstream");
+        if identity.ra_cert.is_none() {
+            let e = ScepError::upstream_unavailable(
+                "this service has no RA certificate to sign the devices' requests with: give the profile the CA of the \
+                 Worker's secrets, which has one",
+            );
+            return self.fail(identity, &e, Some(seat_id));
+        }
+        let attempt = crate::wire::serial_hex(&random_serial());
+        let (mut writes, guard) = self.claim(&facts, &claim, &seat_id, &attempt, false);
+        let record = ClaimRecord { claim: claim.clone(), attempt };
+        let mut row = self.transaction_row(&facts, &seat_id, &plan, &claim, None);
+        row.upstream = Some(upstream.scep_url.clone());
+        row.claim = Some(serde_json::to_string(&record).expect("a claim serialises"));
+        writes.push(Write::InsertTransaction { row, guard });
+        let key = self.transaction_key(&facts);
+        let key_digest = facts.csr.as_ref().map(policy::key_digest).unwrap_or_default();
+        let forwarded = Forwarded { query: query.clone(), seat_id, plan, record, key, key_digest, poll: false };
+        self.state = State::AwaitingWrite { query, outcome: Pending::Forwarding(Box::new(forwarded)), raced };
+        Step::Write { writes }
+    }
+
+    /// A CertPoll of a forwarded transaction is relayed to the upstream; so is a retransmitted request, unless
+    /// the first copy may still be on its way (then PENDING, so the upstream is not asked twice at once).
+    fn relay(&mut self, identity: &Identity, query: FactQuery, found: Facts) -> Step {
+        let facts = self.facts.clone().expect("opened before facts are asked");
+        let prior = found.store.prior_transaction.expect("relayed only for a prior transaction");
+        let upstream = self.profile.profile.upstream.clone().expect("relayed only with an upstream");
+        let plan = prior.plan.as_deref().and_then(|p| serde_json::from_str::<policy::CertificatePlan>(p).ok());
+        let record = prior.claim.as_deref().and_then(|c| serde_json::from_str::<ClaimRecord>(c).ok());
+        let (Some(plan), Some(record), Some(seat_id)) = (plan, record, prior.seat_id.clone()) else {
+            return self.fail(identity, &ScepError::internal(), prior.seat_id);
+        };
+        let poll = facts.message_type == MessageType::CertPoll;
+        let in_flight = prior.updated_at.is_some_and(|at| self.now < at + u64::from(upstream.timeout_ms) / 1000 + 5);
+        if !poll && in_flight {
+            let audit = self.audit(
+                &facts,
+                Some(seat_id),
+                AuditStatus::Success,
+                "pending",
+                "Forwarded to the upstream CA already",
+            );
+            return self.answer(identity, Reply::Pending, Some(audit));
+        }
+        let key = self.transaction_key(&facts);
+        let forwarded = Forwarded { query, seat_id, plan, record, key, key_digest: prior.key_digest, poll };
+        self.start_upstream(identity, forwarded)
+    }
+
+    fn transaction_key(&self, facts: &RequestFacts) -> TransactionKey {
+        TransactionKey {
+            profile_id: self.profile.id.clone(),
+            transaction_id: facts.transaction_id.clone(),
+            signer_fingerprint: facts.signer.fingerprint.clone(),
+        }
+    }
+
+    fn start_upstream(&mut self, identity: &Identity, forwarded: Forwarded) -> Step {
+        let facts = self.facts.clone().expect("opened before facts are asked");
+        let upstream = self.profile.profile.upstream.clone().expect("forwarded only with an upstream");
+        let Some(ra) = identity.ra_cert.clone() else {
+            return self.settle(identity, Outcome::Unavailable(ScepError::internal()), forwarded);
+        };
+        let forward = match &facts.csr {
+            Some(csr) => Forward::Request { csr_der: csr.der.clone(), message_type: facts.message_type },
+            None => match <x509_cert::name::Name as core::str::FromStr>::from_str(&forwarded.plan.subject) {
+                Ok(subject) => Forward::Poll { subject },
+                Err(_) => return self.settle(identity, Outcome::Unavailable(ScepError::internal()), forwarded),
+            },
+        };
+        let key_digest = forwarded.key_digest.clone();
+        let (exchange, step) = Exchange::start(upstream, forward, facts.transaction_id.clone(), ra, key_digest);
+        self.drive(identity, Box::new(exchange), Box::new(forwarded), step)
+    }
+
+    fn drive(
+        &mut self,
+        identity: &Identity,
+        exchange: Box<Exchange>,
+        forwarded: Box<Forwarded>,
+        step: ExchangeStep,
+    ) -> Step {
+        match step {
+            ExchangeStep::Send(request) => {
+                self.state = State::AwaitingUpstream { exchange, forwarded };
+                Step::CallUpstream { request }
+            }
+            ExchangeStep::Key(operation) => {
+                self.await_key(CaKey::Ra, operation, KeyPending::Upstream { exchange, forwarded })
+            }
+            ExchangeStep::Done(outcome) => self.settle(identity, *outcome, *forwarded),
+        }
+    }
+
+    /// Continues after [`Step::CallUpstream`] with what came back from the upstream.
+    pub fn with_upstream(&mut self, identity: &Identity, answer: UpstreamAnswer) -> Step {
+        let State::AwaitingUpstream { mut exchange, forwarded } = std::mem::replace(&mut self.state, State::Done)
+        else {
+            return self.out_of_order(identity);
+        };
+        let step = exchange.with_answer(answer, &mut OsRng);
+        self.drive(identity, exchange, forwarded, step)
+    }
+
+    fn settle(&mut self, identity: &Identity, outcome: Outcome, f: Forwarded) -> Step {
+        let facts = self.facts.clone().expect("opened before facts are asked");
+        let url = self.profile.profile.upstream.as_ref().map(|u| u.scep_url.clone()).unwrap_or_default();
+        match outcome {
+            Outcome::Issued { certificate, ca } => {
+                let serial = crate::wire::serial_hex(certificate.tbs_certificate.serial_number.as_bytes());
+                if let Err(mut e) = ra::check_names(&certificate, &f.plan) {
+                    e.message = format!("{} (serial {serial})", e.message);
+                    return self.settle_rejected(f, e);
+                }
+                let der = match der::Encode::to_der(&certificate) {
+                    Ok(d) => d,
+                    Err(e) => return self.settle_rejected(f, e.into()),
+                };
+                let status = policy::TransactionStatus::Issued;
+                let guard = Some(Guard::Decided { key: f.key.clone(), status, serial: Some(serial.clone()) });
+                let mut writes = vec![Write::DecideHeld {
+                    key: f.key.clone(),
+                    status,
+                    serial: Some(serial.clone()),
+                    renews: None,
+                    message: None,
+                    now: self.now,
+                }];
+                let renews = f.record.claim.renews().map(str::to_owned);
+                if let Some(renews) = &renews {
+                    writes.push(Write::SettleRenewal {
+                        serial: renews.clone(),
+                        attempt: f.record.attempt.clone(),
+                        renewed_by: serial.clone(),
+                        guard: guard.clone(),
+                    });
+                }
+                let validity = certificate.tbs_certificate.validity;
+                let row = CertificateRow {
+                    serial: serial.clone(),
+                    fingerprint: crate::keys::fingerprint(&der),
+                    seat_id: f.seat_id.clone(),
+                    profile_id: self.profile.id.clone(),
+                    subject: certificate.tbs_certificate.subject.to_string(),
+                    not_before: validity.not_before.to_unix_duration().as_secs(),
+                    not_after: validity.not_after.to_unix_duration().as_secs(),
+                    der: der.clone(),
+                    transaction_id: facts.transaction_id.clone(),
+                    ca_id: None,
+                    upstream: Some(url.clone()),
+                    now: self.now,
+                };
+                writes.push(Write::InsertCertificate { row, guard: guard.clone() });
+                let code = if renews.is_some() { "renewed" } else { "issued" };
+                let message =
+                    format!("Certificate {serial} issued by the upstream CA at {url}{}", f.record.claim.describe());
+                let audit = self.audit(&facts, Some(f.seat_id.clone()), AuditStatus::Success, code, &message);
+                writes.push(Write::InsertAudit { row: audit, guard });
+                let settled = Settled::Issued { certificate: der, upstream_ca: Box::new(ca) };
+                self.state = State::AwaitingWrite { query: f.query, outcome: Pending::Settled(settled), raced: false };
+                Step::Write { writes }
+            }
+            Outcome::Pending => {
+                let message = format!("The upstream CA at {url} answered PENDING");
+                let audit = self.audit(&facts, Some(f.seat_id), AuditStatus::Success, "pending", &message);
+                self.answer(identity, Reply::Pending, Some(audit))
+            }
+            Outcome::Refused(e) if f.poll => self.settle_rejected(f, e),
+            Outcome::Unavailable(e) if f.poll => {
+                // The upstream still holds the request: the device polls again later.
+                let audit = self.failure_audit(&e, Some(f.seat_id));
+                self.answer(identity, Reply::Pending, Some(audit))
+            }
+            Outcome::Refused(e) | Outcome::Unavailable(e) => {
+                // Nothing was issued: the claim is given back with the transaction withdrawn, in one batch.
+                let guard = Some(Guard::Withdrawn { key: f.key.clone() });
+                let writes = vec![
+                    Write::Withdraw { key: f.key.clone(), attempt: f.record.attempt.clone() },
+                    Write::Unclaim { record: f.record.clone(), guard: guard.clone() },
+                    Write::InsertAudit { row: self.failure_audit(&e, Some(f.seat_id.clone())), guard },
+                ];
+                self.state = State::AwaitingWrite {
+                    query: f.query,
+                    outcome: Pending::Settled(Settled::Failed(e)),
+                    raced: false,
+                };
+                Step::Write { writes }
+            }
+        }
+    }
+
+    /// The upstream decided against the request (or issued names the edge did not check): the transaction is
+    /// rejected with `e` as what its next poll is told. A code stays used, as after an administrator's
+    /// rejection; a renewed certificate's claim is given back, so it can be renewed again.
+    fn settle_rejected(&mut self, f: Forwarded, e: ScepError) -> Step {
+        let status = policy::TransactionStatus::Rejected;
+        let guard = Some(Guard::Decided { key: f.key.clone(), status, serial: None });
+        let mut writes = vec![Write::DecideHeld {
+            key: f.key.clone(),
+            status,
+            serial: None,
+            renews: None,
+            message: Some(e.message.clone()),
+            now: self.now,
+        }];
+        if f.record.claim.renews().is_some() {
+            writes.push(Write::Unclaim { record: f.record.clone(), guard: guard.clone() });
+        }
+        writes.push(Write::InsertAudit { row: self.failure_audit(&e, Some(f.seat_id.clone())), guard });
+        self.state =
+            State::AwaitingWrite { query: f.query, outcome: Pending::Settled(Settled::Failed(e)), raced: false };
+        Step::Write { writes }
     }
 }
 

@@ -127,6 +127,17 @@ pub struct PriorTransaction {
     /// The seat it was for (a CertPoll names none of its own).
     #[serde(default)]
     pub seat_id: Option<String>,
+    /// The certificate plan (JSON), for a request forwarded to an upstream CA.
+    #[serde(default)]
+    pub plan: Option<String>,
+    /// The upstream CA it was forwarded to (RA mode), and what its claim was ([`crate::pki_operation::ClaimRecord`], JSON).
+    #[serde(default)]
+    pub upstream: Option<String>,
+    #[serde(default)]
+    pub claim: Option<String>,
+    /// When it was last changed (Unix seconds).
+    #[serde(default)]
+    pub updated_at: Option<u64>,
 }
 
 /// The certificate to issue, as policy shapes it: the names are the profile's for the seat.
@@ -145,7 +156,7 @@ pub struct CertificatePlan {
 
 /// What a decision to issue or hold claims, first in the batch that saves it: the one thing of single use that
 /// authorised it. A lost claim saves nothing.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(tag = "kind", rename_all = "camelCase")]
 pub enum Claim {
     /// The seat's open enrollment (its code, or a profile without a challenge).

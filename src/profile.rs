@@ -23,6 +23,7 @@ use crate::caps::normalize_fingerprint;
 use crate::challenge_page::OneTimePasswords;
 use crate::error::{FieldIssue, Result, ScepError};
 use crate::names::{render_sans, render_subject, CsrNames};
+use crate::registration_authority::{UpstreamChallenge, UpstreamConfig};
 use crate::webhook::WebhookConfig;
 
 /// A SCEP profile, field for field as the admin API sends and returns it.
@@ -46,7 +47,8 @@ use crate::webhook::WebhookConfig;
 /// scepkit's extensions, each optional with a safe default: `validity_days`, `renewal_window_days`,
 /// `manual_approval`, `legacy`, `seat_id_mapping`, `csr_names`, `oaep_only`, `webhook` ([`WebhookConfig`]: its
 /// `secret` is masked like the challenge's), `one_time_passwords` ([`OneTimePasswords`], dynamic challenge
-/// only). Any other field is refused.
+/// only), `upstream` ([`UpstreamConfig`]: RA mode, certificates issued by an existing CA; its page password
+/// masked). Any other field is refused.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(try_from = "Received")]
 pub struct ScepProfile {
@@ -91,6 +93,9 @@ pub struct ScepProfile {
     /// How the one-time passwords of the NDES-style page behave (their lifetime, whether they create seats).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub one_time_passwords: Option<OneTimePasswords>,
+    /// RA mode: an existing SCEP CA issues, after the edge's own checks.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub upstream: Option<UpstreamConfig>,
 }
 
 /// Where the profile lives: exactly one of folder, snippet, device (flattened into the profile object).
@@ -173,6 +178,7 @@ impl ScepProfile {
     pub fn create(incoming: &Value, code_key: &[u8]) -> Result<Self> {
         let mut received = Received::from_json(incoming)?;
         received.keep_masked_secrets(None, None);
+        received.keep_masked_upstream(None);
         Ok(received.validate()?.sealed(code_key))
     }
 
@@ -182,6 +188,7 @@ impl ScepProfile {
     pub fn update(stored: &ScepProfile, incoming: &Value, code_key: &[u8]) -> Result<Self> {
         let mut received = Received::from_json(incoming)?;
         received.keep_masked_secrets(Some(&stored.scep_challenge), stored.webhook.as_ref());
+        received.keep_masked_upstream(stored.upstream.as_ref());
         let profile = received.validate()?;
         Ok(Self { id: stored.id.clone(), ..profile }.sealed(code_key))
     }
@@ -207,6 +214,9 @@ impl ScepProfile {
         }
         if let Some(hook) = &mut view.webhook {
             hook.secret = MASK.to_owned();
+        }
+        if let Some(UpstreamConfig { challenge: UpstreamChallenge::Dynamic(page), .. }) = &mut view.upstream {
+            page.password = MASK.to_owned();
         }
         view
     }
@@ -376,6 +386,7 @@ struct Received {
     oaep_only: Field<bool>,
     webhook: Field<WebhookConfig>,
     one_time_passwords: Field<OneTimePasswords>,
+    upstream: Field<UpstreamConfig>,
     #[serde(flatten)]
     unknown: BTreeMap<String, Value>,
 }
@@ -418,6 +429,28 @@ impl Received {
         };
         if let Some(at) = unkept {
             self.scep_challenge = Field::Wrong { at: at.to_owned(), rule: NOTHING_TO_KEEP.to_owned() };
+        }
+    }
+
+    /// The upstream page's password sent as the mask becomes the stored one; with none to keep, it is refused.
+    fn keep_masked_upstream(&mut self, stored: Option<&UpstreamConfig>) {
+        let Field::Given(UpstreamConfig { challenge: UpstreamChallenge::Dynamic(page), .. }) = &mut self.upstream
+        else {
+            return;
+        };
+        if page.password != MASK {
+            return;
+        }
+        match stored {
+            Some(UpstreamConfig { challenge: UpstreamChallenge::Dynamic(kept), .. }) => {
+                page.password = kept.password.clone()
+            }
+            _ => {
+                self.upstream = Field::Wrong {
+                    at: ".challenge.dynamic.password".to_owned(),
+                    rule: "is the mask of a secret, and there is no stored secret to keep: send the secret".to_owned(),
+                }
+            }
         }
     }
 
@@ -549,6 +582,39 @@ impl Received {
             o.check()
         });
 
+        let upstream = self
+            .upstream
+            .must_be("must be an object with scep_url, fingerprint and optionally challenge (none, fixed or { dynamic: { otp_server_url, username, password } }), cipher, digest, legacy, timeout_ms")
+            .read("upstream", &mut v);
+        let upstream = upstream.filter(|upstream| {
+            let mut issues = upstream.issues();
+            // The upstream issues what the CSR asks for: only a CSR that asks for exactly the rendered names passes.
+            if csr_names == Some(CsrNames::Replace) {
+                issues.push(issue("csr_names", "must be match with an upstream: the upstream CA issues the CSR's names"));
+            }
+            if manual_approval == Some(true) {
+                issues.push(issue("manual_approval", "must be false with an upstream: a PENDING from the upstream CA is relayed to the device"));
+            }
+            match (&upstream.challenge, &scep_challenge) {
+                (UpstreamChallenge::Fixed, Some(c)) if !matches!(c, ScepChallenge::Fixed(_)) => issues.push(issue(
+                    "scep_challenge",
+                    "must be fixed (the upstream's shared challenge) when upstream.challenge is fixed",
+                )),
+                (UpstreamChallenge::Dynamic(_), Some(c))
+                    if !matches!(c, ScepChallenge::Dynamic(DynamicChallenge { username: None, password: None, otp_server_url: None })) =>
+                {
+                    issues.push(issue(
+                        "scep_challenge",
+                        "must be { \"dynamic\": {} } when upstream.challenge is dynamic: each enrollment code is a one-time password of the upstream's page",
+                    ))
+                }
+                _ => {}
+            }
+            let fine = issues.is_empty();
+            v.0.extend(issues);
+            fine
+        });
+
         for key in self.unknown.keys() {
             v.fail::<()>(key, "is not a field of a SCEP profile");
         }
@@ -582,6 +648,7 @@ impl Received {
             oaep_only: oaep_only.expect(CHECKED),
             webhook,
             one_time_passwords,
+            upstream,
         })
     }
 }

@@ -60,6 +60,8 @@ struct TransactionRecord {
     public_key: Vec<u8>,
     plan: String,
     renews: Option<String>,
+    upstream: Option<String>,
+    claim: Option<String>,
 }
 
 /// What D1 holds, with the Worker's query and write semantics (a batch is all or nothing).
@@ -125,6 +127,10 @@ impl Store {
                         .as_ref()
                         .map(|s| serde_bytes::ByteBuf::from(self.certificates[s].der.clone())),
                     seat_id: Some(t.seat.clone()),
+                    plan: Some(t.plan.clone()),
+                    upstream: t.upstream.clone(),
+                    claim: t.claim.clone(),
+                    updated_at: Some(NOW),
                 }),
                 challenge_used: q.challenge_mac.as_ref().is_some_and(|m| self.used_challenges.contains_key(m)),
                 one_time_password: q.one_time_password_mac.as_ref().and_then(|mac| {
@@ -173,6 +179,9 @@ impl Store {
                 s.transactions
                     .get(&(key.transaction_id.clone(), key.signer_fingerprint.clone()))
                     .is_some_and(|t| t.status == wanted.as_str().unwrap() && &t.serial == serial)
+            }
+            Some(Guard::Withdrawn { key }) => {
+                !s.transactions.contains_key(&(key.transaction_id.clone(), key.signer_fingerprint.clone()))
             }
         };
         let mut first = None;
@@ -236,6 +245,63 @@ impl Store {
                         _ => false,
                     }
                 }
+                Write::SettleRenewal { serial, attempt, renewed_by, guard } => {
+                    holds(&next, guard)
+                        && match next.certificates.get_mut(serial).filter(|c| c.renewed_by.as_ref() == Some(attempt)) {
+                            Some(c) => {
+                                c.renewed_by = Some(renewed_by.clone());
+                                true
+                            }
+                            None => false,
+                        }
+                }
+                Write::Withdraw { key, attempt } => {
+                    let k = (key.transaction_id.clone(), key.signer_fingerprint.clone());
+                    let mine = next.transactions.get(&k).is_some_and(|t| {
+                        t.status == "PENDING"
+                            && t.claim.as_deref().is_some_and(|c| c.contains(&format!("\"attempt\":\"{attempt}\"")))
+                    });
+                    mine && next.transactions.remove(&k).is_some()
+                }
+                Write::Unclaim { record, guard } => {
+                    holds(&next, guard) && {
+                        use scepkit::policy::Claim;
+                        let attempt = Some(&record.attempt);
+                        match &record.claim {
+                            Claim::Enrollment { id } => {
+                                match next.enrollments.iter_mut().find(|e| &e.id == id && e.claim.as_ref() == attempt) {
+                                    Some(e) => {
+                                        e.status = Status::Created;
+                                        e.claim = None;
+                                        true
+                                    }
+                                    None => false,
+                                }
+                            }
+                            Claim::WebhookChallenge { mac } => {
+                                next.used_challenges.get(mac) == attempt && next.used_challenges.remove(mac).is_some()
+                            }
+                            Claim::Password { mac, .. } => {
+                                match next.passwords.get_mut(mac).filter(|p| p.1.as_ref() == attempt) {
+                                    Some(p) => {
+                                        p.1 = None;
+                                        true
+                                    }
+                                    None => false,
+                                }
+                            }
+                            Claim::Renewal { serial } => {
+                                match next.certificates.get_mut(serial).filter(|c| c.renewed_by.as_ref() == attempt) {
+                                    Some(c) => {
+                                        c.renewed_by = None;
+                                        true
+                                    }
+                                    None => false,
+                                }
+                            }
+                        }
+                    }
+                }
                 Write::InsertCertificate { row, guard } => {
                     holds(&next, guard) && {
                         let cert = Cert {
@@ -259,6 +325,8 @@ impl Store {
                             public_key: row.public_key.clone(),
                             plan: row.plan.clone(),
                             renews: row.renews.clone(),
+                            upstream: row.upstream.clone(),
+                            claim: row.claim.clone(),
                         };
                         next.transactions.insert(key, record);
                         true
@@ -328,16 +396,21 @@ fn keys() -> ServerKeys {
 struct Op<'a> {
     op: PkiOperation,
     id: &'a Identity,
+    keys: ServerKeys,
     /// The private-key operations the machine handed out, in order.
     key_steps: Vec<(CaKey, &'static str)>,
 }
 
 fn start<'a>(bytes: &[u8], profile: StoredProfile, id: &'a Identity) -> (Option<Op<'a>>, Step) {
+    start_with(bytes, profile, id, keys())
+}
+
+fn start_with<'a>(bytes: &[u8], profile: StoredProfile, id: &'a Identity, keys: ServerKeys) -> (Option<Op<'a>>, Step) {
     let (op, step) = PkiOperation::start(bytes, profile, id, KEY, NOW, None);
     match op {
         None => (None, step),
         Some(op) => {
-            let mut op = Op { op, id, key_steps: Vec::new() };
+            let mut op = Op { op, id, keys, key_steps: Vec::new() };
             let step = op.keyed(step);
             (Some(op), step)
         }
@@ -352,7 +425,7 @@ impl Op<'_> {
                 KeyOperation::Decrypt { .. } => "decrypt",
             };
             self.key_steps.push((*key, kind));
-            let result = keys().perform(*key, operation).ok();
+            let result = self.keys.perform(*key, operation).ok();
             step = self.op.with_key_result(self.id, result);
         }
         step
@@ -454,11 +527,27 @@ fn request_with(
 
 /// Drives a machine to its answer against `store`, the way the Worker's loop does.
 fn drive(store: &mut Store, bytes: &[u8], profile: StoredProfile) -> Step {
-    let id = identity();
-    let (op, mut step) = start(bytes, profile, &id);
+    drive_with(store, bytes, profile, &identity(), keys(), None)
+}
+
+/// [`drive`] as an endpoint with `id` and `keys`, in front of `upstream` (RA mode) if there is one.
+fn drive_with(
+    store: &mut Store,
+    bytes: &[u8],
+    profile: StoredProfile,
+    id: &Identity,
+    keys: ServerKeys,
+    mut upstream: Option<&mut ra_mode::Upstream>,
+) -> Step {
+    let (op, mut step) = start_with(bytes, profile, id, keys);
     let Some(mut op) = op else { return step };
-    for _ in 0..8 {
+    for _ in 0..16 {
         step = match step {
+            Step::CallUpstream { request } => {
+                let answer = upstream.as_deref_mut().expect("an upstream profile").answer(&request);
+                let step = op.op.with_upstream(op.id, answer);
+                op.keyed(step)
+            }
             Step::NeedProfile => op.with_profile(store.profile()),
             Step::CallWebhook { call } => {
                 store.webhook_calls.push(call);
@@ -672,6 +761,7 @@ fn a_held_renewal_is_issued_by_its_approval_once_and_a_rejection_is_final() {
         public_key: serde_bytes::ByteBuf::from(t.public_key.clone()),
         plan: t.plan.clone(),
         renews: t.renews.clone(),
+        upstream: None,
     };
     let approved = decide_held(&identity(), &keys(), &held, true, None, NOW).unwrap();
     assert!(store.write(&approved.writes));
@@ -832,7 +922,7 @@ fn the_cas_private_key_operations_are_steps_the_host_performs_once_each() {
     else {
         panic!()
     };
-    let mut raw = Op { op: machine.unwrap(), id: &id, key_steps: Vec::new() };
+    let mut raw = Op { op: machine.unwrap(), id: &id, keys: keys(), key_steps: Vec::new() };
     let step = raw.op.with_key_result(&id, None);
     let refused = raw.keyed(step);
     let CertRepOutcome::Failed(e) = outcome(&refused, &r, &req) else { panic!("{refused:?}") };
@@ -1009,7 +1099,7 @@ fn a_pki_operation_under_a_disabled_ca_is_refused_as_the_seed_says_before_anythi
     let req = pkcs_req(&r, "CN=dev-1", MessageType::PkcsReq, None);
     let disabled = Identity { enabled: false, ..identity() };
     let (op, step) = PkiOperation::start(&req.message, stored(&body, false), &disabled, KEY, NOW, None);
-    let mut op = Op { op: op.unwrap(), id: &disabled, key_steps: Vec::new() };
+    let mut op = Op { op: op.unwrap(), id: &disabled, keys: keys(), key_steps: Vec::new() };
     let step = op.keyed(step);
     let Step::Answer { audit: Some(audit), .. } = &step else { panic!("{step:?}") };
     assert_eq!((audit.code.as_str(), audit.message.as_str()), ("ca_not_enabled", "Failed to decrypt a PKCS7 message"));
@@ -1018,4 +1108,279 @@ fn a_pki_operation_under_a_disabled_ca_is_refused_as_the_seed_says_before_anythi
     assert_eq!(e.message, "Failed to decrypt a PKCS7 message");
     assert_eq!(op.key_steps, [(CaKey::Ca, "sign")], "only the FAILURE is signed; nothing is decrypted");
     assert_eq!(store.enrollments[0].status, Status::Created);
+}
+
+/// RA mode: the edge in front of another SCEP CA (here the same machine with micromdm's fixture CA and its own
+/// store, reached through the [`Step::CallUpstream`] steps).
+mod ra_mode {
+    use super::*;
+    use scepkit::caps::CONTENT_TYPE_CA_CERT;
+    use scepkit::error::{ErrorKind, FailInfo};
+    use scepkit::pki_operation::{decide_held, HeldRequest, TransactionKey};
+    use scepkit::registration_authority::{UpstreamAnswer, UpstreamRequest};
+
+    pub struct Upstream {
+        pub store: Store,
+        pub profile: serde_json::Value,
+        pub reachable: bool,
+        pub calls: Vec<String>,
+    }
+
+    fn ok(content_type: &str, body: Vec<u8>) -> UpstreamAnswer {
+        UpstreamAnswer {
+            status: Some(200),
+            content_type: Some(content_type.into()),
+            body: Some(serde_bytes::ByteBuf::from(body)),
+            error: None,
+        }
+    }
+
+    fn upstream_identity() -> (Identity, ServerKeys) {
+        let ca = micromdm_ca();
+        let id = Identity::new(ca.cert.clone(), None, Box::new(scepkit::keys::RustCrypto));
+        (id, ServerKeys { ca: Box::new(ca.key), ra: None })
+    }
+
+    impl Upstream {
+        pub fn answer(&mut self, request: &UpstreamRequest) -> UpstreamAnswer {
+            let operation = request.url.split("operation=").nth(1).unwrap().split('&').next().unwrap().to_owned();
+            self.calls.push(operation.clone());
+            if !self.reachable {
+                return UpstreamAnswer { error: Some("connection refused".into()), ..Default::default() };
+            }
+            match operation.as_str() {
+                "GetCACaps" => ok("text/plain", b"POSTPKIOperation\nSHA-256\nAES\nSCEPStandard\nRenewal\n".to_vec()),
+                "GetCACert" => ok(CONTENT_TYPE_CA_CERT, der::Encode::to_der(&micromdm_ca().cert).unwrap()),
+                _ => {
+                    let (id, keys) = upstream_identity();
+                    let body = request.body.clone().unwrap();
+                    let profile = stored(&self.profile, false);
+                    match drive_with(&mut self.store, &body, profile, &id, keys, None) {
+                        Step::Answer { body, .. } => ok("application/x-pki-message", body),
+                        other => panic!("the upstream did not answer: {other:?}"),
+                    }
+                }
+            }
+        }
+    }
+
+    /// The edge: the test CA with an RA, which signs for the devices.
+    fn edge() -> (Identity, ServerKeys) {
+        let ca = scepkit_ca();
+        let ra_key = test_key(3);
+        let validity = (NOW - 3600, NOW + 365 * 86400);
+        let ra =
+            scepkit::issue::ra_certificate(ra_key, "CN=edge RA", &[7], validity, &ca.cert, &ca.key, DigestAlg::Sha256)
+                .unwrap();
+        let id = Identity::new(ca.cert.clone(), Some(ra), Box::new(scepkit::keys::RustCrypto));
+        (id, ServerKeys { ca: Box::new(ca.key.clone()), ra: Some(Box::new(ra_key.clone())) })
+    }
+
+    /// What a device learns from the edge's GetCACert for an RA-mode profile: the upstream CA and the edge's RA.
+    fn device_view(id: &Identity) -> CaCertificates {
+        let body = scepkit::signed::certs_only(&[&micromdm_ca().cert, id.ra_cert.as_ref().unwrap()]).unwrap();
+        CaCertificates::parse(&body).unwrap()
+    }
+
+    fn edge_profile(fingerprint: &str) -> serde_json::Value {
+        profile_json(json!({ "upstream": { "scep_url": "http://upstream.test/scep", "fingerprint": fingerprint } }))
+    }
+
+    fn micromdm_fingerprint() -> String {
+        scepkit::caps::fingerprint(&micromdm_ca().cert).unwrap()
+    }
+
+    fn upstream(extra: serde_json::Value) -> Upstream {
+        let profile = profile_json(extra);
+        Upstream { store: store_with_seat("dev-1", &profile), profile, reachable: true, calls: Vec::new() }
+    }
+
+    fn device_request(r: &Requester1, ca: &CaCertificates, message_type: MessageType) -> PkiRequest {
+        let csr = CsrRequest {
+            subject: "CN=dev-1".into(),
+            sans: vec![],
+            challenge: Some(CODE.into()),
+            digest: DigestAlg::Sha256,
+            digital_signature: true,
+            key_encipherment: true,
+        };
+        let der = csr.build(r.key).unwrap();
+        let requester = Requester { key: r.key, certificate: &r.signer };
+        client::certificate_request(&der, message_type, None, &requester, ca, options(), &mut OsRng).unwrap()
+    }
+
+    fn run(edge_store: &mut Store, up: &mut Upstream, bytes: &[u8], fingerprint: &str) -> Step {
+        let (id, keys) = edge();
+        drive_with(edge_store, bytes, stored(&edge_profile(fingerprint), false), &id, keys, Some(up))
+    }
+
+    fn device_outcome(step: &Step, r: &Requester1, req: &PkiRequest) -> CertRepOutcome {
+        let Step::Answer { body, .. } = step else { panic!("expected an answer, got {step:?}") };
+        let (id, _) = edge();
+        let requester = Requester { key: r.key, certificate: &r.signer };
+        client::open_cert_rep(body, req, &requester, &device_view(&id), None, policy(false)).unwrap()
+    }
+
+    fn refusal(outcome: CertRepOutcome) -> scepkit::ScepError {
+        match outcome {
+            CertRepOutcome::Failed(e) => e,
+            other => panic!("expected FAILURE, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_request_the_edge_accepts_is_issued_by_the_upstream_ca_and_recorded_here() {
+        let fp = micromdm_fingerprint();
+        let mut edge_store = store_with_seat("dev-1", &edge_profile(&fp));
+        let mut up = upstream(json!({}));
+        let r = requester(1);
+        let (id, _) = edge();
+        let req = device_request(&r, &device_view(&id), MessageType::PkcsReq);
+        let step = run(&mut edge_store, &mut up, &req.message, &fp);
+        let CertRepOutcome::Issued { certificate, .. } = device_outcome(&step, &r, &req) else { panic!("{step:?}") };
+        // Issued (and verified by the device) under micromdm's CA, not the edge's.
+        assert_eq!(certificate.tbs_certificate.issuer, micromdm_ca().cert.tbs_certificate.subject);
+        assert_eq!(up.calls, ["GetCACaps", "GetCACert", "PKIOperation"]);
+        assert_eq!(up.store.certificates.len(), 1);
+        let serial = scepkit::wire::serial_hex(certificate.tbs_certificate.serial_number.as_bytes());
+        assert!(edge_store.certificates.contains_key(&serial), "recorded at the edge");
+        assert_eq!(edge_store.enrollments[0].status, Status::Redeemed);
+        let t = edge_store.transactions.values().next().unwrap();
+        assert_eq!((t.status.as_str(), t.serial.as_deref()), ("ISSUED", Some(serial.as_str())));
+        assert_eq!(edge_store.audit.iter().map(|a| a.0.as_str()).collect::<Vec<_>>(), ["issued"]);
+
+        // The same request again is answered from the edge's records; the upstream is not asked.
+        let again = run(&mut edge_store, &mut up, &req.message, &fp);
+        assert!(matches!(device_outcome(&again, &r, &req), CertRepOutcome::Issued { .. }));
+        assert_eq!(up.calls.len(), 3);
+        // A second device with the spent code is refused by the edge alone.
+        let other = device_request(&requester(2), &device_view(&id), MessageType::PkcsReq);
+        let refused = run(&mut edge_store, &mut up, &other.message, &fp);
+        assert!(
+            matches!(refused, Step::Answer { audit: Some(ref a), .. } if a.code == "challenge_invalid"),
+            "{refused:?}"
+        );
+        assert_eq!(up.calls.len(), 3);
+    }
+
+    #[test]
+    fn an_upstream_failure_or_silence_is_explained_and_uses_nothing() {
+        let fp = micromdm_fingerprint();
+        let mut edge_store = store_with_seat("dev-1", &edge_profile(&fp));
+        let mut up = upstream(json!({}));
+        up.store.seats.clear();
+        let r = requester(1);
+        let (id, _) = edge();
+        let req = device_request(&r, &device_view(&id), MessageType::PkcsReq);
+        let e = refusal(device_outcome(&run(&mut edge_store, &mut up, &req.message, &fp), &r, &req));
+        assert_eq!(e.fail_info, FailInfo::BadCertId, "the upstream's failInfo is relayed");
+        assert!(e.message.starts_with("The upstream CA refused the request: Could not find seat"), "{}", e.message);
+        assert_eq!(edge_store.enrollments[0].status, Status::Created, "the code is given back");
+        assert!(edge_store.transactions.is_empty());
+        assert_eq!(edge_store.audit.last().unwrap().0, ErrorKind::UpstreamRefused.name());
+
+        up.store.seats.push("dev-1".into());
+        up.reachable = false;
+        let e = refusal(device_outcome(&run(&mut edge_store, &mut up, &req.message, &fp), &r, &req));
+        assert!(
+            e.message.contains("Could not reach the SCEP server at http://upstream.test: connection refused"),
+            "{}",
+            e.message
+        );
+        assert!(e.message.contains("nothing was used"));
+        assert_eq!(edge_store.enrollments[0].status, Status::Created);
+
+        // A CA that is not the pinned one is never sent the request.
+        up.reachable = true;
+        up.calls.clear();
+        let wrong = "00".repeat(32);
+        let e = refusal(device_outcome(&run(&mut edge_store, &mut up, &req.message, &wrong), &r, &req));
+        assert!(e.message.contains("does not match the pinned"), "{}", e.message);
+        assert_eq!(up.calls, ["GetCACaps", "GetCACert"]);
+
+        // Once the upstream is fixed, the same code enrolls.
+        let step = run(&mut edge_store, &mut up, &req.message, &fp);
+        assert!(matches!(device_outcome(&step, &r, &req), CertRepOutcome::Issued { .. }), "{step:?}");
+        assert_eq!(edge_store.enrollments[0].status, Status::Redeemed);
+    }
+
+    #[test]
+    fn a_pending_upstream_is_relayed_and_the_device_polls_through_the_edge() {
+        let fp = micromdm_fingerprint();
+        let mut edge_store = store_with_seat("dev-1", &edge_profile(&fp));
+        let mut up = upstream(json!({ "manual_approval": true }));
+        let r = requester(1);
+        let (id, _) = edge();
+        let view = device_view(&id);
+        let req = device_request(&r, &view, MessageType::PkcsReq);
+        let step = run(&mut edge_store, &mut up, &req.message, &fp);
+        assert!(matches!(device_outcome(&step, &r, &req), CertRepOutcome::Pending), "{step:?}");
+        let (key, t) = edge_store.transactions.iter().next().map(|(k, t)| (k.clone(), t.clone())).unwrap();
+        assert_eq!((t.status.as_str(), t.upstream.as_deref()), ("PENDING", Some("http://upstream.test/scep")));
+        assert_eq!(edge_store.enrollments[0].status, Status::Redeemed, "claimed while the upstream decides");
+
+        // The edge's administrator cannot approve what the upstream holds.
+        let held = HeldRequest {
+            key: TransactionKey {
+                profile_id: "prof-1".into(),
+                transaction_id: key.0.clone(),
+                signer_fingerprint: key.1.clone(),
+            },
+            profile_name: "p".into(),
+            seat_id: t.seat.clone(),
+            public_key: serde_bytes::ByteBuf::from(t.public_key.clone()),
+            plan: t.plan.clone(),
+            renews: None,
+            upstream: t.upstream.clone(),
+        };
+        let e = decide_held(&id, &edge().1, &held, true, None, NOW).err().unwrap();
+        assert!(e.message.contains("waits for the upstream CA"), "{}", e.message);
+
+        let requester_ = Requester { key: r.key, certificate: &r.signer };
+        let subject = <x509_cert::name::Name as std::str::FromStr>::from_str("CN=dev-1").unwrap();
+        let poll = client::cert_poll(&req.transaction_id, &subject, &requester_, &view, options(), &mut OsRng).unwrap();
+        let step = run(&mut edge_store, &mut up, &poll.message, &fp);
+        assert!(matches!(device_outcome(&step, &r, &poll), CertRepOutcome::Pending), "{step:?}");
+
+        // The upstream's administrator approves; the next poll brings the certificate through the edge.
+        let (up_key, up_t) = up.store.transactions.iter().next().map(|(k, t)| (k.clone(), t.clone())).unwrap();
+        let up_held = HeldRequest {
+            key: TransactionKey { profile_id: "prof-1".into(), transaction_id: up_key.0, signer_fingerprint: up_key.1 },
+            profile_name: "p".into(),
+            seat_id: up_t.seat.clone(),
+            public_key: serde_bytes::ByteBuf::from(up_t.public_key.clone()),
+            plan: up_t.plan.clone(),
+            renews: None,
+            upstream: None,
+        };
+        let (up_id, up_keys) = upstream_identity();
+        assert!(up.store.write(&decide_held(&up_id, &up_keys, &up_held, true, None, NOW).unwrap().writes));
+        let poll = client::cert_poll(&req.transaction_id, &subject, &requester_, &view, options(), &mut OsRng).unwrap();
+        let step = run(&mut edge_store, &mut up, &poll.message, &fp);
+        let CertRepOutcome::Issued { certificate, .. } = device_outcome(&step, &r, &poll) else { panic!("{step:?}") };
+        assert_eq!(certificate.tbs_certificate.issuer, micromdm_ca().cert.tbs_certificate.subject);
+        assert_eq!(edge_store.transactions[&key].status, "ISSUED");
+        assert_eq!(edge_store.certificates.len(), 1);
+    }
+
+    #[test]
+    fn names_the_upstream_adds_are_withheld() {
+        let fp = micromdm_fingerprint();
+        let mut edge_store = store_with_seat("dev-1", &edge_profile(&fp));
+        // An upstream that builds its own subject (as an AD CS template can).
+        let mut up = upstream(json!({ "csr_names": "replace", "subject": "CN=$USERNAME,O=Upstream" }));
+        let r = requester(1);
+        let (id, _) = edge();
+        let req = device_request(&r, &device_view(&id), MessageType::PkcsReq);
+        let e = refusal(device_outcome(&run(&mut edge_store, &mut up, &req.message, &fp), &r, &req));
+        assert!(
+            e.message.starts_with("The upstream CA issued the subject CN=dev-1,O=Upstream, not CN=dev-1"),
+            "{}",
+            e.message
+        );
+        assert!(e.message.contains("withheld"));
+        assert!(edge_store.certificates.is_empty());
+        assert_eq!(edge_store.transactions.values().next().unwrap().status, "REJECTED");
+        assert_eq!(edge_store.audit.last().unwrap().0, ErrorKind::UpstreamNames.name());
+    }
 }

@@ -338,6 +338,10 @@ fn manual_approval_holds_and_polls_follow_the_transaction() {
             message: None,
             certificate_der: None,
             seat_id: Some("l".into()),
+            plan: None,
+            upstream: None,
+            claim: None,
+            updated_at: None,
         }),
         ..Default::default()
     };
