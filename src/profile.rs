@@ -225,7 +225,10 @@ impl ScepProfile {
     /// challenge without an `otp_server_url` reports this service's own one-time challenge page for the profile.
     pub fn view(&self, origin: &str) -> Self {
         let mut view = self.masked();
-        if let ScepChallenge::Dynamic(d) = &mut view.scep_challenge {
+        // A dynamic upstream's codes come from its page, not from this service's.
+        let upstream_page =
+            matches!(&self.upstream, Some(UpstreamConfig { challenge: UpstreamChallenge::Dynamic(_), .. }));
+        if let (ScepChallenge::Dynamic(d), false) = (&mut view.scep_challenge, upstream_page) {
             if d.otp_server_url.is_none() {
                 d.otp_server_url = Some(crate::challenge_page::page_url(origin, &self.name));
             }
@@ -601,11 +604,11 @@ impl Received {
                     "must be fixed (the upstream's shared challenge) when upstream.challenge is fixed",
                 )),
                 (UpstreamChallenge::Dynamic(_), Some(c))
-                    if !matches!(c, ScepChallenge::Dynamic(DynamicChallenge { username: None, password: None, otp_server_url: None })) =>
+                    if !matches!(c, ScepChallenge::Dynamic(DynamicChallenge { username: None, password: None, .. })) =>
                 {
                     issues.push(issue(
                         "scep_challenge",
-                        "must be { \"dynamic\": {} } when upstream.challenge is dynamic: each enrollment code is a one-time password of the upstream's page",
+                        "must be dynamic without username and password when upstream.challenge is dynamic: each enrollment code is a one-time password of the upstream's page, not of this service's",
                     ))
                 }
                 _ => {}

@@ -43,6 +43,8 @@ use crate::signed::IdentifierKind;
 use crate::wire::Certificate;
 
 const DEFAULT_TIMEOUT_MS: u32 = 20_000;
+/// How long an upstream's one-time password lives (NDES's default, which its page states).
+const UPSTREAM_PASSWORD_LIFETIME: u64 = 3600;
 const TIMEOUT_RANGE_MS: core::ops::RangeInclusive<u32> = 1_000..=60_000;
 
 /// A profile's upstream CA. The dynamic challenge's page password is shown masked by the admin API.
@@ -168,6 +170,24 @@ impl UpstreamConfig {
         })
     }
 
+    /// A new enrollment code for a profile whose upstream hands out one-time passwords: the password the
+    /// upstream's page gave ([`Self::challenge_request`]), so the device's CSR carries one both sides accept
+    /// once. It expires with the upstream's (NDES's default: 60 minutes) unless the edge's expires first.
+    pub fn enrollment_from_page(
+        &self,
+        answer: UpstreamAnswer,
+        code_key: &[u8],
+        now: u64,
+    ) -> Result<crate::policy::NewEnrollment> {
+        let code = self.read_challenge(answer)?;
+        let expires_at = now + crate::policy::ENROLLMENT_TTL.min(UPSTREAM_PASSWORD_LIFETIME);
+        Ok(crate::policy::NewEnrollment {
+            code_mac: crate::policy::enrollment_code_mac(code_key, &code),
+            code,
+            expires_at,
+        })
+    }
+
     fn send(&self, http: HttpRequest) -> UpstreamRequest {
         UpstreamRequest {
             method: http.method,
@@ -239,7 +259,9 @@ fn unavailable(failure: &Failure) -> ScepError {
 }
 
 /// The edge's GetCACert for an RA-mode profile: the upstream's CA (checked against the pinned fingerprint) and
-/// the edge's RA certificate that devices encrypt to. Devices validate their certificates against the upstream.
+/// the edge's RA certificate that devices encrypt to and that signs their CertReps. Devices validate their
+/// certificates against the upstream CA. (A client that also verifies the RA's chain against that CA, as
+/// certmonger does, refuses the edge's CertReps: the RA is issued by the edge's CA.)
 pub fn ca_cert_response(
     config: &UpstreamConfig,
     answer: UpstreamAnswer,
@@ -507,8 +529,9 @@ impl Exchange {
 /// template building the subject from the directory, say) gets its certificate withheld.
 pub fn check_names(certificate: &Certificate, plan: &crate::policy::CertificatePlan) -> Result<()> {
     let tbs = &certificate.tbs_certificate;
-    let rendered = <Name as core::str::FromStr>::from_str(&plan.subject).ok().and_then(|n| n.to_der().ok());
-    if rendered.is_none() || tbs.subject.to_der().ok() != rendered {
+    // Compared by value, not encoding: an upstream may re-encode a string (micromdm writes PrintableString).
+    let rendered = <Name as core::str::FromStr>::from_str(&plan.subject).ok();
+    if !rendered.is_some_and(|r| crate::names::same_name(&tbs.subject, &r)) {
         return Err(ScepError::upstream_names(&format!("the subject {}, not {}", tbs.subject, plan.subject)));
     }
     let names = tbs.extensions.iter().flatten().filter(|e| e.extn_id == const_oid::db::rfc5280::ID_CE_SUBJECT_ALT_NAME);

@@ -196,6 +196,12 @@ impl ServerIdentity {
     }
 
     /// The CA manager's id of this CA, if set.
+    /// Whether this endpoint has an RA (which RA mode signs with).
+    #[wasm_bindgen(getter, js_name = hasRa)]
+    pub fn has_ra(&self) -> bool {
+        self.id.ra_cert.is_some()
+    }
+
     #[wasm_bindgen(getter, js_name = caId)]
     pub fn ca_id(&self) -> Option<String> {
         self.id.ca_id.clone()
@@ -338,7 +344,7 @@ impl ScepRequest {
 
 /// One PKIOperation at the CA, driven step by step ([`crate::pki_operation`]): the host runs each step's
 /// queries and writes and feeds the results back. Steps are plain objects tagged by `step`: `refuse`,
-/// `needProfile`, `needFacts`, `needCrl`, `callWebhook`, `write`, `answer`.
+/// `needProfile`, `needFacts`, `needCrl`, `callWebhook`, `callUpstream`, `write`, `answer`.
 #[wasm_bindgen(js_name = PkiOperation)]
 pub struct PkiOperationJs {
     op: Option<crate::pki_operation::PkiOperation>,
@@ -449,6 +455,18 @@ impl PkiOperationJs {
         step_to_js(&self.op()?.with_key_result(&identity.id, result))
     }
 
+    /// Continues with what the upstream CA answered (RA mode): `{ status, contentType, body }`, or `{ error }`
+    /// when nothing came back in time.
+    #[wasm_bindgen(js_name = withUpstream, unchecked_return_type = "Step")]
+    pub fn with_upstream(
+        &mut self,
+        identity: &ServerIdentity,
+        #[wasm_bindgen(unchecked_param_type = "UpstreamAnswer")] answer: JsValue,
+    ) -> JsResult<JsValue> {
+        let answer: crate::registration_authority::UpstreamAnswer = from_js(answer)?;
+        step_to_js(&self.op()?.with_upstream(&identity.id, answer))
+    }
+
     #[wasm_bindgen(js_name = withFacts, unchecked_return_type = "Step")]
     pub fn with_facts(
         &mut self,
@@ -491,6 +509,66 @@ pub fn decide_held(
     let decision = crate::pki_operation::decide_held(&identity.id, &identity.keys, &held, approve, reason, now as u64)
         .map_err(js_error)?;
     to_js_bytes(&decision)
+}
+
+/// The upstream (RA mode) of a profile body, if it has one.
+fn upstream_of(profile_body: JsValue) -> JsResult<Option<crate::registration_authority::UpstreamConfig>> {
+    let body: serde_json::Value = from_js(profile_body)?;
+    Ok(ScepProfile::from_json(&body).map_err(js_error)?.upstream)
+}
+
+/// RA mode: the request to the upstream's GetCACert for the profile's own GetCACert (null without an upstream).
+#[wasm_bindgen(js_name = upstreamCaCertRequest, unchecked_return_type = "UpstreamRequest | null")]
+pub fn upstream_ca_cert_request(profile_body: JsValue) -> JsResult<JsValue> {
+    match upstream_of(profile_body)? {
+        Some(upstream) => to_js_bytes(&upstream.ca_cert_request().map_err(js_error)?),
+        None => Ok(JsValue::NULL),
+    }
+}
+
+/// RA mode: the profile's GetCACert answer, `{ contentType, body }`, from what the upstream answered: its CA
+/// (checked against the pinned fingerprint) and this endpoint's RA certificate.
+#[wasm_bindgen(js_name = upstreamCaCertResponse)]
+pub fn upstream_ca_cert_response(
+    profile_body: JsValue,
+    #[wasm_bindgen(unchecked_param_type = "UpstreamAnswer")] answer: JsValue,
+    identity: &ServerIdentity,
+) -> JsResult<JsValue> {
+    let upstream = upstream_of(profile_body)?.ok_or_else(|| js_error(ScepError::invalid_input("no upstream")))?;
+    let ra = identity.id.ra_cert.as_ref().ok_or_else(|| {
+        js_error(ScepError::upstream_unavailable("this service has no RA certificate for the devices to encrypt to"))
+    })?;
+    let answer = from_js(answer)?;
+    let (content_type, body) =
+        crate::registration_authority::ca_cert_response(&upstream, answer, ra).map_err(js_error)?;
+    let out = js_sys::Object::new();
+    js_sys::Reflect::set(&out, &"contentType".into(), &content_type.into())?;
+    js_sys::Reflect::set(&out, &"body".into(), &js_sys::Uint8Array::from(body.as_slice()))?;
+    Ok(out.into())
+}
+
+/// RA mode: the request for a one-time password from the upstream's page, for a new enrollment code (null
+/// unless the profile's upstream challenge is dynamic).
+#[wasm_bindgen(js_name = upstreamChallengeRequest, unchecked_return_type = "UpstreamRequest | null")]
+pub fn upstream_challenge_request(profile_body: JsValue) -> JsResult<JsValue> {
+    match upstream_of(profile_body)?.map(|u| u.challenge_request()).transpose().map_err(js_error)?.flatten() {
+        Some(request) => to_js_bytes(&request),
+        None => Ok(JsValue::NULL),
+    }
+}
+
+/// RA mode: a new enrollment code that is the upstream page's one-time password (`{ code, codeMac, expiresAt }`).
+#[wasm_bindgen(js_name = enrollmentFromUpstream, unchecked_return_type = "NewEnrollment")]
+pub fn enrollment_from_upstream(
+    profile_body: JsValue,
+    #[wasm_bindgen(unchecked_param_type = "UpstreamAnswer")] answer: JsValue,
+    code_key_hex: &str,
+    now: f64,
+) -> JsResult<JsValue> {
+    let key = code_hex(code_key_hex)?;
+    let upstream = upstream_of(profile_body)?.ok_or_else(|| js_error(ScepError::invalid_input("no upstream")))?;
+    let answer = from_js(answer)?;
+    to_js(&upstream.enrollment_from_page(answer, &key, now as u64).map_err(js_error)?)
 }
 
 /// A new one-time enrollment code issued at `now`: `{ code, codeMac, expiresAt }` (the code is shown once;

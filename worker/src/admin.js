@@ -5,7 +5,7 @@ import * as scep from 'scepkit/server';
 import { caNamed, caOfProfile, defaultCaName, generateCaKey, identity, identityOf, SECRETS, wrapKey } from './ca.js';
 import { accessConfigured, accessIdentity } from './access.js';
 import { documented, PROFILE_NAME, SEAT_ID, SEAT_ID_WORDS } from './openapi.js';
-import { currentCrl } from './scep.js';
+import { callUpstream, currentCrl } from './scep.js';
 import { Conflict, Store } from './store.js';
 import { csv } from '../../www/csv.js';
 
@@ -209,7 +209,12 @@ function paged(c, order) {
 // ---- SCEP profiles ----
 /** A profile's ca_identity_name must name a CA of the CA manager (the secrets' CA is CA_NAME, default "default"). */
 async function checkCaName(c, profile) {
-  if (await caNamed(c.env, c.get('store'), profile.ca_identity_name)) return;
+  const ca = await caNamed(c.env, c.get('store'), profile.ca_identity_name);
+  // RA mode signs for the devices with an RA certificate: only the CA of the Worker's secrets has one.
+  if (ca && profile.upstream && !(await identityOf(c.env, ca)).hasRa) {
+    throw invalid({ ca_identity_name: `must name the CA of the Worker's secrets (${defaultCaName(c.env)}) with an upstream: its RA signs the requests sent upstream` });
+  }
+  if (ca) return;
   const known = (await c.get('store').caPage({ role: 'current', limit: 100 })).rows.map((r) => r.name);
   throw invalid({ ca_identity_name: `must name a certificate authority of the CA manager (${known.join(', ')})` });
 }
@@ -319,7 +324,7 @@ admin.post('/seats/bulk', async (c) => {
         if (!profile) throw notFound(`scep-profile ${name}`);
       }
       const t = now();
-      const fresh = profile && scep.newEnrollment(c.env.CODE_KEY, t);
+      const fresh = profile && (await freshCode(c, profile, t));
       const seat = await store.createSeat(id, t, profile && enrollmentOf(profile, fresh, t));
       results.push({ row, seat_id: id, status: 'created', ...(profile ? { enrollment: { ...seat.enrollment, profile: profile.name }, enrollment_code: fresh.code } : {}) });
     } catch (e) {
@@ -360,6 +365,21 @@ function parseCsv(text) {
 /** What createEnrollment / createSeat need for a new code (the core's newEnrollment) of `profile` at `t`. */
 const enrollmentOf = (profile, fresh, t) => ({ profileId: profile.id, codeMac: fresh.codeMac, expiresAt: fresh.expiresAt, now: t });
 
+/**
+ * A new code of `profile` at `t`: the core's, or for a profile whose upstream CA hands out one-time passwords
+ * (RA mode, NDES's mscep_admin page) one fetched from it. An upstream that gives none is a 502.
+ */
+async function freshCode(c, profile, t) {
+  const request = scep.upstreamChallengeRequest(profile.body);
+  if (!request) return scep.newEnrollment(c.env.CODE_KEY, t);
+  try {
+    return scep.enrollmentFromUpstream(profile.body, await callUpstream(request), c.env.CODE_KEY, t);
+  } catch (e) {
+    if (!(e instanceof scep.ScepError)) throw e;
+    throw new ApiError(502, 'E003', 'Upstream Unavailable', { upstream: e.message }, e.resolution);
+  }
+}
+
 admin.post('/enrollments', async (c) => {
   const body = await json(c);
   const id = seatId(body?.seat_id, 'seat_id');
@@ -369,7 +389,7 @@ admin.post('/enrollments', async (c) => {
   if (!profile) throw notFound(`scep-profile ${name}`);
   if (!(await store.seatExists(id))) throw notFound(`seat ${id}`);
   const t = now();
-  const fresh = scep.newEnrollment(c.env.CODE_KEY, t);
+  const fresh = await freshCode(c, profile, t);
   const e = await store.createEnrollment({ seatId: id, ...enrollmentOf(profile, fresh, t) });
   return c.json({ ...e, profile: profile.name, enrollment_code: fresh.code }, 201);
 });
@@ -489,7 +509,15 @@ async function decidePending(c, action, tx) {
   const profile = await store.profile(tx.profile_id);
   const issuer = await identityOf(c.env, await caOfProfile(c.env, store, profile.body));
   const reason = action === 'reject' ? (c.get('decisionBody')?.reason ?? null) : null;
-  const { writes, serial } = scep.decideHeld(issuer, Store.held(tx, profile.name), action === 'approve', reason, now());
+  let decision;
+  try {
+    decision = scep.decideHeld(issuer, Store.held(tx, profile.name), action === 'approve', reason, now());
+  } catch (e) {
+    // A request forwarded to an upstream CA is decided there.
+    if (!(e instanceof scep.ScepError)) throw e;
+    throw new ApiError(409, 'E016', 'Object Not Unique', { transaction: e.message }, e.resolution);
+  }
+  const { writes, serial } = decision;
   if (!(await store.write(writes))) {
     const why = tx.renews ? 'was decided concurrently, or the certificate it renews was renewed or revoked meanwhile' : 'was decided concurrently';
     throw new ApiError(409, 'E016', 'Object Not Unique', { transaction: why });
@@ -542,9 +570,11 @@ async function revoke(c) {
   const cert = await store.certificate(serial);
   if (!cert) throw notFound(`certificate ${serial}`);
   const t = now();
-  const audit = { time: t, profile: cert.profile, seatId: cert.seat_id, operation: 'revoke', status: 'Success', code: 'revoked', message: `Certificate ${serial} revoked (${reason})${by(c)}` };
+  // SCEP has no revocation message: an upstream's certificate is revoked here only, and says so.
+  const note = cert.upstream && `Revoked at this service only: SCEP cannot ask the upstream CA (${cert.upstream}) to revoke; revoke it there too`;
+  const audit = { time: t, profile: cert.profile, seatId: cert.seat_id, operation: 'revoke', status: 'Success', code: 'revoked', message: `Certificate ${serial} revoked (${reason})${by(c)}${note ? `. ${note}` : ''}` };
   if (!(await store.revoke(serial, t, reason, audit))) throw new ApiError(409, 'E016', 'Object Not Unique', { serial: 'is already revoked' });
-  return c.json({ serial, revoked: true, reason });
+  return c.json({ serial, revoked: true, reason, ...(cert.upstream ? { propagated: false, note } : {}) });
 }
 
 admin.post('/certificates/:serial/revoke', revoke);

@@ -97,8 +97,9 @@ export const openapi = {
       },
       post: {
         operationId: 'createEnrollment', summary: 'Create a one-time enrollment code for a seat and profile (the seat\'s open code of that profile is revoked)',
+        description: 'For a profile whose upstream CA hands out one-time passwords (upstream.challenge dynamic, RA mode), the code is a password fetched from the upstream\'s page now; when the page gives none, nothing is created (502).',
         requestBody: { required: true, ...json({ type: 'object', required: ['seat_id', 'profile'], additionalProperties: false, properties: { seat_id: seatId, profile: profileName } }) },
-        responses: ok('Created; enrollment_code is shown only here', ref('NewEnrollment'), 201),
+        responses: { ...ok('Created; enrollment_code is shown only here', ref('NewEnrollment'), 201), 502: { $ref: '#/components/responses/Error' } },
       },
     },
     '/enrollments/{id}': {
@@ -118,11 +119,11 @@ export const openapi = {
         },
       },
     },
-    '/enrollments/{id}/approve': { parameters: [idParam('id', 'Enrollment UUID')], post: { operationId: 'approveEnrollment', summary: 'Approve the PENDING request of an enrollment (manual-approval profiles)', responses: ok('Issued', ref('Decision')) } },
+    '/enrollments/{id}/approve': { parameters: [idParam('id', 'Enrollment UUID')], post: { operationId: 'approveEnrollment', summary: 'Approve the PENDING request of an enrollment (manual-approval profiles; a request that waits for an upstream CA is refused: it is decided there)', responses: ok('Issued', ref('Decision')) } },
     '/enrollments/{id}/reject': {
       parameters: [idParam('id', 'Enrollment UUID')],
       post: {
-        operationId: 'rejectEnrollment', summary: 'Reject the PENDING request of an enrollment; the reason is what its next poll is told',
+        operationId: 'rejectEnrollment', summary: 'Reject the PENDING request of an enrollment; the reason is what its next poll is told (a request that waits for an upstream CA is refused)',
         requestBody: { required: false, ...json({ type: 'object', additionalProperties: false, properties: { reason: { type: 'string', maxLength: 200 } } }) },
         responses: ok('Rejected', ref('Decision')),
       },
@@ -137,7 +138,7 @@ export const openapi = {
     '/transactions/{transaction_id}/approve': {
       parameters: [idParam('transaction_id', 'SCEP transactionID of a PENDING request (a held renewal has no enrollment)')],
       post: {
-        operationId: 'approveTransaction', summary: 'Approve a PENDING request by its transaction; profile_id and signer_fingerprint tell apart requests that share the transactionID',
+        operationId: 'approveTransaction', summary: 'Approve a PENDING request by its transaction; profile_id and signer_fingerprint tell apart requests that share the transactionID (a request that waits for an upstream CA is refused)',
         requestBody: { required: false, ...json({ type: 'object', additionalProperties: false, properties: { profile_id: { type: 'string' }, signer_fingerprint: { type: 'string' } } }) },
         responses: ok('Issued', ref('Decision')),
       },
@@ -145,7 +146,7 @@ export const openapi = {
     '/transactions/{transaction_id}/reject': {
       parameters: [idParam('transaction_id', 'SCEP transactionID of a PENDING request')],
       post: {
-        operationId: 'rejectTransaction', summary: 'Reject a PENDING request by its transaction; the reason is what its next poll is told',
+        operationId: 'rejectTransaction', summary: 'Reject a PENDING request by its transaction; the reason is what its next poll is told (a request that waits for an upstream CA is refused)',
         requestBody: { required: false, ...json({ type: 'object', additionalProperties: false, properties: { profile_id: { type: 'string' }, signer_fingerprint: { type: 'string' }, reason: { type: 'string', maxLength: 200 } } }) },
         responses: ok('Rejected', ref('Decision')),
       },
@@ -170,7 +171,7 @@ export const openapi = {
           ...errors,
         },
       },
-      delete: { operationId: 'deleteCertificate', summary: 'Revoke a certificate (the record stays, and it appears on /crl); body { reason? }', responses: ok('Revoked', ref('Revocation')) },
+      delete: { operationId: 'deleteCertificate', summary: 'Revoke a certificate (the record stays, and it appears on /crl; an upstream CA\'s certificate is revoked here only, see Revocation.propagated); body { reason? }', responses: ok('Revoked', ref('Revocation')) },
     },
     '/certificates/{serial}/revoke': {
       parameters: [idParam('serial', 'Serial, hex')],
@@ -292,6 +293,7 @@ export const openapi = {
           csr_names: { type: 'string', enum: ['match', 'replace'], default: 'match' },
           oaep_only: { type: 'boolean', default: false },
           webhook: ref('Webhook'),
+          upstream: ref('Upstream'),
           one_time_passwords: {
             type: 'object', additionalProperties: false, description: 'dynamic scep_challenge only: the one-time passwords of the challenge page',
             properties: {
@@ -314,6 +316,44 @@ export const openapi = {
           secret: { type: 'string', minLength: 16, maxLength: 256, writeOnly: true },
           timeout_ms: { type: 'integer', minimum: 100, maximum: 30000, default: 5000 },
           mode: { type: 'string', enum: ['challenge', 'approve'] },
+        },
+      },
+      Upstream: {
+        type: 'object',
+        description:
+          'RA mode: an existing SCEP CA (NDES in front of AD CS, micromdm, …) issues this profile\'s certificates after every check of this service (seat, one-time code, webhook, names, renewal rules, audit). ' +
+          'The device\'s CSR is sent unchanged in a new PKIMessage signed by this service\'s RA (the RA_CERT/RA_KEY secrets, so ca_identity_name must name the CA of the Worker\'s secrets, CA_NAME, default "default") and enveloped to the upstream once its GetCACert matched fingerprint. ' +
+          'With an upstream: csr_names must be match; manual_approval must be false (a PENDING of the upstream is relayed to the device); challenge fixed needs scep_challenge { "fixed": … }, the shared secret the upstream checks; challenge dynamic needs scep_challenge { "dynamic": {} } (each enrollment code is a one-time password fetched from the upstream\'s page). ' +
+          'challenge.dynamic.password reads back as "********" and, sent back so, keeps the stored one.',
+        required: ['scep_url', 'fingerprint'],
+        additionalProperties: false,
+        properties: {
+          scep_url: { type: 'string', maxLength: 2048, description: 'the upstream\'s SCEP URL: http or https (SCEP protects its messages itself), with a host and no credentials, e.g. http://ndes.corp.example/certsrv/mscep/mscep.dll' },
+          fingerprint: { type: 'string', description: 'the upstream CA certificate\'s SHA-256 (64 hex digits) or SHA-1 (40), colons allowed: nothing is sent to a CA that does not match' },
+          challenge: {
+            description: 'what the upstream checks in the CSR\'s challengePassword, which the edge cannot change (the device signed the CSR): none, it trusts the RA\'s signature; fixed, one shared secret (the profile\'s scep_challenge.fixed); dynamic, one-time passwords of its page (NDES mscep_admin), fetched when an enrollment is created',
+            default: 'none',
+            oneOf: [
+              { type: 'string', enum: ['none', 'fixed'] },
+              {
+                type: 'object', required: ['dynamic'], additionalProperties: false,
+                properties: {
+                  dynamic: {
+                    type: 'object', required: ['otp_server_url', 'username', 'password'], additionalProperties: false,
+                    properties: {
+                      otp_server_url: { type: 'string', description: 'the upstream\'s one-time password page, e.g. https://ndes.corp.example/certsrv/mscep_admin/: https (plain http only to loopback), HTTP Basic with username and password' },
+                      username: { type: 'string', minLength: 1, maxLength: 256, pattern: '^[^:]*$', description: 'an account allowed to enroll with the upstream\'s template' },
+                      password: { type: 'string', minLength: 1, maxLength: 256, writeOnly: true, description: 'reads back as "********"; sent back so, keeps the stored one' },
+                    },
+                  },
+                },
+              },
+            ],
+          },
+          cipher: { type: 'string', enum: ['aes-128-cbc', 'aes-192-cbc', 'aes-256-cbc', 'des-ede3-cbc'], description: 'pins the cipher of requests to the upstream (des-ede3-cbc only with legacy); else the strongest its GetCACaps offers' },
+          digest: { type: 'string', enum: ['sha1', 'sha256', 'sha384', 'sha512'], description: 'pins the digest of requests to the upstream (sha1 only with legacy); else the strongest its GetCACaps offers' },
+          legacy: { type: 'boolean', default: false, description: 'allows 3DES and SHA-1 and reading single-DES replies (micromdm\'s) on the edge-upstream leg only; what devices may use is the profile\'s own legacy' },
+          timeout_ms: { type: 'integer', minimum: 1000, maximum: 60000, default: 20000, description: 'for each request to the upstream; past it the device is answered FAILURE and nothing is used' },
         },
       },
       WebhookRequest: {
@@ -372,6 +412,7 @@ export const openapi = {
           seat_id: { type: 'string', nullable: true }, message_type: { type: 'string' }, status: { type: 'string', enum: ['PENDING', 'ISSUED', 'REJECTED'] },
           enrollment_id: { type: 'string', nullable: true }, renews: { type: 'string', nullable: true }, certificate_serial: { type: 'string', nullable: true },
           client_address: { type: 'string', nullable: true, description: 'where the request came from' },
+          upstream: { type: 'string', nullable: true, description: 'RA mode: the SCEP URL of the upstream CA the request was forwarded to (null: decided here); a PENDING one waits for that CA and is not approved or rejected here' },
           requested: {
             type: 'object', nullable: true, description: 'what the certificate would be: the names the profile renders for the seat, the key, the validity',
             properties: { subject: { type: 'string' }, sans: { type: 'array', items: { type: 'string' } }, key: { type: 'object', properties: { type: { type: 'string' }, bits: { type: 'integer' } } }, not_before: { type: 'integer' }, not_after: { type: 'integer' } },
@@ -387,6 +428,7 @@ export const openapi = {
           profile: { type: 'string', nullable: true }, subject: { type: 'string' }, not_before: { type: 'integer' }, not_after: { type: 'integer' },
           status: { type: 'string', enum: ['active', 'revoked', 'expired'] }, revoked_at: { type: 'integer', nullable: true },
           revocation_reason: { type: 'string', nullable: true }, renewed_by: { type: 'string', nullable: true }, transaction_id: { type: 'string' }, created_at: { type: 'integer' },
+          upstream: { type: 'string', nullable: true, description: 'RA mode: the SCEP URL of the upstream CA that issued it (null: issued by a CA of this service); such a certificate is not on this service\'s CRL, and revoking it here does not revoke it there' },
         },
       },
       get CertificateDetails() {
@@ -394,7 +436,14 @@ export const openapi = {
         return { ...certificate, required: [...certificate.required, 'pem'], properties: { ...certificate.properties, pem: { type: 'string' } } };
       },
       RevocationRequest: { type: 'object', additionalProperties: false, properties: { reason: { type: 'string', enum: scep.revocationReasons(), default: 'unspecified' } } },
-      Revocation: { type: 'object', required: ['serial', 'revoked', 'reason'], properties: { serial: { type: 'string' }, revoked: { type: 'boolean' }, reason: { type: 'string' } } },
+      Revocation: {
+        type: 'object', required: ['serial', 'revoked', 'reason'],
+        properties: {
+          serial: { type: 'string' }, revoked: { type: 'boolean' }, reason: { type: 'string' },
+          propagated: { type: 'boolean', description: 'only for an upstream CA\'s certificate (RA mode): false, SCEP has no revocation message, so it is revoked at this service only; revoke it at the upstream CA too' },
+          note: { type: 'string', description: 'with propagated: what was and was not revoked (the audit row says the same)' },
+        },
+      },
       CertificateAuthority: {
         type: 'object', required: ['id', 'name', 'role', 'enabled', 'origin', 'subject', 'fingerprint', 'key_bits', 'not_before', 'not_after', 'created_at', 'certificate_pem'], additionalProperties: false,
         properties: {

@@ -10,6 +10,7 @@ import { Store } from './store.js';
 const PKI_MESSAGE = 'application/x-pki-message';
 const MAX_MESSAGE = 1 << 20;
 const MAX_WEBHOOK_ANSWER = 1 << 16;
+const MAX_UPSTREAM_ANSWER = 1 << 20;
 const now = () => Math.floor(Date.now() / 1000);
 
 /** What the enrollment page needs to know of each profile: nothing secret. */
@@ -65,10 +66,19 @@ export async function handleScep(c, profileName) {
     case 'GetCACaps':
       return c.text(scep.serverCaCaps(profile.body.legacy, Boolean(await next())), 200, { 'content-type': 'text/plain' });
     case 'GetCACert': {
-      const { contentType, body } = (await identityOf(c.env, ca)).caCertResponse();
-      return new Response(body, { headers: { 'content-type': contentType } });
+      // RA mode: the upstream CA (as pinned) and this service's RA, which the devices encrypt to.
+      const upstream = scep.upstreamCaCertRequest(profile.body);
+      try {
+        const identity = await identityOf(c.env, ca);
+        const { contentType, body } = upstream ? scep.upstreamCaCertResponse(profile.body, await callUpstream(upstream), identity) : identity.caCertResponse();
+        return new Response(body, { headers: { 'content-type': contentType } });
+      } catch (e) {
+        if (!(upstream && e instanceof scep.ScepError)) throw e;
+        return c.text(`${e.message}. ${e.resolution}`, 502);
+      }
     }
     case 'GetNextCACert': {
+      if (profile.body.upstream) return c.text("The upstream CA's rollover is not relayed: ask the upstream CA", 404);
       // Only during a CA rollover; signed by the current CA (RFC 8894 §3.5.2).
       const staged = await next();
       if (!staged) return c.text('No next CA certificate is configured', 404);
@@ -166,6 +176,9 @@ async function pkiOperation(c, store, profileName) {
           case 'callWebhook':
             step = op.withWebhook(id, await callWebhook(step.call));
             break;
+          case 'callUpstream':
+            step = op.withUpstream(id, await callUpstream(step.request));
+            break;
           case 'write':
             step = op.written(id, await store.write(step.writes));
             break;
@@ -197,6 +210,22 @@ async function callWebhook({ url, headers, body, timeoutMs }) {
     return answer ? { status: res.status, body: new TextDecoder().decode(answer) } : { error: 'an answer larger than 64 KB' };
   } catch (e) {
     return { error: e?.name === 'TimeoutError' ? 'no answer in time' : `could not be reached: ${e?.message ?? e}` };
+  }
+}
+
+/**
+ * Sends the core's request to an upstream CA (RA mode) as it is: `{ status, contentType, body }` of the answer,
+ * or `{ error }` if none came in time. Redirects are not followed: the core asked for this URL.
+ */
+export async function callUpstream({ method, url, contentType, headers, body, timeoutMs }) {
+  try {
+    const sent = new Headers(headers);
+    if (contentType) sent.set('content-type', contentType);
+    const res = await fetch(url, { method, headers: sent, body: body ?? undefined, redirect: 'manual', signal: AbortSignal.timeout(timeoutMs) });
+    const answer = await readCapped(res.body, MAX_UPSTREAM_ANSWER);
+    return answer ? { status: res.status, contentType: res.headers.get('content-type'), body: answer } : { error: 'an answer larger than 1 MB' };
+  } catch (e) {
+    return { error: e?.name === 'TimeoutError' ? `no answer within ${timeoutMs} ms` : `${e?.message ?? e}` };
   }
 }
 

@@ -2,7 +2,7 @@
 
 const ENROLLMENT = 'e.id, e.seat_id, e.profile_id, p.name AS profile, e.status, e.expires_at, e.created_at, e.redeemed_at, e.transaction_id';
 const CERTIFICATE =
-  'c.serial, c.fingerprint, c.seat_id, c.profile_id, p.name AS profile, c.subject, c.not_before, c.not_after, c.revoked_at, c.revocation_reason, c.renewed_by, c.transaction_id, c.created_at';
+  'c.serial, c.fingerprint, c.seat_id, c.profile_id, p.name AS profile, c.subject, c.not_before, c.not_after, c.revoked_at, c.revocation_reason, c.renewed_by, c.transaction_id, c.upstream, c.created_at';
 
 export class Conflict extends Error {
   constructor(message, code = 'E006') {
@@ -249,7 +249,7 @@ export class Store {
         : none,
       q.transactionId
         ? this.db
-            .prepare('SELECT t.status, t.key_digest, t.certificate_serial, t.message, t.seat_id, c.der FROM transactions t LEFT JOIN certificates c ON c.serial = t.certificate_serial WHERE t.profile_id = ? AND t.transaction_id = ? AND t.signer_fingerprint = ?')
+            .prepare('SELECT t.status, t.key_digest, t.certificate_serial, t.message, t.seat_id, t.plan, t.upstream, t.claim, t.updated_at, c.der FROM transactions t LEFT JOIN certificates c ON c.serial = t.certificate_serial WHERE t.profile_id = ? AND t.transaction_id = ? AND t.signer_fingerprint = ?')
             .bind(q.profileId, q.transactionId, q.signerFingerprint)
         : none,
       q.certificateSerial ? this.db.prepare('SELECT seat_id, der FROM certificates WHERE serial = ?').bind(q.certificateSerial) : none,
@@ -272,7 +272,10 @@ export class Store {
       openEnrollment: enrollment(first(open)),
       redeemedEnrollment: enrollment(first(redeemed)),
       signerCertificate: s && { serial: s.serial, seatId: s.seat_id, profileId: s.profile_id, profileName: s.profile_name, notAfter: s.not_after, revoked: s.revoked_at != null, renewed: s.renewed_by != null },
-      priorTransaction: p && { status: p.status, keyDigest: p.key_digest, certificateSerial: p.certificate_serial, message: p.message, seatId: p.seat_id, certificateDer: p.der && new Uint8Array(p.der) },
+      priorTransaction: p && {
+        status: p.status, keyDigest: p.key_digest, certificateSerial: p.certificate_serial, message: p.message, seatId: p.seat_id, certificateDer: p.der && new Uint8Array(p.der),
+        plan: p.plan, upstream: p.upstream, claim: p.claim, updatedAt: p.updated_at,
+      },
       certificate: k && { seatId: k.seat_id, der: new Uint8Array(k.der) },
       requesterSeat: s?.seat_id ?? null,
       profileBody: first(profile)?.body ?? null,
@@ -290,6 +293,7 @@ export class Store {
       if (g.kind === 'passwordRedeemed') return { sql: 'EXISTS (SELECT 1 FROM one_time_passwords WHERE mac = ? AND claim = ?)', args: [g.mac, g.claim] };
       if (g.kind === 'passwordStored') return { sql: 'EXISTS (SELECT 1 FROM one_time_passwords WHERE mac = ?)', args: [g.mac] };
       if (g.kind === 'renewed') return this.renewedBy(g.serial, g.renewedBy);
+      if (g.kind === 'withdrawn') return { sql: 'NOT EXISTS (SELECT 1 FROM transactions WHERE profile_id = ? AND transaction_id = ? AND signer_fingerprint = ?)', args: [g.key.profileId, g.key.transactionId, g.key.signerFingerprint] };
       return this.decidedAs({ ...g.key, status: g.status, serial: g.serial });
     };
     const statement = (w) => {
@@ -329,6 +333,18 @@ export class Store {
           return this.claimRenewalStatement(w.serial, w.renewedBy, guard(w.guard));
         case 'decideHeld':
           return this.transactionDecisionStatement({ ...w.key, status: w.status, serial: w.serial, renews: w.renews, message: w.message, now: w.now });
+        case 'settleRenewal': {
+          const g = guard(w.guard);
+          return this.db
+            .prepare(`UPDATE certificates SET renewed_by = ? WHERE serial = ? AND renewed_by = ?${g ? ` AND ${g.sql}` : ''}`)
+            .bind(w.renewedBy, w.serial, w.attempt, ...(g?.args ?? []));
+        }
+        case 'withdraw':
+          return this.db
+            .prepare("DELETE FROM transactions WHERE profile_id = ? AND transaction_id = ? AND signer_fingerprint = ? AND status = 'PENDING' AND json_extract(claim, '$.attempt') = ?")
+            .bind(w.key.profileId, w.key.transactionId, w.key.signerFingerprint, w.attempt);
+        case 'unclaim':
+          return this.unclaimStatement(w.record, guard(w.guard));
         case 'insertCertificate':
           return this.certificateStatement(w.row, guard(w.guard));
         case 'insertTransaction':
@@ -352,6 +368,17 @@ export class Store {
     return this.db
       .prepare("UPDATE enrollments SET status = 'REDEEMED', redeemed_at = ?, transaction_id = ?, claim = ? WHERE id = ? AND status = 'CREATED' AND expires_at > ?")
       .bind(now, transactionId, claim, enrollmentId, now);
+  }
+
+  /** Gives back what a forwarded request claimed (the core's ClaimRecord), only while its attempt holds it. */
+  unclaimStatement({ claim, attempt }, guard) {
+    const [sql, args] = {
+      enrollment: ["UPDATE enrollments SET status = 'CREATED', redeemed_at = NULL, transaction_id = NULL, claim = NULL WHERE id = ? AND status = 'REDEEMED' AND claim = ?", [claim.id]],
+      webhookChallenge: ['DELETE FROM used_challenges WHERE challenge_mac = ? AND claim = ?', [claim.mac]],
+      password: ['UPDATE one_time_passwords SET redeemed_at = NULL, transaction_id = NULL, seat_id = NULL, claim = NULL WHERE mac = ? AND claim = ?', [claim.mac]],
+      renewal: ['UPDATE certificates SET renewed_by = NULL WHERE serial = ? AND renewed_by = ?', [claim.serial]],
+    }[claim.kind];
+    return this.db.prepare(`${sql}${guard ? ` AND ${guard.sql}` : ''}`).bind(...args, attempt, ...(guard?.args ?? []));
   }
 
   /** The guard of the statements saved with a redemption: this attempt's claim holds. */
@@ -384,10 +411,11 @@ export class Store {
 
   // ---- certificates ----
   /** Saves an issued certificate, only while `guard` holds (see [`redeemedBy`], [`renewedBy`]). */
-  certificateStatement({ serial, fingerprint, seatId, profileId, subject, notBefore, notAfter, der, transactionId, caId, now }, guard) {
+  certificateStatement({ serial, fingerprint, seatId, profileId, subject, notBefore, notAfter, der, transactionId, caId, upstream, now }, guard) {
+    // An upstream's certificate belongs to no CA here; anything else without a CA id is the secrets' CA's.
     return this.guarded(
-      'INSERT INTO certificates (serial, fingerprint, seat_id, profile_id, subject, not_before, not_after, der, transaction_id, ca_id, created_at)',
-      [serial, fingerprint, seatId, profileId, subject, notBefore, notAfter, der, transactionId, caId ?? 'secrets', now],
+      'INSERT INTO certificates (serial, fingerprint, seat_id, profile_id, subject, not_before, not_after, der, transaction_id, ca_id, upstream, created_at)',
+      [serial, fingerprint, seatId, profileId, subject, notBefore, notAfter, der, transactionId, upstream ? null : (caId ?? 'secrets'), upstream ?? null, now],
       guard,
     );
   }
@@ -550,7 +578,7 @@ export class Store {
   static held(tx, profileName) {
     return {
       profileId: tx.profile_id, transactionId: tx.transaction_id, signerFingerprint: tx.signer_fingerprint, profileName, seatId: tx.seat_id,
-      publicKey: new Uint8Array(tx.public_key), plan: tx.plan, renews: tx.renews ?? undefined,
+      publicKey: new Uint8Array(tx.public_key), plan: tx.plan, renews: tx.renews ?? undefined, upstream: tx.upstream ?? undefined,
     };
   }
 
@@ -573,14 +601,14 @@ export class Store {
     if (profile !== undefined) where.push('p.name = ?') && args.push(profile);
     if (seatId !== undefined) where.push('t.seat_id = ?') && args.push(seatId);
     const select =
-      't.profile_id, p.name AS profile, t.transaction_id, t.signer_fingerprint, t.seat_id, t.message_type, t.status, t.plan, t.public_key, t.enrollment_id, t.renews, t.certificate_serial, t.client_address, t.created_at, t.updated_at';
+      't.profile_id, p.name AS profile, t.transaction_id, t.signer_fingerprint, t.seat_id, t.message_type, t.status, t.plan, t.public_key, t.enrollment_id, t.renews, t.certificate_serial, t.client_address, t.upstream, t.created_at, t.updated_at';
     return this.page({ select, from: 'transactions t JOIN profiles p ON p.id = t.profile_id', where, args, order: ['t.created_at', 't.rowid'], limit, cursor });
   }
 
-  transactionStatement({ profileId, transactionId, signerFingerprint, seatId, messageType, keyDigest, status, publicKey, plan, enrollmentId, renews, serial, message, clientAddress, now }, guard) {
+  transactionStatement({ profileId, transactionId, signerFingerprint, seatId, messageType, keyDigest, status, publicKey, plan, enrollmentId, renews, serial, message, clientAddress, upstream, claim, now }, guard) {
     return this.guarded(
-      'INSERT INTO transactions (profile_id, transaction_id, signer_fingerprint, seat_id, message_type, key_digest, status, public_key, plan, enrollment_id, renews, certificate_serial, message, client_address, created_at, updated_at)',
-      [profileId, transactionId, signerFingerprint, seatId, messageType, keyDigest, status, publicKey, plan ?? null, enrollmentId ?? null, renews ?? null, serial ?? null, message ?? null, clientAddress ?? null, now, now],
+      'INSERT INTO transactions (profile_id, transaction_id, signer_fingerprint, seat_id, message_type, key_digest, status, public_key, plan, enrollment_id, renews, certificate_serial, message, client_address, upstream, claim, created_at, updated_at)',
+      [profileId, transactionId, signerFingerprint, seatId, messageType, keyDigest, status, publicKey, plan ?? null, enrollmentId ?? null, renews ?? null, serial ?? null, message ?? null, clientAddress ?? null, upstream ?? null, claim ?? null, now, now],
       guard,
     );
   }
