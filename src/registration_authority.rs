@@ -151,6 +151,13 @@ impl UpstreamConfig {
         Ok(self.send(HttpRequest::get_ca_cert(&self.scep_url).map_err(|f| f.error)?))
     }
 
+    /// The upstream's CA certificate (DER) from its answer to [`Self::ca_cert_request`], checked against the pin:
+    /// what devices of the profile pin (an Apple payload's CAFingerprint).
+    pub fn ca_certificate(&self, answer: UpstreamAnswer) -> Result<Vec<u8>> {
+        let request = self.ca_cert_request()?;
+        Ok(read_ca_certificates(self, answer, &request.http)?.ca.to_der()?)
+    }
+
     /// A one-time password from the upstream's page, for a new enrollment code ([`Self::read_challenge`]);
     /// None unless the challenge is dynamic.
     pub fn challenge_request(&self) -> Result<Option<UpstreamRequest>> {

@@ -547,6 +547,16 @@ pub fn upstream_ca_cert_response(
     Ok(out.into())
 }
 
+/// RA mode: the upstream's CA certificate (DER, checked against the pin) from its GetCACert answer.
+#[wasm_bindgen(js_name = upstreamCaCertificate)]
+pub fn upstream_ca_certificate(
+    profile_body: JsValue,
+    #[wasm_bindgen(unchecked_param_type = "UpstreamAnswer")] answer: JsValue,
+) -> JsResult<Vec<u8>> {
+    let upstream = upstream_of(profile_body)?.ok_or_else(|| js_error(ScepError::invalid_input("no upstream")))?;
+    upstream.ca_certificate(from_js(answer)?).map_err(js_error)
+}
+
 /// RA mode: the request for a one-time password from the upstream's page, for a new enrollment code (null
 /// unless the profile's upstream challenge is dynamic).
 #[wasm_bindgen(js_name = upstreamChallengeRequest, unchecked_return_type = "UpstreamRequest | null")]

@@ -290,9 +290,14 @@ test('the console: sign in, profiles, seats by CSV, codes, an enrollment, the au
     const other = page.getByRole('listitem').filter({ has: page.getByRole('heading', { name: 'console-single-1 on console-approval' }) });
     for (let i = 0; i < 30 && !(await other.count()); i++) {
       await new Promise((r) => setTimeout(r, 500));
+      // Each refresh is awaited: a list rendered late would replace the reason typed below.
+      const listed = page.waitForResponse((r) => r.url().includes('/api/v1/transactions'));
       await page.getByRole('button', { name: 'Refresh' }).click();
+      await listed;
+      await new Promise((r) => setTimeout(r, 200));
     }
     await other.getByLabel('Reason for rejecting').fill('not one of our devices');
+    assert.equal(await other.getByLabel('Reason for rejecting').inputValue(), 'not one of our devices');
     await other.getByRole('button', { name: 'Reject' }).click();
     assert.equal(await confirm(page, 'Reject'), 'Reject the request of console-single-1? Reason: not one of our devices');
     await status(page, 'Rejected the request of console-single-1 (reason: not one of our devices).');

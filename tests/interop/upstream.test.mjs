@@ -148,6 +148,17 @@ test('micromdm scepclient enrolls through the edge; micromdm issues; the edge re
   assert.match(revoked.json.note, /revoke it there too/);
 });
 
+test("an Apple payload of an RA-mode profile pins micromdm's CA (CAFingerprint, SHA-1)", async () => {
+  const enrollment = await worker.seatWithCode('ra-apple-1', 'ra-mdm');
+  const res = await fetch(`${base}/api/v1/enrollments/${enrollment.id}/mobileconfig`, {
+    headers: { authorization: `Bearer ${worker.token}`, 'scep-challenge': enrollment.enrollment_code },
+  });
+  assert.equal(res.status, 200, await res.clone().text());
+  const xml = await res.text();
+  const pinned = Buffer.from(xml.match(/<key>CAFingerprint<\/key>\s*<data>([^<]+)<\/data>/)[1], 'base64').toString('hex');
+  assert.equal(pinned, new X509Certificate(readFileSync(join(depot, 'ca.pem'))).fingerprint.replaceAll(':', '').toLowerCase());
+});
+
 test('a wrong shared secret is refused by the edge and never reaches micromdm', async () => {
   const { id } = await worker.seatWithCode('ra-mdm-2', 'ra-mdm');
   const r = scepclient('ra-mdm', 'ra-mdm-2', 'not-the-secret', join(dir, 'mdm-2'));

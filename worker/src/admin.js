@@ -428,8 +428,10 @@ admin.get('/enrollments/:id/mobileconfig', async (c) => {
   const url = `${new URL(c.req.url).origin}/scep/${encodeURIComponent(found.profile.name)}`;
   let xml;
   try {
-    const ca = await caOfProfile(c.env, store, found.profile.body);
-    xml = scep.mobileconfig(found.profile.body, found.enrollment, code, c.env.CODE_KEY, url, new Uint8Array(ca.certificate), now());
+    // Devices pin the CA that issues: in RA mode the upstream's, as the profile pins it.
+    const upstream = scep.upstreamCaCertRequest(found.profile.body);
+    const ca = upstream ? scep.upstreamCaCertificate(found.profile.body, await callUpstream(upstream)) : new Uint8Array((await caOfProfile(c.env, store, found.profile.body)).certificate);
+    xml = scep.mobileconfig(found.profile.body, found.enrollment, code, c.env.CODE_KEY, url, ca, now());
   } catch (e) {
     if (!(e instanceof scep.ScepError)) throw e;
     throw e.status === 400 ? invalid({ 'SCEP-Challenge': e.message }) : new ApiError(e.status, 'E003', e.message, {}, e.resolution);
