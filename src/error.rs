@@ -326,6 +326,15 @@ impl ScepError {
         )
     }
 
+    /// The CSR asks for a subject or a subjectAltName the profile does not issue for the seat (`what` says which).
+    pub fn names_differ(what: &str) -> Self {
+        Self::not_permitted(
+            format!("The requested names differ from the profile: {what}"),
+            "the profile does not issue those names: request exactly the subject and subjectAltName it issues for \
+             this seat (leave out a SAN it does not name), or ask the administrator to change the profile",
+        )
+    }
+
     pub fn challenge_invalid() -> Self {
         Self::new(
             ErrorKind::ChallengeInvalid,
@@ -508,6 +517,7 @@ fn resolution_for_text(text: &str) -> Option<String> {
         ScepError::key_length_mismatch(0, 0),
         ScepError::already_renewed(),
         ScepError::revoked(),
+        ScepError::names_differ(HOLE),
     ];
     known.into_iter().find_map(|e| {
         let fixed = e.message.split(|c: char| c == '\0' || c.is_ascii_digit()).next().unwrap_or_default();

@@ -165,10 +165,7 @@ pub fn render_sans(attributes: Option<&CertificateAttributes>, seat_id: &str) ->
 }
 
 fn names_differ(what: String) -> ScepError {
-    ScepError::not_permitted(
-        format!("The requested names differ from the profile: {what}"),
-        "request exactly the subject and subjectAltName the profile shows for this seat (or ask the administrator to set csr_names to replace)",
-    )
+    ScepError::names_differ(&what)
 }
 
 /// Replaces every `$VARIABLE` of the template; an unknown variable is an error, not text.

@@ -62,6 +62,16 @@ fn every_enrollment_failure_of_the_spec_has_its_wording_status_and_failinfo() {
     }
 }
 
+#[test]
+fn a_client_refused_for_names_the_profile_does_not_issue_is_told_so_not_to_check_its_code() {
+    let text = "The requested names differ from the profile: the CSR asks for subjectAltName dns:laptop.example \
+                which the profile does not issue for this seat (it issues none)";
+    let seen = ScepError::refused(FailInfo::BadRequest, Some(text));
+    assert_eq!(seen.resolution, ScepError::names_differ("x").resolution);
+    assert!(seen.resolution.starts_with("the profile does not issue those names"));
+    assert!(!seen.resolution.contains("enrollment code"));
+}
+
 fn base() -> serde_json::Value {
     json!({
         "name": "laptops", "folder": "Shared", "scep_challenge": { "dynamic": { "otp_server_url": "https://scep.example/api/v1/enrollments", "username": "svc", "password": "hunter2" } },

@@ -34,7 +34,7 @@ use crate::algorithms::{AlgorithmPolicy, Cipher, DigestAlg, KeyTransport};
 use crate::caps::{fingerprint, CaCaps, CaCertificates, Negotiated};
 use crate::csr::{CsrRequest, San, UnsignedCsr};
 use crate::envelope::EnvelopeOptions;
-use crate::error::{Result, ScepError};
+use crate::error::{FieldIssue, Result, ScepError};
 use crate::issue::{unsigned_self_signed, SelfSignedRole, UnsignedCertificate};
 use crate::keys::{self, KeyOperation, RsaKey, Unsigned};
 use crate::message::MessageType;
@@ -116,6 +116,55 @@ impl EnrollmentOptions {
             now,
         }
     }
+}
+
+impl EnrollmentOptions {
+    /// Every option that cannot work, each an issue named as the JS options name it (`url`, `subject`,
+    /// `keyBits`, `fingerprint`, `challenge`): all of them are reported at once, before a key is made or a
+    /// request sent.
+    pub fn issues(&self) -> Vec<FieldIssue> {
+        let mut issues = Vec::new();
+        let mut issue = |path: &str, rule: String| issues.push(FieldIssue { path: path.into(), rule });
+        if let Err(f) = super::http::operation_url(&self.url, super::http::Operation::GetCaCaps) {
+            issue("url", f.error.message);
+        }
+        let subject = match &self.purpose {
+            Purpose::Enroll { subject } => Some(subject),
+            Purpose::Renew { subject, .. } => subject.as_ref(),
+        };
+        if let Some(subject) = subject {
+            match Name::from_str(subject) {
+                Ok(name) if !name.0.is_empty() => {}
+                Ok(_) => issue("subject", "must name at least one attribute, e.g. CN=laptop-42".into()),
+                Err(e) => {
+                    issue("subject", format!("{subject:?} is not an RFC 4514 name such as CN=laptop-42,O=Example: {e}"))
+                }
+            }
+        }
+        if let NewKey::Generate { bits } = self.new_key {
+            if let Err(e) = keys::check_key_bits(bits, self.policy) {
+                issue("keyBits", e.message);
+            }
+        }
+        if let Some(pin) = &self.fingerprint {
+            if crate::caps::normalize_fingerprint(pin).is_none() {
+                issue("fingerprint", "must be 64 (SHA-256) or 40 (SHA-1) hex digits, colons allowed".into());
+            }
+        }
+        if self.challenge.as_ref().is_some_and(|c| c.len() > 255 || c.chars().any(char::is_control)) {
+            issue("challenge", "must be at most 255 characters, without control characters".into());
+        }
+        issues
+    }
+}
+
+/// The error for options that cannot work: every issue in its message and, one by one, in its details.
+pub fn invalid_options(issues: Vec<FieldIssue>) -> ScepError {
+    let listed = issues.iter().map(|i| format!("{}: {}", i.path, i.rule)).collect::<Vec<_>>().join("; ");
+    let mut e = ScepError::invalid_object(issues);
+    e.message = format!("Invalid options: {listed}");
+    e.resolution = "correct the options listed and try again; nothing was sent".to_owned();
+    e
 }
 
 /// An OTP server that hands out one-time challenge passwords behind HTTP Basic (a profile's `dynamic` challenge).
@@ -272,6 +321,10 @@ impl Enrollment {
     pub fn new(options: EnrollmentOptions, rng: &mut impl CryptoRngCore) -> Result<Self> {
         if matches!((&options.purpose, &options.new_key), (Purpose::Enroll { .. }, NewKey::Current)) {
             return Err(ScepError::invalid_input("only a renewal can keep the current key"));
+        }
+        let issues = options.issues();
+        if !issues.is_empty() {
+            return Err(invalid_options(issues));
         }
         let rng = ChaCha20Rng::from_rng(rng).map_err(|e| ScepError::invalid_input(format!("randomness: {e}")))?;
         Ok(Self {

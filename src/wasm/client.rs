@@ -86,6 +86,13 @@ pub fn parse_ca_cert(body: &[u8]) -> JsResult<JsValue> {
     out.serialize(&serde_wasm_bindgen::Serializer::new()).map_err(|e| js_sys::Error::new(&e.to_string()).into())
 }
 
+/// A fingerprint as lowercase hex without separators, or undefined unless it is 64 (SHA-256) or 40 (SHA-1) hex
+/// digits (colons, spaces and dashes allowed).
+#[wasm_bindgen(js_name = normalizeFingerprint)]
+pub fn normalize_fingerprint(fingerprint: &str) -> Option<String> {
+    crate::caps::normalize_fingerprint(fingerprint)
+}
+
 #[wasm_bindgen(js_name = checkFingerprint)]
 pub fn check_fingerprint(body: &[u8], fingerprint: &str) -> JsResult<()> {
     CaCertificates::parse(body).and_then(|c| c.check_fingerprint(fingerprint)).map_err(js_error)

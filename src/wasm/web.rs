@@ -29,7 +29,7 @@ use crate::client::enrollment::{
 use crate::client::http::{HttpRequest, HttpResponse};
 use crate::client::{Enrollment, Failure};
 use crate::csr::San;
-use crate::error::ScepError;
+use crate::error::{FieldIssue, ScepError};
 use crate::keys::{self, KeyOperation, PrivateKeyOps, RsaKey};
 use crate::signed::IdentifierKind;
 use crate::wire::Certificate;
@@ -46,19 +46,17 @@ pub async fn enroll(#[wasm_bindgen(unchecked_param_type = "EnrollOptions")] opti
     let shell = Shell::new(&options)?;
     let given = bytes_option(&options, "keyPkcs8")?.map(|b| HeldKey::import(&b)).transpose()?;
     let given_key = given.as_ref().map(|key| NewKey::Given { spki: key.spki.clone() });
-    let machine = match &o.profile {
-        Some(profile) => o.machine_for_profile(profile, given_key)?,
-        None => {
-            let (Some(url), Some(subject)) = (o.url.clone(), o.subject.clone()) else {
-                let missing =
-                    if o.url.is_none() { "url is required" } else { "subject is required (e.g. \"CN=laptop-42\")" };
-                return Err(js_sys::TypeError::new(&format!("enroll: {missing}")).into());
-            };
-            let new_key = given_key.unwrap_or(NewKey::Generate { bits: o.key_bits() });
-            o.machine(url, Purpose::Enroll { subject }, new_key)?
-        }
-    };
+    let machine = o.enrollment(given_key)?;
     shell.drive(machine, Keys { new: given, current: None }, o.generator()?).await
+}
+
+/// Checks `enroll`'s options as `enroll` would before it starts: throws the ScepError that lists every option
+/// that cannot work (its `details`: `{ path, rule }` each), or returns nothing. Makes no key and sends nothing.
+#[wasm_bindgen(js_name = checkEnrollOptions)]
+pub fn check_enroll_options(#[wasm_bindgen(unchecked_param_type = "EnrollOptions")] options: JsValue) -> JsResult<()> {
+    let o: OptionsJs = from_js(options)?;
+    o.generator()?;
+    o.enrollment(None).map(drop)
 }
 
 /// Renews with the current certificate and key: a RenewalReq (PKCSReq where the server lacks "Renewal")
@@ -159,6 +157,18 @@ struct OptionsJs {
 }
 
 impl OptionsJs {
+    /// The enrollment these options describe: from a profile, or from `url` and `subject`.
+    fn enrollment(&self, given_key: Option<NewKey>) -> JsResult<Enrollment> {
+        match &self.profile {
+            Some(profile) => self.machine_for_profile(profile, given_key),
+            None => {
+                let new_key = given_key.unwrap_or(NewKey::Generate { bits: self.key_bits() });
+                let purpose = Purpose::Enroll { subject: self.subject.clone().unwrap_or_default() };
+                self.machine(self.url.clone().unwrap_or_default(), purpose, new_key)
+            }
+        }
+    }
+
     fn key_bits(&self) -> usize {
         self.key_bits.unwrap_or(2048) as usize
     }
@@ -167,7 +177,23 @@ impl OptionsJs {
         Generator::from_name(self.key_generator.as_deref())
     }
 
+    /// Every option is checked before anything starts, and every problem reported at once.
     fn machine(&self, url: String, purpose: Purpose, new_key: NewKey) -> JsResult<Enrollment> {
+        fn named<T>(issues: &mut Vec<FieldIssue>, path: &str, parsed: crate::Result<Option<T>>) -> Option<T> {
+            parsed.unwrap_or_else(|e| {
+                issues.push(FieldIssue { path: path.into(), rule: e.message });
+                None
+            })
+        }
+        let mut issues = Vec::new();
+        let cipher = named(&mut issues, "cipher", self.cipher.as_deref().map(Cipher::from_name).transpose());
+        let digest = named(&mut issues, "digest", self.digest.as_deref().map(DigestAlg::from_name).transpose());
+        if url.is_empty() {
+            issues.push(FieldIssue { path: "url".into(), rule: "is required".into() });
+        }
+        if matches!(&purpose, Purpose::Enroll { subject } if subject.is_empty()) {
+            issues.push(FieldIssue { path: "subject".into(), rule: "is required (e.g. \"CN=laptop-42\")".into() });
+        }
         let defaults = EnrollmentOptions::new(url, purpose, (js_sys::Date::now() / 1000.0) as u64);
         let options = EnrollmentOptions {
             new_key,
@@ -175,10 +201,16 @@ impl OptionsJs {
             challenge: self.challenge.clone(),
             policy: AlgorithmPolicy::from_legacy_switch(self.legacy.unwrap_or(false)),
             fingerprint: self.fingerprint.clone(),
-            cipher: self.cipher.as_deref().map(Cipher::from_name).transpose().map_err(js_error)?,
-            digest: self.digest.as_deref().map(DigestAlg::from_name).transpose().map_err(js_error)?,
+            cipher,
+            digest,
             ..defaults
         };
+        // Those already reported are not reported twice.
+        let more = options.issues().into_iter().filter(|i| !issues.iter().any(|j| j.path == i.path));
+        issues.extend(more.collect::<Vec<_>>());
+        if !issues.is_empty() {
+            return Err(js_error(crate::client::enrollment::invalid_options(issues)));
+        }
         self.started(options)
     }
 

@@ -7,7 +7,7 @@ import { X509Certificate } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { openssl, run, scepkit, startWorker } from './helpers.mjs';
+import { CLI, openssl, run, scepkit, startWorker } from './helpers.mjs';
 
 const dir = mkdtempSync(join(tmpdir(), 'scepkit-worker-'));
 let worker;
@@ -43,12 +43,19 @@ test('make run printed a working demo seat and code', () => {
   assert.deepEqual(JSON.parse(caps.stdout).negotiated, { cipher: 'aes-128-cbc', digest: 'sha512', post: true, renewal: true });
 });
 
-test('scepkit CLI enrolls with a fresh code; the same code again is refused', async () => {
+test('scepkit CLI enrolls with a fresh code read from standard input; the same code again is refused', async () => {
   const code = await seatWithCode('cli-laptop-1', 'modern');
   const out = join(dir, 'cli-1');
-  const r = scepkit('enroll', '--url', `${base}/scep/modern`, '--challenge', code, '--subject', 'CN=cli-laptop-1', '--out', out);
+  const args = ['enroll', '--url', `${base}/scep/modern`, '--challenge-file', '-', '--subject', 'CN=cli-laptop-1', '--out', out];
+  const r = run(process.execPath, [CLI, ...args], { input: `${code}\n` });
   assert.equal(r.status, 0, r.stderr);
   verifyIssued(join(out, 'cert.pem'), 'cli-laptop-1');
+  // The files are there: without --force nothing is done (no key made, nothing sent), and they stay as they were.
+  const cert = readFileSync(join(out, 'cert.pem'), 'utf8');
+  const kept = run(process.execPath, [CLI, ...args], { input: `${code}\n` });
+  assert.equal(kept.status, 2, kept.stderr);
+  assert.match(kept.stderr, /key\.pem, .*cert\.pem, .*chain\.pem exist: use --force to overwrite/);
+  assert.equal(readFileSync(join(out, 'cert.pem'), 'utf8'), cert);
   const again = scepkit('enroll', '--url', `${base}/scep/modern`, '--challenge', code, '--subject', 'CN=cli-laptop-1', '--out', join(dir, 'cli-1b'));
   assert.equal(again.status, 1);
   assert.match(again.stderr, /Challenge password is invalid - does not match the value configured by the Administrator/);

@@ -27,15 +27,27 @@ if (![201, 409].includes(s.status)) throw new Error(`creating the demo seat: ${J
 const e = await api('POST', '/enrollments', { seat_id: seat, profile: 'default' });
 if (e.status !== 201) throw new Error(`creating the enrollment: ${JSON.stringify(e.json)}`);
 
+// The CA's SHA-256 fingerprint, for clients that pin it (--fingerprint), as the CA manager reports it.
+const cas = await api('GET', '/certificate-authorities?role=current');
+const ca = cas.json?.data?.find((c) => c.name === 'default');
+const out = `./enrolled/${seat}`;
+
 console.log(`
 scepkit is running at ${base}
-  SCEP URL          ${base}/scep
-  admin console     ${base}/admin/   (sign in with the admin token below)
-  admin API         ${base}/api/v1   (Authorization: Bearer ${token})
+  enrollment page   ${base}/            (a person enrolls a device here with a seat id and a code)
+  SCEP URL          ${base}/scep        (profile "default"; ${base}/scep/<profile> for the others)
+  CA fingerprint    ${ca?.fingerprint ?? '(see GET /api/v1/certificate-authorities)'}   (SHA-256, for --fingerprint)
+  admin console     ${base}/admin/      (sign in with the admin token below)
+  admin API         ${base}/api/v1      (Authorization: Bearer ${token})
   OpenAPI           ${base}/api/v1/openapi.json
-  demo seat id      ${seat}
+  demo seat id      ${seat}            (the seat id is the CSR's CN by default)
   enrollment code   ${e.json.enrollment_code}   (one-time, expires ${new Date(e.json.expires_at * 1000).toISOString()})
 
-Enroll from a shell:
-  node pkg/cli.js enroll --url ${base}/scep --challenge ${e.json.enrollment_code} --subject "CN=${seat}" --out ./${seat}
+Enroll from a shell (the files land in ${out}, which git ignores):
+  echo ${e.json.enrollment_code} | node pkg/cli.js enroll --url ${base}/scep --challenge-file - --subject "CN=${seat}" \\
+    --fingerprint ${ca?.fingerprint ?? '<CA fingerprint>'} --out ${out}
+
+A new seat and a code for it (profile "default"):
+  curl -s -H "Authorization: Bearer ${token}" -H "content-type: application/json" -d '{"id":"laptop-42"}' ${base}/api/v1/seats
+  curl -s -H "Authorization: Bearer ${token}" -H "content-type: application/json" -d '{"seat_id":"laptop-42","profile":"default"}' ${base}/api/v1/enrollments
 `);

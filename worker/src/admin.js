@@ -175,7 +175,12 @@ function queryValue(name, value, schema) {
     if (!/^\d{1,15}$/.test(value) || Number(value) < schema.minimum || Number(value) > schema.maximum) throw bad(`must be an integer from ${schema.minimum} to ${schema.maximum}`);
     return Number(value);
   }
-  if (schema.enum && !schema.enum.includes(value)) throw bad(`must be one of ${schema.enum.join(', ')}`);
+  if (schema.enum) {
+    // Values are named without regard to case (status=failure finds the Failure rows), answered as documented.
+    const named = schema.enum.find((e) => e.toLowerCase() === value.toLowerCase());
+    if (named === undefined) throw bad(`must be one of ${schema.enum.join(', ')}`);
+    return named;
+  }
   if (value.length > schema.maxLength || value === '') throw bad(`must be 1 to ${schema.maxLength} characters`);
   if (schema.pattern && !new RegExp(schema.pattern).test(value)) throw bad(`must match ${schema.pattern}`);
   if (schema.format === 'unix-seconds-or-rfc3339') {
