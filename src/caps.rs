@@ -257,14 +257,7 @@ impl CaCertificates {
                 chain_order(signed.certificates)
             }
         };
-        let is_ca = |c: &Certificate| {
-            c.tbs_certificate.extensions.iter().flatten().any(|e| {
-                e.extn_id == const_oid::db::rfc5280::ID_CE_BASIC_CONSTRAINTS
-                    && x509_cert::ext::pkix::BasicConstraints::from_der(e.extn_value.as_bytes())
-                        .map(|b| b.ca)
-                        .unwrap_or(false)
-            }) || c.tbs_certificate.subject == c.tbs_certificate.issuer
-        };
+        let is_ca = |c: &Certificate| is_ca_certificate(c) || c.tbs_certificate.subject == c.tbs_certificate.issuer;
         let ca = all
             .iter()
             .rev()
@@ -299,6 +292,14 @@ impl CaCertificates {
             Err(ScepError::fingerprint_mismatch(&want, &got))
         }
     }
+}
+
+/// Whether a certificate says it is a CA (basicConstraints cA).
+pub fn is_ca_certificate(c: &Certificate) -> bool {
+    c.tbs_certificate.extensions.iter().flatten().any(|e| {
+        e.extn_id == const_oid::db::rfc5280::ID_CE_BASIC_CONSTRAINTS
+            && x509_cert::ext::pkix::BasicConstraints::from_der(e.extn_value.as_bytes()).map(|b| b.ca).unwrap_or(false)
+    })
 }
 
 /// SHA-256 fingerprint of a certificate, lowercase hex.

@@ -261,6 +261,9 @@ pub struct ClaimRecord {
     )]
     pub claim: policy::Claim,
     pub attempt: String,
+    /// SHA-256 of the CSR the edge checked and forwarded: a retransmission forwards only that same CSR.
+    #[serde(default)]
+    pub csr_digest: Option<String>,
 }
 
 /// A transaction's key in the store.
@@ -509,8 +512,9 @@ struct Forwarded {
     key: TransactionKey,
     /// SHA-256 of the device's public key: the upstream's certificate must carry it.
     key_digest: String,
-    /// A relayed CertPoll: a FAILURE rejects the transaction, no answer leaves it PENDING.
-    poll: bool,
+    /// Relayed (a CertPoll, or a retransmission of a forwarded request): the upstream had it already, so its
+    /// FAILURE rejects the transaction (nothing is given back) and no answer leaves it PENDING.
+    relayed: bool,
 }
 
 /// A private-key operation handed out, and what the machine does with its result.
@@ -1236,14 +1240,15 @@ impl PkiOperation {
         }
         let attempt = crate::wire::serial_hex(&random_serial());
         let (mut writes, guard) = self.claim(&facts, &claim, &seat_id, &attempt, false);
-        let record = ClaimRecord { claim: claim.clone(), attempt };
+        let csr_digest = facts.csr.as_ref().map(|csr| crate::keys::fingerprint(&csr.der));
+        let record = ClaimRecord { claim: claim.clone(), attempt, csr_digest };
         let mut row = self.transaction_row(&facts, &seat_id, &plan, &claim, None);
         row.upstream = Some(upstream.scep_url.clone());
         row.claim = Some(serde_json::to_string(&record).expect("a claim serialises"));
         writes.push(Write::InsertTransaction { row, guard });
         let key = self.transaction_key(&facts);
         let key_digest = facts.csr.as_ref().map(policy::key_digest).unwrap_or_default();
-        let forwarded = Forwarded { query: query.clone(), seat_id, plan, record, key, key_digest, poll: false };
+        let forwarded = Forwarded { query: query.clone(), seat_id, plan, record, key, key_digest, relayed: false };
         self.state = State::AwaitingWrite { query, outcome: Pending::Forwarding(Box::new(forwarded)), raced };
         Step::Write { writes }
     }
@@ -1260,7 +1265,18 @@ impl PkiOperation {
             return self.fail(identity, &ScepError::internal(), prior.seat_id);
         };
         let poll = facts.message_type == MessageType::CertPoll;
-        let in_flight = prior.updated_at.is_some_and(|at| self.now < at + u64::from(upstream.timeout_ms) / 1000 + 5);
+        // Only the CSR that was checked and forwarded is ever sent again under this transaction.
+        let same_csr = facts.csr.as_ref().map(|csr| crate::keys::fingerprint(&csr.der));
+        if !poll && (same_csr.is_none() || same_csr != record.csr_digest) {
+            let e = ScepError::not_permitted(
+                format!("transactionID {} was forwarded with another CSR", facts.transaction_id),
+                "send the same request again, or a new request with a fresh transactionID",
+            );
+            return self.fail(identity, &e, Some(seat_id));
+        }
+        // An exchange makes up to three requests of timeout_ms each: until then the first copy may be on its way.
+        let window = 3 * u64::from(upstream.timeout_ms) / 1000 + 5;
+        let in_flight = prior.updated_at.is_some_and(|at| self.now < at + window);
         if !poll && in_flight {
             let audit = self.audit(
                 &facts,
@@ -1272,7 +1288,7 @@ impl PkiOperation {
             return self.answer(identity, Reply::Pending, Some(audit));
         }
         let key = self.transaction_key(&facts);
-        let forwarded = Forwarded { query, seat_id, plan, record, key, key_digest: prior.key_digest, poll };
+        let forwarded = Forwarded { query, seat_id, plan, record, key, key_digest: prior.key_digest, relayed: true };
         self.start_upstream(identity, forwarded)
     }
 
@@ -1298,7 +1314,13 @@ impl PkiOperation {
             },
         };
         let key_digest = forwarded.key_digest.clone();
-        let (exchange, step) = Exchange::start(upstream, forward, facts.transaction_id.clone(), ra, key_digest);
+        // Every device's requests reach the upstream signed by the one edge RA: the transactionID it sees is
+        // this transaction's own, so another device cannot name (and so poll or spoil) it there.
+        let tid = crate::keys::fingerprint(
+            format!("scepkit upstream\0{}\0{}\0{}", self.profile.id, facts.signer.fingerprint, facts.transaction_id)
+                .as_bytes(),
+        );
+        let (exchange, step) = Exchange::start(upstream, forward, tid, ra, key_digest);
         self.drive(identity, Box::new(exchange), Box::new(forwarded), step)
     }
 
@@ -1394,8 +1416,8 @@ impl PkiOperation {
                 let audit = self.audit(&facts, Some(f.seat_id), AuditStatus::Success, "pending", &message);
                 self.answer(identity, Reply::Pending, Some(audit))
             }
-            Outcome::Refused(e) if f.poll => self.settle_rejected(f, e),
-            Outcome::Unavailable(e) if f.poll => {
+            Outcome::Refused(e) if f.relayed => self.settle_rejected(f, e),
+            Outcome::Unavailable(e) if f.relayed => {
                 // The upstream still holds the request: the device polls again later.
                 let audit = self.failure_audit(&e, Some(f.seat_id));
                 self.answer(identity, Reply::Pending, Some(audit))

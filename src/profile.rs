@@ -444,9 +444,21 @@ impl Received {
         if page.password != MASK {
             return;
         }
+        // The password goes in clear (HTTP Basic) to the page: it is kept only for the same page and user, so
+        // that pointing the profile elsewhere cannot send it there.
         match stored {
-            Some(UpstreamConfig { challenge: UpstreamChallenge::Dynamic(kept), .. }) => {
+            Some(UpstreamConfig { challenge: UpstreamChallenge::Dynamic(kept), .. })
+                if kept.otp_server_url == page.otp_server_url && kept.username == page.username =>
+            {
                 page.password = kept.password.clone()
+            }
+            Some(UpstreamConfig { challenge: UpstreamChallenge::Dynamic(_), .. }) => {
+                self.upstream = Field::Wrong {
+                    at: ".challenge.dynamic.password".to_owned(),
+                    rule: "is the mask of the stored password, which is kept only for the same otp_server_url and \
+                           username: send the password again"
+                        .to_owned(),
+                }
             }
             _ => {
                 self.upstream = Field::Wrong {

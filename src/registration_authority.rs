@@ -291,7 +291,27 @@ fn read_ca_certificates(
     ca.check_fingerprint(&config.fingerprint).map_err(|e| {
         ScepError::upstream_unavailable(&format!("{}; nothing was sent to it", e.message.replacen("CA", "its CA", 1)))
     })?;
-    Ok(ca)
+    Ok(certified_by_pin(ca))
+}
+
+/// Only what the pinned CA certified (directly or through an intermediate it certified): on a plain-http
+/// path anyone can add an "RA" certificate to GetCACert, and the edge must neither encrypt a device's request
+/// (its challenge) to it nor accept a CertRep it signed. Without a certified RA, the CA itself is the recipient.
+fn certified_by_pin(ca: CaCertificates) -> CaCertificates {
+    let mut trusted = vec![ca.ca.clone()];
+    let mut rest: Vec<Certificate> = ca.all.into_iter().filter(|c| *c != ca.ca).collect();
+    // Each pass certifies what the trusted ones issued; a chain is at most as long as the list.
+    for _ in 0..=rest.len() {
+        let (certified, others): (Vec<_>, Vec<_>) =
+            rest.into_iter().partition(|c| trusted.iter().any(|t| crate::issue::verify_issued_by(c, t).is_ok()));
+        rest = others;
+        if certified.is_empty() {
+            break;
+        }
+        trusted.extend(certified);
+    }
+    let recipient = if trusted.contains(&ca.recipient) { ca.recipient } else { ca.ca.clone() };
+    CaCertificates { ca: ca.ca, recipient, all: trusted }
 }
 
 /// What the exchange asks of its host next.
@@ -515,6 +535,11 @@ impl Exchange {
         }
         if crate::issue::verify_issued_by(&certificate, &ca).is_err() {
             let what = "its certificate is not issued by the pinned CA";
+            return self.done(Outcome::Unavailable(ScepError::upstream_unavailable(what)));
+        }
+        // A device certificate is never a CA, whatever the CSR or the upstream's template asked for.
+        if crate::caps::is_ca_certificate(&certificate) {
+            let what = "its certificate is a CA certificate (basicConstraints cA), which this profile never delivers";
             return self.done(Outcome::Unavailable(ScepError::upstream_unavailable(what)));
         }
         self.done(Outcome::Issued { certificate, ca })

@@ -1124,6 +1124,8 @@ mod ra_mode {
         pub profile: serde_json::Value,
         pub reachable: bool,
         pub calls: Vec<String>,
+        /// What GetCACert answers instead of the upstream's own (a tampered path).
+        pub ca_cert_override: Option<UpstreamAnswer>,
     }
 
     fn ok(content_type: &str, body: Vec<u8>) -> UpstreamAnswer {
@@ -1135,7 +1137,7 @@ mod ra_mode {
         }
     }
 
-    fn upstream_identity() -> (Identity, ServerKeys) {
+    pub fn upstream_identity() -> (Identity, ServerKeys) {
         let ca = micromdm_ca();
         let id = Identity::new(ca.cert.clone(), None, Box::new(scepkit::keys::RustCrypto));
         (id, ServerKeys { ca: Box::new(ca.key), ra: None })
@@ -1150,7 +1152,10 @@ mod ra_mode {
             }
             match operation.as_str() {
                 "GetCACaps" => ok("text/plain", b"POSTPKIOperation\nSHA-256\nAES\nSCEPStandard\nRenewal\n".to_vec()),
-                "GetCACert" => ok(CONTENT_TYPE_CA_CERT, der::Encode::to_der(&micromdm_ca().cert).unwrap()),
+                "GetCACert" => self
+                    .ca_cert_override
+                    .clone()
+                    .unwrap_or_else(|| ok(CONTENT_TYPE_CA_CERT, der::Encode::to_der(&micromdm_ca().cert).unwrap())),
                 _ => {
                     let (id, keys) = upstream_identity();
                     let body = request.body.clone().unwrap();
@@ -1165,7 +1170,7 @@ mod ra_mode {
     }
 
     /// The edge: the test CA with an RA, which signs for the devices.
-    fn edge() -> (Identity, ServerKeys) {
+    pub fn edge() -> (Identity, ServerKeys) {
         let ca = scepkit_ca();
         let ra_key = test_key(3);
         let validity = (NOW - 3600, NOW + 365 * 86400);
@@ -1177,25 +1182,31 @@ mod ra_mode {
     }
 
     /// What a device learns from the edge's GetCACert for an RA-mode profile: the upstream CA and the edge's RA.
-    fn device_view(id: &Identity) -> CaCertificates {
+    pub fn device_view(id: &Identity) -> CaCertificates {
         let body = scepkit::signed::certs_only(&[&micromdm_ca().cert, id.ra_cert.as_ref().unwrap()]).unwrap();
         CaCertificates::parse(&body).unwrap()
     }
 
-    fn edge_profile(fingerprint: &str) -> serde_json::Value {
+    pub fn edge_profile(fingerprint: &str) -> serde_json::Value {
         profile_json(json!({ "upstream": { "scep_url": "http://upstream.test/scep", "fingerprint": fingerprint } }))
     }
 
-    fn micromdm_fingerprint() -> String {
+    pub fn micromdm_fingerprint() -> String {
         scepkit::caps::fingerprint(&micromdm_ca().cert).unwrap()
     }
 
-    fn upstream(extra: serde_json::Value) -> Upstream {
+    pub fn upstream(extra: serde_json::Value) -> Upstream {
         let profile = profile_json(extra);
-        Upstream { store: store_with_seat("dev-1", &profile), profile, reachable: true, calls: Vec::new() }
+        Upstream {
+            store: store_with_seat("dev-1", &profile),
+            profile,
+            reachable: true,
+            calls: Vec::new(),
+            ca_cert_override: None,
+        }
     }
 
-    fn device_request(r: &Requester1, ca: &CaCertificates, message_type: MessageType) -> PkiRequest {
+    pub fn device_request(r: &Requester1, ca: &CaCertificates, message_type: MessageType) -> PkiRequest {
         let csr = CsrRequest {
             subject: "CN=dev-1".into(),
             sans: vec![],
@@ -1209,19 +1220,19 @@ mod ra_mode {
         client::certificate_request(&der, message_type, None, &requester, ca, options(), &mut OsRng).unwrap()
     }
 
-    fn run(edge_store: &mut Store, up: &mut Upstream, bytes: &[u8], fingerprint: &str) -> Step {
+    pub fn run(edge_store: &mut Store, up: &mut Upstream, bytes: &[u8], fingerprint: &str) -> Step {
         let (id, keys) = edge();
         drive_with(edge_store, bytes, stored(&edge_profile(fingerprint), false), &id, keys, Some(up))
     }
 
-    fn device_outcome(step: &Step, r: &Requester1, req: &PkiRequest) -> CertRepOutcome {
+    pub fn device_outcome(step: &Step, r: &Requester1, req: &PkiRequest) -> CertRepOutcome {
         let Step::Answer { body, .. } = step else { panic!("expected an answer, got {step:?}") };
         let (id, _) = edge();
         let requester = Requester { key: r.key, certificate: &r.signer };
         client::open_cert_rep(body, req, &requester, &device_view(&id), None, policy(false)).unwrap()
     }
 
-    fn refusal(outcome: CertRepOutcome) -> scepkit::ScepError {
+    pub fn refusal(outcome: CertRepOutcome) -> scepkit::ScepError {
         match outcome {
             CertRepOutcome::Failed(e) => e,
             other => panic!("expected FAILURE, got {other:?}"),
@@ -1382,5 +1393,141 @@ mod ra_mode {
         assert!(edge_store.certificates.is_empty());
         assert_eq!(edge_store.transactions.values().next().unwrap().status, "REJECTED");
         assert_eq!(edge_store.audit.last().unwrap().0, ErrorKind::UpstreamNames.name());
+    }
+}
+
+/// What an attacker's review of RA mode found, each now refused.
+mod ra_mode_attacks {
+    use super::ra_mode::*;
+    use super::*;
+    use scepkit::caps::CONTENT_TYPE_CA_RA_CERT;
+    use scepkit::pki_operation::{decide_held, HeldRequest, TransactionKey};
+    use scepkit::profile::ScepProfile;
+    use scepkit::registration_authority::UpstreamAnswer;
+
+    #[test]
+    fn an_ra_certificate_the_pinned_ca_did_not_issue_is_never_encrypted_to() {
+        // On a plain-http path someone adds their own "RA" to the upstream's GetCACert: had the edge encrypted to
+        // it, the upstream (which has no such key) could not open the request. It enrolls: the CA was used.
+        let fp = micromdm_fingerprint();
+        let mut edge_store = store_with_seat("dev-1", &edge_profile(&fp));
+        let mut up = upstream(json!({}));
+        let rogue_key = test_key(2);
+        let validity = (NOW - 60, NOW + 3600);
+        let rogue =
+            self_signed(rogue_key, "CN=rogue RA", &[5], validity, DigestAlg::Sha256, SelfSignedRole::Signer).unwrap();
+        let body = scepkit::signed::certs_only(&[&rogue, &micromdm_ca().cert]).unwrap();
+        up.ca_cert_override = Some(UpstreamAnswer {
+            status: Some(200),
+            content_type: Some(CONTENT_TYPE_CA_RA_CERT.into()),
+            body: Some(serde_bytes::ByteBuf::from(body)),
+            error: None,
+        });
+        let r = requester(1);
+        let (id, _) = edge();
+        let req = device_request(&r, &device_view(&id), MessageType::PkcsReq);
+        let step = run(&mut edge_store, &mut up, &req.message, &fp);
+        assert!(matches!(device_outcome(&step, &r, &req), CertRepOutcome::Issued { .. }), "{step:?}");
+    }
+
+    #[test]
+    fn a_retransmission_forwards_only_the_csr_that_was_checked_and_the_upstream_sees_its_own_transaction_id() {
+        let fp = micromdm_fingerprint();
+        let mut edge_store = store_with_seat("dev-1", &edge_profile(&fp));
+        let mut up = upstream(json!({ "manual_approval": true }));
+        let r = requester(1);
+        let (id, _) = edge();
+        let view = device_view(&id);
+        let req = device_request(&r, &view, MessageType::PkcsReq);
+        assert!(matches!(
+            device_outcome(&run(&mut edge_store, &mut up, &req.message, &fp), &r, &req),
+            CertRepOutcome::Pending
+        ));
+        let upstream_tid = up.store.transactions.keys().next().unwrap().0.clone();
+        assert_ne!(upstream_tid, req.transaction_id, "the upstream sees this transaction's own id");
+        let calls = up.calls.len();
+        // Same key (so the same transactionID), another subject: refused at the edge, never sent upstream.
+        let other = request_with(&r, "CN=administrator", CODE, MessageType::PkcsReq, None);
+        let sealed_for_edge = {
+            let csr = CsrRequest {
+                subject: "CN=administrator".into(),
+                sans: vec![],
+                challenge: Some(CODE.into()),
+                digest: DigestAlg::Sha256,
+                digital_signature: true,
+                key_encipherment: true,
+            };
+            let requester_ = Requester { key: r.key, certificate: &r.signer };
+            client::certificate_request(
+                &csr.build(r.key).unwrap(),
+                MessageType::PkcsReq,
+                None,
+                &requester_,
+                &view,
+                options(),
+                &mut OsRng,
+            )
+            .unwrap()
+        };
+        assert_eq!(other.transaction_id, req.transaction_id);
+        let e =
+            match device_outcome(&run(&mut edge_store, &mut up, &sealed_for_edge.message, &fp), &r, &sealed_for_edge) {
+                CertRepOutcome::Failed(e) => e,
+                other => panic!("{other:?}"),
+            };
+        assert!(e.message.contains("was forwarded with another CSR"), "{}", e.message);
+        assert_eq!(up.calls.len(), calls, "the upstream was not asked");
+
+        // The upstream rejects what it held: the next poll rejects the transaction; the code stays used.
+        let (up_key, up_t) = up.store.transactions.iter().next().map(|(k, t)| (k.clone(), t.clone())).unwrap();
+        let held = HeldRequest {
+            key: TransactionKey { profile_id: "prof-1".into(), transaction_id: up_key.0, signer_fingerprint: up_key.1 },
+            profile_name: "p".into(),
+            seat_id: up_t.seat.clone(),
+            public_key: serde_bytes::ByteBuf::from(up_t.public_key.clone()),
+            plan: up_t.plan.clone(),
+            renews: None,
+            upstream: None,
+        };
+        let ca = micromdm_ca();
+        let up_id = Identity::new(ca.cert.clone(), None, Box::new(scepkit::keys::RustCrypto));
+        let up_keys = ServerKeys { ca: Box::new(ca.key), ra: None };
+        assert!(up.store.write(&decide_held(&up_id, &up_keys, &held, false, Some("not ours"), NOW).unwrap().writes));
+        let subject = <x509_cert::name::Name as std::str::FromStr>::from_str("CN=dev-1").unwrap();
+        let requester_ = Requester { key: r.key, certificate: &r.signer };
+        let poll = client::cert_poll(&req.transaction_id, &subject, &requester_, &view, options(), &mut OsRng).unwrap();
+        let e = match device_outcome(&run(&mut edge_store, &mut up, &poll.message, &fp), &r, &poll) {
+            CertRepOutcome::Failed(e) => e,
+            other => panic!("{other:?}"),
+        };
+        assert!(e.message.starts_with("The upstream CA refused the request: The request was rejected"), "{}", e.message);
+        assert_eq!(edge_store.enrollments[0].status, Status::Redeemed, "a decision of the upstream gives nothing back");
+        assert_eq!(edge_store.transactions.values().next().unwrap().status, "REJECTED");
+    }
+
+    #[test]
+    fn the_upstream_page_password_is_kept_only_for_the_same_page_and_user() {
+        let page = |url: &str, user: &str, password: &str| {
+            profile_json(
+                json!({ "upstream": { "scep_url": "https://ndes.example/certsrv/mscep/mscep.dll", "fingerprint": "ab".repeat(32),
+                "challenge": { "dynamic": { "otp_server_url": url, "username": user, "password": password } } } }),
+            )
+        };
+        let stored =
+            ScepProfile::create(&page("https://ndes.example/certsrv/mscep_admin/", "CORP\\scep", "s3cret"), KEY)
+                .unwrap();
+        let same = ScepProfile::update(
+            &stored,
+            &page("https://ndes.example/certsrv/mscep_admin/", "CORP\\scep", "********"),
+            KEY,
+        )
+        .unwrap();
+        assert_eq!(same.upstream, stored.upstream);
+        for (url, user) in
+            [("https://attacker.example/", "CORP\\scep"), ("https://ndes.example/certsrv/mscep_admin/", "other")]
+        {
+            let e = ScepProfile::update(&stored, &page(url, user, "********"), KEY).unwrap_err();
+            assert_eq!(e.details[0].path, "upstream.challenge.dynamic.password", "{url} {user}");
+        }
     }
 }

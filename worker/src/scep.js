@@ -49,7 +49,17 @@ const noProfile = (c, profileName) => c.text(profileName ? `No SCEP profile name
 export async function handleScep(c, profileName) {
   const store = new Store(c.env.DB);
   const operation = c.req.query('operation');
-  if (operation === 'PKIOperation') return pkiOperation(c, store, profileName);
+  if (operation === 'PKIOperation') {
+    // Run to the end even if the client goes away: a request forwarded to an upstream CA then settles or gives
+    // its claim back, instead of staying claimed.
+    const work = pkiOperation(c, store, profileName);
+    try {
+      c.executionCtx.waitUntil(work.catch(() => {}));
+    } catch {
+      // no ExecutionContext (a direct call): the request's own await is all there is
+    }
+    return work;
+  }
   const profile = await readProfile(c, store, profileName);
   if (!profile) return noProfile(c, profileName);
   // The profile's CA (the CA manager's current one of its ca_identity_name), and during a rollover the next one:
@@ -70,7 +80,7 @@ export async function handleScep(c, profileName) {
       const upstream = scep.upstreamCaCertRequest(profile.body);
       try {
         const identity = await identityOf(c.env, ca);
-        const { contentType, body } = upstream ? scep.upstreamCaCertResponse(profile.body, await callUpstream(upstream), identity) : identity.caCertResponse();
+        const { contentType, body } = upstream ? scep.upstreamCaCertResponse(profile.body, await upstreamCaCert(upstream), identity) : identity.caCertResponse();
         return new Response(body, { headers: { 'content-type': contentType } });
       } catch (e) {
         if (!(upstream && e instanceof scep.ScepError)) throw e;
@@ -211,6 +221,22 @@ async function callWebhook({ url, headers, body, timeoutMs }) {
   } catch (e) {
     return { error: e?.name === 'TimeoutError' ? 'no answer in time' : `could not be reached: ${e?.message ?? e}` };
   }
+}
+
+// The upstream's GetCACert answers, per isolate, for 5 minutes: anonymous GetCACerts of an RA-mode profile do not
+// each reach the upstream. The core checks the pinned fingerprint on every use, so a kept answer decides nothing.
+const upstreamCaCerts = new Map();
+const UPSTREAM_CA_CERT_TTL = 300_000;
+
+async function upstreamCaCert(request) {
+  const kept = upstreamCaCerts.get(request.url);
+  if (kept && kept.until > Date.now()) return kept.answer;
+  const answer = await callUpstream(request);
+  if (answer.status >= 200 && answer.status < 300) {
+    if (upstreamCaCerts.size >= 100) upstreamCaCerts.clear();
+    upstreamCaCerts.set(request.url, { answer, until: Date.now() + UPSTREAM_CA_CERT_TTL });
+  }
+  return answer;
 }
 
 /**
