@@ -87,6 +87,9 @@ test-js: $(WASM)
 ## entry declares no CA side, `scepkit/server` no client.
 test-types: $(WASM) deps
 	for host in browser node workerd; do worker/node_modules/.bin/tsc -p pkg/test/types/tsconfig.$$host.json; done
+	# A CommonJS project with module node16, its node_modules/scepkit this package (as npm would link it).
+	mkdir -p pkg/test/types/cjs/node_modules && ln -sfn ../../../.. pkg/test/types/cjs/node_modules/scepkit
+	worker/node_modules/.bin/tsc -p pkg/test/types/cjs/tsconfig.json
 
 ## The Worker in workerd with D1, and its admin API's OpenAPI document through Redocly's strict rules.
 test-worker: $(PAGE) deps

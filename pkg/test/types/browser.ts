@@ -23,3 +23,13 @@ export function facts(key: Uint8Array): number {
 }
 
 void PkiOperation;
+
+// Through a bundler: init() with the URL it serves the wasm at, then the same functions.
+import * as manual from 'scepkit/manual';
+export async function bundled(wasmUrl: string): Promise<string> {
+  await manual.init({ wasmUrl });
+  // @ts-expect-error init takes a URL or a module, not a number
+  await manual.init({ wasmUrl: 42 });
+  manual.checkEnrollOptions({ url: 'https://scep.example/scep', subject: 'CN=x' });
+  return (await manual.enroll({ url: 'https://scep.example/scep', subject: 'CN=x', challenge: 'c' })).certificatePem;
+}
