@@ -254,6 +254,10 @@ impl CaCertificates {
                 let signed = SignedMessage::parse(body).map_err(|_| {
                     ScepError::malformed("GetCACert: neither a DER certificate nor a PKCS#7 certs-only message")
                 })?;
+                // Far more than any CA sends (CA, intermediates, RAs): ordering a flood would cost time.
+                if signed.certificates.len() > 32 {
+                    return Err(ScepError::malformed("GetCACert: more than 32 certificates"));
+                }
                 chain_order(signed.certificates)
             }
         };

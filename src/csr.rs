@@ -305,6 +305,12 @@ pub struct CsrFacts {
     /// The whole CSR, for issuance.
     #[serde(skip)]
     pub der: Vec<u8>,
+    /// Every extension the CSR asks for (its OID and value): what an upstream CA may read (RA mode).
+    #[serde(skip)]
+    pub extensions: Vec<(der::asn1::ObjectIdentifier, Vec<u8>)>,
+    /// subjectAltName entries of a type scepkit does not read (otherName, directoryName, …).
+    #[serde(skip)]
+    pub unreadable_sans: usize,
 }
 
 impl CsrFacts {
@@ -322,6 +328,15 @@ impl CsrFacts {
 
         let mut challenge = None;
         let mut extensions = Vec::new();
+        // One challengePassword and one extensionRequest, each with one value: with two, which one a CA (or an
+        // upstream CA behind this one) reads would be a guess.
+        for oid in [ID_CHALLENGE_PASSWORD, ExtensionReq::OID] {
+            let values: usize = info.attributes.iter().filter(|a| a.oid == oid).map(|a| a.values.len()).sum();
+            if values > 1 {
+                let what = if oid == ID_CHALLENGE_PASSWORD { "challengePassword" } else { "extensionRequest" };
+                return Err(ScepError::malformed(format!("the CSR carries more than one {what}")));
+            }
+        }
         for attr in info.attributes.iter() {
             let Some(value) = attr.values.iter().next() else { continue };
             if attr.oid == ID_CHALLENGE_PASSWORD {
@@ -337,12 +352,15 @@ impl CsrFacts {
             }
         }
         let mut sans = Vec::new();
+        let mut unreadable_sans = 0;
         let (mut digital_signature, mut key_encipherment) = (false, false);
         for ext in &extensions {
             if ext.extn_id == rfc5280::ID_CE_SUBJECT_ALT_NAME {
                 let names = SubjectAltName::from_der(ext.extn_value.as_bytes())
                     .map_err(|e| ScepError::malformed(format!("subjectAltName: {e}")))?;
-                sans.extend(names.0.iter().filter_map(San::from_general_name));
+                let read: Vec<San> = names.0.iter().filter_map(San::from_general_name).collect();
+                unreadable_sans += names.0.len() - read.len();
+                sans.extend(read);
             } else if ext.extn_id == rfc5280::ID_CE_KEY_USAGE {
                 let ku = KeyUsage::from_der(ext.extn_value.as_bytes())
                     .map_err(|e| ScepError::malformed(format!("keyUsage: {e}")))?;
@@ -366,6 +384,8 @@ impl CsrFacts {
             spki_der: info.public_key.to_der()?,
             subject_name: info.subject.clone(),
             der: der.to_vec(),
+            extensions: extensions.iter().map(|e| (e.extn_id, e.extn_value.as_bytes().to_vec())).collect(),
+            unreadable_sans,
         })
     }
 }

@@ -1238,6 +1238,9 @@ impl PkiOperation {
             );
             return self.fail(identity, &e, Some(seat_id));
         }
+        if let Some(Err(e)) = facts.csr.as_ref().map(ra::check_csr) {
+            return self.fail(identity, &e, Some(seat_id));
+        }
         let attempt = crate::wire::serial_hex(&random_serial());
         let (mut writes, guard) = self.claim(&facts, &claim, &seat_id, &attempt, false);
         let csr_digest = facts.csr.as_ref().map(|csr| crate::keys::fingerprint(&csr.der));
@@ -1264,6 +1267,13 @@ impl PkiOperation {
         let (Some(plan), Some(record), Some(seat_id)) = (plan, record, prior.seat_id.clone()) else {
             return self.fail(identity, &ScepError::internal(), prior.seat_id);
         };
+        // A renewal whose certificate was revoked while the upstream held it is not delivered.
+        if record.claim.renews().is_some() && found.store.signer_certificate.as_ref().is_some_and(|c| c.revoked) {
+            let key = self.transaction_key(&facts);
+            let forwarded =
+                Forwarded { query, seat_id, plan, record, key, key_digest: prior.key_digest, relayed: true };
+            return self.settle_rejected(forwarded, ScepError::revoked());
+        }
         let poll = facts.message_type == MessageType::CertPoll;
         // Only the CSR that was checked and forwarded is ever sent again under this transaction.
         let same_csr = facts.csr.as_ref().map(|csr| crate::keys::fingerprint(&csr.der));

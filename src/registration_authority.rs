@@ -556,6 +556,38 @@ impl Exchange {
     }
 }
 
+/// What a CSR may ask an upstream CA for, beside the names the edge checked: the upstream issues from the CSR,
+/// so anything else it asks for (a SAN type the edge cannot read, a CA flag, a certificate template, any other
+/// extension) is refused before it is forwarded.
+pub fn check_csr(csr: &crate::csr::CsrFacts) -> Result<()> {
+    use const_oid::db::rfc5280;
+    let refuse = |what: String| {
+        Err(ScepError::not_permitted(
+            format!("The CSR asks for {what}, which the upstream CA could issue and this profile does not vouch for"),
+            "send a CSR with only the subject, subjectAltName and key usages the profile issues",
+        ))
+    };
+    if csr.unreadable_sans > 0 {
+        return refuse("a subjectAltName of a type the profile never issues (otherName, directoryName, …)".into());
+    }
+    for (oid, value) in &csr.extensions {
+        match *oid {
+            rfc5280::ID_CE_SUBJECT_ALT_NAME
+            | rfc5280::ID_CE_KEY_USAGE
+            | rfc5280::ID_CE_EXT_KEY_USAGE
+            | rfc5280::ID_CE_SUBJECT_KEY_IDENTIFIER => {}
+            rfc5280::ID_CE_BASIC_CONSTRAINTS => {
+                let ca = x509_cert::ext::pkix::BasicConstraints::from_der(value).map(|b| b.ca).unwrap_or(true);
+                if ca {
+                    return refuse("a CA certificate (basicConstraints cA)".into());
+                }
+            }
+            other => return refuse(format!("the extension {other}")),
+        }
+    }
+    Ok(())
+}
+
 /// Whether the upstream's certificate names exactly what the edge checked: the subject the profile renders
 /// for the seat and no SAN beyond the rendered ones. An upstream that adds or changes names (an AD CS
 /// template building the subject from the directory, say) gets its certificate withheld.
@@ -588,6 +620,34 @@ mod tests {
 
     fn config(json: serde_json::Value) -> UpstreamConfig {
         serde_json::from_value(json).unwrap()
+    }
+
+    #[test]
+    fn a_csr_that_asks_an_upstream_for_more_than_names_and_key_usages_is_refused() {
+        use crate::csr::CsrRequest;
+        let key = crate::keys::RsaKey::generate(2048, AlgorithmPolicy::Modern, &mut rand_core::OsRng).unwrap();
+        let request = CsrRequest {
+            subject: "CN=dev-1".into(),
+            sans: vec!["dns:dev-1.example".parse().unwrap()],
+            challenge: Some("code".into()),
+            digest: DigestAlg::Sha256,
+            digital_signature: true,
+            key_encipherment: true,
+        };
+        let der = request.build(&key).unwrap();
+        let facts = crate::csr::CsrFacts::from_der(&der, &crate::keys::RustCrypto).unwrap();
+        assert!(check_csr(&facts).is_ok(), "scepkit's own CSR: SAN and key usage");
+        let mut ca = facts.clone();
+        let bc = x509_cert::ext::pkix::BasicConstraints { ca: true, path_len_constraint: None };
+        ca.extensions.push((const_oid::db::rfc5280::ID_CE_BASIC_CONSTRAINTS, bc.to_der().unwrap()));
+        assert!(check_csr(&ca).unwrap_err().message.contains("a CA certificate"));
+        let mut template = facts.clone();
+        let oid = der::asn1::ObjectIdentifier::new_unwrap("1.3.6.1.4.1.311.20.2");
+        template.extensions.push((oid, vec![0x1e, 0]));
+        assert!(check_csr(&template).unwrap_err().message.contains("the extension 1.3.6.1.4.1.311.20.2"));
+        let mut upn = facts;
+        upn.unreadable_sans = 1;
+        assert!(check_csr(&upn).unwrap_err().message.contains("otherName"));
     }
 
     #[test]

@@ -1500,7 +1500,11 @@ mod ra_mode_attacks {
             CertRepOutcome::Failed(e) => e,
             other => panic!("{other:?}"),
         };
-        assert!(e.message.starts_with("The upstream CA refused the request: The request was rejected"), "{}", e.message);
+        assert!(
+            e.message.starts_with("The upstream CA refused the request: The request was rejected"),
+            "{}",
+            e.message
+        );
         assert_eq!(edge_store.enrollments[0].status, Status::Redeemed, "a decision of the upstream gives nothing back");
         assert_eq!(edge_store.transactions.values().next().unwrap().status, "REJECTED");
     }

@@ -80,7 +80,7 @@ export async function handleScep(c, profileName) {
       const upstream = scep.upstreamCaCertRequest(profile.body);
       try {
         const identity = await identityOf(c.env, ca);
-        const { contentType, body } = upstream ? scep.upstreamCaCertResponse(profile.body, await upstreamCaCert(upstream), identity) : identity.caCertResponse();
+        const { contentType, body } = upstream ? scep.upstreamCaCertResponse(profile.body, await keptUpstreamAnswer(upstream), identity) : identity.caCertResponse();
         return new Response(body, { headers: { 'content-type': contentType } });
       } catch (e) {
         if (!(upstream && e instanceof scep.ScepError)) throw e;
@@ -187,7 +187,8 @@ async function pkiOperation(c, store, profileName) {
             step = op.withWebhook(id, await callWebhook(step.call));
             break;
           case 'callUpstream':
-            step = op.withUpstream(id, await callUpstream(step.request));
+            // GetCACaps and GetCACert answers are kept a while (the core checks the pin on every use).
+            step = op.withUpstream(id, await (step.request.method === 'GET' && /[?&]operation=GetCA(Caps|Cert)(&|$)/.test(step.request.url) ? keptUpstreamAnswer(step.request) : callUpstream(step.request)));
             break;
           case 'write':
             step = op.written(id, await store.write(step.writes));
@@ -223,12 +224,13 @@ async function callWebhook({ url, headers, body, timeoutMs }) {
   }
 }
 
-// The upstream's GetCACert answers, per isolate, for 5 minutes: anonymous GetCACerts of an RA-mode profile do not
-// each reach the upstream. The core checks the pinned fingerprint on every use, so a kept answer decides nothing.
+// The upstream's GetCACaps and GetCACert answers, per isolate, for 5 minutes: anonymous GetCACerts of an RA-mode
+// profile and the devices' polls do not each reach the upstream for them. The core checks the pinned fingerprint
+// on every use, so a kept answer decides nothing.
 const upstreamCaCerts = new Map();
 const UPSTREAM_CA_CERT_TTL = 300_000;
 
-async function upstreamCaCert(request) {
+async function keptUpstreamAnswer(request) {
   const kept = upstreamCaCerts.get(request.url);
   if (kept && kept.until > Date.now()) return kept.answer;
   const answer = await callUpstream(request);
