@@ -117,6 +117,10 @@ pub struct FactQuery {
     pub certificate_serial: Option<String>,
     /// Check the cached profile: return the stored body.
     pub profile_body: bool,
+    /// Check the CA the host took from its cache with the profile: return the current CA of this
+    /// `ca_identity_name` (or the secrets' CA where none has it) as [`Facts::ca`].
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ca_identity_name: Option<String>,
     /// Was this challenge ([`policy::challenge_claim_mac`]) used already (a webhook owns it)?
     pub challenge_mac: Option<String>,
     /// The one-time password of this profile's challenge page with this MAC
@@ -141,6 +145,18 @@ pub struct Facts {
     /// The seat of the issued certificate that signed the request, if one did.
     #[serde(default)]
     pub requester_seat: Option<String>,
+    /// The CA a [`FactQuery::ca_identity_name`] names now.
+    #[serde(default)]
+    pub ca: Option<CurrentCa>,
+}
+
+/// A CA as the store holds it now: its CA manager id and whether it is enabled for SCEP.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[cfg_attr(feature = "wasm", derive(tsify_next::Tsify))]
+#[serde(rename_all = "camelCase")]
+pub struct CurrentCa {
+    pub id: String,
+    pub enabled: bool,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -488,6 +504,8 @@ pub struct PkiOperation {
     now: u64,
     /// Where the request came from, as the host saw it (for the webhook).
     client_address: Option<String>,
+    /// The CA the request was opened under, as the identity said then (a host may share one identity).
+    opened_ca: Option<CurrentCa>,
     state: State,
 }
 
@@ -577,7 +595,16 @@ impl PkiOperation {
         };
         let client_address = client_address.map(str::to_owned);
         let code_key = code_key.to_vec();
-        let mut op = Self { request, facts: None, profile, code_key, now, client_address, state: State::Opened };
+        let mut op = Self {
+            request,
+            facts: None,
+            profile,
+            code_key,
+            now,
+            client_address,
+            opened_ca: None,
+            state: State::Opened,
+        };
         let step = op.open(identity);
         (Some(op), step)
     }
@@ -610,8 +637,10 @@ impl PkiOperation {
     }
 
     fn open(&mut self, identity: &Identity) -> Step {
+        self.opened_ca = identity.ca_id.clone().map(|id| CurrentCa { id, enabled: identity.enabled });
         if !identity.enabled {
-            return self.fail(identity, &ScepError::ca_not_enabled(), None);
+            // The CA may be cached with the profile: the refusal is only given on a fresh copy of both.
+            return self.refused_at_opening(identity, ScepError::ca_not_enabled());
         }
         let accept =
             Acceptance { policy: self.profile.profile.algorithm_policy(), oaep_only: self.profile.profile.oaep_only };
@@ -677,7 +706,7 @@ impl PkiOperation {
                 match opened {
                     Err(e) => self.refused_at_opening(identity, e),
                     Ok(facts) => {
-                        let query = self.query_for(&facts);
+                        let query = self.query_for(identity, &facts);
                         self.facts = Some(facts);
                         self.state = State::AwaitingFacts { query: query.clone(), raced: false };
                         Step::NeedFacts { query }
@@ -717,11 +746,14 @@ impl PkiOperation {
         &self.request.attributes.transaction_id
     }
 
-    fn query_for(&self, facts: &RequestFacts) -> FactQuery {
+    fn query_for(&self, identity: &Identity, facts: &RequestFacts) -> FactQuery {
         let mut query = FactQuery {
             profile_id: self.profile.id.clone(),
             signer_fingerprint: facts.signer.fingerprint.clone(),
             find_signer_certificate: !facts.signer.self_signed,
+            // A cached profile came with a cached CA: both are checked in the same round trip as the facts.
+            ca_identity_name: (self.profile.cached && identity.ca_id.is_some())
+                .then(|| self.profile.profile.ca_identity_name.clone()),
             ..Default::default()
         };
         match facts.message_type {
@@ -755,6 +787,11 @@ impl PkiOperation {
     fn decide(&mut self, identity: &Identity, query: FactQuery, found: Facts, raced: bool) -> Step {
         let facts = self.facts.clone().expect("opened before facts are asked");
         if self.profile.cached && found.profile_body.as_deref() != Some(self.profile.stored.as_str()) {
+            return self.need_profile();
+        }
+        // The CA used (from the host's cache) is no longer the profile's current one, or was disabled since:
+        // everything is read again, the CA too.
+        if query.ca_identity_name.is_some() && found.ca != self.opened_ca {
             return self.need_profile();
         }
         let requester = match &found.requester_seat {

@@ -81,6 +81,8 @@ struct Store {
     webhook_calls: Vec<WebhookCall>,
     /// One-time passwords of the challenge page: MAC → (expires at, redeeming claim, for seat, credential tag).
     passwords: HashMap<String, (u64, Option<String>, Option<String>, String)>,
+    /// The profile's current CA as the store holds it.
+    current_ca: Option<scepkit::pki_operation::CurrentCa>,
 }
 
 impl Store {
@@ -152,6 +154,7 @@ impl Store {
             profile_body: q.profile_body.then(|| self.profile_body.clone()),
             certificate: None,
             requester_seat: signer.map(|(_, c)| c.seat.clone()),
+            ca: q.ca_identity_name.as_ref().and(self.current_ca.clone()),
         }
     }
 
@@ -357,6 +360,7 @@ impl Store {
             webhook: self.webhook.clone(),
             webhook_calls: self.webhook_calls.clone(),
             passwords: self.passwords.clone(),
+            current_ca: self.current_ca.clone(),
         }
     }
 }
@@ -1534,4 +1538,30 @@ mod ra_mode_attacks {
             assert_eq!(e.details[0].path, "upstream.challenge.dynamic.password", "{url} {user}");
         }
     }
+}
+
+#[test]
+fn a_cached_ca_that_was_disabled_or_replaced_since_is_never_used_the_profile_and_ca_are_read_again() {
+    use scepkit::pki_operation::CurrentCa;
+    let body = profile_json(json!({}));
+    let r = requester(1);
+    let req = pkcs_req(&r, "CN=dev-1", MessageType::PkcsReq, None);
+    let mut id = identity();
+    id.ca_id = Some("ca-1".into());
+    let current = |id: &str, enabled| Some(CurrentCa { id: id.into(), enabled });
+    for (now, restarts) in
+        [(current("ca-1", true), false), (current("ca-1", false), true), (current("ca-2", true), true)]
+    {
+        let mut store = store_with_seat("dev-1", &body);
+        store.current_ca = now.clone();
+        let (op, step) = start(&req.message, stored(&body, true), &id);
+        let Step::NeedFacts { query } = step else { panic!("{step:?}") };
+        assert_eq!(query.ca_identity_name.as_deref(), Some("ca"), "a cached profile's CA is checked with the facts");
+        let step = op.unwrap().with_facts(store.facts(&query));
+        assert_eq!(matches!(step, Step::NeedProfile), restarts, "{now:?}: {step:?}");
+    }
+    // A fresh profile comes with a fresh CA: nothing to check.
+    let (_, step) = start(&req.message, stored(&body, false), &id);
+    let Step::NeedFacts { query } = step else { panic!("{step:?}") };
+    assert_eq!(query.ca_identity_name, None);
 }

@@ -11,6 +11,16 @@ import { Store } from './store.js';
 
 const app = new Hono();
 
+// `make bench`'s latency model (bench/bench.mjs): D1 round trips made slower by BENCH_D1_RTT_MS, and counted.
+app.use('*', async (c, next) => {
+  if (c.env.BENCH_D1_RTT_MS === undefined) return next();
+  const { delayedD1 } = await import('./bench_d1.js');
+  const { trips, binding } = delayedD1(c.env.DB, Number(c.env.BENCH_D1_RTT_MS) || 0);
+  c.env = { ...c.env, DB: binding };
+  await next();
+  c.header('x-bench-d1-trips', String(trips.count));
+});
+
 // Every answer is read as its declared type only (no sniffing a DER body or an echoed name into HTML); the admin
 // API's answers, enrollment codes among them, are never kept by a browser or a proxy.
 app.use('*', async (c, next) => {

@@ -44,6 +44,17 @@ async function readProfile(c, store, profileName) {
   return profile;
 }
 
+// The CA row each cached profile issued under, per isolate by ca_identity_name: used only with a cached profile,
+// and checked by the core in the facts' round trip (FactQuery.caIdentityName), so a CA disabled or rolled over
+// since is never used for a decision. A fresh profile always comes with a fresh CA row.
+const caCache = new Map();
+
+async function profileIdentity(c, store, body, cached) {
+  const row = (cached && caCache.get(body.ca_identity_name)) || (await caOfProfile(c.env, store, body));
+  caCache.set(body.ca_identity_name, row);
+  return identityOf(c.env, row);
+}
+
 const noProfile = (c, profileName) => c.text(profileName ? `No SCEP profile named ${profileName}` : 'No SCEP profile is configured', 404);
 
 export async function handleScep(c, profileName) {
@@ -161,7 +172,7 @@ async function pkiOperation(c, store, profileName) {
     await auditFailure(c, store, { time: t, profile: profile.name, operation: 'PKIOperation', status: 'Failure', code: 'malformed', message: error });
     return c.text(`Bad SCEP request: ${error}`, 400);
   }
-  const id = await identityOf(c.env, await caOfProfile(c.env, store, profile.body));
+  let id = await profileIdentity(c, store, profile.body, Boolean(cached));
   const client = c.req.header('cf-connecting-ip') ?? null;
   const op = new scep.PkiOperation(bytes, { ...profile, cached: Boolean(cached) }, id, c.env.CODE_KEY, t, client);
   try {
@@ -174,9 +185,13 @@ async function pkiOperation(c, store, profileName) {
             // with the identity's keys (workerd's node:crypto, or the pure-wasm fallback).
             step = op.withKey(id);
             break;
-          case 'needProfile':
-            step = op.withProfile(id, (await readProfile(c, store, profileName)) ?? null);
+          case 'needProfile': {
+            // The profile and its CA, both read afresh.
+            const fresh = await readProfile(c, store, profileName);
+            if (fresh) id = await profileIdentity(c, store, fresh.body, false);
+            step = op.withProfile(id, fresh ?? null);
             break;
+          }
           case 'needFacts':
             step = op.withFacts(id, await store.facts(step.query));
             break;

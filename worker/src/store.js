@@ -234,7 +234,7 @@ export class Store {
    */
   async facts(q) {
     const none = this.db.prepare('SELECT NULL AS x WHERE 0');
-    const [seat, open, redeemed, signer, prior, cert, profile, usedChallenge, password, valid] = await this.db.batch([
+    const [seat, open, redeemed, signer, prior, cert, profile, usedChallenge, password, valid, ca] = await this.db.batch([
       q.seatId ? this.db.prepare('SELECT deleted_at FROM seats WHERE id = ?').bind(q.seatId) : none,
       q.seatId
         ? this.db.prepare("SELECT id, code_mac, expires_at FROM enrollments WHERE seat_id = ? AND profile_id = ? AND status = 'CREATED' ORDER BY created_at DESC LIMIT 1").bind(q.seatId, q.profileId)
@@ -261,6 +261,12 @@ export class Store {
       q.oneTimePasswordMac && q.seatId
         ? this.db.prepare('SELECT 1 AS x FROM certificates WHERE seat_id = ? AND revoked_at IS NULL AND not_after > ? LIMIT 1').bind(q.seatId, q.now)
         : none,
+      // The profile's current CA, as caOfProfile finds it (the secrets' CA where no CA has the name).
+      q.caIdentityName
+        ? this.db
+            .prepare("SELECT id, enabled FROM certificate_authorities WHERE (name = ?1 AND role = 'current') OR (id = 'secrets' AND NOT EXISTS (SELECT 1 FROM certificate_authorities WHERE name = ?1 AND role = 'current')) ORDER BY id = 'secrets' LIMIT 1")
+            .bind(q.caIdentityName)
+        : none,
     ]);
     const first = (r) => r.results[0] ?? null;
     const enrollment = (e) => e && { id: e.id, codeMac: e.code_mac, expiresAt: e.expires_at };
@@ -280,6 +286,7 @@ export class Store {
       requesterSeat: s?.seat_id ?? null,
       profileBody: first(profile)?.body ?? null,
       challengeUsed: Boolean(first(usedChallenge)),
+      ca: first(ca) && { id: first(ca).id, enabled: first(ca).enabled === 1 },
       oneTimePassword: o && { mac: o.mac, expiresAt: o.expires_at, redeemed: o.redeemed_at != null, issuedTo: o.issued_to, forSeat: o.for_seat, credential: o.credential },
     };
   }

@@ -50,6 +50,13 @@ describe('the CA manager', () => {
     expect((await env.DB.prepare('SELECT ca_id FROM certificates WHERE serial = ?').bind(cert.serial).first()).ca_id).toBe(created.id);
 
     expect((await api('POST', `/certificate-authorities/${created.id}/disable`)).json.enabled).toBe(false);
+    // The profile that just enrolled is cached in the isolate with its CA: the disabled CA is still never used.
+    const again = unique('dev');
+    await api('POST', '/seats', { id: again });
+    const code = (await api('POST', '/enrollments', { seat_id: again, profile: s.profile })).json.enrollment_code;
+    const cachedRefusal = await failureOf(enroll({ url: s.url, challenge: code, subject: `CN=${again}` }));
+    expect(cachedRefusal.message).toBe('Failed to decrypt a PKCS7 message');
+    expect((await api('GET', `/enrollments?seat_id=${again}`)).json.data[0].status).toBe('CREATED');
     const other = await seatOn(name);
     const e = await failureOf(enroll({ url: other.url, challenge: other.code, subject: `CN=${other.seat}` }));
     expect(e.message).toBe('Failed to decrypt a PKCS7 message');
