@@ -192,6 +192,7 @@ impl ScepAttributes {
 /// micromdm sends base64(SHA-1(RSAPublicKey)), certmonger decimal(SHA-256(SPKI)), PyScep hex(SHA-1(SPKI)),
 /// and scepkit hex(SHA-256(SPKI)).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[cfg_attr(feature = "wasm", derive(tsify_next::Tsify))]
 #[serde(rename_all = "lowercase")]
 pub enum TransactionIdForm {
     Decimal,

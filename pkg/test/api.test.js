@@ -165,6 +165,15 @@ test('profile validation throws Invalid Object with the failing fields', () => {
   assert.throws(() => scep.validateProfile({ name: 'x' }), (e) => e.message === 'Invalid Object' && e.status === 400 && e.details.some((d) => d.path === 'scep_challenge'));
 });
 
+test('inspect takes DER bytes, PEM bytes or PEM text, and says what it is', () => {
+  const der = readFileSync(new URL('micromdm-getcacert-resp.der', FIXTURES));
+  const pem = scep.certificateToPem(der);
+  const seen = [scep.inspect(der), scep.inspect(new TextEncoder().encode(pem)), scep.inspect(pem)];
+  for (const s of seen) assert.equal(s.type, 'Certificate');
+  assert.deepEqual(seen[2], seen[0]);
+  assert.throws(() => scep.inspect(42), (e) => e instanceof scep.ScepError && /Uint8Array or a string/.test(e.message));
+});
+
 test('the CLI: usage errors exit 2, inspect exits 0', () => {
   const cli = new URL('../cli.js', import.meta.url).pathname;
   assert.equal(spawnSync(process.execPath, [cli, 'enroll'], { encoding: 'utf8' }).status, 2);

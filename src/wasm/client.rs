@@ -284,12 +284,23 @@ pub fn export_pkcs12(
     crate::pkcs12::export(&key(key_pkcs8)?, &chain, password, friendly_name, &mut OsRng).map_err(js_error)
 }
 
-/// A readable description of any SCEP artefact (DER, PEM or base64); a key opens envelopes.
-#[wasm_bindgen]
-pub fn inspect(input: &[u8], key_pkcs8: Option<Vec<u8>>) -> JsResult<JsValue> {
+/// A readable description of any SCEP artefact: bytes (DER, PEM or base64) or text (PEM or base64); a key opens
+/// envelopes. The result is tagged by `type` (`Certificate`, `CSR`, `PKIMessage`, …).
+#[wasm_bindgen(unchecked_return_type = "Inspected")]
+pub fn inspect(
+    #[wasm_bindgen(unchecked_param_type = "Uint8Array | string")] input: JsValue,
+    key_pkcs8: Option<Vec<u8>>,
+) -> JsResult<JsValue> {
+    let bytes = match input.as_string() {
+        Some(text) => text.into_bytes(),
+        None => input
+            .dyn_into::<js_sys::Uint8Array>()
+            .map_err(|_| js_error(ScepError::invalid_input("inspect takes a Uint8Array or a string")))?
+            .to_vec(),
+    };
     let key = key_pkcs8.map(|k| key(&k)).transpose()?;
     to_js(
-        &crate::inspect::inspect(input, key.as_ref().map(|k| k as &dyn crate::keys::PrivateKeyOps))
+        &crate::inspect::inspect(&bytes, key.as_ref().map(|k| k as &dyn crate::keys::PrivateKeyOps))
             .map_err(js_error)?,
     )
 }

@@ -1,5 +1,5 @@
 // The browser entry's declarations: the client, typed from the Rust types; no CA side.
-import { buildCsr, csrFacts, enroll, ScepError } from 'scepkit';
+import { buildCsr, csrFacts, enroll, inspect, ScepError } from 'scepkit';
 // @ts-expect-error the browser build of the core has no CA side
 import { PkiOperation } from 'scepkit';
 
@@ -32,4 +32,12 @@ export async function bundled(wasmUrl: string): Promise<string> {
   await manual.init({ wasmUrl: 42 });
   manual.checkEnrollOptions({ url: 'https://scep.example/scep', subject: 'CN=x' });
   return (await manual.enroll({ url: 'https://scep.example/scep', subject: 'CN=x', challenge: 'c' })).certificatePem;
+}
+
+// inspect takes bytes or PEM text; its result is a union tagged by `type`.
+export function subjectOf(pem: string): string | undefined {
+  const found = inspect(pem);
+  // @ts-expect-error not every kind has a subject: narrow by type first
+  void found.subject;
+  return found.type === 'Certificate' ? found.subject : found.type === 'CSR' ? found.subject : undefined;
 }
