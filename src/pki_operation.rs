@@ -1304,38 +1304,30 @@ impl PkiOperation {
         let (Some(plan), Some(record), Some(seat_id)) = (plan, record, prior.seat_id.clone()) else {
             return self.fail(identity, &ScepError::internal(), prior.seat_id);
         };
+        let key = self.transaction_key(&facts);
+        let forwarded = Forwarded { query, seat_id, plan, record, key, key_digest: prior.key_digest, relayed: true };
         // A renewal whose certificate was revoked while the upstream held it is not delivered.
-        if record.claim.renews().is_some() && found.store.signer_certificate.as_ref().is_some_and(|c| c.revoked) {
-            let key = self.transaction_key(&facts);
-            let forwarded =
-                Forwarded { query, seat_id, plan, record, key, key_digest: prior.key_digest, relayed: true };
+        if forwarded.record.claim.renews().is_some() && found.store.signer_certificate.is_some_and(|c| c.revoked) {
             return self.settle_rejected(forwarded, ScepError::revoked());
         }
         let poll = facts.message_type == MessageType::CertPoll;
         // Only the CSR that was checked and forwarded is ever sent again under this transaction.
         let same_csr = facts.csr.as_ref().map(|csr| crate::keys::fingerprint(&csr.der));
-        if !poll && (same_csr.is_none() || same_csr != record.csr_digest) {
+        if !poll && (same_csr.is_none() || same_csr != forwarded.record.csr_digest) {
             let e = ScepError::not_permitted(
                 format!("transactionID {} was forwarded with another CSR", facts.transaction_id),
                 "send the same request again, or a new request with a fresh transactionID",
             );
-            return self.fail(identity, &e, Some(seat_id));
+            return self.fail(identity, &e, Some(forwarded.seat_id));
         }
         // An exchange makes up to three requests of timeout_ms each: until then the first copy may be on its way.
         let window = 3 * u64::from(upstream.timeout_ms) / 1000 + 5;
         let in_flight = prior.updated_at.is_some_and(|at| self.now < at + window);
         if !poll && in_flight {
-            let audit = self.audit(
-                &facts,
-                Some(seat_id),
-                AuditStatus::Success,
-                "pending",
-                "Forwarded to the upstream CA already",
-            );
+            let message = "Forwarded to the upstream CA already";
+            let audit = self.audit(&facts, Some(forwarded.seat_id), AuditStatus::Success, "pending", message);
             return self.answer(identity, Reply::Pending, Some(audit));
         }
-        let key = self.transaction_key(&facts);
-        let forwarded = Forwarded { query, seat_id, plan, record, key, key_digest: prior.key_digest, relayed: true };
         self.start_upstream(identity, forwarded)
     }
 

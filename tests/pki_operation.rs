@@ -348,6 +348,25 @@ impl Store {
         first.unwrap_or(false)
     }
 
+    /// The (first) PENDING transaction as the admin API hands it to `decide_held`.
+    fn pending_held(&self) -> scepkit::pki_operation::HeldRequest {
+        let ((transaction_id, signer_fingerprint), t) =
+            self.transactions.iter().find(|(_, t)| t.status == "PENDING").expect("a PENDING transaction");
+        scepkit::pki_operation::HeldRequest {
+            key: scepkit::pki_operation::TransactionKey {
+                profile_id: "prof-1".into(),
+                transaction_id: transaction_id.clone(),
+                signer_fingerprint: signer_fingerprint.clone(),
+            },
+            profile_name: "p".into(),
+            seat_id: t.seat.clone(),
+            public_key: serde_bytes::ByteBuf::from(t.public_key.clone()),
+            plan: t.plan.clone(),
+            renews: t.renews.clone(),
+            upstream: t.upstream.clone(),
+        }
+    }
+
     fn clone_state(&self) -> Store {
         Store {
             seats: self.seats.clone(),
@@ -742,7 +761,7 @@ fn unreadable_bytes_are_refused_with_http_400_and_an_audit_row() {
 
 #[test]
 fn a_held_renewal_is_issued_by_its_approval_once_and_a_rejection_is_final() {
-    use scepkit::pki_operation::{decide_held, HeldRequest, TransactionKey};
+    use scepkit::pki_operation::decide_held;
     let body = profile_json(json!({}));
     let manual = profile_json(json!({ "manual_approval": true }));
     let mut store = store_with_seat("dev-1", &body);
@@ -755,22 +774,12 @@ fn a_held_renewal_is_issued_by_its_approval_once_and_a_rejection_is_final() {
     };
     let renewal = pkcs_req(&requester(2), "CN=dev-1", MessageType::RenewalReq, Some((r.key, &certificate)));
     assert!(matches!(drive(&mut store, &renewal.message, stored(&manual, false)), Step::Answer { audit: None, .. }));
-    let ((transaction_id, signer_fingerprint), t) =
-        store.transactions.iter().find(|(_, t)| t.status == "PENDING").map(|(k, t)| (k.clone(), t.clone())).unwrap();
-    assert!(t.renews.is_some(), "a held renewal names what it renews");
-    let held = HeldRequest {
-        key: TransactionKey { profile_id: "prof-1".into(), transaction_id, signer_fingerprint },
-        profile_name: "p".into(),
-        seat_id: t.seat.clone(),
-        public_key: serde_bytes::ByteBuf::from(t.public_key.clone()),
-        plan: t.plan.clone(),
-        renews: t.renews.clone(),
-        upstream: None,
-    };
+    let held = store.pending_held();
+    assert!(held.renews.is_some(), "a held renewal names what it renews");
     let approved = decide_held(&identity(), &keys(), &held, true, None, NOW).unwrap();
     assert!(store.write(&approved.writes));
     assert_eq!(store.certificates.len(), 2);
-    assert!(store.certificates[t.renews.as_ref().unwrap()].renewed_by == approved.serial);
+    assert!(store.certificates[held.renews.as_ref().unwrap()].renewed_by == approved.serial);
     // Deciding it again (a second administrator, a double click) changes nothing.
     let again = decide_held(&identity(), &keys(), &held, true, None, NOW).unwrap();
     assert!(!store.write(&again.writes));
@@ -1120,7 +1129,7 @@ mod ra_mode {
     use super::*;
     use scepkit::caps::CONTENT_TYPE_CA_CERT;
     use scepkit::error::{ErrorKind, FailInfo};
-    use scepkit::pki_operation::{decide_held, HeldRequest, TransactionKey};
+    use scepkit::pki_operation::decide_held;
     use scepkit::registration_authority::{UpstreamAnswer, UpstreamRequest};
 
     pub struct Upstream {
@@ -1335,19 +1344,7 @@ mod ra_mode {
         assert_eq!(edge_store.enrollments[0].status, Status::Redeemed, "claimed while the upstream decides");
 
         // The edge's administrator cannot approve what the upstream holds.
-        let held = HeldRequest {
-            key: TransactionKey {
-                profile_id: "prof-1".into(),
-                transaction_id: key.0.clone(),
-                signer_fingerprint: key.1.clone(),
-            },
-            profile_name: "p".into(),
-            seat_id: t.seat.clone(),
-            public_key: serde_bytes::ByteBuf::from(t.public_key.clone()),
-            plan: t.plan.clone(),
-            renews: None,
-            upstream: t.upstream.clone(),
-        };
+        let held = edge_store.pending_held();
         let e = decide_held(&id, &edge().1, &held, true, None, NOW).err().unwrap();
         assert!(e.message.contains("waits for the upstream CA"), "{}", e.message);
 
@@ -1358,16 +1355,7 @@ mod ra_mode {
         assert!(matches!(device_outcome(&step, &r, &poll), CertRepOutcome::Pending), "{step:?}");
 
         // The upstream's administrator approves; the next poll brings the certificate through the edge.
-        let (up_key, up_t) = up.store.transactions.iter().next().map(|(k, t)| (k.clone(), t.clone())).unwrap();
-        let up_held = HeldRequest {
-            key: TransactionKey { profile_id: "prof-1".into(), transaction_id: up_key.0, signer_fingerprint: up_key.1 },
-            profile_name: "p".into(),
-            seat_id: up_t.seat.clone(),
-            public_key: serde_bytes::ByteBuf::from(up_t.public_key.clone()),
-            plan: up_t.plan.clone(),
-            renews: None,
-            upstream: None,
-        };
+        let up_held = up.store.pending_held();
         let (up_id, up_keys) = upstream_identity();
         assert!(up.store.write(&decide_held(&up_id, &up_keys, &up_held, true, None, NOW).unwrap().writes));
         let poll = client::cert_poll(&req.transaction_id, &subject, &requester_, &view, options(), &mut OsRng).unwrap();
@@ -1405,7 +1393,7 @@ mod ra_mode_attacks {
     use super::ra_mode::*;
     use super::*;
     use scepkit::caps::CONTENT_TYPE_CA_RA_CERT;
-    use scepkit::pki_operation::{decide_held, HeldRequest, TransactionKey};
+    use scepkit::pki_operation::decide_held;
     use scepkit::profile::ScepProfile;
     use scepkit::registration_authority::UpstreamAnswer;
 
@@ -1483,19 +1471,8 @@ mod ra_mode_attacks {
         assert_eq!(up.calls.len(), calls, "the upstream was not asked");
 
         // The upstream rejects what it held: the next poll rejects the transaction; the code stays used.
-        let (up_key, up_t) = up.store.transactions.iter().next().map(|(k, t)| (k.clone(), t.clone())).unwrap();
-        let held = HeldRequest {
-            key: TransactionKey { profile_id: "prof-1".into(), transaction_id: up_key.0, signer_fingerprint: up_key.1 },
-            profile_name: "p".into(),
-            seat_id: up_t.seat.clone(),
-            public_key: serde_bytes::ByteBuf::from(up_t.public_key.clone()),
-            plan: up_t.plan.clone(),
-            renews: None,
-            upstream: None,
-        };
-        let ca = micromdm_ca();
-        let up_id = Identity::new(ca.cert.clone(), None, Box::new(scepkit::keys::RustCrypto));
-        let up_keys = ServerKeys { ca: Box::new(ca.key), ra: None };
+        let held = up.store.pending_held();
+        let (up_id, up_keys) = upstream_identity();
         assert!(up.store.write(&decide_held(&up_id, &up_keys, &held, false, Some("not ours"), NOW).unwrap().writes));
         let subject = <x509_cert::name::Name as std::str::FromStr>::from_str("CN=dev-1").unwrap();
         let requester_ = Requester { key: r.key, certificate: &r.signer };
