@@ -5,12 +5,10 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { openssl, run, startWorker } from '../interop/helpers.mjs';
+import { openssl, run, startWorker, launchChromium } from '../interop/helpers.mjs';
 
-const { chromium } = createRequire(new URL('../../worker/package.json', import.meta.url))('playwright-core');
 const OUT = new URL('../out/admin/', import.meta.url).pathname;
 const dir = mkdtempSync(join(tmpdir(), 'scepkit-admin-'));
 // scepclient sends its own OU, O and C (and DES with SHA-1): the profiles it enrolls on name them.
@@ -22,10 +20,7 @@ let browser;
 before(async () => {
   mkdirSync(OUT, { recursive: true });
   worker = await startWorker(dir);
-  browser = await chromium.launch({
-    executablePath: '/usr/bin/chromium',
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-  });
+  browser = await launchChromium();
 });
 
 after(async () => {

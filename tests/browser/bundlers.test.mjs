@@ -6,14 +6,11 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
-import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { extname, join } from 'node:path';
-import { startWorker } from '../interop/helpers.mjs';
+import { startWorker, launchChromium } from '../interop/helpers.mjs';
 
 const ROOT = new URL('../../', import.meta.url).pathname;
-const requireWorker = createRequire(join(ROOT, 'worker/package.json'));
-const { chromium } = requireWorker('playwright-core');
 const BIN = join(ROOT, 'worker/node_modules/.bin');
 const dir = mkdtempSync(join(tmpdir(), 'scepkit-bundlers-'));
 let worker;
@@ -21,10 +18,7 @@ let browser;
 
 before(async () => {
   worker = await startWorker(join(dir, 'worker'));
-  browser = await chromium.launch({
-    executablePath: '/usr/bin/chromium',
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-  });
+  browser = await launchChromium();
 });
 
 after(async () => {

@@ -3,12 +3,10 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdirSync, mkdtempSync, readFileSync } from 'node:fs';
 import { createServer } from 'node:http';
-import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { extname, join } from 'node:path';
-import { freePort, openssl, startWorker } from '../interop/helpers.mjs';
+import { freePort, openssl, startWorker, launchChromium } from '../interop/helpers.mjs';
 
-const { chromium } = createRequire(new URL('../../worker/package.json', import.meta.url))('playwright-core');
 const OUT = new URL('../out/browser/', import.meta.url).pathname;
 const dir = mkdtempSync(join(tmpdir(), 'scepkit-page-'));
 let worker;
@@ -22,11 +20,7 @@ before(async () => {
   other = `http://localhost:${port}`;
   worker = await startWorker(dir, { port, allowedServers: [other, 'http://127.0.0.1:9'] });
   await worker.profile('approval', { manual_approval: true });
-  browser = await chromium.launch({
-    executablePath: '/usr/bin/chromium',
-    // Playwright starts every launch with a fresh, empty user-data-dir of its own.
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-  });
+  browser = await launchChromium();
 });
 
 after(async () => {

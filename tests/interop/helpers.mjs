@@ -1,5 +1,6 @@
 // Shared by the interop and browser suites: a free loopback port, the CLIs they drive, and `make run`'s Worker.
 import { spawnSync } from 'node:child_process';
+import { createRequire } from 'node:module';
 import { readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 
@@ -111,4 +112,16 @@ export async function startWorker(dir, { port, allowedServers } = {}) {
     pgid = start();
   };
   return { base, token, api, all, profile, seatWithCode, stop, restart };
+}
+
+/**
+ * Debian's Chromium, headless, through playwright-core (installed with the Worker's npm packages), for the
+ * browser suites. Playwright starts every launch with a fresh, empty user-data-dir of its own.
+ */
+export function launchChromium() {
+  const { chromium } = createRequire(new URL('../../worker/package.json', import.meta.url))('playwright-core');
+  return chromium.launch({
+    executablePath: '/usr/bin/chromium',
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+  });
 }
