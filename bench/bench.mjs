@@ -134,12 +134,15 @@ async function micromdm(dir) {
 
 // ---------- latency model: one enrollment when each D1 round trip costs 0, 25 or 100 ms ----------
 // In production a Worker far from the D1 primary pays tens to hundreds of ms per trip. BENCH_D1_RTT_MS makes the
-// local Worker wait that long before each D1 call (worker/src/bench_d1.js) and count them (X-Bench-D1-Trips);
-// the client is on loopback, as micromdm's is in the server step.
+// local Worker wait that long before each D1 call to the primary, and BENCH_D1_REPLICA_RTT_MS before each read a
+// session sends to the nearest replica (worker/src/bench_d1.js), counted apart (X-Bench-D1-Trips,
+// X-Bench-D1-Replica-Trips); the client is on loopback, as micromdm's is in the server step.
+const REPLICA_RTT_MS = 5;
 async function latency(dir) {
   const out = [];
   for (const rtt of [0, 25, 100]) {
     process.env.BENCH_D1_RTT_MS = String(rtt);
+    process.env.BENCH_D1_REPLICA_RTT_MS = String(Math.min(rtt, REPLICA_RTT_MS));
     const worker = await startWorker(join(dir, `rtt-${rtt}`));
     try {
       await worker.profile('bench');
@@ -150,6 +153,7 @@ async function latency(dir) {
       const messages = await prebuild(caBody, seats.map((x) => ({ seat: x.seat_id, code: x.enrollment_code })));
       const times = [];
       const trips = [];
+      const replicaTrips = [];
       // The first request reads the profile into the isolate's cache: measured apart from the steady state.
       for (const [i, m] of messages.entries()) {
         const t = performance.now();
@@ -158,11 +162,13 @@ async function latency(dir) {
         if (res.status !== 200) throw new Error(`latency: HTTP ${res.status}`);
         if (i > 0) times.push(performance.now() - t);
         if (i > 0) trips.push(Number(res.headers.get('x-bench-d1-trips')));
+        if (i > 0) replicaTrips.push(Number(res.headers.get('x-bench-d1-replica-trips')));
       }
-      out.push({ d1_rtt_ms: rtt, enrollment_p50_ms: round(median(times)), d1_round_trips: median(trips) });
+      out.push({ d1_rtt_ms: rtt, replica_rtt_ms: Math.min(rtt, REPLICA_RTT_MS), enrollment_p50_ms: round(median(times)), d1_round_trips: median(trips), d1_replica_round_trips: median(replicaTrips) });
     } finally {
       worker.stop();
       delete process.env.BENCH_D1_RTT_MS;
+      delete process.env.BENCH_D1_REPLICA_RTT_MS;
     }
   }
   return out;

@@ -21,7 +21,7 @@ npx wrangler d1 migrations apply DB --local --persist-to "$PERSIST" > "$LOG.migr
 vars=()
 [ -n "${PAGE_ALLOWED_SERVERS+set}" ] && vars=(--var "PAGE_ALLOWED_SERVERS:$PAGE_ALLOWED_SERVERS")
 # Only `make bench`'s latency model sets it: each D1 round trip waits this long (worker/src/bench_d1.js).
-[ -n "${BENCH_D1_RTT_MS:-}" ] && vars+=(--var "BENCH_D1_RTT_MS:$BENCH_D1_RTT_MS")
+[ -n "${BENCH_D1_RTT_MS:-}" ] && vars+=(--var "BENCH_D1_RTT_MS:$BENCH_D1_RTT_MS" --var "BENCH_D1_REPLICA_RTT_MS:${BENCH_D1_REPLICA_RTT_MS:-0}")
 setsid npx wrangler dev --local --ip 127.0.0.1 --port "$PORT" --persist-to "$PERSIST" --show-interactive-dev-session=false "${vars[@]}" > "$LOG" 2>&1 < /dev/null &
 pgid=$!
 stop() { kill -- -"$pgid" 2>/dev/null || true; }

@@ -173,15 +173,30 @@ pub struct FoundCertificate {
 #[cfg_attr(feature = "wasm", derive(tsify_next::Tsify))]
 #[serde(tag = "write", rename_all = "camelCase")]
 pub enum Write {
-    /// The claim of a first enrollment: the code, only while CREATED and unexpired.
+    /// The claim of a first enrollment: the code, only while CREATED and unexpired (and `requires` holds).
     #[serde(rename_all = "camelCase")]
-    Redeem { enrollment_id: String, transaction_id: String, claim: String, now: u64 },
+    Redeem { enrollment_id: String, transaction_id: String, claim: String, now: u64, requires: Vec<Precondition> },
     /// The claim of a challenge a webhook owns: recorded as used (at any profile of this CA), only if it was not.
     #[serde(rename_all = "camelCase")]
-    ClaimChallenge { challenge_mac: String, profile_id: String, transaction_id: String, claim: String, now: u64 },
+    ClaimChallenge {
+        challenge_mac: String,
+        profile_id: String,
+        transaction_id: String,
+        claim: String,
+        now: u64,
+        requires: Vec<Precondition>,
+    },
     /// The claim of a one-time password from the challenge page: only while unredeemed and unexpired.
     #[serde(rename_all = "camelCase")]
-    RedeemPassword { mac: String, profile_id: String, transaction_id: String, seat_id: String, claim: String, now: u64 },
+    RedeemPassword {
+        mac: String,
+        profile_id: String,
+        transaction_id: String,
+        seat_id: String,
+        claim: String,
+        now: u64,
+        requires: Vec<Precondition>,
+    },
     /// A seat created by the one-time password that claimed it (unless it exists by then).
     #[serde(rename_all = "camelCase")]
     CreateSeat { seat_id: String, now: u64, guard: Option<Guard> },
@@ -206,7 +221,7 @@ pub enum Write {
     /// The claim of a renewal: the renewed certificate, only while neither renewed nor revoked (and, when
     /// completing an approved renewal, only if `guard` holds).
     #[serde(rename_all = "camelCase")]
-    ClaimRenewal { serial: String, renewed_by: String, guard: Option<Guard> },
+    ClaimRenewal { serial: String, renewed_by: String, guard: Option<Guard>, requires: Vec<Precondition> },
     /// The claim of an administrator's decision on a held request: only while it is still PENDING and, for a
     /// renewal being issued, while the certificate it renews is neither renewed nor revoked.
     #[serde(rename_all = "camelCase")]
@@ -236,6 +251,26 @@ pub enum Write {
     InsertTransaction { row: TransactionRow, guard: Option<Guard> },
     #[serde(rename_all = "camelCase")]
     InsertAudit { row: AuditRow, guard: Option<Guard> },
+}
+
+/// What a claim also requires of the store at the moment it is written: the facts a decision relied on that
+/// no claim itself covers. The facts may come from a read replica that lags the primary (the Worker reads them
+/// through a D1 session, `first-unconstrained`); the claim, written on the primary, is where they are checked
+/// again. A claim refused for a precondition is a lost claim: the request is decided once more on fresh facts.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "wasm", derive(tsify_next::Tsify))]
+#[serde(tag = "kind", rename_all = "camelCase")]
+pub enum Precondition {
+    /// The seat exists and was not deleted.
+    #[serde(rename_all = "camelCase")]
+    SeatLive { seat_id: String },
+    /// The seat was not deleted (a one-time password that creates its seat: absent is fine, deleted is not).
+    #[serde(rename_all = "camelCase")]
+    SeatNotDeleted { seat_id: String },
+    /// The CA the request was handled under is still the one `ca_identity_name` names (as [`Facts::ca`] reads
+    /// it) and is enabled.
+    #[serde(rename_all = "camelCase")]
+    CaCurrent { ca_identity_name: String, ca_id: String },
 }
 
 /// What a guarded row depends on.
@@ -397,6 +432,8 @@ pub fn decide_held(
             serial: renews.clone(),
             renewed_by: serial_hex.clone(),
             guard: guard.clone(),
+            // The administrator's decision reads the primary; the held transaction is the claim.
+            requires: Vec::new(),
         });
     }
     let row = CertificateRow {
@@ -1013,6 +1050,12 @@ impl PkiOperation {
             }
             (true, Pending::Settled(Settled::Failed(e))) => self.answer(identity, Reply::from(&e), None),
             (false, _) if !raced => {
+                // The claim may have lost to a CA disabled or replaced since the facts were read: fresh facts
+                // include the CA.
+                let mut query = query;
+                if self.opened_ca.is_some() {
+                    query.ca_identity_name = Some(self.profile.profile.ca_identity_name.clone());
+                }
                 self.state = State::AwaitingFacts { query: query.clone(), raced: true };
                 Step::NeedFacts { query }
             }
@@ -1110,9 +1153,16 @@ impl PkiOperation {
     ) -> (Vec<Write>, Option<Guard>) {
         use policy::Claim;
         let (transaction_id, now, attempt) = (facts.transaction_id.clone(), self.now, attempt.to_owned());
+        let requires = self.preconditions(claim, seat_id);
         match claim.clone() {
             Claim::Enrollment { id } => (
-                vec![Write::Redeem { enrollment_id: id.clone(), transaction_id, claim: attempt.clone(), now }],
+                vec![Write::Redeem {
+                    enrollment_id: id.clone(),
+                    transaction_id,
+                    claim: attempt.clone(),
+                    now,
+                    requires,
+                }],
                 Some(Guard::Redeemed { enrollment_id: id, claim: attempt }),
             ),
             Claim::WebhookChallenge { mac } => (
@@ -1122,6 +1172,7 @@ impl PkiOperation {
                     transaction_id,
                     claim: attempt.clone(),
                     now,
+                    requires,
                 }],
                 Some(Guard::ChallengeClaimed { challenge_mac: mac, claim: attempt }),
             ),
@@ -1136,6 +1187,7 @@ impl PkiOperation {
                     seat_id: seat_id.clone(),
                     claim: attempt,
                     now,
+                    requires,
                 };
                 let mut writes = vec![redeem];
                 if create_seat {
@@ -1145,10 +1197,30 @@ impl PkiOperation {
             }
             Claim::Renewal { .. } if holding => (Vec::new(), None),
             Claim::Renewal { serial } => (
-                vec![Write::ClaimRenewal { serial: serial.clone(), renewed_by: attempt.clone(), guard: None }],
+                vec![Write::ClaimRenewal {
+                    serial: serial.clone(),
+                    renewed_by: attempt.clone(),
+                    guard: None,
+                    requires,
+                }],
                 Some(Guard::Renewed { serial, renewed_by: attempt }),
             ),
         }
+    }
+
+    /// What the claim of a decision for `seat_id` requires beyond itself: the seat as the facts showed it, and
+    /// the CA the request was handled under still current and enabled.
+    fn preconditions(&self, claim: &policy::Claim, seat_id: &str) -> Vec<Precondition> {
+        let seat_id = seat_id.to_owned();
+        let seat = match claim {
+            policy::Claim::Password { create_seat: true, .. } => Precondition::SeatNotDeleted { seat_id },
+            _ => Precondition::SeatLive { seat_id },
+        };
+        let ca = self.opened_ca.as_ref().map(|ca| Precondition::CaCurrent {
+            ca_identity_name: self.profile.profile.ca_identity_name.clone(),
+            ca_id: ca.id.clone(),
+        });
+        std::iter::once(seat).chain(ca).collect()
     }
 
     fn audit(

@@ -15,7 +15,9 @@ use scepkit::envelope::EnvelopeOptions;
 use scepkit::issue::{self_signed, SelfSignedRole};
 use scepkit::keys::KeyOperation;
 use scepkit::message::MessageType;
-use scepkit::pki_operation::{AuditStatus, FactQuery, Facts, Guard, PkiOperation, Step, StoredProfile, Write};
+use scepkit::pki_operation::{
+    AuditStatus, FactQuery, Facts, Guard, PkiOperation, Precondition, Step, StoredProfile, Write,
+};
 use scepkit::policy::{
     enrollment_code_mac, IssuedCertificate, OneTimePassword, OpenEnrollment, PriorTransaction, StoreFacts,
 };
@@ -83,6 +85,8 @@ struct Store {
     passwords: HashMap<String, (u64, Option<String>, Option<String>, String)>,
     /// The profile's current CA as the store holds it.
     current_ca: Option<scepkit::pki_operation::CurrentCa>,
+    /// Seats an administrator deleted.
+    deleted_seats: Vec<String>,
 }
 
 impl Store {
@@ -108,6 +112,7 @@ impl Store {
         Facts {
             store: StoreFacts {
                 seat_exists: seat.is_some_and(|s| self.seats.iter().any(|x| x == s)),
+                seat_deleted: seat.is_some_and(|s| self.deleted_seats.iter().any(|x| x == s)),
                 open_enrollment: enrollment(Status::Created),
                 redeemed_enrollment: enrollment(Status::Redeemed),
                 signer_certificate: signer.map(|(serial, c)| IssuedCertificate {
@@ -149,7 +154,6 @@ impl Store {
                 // Certificates here are never revoked nor expired.
                 seat_has_valid_certificate: q.now.is_some()
                     && self.certificates.values().any(|c| Some(c.seat.as_str()) == seat),
-                seat_deleted: false,
             },
             profile_body: q.profile_body.then(|| self.profile_body.clone()),
             certificate: None,
@@ -187,9 +191,27 @@ impl Store {
                 !s.transactions.contains_key(&(key.transaction_id.clone(), key.signer_fingerprint.clone()))
             }
         };
+        // What a claim requires of the store now, as the claim's SQL checks it (worker/src/store.js).
+        let required = |s: &Store, requires: &[Precondition]| {
+            requires.iter().all(|r| match r {
+                Precondition::SeatLive { seat_id } => s.seats.contains(seat_id) && !s.deleted_seats.contains(seat_id),
+                Precondition::SeatNotDeleted { seat_id } => !s.deleted_seats.contains(seat_id),
+                Precondition::CaCurrent { ca_id, .. } => {
+                    s.current_ca.as_ref().is_some_and(|ca| &ca.id == ca_id && ca.enabled)
+                }
+            })
+        };
         let mut first = None;
         for w in writes {
             let changed = match w {
+                Write::Redeem { requires, .. }
+                | Write::ClaimChallenge { requires, .. }
+                | Write::RedeemPassword { requires, .. }
+                | Write::ClaimRenewal { requires, .. }
+                    if !required(&next, requires) =>
+                {
+                    false
+                }
                 Write::Redeem { enrollment_id, claim, .. } => {
                     match next.enrollments.iter_mut().find(|e| &e.id == enrollment_id && e.status == Status::Created) {
                         Some(e) => {
@@ -224,7 +246,7 @@ impl Store {
                 Write::InsertOneTimePassword { .. } | Write::ForgiveAttempt { .. } => {
                     unreachable!("the challenge page's writes")
                 }
-                Write::ClaimRenewal { serial, renewed_by, guard } if holds(&next, guard) => {
+                Write::ClaimRenewal { serial, renewed_by, guard, .. } if holds(&next, guard) => {
                     match next.certificates.get_mut(serial).filter(|c| c.renewed_by.is_none()) {
                         Some(c) => {
                             c.renewed_by = Some(renewed_by.clone());
@@ -380,6 +402,7 @@ impl Store {
             webhook_calls: self.webhook_calls.clone(),
             passwords: self.passwords.clone(),
             current_ca: self.current_ca.clone(),
+            deleted_seats: self.deleted_seats.clone(),
         }
     }
 }
@@ -1541,4 +1564,63 @@ fn a_cached_ca_that_was_disabled_or_replaced_since_is_never_used_the_profile_and
     let (_, step) = start(&req.message, stored(&body, false), &id);
     let Step::NeedFacts { query } = step else { panic!("{step:?}") };
     assert_eq!(query.ca_identity_name, None);
+}
+
+/// The Worker reads a PKIOperation's facts from the nearest D1 replica, which may lag the primary: whatever the
+/// decision relied on is checked again by the claim on the primary, and a claim refused for it is a lost claim,
+/// decided again on fresh facts. Nothing is used on the way.
+mod replica_reads {
+    use super::*;
+    use scepkit::pki_operation::CurrentCa;
+
+    #[test]
+    fn a_ca_disabled_after_the_replica_was_read_refuses_the_claim_and_the_fresh_facts_read_the_ca_again() {
+        let body = profile_json(json!({}));
+        let mut id = identity();
+        id.ca_id = Some("ca-1".into());
+        let r = requester(1);
+        let req = pkcs_req(&r, "CN=dev-1", MessageType::PkcsReq, None);
+        let mut store = store_with_seat("dev-1", &body);
+        store.current_ca = Some(CurrentCa { id: "ca-1".into(), enabled: true });
+        let (op, Step::NeedFacts { query }) = start(&req.message, stored(&body, false), &id) else { panic!() };
+        let mut op = op.unwrap();
+        let replica = store.facts(&query);
+        // The administrator disables the CA; the replica has not seen it yet.
+        store.current_ca = Some(CurrentCa { id: "ca-1".into(), enabled: false });
+        let Step::Write { writes } = op.with_facts(replica) else { panic!() };
+        let Write::Redeem { requires, .. } = &writes[0] else { panic!("{:?}", writes[0]) };
+        assert!(requires.contains(&Precondition::CaCurrent { ca_identity_name: "ca".into(), ca_id: "ca-1".into() }));
+        assert!(requires.contains(&Precondition::SeatLive { seat_id: "dev-1".into() }));
+        assert!(!store.write(&writes), "the claim checks the CA on the primary");
+        assert!(store.certificates.is_empty() && store.enrollments[0].status == Status::Created, "nothing is used");
+        let Step::NeedFacts { query } = op.written(false) else { panic!() };
+        assert_eq!(query.ca_identity_name.as_deref(), Some("ca"), "the fresh facts include the CA");
+        assert!(
+            matches!(op.with_facts(store.facts(&query)), Step::NeedProfile),
+            "the profile and its CA are read again"
+        );
+        // Enabled again, the same request enrolls.
+        store.current_ca = Some(CurrentCa { id: "ca-1".into(), enabled: true });
+        let issued = drive_with(&mut store, &req.message, stored(&body, false), &id, keys(), None);
+        assert!(matches!(outcome(&issued, &r, &req), CertRepOutcome::Issued { .. }), "{issued:?}");
+    }
+
+    #[test]
+    fn a_seat_deleted_after_the_replica_was_read_is_not_brought_back_by_a_password_that_creates_seats() {
+        let body = page_profile(json!({ "one_time_passwords": { "create_seats": true } }));
+        let mut store = store_with_password(&body, NOW + 3600, None);
+        let r = requester(1);
+        let req = request_with(&r, "CN=new-7", PASSWORD, MessageType::PkcsReq, None);
+        let id = identity();
+        let (op, Step::NeedFacts { query }) = start(&req.message, stored(&body, false), &id) else { panic!() };
+        let mut op = op.unwrap();
+        let replica = store.facts(&query);
+        store.deleted_seats.push("new-7".into());
+        let Step::Write { writes } = op.with_facts(replica) else { panic!() };
+        assert!(!store.write(&writes), "the claim checks the seat on the primary");
+        assert!(store.seats.is_empty() && store.passwords.values().all(|p| p.1.is_none()), "nothing is used");
+        let Step::NeedFacts { query } = op.written(false) else { panic!() };
+        let e = failure_of(&op.with_facts(store.facts(&query)), &r, &req);
+        assert!(e.message.starts_with("Seat new-7 was deleted by an administrator"), "{}", e.message);
+    }
 }

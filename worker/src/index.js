@@ -15,10 +15,11 @@ const app = new Hono();
 app.use('*', async (c, next) => {
   if (c.env.BENCH_D1_RTT_MS === undefined) return next();
   const { delayedD1 } = await import('./bench_d1.js');
-  const { trips, binding } = delayedD1(c.env.DB, Number(c.env.BENCH_D1_RTT_MS) || 0);
+  const { trips, binding } = delayedD1(c.env.DB, Number(c.env.BENCH_D1_RTT_MS) || 0, Number(c.env.BENCH_D1_REPLICA_RTT_MS) || 0);
   c.env = { ...c.env, DB: binding };
   await next();
-  c.header('x-bench-d1-trips', String(trips.count));
+  c.header('x-bench-d1-trips', String(trips.primary));
+  c.header('x-bench-d1-replica-trips', String(trips.replica));
 });
 
 // Every answer is read as its declared type only (no sniffing a DER body or an echoed name into HTML); the admin

@@ -58,7 +58,11 @@ async function profileIdentity(c, store, body, cached) {
 const noProfile = (c, profileName) => c.text(profileName ? `No SCEP profile named ${profileName}` : 'No SCEP profile is configured', 404);
 
 export async function handleScep(c, profileName) {
-  const store = new Store(c.env.DB);
+  // D1's Sessions API: reads may be served by the nearest replica, writes go to the primary, and a read after a
+  // write sees it. Safe here because nothing a PKIOperation decides is written on a read alone: every claim
+  // checks again on the primary what the decision relied on (the core's Preconditions), and a lost claim is
+  // decided again on reads that follow the write.
+  const store = new Store(c.env.DB.withSession('first-unconstrained'));
   const operation = c.req.query('operation');
   if (operation === 'PKIOperation') {
     // Run to the end even if the client goes away: a request forwarded to an upstream CA then settles or gives

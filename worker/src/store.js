@@ -12,6 +12,30 @@ export class Conflict extends Error {
 }
 
 // `stored` is the body as D1 holds it: what a cached copy is checked against.
+// The CA a profile's ca_identity_name names now (the secrets' CA where no CA has the name); bound twice to the name.
+const CURRENT_CA =
+  "SELECT id, enabled FROM certificate_authorities WHERE (name = ? AND role = 'current') OR (id = 'secrets' AND NOT EXISTS (SELECT 1 FROM certificate_authorities WHERE name = ? AND role = 'current')) ORDER BY id = 'secrets' LIMIT 1";
+
+/**
+ * The core's Preconditions of a claim as SQL (` AND …` and its arguments): what the decision read, perhaps from a
+ * lagging replica, checked again where the claim is written.
+ */
+function requiring(requires) {
+  const conditions = requires.map((p) => {
+    switch (p.kind) {
+      case 'seatLive':
+        return { sql: 'EXISTS (SELECT 1 FROM seats WHERE id = ? AND deleted_at IS NULL)', args: [p.seatId] };
+      case 'seatNotDeleted':
+        return { sql: 'NOT EXISTS (SELECT 1 FROM seats WHERE id = ? AND deleted_at IS NOT NULL)', args: [p.seatId] };
+      case 'caCurrent':
+        return { sql: `EXISTS (SELECT 1 FROM (${CURRENT_CA}) WHERE id = ? AND enabled = 1)`, args: [p.caIdentityName, p.caIdentityName, p.caId] };
+      default:
+        throw new Error(`unknown precondition ${p.kind}`);
+    }
+  });
+  return { sql: conditions.map((c) => ` AND ${c.sql}`).join(''), args: conditions.flatMap((c) => c.args) };
+}
+
 const toProfile = (row) => row && { id: row.id, name: row.name, body: JSON.parse(row.body), stored: row.body, created_at: row.created_at, updated_at: row.updated_at };
 
 export class Store {
@@ -262,11 +286,7 @@ export class Store {
         ? this.db.prepare('SELECT 1 AS x FROM certificates WHERE seat_id = ? AND revoked_at IS NULL AND not_after > ? LIMIT 1').bind(q.seatId, q.now)
         : none,
       // The profile's current CA, as caOfProfile finds it (the secrets' CA where no CA has the name).
-      q.caIdentityName
-        ? this.db
-            .prepare("SELECT id, enabled FROM certificate_authorities WHERE (name = ?1 AND role = 'current') OR (id = 'secrets' AND NOT EXISTS (SELECT 1 FROM certificate_authorities WHERE name = ?1 AND role = 'current')) ORDER BY id = 'secrets' LIMIT 1")
-            .bind(q.caIdentityName)
-        : none,
+      q.caIdentityName ? this.db.prepare(CURRENT_CA).bind(q.caIdentityName, q.caIdentityName) : none,
     ]);
     const first = (r) => r.results[0] ?? null;
     const enrollment = (e) => e && { id: e.id, codeMac: e.code_mac, expiresAt: e.expires_at };
@@ -306,15 +326,19 @@ export class Store {
     const statement = (w) => {
       switch (w.write) {
         case 'redeem':
-          return this.redeemStatement(w.enrollmentId, w.transactionId, w.claim, w.now);
-        case 'claimChallenge':
+          return this.redeemStatement(w.enrollmentId, w.transactionId, w.claim, w.now, w.requires);
+        case 'claimChallenge': {
+          const r = requiring(w.requires);
           return this.db
-            .prepare('INSERT INTO used_challenges (challenge_mac, profile_id, transaction_id, claim, created_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT (challenge_mac) DO NOTHING')
-            .bind(w.challengeMac, w.profileId, w.transactionId, w.claim, w.now);
-        case 'redeemPassword':
+            .prepare(`INSERT INTO used_challenges (challenge_mac, profile_id, transaction_id, claim, created_at) SELECT ?, ?, ?, ?, ? WHERE true${r.sql} ON CONFLICT (challenge_mac) DO NOTHING`)
+            .bind(w.challengeMac, w.profileId, w.transactionId, w.claim, w.now, ...r.args);
+        }
+        case 'redeemPassword': {
+          const r = requiring(w.requires);
           return this.db
-            .prepare('UPDATE one_time_passwords SET redeemed_at = ?, transaction_id = ?, seat_id = ?, claim = ? WHERE mac = ? AND profile_id = ? AND redeemed_at IS NULL AND expires_at > ?')
-            .bind(w.now, w.transactionId, w.seatId, w.claim, w.mac, w.profileId, w.now);
+            .prepare(`UPDATE one_time_passwords SET redeemed_at = ?, transaction_id = ?, seat_id = ?, claim = ? WHERE mac = ? AND profile_id = ? AND redeemed_at IS NULL AND expires_at > ?${r.sql}`)
+            .bind(w.now, w.transactionId, w.seatId, w.claim, w.mac, w.profileId, w.now, ...r.args);
+        }
         case 'createSeat': {
           const g = guard(w.guard);
           // A deleted seat of that id comes back.
@@ -337,7 +361,7 @@ export class Store {
             .bind(w.windowStart, ...w.keys, ...(g?.args ?? []));
         }
         case 'claimRenewal':
-          return this.claimRenewalStatement(w.serial, w.renewedBy, guard(w.guard));
+          return this.claimRenewalStatement(w.serial, w.renewedBy, guard(w.guard), w.requires);
         case 'decideHeld':
           return this.transactionDecisionStatement({ ...w.key, status: w.status, serial: w.serial, renews: w.renews, message: w.message, now: w.now });
         case 'settleRenewal': {
@@ -371,10 +395,11 @@ export class Store {
    * marks it with the attempt's `claim`. It runs first in the batch that saves what the redemption is for, and
    * every other statement of that batch is guarded by [`redeemedBy`], so the batch saves all or nothing.
    */
-  redeemStatement(enrollmentId, transactionId, claim, now) {
+  redeemStatement(enrollmentId, transactionId, claim, now, requires) {
+    const r = requiring(requires);
     return this.db
-      .prepare("UPDATE enrollments SET status = 'REDEEMED', redeemed_at = ?, transaction_id = ?, claim = ? WHERE id = ? AND status = 'CREATED' AND expires_at > ?")
-      .bind(now, transactionId, claim, enrollmentId, now);
+      .prepare(`UPDATE enrollments SET status = 'REDEEMED', redeemed_at = ?, transaction_id = ?, claim = ? WHERE id = ? AND status = 'CREATED' AND expires_at > ?${r.sql}`)
+      .bind(now, transactionId, claim, enrollmentId, now, ...r.args);
   }
 
   /** Gives back what a forwarded request claimed (the core's ClaimRecord), only while its attempt holds it. */
@@ -454,10 +479,11 @@ export class Store {
   }
 
   /** Claims a certificate for renewal: only one renewal of it can ever succeed (only while `guard` holds). */
-  claimRenewalStatement(serial, renewedBy, guard) {
+  claimRenewalStatement(serial, renewedBy, guard, requires) {
+    const r = requiring(requires);
     return this.db
-      .prepare(`UPDATE certificates SET renewed_by = ? WHERE serial = ? AND renewed_by IS NULL AND revoked_at IS NULL${guard ? ` AND ${guard.sql}` : ''}`)
-      .bind(renewedBy, serial, ...(guard?.args ?? []));
+      .prepare(`UPDATE certificates SET renewed_by = ? WHERE serial = ? AND renewed_by IS NULL AND revoked_at IS NULL${guard ? ` AND ${guard.sql}` : ''}${r.sql}`)
+      .bind(renewedBy, serial, ...(guard?.args ?? []), ...r.args);
   }
 
   /** The guard of the statements saved with a renewal: this attempt's claim holds. */
