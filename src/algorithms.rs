@@ -116,6 +116,7 @@ impl DigestAlg {
         }
     }
 
+    #[cfg(feature = "pure-rsa")]
     pub fn pkcs1v15_scheme(self) -> rsa::Pkcs1v15Sign {
         match self {
             Self::Sha1 => rsa::Pkcs1v15Sign::new::<sha1::Sha1>(),

@@ -19,7 +19,7 @@ use x509_cert::ext::pkix::{BasicConstraints, KeyUsage, KeyUsages};
 use crate::algorithms::DigestAlg;
 use crate::error::{FieldIssue, Result, ScepError};
 use crate::issue::{random_serial, self_signed, SelfSignedRole};
-use crate::keys::{PrivateKeyOps, RsaKey};
+use crate::keys::PrivateKeyOps;
 use crate::wire::Certificate;
 
 /// Key sizes a new CA may have.
@@ -88,10 +88,11 @@ impl GenerateCa {
     }
 
     /// The self-signed CA certificate for `key` (the key the host generated with `key_bits`), valid from `now`.
-    pub fn certificate(&self, key: &RsaKey, now: u64) -> Result<Vec<u8>> {
+    pub fn certificate(&self, key: &dyn PrivateKeyOps, now: u64) -> Result<Vec<u8>> {
         self.check()?;
-        if key.bits() as u32 != self.key_bits {
-            return Err(ScepError::invalid_input(format!("the key has {} bits, not {}", key.bits(), self.key_bits)));
+        let bits = crate::keys::rsa_key_bits(key.public_key())?;
+        if bits as u32 != self.key_bits {
+            return Err(ScepError::invalid_input(format!("the key has {bits} bits, not {}", self.key_bits)));
         }
         let validity = (now.saturating_sub(BACKDATE), now + u64::from(self.validity_days) * 86_400);
         let serial = random_serial(&mut OsRng);
@@ -116,34 +117,33 @@ pub fn ca_facts(der: &[u8]) -> Result<CaFacts> {
     if signs == Some(false) {
         return Err(ScepError::invalid_input("the CA certificate's keyUsage does not allow keyCertSign"));
     }
-    let public = crate::keys::rsa_public_key(&tbs.subject_public_key_info)?;
+    let key_bits = crate::keys::rsa_key_bits(&tbs.subject_public_key_info)? as u32;
     let validity = |t: &x509_cert::time::Time| t.to_unix_duration().as_secs();
     Ok(CaFacts {
         subject: tbs.subject.to_string(),
         fingerprint: crate::keys::fingerprint(der),
-        key_bits: (rsa::traits::PublicKeyParts::size(&public) * 8) as u32,
+        key_bits,
         not_before: validity(&tbs.validity.not_before),
         not_after: validity(&tbs.validity.not_after),
     })
 }
 
-/// An imported CA: its certificate (DER) and key (PKCS#8 DER), from PEM or DER of either, checked to be a CA
-/// certificate and its key.
-pub fn import(certificate: &[u8], private_key: &[u8]) -> Result<(Vec<u8>, zeroize::Zeroizing<Vec<u8>>, CaFacts)> {
+/// An imported CA: its certificate (DER, from PEM or DER), checked to be a CA certificate, and that `key` (the
+/// private key the host read) is its key.
+pub fn import(certificate: &[u8], key: &dyn PrivateKeyOps) -> Result<(Vec<u8>, CaFacts)> {
     let der = crate::inspect::to_der(certificate)?;
     let facts = ca_facts(&der)?;
-    let key = RsaKey::import(private_key)
-        .map_err(|e| ScepError::invalid_input(format!("the private key cannot be read: {}", e.message)))?;
     let cert = Certificate::from_der(&der)?;
-    if crate::keys::spki_of(key.public_key())? != cert.tbs_certificate.subject_public_key_info {
+    if key.public_key() != &cert.tbs_certificate.subject_public_key_info {
         return Err(ScepError::invalid_input("the private key is not the certificate's"));
     }
-    Ok((der, key.to_pkcs8_der()?, facts))
+    Ok((der, facts))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::keys::RsaKey;
 
     #[test]
     fn a_generated_ca_is_a_ca_and_an_imported_one_must_be_one_with_its_key() {
@@ -153,13 +153,9 @@ mod tests {
         let facts = ca_facts(&der).unwrap();
         assert_eq!((facts.subject.as_str(), facts.key_bits), ("CN=Issuing CA 2,O=Example", 2048));
         assert_eq!(facts.not_after - facts.not_before, 365 * 86_400 + BACKDATE);
-        let pkcs8 = key.to_pkcs8_der().unwrap();
-        let (_, imported, _) = import(&der, &pkcs8).unwrap();
-        assert_eq!(imported.as_slice(), pkcs8.as_slice());
-        let other = RsaKey::generate(2048, crate::algorithms::AlgorithmPolicy::Modern, &mut OsRng)
-            .unwrap()
-            .to_pkcs8_der()
-            .unwrap();
+        let (imported, _) = import(&der, &key).unwrap();
+        assert_eq!(imported, der);
+        let other = RsaKey::generate(2048, crate::algorithms::AlgorithmPolicy::Modern, &mut OsRng).unwrap();
         assert!(import(&der, &other).unwrap_err().message.contains("not the certificate's"));
         let leaf = self_signed(&key, "CN=leaf", &[1], (0, 1), DigestAlg::Sha256, SelfSignedRole::Signer).unwrap();
         assert!(ca_facts(&leaf.to_der().unwrap()).unwrap_err().message.contains("not a CA's"));

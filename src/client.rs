@@ -11,22 +11,26 @@ use rand_core::CryptoRngCore;
 use x509_cert::name::Name;
 use zeroize::Zeroizing;
 
-use crate::algorithms::AlgorithmPolicy;
 use crate::caps::CaCertificates;
 use crate::envelope::{self, EnvelopeOptions};
 use crate::error::{FailInfo, Result, ScepError};
 use crate::issue::verify_issued_by;
-use crate::keys::{KeyOperation, PrivateKeyOps, Unsigned};
+#[cfg(feature = "pure-rsa")]
+use crate::keys::RustCrypto;
+use crate::keys::{Crypto, KeyOperation, PrivateKeyOps, PublicKeyOps, Unsigned};
 use crate::message::{transaction_id_for, MessageType, PkiStatus, ScepAttributes, NONCE_LEN};
 use crate::signed::{self, chain_order, IdentifierKind, SignedBy, SignedMessage};
 use crate::wire::{Certificate, IssuerAndSerialNumber, IssuerAndSubject};
 
 pub mod challenge;
+// The procedure checks signatures and transports content keys itself: with the `rsa` crate for now.
+#[cfg(feature = "pure-rsa")]
 pub mod enrollment;
-#[cfg(feature = "server")]
+#[cfg(all(feature = "server", feature = "pure-rsa"))]
 pub mod from_profile;
 pub mod http;
 
+#[cfg(feature = "pure-rsa")]
 pub use enrollment::Enrollment;
 
 /// How an exchange ended without a certificate: the error, and what a person or a log needs beside it.
@@ -80,7 +84,7 @@ pub struct PkiRequest {
 pub struct RequestOptions {
     pub envelope: EnvelopeOptions,
     /// The algorithms this client allows itself (3DES only under the legacy policy).
-    pub policy: AlgorithmPolicy,
+    pub policy: crate::algorithms::AlgorithmPolicy,
     pub digest: crate::algorithms::DigestAlg,
     pub signer_identifier: IdentifierKind,
 }
@@ -92,6 +96,8 @@ pub struct RequestBuilder<'a> {
     pub signer_certificate: &'a Certificate,
     pub ca: &'a CaCertificates,
     pub options: RequestOptions,
+    /// Transports the content key to the CA (or its RA).
+    pub public_ops: &'a dyn PublicKeyOps,
 }
 
 impl RequestBuilder<'_> {
@@ -150,7 +156,7 @@ impl RequestBuilder<'_> {
         transaction_id: String,
         rng: &mut dyn CryptoRngCore,
     ) -> Result<UnsignedRequest> {
-        let crypto = crate::keys::Crypto::rust(self.options.policy);
+        let crypto = Crypto { public_ops: self.public_ops, policy: self.options.policy };
         let enveloped = envelope::seal(content, &self.ca.recipient, self.options.envelope, &crypto, &mut &mut *rng)?;
         let mut sender_nonce = vec![0u8; NONCE_LEN];
         rng.fill_bytes(&mut sender_nonce);
@@ -206,6 +212,7 @@ impl Unsigned for UnsignedRequest {
 }
 
 /// Builds and signs a PKCSReq or RenewalReq for `csr_der` with a key at hand (see [`RequestBuilder`]).
+#[cfg(feature = "pure-rsa")]
 pub fn certificate_request(
     csr_der: &[u8],
     message_type: MessageType,
@@ -215,11 +222,12 @@ pub fn certificate_request(
     options: RequestOptions,
     rng: &mut impl CryptoRngCore,
 ) -> Result<PkiRequest> {
-    let builder = RequestBuilder { signer_certificate: requester.certificate, ca, options };
+    let builder = RequestBuilder { signer_certificate: requester.certificate, ca, options, public_ops: &RustCrypto };
     builder.certificate_request(csr_der, message_type, transaction_id, rng)?.sign_with(requester.key)
 }
 
 /// Builds and signs a CertPoll with a key at hand (see [`RequestBuilder::cert_poll`]).
+#[cfg(feature = "pure-rsa")]
 pub fn cert_poll(
     transaction_id: &str,
     subject: &Name,
@@ -228,11 +236,12 @@ pub fn cert_poll(
     options: RequestOptions,
     rng: &mut impl CryptoRngCore,
 ) -> Result<PkiRequest> {
-    let builder = RequestBuilder { signer_certificate: requester.certificate, ca, options };
+    let builder = RequestBuilder { signer_certificate: requester.certificate, ca, options, public_ops: &RustCrypto };
     builder.cert_poll(transaction_id, subject, rng)?.sign_with(requester.key)
 }
 
 /// Builds and signs a GetCert or GetCRL with a key at hand (see [`RequestBuilder::get_cert_or_crl`]).
+#[cfg(feature = "pure-rsa")]
 pub fn get_cert_or_crl(
     message_type: MessageType,
     issuer_and_serial: &IssuerAndSerialNumber,
@@ -241,7 +250,7 @@ pub fn get_cert_or_crl(
     options: RequestOptions,
     rng: &mut impl CryptoRngCore,
 ) -> Result<PkiRequest> {
-    let builder = RequestBuilder { signer_certificate: requester.certificate, ca, options };
+    let builder = RequestBuilder { signer_certificate: requester.certificate, ca, options, public_ops: &RustCrypto };
     builder.get_cert_or_crl(message_type, issuer_and_serial, rng)?.sign_with(requester.key)
 }
 
@@ -277,7 +286,7 @@ pub fn read_cert_rep(
     request: &PkiRequest,
     signer_certificate: &Certificate,
     ca: &CaCertificates,
-    policy: AlgorithmPolicy,
+    crypto: Crypto<'_>,
 ) -> Result<CertRep> {
     let signed = SignedMessage::parse(reply)?;
     let attrs = ScepAttributes::from_attributes(&signed.signed_attributes()?)?;
@@ -292,10 +301,10 @@ pub fn read_cert_rep(
         .find(|c| signer_info.sid.identifies(c))
         .ok_or_else(|| ScepError::integrity("the CertRep's signer certificate is not known"))?;
     if !ca.all.contains(signer_cert) {
-        verify_issued_by(signer_cert, &ca.ca)
+        verify_issued_by(signer_cert, &ca.ca, crypto.public_ops)
             .map_err(|_| ScepError::integrity("the CertRep is not signed by the CA or its RA"))?;
     }
-    signed.verify(signer_cert, &crate::keys::RustCrypto)?;
+    signed.verify(signer_cert, crypto.public_ops)?;
     if attrs.transaction_id != request.transaction_id {
         return Err(ScepError::integrity("the CertRep's transactionID does not match the request"));
     }
@@ -314,7 +323,7 @@ pub fn read_cert_rep(
                 .as_deref()
                 .filter(|c| !c.is_empty())
                 .ok_or_else(|| ScepError::malformed("SUCCESS without content"))?;
-            let sealed = envelope::Sealed::parse(content, policy)?;
+            let sealed = envelope::Sealed::parse(content, crypto.policy)?;
             let key = sealed.for_recipient(signer_certificate)?;
             Ok(CertRep::Sealed(SealedCertRep { sealed, key, message_type: request.message_type }))
         }
@@ -334,12 +343,14 @@ impl SealedCertRep {
     }
 
     /// Opens the envelope with the decrypted content-encryption key and reads what it holds: on a certificate
-    /// request, the issued certificate that carries `expected_spki_der` (else the first), verified against the CA.
+    /// request, the issued certificate that carries `expected_spki_der` (else the first), verified against the CA
+    /// with `ops`.
     pub fn finish(
         self,
         content_key: &[u8],
         ca: &CaCertificates,
         expected_spki_der: Option<&[u8]>,
+        ops: &dyn PublicKeyOps,
     ) -> Result<CertRepOutcome> {
         let opened = self.sealed.decrypt(content_key, self.key.transport)?;
         let degenerate = SignedMessage::parse(&opened.plaintext)?;
@@ -361,7 +372,7 @@ impl SealedCertRep {
             .chain(ca.all.iter())
             .find(|c| c.tbs_certificate.subject == certificate.tbs_certificate.issuer)
             .unwrap_or(&ca.ca);
-        verify_issued_by(&certificate, issuer)?;
+        verify_issued_by(&certificate, issuer, ops)?;
         Ok(CertRepOutcome::Issued { certificate, chain: certs })
     }
 
@@ -371,9 +382,10 @@ impl SealedCertRep {
         key: &dyn PrivateKeyOps,
         ca: &CaCertificates,
         expected_spki_der: Option<&[u8]>,
+        ops: &dyn PublicKeyOps,
     ) -> Result<CertRepOutcome> {
         let content_key = Zeroizing::new(crate::keys::perform(key, &self.operation())?);
-        self.finish(&content_key, ca, expected_spki_der)
+        self.finish(&content_key, ca, expected_spki_der, ops)
     }
 }
 
@@ -384,12 +396,12 @@ pub fn open_cert_rep(
     requester: &Requester<'_>,
     ca: &CaCertificates,
     expected_spki_der: Option<&[u8]>,
-    policy: AlgorithmPolicy,
+    crypto: Crypto<'_>,
 ) -> Result<CertRepOutcome> {
-    Ok(match read_cert_rep(reply, request, requester.certificate, ca, policy)? {
+    Ok(match read_cert_rep(reply, request, requester.certificate, ca, crypto)? {
         CertRep::Pending => CertRepOutcome::Pending,
         CertRep::Failed(e) => CertRepOutcome::Failed(e),
-        CertRep::Sealed(sealed) => sealed.open(requester.key, ca, expected_spki_der)?,
+        CertRep::Sealed(sealed) => sealed.open(requester.key, ca, expected_spki_der, crypto.public_ops)?,
     })
 }
 

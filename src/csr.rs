@@ -184,7 +184,7 @@ impl CsrRequest {
 
     /// Builds and signs the CSR with `key` (proof of possession), returning DER.
     pub fn build(&self, key: &dyn PrivateKeyOps) -> Result<Vec<u8>> {
-        self.unsigned(keys::spki_of(key.public_key())?)?.sign_with(key)
+        self.unsigned(key.public_key().clone())?.sign_with(key)
     }
 
     /// The CertificationRequestInfo for `public_key`, waiting for its private key's signature.
@@ -321,7 +321,7 @@ impl CsrFacts {
         let req = CertReqAsSent::from_der(der).map_err(malformed)?;
         let info: CertReqInfoAsSent = req.info.decode_as().map_err(malformed)?;
         let digest = DigestAlg::from_oid(&req.algorithm.oid)?;
-        let public = keys::rsa_public_key(&info.public_key)?;
+        let key_bits = keys::rsa_key_bits(&info.public_key)?;
         let sig = req.signature.as_bytes().ok_or_else(|| ScepError::malformed("CSR signature has unused bits"))?;
         // Over the request info exactly as sent.
         keys::check_signature(ops, &info.public_key, digest, &req.info.to_der()?, sig, "CSR (proof of possession)")?;
@@ -368,7 +368,6 @@ impl CsrFacts {
                 key_encipherment = ku.key_encipherment();
             }
         }
-        use rsa::traits::PublicKeyParts;
         Ok(Self {
             subject: info.subject.to_string(),
             common_name: name_attribute(&info.subject, const_oid::db::rfc4519::COMMON_NAME),
@@ -376,7 +375,7 @@ impl CsrFacts {
             email_address: name_attribute(&info.subject, const_oid::db::rfc3280::EMAIL_ADDRESS),
             sans,
             key_algorithm: "rsa",
-            key_bits: public.n().bits(),
+            key_bits,
             challenge,
             signature_digest: digest,
             digital_signature,

@@ -70,11 +70,11 @@ pub fn seal(
         }
         KeyTransport::RsaOaepSha1 => AlgorithmIdentifierOwned {
             oid: rfc5912::ID_RSAES_OAEP,
-            parameters: Some(Any::encode_from(&rsa::pkcs1::RsaOaepParams::default())?),
+            parameters: Some(Any::encode_from(&pkcs1::RsaOaepParams::default())?),
         },
         KeyTransport::RsaOaepSha256 => AlgorithmIdentifierOwned {
             oid: rfc5912::ID_RSAES_OAEP,
-            parameters: Some(Any::encode_from(&rsa::pkcs1::RsaOaepParams::new::<sha2::Sha256>())?),
+            parameters: Some(Any::encode_from(&pkcs1::RsaOaepParams::new::<sha2::Sha256>())?),
         },
     };
     let by_key_id = options.identifier == IdentifierKind::SubjectKeyIdentifier;
@@ -223,9 +223,10 @@ pub fn key_transport(alg: &AlgorithmIdentifierOwned) -> Result<KeyTransport> {
     }
     let params_der = alg.parameters.as_ref().map(|p| p.to_der()).transpose()?;
     let params = match &params_der {
-        Some(der) => rsa::pkcs1::RsaOaepParams::from_der(der)
-            .map_err(|e| ScepError::malformed(format!("OAEP parameters: {e}")))?,
-        None => rsa::pkcs1::RsaOaepParams::default(),
+        Some(der) => {
+            pkcs1::RsaOaepParams::from_der(der).map_err(|e| ScepError::malformed(format!("OAEP parameters: {e}")))?
+        }
+        None => pkcs1::RsaOaepParams::default(),
     };
     let mgf_hash = params.mask_gen.parameters.map(|p| p.oid);
     match (params.hash.oid, mgf_hash) {

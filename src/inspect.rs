@@ -8,7 +8,7 @@ use crate::algorithms::AlgorithmPolicy;
 use crate::csr::CsrFacts;
 use crate::envelope::{self, Recipient};
 use crate::error::{Result, ScepError};
-use crate::keys::PrivateKeyOps;
+use crate::keys::{PrivateKeyOps, PublicKeyOps};
 use crate::message::{transaction_id_form, ScepAttributes};
 use crate::signed::SignedMessage;
 use crate::wire::Certificate;
@@ -158,13 +158,14 @@ pub struct FailInfoFacts {
     pub meaning: &'static str,
 }
 
-/// Describes `input`; `key` opens envelopes (a PKIMessage's for the CA key, a CertRep's for the client key).
-pub fn inspect(input: &[u8], key: Option<&dyn PrivateKeyOps>) -> Result<Inspected> {
+/// Describes `input`; `key` opens envelopes (a PKIMessage's for the CA key, a CertRep's for the client key),
+/// `ops` checks signatures.
+pub fn inspect(input: &[u8], key: Option<&dyn PrivateKeyOps>, ops: &dyn PublicKeyOps) -> Result<Inspected> {
     let der = to_der(input)?;
-    describe(&der, key, 0)
+    describe(&der, key, ops, 0)
 }
 
-fn describe(der: &[u8], key: Option<&dyn PrivateKeyOps>, depth: u8) -> Result<Inspected> {
+fn describe(der: &[u8], key: Option<&dyn PrivateKeyOps>, ops: &dyn PublicKeyOps, depth: u8) -> Result<Inspected> {
     if depth > 4 {
         return Err(ScepError::malformed("nested too deeply"));
     }
@@ -175,7 +176,7 @@ fn describe(der: &[u8], key: Option<&dyn PrivateKeyOps>, depth: u8) -> Result<In
         .and_then(|csr| csr.info.decode_as::<crate::wire::CertReqInfoAsSent>());
     if let Ok(info) = csr_info {
         let subject = info.subject.to_string();
-        return Ok(match CsrFacts::from_der(der, &crate::keys::RustCrypto) {
+        return Ok(match CsrFacts::from_der(der, ops) {
             Ok(facts) => Inspected::Csr { subject, facts: Some(facts), signature_valid: true, error: None },
             Err(e) => Inspected::Csr { subject, facts: None, signature_valid: false, error: Some(e.message) },
         });
@@ -209,9 +210,13 @@ fn describe(der: &[u8], key: Option<&dyn PrivateKeyOps>, depth: u8) -> Result<In
         if let Some(key) = key {
             match envelope::open(der, &[Recipient { certificate: None, key }], AlgorithmPolicy::Legacy) {
                 Ok(opened) => {
-                    content = Some(Box::new(describe(&opened.plaintext, key.into(), depth + 1).unwrap_or_else(|_| {
-                        Inspected::Data { base64: Some(data_encoding::BASE64.encode(&opened.plaintext)), length: None }
-                    })))
+                    content =
+                        Some(Box::new(describe(&opened.plaintext, key.into(), ops, depth + 1).unwrap_or_else(|_| {
+                            Inspected::Data {
+                                base64: Some(data_encoding::BASE64.encode(&opened.plaintext)),
+                                length: None,
+                            }
+                        })))
                 }
                 Err(e) => decrypt_error = Some(e.message),
             }
@@ -228,7 +233,8 @@ fn describe(der: &[u8], key: Option<&dyn PrivateKeyOps>, depth: u8) -> Result<In
     let signer_cert = signed.signer_certificate().ok();
     let content = signed.content.as_deref().filter(|c| !c.is_empty()).map(|content| {
         Box::new(
-            describe(content, key, depth + 1).unwrap_or(Inspected::Data { base64: None, length: Some(content.len()) }),
+            describe(content, key, ops, depth + 1)
+                .unwrap_or(Inspected::Data { base64: None, length: Some(content.len()) }),
         )
     });
     let hex = |n: &[u8]| data_encoding::HEXLOWER.encode(n);
@@ -242,7 +248,7 @@ fn describe(der: &[u8], key: Option<&dyn PrivateKeyOps>, depth: u8) -> Result<In
             issuer: c.tbs_certificate.issuer.to_string(),
             serial: crate::wire::serial_hex(c.tbs_certificate.serial_number.as_bytes()),
         }),
-        signature_valid: signer_cert.map(|c| signed.verify(c, &crate::keys::RustCrypto).is_ok()),
+        signature_valid: signer_cert.map(|c| signed.verify(c, ops).is_ok()),
         certificates,
         message_type: attrs.as_ref().and_then(|a| a.message_type).map(|m| NamedCode { code: m.code(), name: m.name() }),
         transaction_id: attrs.as_ref().map(|a| a.transaction_id.clone()),

@@ -154,7 +154,7 @@ pub fn self_signed(
     digest: DigestAlg,
     role: SelfSignedRole,
 ) -> Result<Certificate> {
-    unsigned_self_signed(keys::spki_of(key.public_key())?, subject, serial, validity, digest, role)?.sign_with(key)
+    unsigned_self_signed(key.public_key().clone(), subject, serial, validity, digest, role)?.sign_with(key)
 }
 
 /// A self-signed certificate for `public_key`, waiting for its private key's signature.
@@ -205,7 +205,7 @@ pub fn ra_certificate(
         extension(rfc5280::ID_CE_BASIC_CONSTRAINTS, true, &BasicConstraints { ca: false, path_len_constraint: None })?,
     ];
     build(
-        Subject { name, spki: keys::spki_of(ra_key.public_key())? },
+        Subject { name, spki: ra_key.public_key().clone() },
         serial,
         validity,
         extensions,
@@ -342,8 +342,8 @@ pub fn rfc3339(unix_seconds: u64) -> String {
         .unwrap_or_else(|_| unix_seconds.to_string())
 }
 
-/// Checks that `issuer` signed `cert` (and that the names chain); badMessageCheck otherwise.
-pub fn verify_issued_by(cert: &Certificate, issuer: &Certificate) -> Result<()> {
+/// Checks that `issuer` signed `cert` (and that the names chain), with `ops`; badMessageCheck otherwise.
+pub fn verify_issued_by(cert: &Certificate, issuer: &Certificate, ops: &dyn keys::PublicKeyOps) -> Result<()> {
     if cert.tbs_certificate.issuer != issuer.tbs_certificate.subject {
         return Err(ScepError::integrity(format!(
             "certificate issuer {} is not {}",
@@ -353,7 +353,7 @@ pub fn verify_issued_by(cert: &Certificate, issuer: &Certificate) -> Result<()> 
     let digest = DigestAlg::from_oid(&cert.signature_algorithm.oid)?;
     let sig = cert.signature.as_bytes().ok_or_else(|| ScepError::malformed("certificate signature has unused bits"))?;
     keys::check_signature(
-        &keys::RustCrypto,
+        ops,
         &issuer.tbs_certificate.subject_public_key_info,
         digest,
         &cert.tbs_certificate.to_der()?,

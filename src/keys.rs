@@ -2,27 +2,33 @@
 //!
 //! The core never needs a private key itself: what it builds stops at the bytes to sign ([`Unsigned`]) or the
 //! key to decrypt, and hands them out as a [`KeyOperation`]. A key at hand answers synchronously through
-//! [`PrivateKeyOps`] ([`RsaKey`], the pure-Rust default, or the Worker's callbacks into workerd's `node:crypto`);
-//! a key held elsewhere (WebCrypto, which only answers asynchronously) answers the step when it can.
+//! [`PrivateKeyOps`] ([`RsaKey`], the pure-Rust key of the `pure-rsa` feature, or the Worker's callbacks into
+//! workerd's `node:crypto`); a key held elsewhere (WebCrypto, which only answers asynchronously) answers the step
+//! when it can. Without `pure-rsa` (the Worker's build) there is no RSA arithmetic here at all: the host performs
+//! every RSA operation, public ones too ([`PublicKeyOps`]).
 
 use const_oid::db::rfc5912;
-use der::{Decode, Encode};
-use pkcs8::{DecodePrivateKey, EncodePrivateKey, EncodePublicKey, LineEnding};
+use der::Decode;
 use rand_core::CryptoRngCore;
-use rsa::pkcs1::DecodeRsaPrivateKey;
-use rsa::traits::PublicKeyParts;
-use rsa::{Oaep, Pkcs1v15Encrypt, RsaPrivateKey, RsaPublicKey};
 use spki::SubjectPublicKeyInfoOwned;
 use x509_cert::certificate::{CertificateInner, Profile};
 use x509_cert::ext::pkix::SubjectKeyIdentifier;
-use zeroize::Zeroizing;
+#[cfg(feature = "pure-rsa")]
+use {
+    der::Encode,
+    pkcs8::{DecodePrivateKey, EncodePrivateKey, EncodePublicKey, LineEnding},
+    rsa::pkcs1::DecodeRsaPrivateKey,
+    rsa::{Oaep, Pkcs1v15Encrypt, RsaPrivateKey, RsaPublicKey},
+    zeroize::Zeroizing,
+};
 
 use crate::algorithms::{AlgorithmPolicy, DigestAlg, KeyTransport};
 use crate::error::{Result, ScepError};
 
 /// The private-key operations the protocol needs. Implemented by [`RsaKey`] and by host adapters.
 pub trait PrivateKeyOps {
-    fn public_key(&self) -> &RsaPublicKey;
+    /// The key's SubjectPublicKeyInfo (an RSA key's: checked by [`rsa_key_bits`] where it was made).
+    fn public_key(&self) -> &SubjectPublicKeyInfoOwned;
     /// RSASSA-PKCS1-v1_5 signature of `message` (hashed here with `digest`).
     fn sign(&self, digest: DigestAlg, message: &[u8]) -> Result<Vec<u8>>;
     /// Opens an RSA key transport (the content-encryption key of an EnvelopedData).
@@ -51,8 +57,10 @@ pub trait PublicKeyOps {
 }
 
 /// The pure-Rust public-key operations (the `rsa` crate).
+#[cfg(feature = "pure-rsa")]
 pub struct RustCrypto;
 
+#[cfg(feature = "pure-rsa")]
 impl PublicKeyOps for RustCrypto {
     fn verify(
         &self,
@@ -91,6 +99,7 @@ pub struct Crypto<'a> {
     pub policy: AlgorithmPolicy,
 }
 
+#[cfg(feature = "pure-rsa")]
 impl Crypto<'static> {
     /// The pure-Rust public-key operations under `policy`.
     pub fn rust(policy: AlgorithmPolicy) -> Self {
@@ -125,18 +134,20 @@ pub fn check_key_bits(bits: usize, policy: AlgorithmPolicy) -> Result<()> {
 }
 
 /// A pure-Rust RSA private key.
+#[cfg(feature = "pure-rsa")]
 #[derive(Clone)]
 pub struct RsaKey {
     private: RsaPrivateKey,
-    public: RsaPublicKey,
+    public: SubjectPublicKeyInfoOwned,
 }
 
+#[cfg(feature = "pure-rsa")]
 impl RsaKey {
     pub fn generate(bits: usize, policy: AlgorithmPolicy, rng: &mut impl CryptoRngCore) -> Result<Self> {
         check_key_bits(bits, policy)?;
         let private =
             RsaPrivateKey::new(rng, bits).map_err(|e| ScepError::invalid_input(format!("key generation: {e}")))?;
-        Ok(Self::from_private(private))
+        Self::from_private(private)
     }
 
     /// A key derived deterministically from `seed` (ChaCha20): the same key on every host, so benchmarks
@@ -146,9 +157,9 @@ impl RsaKey {
         Self::generate(bits, AlgorithmPolicy::Legacy, &mut rand_chacha::ChaCha20Rng::from_seed(seed))
     }
 
-    fn from_private(private: RsaPrivateKey) -> Self {
-        let public = private.to_public_key();
-        Self { private, public }
+    fn from_private(private: RsaPrivateKey) -> Result<Self> {
+        let der = private.to_public_key().to_public_key_der().map_err(ScepError::invalid_input)?;
+        Ok(Self { private, public: SubjectPublicKeyInfoOwned::from_der(der.as_bytes())? })
     }
 
     /// PKCS#8 DER (as WebCrypto exports it), PKCS#8 PEM or PKCS#1 PEM (`BEGIN RSA PRIVATE KEY`).
@@ -164,7 +175,7 @@ impl RsaKey {
                 .map_err(|e| bad(&e))?,
         };
         private.validate().map_err(|e| bad(&e))?;
-        Ok(Self::from_private(private))
+        Self::from_private(private)
     }
 
     pub fn to_pkcs8_der(&self) -> Result<Zeroizing<Vec<u8>>> {
@@ -177,12 +188,13 @@ impl RsaKey {
     }
 
     pub fn bits(&self) -> usize {
-        self.public.n().bits()
+        rsa::traits::PublicKeyParts::n(&self.private).bits()
     }
 }
 
+#[cfg(feature = "pure-rsa")]
 impl PrivateKeyOps for RsaKey {
-    fn public_key(&self) -> &RsaPublicKey {
+    fn public_key(&self) -> &SubjectPublicKeyInfoOwned {
         &self.public
     }
 
@@ -255,19 +267,31 @@ pub trait Unsigned: Sized {
     }
 }
 
-/// The RSA public key of a SubjectPublicKeyInfo; anything else is refused with badAlg.
-pub fn rsa_public_key(spki: &SubjectPublicKeyInfoOwned) -> Result<RsaPublicKey> {
-    if spki.algorithm.oid != const_oid::db::rfc5912::RSA_ENCRYPTION {
+/// The size in bits of the RSA key of a SubjectPublicKeyInfo (its modulus, RFC 8017 A.1.1 RSAPublicKey, read
+/// without any RSA arithmetic); anything but an RSA key is refused with badAlg, an unreadable one as malformed.
+pub fn rsa_key_bits(spki: &SubjectPublicKeyInfoOwned) -> Result<usize> {
+    if spki.algorithm.oid != rfc5912::RSA_ENCRYPTION {
         return Err(ScepError::unsupported_algorithm(format!("public key algorithm {}", spki.algorithm.oid)));
     }
+    let key = pkcs1::RsaPublicKey::from_der(spki.subject_public_key.raw_bytes())
+        .map_err(|e| ScepError::malformed(format!("RSA public key: {e}")))?;
+    // The INTEGER's bytes come without leading zeros.
+    let modulus = key.modulus.as_bytes();
+    match modulus.first() {
+        Some(first) if key.public_exponent.as_bytes().last().is_some_and(|e| e & 1 == 1) => {
+            Ok(modulus.len() * 8 - first.leading_zeros() as usize)
+        }
+        _ => Err(ScepError::malformed("RSA public key: no modulus or an even exponent")),
+    }
+}
+
+/// The `rsa` crate's public key of a SubjectPublicKeyInfo; anything else is refused with badAlg.
+#[cfg(feature = "pure-rsa")]
+fn rsa_public_key(spki: &SubjectPublicKeyInfoOwned) -> Result<RsaPublicKey> {
+    rsa_key_bits(spki)?;
     let der = spki.to_der()?;
     use rsa::pkcs8::DecodePublicKey;
     RsaPublicKey::from_public_key_der(&der).map_err(|e| ScepError::malformed(format!("RSA public key: {e}")))
-}
-
-pub fn spki_of(key: &RsaPublicKey) -> Result<SubjectPublicKeyInfoOwned> {
-    let der = key.to_public_key_der().map_err(ScepError::invalid_input)?;
-    Ok(SubjectPublicKeyInfoOwned::from_der(der.as_bytes())?)
 }
 
 /// SHA-256 of a certificate's DER, lowercase hex: how a CA and its store name a certificate, and what a

@@ -25,17 +25,32 @@ use x509_cert::attr::Attribute;
 
 use crate::algorithms::DigestAlg;
 use crate::error::{Result, ScepError};
-use crate::keys::RsaKey;
 use crate::wire::{single_valued, Certificate};
+
+/// The private key must be the one `leaf` certifies: the RSAPrivateKey's modulus and public exponent (RFC 8017
+/// A.1.2) are the certificate's RSAPublicKey.
+fn check_key_of(pki: &pkcs8::PrivateKeyInfo<'_>, leaf: &Certificate) -> Result<()> {
+    let private = pkcs1::RsaPrivateKey::try_from(pki.private_key)
+        .map_err(|e| ScepError::invalid_input(format!("not an RSA private key: {e}")))?;
+    let spki = &leaf.tbs_certificate.subject_public_key_info;
+    crate::keys::rsa_key_bits(spki)?;
+    let public = pkcs1::RsaPublicKey::try_from(spki.subject_public_key.raw_bytes())
+        .map_err(|e| ScepError::malformed(format!("RSA public key: {e}")))?;
+    if private.modulus != public.modulus || private.public_exponent != public.public_exponent {
+        return Err(ScepError::invalid_input("the private key is not the certificate's"));
+    }
+    Ok(())
+}
 
 /// PBKDF2 and MAC iterations (OpenSSL 3's default for `pkcs12 -export`).
 const ITERATIONS: u32 = 2048;
 const ID_LOCAL_KEY_ID: der::asn1::ObjectIdentifier = der::asn1::ObjectIdentifier::new_unwrap("1.2.840.113549.1.9.21");
 const ID_FRIENDLY_NAME: der::asn1::ObjectIdentifier = der::asn1::ObjectIdentifier::new_unwrap("1.2.840.113549.1.9.20");
 
-/// A password-protected PFX holding `key`, its certificate `chain[0]` and the rest of the chain.
+/// A password-protected PFX holding `key_pkcs8` (PKCS#8 DER of the RSA key `chain[0]` certifies), that
+/// certificate and the rest of the chain.
 pub fn export(
-    key: &RsaKey,
+    key_pkcs8: &[u8],
     chain: &[Certificate],
     password: &str,
     friendly_name: &str,
@@ -45,6 +60,9 @@ pub fn export(
     if password.is_empty() {
         return Err(ScepError::invalid_input("the PKCS#12 password must not be empty"));
     }
+    let pki = pkcs8::PrivateKeyInfo::try_from(key_pkcs8)
+        .map_err(|e| ScepError::invalid_input(format!("not a PKCS#8 private key: {e}")))?;
+    check_key_of(&pki, leaf)?;
     let local_key_id = DigestAlg::Sha1.digest(&leaf.to_der()?);
 
     let mut cert_bags = Vec::new();
@@ -73,8 +91,6 @@ pub fn export(
         unprotected_attrs: None,
     };
 
-    let pkcs8 = key.to_pkcs8_der()?;
-    let pki = pkcs8::PrivateKeyInfo::try_from(pkcs8.as_slice()).map_err(ScepError::invalid_input)?;
     let mut key_salt = [0u8; 32];
     let shrouded = pki
         .encrypt_with_params(pbes2(&mut key_salt, rng)?, password)

@@ -758,7 +758,7 @@ impl PkiOperation {
                 }
             }
             KeyPending::Upstream { mut exchange, forwarded } => {
-                let step = exchange.with_key_result(result);
+                let step = exchange.with_key_result(result, identity.public_ops.as_ref());
                 self.drive(identity, exchange, forwarded, step)
             }
             KeyPending::Reply { unsigned, audit } => match result.map(|signature| unsigned.finish(&signature)) {
@@ -997,7 +997,7 @@ impl PkiOperation {
         let Issuing { query, seat_id, claim, plan, serial, raced } = next;
         let facts = self.facts.clone().expect("opened before facts are asked");
         let serial_hex = crate::wire::serial_hex(&serial);
-        if let Err(e) = crate::issue::verify_issued_by(&certificate, &identity.ca_cert) {
+        if let Err(e) = crate::issue::verify_issued_by(&certificate, &identity.ca_cert, identity.public_ops.as_ref()) {
             return self.fail(identity, &e, Some(seat_id));
         }
         let der = match der::Encode::to_der(&certificate) {
@@ -1460,7 +1460,7 @@ impl PkiOperation {
         else {
             return self.out_of_order(identity);
         };
-        let step = exchange.with_answer(answer, &mut OsRng);
+        let step = exchange.with_answer(answer, &mut OsRng, identity.public_ops.as_ref());
         self.drive(identity, exchange, forwarded, step)
     }
 

@@ -37,7 +37,7 @@ use crate::client::{CertRep, CertRepOutcome, PkiRequest, RequestBuilder, Request
 use crate::client::{Failure, UnsignedRequest};
 use crate::envelope::EnvelopeOptions;
 use crate::error::{FieldIssue, Result, ScepError};
-use crate::keys::{KeyOperation, Unsigned};
+use crate::keys::{Crypto, KeyOperation, PublicKeyOps, Unsigned};
 use crate::message::MessageType;
 use crate::signed::IdentifierKind;
 use crate::wire::Certificate;
@@ -291,19 +291,19 @@ fn read_ca_certificates(
     ca.check_fingerprint(&config.fingerprint).map_err(|e| {
         ScepError::upstream_unavailable(&format!("{}; nothing was sent to it", e.message.replacen("CA", "its CA", 1)))
     })?;
-    Ok(certified_by_pin(ca))
+    Ok(ca)
 }
 
 /// Only what the pinned CA certified (directly or through an intermediate it certified): on a plain-http
 /// path anyone can add an "RA" certificate to GetCACert, and the edge must neither encrypt a device's request
 /// (its challenge) to it nor accept a CertRep it signed. Without a certified RA, the CA itself is the recipient.
-fn certified_by_pin(ca: CaCertificates) -> CaCertificates {
+fn certified_by_pin(ca: CaCertificates, ops: &dyn PublicKeyOps) -> CaCertificates {
     let mut trusted = vec![ca.ca.clone()];
     let mut rest: Vec<Certificate> = ca.all.into_iter().filter(|c| *c != ca.ca).collect();
     // Each pass certifies what the trusted ones issued; a chain is at most as long as the list.
     for _ in 0..=rest.len() {
         let (certified, others): (Vec<_>, Vec<_>) =
-            rest.into_iter().partition(|c| trusted.iter().any(|t| crate::issue::verify_issued_by(c, t).is_ok()));
+            rest.into_iter().partition(|c| trusted.iter().any(|t| crate::issue::verify_issued_by(c, t, ops).is_ok()));
         rest = others;
         if certified.is_empty() {
             break;
@@ -394,8 +394,14 @@ impl Exchange {
         (exchange, step)
     }
 
-    /// Continues with the upstream's answer to the last [`ExchangeStep::Send`].
-    pub fn with_answer(&mut self, answer: UpstreamAnswer, rng: &mut dyn CryptoRngCore) -> ExchangeStep {
+    /// Continues with the upstream's answer to the last [`ExchangeStep::Send`]; `ops` checks the upstream's
+    /// signatures and transports the content key to it.
+    pub fn with_answer(
+        &mut self,
+        answer: UpstreamAnswer,
+        rng: &mut dyn CryptoRngCore,
+        ops: &dyn PublicKeyOps,
+    ) -> ExchangeStep {
         match std::mem::replace(&mut self.stage, Stage::Done) {
             Stage::Caps(request) => {
                 let caps = answer.response(&request.http).and_then(|r| request.http.read(r));
@@ -414,17 +420,17 @@ impl Exchange {
             }
             Stage::CaCert(request) => match read_ca_certificates(&self.config, answer, &request.http) {
                 Ok(ca) => {
-                    self.ca = Some(ca);
-                    self.build(rng)
+                    self.ca = Some(certified_by_pin(ca, ops));
+                    self.build(rng, ops)
                 }
                 Err(e) => self.done(Outcome::Unavailable(e)),
             },
-            Stage::Sent(request, sent) => self.read_reply(answer, &request, &sent),
+            Stage::Sent(request, sent) => self.read_reply(answer, &request, &sent, ops),
             _ => self.done(Outcome::Unavailable(ScepError::internal())),
         }
     }
 
-    fn build(&mut self, rng: &mut dyn CryptoRngCore) -> ExchangeStep {
+    fn build(&mut self, rng: &mut dyn CryptoRngCore, ops: &dyn PublicKeyOps) -> ExchangeStep {
         let (caps, ca) = (self.caps.as_ref().expect("caps first"), self.ca.as_ref().expect("CA first"));
         let cipher = self.config.cipher.as_deref().map(Cipher::from_name).transpose();
         let digest = self.config.digest.as_deref().map(DigestAlg::from_name).transpose();
@@ -447,6 +453,7 @@ impl Exchange {
                 digest: negotiated.digest,
                 signer_identifier: identifier,
             },
+            public_ops: ops,
         };
         let tid = Some(self.transaction_id.clone());
         let unsigned = match &self.forward {
@@ -468,7 +475,7 @@ impl Exchange {
     }
 
     /// Continues with the result of the last [`ExchangeStep::Key`] (None: the edge's key could not).
-    pub fn with_key_result(&mut self, result: Option<Vec<u8>>) -> ExchangeStep {
+    pub fn with_key_result(&mut self, result: Option<Vec<u8>>, ops: &dyn PublicKeyOps) -> ExchangeStep {
         let failed = || Outcome::Unavailable(ScepError::internal());
         match std::mem::replace(&mut self.stage, Stage::Done) {
             Stage::Signing(unsigned, post) => {
@@ -489,8 +496,8 @@ impl Exchange {
             Stage::Opening(sealed) => {
                 let ca = self.ca.as_ref().expect("CA first");
                 let content_key = zeroize::Zeroizing::new(result.unwrap_or_default());
-                match sealed.finish(&content_key, ca, None) {
-                    Ok(CertRepOutcome::Issued { certificate, chain }) => self.issued(certificate, chain),
+                match sealed.finish(&content_key, ca, None, ops) {
+                    Ok(CertRepOutcome::Issued { certificate, chain }) => self.issued(certificate, chain, ops),
                     Ok(_) => self.done(Outcome::Unavailable(ScepError::upstream_unavailable(
                         "its SUCCESS holds no certificate",
                     ))),
@@ -504,13 +511,20 @@ impl Exchange {
         }
     }
 
-    fn read_reply(&mut self, answer: UpstreamAnswer, request: &UpstreamRequest, sent: &PkiRequest) -> ExchangeStep {
+    fn read_reply(
+        &mut self,
+        answer: UpstreamAnswer,
+        request: &UpstreamRequest,
+        sent: &PkiRequest,
+        ops: &dyn PublicKeyOps,
+    ) -> ExchangeStep {
         let body = match answer.response(&request.http).and_then(|r| request.http.read(r)) {
             Ok(body) => body,
             Err(f) => return self.done(Outcome::Unavailable(unavailable(&f))),
         };
         let ca = self.ca.as_ref().expect("CA first");
-        match crate::client::read_cert_rep(&body, sent, &self.signer, ca, self.config.policy()) {
+        let crypto = Crypto { public_ops: ops, policy: self.config.policy() };
+        match crate::client::read_cert_rep(&body, sent, &self.signer, ca, crypto) {
             Ok(CertRep::Pending) => self.done(Outcome::Pending),
             Ok(CertRep::Failed(e)) => self.done(Outcome::Refused(ScepError::upstream_refused(e.fail_info, &e.message))),
             Ok(CertRep::Sealed(sealed)) => {
@@ -526,14 +540,14 @@ impl Exchange {
     }
 
     /// The certificate must carry the device's key and chain to the pinned CA (which `finish` verified).
-    fn issued(&mut self, certificate: Certificate, _chain: Vec<Certificate>) -> ExchangeStep {
+    fn issued(&mut self, certificate: Certificate, _chain: Vec<Certificate>, ops: &dyn PublicKeyOps) -> ExchangeStep {
         let ca = self.ca.as_ref().expect("CA first").ca.clone();
         let spki = certificate.tbs_certificate.subject_public_key_info.to_der().unwrap_or_default();
         if crate::keys::key_digest(&spki) != self.key_digest {
             let what = "its certificate does not carry the device's public key";
             return self.done(Outcome::Unavailable(ScepError::upstream_unavailable(what)));
         }
-        if crate::issue::verify_issued_by(&certificate, &ca).is_err() {
+        if crate::issue::verify_issued_by(&certificate, &ca, ops).is_err() {
             let what = "its certificate is not issued by the pinned CA";
             return self.done(Outcome::Unavailable(ScepError::upstream_unavailable(what)));
         }

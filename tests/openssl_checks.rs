@@ -206,7 +206,14 @@ fn openssl_opens_our_pkcs12_with_its_password() {
         .unwrap()
         .sign_with(&ca.key)
         .unwrap();
-    let p12 = scepkit::pkcs12::export(key, &[cert, ca.cert.clone()], "correct horse", "device-7", &mut OsRng).unwrap();
+    let p12 = scepkit::pkcs12::export(
+        &key.to_pkcs8_der().unwrap(),
+        &[cert, ca.cert.clone()],
+        "correct horse",
+        "device-7",
+        &mut OsRng,
+    )
+    .unwrap();
     let f = temp_file(&p12);
     let (ok, out) =
         openssl(&["pkcs12", "-info", "-in", f.path().to_str().unwrap(), "-passin", "pass:correct horse", "-nodes"]);

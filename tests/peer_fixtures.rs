@@ -197,7 +197,7 @@ fn certmonger_certrep_decrypts_with_its_key() {
     let certs = SignedMessage::parse(&opened.plaintext).unwrap().certificates;
     assert_eq!(certs.len(), 1);
     assert_eq!(certs[0].tbs_certificate.subject.to_string(), "CN=cm-client-3,O=certmonger-test");
-    scepkit::issue::verify_issued_by(&certs[0], &ca.cert).unwrap();
+    scepkit::issue::verify_issued_by(&certs[0], &ca.cert, &RustCrypto).unwrap();
 }
 
 #[test]
@@ -229,7 +229,7 @@ fn certmonger_resubmit_and_rekey_are_pkcsreq_signed_by_the_issued_certificate() 
         let req = read_request(&fixture(file)).unwrap();
         assert_eq!(req.attributes.message_type, Some(MessageType::PkcsReq), "{file}");
         let signer = req.signed.signer_certificate().unwrap();
-        scepkit::issue::verify_issued_by(signer, &ca.cert).unwrap();
+        scepkit::issue::verify_issued_by(signer, &ca.cert, &RustCrypto).unwrap();
         let facts =
             req.open(&[Recipient { certificate: Some(&ca.cert), key: &ca.key }], accept(false), &RustCrypto).unwrap();
         assert!(!facts.signer.self_signed, "{file}");

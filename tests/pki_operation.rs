@@ -618,7 +618,7 @@ fn outcome(step: &Step, r: &Requester1, req: &PkiRequest) -> CertRepOutcome {
         &Requester { key: r.key, certificate: &r.signer },
         &ca_certs(),
         None,
-        policy(false),
+        crypto(false),
     )
     .unwrap()
 }
@@ -758,7 +758,7 @@ fn a_renewal_claims_the_old_certificate_once_and_stays_with_its_seat() {
         &Requester { key: r.key, certificate: &certificate },
         &ca_certs(),
         None,
-        policy(false),
+        crypto(false),
     )
     .unwrap() else {
         panic!()
@@ -1265,7 +1265,7 @@ mod ra_mode {
         let Step::Answer { body, .. } = step else { panic!("expected an answer, got {step:?}") };
         let (id, _) = edge();
         let requester = Requester { key: r.key, certificate: &r.signer };
-        client::open_cert_rep(body, req, &requester, &device_view(&id), None, policy(false)).unwrap()
+        client::open_cert_rep(body, req, &requester, &device_view(&id), None, crypto(false)).unwrap()
     }
 
     pub fn refusal(outcome: CertRepOutcome) -> scepkit::ScepError {

@@ -178,7 +178,7 @@ fn pkcsreq_round_trips_for_every_cipher_digest_transport_and_identifier() {
         )
         .unwrap();
         assert_eq!((opened.cipher, opened.transport), (cipher, transport));
-        match client::open_cert_rep(&reply, &req, &requester, &ca, Some(&spki), policy(legacy)).unwrap() {
+        match client::open_cert_rep(&reply, &req, &requester, &ca, Some(&spki), crypto(legacy)).unwrap() {
             CertRepOutcome::Issued { certificate, chain } => {
                 assert_eq!(certificate.tbs_certificate.subject.to_string(), "CN=laptop-42,O=Example");
                 assert_eq!(chain, vec![scepkit_ca().cert.clone()]);
@@ -208,7 +208,7 @@ fn failure_reaches_the_client_with_fail_info_text_and_resolution() {
     let req =
         client::certificate_request(&c.csr, MessageType::PkcsReq, None, &requester, &ca, opts, &mut OsRng).unwrap();
     let reply = serve(&req.message, false, |_| Err(ScepError::challenge_invalid()));
-    let CertRepOutcome::Failed(e) = client::open_cert_rep(&reply, &req, &requester, &ca, None, policy(false)).unwrap()
+    let CertRepOutcome::Failed(e) = client::open_cert_rep(&reply, &req, &requester, &ca, None, crypto(false)).unwrap()
     else {
         panic!("not a failure")
     };
@@ -230,7 +230,7 @@ fn legacy_algorithms_are_refused_with_badalg_on_a_modern_profile() {
             client::certificate_request(&c.csr, MessageType::PkcsReq, None, &requester, &ca, opts, &mut OsRng).unwrap();
         let reply = serve(&req.message, false, |_| panic!("must not reach policy"));
         let CertRepOutcome::Failed(e) =
-            client::open_cert_rep(&reply, &req, &requester, &ca, None, policy(true)).unwrap()
+            client::open_cert_rep(&reply, &req, &requester, &ca, None, crypto(true)).unwrap()
         else {
             panic!("not a failure")
         };
@@ -254,7 +254,7 @@ fn pending_then_certpoll_then_success() {
         Ok(None)
     });
     assert!(matches!(
-        client::open_cert_rep(&reply, &req, &requester, &ca, Some(&spki), policy(false)).unwrap(),
+        client::open_cert_rep(&reply, &req, &requester, &ca, Some(&spki), crypto(false)).unwrap(),
         CertRepOutcome::Pending
     ));
 
@@ -269,7 +269,7 @@ fn pending_then_certpoll_then_success() {
         Ok(Some(issue_for(held.as_ref().unwrap(), 8)))
     });
     assert!(matches!(
-        client::open_cert_rep(&reply, &poll, &requester, &ca, Some(&spki), policy(false)).unwrap(),
+        client::open_cert_rep(&reply, &poll, &requester, &ca, Some(&spki), crypto(false)).unwrap(),
         CertRepOutcome::Issued { .. }
     ));
 }
@@ -294,7 +294,7 @@ fn renewal_is_signed_by_the_current_certificate() {
         Ok(Some(issue_for(facts.csr.as_ref().unwrap(), 11)))
     });
     let CertRepOutcome::Issued { certificate, .. } =
-        client::open_cert_rep(&reply, &req, &requester, &ca, Some(&spki), policy(false)).unwrap()
+        client::open_cert_rep(&reply, &req, &requester, &ca, Some(&spki), crypto(false)).unwrap()
     else {
         panic!()
     };
@@ -321,7 +321,7 @@ fn getcert_and_getcrl_carry_issuer_and_serial() {
         Ok(Some(issued.clone()))
     });
     let CertRepOutcome::Issued { certificate, .. } =
-        client::open_cert_rep(&reply, &req, &requester, &ca, None, policy(false)).unwrap()
+        client::open_cert_rep(&reply, &req, &requester, &ca, None, crypto(false)).unwrap()
     else {
         panic!()
     };
@@ -354,7 +354,7 @@ fn getcert_and_getcrl_carry_issuer_and_serial() {
     )
     .unwrap();
     let CertRepOutcome::Crl { crls } =
-        client::open_cert_rep(&reply, &req, &requester, &ca, None, policy(false)).unwrap()
+        client::open_cert_rep(&reply, &req, &requester, &ca, None, crypto(false)).unwrap()
     else {
         panic!()
     };
@@ -370,7 +370,7 @@ fn a_certrep_for_another_transaction_or_nonce_is_refused() {
     let a = client::certificate_request(&c.csr, MessageType::PkcsReq, None, &requester, &ca, opts, &mut OsRng).unwrap();
     let b = client::certificate_request(&c.csr, MessageType::PkcsReq, None, &requester, &ca, opts, &mut OsRng).unwrap();
     let reply_to_a = serve(&a.message, false, |_| Ok(None));
-    let err = client::open_cert_rep(&reply_to_a, &b, &requester, &ca, None, policy(false)).unwrap_err();
+    let err = client::open_cert_rep(&reply_to_a, &b, &requester, &ca, None, crypto(false)).unwrap_err();
     assert_eq!(err.fail_info, FailInfo::BadMessageCheck);
     assert!(err.message.contains("recipientNonce"));
 }
@@ -403,7 +403,7 @@ fn a_certrep_signed_by_a_stranger_is_refused() {
     let reply =
         cert_rep_by(&incoming, Reply::Pending, &signer, None, &Crypto::rust(policy(false)), &mut OsRng).unwrap();
     assert_eq!(
-        client::open_cert_rep(&reply, &req, &requester, &ca, None, policy(false)).unwrap_err().fail_info,
+        client::open_cert_rep(&reply, &req, &requester, &ca, None, crypto(false)).unwrap_err().fail_info,
         FailInfo::BadMessageCheck
     );
 }
@@ -518,7 +518,7 @@ fn a_transaction_id_that_cannot_be_echoed_as_printablestring_is_malformed() {
 fn what_a_host_signs_or_decrypts_is_handed_out_once_and_finishes_as_the_key_at_hand_builds_it() {
     use scepkit::keys::{self, KeyOperation, PrivateKeyOps, Unsigned};
     let c = client(1, &csr_request());
-    let spki = keys::spki_of(c.key.public_key()).unwrap();
+    let spki = c.key.public_key().clone();
     let unsigned = csr_request().unsigned(spki.clone()).unwrap();
     let KeyOperation::Sign { digest, data } = unsigned.operation() else { panic!() };
     assert_eq!(digest, DigestAlg::Sha256);
@@ -546,12 +546,13 @@ fn what_a_host_signs_or_decrypts_is_handed_out_once_and_finishes_as_the_key_at_h
         KeyTransport::RsaOaepSha256,
         IdentifierKind::IssuerAndSerialNumber,
     );
-    let builder = client::RequestBuilder { signer_certificate: &c.signer_cert, ca: &ca, options: opts };
+    let builder =
+        client::RequestBuilder { signer_certificate: &c.signer_cert, ca: &ca, options: opts, public_ops: &RustCrypto };
     let unsigned = builder.certificate_request(&c.csr, MessageType::PkcsReq, None, &mut OsRng).unwrap();
     let req = unsigned.sign_with(c.key).unwrap();
     let reply = serve(&req.message, false, |facts| Ok(Some(issue_for(facts.csr.as_ref().unwrap(), 12))));
     let client::CertRep::Sealed(sealed) =
-        client::read_cert_rep(&reply, &req, &c.signer_cert, &ca, policy(false)).unwrap()
+        client::read_cert_rep(&reply, &req, &c.signer_cert, &ca, crypto(false)).unwrap()
     else {
         panic!("not sealed")
     };
@@ -560,7 +561,9 @@ fn what_a_host_signs_or_decrypts_is_handed_out_once_and_finishes_as_the_key_at_h
     };
     let content_key = c.key.decrypt(KeyTransport::RsaOaepSha256, &ciphertext).unwrap();
     let spki = CsrFacts::from_der(&c.csr, &RustCrypto).unwrap().spki_der;
-    let CertRepOutcome::Issued { certificate, .. } = sealed.finish(&content_key, &ca, Some(&spki)).unwrap() else {
+    let CertRepOutcome::Issued { certificate, .. } =
+        sealed.finish(&content_key, &ca, Some(&spki), &RustCrypto).unwrap()
+    else {
         panic!()
     };
     assert_eq!(certificate.tbs_certificate.serial_number.as_bytes(), &[12]);
@@ -574,7 +577,7 @@ mod enrollment {
     };
     use scepkit::client::http::{HttpRequest, HttpResponse, Operation as HttpOperation};
     use scepkit::client::{Enrollment, Failure};
-    use scepkit::keys::{self, KeyOperation, PrivateKeyOps, RsaKey};
+    use scepkit::keys::{KeyOperation, PrivateKeyOps, RsaKey};
 
     /// A host for the machine: keys at hand, an in-process CA behind "HTTP", and a log of what it was asked.
     #[derive(Default)]
@@ -648,7 +651,7 @@ mod enrollment {
                             Operation::GenerateKey { .. } => {
                                 self.generated += 1;
                                 let key = self.new.expect("a key to hand out");
-                                Answer::PublicKey(keys::spki_of(key.public_key()).unwrap().to_der().unwrap())
+                                Answer::PublicKey(key.public_key().clone().to_der().unwrap())
                             }
                             Operation::Key { key, operation } => {
                                 let held = match key {
@@ -788,10 +791,7 @@ mod enrollment {
             host.key_operations,
             [(KeyRef::New, "sign"), (KeyRef::Current, "sign"), (KeyRef::Current, "decrypt")]
         );
-        assert_eq!(
-            enrolled.certificate.tbs_certificate.subject_public_key_info,
-            keys::spki_of(test_key(3).public_key()).unwrap()
-        );
+        assert_eq!(enrolled.certificate.tbs_certificate.subject_public_key_info, test_key(3).public_key().clone());
         assert_eq!(enrolled.certificate.tbs_certificate.subject.to_string(), "CN=laptop-42,O=Example");
     }
 
@@ -826,8 +826,9 @@ mod enrollment {
                 Ok(Step::Start(id, Operation::Http(_))) => {
                     machine.answer(id, Answer::Unreachable("fetch failed".into()))
                 }
-                Ok(Step::Start(id, Operation::GenerateKey { .. })) => machine
-                    .answer(id, Answer::PublicKey(keys::spki_of(test_key(2).public_key()).unwrap().to_der().unwrap())),
+                Ok(Step::Start(id, Operation::GenerateKey { .. })) => {
+                    machine.answer(id, Answer::PublicKey(test_key(2).public_key().clone().to_der().unwrap()))
+                }
                 Ok(_) => {}
                 Err(failure) => break failure,
             }
@@ -839,7 +840,7 @@ mod enrollment {
 
     #[test]
     fn a_given_key_is_not_generated_and_a_key_at_hand_runs_the_machine_alone() {
-        let spki = keys::spki_of(test_key(2).public_key()).unwrap().to_der().unwrap();
+        let spki = test_key(2).public_key().clone().to_der().unwrap();
         let options = EnrollmentOptions { new_key: NewKey::Given { spki }, ..enroll("CN=given") };
         let mut host = Host { new: Some(test_key(2)), ..Default::default() };
         host.run(Enrollment::new(options, &mut OsRng).unwrap(), &mut issue).unwrap();
@@ -851,10 +852,7 @@ mod enrollment {
         let machine = Enrollment::new(enroll("CN=local"), &mut OsRng).unwrap();
         let enrolled = machine.run(&mut keys, |request| host.ca(request, &mut issue), |_| {}, &mut OsRng).unwrap();
         let new = keys.new.expect("generated");
-        assert_eq!(
-            enrolled.certificate.tbs_certificate.subject_public_key_info,
-            keys::spki_of(new.public_key()).unwrap()
-        );
+        assert_eq!(enrolled.certificate.tbs_certificate.subject_public_key_info, new.public_key().clone());
     }
 }
 

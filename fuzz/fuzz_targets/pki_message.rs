@@ -7,5 +7,5 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(req) = scepkit::server::read_request(data) {
         let _ = req.signed.signer_certificate().and_then(|c| req.signed.verify(c, &scepkit::keys::RustCrypto));
     }
-    let _ = scepkit::inspect::inspect(data, None);
+    let _ = scepkit::inspect::inspect(data, None, &scepkit::keys::RustCrypto);
 });

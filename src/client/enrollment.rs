@@ -396,7 +396,7 @@ impl Enrollment {
                 };
                 let spki = SubjectPublicKeyInfoOwned::from_der(&spki)
                     .map_err(|e| ScepError::invalid_input(format!("the new public key: {e}")))?;
-                keys::rsa_public_key(&spki)?;
+                keys::rsa_key_bits(&spki)?;
                 self.new_key = Some(spki);
                 self.progress(ProgressStep::Caps);
                 self.await_(caps.id);
@@ -487,7 +487,8 @@ impl Enrollment {
             Stage::Reply { sent } => {
                 let body = self.http_body(sent)?;
                 let request = self.request.as_ref().ok_or_else(|| ScepError::invalid_input("no request"))?;
-                match super::read_cert_rep(&body, request, self.signer()?, self.ca()?, self.options.policy)? {
+                let crypto = keys::Crypto::rust(self.options.policy);
+                match super::read_cert_rep(&body, request, self.signer()?, self.ca()?, crypto)? {
                     CertRep::Failed(refusal) => return Err(refusal.into()),
                     CertRep::Pending if self.polls >= self.options.max_polls => {
                         return Err(ScepError::still_pending(self.polls).into())
@@ -523,7 +524,7 @@ impl Enrollment {
                 let content_key = self.take(id, |a| if let Answer::Decrypted(k) = a { Some(k) } else { None })?;
                 let expected = self.new_key()?.to_der()?;
                 let CertRepOutcome::Issued { certificate, chain } =
-                    sealed.finish(&content_key, self.ca()?, Some(&expected))?
+                    sealed.finish(&content_key, self.ca()?, Some(&expected), &keys::RustCrypto)?
                 else {
                     return Err(ScepError::malformed("the CertRep holds no certificate").into());
                 };
@@ -735,7 +736,7 @@ impl Enrollment {
                         Operation::Sleep { .. } => Answer::Slept,
                         Operation::GenerateKey { bits, policy } => {
                             let key = RsaKey::generate(bits, policy, rng)?;
-                            let spki = keys::spki_of(keys::PrivateKeyOps::public_key(&key))?.to_der()?;
+                            let spki = keys::PrivateKeyOps::public_key(&key).clone().to_der()?;
                             keys.new = Some(key);
                             Answer::PublicKey(spki)
                         }
@@ -788,5 +789,6 @@ fn builder<'a>(
             digest: negotiated.digest,
             signer_identifier: o.identifier,
         },
+        public_ops: &keys::RustCrypto,
     })
 }

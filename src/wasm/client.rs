@@ -23,7 +23,7 @@ use crate::wire::{Certificate, IssuerAndSerialNumber};
 /// The SubjectPublicKeyInfo (DER) of a private key in any form the functions take.
 #[wasm_bindgen(js_name = publicKeyOf)]
 pub fn public_key_of(key_bytes: &[u8]) -> JsResult<Vec<u8>> {
-    let spki = crate::keys::spki_of(crate::keys::PrivateKeyOps::public_key(&key(key_bytes)?)).map_err(js_error)?;
+    let spki = crate::keys::PrivateKeyOps::public_key(&key(key_bytes)?).clone();
     spki.to_der().map_err(|e| js_error(e.into()))
 }
 
@@ -183,6 +183,7 @@ pub fn build_request(
             digest: DigestAlg::from_name(&o.digest).map_err(js_error)?,
             signer_identifier: identifier,
         },
+        public_ops: &crate::keys::RustCrypto,
     };
     let rng = &mut OsRng;
     let mt = message_type(&o.message_type)?;
@@ -249,7 +250,7 @@ pub fn read_cert_rep(
         &requester,
         &ca,
         expected_spki.as_deref(),
-        AlgorithmPolicy::from_legacy_switch(legacy),
+        crate::keys::Crypto::rust(AlgorithmPolicy::from_legacy_switch(legacy)),
     )
     .map_err(js_error)?;
     let der = |c: &Certificate| c.to_der().map_err(|e| js_error(e.into()));
@@ -281,7 +282,9 @@ pub fn export_pkcs12(
     friendly_name: &str,
 ) -> JsResult<Vec<u8>> {
     let chain = chain.iter().map(|c| certificate(&c.to_vec())).collect::<JsResult<Vec<_>>>()?;
-    crate::pkcs12::export(&key(key_pkcs8)?, &chain, password, friendly_name, &mut OsRng).map_err(js_error)
+    // PEM or DER, PKCS#8 or PKCS#1, read as a key first.
+    let pkcs8 = key(key_pkcs8)?.to_pkcs8_der().map_err(js_error)?;
+    crate::pkcs12::export(&pkcs8, &chain, password, friendly_name, &mut OsRng).map_err(js_error)
 }
 
 /// A readable description of any SCEP artefact: bytes (DER, PEM or base64) or text (PEM or base64); a key opens
@@ -300,8 +303,12 @@ pub fn inspect(
     };
     let key = key_pkcs8.map(|k| key(&k)).transpose()?;
     to_js(
-        &crate::inspect::inspect(&bytes, key.as_ref().map(|k| k as &dyn crate::keys::PrivateKeyOps))
-            .map_err(js_error)?,
+        &crate::inspect::inspect(
+            &bytes,
+            key.as_ref().map(|k| k as &dyn crate::keys::PrivateKeyOps),
+            &crate::keys::RustCrypto,
+        )
+        .map_err(js_error)?,
     )
 }
 

@@ -10,7 +10,6 @@ use serde::Serialize;
 use wasm_bindgen::prelude::*;
 
 use crate::error::ScepError;
-use crate::keys::RsaKey;
 use crate::wire::Certificate;
 
 type JsResult<T> = Result<T, JsValue>;
@@ -59,8 +58,9 @@ fn from_js<T: serde::de::DeserializeOwned>(value: JsValue) -> JsResult<T> {
     serde_wasm_bindgen::from_value(value).map_err(|e| js_error(ScepError::invalid_input(e)))
 }
 
-fn key(pkcs8: &[u8]) -> JsResult<RsaKey> {
-    RsaKey::import(pkcs8).map_err(js_error)
+#[cfg(feature = "pure-rsa")]
+fn key(pkcs8: &[u8]) -> JsResult<crate::keys::RsaKey> {
+    crate::keys::RsaKey::import(pkcs8).map_err(js_error)
 }
 
 fn certificate(der: &[u8]) -> JsResult<Certificate> {

@@ -4,11 +4,12 @@ use der::{Decode, Encode};
 use rand_core::OsRng;
 use wasm_bindgen::prelude::*;
 
-use super::{certificate, from_js, js_error, key, to_js, to_js_bytes, JsResult};
+#[cfg(feature = "pure-rsa")]
+use super::key;
+use super::{certificate, from_js, js_error, to_js, to_js_bytes, JsResult};
 use crate::algorithms::{AlgorithmPolicy, DigestAlg, KeyTransport};
 use crate::caps::CaCaps;
 use crate::error::ScepError;
-use crate::issue::random_serial;
 use crate::keys::Unsigned;
 use crate::profile::ScepProfile;
 use crate::server::CaKey;
@@ -19,6 +20,8 @@ pub fn server_ca_caps(legacy: bool, next_ca: bool) -> String {
 }
 
 /// An RA certificate for `ra_key`, issued by the CA (RFC 8894 §2.1): signs CertReps, receives envelopes.
+/// (Setup tooling, in builds with `pure-rsa`.)
+#[cfg(feature = "pure-rsa")]
 #[wasm_bindgen(js_name = raCertificate)]
 pub fn ra_certificate(
     ra_key_pkcs8: &[u8],
@@ -31,7 +34,7 @@ pub fn ra_certificate(
     let cert = crate::issue::ra_certificate(
         &key(ra_key_pkcs8)?,
         subject,
-        &random_serial(&mut OsRng),
+        &crate::issue::random_serial(&mut OsRng),
         (not_before as u64, not_after as u64),
         &certificate(ca_cert)?,
         &key(ca_key_pkcs8)?,
@@ -41,13 +44,14 @@ pub fn ra_certificate(
     cert.to_der().map_err(|e| js_error(e.into()))
 }
 
-/// A private key behind the crypto seam: the pure-wasm [`RsaKey`], or host callbacks (the Worker passes
-/// workerd's native `node:crypto` so private-key operations run in BoringSSL).
+/// A private key behind the crypto seam: host callbacks (the Worker passes workerd's native `node:crypto`, so
+/// private-key operations run in BoringSSL), or in builds with the `pure-rsa` feature the pure-Rust key.
 #[wasm_bindgen]
 pub struct ServerKey(Box<dyn crate::keys::PrivateKeyOps>);
 
 #[wasm_bindgen]
 impl ServerKey {
+    #[cfg(feature = "pure-rsa")]
     #[wasm_bindgen(js_name = fromPkcs8)]
     pub fn from_pkcs8(key_bytes: &[u8]) -> JsResult<ServerKey> {
         Ok(Self(Box::new(key(key_bytes)?)))
@@ -63,13 +67,13 @@ impl ServerKey {
     ) -> JsResult<ServerKey> {
         let spki = spki::SubjectPublicKeyInfoOwned::from_der(public_key_spki)
             .map_err(|e| js_error(ScepError::invalid_input(format!("public key: {e}"))))?;
-        let public = crate::keys::rsa_public_key(&spki).map_err(js_error)?;
-        Ok(Self(Box::new(HostKey { public, sign, decrypt })))
+        crate::keys::rsa_key_bits(&spki).map_err(js_error)?;
+        Ok(Self(Box::new(HostKey { public: spki, sign, decrypt })))
     }
 }
 
 struct HostKey {
-    public: rsa::RsaPublicKey,
+    public: spki::SubjectPublicKeyInfoOwned,
     sign: js_sys::Function,
     decrypt: js_sys::Function,
 }
@@ -92,7 +96,7 @@ impl HostKey {
 }
 
 impl crate::keys::PrivateKeyOps for HostKey {
-    fn public_key(&self) -> &rsa::RsaPublicKey {
+    fn public_key(&self) -> &spki::SubjectPublicKeyInfoOwned {
         &self.public
     }
     fn sign(&self, digest: DigestAlg, message: &[u8]) -> crate::error::Result<Vec<u8>> {
@@ -156,6 +160,39 @@ impl crate::keys::PublicKeyOps for HostPublicKeyOps {
     }
 }
 
+/// The public-key operations of a build with no RSA of its own before the host gave its own
+/// (`useHostPublicKeyOps`): every request that needs one is refused, nothing is guessed.
+#[cfg(not(feature = "pure-rsa"))]
+struct NoPublicKeyOps;
+
+#[cfg(not(feature = "pure-rsa"))]
+impl crate::keys::PublicKeyOps for NoPublicKeyOps {
+    fn verify(
+        &self,
+        _: &spki::SubjectPublicKeyInfoOwned,
+        _: DigestAlg,
+        _: &[u8],
+        _: &[u8],
+    ) -> crate::error::Result<bool> {
+        Err(no_public_key_ops())
+    }
+
+    fn encrypt(
+        &self,
+        _: &spki::SubjectPublicKeyInfoOwned,
+        _: KeyTransport,
+        _: &[u8],
+        _: &mut dyn rand_core::CryptoRngCore,
+    ) -> crate::error::Result<Vec<u8>> {
+        Err(no_public_key_ops())
+    }
+}
+
+#[cfg(not(feature = "pure-rsa"))]
+fn no_public_key_ops() -> ScepError {
+    ScepError::invalid_input("this build performs no RSA itself: call useHostPublicKeyOps(verify, encrypt) first")
+}
+
 /// The CA (and optional RA) a SCEP endpoint answers as: its certificates ([`crate::server::Identity`]) and the
 /// keys at hand that perform the private-key operations the core hands out ([`crate::server::ServerKeys`]).
 #[wasm_bindgen]
@@ -178,15 +215,16 @@ impl ServerIdentity {
             (None, None) => (None, None),
             _ => return Err(js_error(ScepError::invalid_input("an RA needs both its certificate and its key"))),
         };
+        #[cfg(feature = "pure-rsa")]
         let public_ops = Box::new(crate::keys::RustCrypto);
+        #[cfg(not(feature = "pure-rsa"))]
+        let public_ops = Box::new(NoPublicKeyOps);
         Ok(Self {
             id: crate::server::Identity::new(certificate(ca_cert)?, ra_cert, public_ops),
             keys: crate::server::ServerKeys { ca: ca_key.0, ra },
         })
     }
 
-    /// Routes the public-key operations on requesters' keys (signature checks, the reply's key transport)
-    /// to host callbacks too, e.g. workerd's native `node:crypto`.
     /// Which CA of the CA manager this is (its id, recorded with what it issues) and whether it is enabled for
     /// SCEP (a PKIOperation under a disabled one is refused).
     #[wasm_bindgen(js_name = setCa)]
@@ -195,18 +233,21 @@ impl ServerIdentity {
         self.id.enabled = enabled;
     }
 
-    /// The CA manager's id of this CA, if set.
     /// Whether this endpoint has an RA (which RA mode signs with).
     #[wasm_bindgen(getter, js_name = hasRa)]
     pub fn has_ra(&self) -> bool {
         self.id.ra_cert.is_some()
     }
 
+    /// The CA manager's id of this CA, if set.
     #[wasm_bindgen(getter, js_name = caId)]
     pub fn ca_id(&self) -> Option<String> {
         self.id.ca_id.clone()
     }
 
+    /// Routes the public-key operations on requesters' keys (signature checks, the reply's key transport)
+    /// to host callbacks too, e.g. workerd's native `node:crypto`. A build without `pure-rsa` (the Worker's)
+    /// has no others: until this is called, a request that needs one is refused.
     #[wasm_bindgen(js_name = useHostPublicKeyOps)]
     pub fn use_host_public_key_ops(&mut self, verify: js_sys::Function, encrypt: js_sys::Function) {
         self.id.public_ops = Box::new(HostPublicKeyOps { verify, encrypt });
@@ -675,23 +716,22 @@ pub fn check_generate_ca(generate: JsValue) -> JsResult<JsValue> {
     to_js(&serde_json::json!({ "subject": ask.subject, "key_bits": ask.key_bits, "validity_days": ask.validity_days }))
 }
 
-/// The self-signed certificate (DER) of a new CA for the key the host generated (PKCS#8), valid from `now`.
+/// The self-signed certificate (DER) of a new CA for the key the host generated, valid from `now`.
 #[wasm_bindgen(js_name = newCaCertificate)]
-pub fn new_ca_certificate(key_pkcs8: &[u8], generate: JsValue, now: f64) -> JsResult<Vec<u8>> {
+pub fn new_ca_certificate(key: &ServerKey, generate: JsValue, now: f64) -> JsResult<Vec<u8>> {
     let value: serde_json::Value = from_js(generate)?;
     let ask: crate::certificate_authority::GenerateCa =
         serde_json::from_value(value).map_err(|e| js_error(ScepError::invalid_input(e.to_string())))?;
-    ask.certificate(&key(key_pkcs8)?, now as u64).map_err(js_error)
+    ask.certificate(key.0.as_ref(), now as u64).map_err(js_error)
 }
 
-/// An imported CA (certificate and key as PEM or DER): `{ certificate, pkcs8, facts }`, once checked to be a CA
-/// certificate and its key.
+/// An imported CA (its certificate as PEM or DER, and its key as the host read it): `{ certificate, facts }`,
+/// once checked to be a CA certificate and that key's.
 #[wasm_bindgen(js_name = importCa)]
-pub fn import_ca(certificate: &[u8], private_key: &[u8]) -> JsResult<JsValue> {
-    let (der, pkcs8, facts) = crate::certificate_authority::import(certificate, private_key).map_err(js_error)?;
+pub fn import_ca(certificate: &[u8], key: &ServerKey) -> JsResult<JsValue> {
+    let (der, facts) = crate::certificate_authority::import(certificate, key.0.as_ref()).map_err(js_error)?;
     let out = js_sys::Object::new();
     js_sys::Reflect::set(&out, &"certificate".into(), &js_sys::Uint8Array::from(der.as_slice()))?;
-    js_sys::Reflect::set(&out, &"pkcs8".into(), &js_sys::Uint8Array::from(pkcs8.as_slice()))?;
     js_sys::Reflect::set(&out, &"facts".into(), &to_js(&facts)?)?;
     Ok(out.into())
 }
@@ -725,7 +765,7 @@ pub fn revocation_reasons() -> Vec<String> {
 #[wasm_bindgen(js_name = publicKeyFacts)]
 pub fn public_key_facts(stored: &[u8]) -> JsResult<JsValue> {
     let spki = crate::issue::stored_public_key(stored).map_err(js_error)?;
-    let bits = rsa::traits::PublicKeyParts::size(&crate::keys::rsa_public_key(&spki).map_err(js_error)?) * 8;
+    let bits = crate::keys::rsa_key_bits(&spki).map_err(js_error)?;
     to_js(&serde_json::json!({ "type": "rsa", "bits": bits }))
 }
 

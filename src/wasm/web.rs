@@ -587,7 +587,7 @@ impl HeldKey {
     /// A key the caller gave: PKCS#8 DER or PEM, or PKCS#1 PEM.
     fn import(bytes: &[u8]) -> JsResult<Self> {
         let key = RsaKey::import(bytes).map_err(js_error)?;
-        let spki = keys::spki_of(key.public_key()).and_then(|s| Ok(s.to_der()?)).map_err(js_error)?;
+        let spki = key.public_key().to_der().map_err(ScepError::from).map_err(js_error)?;
         Ok(Self {
             pkcs8: key.to_pkcs8_der().map_err(js_error)?,
             spki,
@@ -674,7 +674,7 @@ fn start_generating(
     };
     let wasm = move || -> JsResult<HeldKey> {
         let key = RsaKey::generate(bits, policy, &mut OsRng).map_err(js_error)?;
-        let spki = keys::spki_of(key.public_key()).and_then(|s| Ok(s.to_der()?)).map_err(js_error)?;
+        let spki = key.public_key().to_der().map_err(ScepError::from).map_err(js_error)?;
         Ok(HeldKey::from_pkcs8(key.to_pkcs8_der().map_err(js_error)?, spki))
     };
     let Some((subtle, pair)) = webcrypto else {

@@ -81,3 +81,8 @@ pub fn policy(legacy: bool) -> AlgorithmPolicy {
 pub fn accept(legacy: bool) -> scepkit::server::Acceptance {
     scepkit::server::Acceptance { policy: policy(legacy), oaep_only: false }
 }
+
+/// The pure-Rust public-key operations under [`policy`]`(legacy)`.
+pub fn crypto(legacy: bool) -> scepkit::keys::Crypto<'static> {
+    scepkit::keys::Crypto::rust(policy(legacy))
+}

@@ -2,7 +2,8 @@
 // shared/spec/scep-profile.md; validation of profiles is the core's (the same the page can run).
 import { Hono } from 'hono';
 import * as scep from 'scepkit/server';
-import { caNamed, caOfProfile, defaultCaName, generateCaKey, identity, identityOf, SECRETS, wrapKey } from './ca.js';
+import * as nodeCrypto from 'node:crypto';
+import { caNamed, caOfProfile, defaultCaName, generateCaKey, identity, identityOf, nativeKey, pkcs8Key, SECRETS, wrapKey } from './ca.js';
 import { accessConfigured, accessIdentity } from './access.js';
 import { documented, PROFILE_NAME, SEAT_ID, SEAT_ID_WORDS } from './openapi.js';
 import { callUpstream, currentCrl } from './scep.js';
@@ -615,13 +616,22 @@ async function newCa(c, id, body) {
   if (kinds[0] === 'generate') {
     const ask = core(() => scep.checkGenerateCa(body.generate));
     const pkcs8 = await generateCaKey(ask.key_bits);
-    const certificate = core(() => scep.newCaCertificate(pkcs8, ask, now()));
+    const certificate = core(() => scep.newCaCertificate(nativeKey(pkcs8Key(pkcs8)), ask, now()));
     return { origin: 'generated', certificate, wrappedKey: await wrapKey(c.env, id, pkcs8), facts: scep.caFacts(certificate) };
   }
   const { certificate_pem: cert, private_key_pem: key, ...extra } = body.import ?? {};
   if (typeof cert !== 'string' || typeof key !== 'string' || Object.keys(extra).length) throw invalid({ import: 'must be { certificate_pem, private_key_pem }, both PEM strings' });
-  const imported = core(() => scep.importCa(new TextEncoder().encode(cert), new TextEncoder().encode(key)));
-  return { origin: 'imported', certificate: imported.certificate, wrappedKey: await wrapKey(c.env, id, imported.pkcs8), facts: imported.facts };
+  // node:crypto reads the key (PEM: PKCS#8 or PKCS#1); the core checks that it is the certificate's.
+  let keyObject;
+  try {
+    keyObject = nodeCrypto.createPrivateKey(key);
+  } catch (e) {
+    throw invalid({ import: `the private key cannot be read: ${e.message}` });
+  }
+  if (keyObject.asymmetricKeyType !== 'rsa') throw invalid({ import: `the private key is ${keyObject.asymmetricKeyType}, not RSA` });
+  const imported = core(() => scep.importCa(new TextEncoder().encode(cert), nativeKey(keyObject)));
+  const pkcs8 = new Uint8Array(keyObject.export({ type: 'pkcs8', format: 'der' }));
+  return { origin: 'imported', certificate: imported.certificate, wrappedKey: await wrapKey(c.env, id, pkcs8), facts: imported.facts };
 }
 
 admin.get('/certificate-authorities', async (c) => {

@@ -1,6 +1,6 @@
-// The CA and RA the endpoint answers as. Keys are Worker secrets (`.dev.vars` locally); private-key operations
-// go through the core's crypto seam to workerd's native node:crypto (BoringSSL), with the pure-wasm key as
-// fallback (CRYPTO=wasm forces it).
+// The CA and RA the endpoint answers as. Keys are Worker secrets (`.dev.vars` locally). Every RSA operation,
+// private and public, goes through the core's crypto seam to workerd's native node:crypto (BoringSSL): the
+// Worker's build of the core (scepkit/server) has no RSA of its own.
 import * as nodeCrypto from 'node:crypto';
 import * as scep from 'scepkit/server';
 
@@ -23,7 +23,6 @@ export function nativeKey(pem) {
   );
 }
 
-const nativeCrypto = (env) => env.CRYPTO !== 'wasm' && typeof nodeCrypto.privateDecrypt === 'function';
 const publicKey = (spki) => nodeCrypto.createPublicKey({ key: spki, format: 'der', type: 'spki' });
 
 /** Signature checks and key transport on requesters' public keys, natively too. */
@@ -32,16 +31,6 @@ export const nativePublicKeyOps = [
   (transport, spki, data) => new Uint8Array(nodeCrypto.publicEncrypt({ key: publicKey(spki), ...padding(transport) }, data)),
 ];
 
-function serverKey(env, key) {
-  if (nativeCrypto(env)) {
-    try {
-      return nativeKey(key);
-    } catch {
-      // fall through to the pure-wasm key
-    }
-  }
-  return scep.ServerKey.fromPkcs8(typeof key === 'string' ? new TextEncoder().encode(key) : key);
-}
 
 let cached = null;
 
@@ -52,11 +41,11 @@ let cached = null;
  */
 export function identity(env) {
   if (!env.CA_CERT || !env.CA_KEY) throw new Error('CA_CERT and CA_KEY secrets are not set');
-  const fingerprint = `${env.CA_CERT}|${env.RA_CERT ?? ''}|${env.CRYPTO ?? ''}`;
+  const fingerprint = `${env.CA_CERT}|${env.RA_CERT ?? ''}`;
   if (cached?.fingerprint !== fingerprint) {
-    const ra = env.RA_CERT && env.RA_KEY ? [pemToDer(env.RA_CERT), serverKey(env, env.RA_KEY)] : [undefined, undefined];
-    const id = new scep.ServerIdentity(pemToDer(env.CA_CERT), serverKey(env, env.CA_KEY), ...ra);
-    if (nativeCrypto(env)) id.useHostPublicKeyOps(...nativePublicKeyOps);
+    const ra = env.RA_CERT && env.RA_KEY ? [pemToDer(env.RA_CERT), nativeKey(env.RA_KEY)] : [undefined, undefined];
+    const id = new scep.ServerIdentity(pemToDer(env.CA_CERT), nativeKey(env.CA_KEY), ...ra);
+    id.useHostPublicKeyOps(...nativePublicKeyOps);
     id.setCa(SECRETS, true);
     cached = { fingerprint, identity: id, caDer: pemToDer(env.CA_CERT), ensured: false };
   }
@@ -104,6 +93,9 @@ async function unwrapKey(env, id, wrapped) {
   return new Uint8Array(pkcs8);
 }
 
+/** A node:crypto private key from its PKCS#8 DER. */
+export const pkcs8Key = (der) => nodeCrypto.createPrivateKey({ key: Buffer.from(der), format: 'der', type: 'pkcs8' });
+
 /** A new RSA key for a CA, by WebCrypto: PKCS#8 DER. */
 export async function generateCaKey(bits) {
   const pair = await crypto.subtle.generateKey({ name: 'RSASSA-PKCS1-v1_5', modulusLength: bits, publicExponent: new Uint8Array([1, 0, 1]), hash: 'SHA-256' }, true, ['sign', 'verify']);
@@ -121,9 +113,8 @@ export async function identityOf(env, row) {
     id = identities.get(row.id);
     if (!id) {
       const pkcs8 = await unwrapKey(env, row.id, row.wrapped_key);
-      const key = nativeCrypto(env) ? nodeCrypto.createPrivateKey({ key: Buffer.from(pkcs8), format: 'der', type: 'pkcs8' }) : pkcs8;
-      id = new scep.ServerIdentity(new Uint8Array(row.certificate), serverKey(env, key));
-      if (nativeCrypto(env)) id.useHostPublicKeyOps(...nativePublicKeyOps);
+      id = new scep.ServerIdentity(new Uint8Array(row.certificate), nativeKey(pkcs8Key(pkcs8)));
+      id.useHostPublicKeyOps(...nativePublicKeyOps);
       identities.set(row.id, id);
     }
   }
