@@ -288,7 +288,7 @@ impl CaCertificates {
             .ok_or_else(|| ScepError::invalid_input("the fingerprint must be 64 (SHA-256) or 40 (SHA-1) hex digits"))?;
         let digest = if want.len() == 40 { DigestAlg::Sha1 } else { DigestAlg::Sha256 };
         let der = self.ca.to_der()?;
-        let got = data_encoding::HEXLOWER.encode(&digest.digest(&der));
+        let got = base16ct::lower::encode_string(&digest.digest(&der));
         // Constant-time is not needed: both values are public.
         if got == want {
             Ok(())

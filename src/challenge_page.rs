@@ -355,7 +355,7 @@ impl ChallengePage {
         }
         let mut bytes = [0u8; PASSWORD_LENGTH / 2];
         rng.fill_bytes(&mut bytes);
-        let password = data_encoding::HEXUPPER.encode(&bytes);
+        let password = base16ct::upper::encode_string(&bytes);
         let mac = password_mac(&self.code_key, &self.profile_id, &password).expect("16 hex digits");
         let expires_at = self.now + u64::from(self.settings.lifetime_minutes) * 60;
         let issued_to = format!("user {:?} from {}", self.user, self.client);
@@ -477,8 +477,9 @@ fn basic_credentials(header: &str) -> Option<(String, String)> {
     if !scheme.eq_ignore_ascii_case("basic") {
         return None;
     }
-    let token = token.trim().as_bytes();
-    let decoded = data_encoding::BASE64.decode(token).or_else(|_| data_encoding::BASE64_NOPAD.decode(token)).ok()?;
+    let token = token.trim();
+    use base64ct::{Base64, Base64Unpadded, Encoding};
+    let decoded = Base64::decode_vec(token).or_else(|_| Base64Unpadded::decode_vec(token)).ok()?;
     let (user, password) =
         String::from_utf8(decoded).ok()?.split_once(':').map(|(u, p)| (u.to_owned(), p.to_owned()))?;
     Some((user, password))

@@ -146,7 +146,7 @@ impl RequestBuilder<'_> {
         }
         let mut tid = [0u8; 16];
         rng.fill_bytes(&mut tid);
-        self.request(message_type, &issuer_and_serial.to_der()?, data_encoding::HEXLOWER.encode(&tid), rng)
+        self.request(message_type, &issuer_and_serial.to_der()?, base16ct::lower::encode_string(&tid), rng)
     }
 
     fn request(

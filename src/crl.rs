@@ -88,8 +88,7 @@ pub fn build(
     let entries = revoked
         .iter()
         .map(|r| {
-            let bytes = data_encoding::HEXLOWER_PERMISSIVE
-                .decode(r.serial.as_bytes())
+            let bytes = base16ct::mixed::decode_vec(&r.serial)
                 .map_err(|_| ScepError::invalid_input(format!("serial {:?} is not hex", r.serial)))?;
             // RFC 5280 §5.3.1: reasonCode is left out rather than given as unspecified.
             let reason = r.reason.as_deref().map(reason).transpose()?.filter(|r| *r != CrlReason::Unspecified);

@@ -200,7 +200,7 @@ fn describe(der: &[u8], key: Option<&dyn PrivateKeyOps>, ops: &dyn PublicKeyOps,
                     },
                     crate::wire::PartyIdentifier::SubjectKeyIdentifier(ski) => {
                         RecipientIdentifier::SubjectKeyIdentifier {
-                            subject_key_identifier: data_encoding::HEXLOWER.encode(ski.as_bytes()),
+                            subject_key_identifier: base16ct::lower::encode_string(ski.as_bytes()),
                         }
                     }
                 },
@@ -213,7 +213,9 @@ fn describe(der: &[u8], key: Option<&dyn PrivateKeyOps>, ops: &dyn PublicKeyOps,
                     content =
                         Some(Box::new(describe(&opened.plaintext, key.into(), ops, depth + 1).unwrap_or_else(|_| {
                             Inspected::Data {
-                                base64: Some(data_encoding::BASE64.encode(&opened.plaintext)),
+                                base64: Some(<base64ct::Base64 as base64ct::Encoding>::encode_string(
+                                    &opened.plaintext,
+                                )),
                                 length: None,
                             }
                         })))
@@ -237,7 +239,7 @@ fn describe(der: &[u8], key: Option<&dyn PrivateKeyOps>, ops: &dyn PublicKeyOps,
                 .unwrap_or(Inspected::Data { base64: None, length: Some(content.len()) }),
         )
     });
-    let hex = |n: &[u8]| data_encoding::HEXLOWER.encode(n);
+    let hex = |n: &[u8]| base16ct::lower::encode_string(n);
     let facts = SignedFacts {
         digest_algorithm: crate::algorithms::DigestAlg::from_oid(&signer.digest_alg.oid)
             .map(|d| d.name().to_owned())

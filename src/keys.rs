@@ -297,12 +297,12 @@ fn rsa_public_key(spki: &SubjectPublicKeyInfoOwned) -> Result<RsaPublicKey> {
 /// SHA-256 of a certificate's DER, lowercase hex: how a CA and its store name a certificate, and what a
 /// pinned CA fingerprint is compared with.
 pub fn fingerprint(certificate_der: &[u8]) -> String {
-    data_encoding::HEXLOWER.encode(&DigestAlg::Sha256.digest(certificate_der))
+    base16ct::lower::encode_string(&DigestAlg::Sha256.digest(certificate_der))
 }
 
 /// SHA-256 of a SubjectPublicKeyInfo's DER, lowercase hex: ties a transaction to one key.
 pub fn key_digest(spki_der: &[u8]) -> String {
-    data_encoding::HEXLOWER.encode(&DigestAlg::Sha256.digest(spki_der))
+    base16ct::lower::encode_string(&DigestAlg::Sha256.digest(spki_der))
 }
 
 /// The certificate's subjectKeyIdentifier extension, or the RFC 5280 method-1 value computed from its key.

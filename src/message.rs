@@ -206,7 +206,7 @@ pub fn transaction_id_form(tid: &str) -> TransactionIdForm {
         TransactionIdForm::Decimal
     } else if tid.len() % 2 == 0 && tid.bytes().all(|b| b.is_ascii_hexdigit()) {
         TransactionIdForm::Hex
-    } else if data_encoding::BASE64.decode(tid.as_bytes()).is_ok() {
+    } else if <base64ct::Base64 as base64ct::Encoding>::decode_vec(tid).is_ok() {
         TransactionIdForm::Base64
     } else {
         TransactionIdForm::Other

@@ -76,7 +76,10 @@ pub fn scep_profile(
     }
     scep.integer("Retries", u64::from(RETRIES));
     scep.integer("RetryDelay", u64::from(RETRY_DELAY));
-    scep.raw("CAFingerprint", format!("<data>{}</data>", data_encoding::BASE64.encode(&fingerprint)));
+    scep.raw(
+        "CAFingerprint",
+        format!("<data>{}</data>", <base64ct::Base64 as base64ct::Encoding>::encode_string(&fingerprint)),
+    );
 
     let id = format!("scepkit.{}.{}", profile.name.replace(' ', "-"), enrollment.id);
     let mut payload = Dict::default();
@@ -169,7 +172,7 @@ fn uuid(enrollment_id: &str, purpose: &str) -> String {
     let mut b = DigestAlg::Sha1.digest(format!("scepkit mobileconfig\0{purpose}\0{enrollment_id}").as_bytes());
     b[6] = (b[6] & 0x0f) | 0x50;
     b[8] = (b[8] & 0x3f) | 0x80;
-    let hex = data_encoding::HEXUPPER.encode(&b[..16]);
+    let hex = base16ct::upper::encode_string(&b[..16]);
     format!("{}-{}-{}-{}-{}", &hex[..8], &hex[8..12], &hex[12..16], &hex[16..20], &hex[20..])
 }
 

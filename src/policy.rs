@@ -277,7 +277,7 @@ pub fn new_enrollment(code_key: &[u8], now: u64, rng: &mut impl CryptoRngCore) -
 pub fn new_enrollment_code(rng: &mut impl CryptoRngCore) -> String {
     let mut bytes = [0u8; 13];
     rng.fill_bytes(&mut bytes);
-    let encoded = data_encoding::BASE32_NOPAD.encode(&bytes);
+    let encoded = <base32ct::Base32UpperUnpadded as base32ct::Encoding>::encode_string(&bytes);
     encoded.as_bytes()[..20].chunks(5).map(|c| std::str::from_utf8(c).expect("ASCII")).collect::<Vec<_>>().join("-")
 }
 
@@ -306,7 +306,7 @@ pub(crate) fn mac_hex(key: &[u8], parts: &[&[u8]]) -> String {
     for part in parts {
         mac.update(part);
     }
-    data_encoding::HEXLOWER.encode(&mac.finalize().into_bytes())
+    base16ct::lower::encode_string(&mac.finalize().into_bytes())
 }
 
 /// Decides on a PKIOperation. `code_key` is the secret enrollment codes (and fixed challenges) are MACed

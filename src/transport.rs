@@ -21,12 +21,11 @@ pub fn decode_base64_message(text: &str) -> Result<Vec<u8>> {
         text.chars().filter(|c| !matches!(c, '\r' | '\n' | '\t')).map(|c| if c == ' ' { '+' } else { c }).collect();
     // Padding is optional (some clients drop it): read without it.
     let unpadded = cleaned.trim().trim_end_matches('=');
-    data_encoding::BASE64_NOPAD
-        .decode(unpadded.as_bytes())
+    <base64ct::Base64Unpadded as base64ct::Encoding>::decode_vec(unpadded)
         .map_err(|e| ScepError::malformed(format!("message parameter is not base64: {e}")))
 }
 
 /// The `message` query value for a GET PKIOperation: standard base64, percent-encoded.
 pub fn encode_message_param(message: &[u8]) -> String {
-    utf8_percent_encode(&data_encoding::BASE64.encode(message), NON_ALPHANUMERIC).to_string()
+    utf8_percent_encode(&<base64ct::Base64 as base64ct::Encoding>::encode_string(message), NON_ALPHANUMERIC).to_string()
 }

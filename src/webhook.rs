@@ -204,7 +204,7 @@ pub fn signature(secret: &str, timestamp: u64, body: &str) -> String {
     mac.update(timestamp.to_string().as_bytes());
     mac.update(b".");
     mac.update(body.as_bytes());
-    data_encoding::HEXLOWER.encode(&mac.finalize().into_bytes())
+    base16ct::lower::encode_string(&mac.finalize().into_bytes())
 }
 
 fn no_decision(what: &str) -> ScepError {

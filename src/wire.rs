@@ -397,7 +397,7 @@ pub fn serial_hex(serial_der_value: &[u8]) -> String {
         [0, rest @ ..] if !rest.is_empty() => rest,
         all => all,
     };
-    data_encoding::HEXLOWER.encode(trimmed)
+    base16ct::lower::encode_string(trimmed)
 }
 
 /// An attribute with one value (every attribute SCEP, CMS and PKCS#10 use here is single-valued).

@@ -38,7 +38,7 @@ fn request(authorization: Option<&str>, accept: Option<&str>) -> PageRequest {
 }
 
 fn basic(credentials: &str) -> String {
-    format!("Basic {}", data_encoding::BASE64.encode(credentials.as_bytes()))
+    format!("Basic {}", <base64ct::Base64 as base64ct::Encoding>::encode_string(credentials.as_bytes()))
 }
 
 const PAGE_PASSWORD: &str = "s3cret-page-password";

@@ -102,7 +102,7 @@ impl Store {
                 OpenEnrollment { id: e.id.clone(), code_mac: enrollment_code_mac(KEY, CODE), expires_at: NOW + 3600 }
             })
         };
-        let fingerprint = |der: &[u8]| data_encoding::HEXLOWER.encode(&DigestAlg::Sha256.digest(der));
+        let fingerprint = |der: &[u8]| base16ct::lower::encode_string(&DigestAlg::Sha256.digest(der));
         let signer = q
             .find_signer_certificate
             .then(|| self.certificates.iter().find(|(_, c)| fingerprint(&c.der) == q.signer_fingerprint))

@@ -196,7 +196,7 @@ fn transaction_id_defaults_to_hex_sha256_of_the_key() {
         client::certificate_request(&c.csr, MessageType::PkcsReq, None, &requester, &ca_certs(), modern(), &mut OsRng)
             .unwrap();
     let spki = CsrFacts::from_der(&c.csr, &RustCrypto).unwrap().spki_der;
-    assert_eq!(req.transaction_id, data_encoding::HEXLOWER.encode(&DigestAlg::Sha256.digest(&spki)));
+    assert_eq!(req.transaction_id, base16ct::lower::encode_string(&DigestAlg::Sha256.digest(&spki)));
 }
 
 #[test]

@@ -118,7 +118,8 @@ impl HttpRequest {
             ));
             return Err(Failure { error: e, transaction_id: None, http: None });
         }
-        let credentials = data_encoding::BASE64.encode(format!("{username}:{password}").as_bytes());
+        let credentials =
+            <base64ct::Base64 as base64ct::Encoding>::encode_string(format!("{username}:{password}").as_bytes());
         let mut request = Self::get(Operation::GetChallenge, url.to_owned());
         request.headers = vec![
             ("authorization", format!("Basic {credentials}")),

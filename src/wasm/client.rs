@@ -200,8 +200,7 @@ pub fn build_request(
             builder.cert_poll(&tid, &subject, rng)
         }
         MessageType::GetCert | MessageType::GetCrl => {
-            let serial = data_encoding::HEXLOWER_PERMISSIVE
-                .decode(o.serial.unwrap_or_default().as_bytes())
+            let serial = base16ct::mixed::decode_vec(o.serial.unwrap_or_default())
                 .map_err(|_| js_error(ScepError::invalid_input("serial must be hex")))?;
             let serial = x509_cert::serial_number::SerialNumber::<x509_cert::certificate::Raw>::new(&serial)
                 .map_err(|e| js_error(ScepError::invalid_input(e)))?;

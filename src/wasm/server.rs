@@ -270,8 +270,7 @@ impl ServerIdentity {
     pub fn issue(&self, public_key: &[u8], options: JsValue) -> JsResult<Vec<u8>> {
         let o: IssueOptionsJs = from_js(options)?;
         let opts = crate::issue::IssueOptions {
-            serial: data_encoding::HEXLOWER_PERMISSIVE
-                .decode(o.serial.as_bytes())
+            serial: base16ct::mixed::decode_vec(o.serial)
                 .map_err(|_| js_error(ScepError::invalid_input("serial must be hex")))?,
             subject: o.subject,
             not_before: o.not_before,
@@ -861,9 +860,7 @@ pub fn updated_profile(stored_json: JsValue, incoming_json: JsValue, code_key_he
 }
 
 fn code_hex(code_key_hex: &str) -> JsResult<Vec<u8>> {
-    data_encoding::HEXLOWER_PERMISSIVE
-        .decode(code_key_hex.as_bytes())
-        .map_err(|_| js_error(ScepError::invalid_input("code key must be hex")))
+    base16ct::mixed::decode_vec(code_key_hex).map_err(|_| js_error(ScepError::invalid_input("code key must be hex")))
 }
 
 /// The limit on failed PKIOperations per client address ([`crate::failure_limit`]): one per isolate, holding
