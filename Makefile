@@ -105,9 +105,13 @@ test-browser: $(PAGE) deps
 	node --test --test-reporter=spec --test-concurrency=1 'tests/browser/*.test.mjs'
 
 ## Benchmarks side by side (ours vs micromdm, wasm vs native, page vs bare keygen, sizes): bench/results.json.
-bench: $(PAGE) deps bench/node_modules/.stamp
+bench: $(PAGE) deps bench/node_modules/.stamp $(TOOLS)/bin/twiggy
 	cargo build --quiet --release --example bench_core
 	node bench/bench.mjs
+
+# The size breakdown of each wasm build by crate (bench/size_breakdown.mjs).
+$(TOOLS)/bin/twiggy:
+	cargo install --quiet --locked twiggy --version 0.8.0 --root $(TOOLS)
 
 bench/node_modules/.stamp: bench/package.json $(NODE22)/node
 	cd bench && npm install --no-audit --no-fund

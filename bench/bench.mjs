@@ -10,22 +10,13 @@ import * as scep from '../pkg/entry/node.js';
 // The Worker's build (scepkit/server), which worker/src/ca.js's keys belong to.
 import * as server from '../pkg/entry/server-node.js';
 import { freePort, startWorker } from '../tests/interop/helpers.mjs';
+import { sizeBreakdown } from './size_breakdown.mjs';
+import { load, median, prebuild, round, timeEach } from './common.mjs';
+import { oursOnWorkerd } from './workerd.mjs';
 
 const ROOT = new URL('../', import.meta.url).pathname;
 const N = Number(process.env.BENCH_REQUESTS ?? 200);
 const results = { machine: { cores: (await import('node:os')).cpus().length, node: process.version }, date: new Date().toISOString() };
-const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
-const round = (x, d = 2) => Math.round(x * 10 ** d) / 10 ** d;
-
-async function timeEach(n, f) {
-  const out = [];
-  for (let i = 0; i < n; i++) {
-    const t = performance.now();
-    await f(i);
-    out.push(performance.now() - t);
-  }
-  return out;
-}
 
 // ---------- core: native vs wasm, the same operations on the same seeded keys ----------
 async function core() {
@@ -58,37 +49,6 @@ async function core() {
 }
 
 // ---------- server: our Worker (local workerd) vs micromdm scepserver, same requests ----------
-async function prebuild(caBody, seatsAndCodes) {
-  const keys = [];
-  for (let i = 0; i < 8; i++) keys.push(await scep.generateKey(2048));
-  const now = Math.floor(Date.now() / 1000);
-  return seatsAndCodes.map(({ seat, code }, i) => {
-    const key = keys[i % keys.length];
-    const signer = scep.selfSignedCertificate(key, `CN=${seat}`, now - 60, now + 3600, 'sha256', 'signer');
-    const csr = scep.buildCsr(key, { subject: `CN=${seat}`, challenge: code });
-    return scep.buildRequest(csr, key, signer, caBody, { messageType: 'PKCSReq', cipher: 'aes-128-cbc', digest: 'sha256', transactionId: `bench-${seat}-${i}` }).message;
-  });
-}
-
-async function load(url, messages, concurrency) {
-  let next = 0;
-  let failed = 0;
-  const latencies = [];
-  const t0 = performance.now();
-  await Promise.all(Array.from({ length: concurrency }, async () => {
-    while (next < messages.length) {
-      const m = messages[next++];
-      const t = performance.now();
-      const res = await fetch(`${url}?operation=PKIOperation`, { method: 'POST', body: m });
-      await res.arrayBuffer();
-      latencies.push(performance.now() - t);
-      if (res.status !== 200) failed++;
-    }
-  }));
-  const seconds = (performance.now() - t0) / 1000;
-  return { requests: messages.length, failed, per_second: round(messages.length / seconds, 1), latency_p50_ms: round(median(latencies)) };
-}
-
 async function ours(dir) {
   const worker = await startWorker(dir);
   try {
@@ -232,19 +192,25 @@ async function browser(dir) {
       return out;
     });
     const enrolls = [];
+    const stages = {};
     for (let i = 0; i < 15; i++) {
       const { enrollment_code: code } = await worker.seatWithCode(`bench-page-${i}`, 'default');
       await page.getByLabel('Seat ID').fill(`bench-page-${i}`);
       await page.getByLabel('Enrollment code').fill(code);
+      await page.evaluate(() => performance.clearMarks());
       await page.getByRole('button', { name: 'Enroll' }).click();
       await page.locator('#status:text("Certificate received.")').waitFor({ timeout: 60_000 });
       // The page's own User Timing measure, from its Enroll handler to the certificate on screen (the browser
-      // automation's click and polling are not the page's time).
+      // automation's click and polling are not the page's time), and its mark per step: each stage is the time
+      // from its mark to the next (key: keygen; request: CSR and PKIMessage; send: the PKIOperation and the reply).
       enrolls.push(await page.evaluate(() => performance.getEntriesByName('scepkit:enroll').at(-1).duration));
+      const marks = await page.evaluate(() => performance.getEntriesByType('mark').map((m) => [m.name.replace('scepkit:', ''), m.startTime]));
+      for (let j = 0; j + 1 < marks.length; j++) (stages[marks[j][0]] ??= []).push(marks[j + 1][1] - marks[j][1]);
     }
     const keygen = median(bare);
     const enroll = median(enrolls);
-    return { bare_webcrypto_keygen_ms: round(keygen), enroll_to_certificate_ms: round(enroll), ratio: round(enroll / keygen) };
+    const stages_ms = Object.fromEntries(Object.entries(stages).map(([k, v]) => [k, round(median(v), 1)]));
+    return { bare_webcrypto_keygen_ms: round(keygen), enroll_to_certificate_ms: round(enroll), ratio: round(enroll / keygen), stages_ms };
   } finally {
     await b.close();
     worker.stop();
@@ -331,8 +297,8 @@ function sizes() {
     return { min_bytes: out.stdout.length, min_gz_bytes: gz(out.stdout) };
   };
   return {
-    browser_client_wasm: { ...wasm('pkg/wasm-client'), note: 'cargo --no-default-features --features client: no issuance, policy, CRLs, profile validation or DES/3DES' },
-    worker_wasm: { ...wasm('pkg/wasm-server'), note: 'scepkit/server: --features wasm,server,legacy at opt-level z, the CA side only' },
+    browser_client_wasm: { ...wasm('pkg/wasm-client'), breakdown: sizeBreakdown(ROOT, 'client'), note: 'cargo --no-default-features --features client at opt-level z: no issuance, policy, CRLs, profile validation or DES/3DES' },
+    worker_wasm: { ...wasm('pkg/wasm-server'), breakdown: sizeBreakdown(ROOT, 'server'), note: 'scepkit/server: --features wasm,server,legacy at opt-level z, the CA side only, no RSA of its own' },
     node_wasm: { ...wasm('pkg/wasm'), note: 'every feature: Node and the CLI' },
     pkijs: bundle("export * from 'pkijs';"),
     node_forge: bundle("export { default } from 'node-forge';"),
@@ -340,7 +306,7 @@ function sizes() {
 }
 
 const scratch = mkdtempSync(join(tmpdir(), 'scepkit-bench-'));
-const steps = { cold_start: async () => (results.cold_start = coldStart()), scale: async () => (results.scale = await scale(join(scratch, 's'))), core, server_cpu: serverCpu, sizes: async () => (results.size = sizes()), server: async () => (results.server = { scepkit_worker: await ours(join(scratch, 'w')), micromdm: await micromdm(join(scratch, 'm')) }), browser: async () => (results.browser = await browser(join(scratch, 'b'))), latency: async () => (results.latency = await latency(join(scratch, 'l'))) };
+const steps = { cold_start: async () => (results.cold_start = coldStart()), scale: async () => (results.scale = await scale(join(scratch, 's'))), core, server_cpu: serverCpu, sizes: async () => (results.size = sizes()), server: async () => (results.server = { scepkit_worker: await ours(join(scratch, 'w')), micromdm: await micromdm(join(scratch, 'm')) }), server_workerd: async () => (results.server_workerd = { scepkit_worker_miniflare: await oursOnWorkerd(join(scratch, 'wd'), N) }), browser: async () => (results.browser = await browser(join(scratch, 'b'))), latency: async () => (results.latency = await latency(join(scratch, 'l'))) };
 // BENCH_ONLY=core,sizes runs a subset (the table then shows what ran).
 const only = process.env.BENCH_ONLY?.split(',');
 for (const [name, step] of Object.entries(steps)) {
@@ -350,41 +316,63 @@ for (const [name, step] of Object.entries(steps)) {
 }
 const s = results.server;
 if (s) results.server.ours_over_theirs = { c1_throughput: round(s.scepkit_worker.c1.per_second / s.micromdm.c1.per_second), c8_throughput: round(s.scepkit_worker.c8.per_second / s.micromdm.c8.per_second) };
-const targets = [
-  ['server CPU per PKIOperation <= 3 ms', results.server_cpu && results.server_cpu.pkioperation_cpu_p50_ms <= 3],
-  ['server throughput >= 1.0x micromdm (c8)', s && s.ours_over_theirs.c8_throughput >= 1],
-  ['browser enroll <= 1.5x bare keygen', results.browser && results.browser.ratio <= 1.5],
-  ['core wasm <= 3x native (all ops, pure wasm)', results.core && Object.entries(results.core).every(([k, o]) => k.endsWith('_host_rsa') || o.ratio <= 3)],
-  ['browser client wasm <= 80 KB gz', results.size && results.size.browser_client_wasm.gz_bytes <= 80 * 1024],
-  ['worker wasm <= 400 KB gz', results.size && results.size.worker_wasm.gz_bytes <= 400 * 1024],
-  ['worker bundle (wasm + JS, as deployed) <= 400 KB gz', results.cold_start && results.cold_start.worker_bundle.gz_bytes <= 400 * 1024],
-  ['workerd cold start <= 50 ms', results.cold_start && results.cold_start.startup_ms <= 50],
-  ['one D1 round trip per enrollment', results.latency && results.latency.every((l) => l.d1_round_trips <= 1)],
-].filter(([, v]) => v !== undefined);
-results.targets = Object.fromEntries(targets);
+// The same Worker on workerd without wrangler dev's proxy, against the server step's micromdm (run before it).
+const sw = results.server_workerd;
+if (sw && s) sw.ours_over_theirs = { c1_throughput: round(sw.scepkit_worker_miniflare.c1.per_second / s.micromdm.c1.per_second), c8_throughput: round(sw.scepkit_worker_miniflare.c8.per_second / s.micromdm.c8.per_second) };
+// By stage, at c1: HTTP and the runtime (the Worker's 404: no D1, no crypto), the CPU of the PKIOperation (server_cpu,
+// measured in Node), and what remains of its p50: D1 and the runtime's own work. (GetCACaps is no baseline here: it
+// reads the profile and its CA from D1.)
+const swc = sw && results.server_cpu && sw.scepkit_worker_miniflare;
+if (swc) sw.stages = { http_and_runtime_ms: swc.http_404_p50_ms, entry_worker_hop_ms: round(swc.http_404_p50_ms - swc.http_404_direct_socket_p50_ms), get_ca_caps_p50_ms: swc.get_ca_caps_p50_ms, pkioperation_p50_ms: swc.c1.latency_p50_ms, pkioperation_cpu_p50_ms: results.server_cpu.pkioperation_cpu_p50_ms, remaining_d1_and_runtime_ms: round(swc.c1.latency_p50_ms - swc.http_404_p50_ms - results.server_cpu.pkioperation_cpu_p50_ms) };
+// One table: each figure beside its goal (issue 14's, where it sets one) and beside micromdm or another reference
+// measured in the same run. `met` is true/false where there is a goal, null where the row only informs.
+const KB = 1024;
+const rows = [];
+const row = (figure, ours, goal, reference, met = null) => rows.push({ figure, ours, goal, reference, met });
+const m = s?.micromdm;
+const cpu = results.server_cpu?.pkioperation_cpu_p50_ms;
+if (cpu !== undefined) row('server CPU per PKIOperation', `${cpu} ms`, '<= 3 ms', 'micromdm 3.98 ms natively (issue)', cpu <= 3);
+if (sw?.ours_over_theirs) {
+  const w = sw.scepkit_worker_miniflare;
+  for (const c of ['c1', 'c8']) row(`throughput ${c}, workerd (no dev proxy)`, `${w[c].per_second}/s`, '>= 1.0x micromdm', `micromdm ${m[c].per_second}/s (${sw.ours_over_theirs[`${c}_throughput`]}x)`, sw.ours_over_theirs[`${c}_throughput`] >= 1);
+  row('PKIOperation p50 c1, workerd', `${w.c1.latency_p50_ms} ms`, '', `micromdm ${m.c1.latency_p50_ms} ms`);
+  if (sw.stages) row('  by stage: HTTP+runtime / CPU / D1+runtime', `${sw.stages.http_and_runtime_ms} / ${sw.stages.pkioperation_cpu_p50_ms} / ${sw.stages.remaining_d1_and_runtime_ms} ms`, '', `(a Worker 404: ${w.http_404_p50_ms} ms)`);
+}
+if (s) {
+  for (const c of ['c1', 'c8']) row(`throughput ${c}, wrangler dev`, `${s.scepkit_worker[c].per_second}/s`, '(dev proxy: no goal)', `micromdm ${m[c].per_second}/s (${s.ours_over_theirs[`${c}_throughput`]}x)`);
+}
+for (const l of results.latency ?? []) {
+  row(`enrollment p50, D1 primary ${l.d1_rtt_ms} ms away`, `${l.enrollment_p50_ms} ms`, '1 primary trip', `${l.d1_round_trips} primary + ${l.d1_replica_round_trips} replica (${l.replica_rtt_ms} ms)${m ? `; micromdm ${m.c1.latency_p50_ms} ms` : ''}`, l.d1_round_trips <= 1);
+}
+const b = results.browser;
+if (b) {
+  row('page: Enroll -> certificate', `${b.enroll_to_certificate_ms} ms`, '<= 1.5x keygen', `bare WebCrypto keygen ${b.bare_webcrypto_keygen_ms} ms (${b.ratio}x)`, b.ratio <= 1.5);
+  if (b.stages_ms) row('  by stage', Object.entries(b.stages_ms).map(([k, v]) => `${k} ${v}`).join(', '), '', '(ms, medians; "key" is keygen)');
+}
+const z = results.size;
+if (z) {
+  row('browser wasm (client build)', `${z.browser_client_wasm.gz_bytes} B gz`, '<= 150 KB gz', `PKI.js ${z.pkijs.min_gz_bytes} B, forge ${z.node_forge.min_gz_bytes} B`, z.browser_client_wasm.gz_bytes <= 150 * KB);
+  row('  largest crates', z.browser_client_wasm.breakdown.by_crate.slice(0, 5).map((c) => `${c.crate} ${c.share}%`).join(', '), '', '(twiggy, bench/size_breakdown.mjs)');
+  row('Worker wasm (scepkit/server)', `${z.worker_wasm.gz_bytes} B gz`, '', '');
+  row('  largest crates', z.worker_wasm.breakdown.by_crate.slice(0, 5).map((c) => `${c.crate} ${c.share}%`).join(', '), '', '');
+}
+const cs = results.cold_start;
+if (cs) {
+  row('Worker bundle as deployed', `${cs.worker_bundle.gz_bytes} B gz`, '<= 350 KB gz', '', cs.worker_bundle.gz_bytes <= 350 * KB);
+  row('Worker cold start (startup phase)', `${cs.startup_ms} ms`, '<= 40 ms', '', cs.startup_ms <= 40);
+}
+for (const [k, v] of Object.entries(results.core ?? {})) {
+  const host = k.endsWith('_host_rsa');
+  row(`core ${k}`, `${v.wasm_ms} ms wasm`, host ? '' : '<= 3x native', `native ${v.native_ms} ms (${v.ratio}x)`, host ? null : v.ratio <= 3);
+}
+for (const x of results.scale ?? []) row(`D1 with ${x.certificates_and_audit_rows} certificates + audit rows`, `${x.pkioperation_p50_ms} ms p50`, 'flat', `D1 ${(x.d1_bytes / 1e6).toFixed(1)} MB`);
+results.figures = rows;
+results.targets = Object.fromEntries(rows.filter((r) => r.met !== null).map((r) => [`${r.figure} ${r.goal}`, r.met]));
 writeFileSync(join(ROOT, only ? 'bench/results.partial.json' : 'bench/results.json'), JSON.stringify(results, null, 2) + '\n');
 
-const rows = [
-  ...Object.entries(results.core ?? {}).map(([k, v]) => [`core ${k}`, `${v.native_ms} ms native`, `${v.wasm_ms} ms wasm`, `${v.ratio}x`]),
-  ...(results.server_cpu ? [['server CPU per PKIOperation', `${results.server_cpu.pkioperation_cpu_p50_ms} ms`, '(micromdm natively: 3.98 ms, per the issue)', '']] : []),
-  ...(s
-    ? [
-        ['server c1 throughput', `${s.scepkit_worker.c1.per_second}/s ours`, `${s.micromdm.c1.per_second}/s micromdm`, `${s.ours_over_theirs.c1_throughput}x`],
-        ['server c8 throughput', `${s.scepkit_worker.c8.per_second}/s ours`, `${s.micromdm.c8.per_second}/s micromdm`, `${s.ours_over_theirs.c8_throughput}x`],
-        ['server p50 latency c1', `${s.scepkit_worker.c1.latency_p50_ms} ms ours`, `${s.micromdm.c1.latency_p50_ms} ms micromdm`, ''],
-        ['PKIOperation minus loopback', `${s.scepkit_worker.pkioperation_minus_loopback_ms} ms ours`, `${s.micromdm.pkioperation_minus_loopback_ms} ms micromdm`, ''],
-      ]
-    : []),
-  ...(results.browser ? [['browser enroll vs keygen', `${results.browser.enroll_to_certificate_ms} ms enroll`, `${results.browser.bare_webcrypto_keygen_ms} ms keygen`, `${results.browser.ratio}x`]] : []),
-  ...(results.latency ?? []).map((l) => [`enrollment p50 at D1 RTT ${l.d1_rtt_ms} ms`, `${l.enrollment_p50_ms} ms ours`, s ? `${s.micromdm.c1.latency_p50_ms} ms micromdm (no database)` : '', `${l.d1_round_trips} trips`]),
-  ...(results.scale ?? []).map((x) => [`scale ${x.certificates_and_audit_rows} rows`, `${x.pkioperation_p50_ms} ms p50`, `D1 ${(x.d1_bytes / 1e6).toFixed(1)} MB`, '']),
-  ...(results.size
-    ? [
-        ['size gz: browser client wasm', `${results.size.browser_client_wasm.gz_bytes} B`, `${results.size.pkijs.min_gz_bytes} B PKI.js / ${results.size.node_forge.min_gz_bytes} B forge`, ''],
-        ['size gz: worker wasm', `${results.size.worker_wasm.gz_bytes} B`, '', ''],
-      ]
-    : []),
-  ...(results.cold_start ? [['worker cold start', `${results.cold_start.startup_ms} ms`, `bundle ${results.cold_start.worker_bundle.gz_bytes} B gz`, '']] : []),
-];
-for (const r of rows) console.log(r.map((c, i) => String(c).padEnd([30, 22, 32, 8][i])).join(' '));
-for (const [t, ok] of targets) console.log(`${ok ? 'MET    ' : 'NOT MET'} ${t}`);
+const widths = [44, 24, 18, 52];
+console.log(['figure', 'scepkit', 'goal', 'micromdm / reference'].map((c, i) => c.padEnd(widths[i])).join(' ') + ' met');
+for (const r of rows) {
+  const met = r.met === null ? '' : r.met ? 'MET' : 'NOT MET';
+  console.log([r.figure, r.ours, r.goal, r.reference].map((c, i) => String(c).padEnd(widths[i])).join(' ') + ` ${met}`);
+}
