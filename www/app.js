@@ -42,6 +42,33 @@ function selectedProfile() {
   return profiles.find((p) => p.name === $('profile').value) ?? profiles[0];
 }
 
+// The key is made while the person reads and types (WebCrypto, in the background, for the selected profile's
+// size), so Enroll only builds, sends and reads. Each attempt takes the prepared key and a new one is started: a
+// key is never used twice. Without WebCrypto (not a secure context) enroll() makes its own.
+let prepared = null;
+function prepareKey() {
+  const bits = selectedProfile()?.rsa_nbits;
+  if (!bits || !globalThis.crypto?.subtle || prepared?.bits === bits) return;
+  const promise = (async () => {
+    performance.mark('scepkit:keygen-start');
+    const algorithm = { name: 'RSASSA-PKCS1-v1_5', modulusLength: bits, publicExponent: new Uint8Array([1, 0, 1]), hash: 'SHA-256' };
+    const pair = await crypto.subtle.generateKey(algorithm, true, ['sign', 'verify']);
+    const pkcs8 = new Uint8Array(await crypto.subtle.exportKey('pkcs8', pair.privateKey));
+    performance.measure('scepkit:keygen', 'scepkit:keygen-start');
+    return pkcs8;
+  })();
+  // A failure shows when the key is taken (enroll() then makes its own).
+  promise.catch(() => {});
+  prepared = { bits, promise };
+}
+
+async function takeKey(bits) {
+  prepareKey();
+  const taken = prepared?.bits === bits ? prepared.promise : null;
+  prepared = null;
+  return taken?.catch(() => undefined);
+}
+
 const SAN_LABEL = { dnsname: 'DNS name', rfc822name: 'Email address', uniform_resource_identifier: 'URI' };
 const SAN_PREFIX = { dnsname: 'dns', rfc822name: 'email', uniform_resource_identifier: 'uri' };
 
@@ -109,6 +136,7 @@ async function loadProfiles() {
     $('profile').replaceChildren(...profiles.map((p) => new Option(p.name, p.name, false, p.name === body.default)));
     $('profile-field').hidden = profiles.length < 2;
     updateSanField();
+    prepareKey();
     $('enroll').disabled = profiles.length === 0;
   } catch (e) {
     fail({ message: `Could not read the enrollment profiles from ${server}: ${e.message}`, resolution: 'check your network connection and the server address, then reload the page' });
@@ -180,12 +208,14 @@ async function onEnroll(event) {
   performance.mark('scepkit:enroll-start');
   try {
     const san = profile.san && $('san').value.trim() ? [`${SAN_PREFIX[profile.san.type]}:${$('san').value.trim()}`] : [];
+    const keyPkcs8 = await takeKey(profile.rsa_nbits);
     lastResult = await scep.enroll({
       url: `${server}/scep/${encodeURIComponent(profile.name)}`,
       challenge: code,
       subject: fill(profile.subject, seat) || `CN=${seat}`,
       sans: san,
       keyBits: profile.rsa_nbits,
+      keyPkcs8,
       // scepkit's service opens RSA-OAEP and answers in kind, so WebCrypto opens the reply too (no private-key
       // operation of this page runs in wasm).
       keyTransport: 'rsa-oaep-sha256',
@@ -202,6 +232,7 @@ async function onEnroll(event) {
   } finally {
     $('enroll').disabled = false;
     $('cancel').hidden = true;
+    prepareKey();
   }
 }
 
@@ -228,7 +259,7 @@ function onP12(event) {
 $('enroll-form').addEventListener('submit', onEnroll);
 $('p12-form').addEventListener('submit', onP12);
 $('cancel').addEventListener('click', () => controller?.abort());
-$('profile').addEventListener('change', updateSanField);
+$('profile').addEventListener('change', () => (updateSanField(), prepareKey()));
 $('seat').addEventListener('input', updateSanField);
 $('san').addEventListener('input', () => ($('san').dataset.edited = '1'));
 // The seat may be linked (?seat=laptop-42); a code never is: it would travel in the page's URL.
