@@ -131,6 +131,12 @@ export async function caOfProfile(env, store, body) {
   return (await store.caByName(body.ca_identity_name)) ?? (await store.ca(SECRETS));
 }
 
+/** The profile a SCEP GET names (or the default one), its CA as caOfProfile finds it, and its staged next CA. */
+export async function profileAndCa(env, store, profileName) {
+  await ensureSecretsCa(env, store);
+  return store.profileAndCa(profileName, env.DEFAULT_PROFILE);
+}
+
 /** The current CA named `name` (the secrets' one written first), or null. */
 export async function caNamed(env, store, name) {
   await ensureSecretsCa(env, store);

@@ -3,7 +3,7 @@
 // Every outcome writes one audit row, except an address's failures past the first few of a minute, which are
 // counted (limits.js).
 import * as scep from 'scepkit/server';
-import { caOfProfile, identityOf, SECRETS } from './ca.js';
+import { caOfProfile, identityOf, profileAndCa, SECRETS } from './ca.js';
 import { auditFailure, refused } from './limits.js';
 import { Store } from './store.js';
 
@@ -36,7 +36,10 @@ export async function publicProfiles(c) {
 const profileCache = new Map();
 
 async function readProfile(c, store, profileName) {
-  const profile = profileName ? await store.profileByName(profileName) : await store.defaultProfile(c.env.DEFAULT_PROFILE);
+  return remember(c, profileName, profileName ? await store.profileByName(profileName) : await store.defaultProfile(c.env.DEFAULT_PROFILE));
+}
+
+function remember(c, profileName, profile) {
   // A stand-in for a DEFAULT_PROFILE that does not exist yet is not kept: its creation would go unnoticed.
   const standIn = !profileName && c.env.DEFAULT_PROFILE && profile?.name !== c.env.DEFAULT_PROFILE;
   if (profile && !standIn) profileCache.set(profileName ?? '', profile);
@@ -75,14 +78,14 @@ export async function handleScep(c, profileName) {
     }
     return work;
   }
-  const profile = await readProfile(c, store, profileName);
+  // The profile, its CA (the CA manager's current one of its ca_identity_name) and during a rollover the next one
+  // (staged in the CA manager, or for the secrets' CA the NEXT_CA_CERT and NEXT_RA_CERT secrets): one round trip.
+  const rows = await profileAndCa(c.env, store, profileName);
+  const profile = remember(c, profileName, rows.profile);
   if (!profile) return noProfile(c, profileName);
-  // The profile's CA (the CA manager's current one of its ca_identity_name), and during a rollover the next one:
-  // staged in the CA manager, or for the secrets' CA the NEXT_CA_CERT (and NEXT_RA_CERT) secrets.
-  const ca = await caOfProfile(c.env, store, profile.body);
-  const next = async () => {
-    const row = await store.caByName(ca.name, 'next');
-    if (row) return { ca: new Uint8Array(row.certificate) };
+  const { ca } = rows;
+  const next = () => {
+    if (rows.next) return { ca: new Uint8Array(rows.next.certificate) };
     const pem = (p) => scep.toDer(new TextEncoder().encode(p));
     if (ca.id === SECRETS && c.env.NEXT_CA_CERT) return { ca: pem(c.env.NEXT_CA_CERT), ra: c.env.NEXT_RA_CERT ? pem(c.env.NEXT_RA_CERT) : undefined };
     return null;

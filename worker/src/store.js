@@ -12,9 +12,11 @@ export class Conflict extends Error {
 }
 
 // `stored` is the body as D1 holds it: what a cached copy is checked against.
-// The CA a profile's ca_identity_name names now (the secrets' CA where no CA has the name); bound twice to the name.
-const CURRENT_CA =
-  "SELECT id, enabled FROM certificate_authorities WHERE (name = ? AND role = 'current') OR (id = 'secrets' AND NOT EXISTS (SELECT 1 FROM certificate_authorities WHERE name = ? AND role = 'current')) ORDER BY id = 'secrets' LIMIT 1";
+// The CA a profile's ca_identity_name (the SQL expression `name`) names now: its current CA, else the secrets' CA.
+const currentCaOf = (name) =>
+  `SELECT * FROM certificate_authorities WHERE (name = ${name} AND role = 'current') OR (id = 'secrets' AND NOT EXISTS (SELECT 1 FROM certificate_authorities WHERE name = ${name} AND role = 'current')) ORDER BY id = 'secrets' LIMIT 1`;
+// The same for a name bound twice.
+const CURRENT_CA = currentCaOf('?');
 
 /**
  * The core's Preconditions of a claim as SQL (` AND …` and its arguments): what the decision read, perhaps from a
@@ -82,6 +84,20 @@ export class Store {
 
   async profileByName(name) {
     return toProfile(await this.db.prepare('SELECT * FROM profiles WHERE name = ?').bind(name).first());
+  }
+
+  /**
+   * What GetCACaps, GetCACert and GetNextCACert read, in one round trip: the profile named `name` (or, without one,
+   * the one `/scep` serves: `defaultName`, else the oldest), its CA as caOfProfile finds it, and that CA's staged
+   * next one.
+   */
+  async profileAndCa(name, defaultName) {
+    const profile = name ? 'SELECT * FROM profiles WHERE name = ?1' : 'SELECT * FROM profiles ORDER BY name = ?1 DESC, created_at LIMIT 1';
+    const ca = currentCaOf(`(SELECT json_extract(body, '$.ca_identity_name') FROM (${profile}))`);
+    const next = `SELECT * FROM certificate_authorities WHERE role = 'next' AND name = (SELECT name FROM (${ca}))`;
+    const key = name ?? defaultName ?? null;
+    const [p, c, n] = await this.db.batch([profile, ca, next].map((sql) => this.db.prepare(sql).bind(key)));
+    return { profile: toProfile(p.results[0] ?? null), ca: c.results[0] ?? null, next: n.results[0] ?? null };
   }
 
   /** The profile `/scep` serves: the one named `name`, else the oldest. */

@@ -1,6 +1,7 @@
 import * as server from 'scepkit/server';
 import { describe, expect, it } from 'vitest';
-import { api, auditFor, BASE, enroll, enrolledSeat, failureOf, fetchWorker, scep } from './helpers.js';
+import { Store } from '../src/store.js';
+import { api, auditFor, BASE, enroll, enrolledSeat, env, failureOf, fetchWorker, scep } from './helpers.js';
 
 describe('SCEP endpoint', () => {
   it('runs on the CA side of the package only (scepkit/server): no client, no key generation, no PKCS#12', () => {
@@ -14,6 +15,25 @@ describe('SCEP endpoint', () => {
     expect(text.split('\n').sort()).toEqual(['AES', 'GetNextCACert', 'POSTPKIOperation', 'Renewal', 'SCEPStandard', 'SHA-256', 'SHA-512'].sort());
     const legacy = await enrolledSeat({ legacy: true });
     expect((await (await fetchWorker(`${legacy.url}?operation=GetCACaps`)).text()).split('\n')).toEqual(expect.arrayContaining(['DES3', 'SHA-1']));
+  });
+
+  it('runs on no RSA of its own: the wasm of scepkit/server has no pure-Rust key (fromPkcs8) nor RA setup', () => {
+    expect(server.ServerKey.fromPkcs8).toBeUndefined();
+    expect(server.raCertificate).toBeUndefined();
+    expect(server.ServerKey.fromCallbacks).toBeTypeOf('function');
+  });
+
+  it('a SCEP GET reads its profile, CA and next CA in one round trip, choosing them as the PKIOperation does', async () => {
+    const store = new Store(env.DB);
+    const { profile } = await enrolledSeat();
+    const named = await store.profileAndCa(profile, 'default');
+    expect(named.profile.name).toBe(profile);
+    expect(named.ca.id).toBe((await store.caByName(named.profile.body.ca_identity_name)).id);
+    // Without a name: DEFAULT_PROFILE if it exists, else the oldest profile.
+    expect((await store.profileAndCa(undefined, profile)).profile.name).toBe(profile);
+    const oldest = await store.defaultProfile(undefined);
+    expect((await store.profileAndCa(undefined, 'no-such-profile')).profile.name).toBe(oldest.name);
+    expect((await store.profileAndCa('no-such-profile', 'default')).profile).toBeNull();
   });
 
   it('GetNextCACert: the next CA in a SignedData signed by the current RA', async () => {
