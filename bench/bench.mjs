@@ -347,6 +347,8 @@ for (const l of results.latency ?? []) {
 const b = results.browser;
 if (b) {
   row('page: Enroll -> certificate', `${b.enroll_to_certificate_ms} ms`, '<= 1.5x keygen', `bare WebCrypto keygen ${b.bare_webcrypto_keygen_ms} ms (${b.ratio}x)`, b.ratio <= 1.5);
+  // The page makes the key while the person types and fetches GetCACaps/GetCACert ahead: both before Enroll.
+  row('  with its keygen counted', `${round(b.enroll_to_certificate_ms + b.bare_webcrypto_keygen_ms)} ms`, '', `(${round(1 + b.ratio)}x: the key is made before Enroll)`);
   if (b.stages_ms) row('  by stage', Object.entries(b.stages_ms).map(([k, v]) => `${k} ${v}`).join(', '), '', '(ms, medians; "key" is keygen)');
 }
 const z = results.size;

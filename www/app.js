@@ -62,6 +62,15 @@ function prepareKey() {
   prepared = { bits, promise };
 }
 
+// GetCACaps and GetCACert of the selected profile, fetched ahead: the server lets them be kept a minute, so
+// enroll()'s own requests for them are answered by the browser's cache.
+function prefetchCa() {
+  const profile = selectedProfile();
+  if (!profile) return;
+  const url = `${server}/scep/${encodeURIComponent(profile.name)}`;
+  for (const operation of ['GetCACaps', 'GetCACert']) fetch(`${url}?operation=${operation}`).catch(() => {});
+}
+
 async function takeKey(bits) {
   prepareKey();
   const taken = prepared?.bits === bits ? prepared.promise : null;
@@ -137,6 +146,7 @@ async function loadProfiles() {
     $('profile-field').hidden = profiles.length < 2;
     updateSanField();
     prepareKey();
+    prefetchCa();
     $('enroll').disabled = profiles.length === 0;
   } catch (e) {
     fail({ message: `Could not read the enrollment profiles from ${server}: ${e.message}`, resolution: 'check your network connection and the server address, then reload the page' });
@@ -259,7 +269,7 @@ function onP12(event) {
 $('enroll-form').addEventListener('submit', onEnroll);
 $('p12-form').addEventListener('submit', onP12);
 $('cancel').addEventListener('click', () => controller?.abort());
-$('profile').addEventListener('change', () => (updateSanField(), prepareKey()));
+$('profile').addEventListener('change', () => (updateSanField(), prepareKey(), prefetchCa()));
 $('seat').addEventListener('input', updateSanField);
 $('san').addEventListener('input', () => ($('san').dataset.edited = '1'));
 // The seat may be linked (?seat=laptop-42); a code never is: it would travel in the page's URL.

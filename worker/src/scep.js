@@ -12,6 +12,10 @@ const MAX_MESSAGE = 1 << 20;
 const MAX_WEBHOOK_ANSWER = 1 << 16;
 const MAX_UPSTREAM_ANSWER = 1 << 20;
 const now = () => Math.floor(Date.now() / 1000);
+// GetCACaps and GetCACert answers may be kept a minute (every client asks both before each request, and a page
+// fetches them ahead): a CA rollover is announced by GetNextCACert long before it happens, and a client that
+// still encrypts to a CA promoted away in that minute gets a FAILURE it retries. Errors are never kept.
+const KEEP_CA = 'max-age=60';
 
 /** What the enrollment page needs to know of each profile: nothing secret. */
 export async function publicProfiles(c) {
@@ -92,14 +96,14 @@ export async function handleScep(c, profileName) {
   };
   switch (operation) {
     case 'GetCACaps':
-      return c.text(scep.serverCaCaps(profile.body.legacy, Boolean(await next())), 200, { 'content-type': 'text/plain' });
+      return c.text(scep.serverCaCaps(profile.body.legacy, Boolean(await next())), 200, { 'content-type': 'text/plain', 'cache-control': KEEP_CA });
     case 'GetCACert': {
       // RA mode: the upstream CA (as pinned) and this service's RA, which the devices encrypt to.
       const upstream = scep.upstreamCaCertRequest(profile.body);
       try {
         const identity = await identityOf(c.env, ca);
         const { contentType, body } = upstream ? scep.upstreamCaCertResponse(profile.body, await keptUpstreamAnswer(upstream), identity) : identity.caCertResponse();
-        return new Response(body, { headers: { 'content-type': contentType } });
+        return new Response(body, { headers: { 'content-type': contentType, 'cache-control': KEEP_CA } });
       } catch (e) {
         if (!(upstream && e instanceof scep.ScepError)) throw e;
         return c.text(`${e.message}. ${e.resolution}`, 502);
