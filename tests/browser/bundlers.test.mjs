@@ -1,13 +1,15 @@
 // The package as a JS developer uses it: a tiny app imports 'scepkit/manual' and 'scepkit/wasm', is built by a
-// bundler (esbuild, Vite), served from a static host on loopback, loaded in Chromium, and enrolls against `make
-// run`'s Worker (CORS). Each app checks what it got: a certificate for its key, with the subject it asked for.
+// bundler (esbuild, Vite, webpack 5, Rollup 4) with the configuration its docs suggest for a wasm asset, served
+// from a static host on loopback, loaded in Chromium, and enrolls against `make run`'s Worker (CORS). Each app
+// checks what it got: a certificate for its key, with the subject it asked for. The bundlers are worker/'s
+// devDependencies and run offline; each build is bounded by a timeout.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import { tmpdir } from 'node:os';
-import { extname, join } from 'node:path';
+import { dirname, extname, join } from 'node:path';
 import { startWorker, launchChromium } from '../interop/helpers.mjs';
 
 const ROOT = new URL('../../', import.meta.url).pathname;
@@ -24,13 +26,21 @@ before(async () => {
 after(async () => {
   await browser?.close();
   worker?.stop();
+  rmSync(dir, { recursive: true, force: true });
 });
 
-/** An app directory whose node_modules/scepkit is this repository's package, as `npm install` would make it. */
-function app(name, source, files = {}) {
+/**
+ * An app directory whose node_modules/scepkit is this repository's package, as `npm install` would make it, and
+ * whose node_modules/<dep> for each of `deps` is worker/'s copy (what a config file imports, e.g. Rollup plugins).
+ */
+function app(name, source, files = {}, deps = []) {
   const at = join(dir, name);
   mkdirSync(join(at, 'node_modules'), { recursive: true });
   symlinkSync(join(ROOT, 'pkg'), join(at, 'node_modules', 'scepkit'));
+  for (const dep of deps) {
+    mkdirSync(dirname(join(at, 'node_modules', dep)), { recursive: true });
+    symlinkSync(join(ROOT, 'worker/node_modules', dep), join(at, 'node_modules', dep));
+  }
   writeFileSync(join(at, 'package.json'), JSON.stringify({ name, private: true, type: 'module' }));
   writeFileSync(join(at, 'main.js'), source);
   for (const [file, text] of Object.entries(files)) writeFileSync(join(at, file), text);
@@ -91,7 +101,7 @@ import wasmUrl from 'scepkit/wasm';
 await init({ wasmUrl: new URL(wasmUrl, import.meta.url) });
 ${ENROLL}`);
   const out = join(at, 'dist');
-  const r = spawnSync(join(BIN, 'esbuild'), ['main.js', '--bundle', '--format=esm', '--platform=browser', '--loader:.wasm=file', `--outdir=${out}`], { cwd: at, encoding: 'utf8' });
+  const r = spawnSync(join(BIN, 'esbuild'), ['main.js', '--bundle', '--format=esm', '--platform=browser', '--loader:.wasm=file', `--outdir=${out}`], { cwd: at, encoding: 'utf8', timeout: 60_000 });
   assert.equal(r.status, 0, r.stderr);
   writeFileSync(join(out, 'index.html'), '<!doctype html><script type="module" src="./main.js"></script>');
   await enrollsIn(out, 'bundle-esbuild-1');
@@ -109,4 +119,41 @@ ${ENROLL}`, {
   const r = spawnSync(join(BIN, 'vite'), ['build'], { cwd: at, encoding: 'utf8', timeout: 180_000 });
   assert.equal(r.status, 0, r.stdout + r.stderr);
   await enrollsIn(join(at, 'dist'), 'bundle-vite-1');
+});
+
+test('webpack 5: scepkit/manual + scepkit/wasm (asset/resource) build, load and enroll in Chromium', async () => {
+  const at = app('webpack-app', `import { init, enroll, inspect } from 'scepkit/manual';
+import wasmUrl from 'scepkit/wasm';
+await init({ wasmUrl });
+${ENROLL}`, {
+    // The asset rule copies the wasm to dist/ and gives its URL (resolved against the script: publicPath 'auto').
+    'webpack.config.js': `export default {
+  mode: 'production',
+  entry: './main.js',
+  module: { rules: [{ test: /\\.wasm$/, type: 'asset/resource' }] },
+};`,
+  });
+  const r = spawnSync(join(BIN, 'webpack'), ['--no-color'], { cwd: at, encoding: 'utf8', timeout: 180_000 });
+  assert.equal(r.status, 0, r.stdout + r.stderr);
+  writeFileSync(join(at, 'dist', 'index.html'), '<!doctype html><script src="./main.js"></script>');
+  await enrollsIn(join(at, 'dist'), 'bundle-webpack-1');
+});
+
+test('Rollup 4: scepkit/manual + scepkit/wasm (node-resolve, plugin-url limit 0) build, load and enroll in Chromium', async () => {
+  const at = app('rollup-app', `import { init, enroll, inspect } from 'scepkit/manual';
+import wasmUrl from 'scepkit/wasm';            // @rollup/plugin-url copies it beside the bundle and gives its name
+await init({ wasmUrl: new URL(wasmUrl, import.meta.url) });
+${ENROLL}`, {
+    'rollup.config.js': `import { nodeResolve } from '@rollup/plugin-node-resolve';
+import url from '@rollup/plugin-url';
+export default {
+  input: 'main.js',
+  output: { dir: 'dist', format: 'es' },
+  plugins: [nodeResolve({ browser: true }), url({ include: ['**/*.wasm'], limit: 0 })],
+};`,
+  }, ['@rollup/plugin-node-resolve', '@rollup/plugin-url']);
+  const r = spawnSync(join(BIN, 'rollup'), ['--config', '--silent'], { cwd: at, encoding: 'utf8', timeout: 180_000 });
+  assert.equal(r.status, 0, r.stdout + r.stderr);
+  writeFileSync(join(at, 'dist', 'index.html'), '<!doctype html><script type="module" src="./main.js"></script>');
+  await enrollsIn(join(at, 'dist'), 'bundle-rollup-1');
 });
