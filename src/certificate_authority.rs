@@ -133,6 +133,12 @@ pub fn ca_facts(der: &[u8]) -> Result<CaFacts> {
 pub fn import(certificate: &[u8], key: &dyn PrivateKeyOps) -> Result<(Vec<u8>, CaFacts)> {
     let der = crate::inspect::to_der(certificate)?;
     let facts = ca_facts(&der)?;
+    if !matches!(facts.key_bits, 2048 | 3072 | 4096) {
+        return Err(ScepError::invalid_input(format!(
+            "the CA's key has {} bits: use 2048, 3072 or 4096",
+            facts.key_bits
+        )));
+    }
     let cert = Certificate::from_der(&der)?;
     if key.public_key() != &cert.tbs_certificate.subject_public_key_info {
         return Err(ScepError::invalid_input("the private key is not the certificate's"));
@@ -157,6 +163,10 @@ mod tests {
         assert_eq!(imported, der);
         let other = RsaKey::generate(2048, crate::algorithms::AlgorithmPolicy::Modern, &mut OsRng).unwrap();
         assert!(import(&der, &other).unwrap_err().message.contains("not the certificate's"));
+        let small = RsaKey::generate(1024, crate::algorithms::AlgorithmPolicy::Legacy, &mut OsRng).unwrap();
+        let small_ca = self_signed(&small, "CN=small", &[1], (0, 1), DigestAlg::Sha256, SelfSignedRole::Ca).unwrap();
+        let e = import(&small_ca.to_der().unwrap(), &small).unwrap_err();
+        assert_eq!(e.message, "the CA's key has 1024 bits: use 2048, 3072 or 4096");
         let leaf = self_signed(&key, "CN=leaf", &[1], (0, 1), DigestAlg::Sha256, SelfSignedRole::Signer).unwrap();
         assert!(ca_facts(&leaf.to_der().unwrap()).unwrap_err().message.contains("not a CA's"));
         let bad = GenerateCa { subject: "not a name".into(), key_bits: 1024, validity_days: 1 };

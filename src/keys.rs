@@ -116,6 +116,8 @@ pub fn check_signature(
     signature: &[u8],
     what: &str,
 ) -> Result<()> {
+    // Only RSA (RSASSA-PKCS1-v1_5): a host's verify would check whatever algorithm the key is for.
+    rsa_key_bits(key)?;
     if ops.verify(key, digest, message, signature)? {
         Ok(())
     } else {

@@ -249,6 +249,9 @@ pub enum Write {
     InsertCertificate { row: CertificateRow, guard: Option<Guard> },
     #[serde(rename_all = "camelCase")]
     InsertTransaction { row: TransactionRow, guard: Option<Guard> },
+    /// The claim of a held request that claims nothing else (a renewal): its PENDING transaction, only if no copy
+    /// of it is stored yet and `requires` holds.
+    Hold { row: TransactionRow, requires: Vec<Precondition> },
     #[serde(rename_all = "camelCase")]
     InsertAudit { row: AuditRow, guard: Option<Guard> },
 }
@@ -271,6 +274,15 @@ pub enum Precondition {
     /// it) and is enabled.
     #[serde(rename_all = "camelCase")]
     CaCurrent { ca_identity_name: String, ca_id: String },
+    /// The profile is still stored as the request was decided under (its body, byte for byte).
+    #[serde(rename_all = "camelCase")]
+    ProfileCurrent { profile_id: String, body: String },
+    /// The seat has neither a valid certificate at `now` nor an open enrollment code at the profile (what a
+    /// one-time password fetched without a seat may enroll).
+    #[serde(rename_all = "camelCase")]
+    SeatUnenrolled { seat_id: String, profile_id: String, now: u64 },
+    /// The certificate is neither revoked nor renewed (what a held renewal may renew).
+    Renewable { serial: String },
 }
 
 /// What a guarded row depends on.
@@ -297,6 +309,8 @@ pub enum Guard {
     /// The forwarded transaction is gone (withdrawn by this batch).
     #[serde(rename_all = "camelCase")]
     Withdrawn { key: TransactionKey },
+    /// The write just before this one in the batch changed a row.
+    JustWritten,
 }
 
 /// What a forwarded request claimed, kept with its transaction so that a refusal can give it back.
@@ -307,7 +321,7 @@ pub struct ClaimRecord {
     #[cfg_attr(
         feature = "wasm",
         tsify(
-            type = "{ kind: 'enrollment', id: string } | { kind: 'webhookChallenge', mac: string } | { kind: 'password', mac: string, issuedTo: string, createSeat: boolean } | { kind: 'renewal', serial: string }"
+            type = "{ kind: 'enrollment', id: string } | { kind: 'webhookChallenge', mac: string } | { kind: 'password', mac: string, issuedTo: string, createSeat: boolean, forAnySeat?: boolean } | { kind: 'renewal', serial: string }"
         )
     )]
     pub claim: policy::Claim,
@@ -372,6 +386,9 @@ pub fn decide_held(
             format!("This request waits for the upstream CA at {upstream}, not for an administrator here"),
             "approve or reject it at the upstream CA; the device's next poll relays the decision",
         ));
+    }
+    if approve && !identity.enabled {
+        return Err(ScepError::ca_not_enabled());
     }
     let operation = if approve { "approve" } else { "reject" };
     let audit = |code: &str, message: String| AuditRow {
@@ -823,7 +840,7 @@ impl PkiOperation {
 
     fn decide(&mut self, identity: &Identity, query: FactQuery, found: Facts, raced: bool) -> Step {
         let facts = self.facts.clone().expect("opened before facts are asked");
-        if self.profile.cached && found.profile_body.as_deref() != Some(self.profile.stored.as_str()) {
+        if query.profile_body && found.profile_body.as_deref() != Some(self.profile.stored.as_str()) {
             return self.need_profile();
         }
         // The CA used (from the host's cache) is no longer the profile's current one, or was disabled since:
@@ -963,10 +980,20 @@ impl PkiOperation {
                     claim.renews().map(|r| format!(" (renewing {r})")).unwrap_or_default()
                 );
                 let audit = self.audit(&facts, Some(seat_id.clone()), AuditStatus::Success, "pending", &message);
-                writes.push(Write::InsertTransaction {
-                    row: self.transaction_row(&facts, &seat_id, &plan, &claim, None),
-                    guard: guard.clone(),
-                });
+                let row = self.transaction_row(&facts, &seat_id, &plan, &claim, None);
+                let guard = match (writes.is_empty(), claim.renews()) {
+                    // A held renewal claims nothing else: the held row is its claim, with what it relied on.
+                    (true, Some(serial)) => {
+                        let mut requires = self.preconditions(&claim, &seat_id);
+                        requires.push(Precondition::Renewable { serial: serial.to_owned() });
+                        writes.push(Write::Hold { row, requires });
+                        Some(Guard::JustWritten)
+                    }
+                    _ => {
+                        writes.push(Write::InsertTransaction { row, guard: guard.clone() });
+                        guard
+                    }
+                };
                 writes.push(Write::InsertAudit { row: audit, guard });
                 self.state = State::AwaitingWrite { query, outcome: Pending::Held, raced };
                 Step::Write { writes }
@@ -1050,9 +1077,10 @@ impl PkiOperation {
             }
             (true, Pending::Settled(Settled::Failed(e))) => self.answer(identity, Reply::from(&e), None),
             (false, _) if !raced => {
-                // The claim may have lost to a CA disabled or replaced since the facts were read: fresh facts
-                // include the CA.
+                // The claim may have lost to a profile changed, or a CA disabled or replaced, since the facts
+                // were read: fresh facts include both.
                 let mut query = query;
+                query.profile_body = true;
                 if self.opened_ca.is_some() {
                     query.ca_identity_name = Some(self.profile.profile.ca_identity_name.clone());
                 }
@@ -1211,16 +1239,23 @@ impl PkiOperation {
     /// What the claim of a decision for `seat_id` requires beyond itself: the seat as the facts showed it, and
     /// the CA the request was handled under still current and enabled.
     fn preconditions(&self, claim: &policy::Claim, seat_id: &str) -> Vec<Precondition> {
-        let seat_id = seat_id.to_owned();
-        let seat = match claim {
-            policy::Claim::Password { create_seat: true, .. } => Precondition::SeatNotDeleted { seat_id },
-            _ => Precondition::SeatLive { seat_id },
-        };
-        let ca = self.opened_ca.as_ref().map(|ca| Precondition::CaCurrent {
+        let seat = seat_id.to_owned();
+        let mut requires = vec![
+            match claim {
+                policy::Claim::Password { create_seat: true, .. } => Precondition::SeatNotDeleted { seat_id: seat },
+                _ => Precondition::SeatLive { seat_id: seat },
+            },
+            Precondition::ProfileCurrent { profile_id: self.profile.id.clone(), body: self.profile.stored.clone() },
+        ];
+        if let policy::Claim::Password { for_any_seat: true, .. } = claim {
+            let (seat_id, profile_id, now) = (seat_id.to_owned(), self.profile.id.clone(), self.now);
+            requires.push(Precondition::SeatUnenrolled { seat_id, profile_id, now });
+        }
+        requires.extend(self.opened_ca.as_ref().map(|ca| Precondition::CaCurrent {
             ca_identity_name: self.profile.profile.ca_identity_name.clone(),
             ca_id: ca.id.clone(),
-        });
-        std::iter::once(seat).chain(ca).collect()
+        }));
+        requires
     }
 
     fn audit(

@@ -164,9 +164,16 @@ pub enum Claim {
     /// A challenge the profile's webhook owns ([`challenge_claim_mac`]).
     WebhookChallenge { mac: String },
     /// A one-time password from the profile's challenge page ([`crate::challenge_page`]); the seat is created
-    /// with it when `create_seat`.
+    /// with it when `create_seat`. `for_any_seat`: fetched without a seat, so it only enrolls a seat that has no
+    /// valid certificate and no open code.
     #[serde(rename_all = "camelCase")]
-    Password { mac: String, issued_to: String, create_seat: bool },
+    Password {
+        mac: String,
+        issued_to: String,
+        create_seat: bool,
+        #[serde(default)]
+        for_any_seat: bool,
+    },
     /// The certificate a renewal renews (claimed when issued, not while held).
     Renewal { serial: String },
 }
@@ -192,7 +199,7 @@ impl Claim {
     pub fn describe(&self) -> String {
         match self {
             Self::Renewal { serial } => format!(" renewing {serial}"),
-            Self::Password { mac, issued_to, create_seat } => format!(
+            Self::Password { mac, issued_to, create_seat, .. } => format!(
                 " with one-time challenge password {} (issued to {issued_to}){}",
                 crate::challenge_page::reference(mac),
                 if *create_seat { "; seat created" } else { "" }
@@ -460,7 +467,9 @@ fn redeem_password(
         crate::names::check_seat_id(&seat)?;
     }
     let plan = plan_for(csr, profile, &seat, reserved, now)?;
-    let claim = Claim::Password { mac: password.mac.clone(), issued_to: password.issued_to.clone(), create_seat };
+    let for_any_seat = password.for_seat.is_none();
+    let claim =
+        Claim::Password { mac: password.mac.clone(), issued_to: password.issued_to.clone(), create_seat, for_any_seat };
     Ok(Decision::issue_or_hold(profile, seat, claim, plan))
 }
 

@@ -66,6 +66,22 @@ struct TransactionRecord {
     claim: Option<String>,
 }
 
+impl TransactionRecord {
+    fn of(row: &scepkit::pki_operation::TransactionRow) -> Self {
+        Self {
+            status: serde_json::to_value(row.status).unwrap().as_str().unwrap().to_owned(),
+            key_digest: row.key_digest.clone(),
+            serial: row.serial.clone(),
+            seat: row.seat_id.clone(),
+            public_key: row.public_key.clone(),
+            plan: row.plan.clone(),
+            renews: row.renews.clone(),
+            upstream: row.upstream.clone(),
+            claim: row.claim.clone(),
+        }
+    }
+}
+
 /// What D1 holds, with the Worker's query and write semantics (a batch is all or nothing).
 #[derive(Default)]
 struct Store {
@@ -165,8 +181,9 @@ impl Store {
     /// Runs a batch; whether its first write took. Guards are checked as the SQL checks them.
     fn write(&mut self, writes: &[Write]) -> bool {
         let mut next = self.clone_state();
-        let holds = |s: &Store, g: &Option<Guard>| match g {
+        let holds = |s: &Store, g: &Option<Guard>, last: bool| match g {
             None => true,
+            Some(Guard::JustWritten) => last,
             Some(Guard::Redeemed { enrollment_id, claim }) => s
                 .enrollments
                 .iter()
@@ -199,9 +216,18 @@ impl Store {
                 Precondition::CaCurrent { ca_id, .. } => {
                     s.current_ca.as_ref().is_some_and(|ca| &ca.id == ca_id && ca.enabled)
                 }
+                Precondition::ProfileCurrent { body, .. } => &s.profile_body == body,
+                Precondition::SeatUnenrolled { seat_id, .. } => {
+                    !s.certificates.values().any(|c| &c.seat == seat_id)
+                        && !s.enrollments.iter().any(|e| &e.seat == seat_id && e.status == Status::Created)
+                }
+                Precondition::Renewable { serial } => {
+                    s.certificates.get(serial).is_some_and(|c| c.renewed_by.is_none())
+                }
             })
         };
         let mut first = None;
+        let mut last = false;
         for w in writes {
             let changed = match w {
                 Write::Redeem { requires, .. }
@@ -238,7 +264,7 @@ impl Store {
                     }
                 }
                 Write::CreateSeat { seat_id, guard, .. } => {
-                    holds(&next, guard) && !next.seats.contains(seat_id) && {
+                    holds(&next, guard, last) && !next.seats.contains(seat_id) && {
                         next.seats.push(seat_id.clone());
                         true
                     }
@@ -246,7 +272,7 @@ impl Store {
                 Write::InsertOneTimePassword { .. } | Write::ForgiveAttempt { .. } => {
                     unreachable!("the challenge page's writes")
                 }
-                Write::ClaimRenewal { serial, renewed_by, guard, .. } if holds(&next, guard) => {
+                Write::ClaimRenewal { serial, renewed_by, guard, .. } if holds(&next, guard, last) => {
                     match next.certificates.get_mut(serial).filter(|c| c.renewed_by.is_none()) {
                         Some(c) => {
                             c.renewed_by = Some(renewed_by.clone());
@@ -271,7 +297,7 @@ impl Store {
                     }
                 }
                 Write::SettleRenewal { serial, attempt, renewed_by, guard } => {
-                    holds(&next, guard)
+                    holds(&next, guard, last)
                         && match next.certificates.get_mut(serial).filter(|c| c.renewed_by.as_ref() == Some(attempt)) {
                             Some(c) => {
                                 c.renewed_by = Some(renewed_by.clone());
@@ -289,7 +315,7 @@ impl Store {
                     mine && next.transactions.remove(&k).is_some()
                 }
                 Write::Unclaim { record, guard } => {
-                    holds(&next, guard) && {
+                    holds(&next, guard, last) && {
                         use scepkit::policy::Claim;
                         let attempt = Some(&record.attempt);
                         match &record.claim {
@@ -328,7 +354,7 @@ impl Store {
                     }
                 }
                 Write::InsertCertificate { row, guard } => {
-                    holds(&next, guard) && {
+                    holds(&next, guard, last) && {
                         let cert = Cert {
                             seat: row.seat_id.clone(),
                             profile_id: row.profile_id.clone(),
@@ -339,32 +365,29 @@ impl Store {
                         true
                     }
                 }
+                Write::Hold { row, requires } => {
+                    let key = (row.transaction_id.clone(), row.signer_fingerprint.clone());
+                    required(&next, requires) && !next.transactions.contains_key(&key) && {
+                        next.transactions.insert(key, TransactionRecord::of(row));
+                        true
+                    }
+                }
                 Write::InsertTransaction { row, guard } => {
-                    holds(&next, guard) && {
+                    holds(&next, guard, last) && {
                         let key = (row.transaction_id.clone(), row.signer_fingerprint.clone());
-                        let record = TransactionRecord {
-                            status: serde_json::to_value(row.status).unwrap().as_str().unwrap().to_owned(),
-                            key_digest: row.key_digest.clone(),
-                            serial: row.serial.clone(),
-                            seat: row.seat_id.clone(),
-                            public_key: row.public_key.clone(),
-                            plan: row.plan.clone(),
-                            renews: row.renews.clone(),
-                            upstream: row.upstream.clone(),
-                            claim: row.claim.clone(),
-                        };
-                        next.transactions.insert(key, record);
+                        next.transactions.insert(key, TransactionRecord::of(row));
                         true
                     }
                 }
                 Write::InsertAudit { row, guard } => {
-                    holds(&next, guard) && {
+                    holds(&next, guard, last) && {
                         next.audit.push((row.code.clone(), row.status, row.seat_id.clone()));
                         true
                     }
                 }
             };
             first.get_or_insert(changed);
+            last = changed;
         }
         *self = next;
         first.unwrap_or(false)
@@ -796,9 +819,13 @@ fn a_held_renewal_is_issued_by_its_approval_once_and_a_rejection_is_final() {
         panic!()
     };
     let renewal = pkcs_req(&requester(2), "CN=dev-1", MessageType::RenewalReq, Some((r.key, &certificate)));
+    store.profile_body = manual.to_string();
     assert!(matches!(drive(&mut store, &renewal.message, stored(&manual, false)), Step::Answer { audit: None, .. }));
     let held = store.pending_held();
     assert!(held.renews.is_some(), "a held renewal names what it renews");
+    let disabled = Identity { enabled: false, ..identity() };
+    let e = decide_held(&disabled, &keys(), &held, true, None, NOW).unwrap_err();
+    assert_eq!(e.kind, scepkit::error::ErrorKind::CaNotEnabled, "nothing is approved under a disabled CA");
     let approved = decide_held(&identity(), &keys(), &held, true, None, NOW).unwrap();
     assert!(store.write(&approved.writes));
     assert_eq!(store.certificates.len(), 2);
@@ -1256,8 +1283,10 @@ mod ra_mode {
         client::certificate_request(&der, message_type, None, &requester, ca, options(), &mut OsRng).unwrap()
     }
 
+    /// One request to the edge, its profile pinning `fingerprint` (as the store holds it too).
     pub fn run(edge_store: &mut Store, up: &mut Upstream, bytes: &[u8], fingerprint: &str) -> Step {
         let (id, keys) = edge();
+        edge_store.profile_body = edge_profile(fingerprint).to_string();
         drive_with(edge_store, bytes, stored(&edge_profile(fingerprint), false), &id, keys, Some(up))
     }
 
@@ -1603,6 +1632,126 @@ mod replica_reads {
         store.current_ca = Some(CurrentCa { id: "ca-1".into(), enabled: true });
         let issued = drive_with(&mut store, &req.message, stored(&body, false), &id, keys(), None);
         assert!(matches!(outcome(&issued, &r, &req), CertRepOutcome::Issued { .. }), "{issued:?}");
+    }
+
+    #[test]
+    fn a_profile_changed_after_the_replica_was_read_refuses_the_claim_and_the_request_is_decided_on_the_new_one() {
+        let old = profile_json(json!({}));
+        let manual = profile_json(json!({ "manual_approval": true }));
+        let mut store = store_with_seat("dev-1", &old);
+        let r = requester(1);
+        let req = pkcs_req(&r, "CN=dev-1", MessageType::PkcsReq, None);
+        let id = identity();
+        let (op, Step::NeedFacts { query }) = start(&req.message, stored(&old, false), &id) else { panic!() };
+        let mut op = op.unwrap();
+        let replica = store.facts(&query);
+        // The administrator switches the profile to manual approval; the replica (and this request) still has the
+        // old one.
+        store.profile_body = manual.to_string();
+        let Step::Write { writes } = op.with_facts(replica) else { panic!() };
+        assert!(!store.write(&writes), "the claim checks the profile on the primary");
+        assert!(store.certificates.is_empty() && store.enrollments[0].status == Status::Created);
+        let Step::NeedFacts { query } = op.written(false) else { panic!() };
+        assert!(query.profile_body, "the fresh facts include the profile");
+        assert!(matches!(op.with_facts(store.facts(&query)), Step::NeedProfile), "the profile is read again");
+        let Step::NeedFacts { query } = op.with_profile(store.profile()) else { panic!() };
+        let held = op.with_facts(store.facts(&query));
+        let Step::Write { writes } = held else { panic!("{held:?}") };
+        assert!(store.write(&writes));
+        assert!(store.certificates.is_empty() && store.transactions.values().all(|t| t.status == "PENDING"));
+    }
+
+    #[test]
+    fn a_password_fetched_without_a_seat_does_not_enroll_a_seat_enrolled_after_the_replica_was_read() {
+        let body = page_profile(json!({}));
+        let mut store = store_with_password(&body, NOW + 3600, None);
+        store.seats.push("dev-1".into());
+        let thief = requester(2);
+        let take = request_with(&thief, "CN=dev-1", PASSWORD, MessageType::PkcsReq, None);
+        let id = identity();
+        let (op, Step::NeedFacts { query }) = start(&take.message, stored(&body, false), &id) else { panic!() };
+        let mut op = op.unwrap();
+        let replica = store.facts(&query);
+        // Meanwhile the seat's own device enrolled with its code (the replica has not seen it).
+        store.enrollments.push(Enrollment {
+            id: "enr-1".into(),
+            seat: "dev-1".into(),
+            status: Status::Created,
+            claim: None,
+        });
+        let owner = requester(1);
+        let first = pkcs_req(&owner, "CN=dev-1", MessageType::PkcsReq, None);
+        let issued = drive(&mut store, &first.message, stored(&body, false));
+        assert!(matches!(outcome(&issued, &owner, &first), CertRepOutcome::Issued { .. }));
+        let Step::Write { writes } = op.with_facts(replica) else { panic!() };
+        assert!(!store.write(&writes), "the claim checks on the primary that the seat is still unenrolled");
+        let Step::NeedFacts { query } = op.written(false) else { panic!() };
+        let e = failure_of(&op.with_facts(store.facts(&query)), &thief, &take);
+        assert!(e.message.starts_with("Seat dev-1 has a valid certificate"), "{}", e.message);
+        assert!(store.passwords.values().all(|(_, claim, _, _)| claim.is_none()), "the password is not used");
+    }
+
+    #[test]
+    fn a_held_renewal_is_its_own_claim_a_retransmission_gets_pending_and_a_renewed_certificate_is_not_held() {
+        let body = profile_json(json!({}));
+        let manual = profile_json(json!({ "manual_approval": true }));
+        let mut store = store_with_seat("dev-1", &body);
+        let r = requester(1);
+        let first = pkcs_req(&r, "CN=dev-1", MessageType::PkcsReq, None);
+        let CertRepOutcome::Issued { certificate, .. } =
+            outcome(&drive(&mut store, &first.message, stored(&body, false)), &r, &first)
+        else {
+            panic!()
+        };
+        store.profile_body = manual.to_string();
+        let renewal = pkcs_req(&requester(2), "CN=dev-1", MessageType::RenewalReq, Some((r.key, &certificate)));
+        // Two copies read the replica before either is held: the second insert loses and is answered PENDING on a
+        // second look, not a store error.
+        let id = identity();
+        let (a, Step::NeedFacts { query: qa }) = start(&renewal.message, stored(&manual, false), &id) else { panic!() };
+        let (b, Step::NeedFacts { query: qb }) = start(&renewal.message, stored(&manual, false), &id) else { panic!() };
+        let (mut a, mut b) = (a.unwrap(), b.unwrap());
+        let (Step::Write { writes: wa }, Step::Write { writes: wb }) =
+            (a.with_facts(store.facts(&qa)), b.with_facts(store.facts(&qb)))
+        else {
+            panic!()
+        };
+        assert!(
+            matches!(&wa[0], Write::Hold { requires, .. } if requires.iter().any(|p| matches!(p, Precondition::Renewable { .. })))
+        );
+        assert!(store.write(&wa));
+        assert!(!store.write(&wb), "the held row is the claim: one copy holds it");
+        assert_eq!(store.audit.iter().filter(|x| x.0 == "pending").count(), 1, "one audit row for the hold");
+        assert!(matches!(a.written(true), Step::Answer { .. }));
+        let Step::NeedFacts { query } = b.written(false) else { panic!() };
+        let pending = b.with_facts(store.facts(&query));
+        assert!(matches!(pending, Step::Answer { .. }), "the copy is answered (PENDING): {pending:?}");
+        assert_eq!(store.transactions.values().filter(|t| t.status == "PENDING").count(), 1);
+    }
+
+    #[test]
+    fn a_renewal_of_a_certificate_renewed_after_the_replica_was_read_is_not_held() {
+        let body = profile_json(json!({}));
+        let manual = profile_json(json!({ "manual_approval": true }));
+        let mut store = store_with_seat("dev-1", &body);
+        let r = requester(1);
+        let first = pkcs_req(&r, "CN=dev-1", MessageType::PkcsReq, None);
+        let CertRepOutcome::Issued { certificate, .. } =
+            outcome(&drive(&mut store, &first.message, stored(&body, false)), &r, &first)
+        else {
+            panic!()
+        };
+        store.profile_body = manual.to_string();
+        let renewal = pkcs_req(&requester(2), "CN=dev-1", MessageType::RenewalReq, Some((r.key, &certificate)));
+        let id = identity();
+        let (op, Step::NeedFacts { query }) = start(&renewal.message, stored(&manual, false), &id) else { panic!() };
+        let mut op = op.unwrap();
+        let replica = store.facts(&query);
+        // Renewed meanwhile on the primary (another device's renewal went through).
+        store.certificates.values_mut().for_each(|c| c.renewed_by = Some("elsewhere".into()));
+        let Step::Write { writes } = op.with_facts(replica) else { panic!() };
+        assert!(!store.write(&writes), "the held row requires a renewable certificate");
+        assert!(store.transactions.values().all(|t| t.status != "PENDING"), "nothing is held");
     }
 
     #[test]

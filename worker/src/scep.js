@@ -207,7 +207,8 @@ async function pkiOperation(c, store, profileName) {
             step = op.withFacts(id, await store.facts(step.query));
             break;
           case 'needCrl':
-            step = op.withCrl(id, await currentCrl(store, id, t));
+            // From the primary: a CRL is signed from what is revoked, which a lagging replica may not show yet.
+            step = op.withCrl(id, await currentCrl(new Store(c.env.DB), id, t));
             break;
           case 'callWebhook':
             step = op.withWebhook(id, await callWebhook(step.call));

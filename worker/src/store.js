@@ -31,6 +31,15 @@ function requiring(requires) {
         return { sql: 'NOT EXISTS (SELECT 1 FROM seats WHERE id = ? AND deleted_at IS NOT NULL)', args: [p.seatId] };
       case 'caCurrent':
         return { sql: `EXISTS (SELECT 1 FROM (${CURRENT_CA}) WHERE id = ? AND enabled = 1)`, args: [p.caIdentityName, p.caIdentityName, p.caId] };
+      case 'profileCurrent':
+        return { sql: 'EXISTS (SELECT 1 FROM profiles WHERE id = ? AND body = ?)', args: [p.profileId, p.body] };
+      case 'seatUnenrolled':
+        return {
+          sql: "NOT EXISTS (SELECT 1 FROM certificates WHERE seat_id = ? AND revoked_at IS NULL AND not_after > ?) AND NOT EXISTS (SELECT 1 FROM enrollments WHERE seat_id = ? AND profile_id = ? AND status = 'CREATED')",
+          args: [p.seatId, p.now, p.seatId, p.profileId],
+        };
+      case 'renewable':
+        return { sql: 'EXISTS (SELECT 1 FROM certificates WHERE serial = ? AND revoked_at IS NULL AND renewed_by IS NULL)', args: [p.serial] };
       default:
         throw new Error(`unknown precondition ${p.kind}`);
     }
@@ -336,6 +345,8 @@ export class Store {
       if (g.kind === 'passwordRedeemed') return { sql: 'EXISTS (SELECT 1 FROM one_time_passwords WHERE mac = ? AND claim = ?)', args: [g.mac, g.claim] };
       if (g.kind === 'passwordStored') return { sql: 'EXISTS (SELECT 1 FROM one_time_passwords WHERE mac = ?)', args: [g.mac] };
       if (g.kind === 'renewed') return this.renewedBy(g.serial, g.renewedBy);
+      // The statement just before, in this batch, changed a row.
+      if (g.kind === 'justWritten') return { sql: 'changes() = 1', args: [] };
       if (g.kind === 'withdrawn') return { sql: 'NOT EXISTS (SELECT 1 FROM transactions WHERE profile_id = ? AND transaction_id = ? AND signer_fingerprint = ?)', args: [g.key.profileId, g.key.transactionId, g.key.signerFingerprint] };
       return this.decidedAs({ ...g.key, status: g.status, serial: g.serial });
     };
@@ -396,6 +407,8 @@ export class Store {
           return this.certificateStatement(w.row, guard(w.guard));
         case 'insertTransaction':
           return this.transactionStatement(w.row, guard(w.guard));
+        case 'hold':
+          return this.heldStatement(w.row, w.requires);
         case 'insertAudit':
           return this.auditStatement(w.row, guard(w.guard));
         default:
@@ -654,12 +667,19 @@ export class Store {
     return this.page({ select, from: 'transactions t JOIN profiles p ON p.id = t.profile_id', where, args, order: ['t.created_at', 't.rowid'], limit, cursor });
   }
 
-  transactionStatement({ profileId, transactionId, signerFingerprint, seatId, messageType, keyDigest, status, publicKey, plan, enrollmentId, renews, serial, message, clientAddress, upstream, claim, now }, guard) {
+  transactionStatement({ profileId, transactionId, signerFingerprint, seatId, messageType, keyDigest, status, publicKey, plan, enrollmentId, renews, serial, message, clientAddress, upstream, claim, now }, guard, onConflict = '') {
     return this.guarded(
       'INSERT INTO transactions (profile_id, transaction_id, signer_fingerprint, seat_id, message_type, key_digest, status, public_key, plan, enrollment_id, renews, certificate_serial, message, client_address, upstream, claim, created_at, updated_at)',
       [profileId, transactionId, signerFingerprint, seatId, messageType, keyDigest, status, publicKey, plan ?? null, enrollmentId ?? null, renews ?? null, serial ?? null, message ?? null, clientAddress ?? null, upstream ?? null, claim ?? null, now, now],
       guard,
+      onConflict,
     );
+  }
+
+  /** The claim of a held request that claims nothing else: its PENDING row, unless a copy is stored already. */
+  heldStatement(row, requires) {
+    const r = requiring(requires);
+    return this.transactionStatement(row, { sql: `true${r.sql}`, args: r.args }, ' ON CONFLICT (profile_id, transaction_id, signer_fingerprint) DO NOTHING');
   }
 
   /**
@@ -682,10 +702,10 @@ export class Store {
   }
 
   /** `INSERT ... VALUES`, or with a guard `INSERT ... SELECT ... WHERE <guard>`: inserts nothing unless it holds. */
-  guarded(insert, values, guard) {
+  guarded(insert, values, guard, onConflict = '') {
     const placeholders = values.map(() => '?').join(', ');
-    if (!guard) return this.db.prepare(`${insert} VALUES (${placeholders})`).bind(...values);
-    return this.db.prepare(`${insert} SELECT ${placeholders} WHERE ${guard.sql}`).bind(...values, ...guard.args);
+    if (!guard) return this.db.prepare(`${insert} VALUES (${placeholders})${onConflict}`).bind(...values);
+    return this.db.prepare(`${insert} SELECT ${placeholders} WHERE ${guard.sql}${onConflict}`).bind(...values, ...guard.args);
   }
 
   // ---- audit log ----

@@ -47,4 +47,30 @@ describe('a claim checks on the primary what the facts showed', () => {
     expect(await store.write([claim([{ kind: 'seatLive', seatId: gone }])])).toBe(false);
     expect(await store.write([claim([{ kind: 'seatLive', seatId: s.seat }])])).toBe(true);
   });
+
+  it('a changed profile, an enrolled seat or a renewed certificate refuse the claim', async () => {
+    const s = await enrolledSeat();
+    const store = new Store(env.DB.withSession('first-unconstrained'));
+    const { body } = await env.DB.prepare('SELECT body FROM profiles WHERE id = ?').bind(s.profileId).first();
+    expect(await store.write([redeem(s, [{ kind: 'profileCurrent', profileId: s.profileId, body: `${body} ` }])])).toBe(false);
+    // The seat has its open code: a password fetched without a seat may not enroll it.
+    const now = Math.floor(Date.now() / 1000);
+    expect(await store.write([redeem(s, [{ kind: 'seatUnenrolled', seatId: s.seat, profileId: s.profileId, now }])])).toBe(false);
+    expect(await store.write([redeem(s, [{ kind: 'renewable', serial: 'no-such-serial' }])])).toBe(false);
+    expect(await status(s)).toBe('CREATED');
+    expect(await store.write([redeem(s, [{ kind: 'profileCurrent', profileId: s.profileId, body }])])).toBe(true);
+  });
+
+  it('a held request that claims nothing else is its own claim: a second copy changes nothing and fails nothing', async () => {
+    const s = await enrolledSeat();
+    const store = new Store(env.DB.withSession('first-unconstrained'));
+    const now = Math.floor(Date.now() / 1000);
+    const row = { profileId: s.profileId, transactionId: unique('tid'), signerFingerprint: 'fp', seatId: s.seat, messageType: 'RenewalReq', keyDigest: 'kd', status: 'PENDING', publicKey: new Uint8Array([1]), plan: '{}', now };
+    const audit = { time: now, profile: s.profile, seatId: s.seat, transactionId: row.transactionId, operation: 'RenewalReq', status: 'Success', code: 'pending', message: 'held' };
+    const hold = () => store.write([{ write: 'hold', row, requires: [{ kind: 'seatLive', seatId: s.seat }] }, { write: 'insertAudit', row: audit, guard: { kind: 'justWritten' } }]);
+    expect(await hold()).toBe(true);
+    expect(await hold()).toBe(false);
+    const audits = await env.DB.prepare("SELECT COUNT(*) AS n FROM audit_logs WHERE transaction_id = ? AND code = 'pending'").bind(row.transactionId).first('n');
+    expect(audits).toBe(1);
+  });
 });
