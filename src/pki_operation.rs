@@ -128,6 +128,9 @@ pub struct FactQuery {
     /// seat has a certificate valid at `now`, and whether it was deleted.
     pub one_time_password_mac: Option<String>,
     pub now: Option<u64>,
+    /// Read these facts, and everything after them, from the primary (not a replica that may lag it): a
+    /// refusal is only given on facts the primary holds.
+    pub primary: bool,
 }
 
 /// The facts a [`FactQuery`] found.
@@ -560,6 +563,8 @@ pub struct PkiOperation {
     client_address: Option<String>,
     /// The CA the request was opened under, as the identity said then (a host may share one identity).
     opened_ca: Option<CurrentCa>,
+    /// Facts are read from the primary from now on (a refusal was to be confirmed).
+    on_primary: bool,
     state: State,
 }
 
@@ -657,6 +662,7 @@ impl PkiOperation {
             now,
             client_address,
             opened_ca: None,
+            on_primary: false,
             state: State::Opened,
         };
         let step = op.open(identity);
@@ -790,6 +796,17 @@ impl PkiOperation {
         }
     }
 
+    /// `query` again, with the profile and the CA it was decided under checked too, and from the primary once
+    /// a refusal was to be confirmed.
+    fn fresh(&self, mut query: FactQuery) -> FactQuery {
+        query.profile_body = true;
+        if self.opened_ca.is_some() {
+            query.ca_identity_name = Some(self.profile.profile.ca_identity_name.clone());
+        }
+        query.primary = self.on_primary;
+        query
+    }
+
     fn need_profile(&mut self) -> Step {
         self.state = State::AwaitingProfile;
         Step::NeedProfile
@@ -808,6 +825,7 @@ impl PkiOperation {
             // A cached profile came with a cached CA: both are checked in the same round trip as the facts.
             ca_identity_name: (self.profile.cached && identity.ca_id.is_some())
                 .then(|| self.profile.profile.ca_identity_name.clone()),
+            primary: self.on_primary,
             ..Default::default()
         };
         match facts.message_type {
@@ -873,6 +891,14 @@ impl PkiOperation {
         let decision = policy::decide(&facts, &self.profile.profile, &found.store, &self.code_key, &reserved, self.now);
         let seat_of = |seat: Option<&String>| seat.cloned().or(seat_hint.clone());
         match decision {
+            // The facts may come from a replica that has not yet seen a code, a seat or a password created
+            // moments ago: a refusal is given on the primary's facts (reads after a write see them already).
+            Decision::Reject { .. } if !self.on_primary && !raced => {
+                self.on_primary = true;
+                let query = self.fresh(query);
+                self.state = State::AwaitingFacts { query: query.clone(), raced };
+                Step::NeedFacts { query }
+            }
             Decision::Reject { error } => {
                 let seat = seat_of(found.store.signer_certificate.as_ref().map(|c| &c.seat_id));
                 self.fail(identity, &error, seat)
@@ -1079,11 +1105,7 @@ impl PkiOperation {
             (false, _) if !raced => {
                 // The claim may have lost to a profile changed, or a CA disabled or replaced, since the facts
                 // were read: fresh facts include both.
-                let mut query = query;
-                query.profile_body = true;
-                if self.opened_ca.is_some() {
-                    query.ca_identity_name = Some(self.profile.profile.ca_identity_name.clone());
-                }
+                let query = self.fresh(query);
                 self.state = State::AwaitingFacts { query: query.clone(), raced: true };
                 Step::NeedFacts { query }
             }

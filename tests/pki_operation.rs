@@ -444,7 +444,7 @@ fn profile_json(extra: serde_json::Value) -> serde_json::Value {
 
 fn stored(body: &serde_json::Value, cached: bool) -> StoredProfile {
     StoredProfile {
-        id: "prof-1".into(),
+        id: body.get("id").and_then(|id| id.as_str()).unwrap_or("prof-1").into(),
         name: "p".into(),
         profile: ScepProfile::from_json(body).unwrap(),
         stored: body.to_string(),
@@ -1040,10 +1040,9 @@ fn a_one_time_password_enrolls_an_existing_seat_once_without_an_enrollment() {
 
     // Bound to its profile: the same password at another profile is no password at all.
     let elsewhere = page_profile(json!({ "id": "prof-2" }));
-    let mut stored_elsewhere = stored(&elsewhere, false);
-    stored_elsewhere.id = "prof-2".into();
+    let stored_elsewhere = stored(&elsewhere, false);
     let fresh = store_with_password(&body, NOW + 3600, None);
-    let mut fresh = Store { seats: vec!["dev-1".into()], ..fresh };
+    let mut fresh = Store { seats: vec!["dev-1".into()], profile_body: elsewhere.to_string(), ..fresh };
     let third = request_with(&requester(3), "CN=dev-1", PASSWORD, MessageType::PkcsReq, None);
     let e = failure_of(&drive(&mut fresh, &third.message, stored_elsewhere), &requester(3), &third);
     assert!(e.message.starts_with("No SCEP enrollment with status = CREATED"), "{}", e.message);
@@ -1752,6 +1751,42 @@ mod replica_reads {
         let Step::Write { writes } = op.with_facts(replica) else { panic!() };
         assert!(!store.write(&writes), "the held row requires a renewable certificate");
         assert!(store.transactions.values().all(|t| t.status != "PENDING"), "nothing is held");
+    }
+
+    #[test]
+    fn a_refusal_is_given_on_the_primarys_facts_so_a_code_made_moments_ago_enrolls() {
+        let body = profile_json(json!({}));
+        let mut store = store_with_seat("dev-1", &body);
+        let r = requester(1);
+        let req = pkcs_req(&r, "CN=dev-1", MessageType::PkcsReq, None);
+        let id = identity();
+        let (op, Step::NeedFacts { query }) = start(&req.message, stored(&body, false), &id) else { panic!() };
+        let mut op = op.unwrap();
+        assert!(!query.primary, "the first read may be served by a replica");
+        // The replica has not seen the code the administrator just made.
+        let lagging = Store {
+            enrollments: Vec::new(),
+            profile_body: body.to_string(),
+            seats: store.seats.clone(),
+            ..Default::default()
+        };
+        let again = op.with_facts(lagging.facts(&query));
+        let Step::NeedFacts { query } = again else { panic!("a refusal is confirmed first: {again:?}") };
+        assert!(query.primary && query.profile_body, "on the primary, the profile checked too");
+        let Step::Write { writes } = op.with_facts(store.facts(&query)) else { panic!() };
+        assert!(store.write(&writes));
+        assert!(matches!(op.written(true), Step::Answer { audit: None, .. }));
+        assert_eq!(store.certificates.len(), 1);
+
+        // A refusal the primary confirms is final, after one more read.
+        let thief = requester(2);
+        let used = pkcs_req(&thief, "CN=dev-1", MessageType::PkcsReq, None);
+        let (op, Step::NeedFacts { query }) = start(&used.message, stored(&body, false), &id) else { panic!() };
+        let mut op = op.unwrap();
+        let Step::NeedFacts { query } = op.with_facts(store.facts(&query)) else { panic!() };
+        let e = failure_of(&op.with_facts(store.facts(&query)), &thief, &used);
+        assert!(e.message.starts_with("Challenge password is invalid"), "{}", e.message);
+        assert_eq!(store.certificates.len(), 1);
     }
 
     #[test]

@@ -171,7 +171,8 @@ async function readCapped(stream, cap) {
  * One PKIOperation: the core's step machine (scep.PkiOperation) decides every step; this loop runs the queries
  * and writes it asks for and sends its answer. Bounded, as is every loop here (the machine ends in a few steps).
  */
-async function pkiOperation(c, store, profileName) {
+async function pkiOperation(c, sessionStore, profileName) {
+  let store = sessionStore;
   const t = now();
   const tooMany = refused(c, t);
   if (tooMany) return tooMany;
@@ -204,6 +205,9 @@ async function pkiOperation(c, store, profileName) {
             break;
           }
           case 'needFacts':
+            // A refusal is confirmed on the primary's facts (a replica may not have a fresh code or seat yet):
+            // from then on the operation reads there.
+            if (step.query.primary && !store.onPrimary) store = Store.onPrimary(c.env.DB);
             step = op.withFacts(id, await store.facts(step.query));
             break;
           case 'needCrl':

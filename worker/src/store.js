@@ -50,6 +50,13 @@ function requiring(requires) {
 const toProfile = (row) => row && { id: row.id, name: row.name, body: JSON.parse(row.body), stored: row.body, created_at: row.created_at, updated_at: row.updated_at };
 
 export class Store {
+  /** A store whose reads all go to the D1 primary (a session that starts there). */
+  static onPrimary(db) {
+    const store = new Store(db.withSession('first-primary'));
+    store.onPrimary = true;
+    return store;
+  }
+
   constructor(db) {
     this.db = db;
   }
