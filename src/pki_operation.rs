@@ -236,6 +236,9 @@ pub enum Write {
         /// A rejection's text: the failInfoText the next poll gets.
         message: Option<String>,
         now: u64,
+        /// What else the decision requires of the store (an upstream's certificate settling a renewal: the
+        /// certificate it renews still unrevoked).
+        requires: Vec<Precondition>,
     },
     /// A forwarded renewal settled: the renewed certificate's claim by `attempt` becomes the new serial.
     #[serde(rename_all = "camelCase")]
@@ -286,6 +289,8 @@ pub enum Precondition {
     SeatUnenrolled { seat_id: String, profile_id: String, now: u64 },
     /// The certificate is neither revoked nor renewed (what a held renewal may renew).
     Renewable { serial: String },
+    /// The certificate is not revoked.
+    NotRevoked { serial: String },
 }
 
 /// What a guarded row depends on.
@@ -424,6 +429,7 @@ pub fn decide_held(
             renews: None,
             message: Some(text.clone()),
             now,
+            requires: Vec::new(),
         };
         let row = audit("rejected", format!("Rejected; the next poll gets FAILURE: {text}"));
         return Ok(HeldDecision { writes: vec![decide, Write::InsertAudit { row, guard }], serial: None });
@@ -446,6 +452,7 @@ pub fn decide_held(
         renews: held.renews.clone(),
         message: None,
         now,
+        requires: Vec::new(),
     }];
     if let Some(renews) = &held.renews {
         writes.push(Write::ClaimRenewal {
@@ -1537,6 +1544,11 @@ impl PkiOperation {
                 };
                 let status = policy::TransactionStatus::Issued;
                 let guard = Some(Guard::Decided { key: f.key.clone(), status, serial: Some(serial.clone()) });
+                let renews = f.record.claim.renews().map(str::to_owned);
+                // A renewal settles only while the certificate it renews is unrevoked (checked on the primary;
+                // a poll may have read a replica).
+                let requires =
+                    renews.iter().map(|serial| Precondition::NotRevoked { serial: serial.clone() }).collect();
                 let mut writes = vec![Write::DecideHeld {
                     key: f.key.clone(),
                     status,
@@ -1544,8 +1556,8 @@ impl PkiOperation {
                     renews: None,
                     message: None,
                     now: self.now,
+                    requires,
                 }];
-                let renews = f.record.claim.renews().map(str::to_owned);
                 if let Some(renews) = &renews {
                     writes.push(Write::SettleRenewal {
                         serial: renews.clone(),
@@ -1621,6 +1633,7 @@ impl PkiOperation {
             renews: None,
             message: Some(e.message.clone()),
             now: self.now,
+            requires: Vec::new(),
         }];
         if f.record.claim.renews().is_some() {
             writes.push(Write::Unclaim { record: f.record.clone(), guard: guard.clone() });

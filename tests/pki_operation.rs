@@ -221,6 +221,8 @@ impl Store {
                     !s.certificates.values().any(|c| &c.seat == seat_id)
                         && !s.enrollments.iter().any(|e| &e.seat == seat_id && e.status == Status::Created)
                 }
+                // Certificates here are never revoked.
+                Precondition::NotRevoked { serial } => s.certificates.contains_key(serial),
                 Precondition::Renewable { serial } => {
                     s.certificates.get(serial).is_some_and(|c| c.renewed_by.is_none())
                 }
@@ -282,6 +284,7 @@ impl Store {
                     }
                 }
                 Write::ClaimRenewal { .. } => false,
+                Write::DecideHeld { requires, .. } if !required(&next, requires) => false,
                 Write::DecideHeld { key, status, serial, renews, .. } => {
                     let renewable = renews
                         .as_ref()

@@ -38,6 +38,8 @@ function requiring(requires) {
           sql: "NOT EXISTS (SELECT 1 FROM certificates WHERE seat_id = ? AND revoked_at IS NULL AND not_after > ?) AND NOT EXISTS (SELECT 1 FROM enrollments WHERE seat_id = ? AND profile_id = ? AND status = 'CREATED')",
           args: [p.seatId, p.now, p.seatId, p.profileId],
         };
+      case 'notRevoked':
+        return { sql: 'EXISTS (SELECT 1 FROM certificates WHERE serial = ? AND revoked_at IS NULL)', args: [p.serial] };
       case 'renewable':
         return { sql: 'EXISTS (SELECT 1 FROM certificates WHERE serial = ? AND revoked_at IS NULL AND renewed_by IS NULL)', args: [p.serial] };
       default:
@@ -397,7 +399,7 @@ export class Store {
         case 'claimRenewal':
           return this.claimRenewalStatement(w.serial, w.renewedBy, guard(w.guard), w.requires);
         case 'decideHeld':
-          return this.transactionDecisionStatement({ ...w.key, status: w.status, serial: w.serial, renews: w.renews, message: w.message, now: w.now });
+          return this.transactionDecisionStatement({ ...w.key, status: w.status, serial: w.serial, renews: w.renews, message: w.message, now: w.now }, w.requires);
         case 'settleRenewal': {
           const g = guard(w.guard);
           return this.db
@@ -693,14 +695,15 @@ export class Store {
    * Moves a PENDING transaction on; changes nothing when it was no longer PENDING (decided concurrently) or,
    * for a held renewal being issued, when the certificate it renews was renewed or revoked meanwhile.
    */
-  transactionDecisionStatement({ profileId, transactionId, signerFingerprint, status, serial, renews, message, now }) {
+  transactionDecisionStatement({ profileId, transactionId, signerFingerprint, status, serial, renews, message, now }, requires) {
+    const r = requiring(requires);
     return this.db
       .prepare(
         `UPDATE transactions SET status = ?, certificate_serial = ?, message = ?, updated_at = ?
          WHERE profile_id = ? AND transaction_id = ? AND signer_fingerprint = ? AND status = 'PENDING'
-           AND (?1 <> 'ISSUED' OR ? IS NULL OR EXISTS (SELECT 1 FROM certificates WHERE serial = ? AND renewed_by IS NULL AND revoked_at IS NULL))`,
+           AND (?1 <> 'ISSUED' OR ? IS NULL OR EXISTS (SELECT 1 FROM certificates WHERE serial = ? AND renewed_by IS NULL AND revoked_at IS NULL))${r.sql}`,
       )
-      .bind(status, serial ?? null, message ?? null, now, profileId, transactionId, signerFingerprint, renews ?? null, renews ?? null);
+      .bind(status, serial ?? null, message ?? null, now, profileId, transactionId, signerFingerprint, renews ?? null, renews ?? null, ...r.args);
   }
 
   /** The guard of the statements saved with an administrator's decision: the transition above happened. */

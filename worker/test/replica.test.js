@@ -73,4 +73,20 @@ describe('a claim checks on the primary what the facts showed', () => {
     const audits = await env.DB.prepare("SELECT COUNT(*) AS n FROM audit_logs WHERE transaction_id = ? AND code = 'pending'").bind(row.transactionId).first('n');
     expect(audits).toBe(1);
   });
+
+  it('an upstream certificate settling a renewal requires the renewed certificate unrevoked', async () => {
+    const s = await enrolledSeat();
+    const store = new Store(env.DB.withSession('first-unconstrained'));
+    const now = Math.floor(Date.now() / 1000);
+    const serial = unique('old').replace(/[^0-9a-z]/g, '');
+    await env.DB.prepare('INSERT INTO certificates (serial, fingerprint, seat_id, profile_id, subject, not_before, not_after, der, transaction_id, created_at, revoked_at) VALUES (?, ?, ?, ?, ?, 0, ?, x\'00\', ?, 0, ?)')
+      .bind(serial, `fp-${serial}`, s.seat, s.profileId, `CN=${s.seat}`, now + 3600, 't', now)
+      .run();
+    const row = { profileId: s.profileId, transactionId: unique('tid'), signerFingerprint: 'fp', seatId: s.seat, messageType: 'RenewalReq', keyDigest: 'kd', status: 'PENDING', publicKey: new Uint8Array([1]), plan: '{}', now };
+    expect(await store.write([{ write: 'hold', row, requires: [] }])).toBe(true);
+    const key = { profileId: s.profileId, transactionId: row.transactionId, signerFingerprint: 'fp' };
+    const settle = (requires) => store.write([{ write: 'decideHeld', key, status: 'ISSUED', serial: 'new', renews: null, message: null, now, requires }]);
+    expect(await settle([{ kind: 'notRevoked', serial }])).toBe(false);
+    expect(await settle([])).toBe(true);
+  });
 });
