@@ -62,13 +62,27 @@ function prepareKey() {
   prepared = { bits, promise };
 }
 
-// GetCACaps and GetCACert of the selected profile, fetched ahead: the server lets them be kept a minute, so
-// enroll()'s own requests for them are answered by the browser's cache.
+// GetCACaps and GetCACert of the selected profile, fetched ahead and kept as long as the server lets them be kept
+// (a minute): enroll()'s own requests for them are answered from here (`fetchAhead`), anything else goes out.
+const KEEP_MS = 60_000;
+const ahead = new Map();
 function prefetchCa() {
   const profile = selectedProfile();
   if (!profile) return;
   const url = `${server}/scep/${encodeURIComponent(profile.name)}`;
-  for (const operation of ['GetCACaps', 'GetCACert']) fetch(`${url}?operation=${operation}`).catch(() => {});
+  for (const operation of ['GetCACaps', 'GetCACert']) {
+    const answer = fetch(`${url}?operation=${operation}`)
+      .then(async (res) => (res.ok ? { type: res.headers.get('content-type'), body: await res.arrayBuffer() } : null))
+      .catch(() => null);
+    ahead.set(`${url}?operation=${operation}`, { at: Date.now(), answer });
+  }
+}
+
+async function fetchAhead(url, init) {
+  const kept = ahead.get(url);
+  const answer = kept && Date.now() - kept.at < KEEP_MS && (init?.method ?? 'GET') === 'GET' ? await kept.answer : null;
+  if (answer) return new Response(answer.body.slice(0), { status: 200, headers: { 'content-type': answer.type } });
+  return fetch(url, init);
 }
 
 async function takeKey(bits) {
@@ -226,6 +240,7 @@ async function onEnroll(event) {
       sans: san,
       keyBits: profile.rsa_nbits,
       keyPkcs8,
+      fetch: fetchAhead,
       // scepkit's service opens RSA-OAEP and answers in kind, so WebCrypto opens the reply too (no private-key
       // operation of this page runs in wasm).
       keyTransport: 'rsa-oaep-sha256',
@@ -243,6 +258,7 @@ async function onEnroll(event) {
     $('enroll').disabled = false;
     $('cancel').hidden = true;
     prepareKey();
+    prefetchCa();
   }
 }
 
