@@ -207,7 +207,7 @@ async function pkiOperation(c, sessionStore, profileName) {
           case 'needFacts':
             // A refusal is confirmed on the primary's facts (a replica may not have a fresh code or seat yet):
             // from then on the operation reads there.
-            if (step.query.primary && !store.onPrimary) store = Store.onPrimary(c.env.DB);
+            if (step.query.primary && !store.readsPrimary) store = Store.primary(c.env.DB);
             step = op.withFacts(id, await store.facts(step.query));
             break;
           case 'needCrl':

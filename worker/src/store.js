@@ -53,14 +53,15 @@ const toProfile = (row) => row && { id: row.id, name: row.name, body: JSON.parse
 
 export class Store {
   /** A store whose reads all go to the D1 primary (a session that starts there). */
-  static onPrimary(db) {
+  static primary(db) {
     const store = new Store(db.withSession('first-primary'));
-    store.onPrimary = true;
+    store.readsPrimary = true;
     return store;
   }
 
   constructor(db) {
     this.db = db;
+    this.readsPrimary = false;
   }
 
   // ---- pages ----
