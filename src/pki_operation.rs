@@ -1265,8 +1265,9 @@ impl PkiOperation {
         }
     }
 
-    /// What the claim of a decision for `seat_id` requires beyond itself: the seat as the facts showed it, and
-    /// the CA the request was handled under still current and enabled.
+    /// What the claim of a decision for `seat_id` requires beyond itself: the seat as the facts showed it, the
+    /// profile as decided under, a seat still unenrolled for a password fetched without one, and the CA the
+    /// request was handled under still current and enabled.
     fn preconditions(&self, claim: &policy::Claim, seat_id: &str) -> Vec<Precondition> {
         let seat = seat_id.to_owned();
         let mut requires = vec![

@@ -808,9 +808,9 @@ fn unreadable_bytes_are_refused_with_http_400_and_an_audit_row() {
     assert_eq!((status, audit.code.as_str(), audit.status), (400, "malformed", AuditStatus::Failure));
 }
 
-#[test]
-fn a_held_renewal_is_issued_by_its_approval_once_and_a_rejection_is_final() {
-    use scepkit::pki_operation::decide_held;
+/// A seat enrolled under a profile, which an administrator then switched to manual approval (as the store holds
+/// it), and a RenewalReq signed by the seat's certificate.
+fn renewal_under_manual_approval() -> (Store, serde_json::Value, PkiRequest) {
     let body = profile_json(json!({}));
     let manual = profile_json(json!({ "manual_approval": true }));
     let mut store = store_with_seat("dev-1", &body);
@@ -821,8 +821,15 @@ fn a_held_renewal_is_issued_by_its_approval_once_and_a_rejection_is_final() {
     else {
         panic!()
     };
-    let renewal = pkcs_req(&requester(2), "CN=dev-1", MessageType::RenewalReq, Some((r.key, &certificate)));
     store.profile_body = manual.to_string();
+    let renewal = pkcs_req(&requester(2), "CN=dev-1", MessageType::RenewalReq, Some((r.key, &certificate)));
+    (store, manual, renewal)
+}
+
+#[test]
+fn a_held_renewal_is_issued_by_its_approval_once_and_a_rejection_is_final() {
+    use scepkit::pki_operation::decide_held;
+    let (mut store, manual, renewal) = renewal_under_manual_approval();
     assert!(matches!(drive(&mut store, &renewal.message, stored(&manual, false)), Step::Answer { audit: None, .. }));
     let held = store.pending_held();
     assert!(held.renews.is_some(), "a held renewal names what it renews");
@@ -1695,18 +1702,7 @@ mod replica_reads {
 
     #[test]
     fn a_held_renewal_is_its_own_claim_a_retransmission_gets_pending_and_a_renewed_certificate_is_not_held() {
-        let body = profile_json(json!({}));
-        let manual = profile_json(json!({ "manual_approval": true }));
-        let mut store = store_with_seat("dev-1", &body);
-        let r = requester(1);
-        let first = pkcs_req(&r, "CN=dev-1", MessageType::PkcsReq, None);
-        let CertRepOutcome::Issued { certificate, .. } =
-            outcome(&drive(&mut store, &first.message, stored(&body, false)), &r, &first)
-        else {
-            panic!()
-        };
-        store.profile_body = manual.to_string();
-        let renewal = pkcs_req(&requester(2), "CN=dev-1", MessageType::RenewalReq, Some((r.key, &certificate)));
+        let (mut store, manual, renewal) = renewal_under_manual_approval();
         // Two copies read the replica before either is held: the second insert loses and is answered PENDING on a
         // second look, not a store error.
         let id = identity();
@@ -1733,18 +1729,7 @@ mod replica_reads {
 
     #[test]
     fn a_renewal_of_a_certificate_renewed_after_the_replica_was_read_is_not_held() {
-        let body = profile_json(json!({}));
-        let manual = profile_json(json!({ "manual_approval": true }));
-        let mut store = store_with_seat("dev-1", &body);
-        let r = requester(1);
-        let first = pkcs_req(&r, "CN=dev-1", MessageType::PkcsReq, None);
-        let CertRepOutcome::Issued { certificate, .. } =
-            outcome(&drive(&mut store, &first.message, stored(&body, false)), &r, &first)
-        else {
-            panic!()
-        };
-        store.profile_body = manual.to_string();
-        let renewal = pkcs_req(&requester(2), "CN=dev-1", MessageType::RenewalReq, Some((r.key, &certificate)));
+        let (mut store, manual, renewal) = renewal_under_manual_approval();
         let id = identity();
         let (op, Step::NeedFacts { query }) = start(&renewal.message, stored(&manual, false), &id) else { panic!() };
         let mut op = op.unwrap();

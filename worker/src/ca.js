@@ -128,7 +128,7 @@ export async function identityOf(env, row) {
  */
 export async function caOfProfile(env, store, body) {
   await ensureSecretsCa(env, store);
-  return (await store.caByName(body.ca_identity_name)) ?? (await store.ca(SECRETS));
+  return store.currentCa(body.ca_identity_name);
 }
 
 /** The profile a SCEP GET names (or the default one), its CA as caOfProfile finds it, and its staged next CA. */

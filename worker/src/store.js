@@ -11,7 +11,6 @@ export class Conflict extends Error {
   }
 }
 
-// `stored` is the body as D1 holds it: what a cached copy is checked against.
 // The CA a profile's ca_identity_name (the SQL expression `name`) names now: its current CA, else the secrets' CA.
 const currentCaOf = (name) =>
   `SELECT * FROM certificate_authorities WHERE (name = ${name} AND role = 'current') OR (id = 'secrets' AND NOT EXISTS (SELECT 1 FROM certificate_authorities WHERE name = ${name} AND role = 'current')) ORDER BY id = 'secrets' LIMIT 1`;
@@ -49,6 +48,7 @@ function requiring(requires) {
   return { sql: conditions.map((c) => ` AND ${c.sql}`).join(''), args: conditions.flatMap((c) => c.args) };
 }
 
+// `stored` is the body as D1 holds it: what a cached copy is checked against.
 const toProfile = (row) => row && { id: row.id, name: row.name, body: JSON.parse(row.body), stored: row.body, created_at: row.created_at, updated_at: row.updated_at };
 
 export class Store {
@@ -593,6 +593,11 @@ export class Store {
   /** The current (or, with `role`, the next) CA of `name`, with its wrapped key. */
   async caByName(name, role = 'current') {
     return this.db.prepare('SELECT * FROM certificate_authorities WHERE name = ? AND role = ?').bind(name, role).first();
+  }
+
+  /** The CA a profile's `ca_identity_name` names now: its current CA, else the secrets' CA (one query). */
+  async currentCa(name) {
+    return this.db.prepare(CURRENT_CA).bind(name, name).first();
   }
 
   async ca(id) {
