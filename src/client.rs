@@ -23,14 +23,11 @@ use crate::signed::{self, chain_order, IdentifierKind, SignedBy, SignedMessage};
 use crate::wire::{Certificate, IssuerAndSerialNumber, IssuerAndSubject};
 
 pub mod challenge;
-// The procedure checks signatures and transports content keys itself: with the `rsa` crate for now.
-#[cfg(feature = "pure-rsa")]
 pub mod enrollment;
-#[cfg(all(feature = "server", feature = "pure-rsa"))]
+#[cfg(feature = "server")]
 pub mod from_profile;
 pub mod http;
 
-#[cfg(feature = "pure-rsa")]
 pub use enrollment::Enrollment;
 
 /// How an exchange ended without a certificate: the error, and what a person or a log needs beside it.
@@ -177,6 +174,7 @@ impl RequestBuilder<'_> {
 }
 
 /// A PKIMessage waiting for the requester's signature over its signed attributes.
+#[derive(Clone)]
 pub struct UnsignedRequest {
     signed: signed::UnsignedSignedData,
     message_type: MessageType,
@@ -331,6 +329,7 @@ pub fn read_cert_rep(
 }
 
 /// A SUCCESS CertRep whose envelope the requester's key opens: [`Self::operation`] is the decryption to do.
+#[derive(Clone)]
 pub struct SealedCertRep {
     sealed: envelope::Sealed,
     key: envelope::EncryptedKey,

@@ -209,6 +209,7 @@ impl CsrRequest {
 }
 
 /// A CertificationRequestInfo waiting for the signature that proves possession of its key (RFC 2986 §4.2).
+#[derive(Clone)]
 pub struct UnsignedCsr {
     info: CertReqInfo,
     info_der: Vec<u8>,

@@ -135,6 +135,7 @@ pub fn open(bytes: &[u8], recipients: &[Recipient<'_>], policy: AlgorithmPolicy)
 
 /// An EnvelopedData read up to its key transport: the content-encryption key, encrypted to a recipient's key,
 /// is the one thing left to decrypt ([`Self::for_recipient`]), and [`Self::open_with`] does the rest.
+#[derive(Clone)]
 pub struct Sealed {
     cipher: Cipher,
     iv: Vec<u8>,

@@ -252,6 +252,7 @@ fn build(
 }
 
 /// A TBSCertificate waiting for its issuer's signature (RFC 5280 §4.1.1.3).
+#[derive(Clone)]
 pub struct UnsignedCertificate {
     tbs: TbsCertificateInner<x509_cert::certificate::Raw>,
     tbs_der: Vec<u8>,

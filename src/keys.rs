@@ -9,17 +9,17 @@
 
 use const_oid::db::rfc5912;
 use der::Decode;
+use der::Encode;
 use rand_core::CryptoRngCore;
 use spki::SubjectPublicKeyInfoOwned;
 use x509_cert::certificate::{CertificateInner, Profile};
 use x509_cert::ext::pkix::SubjectKeyIdentifier;
+use zeroize::Zeroizing;
 #[cfg(feature = "pure-rsa")]
 use {
-    der::Encode,
     pkcs8::{DecodePrivateKey, EncodePrivateKey, EncodePublicKey, LineEnding},
     rsa::pkcs1::DecodeRsaPrivateKey,
     rsa::{Oaep, Pkcs1v15Encrypt, RsaPrivateKey, RsaPublicKey},
-    zeroize::Zeroizing,
 };
 
 use crate::algorithms::{AlgorithmPolicy, DigestAlg, KeyTransport};
@@ -88,6 +88,183 @@ impl PublicKeyOps for RustCrypto {
             KeyTransport::RsaOaepSha256 => public.encrypt(&mut rng, Oaep::new::<sha2::Sha256>(), plaintext),
         };
         result.map_err(|e| ScepError::invalid_input(format!("key transport: {e}")))
+    }
+}
+
+/// A public-key operation on a peer's key, handed out where the host performs RSA itself and only answers
+/// asynchronously (WebCrypto): the same two operations as [`PublicKeyOps`], as data.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "wasm", derive(tsify_next::Tsify))]
+#[serde(tag = "kind", rename_all = "camelCase")]
+pub enum PublicOperation {
+    /// RSASSA-PKCS1-v1_5 verification (RFC 8017 §8.2.2) of `signature` over `data` with `key` (SPKI DER).
+    Verify {
+        #[serde(with = "serde_bytes")]
+        #[cfg_attr(feature = "wasm", tsify(type = "Uint8Array"))]
+        key: Vec<u8>,
+        digest: DigestAlg,
+        #[serde(with = "serde_bytes")]
+        #[cfg_attr(feature = "wasm", tsify(type = "Uint8Array"))]
+        data: Vec<u8>,
+        #[serde(with = "serde_bytes")]
+        #[cfg_attr(feature = "wasm", tsify(type = "Uint8Array"))]
+        signature: Vec<u8>,
+    },
+    /// RSAES-PKCS1-v1_5 or RSAES-OAEP encryption (RFC 8017 §7) of a content-encryption key to `key` (SPKI DER).
+    Encrypt {
+        #[serde(with = "serde_bytes")]
+        #[cfg_attr(feature = "wasm", tsify(type = "Uint8Array"))]
+        key: Vec<u8>,
+        transport: KeyTransport,
+        #[serde(with = "serde_bytes")]
+        #[cfg_attr(feature = "wasm", tsify(type = "Uint8Array"))]
+        plaintext: Vec<u8>,
+    },
+}
+
+/// The result of a [`PublicOperation`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PublicAnswer {
+    Verified(bool),
+    Encrypted(Vec<u8>),
+}
+
+/// Performs `operation` with public-key operations at hand.
+pub fn perform_public(
+    ops: &dyn PublicKeyOps,
+    operation: &PublicOperation,
+    rng: &mut dyn CryptoRngCore,
+) -> Result<PublicAnswer> {
+    Ok(match operation {
+        PublicOperation::Verify { key, digest, data, signature } => {
+            PublicAnswer::Verified(ops.verify(&SubjectPublicKeyInfoOwned::from_der(key)?, *digest, data, signature)?)
+        }
+        PublicOperation::Encrypt { key, transport, plaintext } => PublicAnswer::Encrypted(ops.encrypt(
+            &SubjectPublicKeyInfoOwned::from_der(key)?,
+            *transport,
+            plaintext,
+            rng,
+        )?),
+    })
+}
+
+/// Public-key operations answered later, by a host that only answers asynchronously: a check or a build run
+/// with it records every operation it has no answer for (a verification is taken as good meanwhile, an
+/// encryption gives zeros), and its result is thrown away until [`Self::asked`] is empty. The caller performs
+/// what was asked, [`Self::answer`]s it, and runs the same check again (a build from the same random state),
+/// which then finds every answer. Nothing built or decided on an unanswered operation is ever used.
+#[derive(Default)]
+pub struct Deferred {
+    answered: Vec<(PublicOperation, PublicAnswer)>,
+    asked: core::cell::RefCell<Vec<PublicOperation>>,
+}
+
+impl Deferred {
+    pub fn answer(&mut self, operation: PublicOperation, answer: PublicAnswer) {
+        self.answered.push((operation, answer));
+    }
+
+    /// What the runs since the last call needed and found no answer for (each once).
+    pub fn asked(&self) -> Vec<PublicOperation> {
+        self.asked.take()
+    }
+
+    fn lookup(&self, operation: PublicOperation) -> Option<PublicAnswer> {
+        let found = self.answered.iter().find(|(o, _)| *o == operation).map(|(_, a)| a.clone());
+        if found.is_none() {
+            let mut asked = self.asked.borrow_mut();
+            if !asked.contains(&operation) {
+                asked.push(operation);
+            }
+        }
+        found
+    }
+}
+
+impl PublicKeyOps for Deferred {
+    fn verify(
+        &self,
+        key: &SubjectPublicKeyInfoOwned,
+        digest: DigestAlg,
+        message: &[u8],
+        signature: &[u8],
+    ) -> Result<bool> {
+        let operation = PublicOperation::Verify {
+            key: key.to_der()?,
+            digest,
+            data: message.to_vec(),
+            signature: signature.to_vec(),
+        };
+        Ok(match self.lookup(operation) {
+            Some(PublicAnswer::Verified(good)) => good,
+            Some(_) => return Err(ScepError::invalid_input("a verification was answered with a ciphertext")),
+            None => true,
+        })
+    }
+
+    fn encrypt(
+        &self,
+        key: &SubjectPublicKeyInfoOwned,
+        transport: KeyTransport,
+        plaintext: &[u8],
+        _: &mut dyn CryptoRngCore,
+    ) -> Result<Vec<u8>> {
+        let bits = rsa_key_bits(key)?;
+        let operation = PublicOperation::Encrypt { key: key.to_der()?, transport, plaintext: plaintext.to_vec() };
+        match self.lookup(operation) {
+            Some(PublicAnswer::Encrypted(ciphertext)) => Ok(ciphertext),
+            Some(_) => Err(ScepError::invalid_input("an encryption was answered with a verdict")),
+            None => Ok(vec![0; bits.div_ceil(8)]),
+        }
+    }
+}
+
+/// A private key held by a host that only answers asynchronously, for a check run again once its operations are
+/// answered (as [`Deferred`] is for public-key operations): an operation it has no answer for is recorded and
+/// fails meanwhile.
+pub struct DeferredKey {
+    public: SubjectPublicKeyInfoOwned,
+    answered: Vec<(KeyOperation, Vec<u8>)>,
+    asked: core::cell::RefCell<Vec<KeyOperation>>,
+}
+
+impl DeferredKey {
+    pub fn new(public: SubjectPublicKeyInfoOwned) -> Self {
+        Self { public, answered: Vec::new(), asked: Default::default() }
+    }
+
+    pub fn answer(&mut self, operation: KeyOperation, out: Vec<u8>) {
+        self.answered.push((operation, out));
+    }
+
+    /// What the runs since the last call needed and found no answer for (each once).
+    pub fn asked(&self) -> Vec<KeyOperation> {
+        self.asked.take()
+    }
+
+    fn lookup(&self, operation: KeyOperation) -> Result<Vec<u8>> {
+        if let Some((_, out)) = self.answered.iter().find(|(o, _)| *o == operation) {
+            return Ok(out.clone());
+        }
+        let mut asked = self.asked.borrow_mut();
+        if !asked.contains(&operation) {
+            asked.push(operation);
+        }
+        Err(ScepError::invalid_input("the key has not answered yet"))
+    }
+}
+
+impl PrivateKeyOps for DeferredKey {
+    fn public_key(&self) -> &SubjectPublicKeyInfoOwned {
+        &self.public
+    }
+
+    fn sign(&self, digest: DigestAlg, message: &[u8]) -> Result<Vec<u8>> {
+        self.lookup(KeyOperation::Sign { digest, data: message.to_vec() })
+    }
+
+    fn decrypt(&self, transport: KeyTransport, ciphertext: &[u8]) -> Result<Vec<u8>> {
+        self.lookup(KeyOperation::Decrypt { transport, ciphertext: ciphertext.to_vec() })
     }
 }
 
@@ -219,7 +396,7 @@ impl PrivateKeyOps for RsaKey {
 /// A private-key operation the core hands out instead of performing it: the bytes and the algorithm. Whoever
 /// holds the key performs it (WebCrypto, workerd's `node:crypto`, or an [`RsaKey`] through [`perform`]) and
 /// hands the result back; the core then continues once, with nothing to build again.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[cfg_attr(feature = "wasm", derive(tsify_next::Tsify))]
 #[serde(tag = "kind", rename_all = "camelCase")]
 pub enum KeyOperation {
@@ -294,6 +471,45 @@ fn rsa_public_key(spki: &SubjectPublicKeyInfoOwned) -> Result<RsaPublicKey> {
     let der = spki.to_der()?;
     use rsa::pkcs8::DecodePublicKey;
     RsaPublicKey::from_public_key_der(&der).map_err(|e| ScepError::malformed(format!("RSA public key: {e}")))
+}
+
+/// An RSA private key as the client takes it (PKCS#8 DER or PEM, PKCS#1 DER or PEM `BEGIN RSA PRIVATE KEY`),
+/// read without RSA arithmetic (RFC 5208 PrivateKeyInfo, RFC 8017 A.1.2 RSAPrivateKey): its PKCS#8 DER and the
+/// SubjectPublicKeyInfo of its public half. Where RSA runs in the host (WebCrypto) the host checks the key when
+/// it imports it.
+pub fn read_private_key(bytes: &[u8]) -> Result<(Zeroizing<Vec<u8>>, SubjectPublicKeyInfoOwned)> {
+    use der::asn1::{AnyRef, BitString};
+    let bad = |e: &dyn core::fmt::Display| ScepError::invalid_input(format!("not an RSA private key: {e}"));
+    let (pkcs1_label, der) = match core::str::from_utf8(bytes) {
+        Ok(text) if text.contains("-----BEGIN") => {
+            let (label, der) = der::pem::decode_vec(text.trim().as_bytes()).map_err(|e| bad(&e))?;
+            match label {
+                "RSA PRIVATE KEY" => (true, Zeroizing::new(der)),
+                "PRIVATE KEY" => (false, Zeroizing::new(der)),
+                other => return Err(bad(&format!("a PEM {other:?} block"))),
+            }
+        }
+        _ => (pkcs8::PrivateKeyInfo::from_der(bytes).is_err(), Zeroizing::new(bytes.to_vec())),
+    };
+    let rsa_encryption = spki::AlgorithmIdentifierRef { oid: rfc5912::RSA_ENCRYPTION, parameters: Some(AnyRef::NULL) };
+    let pkcs8 = if pkcs1_label {
+        pkcs1::RsaPrivateKey::from_der(&der).map_err(|e| bad(&e))?;
+        let info = pkcs8::PrivateKeyInfo { algorithm: rsa_encryption, private_key: &der, public_key: None };
+        Zeroizing::new(info.to_der()?)
+    } else {
+        der
+    };
+    let info = pkcs8::PrivateKeyInfo::from_der(&pkcs8).map_err(|e| bad(&e))?;
+    if info.algorithm.oid != rfc5912::RSA_ENCRYPTION {
+        return Err(ScepError::unsupported_algorithm(format!("private key algorithm {}", info.algorithm.oid)));
+    }
+    let private = pkcs1::RsaPrivateKey::from_der(info.private_key).map_err(|e| bad(&e))?;
+    let spki = SubjectPublicKeyInfoOwned {
+        algorithm: spki::AlgorithmIdentifierOwned { oid: rfc5912::RSA_ENCRYPTION, parameters: Some(der::Any::null()) },
+        subject_public_key: BitString::from_bytes(&private.public_key().to_der()?)?,
+    };
+    rsa_key_bits(&spki)?;
+    Ok((pkcs8, spki))
 }
 
 /// SHA-256 of a certificate's DER, lowercase hex: how a CA and its store name a certificate, and what a

@@ -91,6 +91,7 @@ pub fn unsigned(
 }
 
 /// A SignedData whose one SignerInfo waits for its signature (RFC 5652 §5.3, §5.5).
+#[derive(Clone)]
 pub struct UnsignedSignedData {
     data: Vec<u8>,
     signed_attrs: RawSet,

@@ -577,7 +577,7 @@ mod enrollment {
     };
     use scepkit::client::http::{HttpRequest, HttpResponse, Operation as HttpOperation};
     use scepkit::client::{Enrollment, Failure};
-    use scepkit::keys::{KeyOperation, PrivateKeyOps, RsaKey};
+    use scepkit::keys::{KeyOperation, PrivateKeyOps, PublicAnswer, PublicOperation, RsaKey, RustCrypto};
 
     /// A host for the machine: keys at hand, an in-process CA behind "HTTP", and a log of what it was asked.
     #[derive(Default)]
@@ -597,6 +597,10 @@ mod enrollment {
         wrong_signature: bool,
         /// The headers of each request to the OTP server.
         otp_requests: Vec<Vec<(&'static str, String)>>,
+        /// "verify" | "encrypt" for every public-key operation, in order.
+        public_operations: Vec<&'static str>,
+        /// Verifications after which every other one is answered "does not verify" (a forged CertRep).
+        verifications_until_forged: Option<usize>,
     }
 
     type Decide<'a> = dyn FnMut(&server::RequestFacts) -> Result<Option<Certificate>, ScepError> + 'a;
@@ -653,6 +657,18 @@ mod enrollment {
                                 let key = self.new.expect("a key to hand out");
                                 Answer::PublicKey(key.public_key().clone().to_der().unwrap())
                             }
+                            Operation::Public(operation) => {
+                                let verifications = self.public_operations.iter().filter(|o| **o == "verify").count();
+                                let forged = self.verifications_until_forged.is_some_and(|n| verifications >= n);
+                                self.public_operations.push(match operation {
+                                    PublicOperation::Verify { .. } => "verify",
+                                    PublicOperation::Encrypt { .. } => "encrypt",
+                                });
+                                match scepkit::keys::perform_public(&RustCrypto, &operation, &mut OsRng).unwrap() {
+                                    PublicAnswer::Verified(good) => Answer::Verified(good && !forged),
+                                    PublicAnswer::Encrypted(ciphertext) => Answer::Encrypted(ciphertext),
+                                }
+                            }
                             Operation::Key { key, operation } => {
                                 let held = match key {
                                     KeyRef::New => self.new.unwrap(),
@@ -703,6 +719,21 @@ mod enrollment {
         assert_eq!(host.sent, [MessageType::PkcsReq]);
         assert_eq!(host.started_before_first_wait, Some(3), "GetCACaps, GetCACert and the key start together");
         assert_eq!(host.generated, 1);
+        // The host's RSA checks its own three signatures, transports the content key to the CA, and checks the
+        // CertRep's signature and the certificate's: each asked for once.
+        assert_eq!(host.public_operations, ["verify", "verify", "encrypt", "verify", "verify", "verify"]);
+    }
+
+    #[test]
+    fn a_certrep_whose_signature_the_host_does_not_verify_is_refused_and_nothing_is_decrypted() {
+        let options = EnrollmentOptions { key_transport: KeyTransport::RsaOaepSha256, ..enroll("CN=laptop-8") };
+        // The three signatures of our own verify; the CertRep's does not.
+        let mut host = Host { new: Some(test_key(2)), verifications_until_forged: Some(3), ..Default::default() };
+        let failure = host.run(Enrollment::new(options, &mut OsRng).unwrap(), &mut issue).unwrap_err();
+        assert_eq!(failure.error.fail_info, FailInfo::BadMessageCheck, "{}", failure.error.message);
+        assert!(failure.error.message.contains("signature does not verify"), "{}", failure.error.message);
+        assert!(!host.key_operations.iter().any(|(_, op)| *op == "decrypt"), "no key opens a reply it could not check");
+        assert_eq!(host.sent, [MessageType::PkcsReq]);
     }
 
     #[test]

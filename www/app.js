@@ -194,8 +194,9 @@ function pemLink(id, text) {
   link.href = URL.createObjectURL(new Blob([text], { type: 'application/x-pem-file' }));
 }
 
-function showResult(result) {
-  const info = scep.inspect(result.certificate);
+async function showResult(result) {
+  // WebCrypto checks the certificate's signature (the browser build does no RSA of its own), hence the await.
+  const info = await scep.inspect(result.certificate);
   $('cert-subject').textContent = info.subject;
   $('cert-issuer').textContent = info.issuer;
   $('cert-serial').textContent = info.serial;
@@ -241,8 +242,8 @@ async function onEnroll(event) {
       keyBits: profile.rsa_nbits,
       keyPkcs8,
       fetch: fetchAhead,
-      // scepkit's service opens RSA-OAEP and answers in kind, so WebCrypto opens the reply too (no private-key
-      // operation of this page runs in wasm).
+      // scepkit's service opens RSA-OAEP and answers in kind, so WebCrypto does every RSA operation (the page's
+      // wasm has no RSA; the package's full build would be fetched for RSAES-PKCS1-v1_5, which this never needs).
       keyTransport: 'rsa-oaep-sha256',
       fingerprint: params.get('fingerprint') ?? profile.fingerprint ?? undefined,
       signal: controller.signal,
@@ -251,7 +252,7 @@ async function onEnroll(event) {
       onProgress: (step) => (performance.mark(`scepkit:${step}`), showStep(STEP_OF[step])),
     });
     lastResult.seat = seat;
-    showResult(lastResult);
+    await showResult(lastResult);
   } catch (e) {
     fail(explain(e));
   } finally {

@@ -6,6 +6,13 @@ export interface InitOptions {
   wasmUrl?: string | URL;
   /** The wasm compiled already, or its bytes. */
   module?: WebAssembly.Module | BufferSource;
+  /**
+   * Where the bundler serves the full build's wasm ('scepkit/wasm-full'), fetched only when a SCEP server needs RSA
+   * that WebCrypto lacks (RSAES-PKCS1-v1_5 content-key transport). Default: beside this file.
+   */
+  fullWasmUrl?: string | URL;
+  /** The full build's wasm compiled already, or its bytes. */
+  fullModule?: WebAssembly.Module | BufferSource;
 }
 /** Loads the wasm once; call it (and await it) before any other function. */
 export function init(options?: InitOptions): Promise<void>;

@@ -36,7 +36,7 @@ use crate::csr::{CsrRequest, San, UnsignedCsr};
 use crate::envelope::EnvelopeOptions;
 use crate::error::{FieldIssue, Result, ScepError};
 use crate::issue::{unsigned_self_signed, SelfSignedRole, UnsignedCertificate};
-use crate::keys::{self, KeyOperation, RsaKey, Unsigned};
+use crate::keys::{self, Deferred, KeyOperation, PublicAnswer, PublicOperation, Unsigned};
 use crate::message::MessageType;
 use crate::signed::IdentifierKind;
 use crate::wire::Certificate;
@@ -56,6 +56,11 @@ pub struct Enrollment {
     signer: Option<Certificate>,
     request: Option<PkiRequest>,
     polls: u32,
+    /// The peers' public-key operations (checking the CA's signatures, transporting content keys to it), which
+    /// the caller performs like the private-key ones: a stage that needs one the caller has not answered yet
+    /// asks for it and is taken again once it is answered (see [`Deferred`]).
+    public: Deferred,
+    public_asked: Vec<(OpId, PublicOperation)>,
 }
 
 /// What to enroll for, and how.
@@ -229,6 +234,9 @@ pub enum Operation {
     GenerateKey { bits: usize, policy: AlgorithmPolicy },
     /// Sign (answer [`Answer::Signature`]) or decrypt (answer [`Answer::Decrypted`]) with that key.
     Key { key: KeyRef, operation: KeyOperation },
+    /// Verify a signature of the CA's (answer [`Answer::Verified`]) or transport a content key to it (answer
+    /// [`Answer::Encrypted`]): the caller's RSA does these too (WebCrypto where it can).
+    Public(PublicOperation),
     /// Wait before polling again; answer [`Answer::Slept`].
     Sleep { millis: u32 },
 }
@@ -243,6 +251,8 @@ pub enum Answer {
     PublicKey(Vec<u8>),
     Signature(Vec<u8>),
     Decrypted(Zeroizing<Vec<u8>>),
+    Verified(bool),
+    Encrypted(Vec<u8>),
     Slept,
 }
 
@@ -293,6 +303,7 @@ pub struct Enrolled {
 }
 
 /// An HTTP request under way, kept to read its answer.
+#[derive(Clone)]
 struct Sent {
     id: OpId,
     request: HttpRequest,
@@ -301,6 +312,7 @@ struct Sent {
 /// Where the procedure stands; each stage waits for the answer to the operation it names.
 // One stage per enrollment at a time: boxing the unsigned structures would buy nothing.
 #[allow(clippy::large_enum_variant)]
+#[derive(Clone)]
 enum Stage {
     Begin,
     Key { caps: Sent, cacert: Sent, key: Option<OpId> },
@@ -341,6 +353,8 @@ impl Enrollment {
             signer: None,
             request: None,
             polls: 0,
+            public: Deferred::default(),
+            public_asked: Vec::new(),
         })
     }
 
@@ -368,8 +382,38 @@ impl Enrollment {
         self.request.as_ref().map(|r| r.transaction_id.as_str())
     }
 
+    /// Takes the current stage. When it needed public-key operations the caller has not answered yet, whatever
+    /// it did is undone (its steps, ids, randomness and poll count; its other effects are assignments it makes
+    /// again the same way), the operations are asked for, and the stage is taken again once they are answered:
+    /// then from the same random state, so it builds the same message with the answers in it.
     fn advance(&mut self) -> core::result::Result<(), Failure> {
-        match core::mem::replace(&mut self.stage, Stage::Ended) {
+        for (id, operation) in core::mem::take(&mut self.public_asked) {
+            let answer = match self.answers.iter().position(|(a, _)| *a == id).map(|at| self.answers.remove(at).1) {
+                Some(Answer::Verified(good)) => PublicAnswer::Verified(good),
+                Some(Answer::Encrypted(ciphertext)) => PublicAnswer::Encrypted(ciphertext),
+                _ => return Err(ScepError::invalid_input(format!("operation {id} was not answered as asked")).into()),
+            };
+            self.public.answer(operation, answer);
+        }
+        let stage = core::mem::replace(&mut self.stage, Stage::Ended);
+        let undo = (stage.clone(), self.rng.clone(), self.steps.len(), self.next_id, self.polls);
+        let taken = self.take_stage(stage);
+        let asked = self.public.asked();
+        if asked.is_empty() {
+            return taken;
+        }
+        let (stage, rng, steps, next_id, polls) = undo;
+        (self.stage, self.rng, self.next_id, self.polls) = (stage, rng, next_id, polls);
+        self.steps.truncate(steps);
+        for operation in asked {
+            let id = self.start_and_await(Operation::Public(operation.clone()));
+            self.public_asked.push((id, operation));
+        }
+        Ok(())
+    }
+
+    fn take_stage(&mut self, stage: Stage) -> core::result::Result<(), Failure> {
+        match stage {
             Stage::Begin => {
                 let caps = self.send(HttpRequest::get_ca_caps(&self.options.url)?);
                 let cacert = self.send(HttpRequest::get_ca_cert(&self.options.url)?);
@@ -487,7 +531,7 @@ impl Enrollment {
             Stage::Reply { sent } => {
                 let body = self.http_body(sent)?;
                 let request = self.request.as_ref().ok_or_else(|| ScepError::invalid_input("no request"))?;
-                let crypto = keys::Crypto::rust(self.options.policy);
+                let crypto = keys::Crypto { public_ops: &self.public, policy: self.options.policy };
                 match super::read_cert_rep(&body, request, self.signer()?, self.ca()?, crypto)? {
                     CertRep::Failed(refusal) => return Err(refusal.into()),
                     CertRep::Pending if self.polls >= self.options.max_polls => {
@@ -512,11 +556,8 @@ impl Enrollment {
                 let subject =
                     Name::from_str(&self.subject()?).map_err(|e| ScepError::invalid_input(format!("subject: {e}")))?;
                 let tid = self.transaction_id().unwrap_or_default().to_owned();
-                let unsigned = builder(&self.options, &self.negotiated, &self.signer, &self.ca)?.cert_poll(
-                    &tid,
-                    &subject,
-                    &mut self.rng,
-                )?;
+                let unsigned = builder(&self.options, &self.negotiated, &self.signer, &self.ca, &self.public)?
+                    .cert_poll(&tid, &subject, &mut self.rng)?;
                 let id = self.sign(self.signer_key_ref(), &unsigned);
                 self.stage = Stage::Message { unsigned, id };
             }
@@ -524,7 +565,7 @@ impl Enrollment {
                 let content_key = self.take(id, |a| if let Answer::Decrypted(k) = a { Some(k) } else { None })?;
                 let expected = self.new_key()?.to_der()?;
                 let CertRepOutcome::Issued { certificate, chain } =
-                    sealed.finish(&content_key, self.ca()?, Some(&expected), &keys::RustCrypto)?
+                    sealed.clone().finish(&content_key, self.ca()?, Some(&expected), &self.public)?
                 else {
                     return Err(ScepError::malformed("the CertRep holds no certificate").into());
                 };
@@ -552,12 +593,8 @@ impl Enrollment {
     fn certificate_request(&mut self, message_type: MessageType) -> Result<()> {
         let csr = self.csr.clone().ok_or_else(|| ScepError::invalid_input("no CSR"))?;
         let tid = self.options.transaction_id.clone();
-        let unsigned = builder(&self.options, &self.negotiated, &self.signer, &self.ca)?.certificate_request(
-            &csr,
-            message_type,
-            tid,
-            &mut self.rng,
-        )?;
+        let unsigned = builder(&self.options, &self.negotiated, &self.signer, &self.ca, &self.public)?
+            .certificate_request(&csr, message_type, tid, &mut self.rng)?;
         let id = self.sign(self.signer_key_ref(), &unsigned);
         self.stage = Stage::Message { unsigned, id };
         Ok(())
@@ -620,15 +657,15 @@ impl Enrollment {
         self.steps.push_back(Step::Progress(Progress { step, transaction_id, polls: Some(self.polls) }));
     }
 
-    /// The answer to `id`, if it is the kind `pick` takes.
+    /// The answer to `id`, if it is the kind `pick` takes. Answers are kept: a stage taken again finds them.
     fn take<T>(&mut self, id: OpId, pick: impl FnOnce(Answer) -> Option<T>) -> Result<T> {
-        let at = self
+        let answer = self
             .answers
             .iter()
-            .position(|(a, _)| *a == id)
+            .find(|(a, _)| *a == id)
+            .map(|(_, answer)| answer.clone())
             .ok_or_else(|| ScepError::invalid_input(format!("operation {id} has not been answered")))?;
-        pick(self.answers.remove(at).1)
-            .ok_or_else(|| ScepError::invalid_input(format!("operation {id} was answered with the wrong kind")))
+        pick(answer).ok_or_else(|| ScepError::invalid_input(format!("operation {id} was answered with the wrong kind")))
     }
 
     fn send(&mut self, request: HttpRequest) -> Sent {
@@ -689,14 +726,7 @@ impl Enrollment {
     ) -> Result<Vec<u8>> {
         let signature = self.take(id, |a| if let Answer::Signature(s) = a { Some(s) } else { None })?;
         let public_key = public_key.clone();
-        keys::check_signature(
-            &keys::RustCrypto,
-            &public_key,
-            unsigned.digest(),
-            unsigned.to_be_signed(),
-            &signature,
-            what,
-        )?;
+        keys::check_signature(&self.public, &public_key, unsigned.digest(), unsigned.to_be_signed(), &signature, what)?;
         Ok(signature)
     }
 
@@ -717,7 +747,9 @@ impl Enrollment {
     }
 
     /// Runs to the end with keys at hand (tests, native tools): every key operation is performed by `keys`
-    /// (a key asked for is generated into `keys.new`), `send` answers each HTTP request, waits are skipped.
+    /// (a key asked for is generated into `keys.new`), the public-key ones by the `rsa` crate, `send` answers
+    /// each HTTP request, waits are skipped.
+    #[cfg(feature = "pure-rsa")]
     pub fn run(
         mut self,
         keys: &mut LocalKeys,
@@ -734,8 +766,13 @@ impl Enrollment {
                     let answer = match operation {
                         Operation::Http(request) => send(&request),
                         Operation::Sleep { .. } => Answer::Slept,
+                        Operation::Public(operation) => match keys::perform_public(&keys::RustCrypto, &operation, rng)?
+                        {
+                            PublicAnswer::Verified(good) => Answer::Verified(good),
+                            PublicAnswer::Encrypted(ciphertext) => Answer::Encrypted(ciphertext),
+                        },
                         Operation::GenerateKey { bits, policy } => {
-                            let key = RsaKey::generate(bits, policy, rng)?;
+                            let key = keys::RsaKey::generate(bits, policy, rng)?;
                             let spki = keys::PrivateKeyOps::public_key(&key).clone().to_der()?;
                             keys.new = Some(key);
                             Answer::PublicKey(spki)
@@ -761,10 +798,11 @@ impl Enrollment {
 }
 
 /// Keys at hand for [`Enrollment::run`].
+#[cfg(feature = "pure-rsa")]
 #[derive(Default)]
 pub struct LocalKeys {
-    pub new: Option<RsaKey>,
-    pub current: Option<RsaKey>,
+    pub new: Option<keys::RsaKey>,
+    pub current: Option<keys::RsaKey>,
 }
 
 /// The request builder, from the fields it borrows (so the generator stays free to borrow mutably).
@@ -773,6 +811,7 @@ fn builder<'a>(
     negotiated: &Option<Negotiated>,
     signer: &'a Option<Certificate>,
     ca: &'a Option<CaCertificates>,
+    public: &'a Deferred,
 ) -> Result<RequestBuilder<'a>> {
     let missing = || ScepError::invalid_input("the request is built before the CA is known");
     let negotiated = negotiated.as_ref().ok_or_else(missing)?;
@@ -789,6 +828,6 @@ fn builder<'a>(
             digest: negotiated.digest,
             signer_identifier: o.identifier,
         },
-        public_ops: &keys::RustCrypto,
+        public_ops: public,
     })
 }

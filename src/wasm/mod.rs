@@ -85,6 +85,18 @@ fn to_js_bytes<T: Serialize>(value: &T) -> JsResult<JsValue> {
     value.serialize(&serde_wasm_bindgen::Serializer::new()).map_err(|e| js_sys::Error::new(&e.to_string()).into())
 }
 
+/// What `inspect` reads: the bytes of a Uint8Array, or a string's (PEM or base64).
+#[cfg(feature = "client")]
+fn inspected_bytes(input: JsValue) -> JsResult<Vec<u8>> {
+    match input.as_string() {
+        Some(text) => Ok(text.into_bytes()),
+        None => Ok(input
+            .dyn_into::<js_sys::Uint8Array>()
+            .map_err(|_| js_error(ScepError::invalid_input("inspect takes a Uint8Array or a string")))?
+            .to_vec()),
+    }
+}
+
 #[wasm_bindgen(js_name = decodeMessageParam)]
 pub fn decode_message_param(raw: &str) -> JsResult<Vec<u8>> {
     crate::transport::decode_message_param(raw).map_err(js_error)
@@ -94,6 +106,8 @@ pub fn decode_message_param(raw: &str) -> JsResult<Vec<u8>> {
 // CLI. Left out of the Worker's build.
 #[cfg(feature = "client")]
 mod client;
+#[cfg(all(feature = "client", feature = "pure-rsa"))]
+mod pure_rsa;
 #[cfg(feature = "server")]
 mod server;
 #[cfg(feature = "client")]

@@ -1,10 +1,11 @@
 //! Where the wasm meets the web platform: the client side, driven from inside the wasm through `web-sys`.
 //!
 //! The core's [`Enrollment`] says what it needs; this shell does it: HTTP with the global `fetch` (or the
-//! caller's `fetch` option), keys, signatures and RSA-OAEP decryption with WebCrypto's `SubtleCrypto` (the
-//! wasm key where WebCrypto is absent or declines: PKCS#1 v1.5 decryption, RSA 1024), waits with
-//! `setTimeout`, and the caller's `AbortSignal`. Everything is looked up on the global scope, never `window`,
-//! so browsers, workerd and Node >= 20 run the same code.
+//! caller's `fetch` option), every RSA operation with WebCrypto's `SubtleCrypto` (keys, signatures, their checks,
+//! RSA-OAEP both ways), waits with `setTimeout`, and the caller's `AbortSignal`. What WebCrypto lacks (RSAES-PKCS1-v1_5,
+//! which foreign SCEP servers use, and keys it declines) goes to [`fallback`]: the `rsa` crate in builds that have it,
+//! and in the browser build, which has none, scepkit's full build, loaded the first time it is needed.
+//! Everything is looked up on the global scope, never `window`, so browsers, workerd and Node >= 20 run the same code.
 
 use std::cell::{Cell, RefCell};
 use std::future::Future;
@@ -30,7 +31,7 @@ use crate::client::http::{HttpRequest, HttpResponse};
 use crate::client::{Enrollment, Failure};
 use crate::csr::San;
 use crate::error::{FieldIssue, ScepError};
-use crate::keys::{self, KeyOperation, PrivateKeyOps, RsaKey};
+use crate::keys::{self, KeyOperation, PublicAnswer, PublicOperation};
 use crate::signed::IdentifierKind;
 use crate::wire::Certificate;
 
@@ -315,6 +316,7 @@ enum Started {
     Running(Pending),
     Generating(Generating),
     Key(KeyRef, KeyOperation),
+    Public(PublicOperation),
 }
 
 impl Shell {
@@ -360,6 +362,7 @@ impl Shell {
                             Started::Generating(start_generating(self.subtle.clone(), bits, policy, generator))
                         }
                         Operation::Key { key, operation } => Started::Key(key, operation),
+                        Operation::Public(operation) => Started::Public(operation),
                         Operation::Sleep { millis } => Started::Running(self.sleep(millis)),
                     };
                     started.push((id, under_way));
@@ -384,6 +387,10 @@ impl Shell {
                             .ok_or_else(|| js_error(ScepError::invalid_input(format!("no {which:?} key"))))?;
                             self.perform(key, &operation).await?
                         }
+                        Started::Public(operation) => match perform_public(self.subtle.as_ref(), &operation).await? {
+                            PublicAnswer::Verified(good) => Answer::Verified(good),
+                            PublicAnswer::Encrypted(ciphertext) => Answer::Encrypted(ciphertext),
+                        },
                     };
                     machine.answer(id, answer);
                 }
@@ -510,22 +517,11 @@ impl Shell {
         })
     }
 
-    /// A private-key operation: WebCrypto where it does it, else the wasm key.
+    /// A private-key operation: WebCrypto where it does it, else the [`fallback`].
     async fn perform(&self, key: &HeldKey, operation: &KeyOperation) -> JsResult<Answer> {
-        let by_webcrypto = match &self.subtle {
-            Some(subtle) => key.webcrypto(subtle, operation).await,
-            None => None,
-        };
-        let out = match by_webcrypto {
-            Some(out) => {
-                self.by_webcrypto.set(self.by_webcrypto.get() + 1);
-                out
-            }
-            None => {
-                self.by_wasm.set(self.by_wasm.get() + 1);
-                keys::perform(&*key.wasm()?, operation).map_err(js_error)?
-            }
-        };
+        let (out, by_webcrypto) = key.perform(self.subtle.as_ref(), operation).await?;
+        let counter = if by_webcrypto { &self.by_webcrypto } else { &self.by_wasm };
+        counter.set(counter.get() + 1);
         Ok(match operation {
             KeyOperation::Sign { .. } => Answer::Signature(out),
             KeyOperation::Decrypt { .. } => Answer::Decrypted(Zeroizing::new(out)),
@@ -574,37 +570,35 @@ struct OperationsJs {
     wasm: u32,
 }
 
-/// A private key held for the machine: PKCS#8 DER, imported into WebCrypto per algorithm when first used,
-/// and parsed into a wasm key only when WebCrypto cannot do an operation.
+/// A private key held for the machine: PKCS#8 DER, imported into WebCrypto per algorithm when first used;
+/// what WebCrypto cannot do goes to the [`fallback`].
 struct HeldKey {
     pkcs8: Zeroizing<Vec<u8>>,
     spki: Vec<u8>,
     imported: RefCell<Vec<(&'static str, &'static str, CryptoKey)>>,
-    wasm: RefCell<Option<RsaKey>>,
 }
 
 impl HeldKey {
-    /// A key the caller gave: PKCS#8 DER or PEM, or PKCS#1 PEM.
+    /// A key the caller gave: PKCS#8 or PKCS#1, DER or PEM.
     fn import(bytes: &[u8]) -> JsResult<Self> {
-        let key = RsaKey::import(bytes).map_err(js_error)?;
-        let spki = key.public_key().to_der().map_err(ScepError::from).map_err(js_error)?;
-        Ok(Self {
-            pkcs8: key.to_pkcs8_der().map_err(js_error)?,
-            spki,
-            imported: Default::default(),
-            wasm: RefCell::new(Some(key)),
-        })
+        let (pkcs8, spki) = keys::read_private_key(bytes).map_err(js_error)?;
+        Ok(Self::from_pkcs8(pkcs8, spki.to_der().map_err(|e| js_error(e.into()))?))
     }
 
     fn from_pkcs8(pkcs8: Zeroizing<Vec<u8>>, spki: Vec<u8>) -> Self {
-        Self { pkcs8, spki, imported: Default::default(), wasm: Default::default() }
+        Self { pkcs8, spki, imported: Default::default() }
     }
 
-    fn wasm(&self) -> JsResult<std::cell::Ref<'_, RsaKey>> {
-        if self.wasm.borrow().is_none() {
-            *self.wasm.borrow_mut() = Some(RsaKey::import(&self.pkcs8).map_err(js_error)?);
-        }
-        Ok(std::cell::Ref::map(self.wasm.borrow(), |k| k.as_ref().expect("imported above")))
+    /// The operation's result, and whether WebCrypto performed it (else the [`fallback`]).
+    async fn perform(&self, subtle: Option<&SubtleCrypto>, operation: &KeyOperation) -> JsResult<(Vec<u8>, bool)> {
+        let by_webcrypto = match subtle {
+            Some(subtle) => self.webcrypto(subtle, operation).await,
+            None => None,
+        };
+        Ok(match by_webcrypto {
+            Some(out) => (out, true),
+            None => (fallback::private(&self.pkcs8, operation).await?, false),
+        })
     }
 
     /// The operation by WebCrypto, or None where it cannot (PKCS#1 v1.5 decryption) or declines.
@@ -640,15 +634,183 @@ impl HeldKey {
         if cached.is_some() {
             return cached;
         }
-        let params = Object::new();
-        Reflect::set(&params, &"name".into(), &algorithm.into()).ok()?;
-        Reflect::set(&params, &"hash".into(), &hash.into()).ok()?;
-        let usages = Array::of1(&usage.into());
-        let pkcs8 = Uint8Array::from(self.pkcs8.as_slice());
-        let promise = subtle.import_key_with_object("pkcs8", &pkcs8, &params, false, &usages).ok()?;
-        let key: CryptoKey = JsFuture::from(promise).await.ok()?.unchecked_into();
+        let key = import_key(subtle, "pkcs8", &self.pkcs8, algorithm, hash, usage).await?;
         self.imported.borrow_mut().push((algorithm, hash, key.clone()));
         Some(key)
+    }
+}
+
+/// A key into WebCrypto (`format` "pkcs8" or "spki"), for one algorithm and use; None where it declines.
+async fn import_key(
+    subtle: &SubtleCrypto,
+    format: &str,
+    der: &[u8],
+    algorithm: &str,
+    hash: &str,
+    usage: &str,
+) -> Option<CryptoKey> {
+    let params = Object::new();
+    Reflect::set(&params, &"name".into(), &algorithm.into()).ok()?;
+    Reflect::set(&params, &"hash".into(), &hash.into()).ok()?;
+    let usages = Array::of1(&usage.into());
+    let promise = subtle.import_key_with_object(format, &Uint8Array::from(der), &params, false, &usages).ok()?;
+    Some(JsFuture::from(promise).await.ok()?.unchecked_into())
+}
+
+/// A readable description of any SCEP artefact (see the full build's `inspect`), with every signature check and
+/// the key's decryptions performed by WebCrypto (the browser build has no RSA of its own): the description is
+/// made again once the operations it asked for are answered, at most a few times (one per level of nesting).
+#[cfg(not(feature = "pure-rsa"))]
+#[wasm_bindgen(unchecked_return_type = "Inspected")]
+pub async fn inspect(
+    #[wasm_bindgen(unchecked_param_type = "Uint8Array | string")] input: JsValue,
+    key_pkcs8: Option<Vec<u8>>,
+) -> JsResult<JsValue> {
+    let bytes = super::inspected_bytes(input)?;
+    let held = key_pkcs8.map(|k| HeldKey::import(&k)).transpose()?;
+    let mut key = match &held {
+        Some(held) => Some(keys::DeferredKey::new(
+            SubjectPublicKeyInfoOwned::from_der(&held.spki).map_err(|e| js_error(e.into()))?,
+        )),
+        None => None,
+    };
+    let mut public = keys::Deferred::default();
+    let subtle = subtle();
+    for _ in 0..8 {
+        let described = crate::inspect::inspect(&bytes, key.as_ref().map(|k| k as &dyn keys::PrivateKeyOps), &public);
+        let asked = public.asked();
+        let asked_of_key = key.as_ref().map(keys::DeferredKey::asked).unwrap_or_default();
+        if asked.is_empty() && asked_of_key.is_empty() {
+            return to_js(&described.map_err(js_error)?);
+        }
+        for operation in asked {
+            let answer = perform_public(subtle.as_ref(), &operation).await?;
+            public.answer(operation, answer);
+        }
+        if let (Some(held), Some(key)) = (&held, key.as_mut()) {
+            for operation in asked_of_key {
+                // A key that cannot decrypt this one answers nothing: inspect reports it as not opened.
+                let out = held.perform(subtle.as_ref(), &operation).await.map(|(out, _)| out).unwrap_or_default();
+                key.answer(operation, out);
+            }
+        }
+    }
+    Err(js_error(ScepError::malformed("inspect: nested too deeply")))
+}
+
+/// A public-key operation on a peer's key: WebCrypto where it does it, else the [`fallback`].
+async fn perform_public(subtle: Option<&SubtleCrypto>, operation: &PublicOperation) -> JsResult<PublicAnswer> {
+    let by_webcrypto = match subtle {
+        Some(subtle) => public_by_webcrypto(subtle, operation).await,
+        None => None,
+    };
+    match by_webcrypto {
+        Some(answer) => Ok(answer),
+        None => fallback::public(operation).await,
+    }
+}
+
+/// RSASSA-PKCS1-v1_5 verification and RSA-OAEP encryption; None for RSAES-PKCS1-v1_5 (not in WebCrypto) or a key
+/// WebCrypto declines.
+async fn public_by_webcrypto(subtle: &SubtleCrypto, operation: &PublicOperation) -> Option<PublicAnswer> {
+    match operation {
+        PublicOperation::Verify { key, digest, data, signature } => {
+            let algorithm = "RSASSA-PKCS1-v1_5";
+            let key = import_key(subtle, "spki", key, algorithm, webcrypto_hash(*digest), "verify").await?;
+            let promise = subtle
+                .verify_with_str_and_js_u8_array_and_js_u8_array(
+                    algorithm,
+                    &key,
+                    &Uint8Array::from(signature.as_slice()),
+                    &Uint8Array::from(data.as_slice()),
+                )
+                .ok()?;
+            Some(PublicAnswer::Verified(JsFuture::from(promise).await.ok()?.as_bool()?))
+        }
+        PublicOperation::Encrypt { key, transport, plaintext } => {
+            let hash = match transport {
+                KeyTransport::RsaOaepSha1 => "SHA-1",
+                KeyTransport::RsaOaepSha256 => "SHA-256",
+                KeyTransport::RsaPkcs1v15 => return None,
+            };
+            let key = import_key(subtle, "spki", key, "RSA-OAEP", hash, "encrypt").await?;
+            let promise = subtle
+                .encrypt_with_str_and_js_u8_array("RSA-OAEP", &key, &Uint8Array::from(plaintext.as_slice()))
+                .ok()?;
+            Some(PublicAnswer::Encrypted(Uint8Array::new(&JsFuture::from(promise).await.ok()?).to_vec()))
+        }
+    }
+}
+
+/// The RSA operations WebCrypto does not do: the `rsa` crate of this build.
+#[cfg(feature = "pure-rsa")]
+mod fallback {
+    use super::*;
+
+    pub async fn public(operation: &PublicOperation) -> JsResult<PublicAnswer> {
+        keys::perform_public(&keys::RustCrypto, operation, &mut OsRng).map_err(js_error)
+    }
+
+    pub async fn private(pkcs8: &[u8], operation: &KeyOperation) -> JsResult<Vec<u8>> {
+        keys::perform(&keys::RsaKey::import(pkcs8).map_err(js_error)?, operation).map_err(js_error)
+    }
+
+    /// A new key: PKCS#8 DER.
+    pub async fn generate(bits: usize, policy: AlgorithmPolicy) -> JsResult<Zeroizing<Vec<u8>>> {
+        keys::RsaKey::generate(bits, policy, &mut OsRng).and_then(|k| k.to_pkcs8_der()).map_err(js_error)
+    }
+}
+
+/// The RSA operations WebCrypto does not do, in the browser build (which has no RSA of its own): scepkit's full
+/// build, loaded the first time one is needed by the loader the package's browser entry registers
+/// (`useLegacyCrypto`). Its `rsaPublicOperation`, `rsaKeyOperation` and `generateKeyWasm` do them.
+#[cfg(not(feature = "pure-rsa"))]
+mod fallback {
+    use super::*;
+
+    thread_local! {
+        static LOADER: RefCell<Option<Function>> = const { RefCell::new(None) };
+    }
+
+    /// Registers `load`, a function that returns (a promise of) scepkit's full build, initialised.
+    #[wasm_bindgen(js_name = useLegacyCrypto)]
+    pub fn use_legacy_crypto(load: Function) {
+        LOADER.with(|l| *l.borrow_mut() = Some(load));
+    }
+
+    /// Calls `name` of the full build with `args`.
+    async fn call(name: &str, args: &Array) -> JsResult<JsValue> {
+        let Some(load) = LOADER.with(|l| l.borrow().clone()) else {
+            return Err(js_error(ScepError::unsupported_algorithm(
+                "this needs RSA that WebCrypto does not do (RSAES-PKCS1-v1_5, which most SCEP servers use for the \
+                 content key); this browser build loads scepkit's full build for it, but none was registered (use the \
+                 package's entry, or pass keyTransport: 'rsa-oaep-sha256' to a server that takes RSA-OAEP)",
+            )));
+        };
+        let module = JsFuture::from(Promise::resolve(&load.call0(&JsValue::UNDEFINED)?)).await?;
+        let function: Function = Reflect::get(&module, &name.into())?
+            .dyn_into()
+            .map_err(|_| js_sys::TypeError::new(&format!("scepkit's full build has no {name}")))?;
+        function.apply(&JsValue::UNDEFINED, args)
+    }
+
+    pub async fn public(operation: &PublicOperation) -> JsResult<PublicAnswer> {
+        let out = call("rsaPublicOperation", &Array::of1(&to_js_bytes(operation)?)).await?;
+        Ok(match out.as_bool() {
+            Some(good) => PublicAnswer::Verified(good),
+            None => PublicAnswer::Encrypted(out.dyn_into::<Uint8Array>()?.to_vec()),
+        })
+    }
+
+    pub async fn private(pkcs8: &[u8], operation: &KeyOperation) -> JsResult<Vec<u8>> {
+        let args = Array::of2(&Uint8Array::from(pkcs8), &to_js_bytes(operation)?);
+        Ok(call("rsaKeyOperation", &args).await?.dyn_into::<Uint8Array>()?.to_vec())
+    }
+
+    pub async fn generate(bits: usize, policy: AlgorithmPolicy) -> JsResult<Zeroizing<Vec<u8>>> {
+        let legacy = policy == AlgorithmPolicy::Legacy;
+        let args = Array::of2(&(bits as u32).into(), &legacy.into());
+        Ok(Zeroizing::new(call("generateKeyWasm", &args).await?.dyn_into::<Uint8Array>()?.to_vec()))
     }
 }
 
@@ -672,15 +834,9 @@ fn start_generating(
         }
         _ => None,
     };
-    let wasm = move || -> JsResult<HeldKey> {
-        let key = RsaKey::generate(bits, policy, &mut OsRng).map_err(js_error)?;
-        let spki = key.public_key().to_der().map_err(ScepError::from).map_err(js_error)?;
-        Ok(HeldKey::from_pkcs8(key.to_pkcs8_der().map_err(js_error)?, spki))
-    };
+    let wasm = move || async move { HeldKey::import(&fallback::generate(bits, policy).await?) };
     let Some((subtle, pair)) = webcrypto else {
-        // The wasm generator blocks, but the requests already started travel meanwhile.
-        let key = wasm();
-        return Box::pin(async move { key });
+        return Box::pin(wasm());
     };
     Box::pin(async move {
         let exported = async {
@@ -696,7 +852,7 @@ fn start_generating(
                 Ok(HeldKey::from_pkcs8(Zeroizing::new(pkcs8), spki))
             }
             Err(e) if generator == Generator::WebCrypto => Err(e),
-            Err(_) => wasm(),
+            Err(_) => wasm().await,
         }
     })
 }

@@ -47,12 +47,15 @@ function app(name, source, files = {}, deps = []) {
   return at;
 }
 
-// What each app does once its wasm is loaded: enroll with the code in the page's URL, and show the outcome.
+// What each app does once its wasm is loaded: enroll with the code in the page's URL, and show the outcome. The
+// content key goes as RSAES-PKCS1-v1_5 (the default, what most SCEP servers take), which WebCrypto lacks: the
+// client build (no RSA of its own) has the package load its full build for that, through the app's bundler.
 const ENROLL = `
 const params = new URLSearchParams(location.search);
 try {
   const r = await enroll({ url: params.get('url'), challenge: params.get('code'), subject: 'CN=' + params.get('seat') });
-  document.body.dataset.subject = inspect(r.certificate).subject;
+  document.body.dataset.subject = (await inspect(r.certificate)).subject;
+  document.body.dataset.ops = JSON.stringify(r.privateKeyOperations);
   document.body.dataset.done = 'issued';
 } catch (e) {
   document.body.dataset.done = 'failed: ' + e.message;
@@ -82,6 +85,8 @@ async function enrollsIn(root, seat) {
   const failed = [];
   page.on('requestfailed', (r) => failed.push(r.url()));
   page.on('response', (r) => r.status() >= 400 && failed.push(`${r.status()} ${r.url()}`));
+  const wasm = [];
+  page.on('response', (r) => new URL(r.url()).pathname.endsWith('.wasm') && wasm.push(r.url()));
   try {
     await page.goto(`${host.origin}/?url=${encodeURIComponent(`${worker.base}/scep`)}&code=${code}&seat=${seat}`);
     await page.waitForFunction(() => document.body.dataset.done, null, { timeout: 90_000 });
@@ -89,6 +94,9 @@ async function enrollsIn(root, seat) {
     assert.equal(done.done, 'issued', `${done.done}; failed requests: ${failed.join(', ')}`);
     assert.equal(done.subject, `CN=${seat}`);
     assert.deepEqual(failed, []);
+    // WebCrypto signed (CSR, signer certificate, PKIMessage); the full build, fetched second, opened the reply.
+    assert.deepEqual(JSON.parse(done.ops), { webcrypto: 3, wasm: 1 });
+    assert.equal(wasm.length, 2, wasm.join(', '));
   } finally {
     await context.close();
     host.close();
@@ -98,7 +106,8 @@ async function enrollsIn(root, seat) {
 test('esbuild: scepkit/manual + scepkit/wasm (file loader) bundle, load and enroll in Chromium', async () => {
   const at = app('esbuild-app', `import { init, enroll, inspect } from 'scepkit/manual';
 import wasmUrl from 'scepkit/wasm';
-await init({ wasmUrl: new URL(wasmUrl, import.meta.url) });
+import fullWasmUrl from 'scepkit/wasm-full';
+await init({ wasmUrl: new URL(wasmUrl, import.meta.url), fullWasmUrl: new URL(fullWasmUrl, import.meta.url) });
 ${ENROLL}`);
   const out = join(at, 'dist');
   const r = spawnSync(join(BIN, 'esbuild'), ['main.js', '--bundle', '--format=esm', '--platform=browser', '--loader:.wasm=file', `--outdir=${out}`], { cwd: at, encoding: 'utf8', timeout: 60_000 });
@@ -110,7 +119,8 @@ ${ENROLL}`);
 test('Vite: scepkit/manual + scepkit/wasm?url build, load and enroll in Chromium', async () => {
   const at = app('vite-app', `import { init, enroll, inspect } from 'scepkit/manual';
 import wasmUrl from 'scepkit/wasm?url';
-await init({ wasmUrl });
+import fullWasmUrl from 'scepkit/wasm-full?url';
+await init({ wasmUrl, fullWasmUrl });
 ${ENROLL}`, {
     'index.html': '<!doctype html><script type="module" src="/main.js"></script>',
     // Top-level await needs an ES2022 target; the build makes no network call.
@@ -124,7 +134,8 @@ ${ENROLL}`, {
 test('webpack 5: scepkit/manual + scepkit/wasm (asset/resource) build, load and enroll in Chromium', async () => {
   const at = app('webpack-app', `import { init, enroll, inspect } from 'scepkit/manual';
 import wasmUrl from 'scepkit/wasm';
-await init({ wasmUrl });
+import fullWasmUrl from 'scepkit/wasm-full';
+await init({ wasmUrl, fullWasmUrl });
 ${ENROLL}`, {
     // The asset rule copies the wasm to dist/ and gives its URL (resolved against the script: publicPath 'auto').
     'webpack.config.js': `export default {
@@ -142,7 +153,8 @@ ${ENROLL}`, {
 test('Rollup 4: scepkit/manual + scepkit/wasm (node-resolve, plugin-url limit 0) build, load and enroll in Chromium', async () => {
   const at = app('rollup-app', `import { init, enroll, inspect } from 'scepkit/manual';
 import wasmUrl from 'scepkit/wasm';            // @rollup/plugin-url copies it beside the bundle and gives its name
-await init({ wasmUrl: new URL(wasmUrl, import.meta.url) });
+import fullWasmUrl from 'scepkit/wasm-full';
+await init({ wasmUrl: new URL(wasmUrl, import.meta.url), fullWasmUrl: new URL(fullWasmUrl, import.meta.url) });
 ${ENROLL}`, {
     'rollup.config.js': `import { nodeResolve } from '@rollup/plugin-node-resolve';
 import url from '@rollup/plugin-url';

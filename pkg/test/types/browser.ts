@@ -1,7 +1,10 @@
-// The browser entry's declarations: the client, typed from the Rust types; no CA side.
-import { buildCsr, csrFacts, enroll, inspect, ScepError } from 'scepkit';
+// The browser entry's declarations: the client, typed from the Rust types; no CA side, and no RSA of its own
+// (WebCrypto does it: inspect is async there, and the synchronous helpers that sign with a key at hand are Node's).
+import { enroll, exportPkcs12, inspect, privateKeyToPem, ScepError } from 'scepkit';
 // @ts-expect-error the browser build of the core has no CA side
 import { PkiOperation } from 'scepkit';
+// @ts-expect-error nor the synchronous helpers that do RSA in the wasm
+import { buildCsr } from 'scepkit';
 
 export async function enrollLaptop(code: string): Promise<Uint8Array> {
   try {
@@ -14,15 +17,12 @@ export async function enrollLaptop(code: string): Promise<Uint8Array> {
   }
 }
 
-export function facts(key: Uint8Array): number {
-  const csr = buildCsr(key, { subject: 'CN=x', sans: [], challenge: 'c' });
-  const f = csrFacts(csr);
-  // @ts-expect-error CsrFacts has keyBits (camelCase), not key_bits
-  f.key_bits;
-  return f.keyBits;
+export function download(key: Uint8Array, certificate: Uint8Array): [Uint8Array, string] {
+  return [exportPkcs12(key, [certificate], 'secret', 'laptop-42'), privateKeyToPem(key)];
 }
 
 void PkiOperation;
+void buildCsr;
 
 // Through a bundler: init() with the URL it serves the wasm at, then the same functions.
 import * as manual from 'scepkit/manual';
@@ -35,8 +35,8 @@ export async function bundled(wasmUrl: string): Promise<string> {
 }
 
 // inspect takes bytes or PEM text; its result is a union tagged by `type`.
-export function subjectOf(pem: string): string | undefined {
-  const found = inspect(pem);
+export async function subjectOf(pem: string): Promise<string | undefined> {
+  const found = await inspect(pem);
   // @ts-expect-error not every kind has a subject: narrow by type first
   void found.subject;
   return found.type === 'Certificate' ? found.subject : found.type === 'CSR' ? found.subject : undefined;
