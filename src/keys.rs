@@ -474,9 +474,9 @@ fn rsa_public_key(spki: &SubjectPublicKeyInfoOwned) -> Result<RsaPublicKey> {
 }
 
 /// An RSA private key as the client takes it (PKCS#8 DER or PEM, PKCS#1 DER or PEM `BEGIN RSA PRIVATE KEY`),
-/// read without RSA arithmetic (RFC 5208 PrivateKeyInfo, RFC 8017 A.1.2 RSAPrivateKey): its PKCS#8 DER and the
-/// SubjectPublicKeyInfo of its public half. Where RSA runs in the host (WebCrypto) the host checks the key when
-/// it imports it.
+/// read (RFC 5208 PrivateKeyInfo, RFC 8017 A.1.2 RSAPrivateKey): its PKCS#8 DER and the SubjectPublicKeyInfo of its
+/// public half. With `pure-rsa` the key is also checked whole (its primes make its modulus, its exponents fit);
+/// without (the browser build, which has no RSA arithmetic) WebCrypto checks it when it imports it for a use.
 pub fn read_private_key(bytes: &[u8]) -> Result<(Zeroizing<Vec<u8>>, SubjectPublicKeyInfoOwned)> {
     use der::asn1::{AnyRef, BitString};
     let bad = |e: &dyn core::fmt::Display| ScepError::invalid_input(format!("not an RSA private key: {e}"));
@@ -503,7 +503,17 @@ pub fn read_private_key(bytes: &[u8]) -> Result<(Zeroizing<Vec<u8>>, SubjectPubl
     if info.algorithm.oid != rfc5912::RSA_ENCRYPTION {
         return Err(ScepError::unsupported_algorithm(format!("private key algorithm {}", info.algorithm.oid)));
     }
+    if info.algorithm.parameters != Some(AnyRef::NULL) {
+        return Err(bad(&"rsaEncryption takes NULL parameters (RFC 8017 A.1)"));
+    }
     let private = pkcs1::RsaPrivateKey::from_der(info.private_key).map_err(|e| bad(&e))?;
+    // e = 1 would be no encryption at all; RFC 8017 §3.1 asks 3 <= e.
+    let exponent = private.public_exponent.as_bytes();
+    if exponent.len() <= 1 && exponent.first().map_or(true, |e| *e < 3) {
+        return Err(bad(&"its public exponent is below 3"));
+    }
+    #[cfg(feature = "pure-rsa")]
+    RsaKey::import(&pkcs8)?;
     let spki = SubjectPublicKeyInfoOwned {
         algorithm: spki::AlgorithmIdentifierOwned { oid: rfc5912::RSA_ENCRYPTION, parameters: Some(der::Any::null()) },
         subject_public_key: BitString::from_bytes(&private.public_key().to_der()?)?,

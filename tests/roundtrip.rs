@@ -63,6 +63,16 @@ fn serve(
     legacy: bool,
     decide: impl FnOnce(&server::RequestFacts) -> Result<Option<Certificate>, ScepError>,
 ) -> Vec<u8> {
+    serve_with(message, legacy, None, decide)
+}
+
+/// [`serve`], answering a SUCCESS with `transport` instead of in kind when given (a server that does not).
+fn serve_with(
+    message: &[u8],
+    legacy: bool,
+    transport: Option<KeyTransport>,
+    decide: impl FnOnce(&server::RequestFacts) -> Result<Option<Certificate>, ScepError>,
+) -> Vec<u8> {
     let ca = scepkit_ca();
     let incoming = server::read_request(message).unwrap();
     let signer = Signer {
@@ -76,7 +86,8 @@ fn serve(
             cert_rep_by(&incoming, Reply::from(&e), &signer, None, &Crypto::rust(policy(legacy)), &mut OsRng).unwrap()
         }
         Ok(facts) => {
-            let envelope = Some(ReplyEnvelope::in_kind(&facts));
+            let in_kind = ReplyEnvelope::in_kind(&facts);
+            let envelope = Some(ReplyEnvelope { transport: transport.unwrap_or(in_kind.transport), ..in_kind });
             let reply = match decide(&facts) {
                 Err(e) => Reply::from(&e),
                 Ok(None) => Reply::Pending,
@@ -601,6 +612,8 @@ mod enrollment {
         public_operations: Vec<&'static str>,
         /// Verifications after which every other one is answered "does not verify" (a forged CertRep).
         verifications_until_forged: Option<usize>,
+        /// How the CA transports the reply's content key, when not in kind.
+        reply_transport: Option<KeyTransport>,
     }
 
     type Decide<'a> = dyn FnMut(&server::RequestFacts) -> Result<Option<Certificate>, ScepError> + 'a;
@@ -613,7 +626,7 @@ mod enrollment {
                 HttpOperation::PkiOperation => {
                     let message = request.body.clone().unwrap();
                     self.sent.push(server::read_request(&message).unwrap().attributes.message_type.unwrap());
-                    serve(&message, false, |facts| decide(facts))
+                    serve_with(&message, false, self.reply_transport, |facts| decide(facts))
                 }
                 // An NDES page in UTF-16LE, to the right Basic credentials only ("mdm:s3cret").
                 HttpOperation::GetChallenge => {
@@ -722,6 +735,20 @@ mod enrollment {
         // The host's RSA checks its own three signatures, transports the content key to the CA, and checks the
         // CertRep's signature and the certificate's: each asked for once.
         assert_eq!(host.public_operations, ["verify", "verify", "encrypt", "verify", "verify", "verify"]);
+    }
+
+    #[test]
+    fn a_reply_that_asks_an_oaep_key_to_decrypt_pkcs1_v1_5_is_refused_as_a_downgrade() {
+        let options = EnrollmentOptions { key_transport: KeyTransport::RsaOaepSha256, ..enroll("CN=laptop-9") };
+        let mut host =
+            Host { new: Some(test_key(2)), reply_transport: Some(KeyTransport::RsaPkcs1v15), ..Default::default() };
+        let failure = host.run(Enrollment::new(options, &mut OsRng).unwrap(), &mut issue).unwrap_err();
+        assert_eq!(failure.error.kind, ErrorKind::Downgrade, "{}", failure.error.message);
+        assert!(!host.key_operations.iter().any(|(_, op)| *op == "decrypt"), "the key decrypts nothing");
+        // Asked for PKCS#1 v1.5, the same reply is opened.
+        let mut host =
+            Host { new: Some(test_key(2)), reply_transport: Some(KeyTransport::RsaPkcs1v15), ..Default::default() };
+        host.run(Enrollment::new(enroll("CN=laptop-9"), &mut OsRng).unwrap(), &mut issue).unwrap();
     }
 
     #[test]
@@ -930,5 +957,61 @@ fn every_decryption_failure_reads_the_same() {
             "{transport:?}"
         );
         assert_eq!(rsa.message, "Failed to decrypt a PKCS7 message");
+    }
+}
+
+/// Private keys as the client takes them, read without RSA arithmetic (`keys::read_private_key`, the browser
+/// build's reader): every form gives the key's own PKCS#8 and public key; a key that is not whole is refused.
+mod private_keys {
+    use super::*;
+    use der::{Decode, Encode};
+    use scepkit::keys::{read_private_key, PrivateKeyOps};
+
+    fn pkcs1_of(pkcs8: &[u8]) -> Vec<u8> {
+        pkcs8::PrivateKeyInfo::from_der(pkcs8).unwrap().private_key.to_vec()
+    }
+
+    fn as_pkcs8(pkcs1: &[u8], parameters: Option<der::asn1::AnyRef<'_>>) -> Vec<u8> {
+        let algorithm = spki::AlgorithmIdentifierRef { oid: const_oid::db::rfc5912::RSA_ENCRYPTION, parameters };
+        pkcs8::PrivateKeyInfo { algorithm, private_key: pkcs1, public_key: None }.to_der().unwrap()
+    }
+
+    #[test]
+    fn pkcs8_and_pkcs1_in_der_and_pem_give_the_same_key() {
+        let key = test_key(0);
+        let pkcs8 = key.to_pkcs8_der().unwrap();
+        let pkcs1 = pkcs1_of(&pkcs8);
+        let pkcs1_pem = der::pem::encode_string("RSA PRIVATE KEY", der::pem::LineEnding::LF, &pkcs1).unwrap();
+        let pkcs8_pem = key.to_pkcs8_pem().unwrap();
+        for given in [pkcs8.to_vec(), pkcs8_pem.as_bytes().to_vec(), pkcs1.clone(), pkcs1_pem.into_bytes()] {
+            let (read, public) = read_private_key(&given).unwrap();
+            assert_eq!(read.as_slice(), pkcs8.as_slice());
+            assert_eq!(&public, key.public_key());
+        }
+    }
+
+    #[test]
+    fn a_key_that_is_not_whole_or_not_rsa_is_refused() {
+        let pkcs1 = pkcs1_of(&test_key(0).to_pkcs8_der().unwrap());
+        let parsed = pkcs1::RsaPrivateKey::from_der(&pkcs1).unwrap();
+        // Another key's modulus: the primes do not make it.
+        let other = pkcs1_of(&test_key(1).to_pkcs8_der().unwrap());
+        let other = pkcs1::RsaPrivateKey::from_der(&other).unwrap();
+        let swapped = pkcs1::RsaPrivateKey { modulus: other.modulus, ..parsed.clone() }.to_der().unwrap();
+        // e = 1.
+        let one = pkcs1::RsaPrivateKey { public_exponent: pkcs1::UintRef::new(&[1]).unwrap(), ..parsed.clone() };
+        let cases: [(&str, Vec<u8>); 5] = [
+            ("another key's modulus", as_pkcs8(&swapped, Some(der::asn1::AnyRef::NULL))),
+            ("public exponent 1", as_pkcs8(&one.to_der().unwrap(), Some(der::asn1::AnyRef::NULL))),
+            ("rsaEncryption without its NULL parameters", as_pkcs8(&pkcs1, None)),
+            ("a public key", test_key(0).public_key().to_der().unwrap()),
+            ("nothing", Vec::new()),
+        ];
+        for (what, given) in cases {
+            let e = read_private_key(&given).expect_err(what);
+            assert!(e.message.contains("RSA private key"), "{what}: {}", e.message);
+        }
+        let ec = "-----BEGIN EC PRIVATE KEY-----\nMHcCAQEE\n-----END EC PRIVATE KEY-----\n";
+        assert!(read_private_key(ec.as_bytes()).is_err());
     }
 }

@@ -61,6 +61,8 @@ pub struct Enrollment {
     /// asks for it and is taken again once it is answered (see [`Deferred`]).
     public: Deferred,
     public_asked: Vec<(OpId, PublicOperation)>,
+    /// The answers the current stage read: dropped once it is taken for good (a stage taken again reads them again).
+    read: core::cell::RefCell<Vec<OpId>>,
 }
 
 /// What to enroll for, and how.
@@ -355,6 +357,7 @@ impl Enrollment {
             polls: 0,
             public: Deferred::default(),
             public_asked: Vec::new(),
+            read: Default::default(),
         })
     }
 
@@ -400,6 +403,8 @@ impl Enrollment {
         let taken = self.take_stage(stage);
         let asked = self.public.asked();
         if asked.is_empty() {
+            let read = self.read.take();
+            self.answers.retain(|(id, _)| !read.contains(id));
             return taken;
         }
         let (stage, rng, steps, next_id, polls) = undo;
@@ -544,6 +549,19 @@ impl Enrollment {
                     }
                     CertRep::Sealed(sealed) => {
                         let operation = sealed.operation();
+                        // The content key comes back the way it went, or stronger: a server cannot make a key
+                        // that asked for RSA-OAEP decrypt RSAES-PKCS1-v1_5 (the padding oracles of RFC 8017 §7.2).
+                        if let KeyOperation::Decrypt { transport: KeyTransport::RsaPkcs1v15, .. } = operation {
+                            if self.options.key_transport != KeyTransport::RsaPkcs1v15 {
+                                let mut e = ScepError::downgrade(
+                                    "the CertRep's content key is RSAES-PKCS1-v1_5, the request asked for RSA-OAEP",
+                                );
+                                e.resolution = "the server does not answer in kind: ask its operator, or enroll \
+                                                without keyTransport (RSAES-PKCS1-v1_5 both ways)"
+                                    .into();
+                                return Err(e.into());
+                            }
+                        }
                         let id = self.start_and_await(Operation::Key { key: self.signer_key_ref(), operation });
                         self.stage = Stage::Opening { sealed, id };
                     }
@@ -657,8 +675,10 @@ impl Enrollment {
         self.steps.push_back(Step::Progress(Progress { step, transaction_id, polls: Some(self.polls) }));
     }
 
-    /// The answer to `id`, if it is the kind `pick` takes. Answers are kept: a stage taken again finds them.
+    /// The answer to `id`, if it is the kind `pick` takes. It is kept until the stage is taken for good: a stage
+    /// taken again finds it.
     fn take<T>(&mut self, id: OpId, pick: impl FnOnce(Answer) -> Option<T>) -> Result<T> {
+        self.read.borrow_mut().push(id);
         let answer = self
             .answers
             .iter()

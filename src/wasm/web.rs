@@ -596,13 +596,19 @@ impl HeldKey {
             None => None,
         };
         Ok(match by_webcrypto {
-            Some(out) => (out, true),
+            Some(Ok(out)) => (out, true),
+            // What WebCrypto refused with a key it took (a reply its RSA-OAEP cannot open) is not tried again in
+            // the wasm's slower, non-constant-time RSA: a server learns nothing from a second try.
+            Some(Err(_)) if matches!(operation, KeyOperation::Decrypt { .. }) => {
+                return Err(js_error(ScepError::decrypt_failed()))
+            }
+            Some(Err(e)) => return Err(e),
             None => (fallback::private(&self.pkcs8, operation).await?, false),
         })
     }
 
-    /// The operation by WebCrypto, or None where it cannot (PKCS#1 v1.5 decryption) or declines.
-    async fn webcrypto(&self, subtle: &SubtleCrypto, operation: &KeyOperation) -> Option<Vec<u8>> {
+    /// The operation by WebCrypto, or None where it cannot (PKCS#1 v1.5 decryption) or will not take the key.
+    async fn webcrypto(&self, subtle: &SubtleCrypto, operation: &KeyOperation) -> Option<JsResult<Vec<u8>>> {
         let (algorithm, hash, usage, data) = match operation {
             KeyOperation::Sign { digest, data } => ("RSASSA-PKCS1-v1_5", webcrypto_hash(*digest), "sign", data),
             KeyOperation::Decrypt { transport: KeyTransport::RsaOaepSha1, ciphertext } => {
@@ -619,8 +625,11 @@ impl HeldKey {
             KeyOperation::Sign { .. } => subtle.sign_with_str_and_js_u8_array(algorithm, &key, &data),
             KeyOperation::Decrypt { .. } => subtle.decrypt_with_str_and_js_u8_array(algorithm, &key, &data),
         };
-        let out = JsFuture::from(promise.ok()?).await.ok()?;
-        Some(Uint8Array::new(&out).to_vec())
+        let out = match promise {
+            Ok(promise) => JsFuture::from(promise).await,
+            Err(e) => Err(e),
+        };
+        Some(out.map(|out| Uint8Array::new(&out).to_vec()))
     }
 
     async fn crypto_key(
