@@ -270,6 +270,9 @@ async function scale(dir) {
 // its first request. Run five times; the median is reported.
 function coldStart() {
   const runs = [];
+  // The window includes samples where the isolate's thread waits ("(idle)", e.g. for the wasm compiler's own
+  // threads): its busy share is reported beside it.
+  const busy = [];
   let bundle;
   for (let i = 0; i < 5; i++) {
     const profile = join(scratch, `startup-${i}.cpuprofile`);
@@ -279,8 +282,10 @@ function coldStart() {
     bundle = { bytes: Math.round(Number(m[1]) * 1024), gz_bytes: Math.round(Number(m[2]) * 1024) };
     const p = JSON.parse(readFileSync(profile, 'utf8'));
     runs.push((p.endTime - p.startTime) / 1000);
+    const idle = new Set(p.nodes.filter((n) => n.callFrame.functionName === '(idle)').map((n) => n.id));
+    busy.push(p.samples.reduce((ms, id, i) => ms + (idle.has(id) ? 0 : (p.timeDeltas[i] ?? 0) / 1000), 0));
   }
-  return { worker_bundle: bundle, startup_ms: round(median(runs)), note: 'wrangler check startup: the startup phase profiled in local workerd (profile window, median of 5)' };
+  return { worker_bundle: bundle, startup_ms: round(median(runs)), startup_busy_ms: round(median(busy)), note: 'wrangler check startup: the startup phase profiled in local workerd (profile window, median of 5; busy: its samples that are not idle)' };
 }
 
 // ---------- sizes ----------
@@ -362,6 +367,7 @@ const cs = results.cold_start;
 if (cs) {
   row('Worker bundle as deployed', `${cs.worker_bundle.gz_bytes} B gz`, '<= 350 KB gz', '', cs.worker_bundle.gz_bytes <= 350 * KB);
   row('Worker cold start (startup phase)', `${cs.startup_ms} ms`, '<= 40 ms', '', cs.startup_ms <= 40);
+  row('  of which busy (not idle samples)', `${cs.startup_busy_ms} ms`, '', '(the goal is judged on the whole window)');
 }
 for (const [k, v] of Object.entries(results.core ?? {})) {
   const host = k.endsWith('_host_rsa');

@@ -1,11 +1,13 @@
-// Where the bytes of a wasm build go, by crate: twiggy's items of the build as cargo made it (with function names,
-// kept by scripts/build-wasm.sh under target/wasm-builds), grouped by the crate that owns each function. What
-// wasm-bindgen removes (the name section, its own description exports and custom section) is left out, so the
-// shares are of the code and data that ship.
+// Where the bytes of a wasm build go, by crate: twiggy's items of the build as it ships (the build cargo made, kept by
+// scripts/build-wasm.sh under target/wasm-builds, put through wasm-bindgen again here with its function names
+// kept), grouped by the crate that owns each function. The name section itself is left out, so the shares are of
+// the code and data that ship.
 import { execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
-const DROPPED = /^"function names" subsection$|^custom section '__wasm_bindgen_unstable'$|^export "__wbindgen_describe|^__wbindgen_describe/;
+const DROPPED = /^"function names" subsection$|^custom section '(producers|target_features)'$/;
 
 /** The crate an item belongs to: the first crate path in its (demangled) name; data and the rest apart. */
 function crateOf(name) {
@@ -18,7 +20,14 @@ function crateOf(name) {
 
 export function sizeBreakdown(root, build, top = 12) {
   const twiggy = join(root, '.tools/bin/twiggy');
-  const csv = execFileSync(twiggy, ['top', '-n', '1000000', '--format', 'csv', join(root, 'target/wasm-builds', `${build}.wasm`)], { encoding: 'utf8', maxBuffer: 256 << 20 });
+  const out = mkdtempSync(join(tmpdir(), 'scepkit-size-'));
+  let csv;
+  try {
+    execFileSync(join(root, '.tools/bin/wasm-bindgen'), ['--target', 'web', '--out-dir', out, '--out-name', 'b', join(root, 'target/wasm-builds', `${build}.wasm`)]);
+    csv = execFileSync(twiggy, ['top', '-n', '1000000', '--format', 'csv', join(out, 'b_bg.wasm')], { encoding: 'utf8', maxBuffer: 256 << 20 });
+  } finally {
+    rmSync(out, { recursive: true, force: true });
+  }
   const bytes = new Map();
   let total = 0;
   for (const line of csv.split('\n').slice(1)) {
