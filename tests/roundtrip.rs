@@ -679,7 +679,7 @@ mod enrollment {
                                 });
                                 match scepkit::keys::perform_public(&RustCrypto, &operation, &mut OsRng).unwrap() {
                                     PublicAnswer::Verified(good) => Answer::Verified(good && !forged),
-                                    PublicAnswer::Encrypted(ciphertext) => Answer::Encrypted(ciphertext),
+                                    answer => answer.into(),
                                 }
                             }
                             Operation::Key { key, operation } => {

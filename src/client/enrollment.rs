@@ -8,14 +8,17 @@
 //!   caps -> negotiate; cacert -> parse, check the pinned fingerprint
 //!   Sign CertificationRequestInfo          new key                 the CSR (proof of possession)
 //!   Sign TBSCertificate                    new key                 transient signer certificate (§2.3), enroll only
+//!   Encrypt the content-encryption key     the CA's (or RA's) key   the request's envelope
 //!   Sign signed attributes                 signer's key            PKCSReq, RenewalReq or CertPoll
-//!   PKIOperation -> CertRep
+//!   PKIOperation -> CertRep                Verify: the CertRep's signature (and its RA's certificate)
 //!     PENDING: Sleep, then a CertPoll with the same transactionID (§3.3.3)
 //!     FAILURE: the server's failInfo and text
-//!     SUCCESS: Decrypt the content-encryption key (signer's key) -> the certificate, verified against the CA
+//!     SUCCESS: Decrypt the content-encryption key (signer's key) -> the certificate, Verify: issued by the CA
 //! ```
 //!
-//! The signer's key is the new key for an enrollment and the current key for a renewal.
+//! The signer's key is the new key for an enrollment and the current key for a renewal. Each of the caller's
+//! signatures is verified before it is used. The public-key operations (Encrypt, Verify) are the caller's too, so
+//! a host whose RSA is native and asynchronous (WebCrypto) does every RSA operation of the procedure.
 
 use std::collections::VecDeque;
 use std::str::FromStr;
@@ -62,7 +65,7 @@ pub struct Enrollment {
     public: Deferred,
     public_asked: Vec<(OpId, PublicOperation)>,
     /// The answers the current stage read: dropped once it is taken for good (a stage taken again reads them again).
-    read: core::cell::RefCell<Vec<OpId>>,
+    read: Vec<OpId>,
 }
 
 /// What to enroll for, and how.
@@ -258,6 +261,15 @@ pub enum Answer {
     Slept,
 }
 
+impl From<PublicAnswer> for Answer {
+    fn from(answer: PublicAnswer) -> Self {
+        match answer {
+            PublicAnswer::Verified(good) => Self::Verified(good),
+            PublicAnswer::Encrypted(ciphertext) => Self::Encrypted(ciphertext),
+        }
+    }
+}
+
 /// A step a person sees, with the transaction once there is one.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Progress {
@@ -357,7 +369,7 @@ impl Enrollment {
             polls: 0,
             public: Deferred::default(),
             public_asked: Vec::new(),
-            read: Default::default(),
+            read: Vec::new(),
         })
     }
 
@@ -402,8 +414,8 @@ impl Enrollment {
         let undo = (stage.clone(), self.rng.clone(), self.steps.len(), self.next_id, self.polls);
         let taken = self.take_stage(stage);
         let asked = self.public.asked();
+        let read = core::mem::take(&mut self.read);
         if asked.is_empty() {
-            let read = self.read.take();
             self.answers.retain(|(id, _)| !read.contains(id));
             return taken;
         }
@@ -678,7 +690,7 @@ impl Enrollment {
     /// The answer to `id`, if it is the kind `pick` takes. It is kept until the stage is taken for good: a stage
     /// taken again finds it.
     fn take<T>(&mut self, id: OpId, pick: impl FnOnce(Answer) -> Option<T>) -> Result<T> {
-        self.read.borrow_mut().push(id);
+        self.read.push(id);
         let answer = self
             .answers
             .iter()
@@ -786,11 +798,9 @@ impl Enrollment {
                     let answer = match operation {
                         Operation::Http(request) => send(&request),
                         Operation::Sleep { .. } => Answer::Slept,
-                        Operation::Public(operation) => match keys::perform_public(&keys::RustCrypto, &operation, rng)?
-                        {
-                            PublicAnswer::Verified(good) => Answer::Verified(good),
-                            PublicAnswer::Encrypted(ciphertext) => Answer::Encrypted(ciphertext),
-                        },
+                        Operation::Public(operation) => {
+                            keys::perform_public(&keys::RustCrypto, &operation, rng)?.into()
+                        }
                         Operation::GenerateKey { bits, policy } => {
                             let key = keys::RsaKey::generate(bits, policy, rng)?;
                             let spki = keys::PrivateKeyOps::public_key(&key).clone().to_der()?;

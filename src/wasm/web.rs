@@ -387,10 +387,7 @@ impl Shell {
                             .ok_or_else(|| js_error(ScepError::invalid_input(format!("no {which:?} key"))))?;
                             self.perform(key, &operation).await?
                         }
-                        Started::Public(operation) => match perform_public(self.subtle.as_ref(), &operation).await? {
-                            PublicAnswer::Verified(good) => Answer::Verified(good),
-                            PublicAnswer::Encrypted(ciphertext) => Answer::Encrypted(ciphertext),
-                        },
+                        Started::Public(operation) => perform_public(self.subtle.as_ref(), &operation).await?.into(),
                     };
                     machine.answer(id, answer);
                 }
