@@ -614,6 +614,14 @@ mod enrollment {
         verifications_until_forged: Option<usize>,
         /// How the CA transports the reply's content key, when not in kind.
         reply_transport: Option<KeyTransport>,
+        /// The one verification (counted from 0) answered "does not verify".
+        refused_verification: Option<usize>,
+        /// Every public-key operation answered with this instead (a host that answers wrongly).
+        public_answer: Option<Answer>,
+        /// Every operation started, in order: "http", "sign", "decrypt", "verify", "encrypt", "sleep", "generate".
+        started: Vec<&'static str>,
+        /// The bytes of every signature asked for.
+        signed: Vec<Vec<u8>>,
     }
 
     type Decide<'a> = dyn FnMut(&server::RequestFacts) -> Result<Option<Certificate>, ScepError> + 'a;
@@ -662,9 +670,19 @@ mod enrollment {
                     Step::Done(enrolled) => return Ok(enrolled),
                     Step::Start(id, operation) => {
                         started += 1;
+                        self.started.push(match &operation {
+                            Operation::Http(_) => "http",
+                            Operation::Key { operation: KeyOperation::Sign { .. }, .. } => "sign",
+                            Operation::Key { operation: KeyOperation::Decrypt { .. }, .. } => "decrypt",
+                            Operation::Public(PublicOperation::Verify { .. }) => "verify",
+                            Operation::Public(PublicOperation::Encrypt { .. }) => "encrypt",
+                            Operation::Sleep { .. } => "sleep",
+                            Operation::GenerateKey { .. } => "generate",
+                        });
                         let answer = match operation {
                             Operation::Http(request) => self.ca(&request, decide),
                             Operation::Sleep { .. } => Answer::Slept,
+                            Operation::Public(_) if self.public_answer.is_some() => self.public_answer.clone().unwrap(),
                             Operation::GenerateKey { .. } => {
                                 self.generated += 1;
                                 let key = self.new.expect("a key to hand out");
@@ -672,7 +690,8 @@ mod enrollment {
                             }
                             Operation::Public(operation) => {
                                 let verifications = self.public_operations.iter().filter(|o| **o == "verify").count();
-                                let forged = self.verifications_until_forged.is_some_and(|n| verifications >= n);
+                                let forged = self.verifications_until_forged.is_some_and(|n| verifications >= n)
+                                    || self.refused_verification == Some(verifications);
                                 self.public_operations.push(match operation {
                                     PublicOperation::Verify { .. } => "verify",
                                     PublicOperation::Encrypt { .. } => "encrypt",
@@ -689,6 +708,7 @@ mod enrollment {
                                 };
                                 match operation {
                                     KeyOperation::Sign { digest, data } => {
+                                        self.signed.push(data.clone());
                                         self.key_operations.push((key, "sign"));
                                         let by = if self.wrong_signature { test_key(3) } else { held };
                                         Answer::Signature(by.sign(digest, &data).unwrap())
@@ -749,6 +769,63 @@ mod enrollment {
         let mut host =
             Host { new: Some(test_key(2)), reply_transport: Some(KeyTransport::RsaPkcs1v15), ..Default::default() };
         host.run(Enrollment::new(enroll("CN=laptop-9"), &mut OsRng).unwrap(), &mut issue).unwrap();
+    }
+
+    /// The machine asks for a public-key check and goes on as if it passed until it is answered (keys::Deferred):
+    /// whichever check is refused, nothing but other public-key operations was started after it asking, nothing
+    /// built on it reaches the CA, and no reply is decrypted before its signature is checked.
+    #[test]
+    fn whichever_verification_is_refused_nothing_that_depends_on_it_is_started() {
+        for transport in [KeyTransport::RsaOaepSha256, KeyTransport::RsaPkcs1v15] {
+            // Our three signatures (CSR, signer certificate, PKIMessage), the CertRep's, the certificate's.
+            for refused in 0..5 {
+                let options = EnrollmentOptions { key_transport: transport, ..enroll("CN=laptop-10") };
+                let mut host =
+                    Host { new: Some(test_key(2)), refused_verification: Some(refused), ..Default::default() };
+                let failure = host.run(Enrollment::new(options, &mut OsRng).unwrap(), &mut issue).unwrap_err();
+                assert_eq!(failure.error.fail_info, FailInfo::BadMessageCheck, "{}", failure.error.message);
+                let at = host.started.iter().enumerate().filter(|(_, s)| **s == "verify").nth(refused).unwrap().0;
+                let after: Vec<_> =
+                    host.started[at + 1..].iter().filter(|s| !matches!(**s, "verify" | "encrypt")).collect();
+                assert!(after.is_empty(), "{transport:?}, check {refused} refused, then started {after:?}");
+                assert_eq!(host.sent.len(), usize::from(refused > 2), "{transport:?}, check {refused}");
+                // The certificate (check 4) is inside the envelope: only it is checked after the decryption.
+                assert_eq!(host.started.contains(&"decrypt"), refused == 4, "{transport:?}, check {refused}");
+            }
+        }
+    }
+
+    #[test]
+    fn pending_three_times_each_message_is_built_signed_and_sent_once() {
+        let mut calls = 0;
+        let mut csr = None;
+        let mut decide = |facts: &server::RequestFacts| {
+            calls += 1;
+            csr = csr.take().or(facts.csr.clone());
+            Ok((calls > 3).then(|| issue_for(csr.as_ref().unwrap(), 21)))
+        };
+        let mut host = Host { new: Some(test_key(2)), ..Default::default() };
+        host.run(Enrollment::new(enroll("CN=laptop-11"), &mut OsRng).unwrap(), &mut decide).unwrap();
+        assert_eq!(
+            host.sent,
+            [MessageType::PkcsReq, MessageType::CertPoll, MessageType::CertPoll, MessageType::CertPoll]
+        );
+        // CSR, signer certificate, PKCSReq, three CertPolls; each different, none asked for twice.
+        assert_eq!(host.signed.len(), 6);
+        assert!(host.signed.iter().enumerate().all(|(i, a)| host.signed[..i].iter().all(|b| a != b)));
+        assert_eq!(host.started.iter().filter(|s| **s == "decrypt").count(), 1);
+        assert_eq!(host.started.iter().filter(|s| **s == "encrypt").count(), 4, "a content key per message");
+    }
+
+    #[test]
+    fn a_host_that_answers_public_operations_wrongly_ends_the_enrollment_and_nothing_is_sent() {
+        for answer in [Answer::Encrypted(vec![1, 2, 3]), Answer::Slept, Answer::Verified(false)] {
+            let mut host = Host { new: Some(test_key(2)), public_answer: Some(answer.clone()), ..Default::default() };
+            let failure =
+                host.run(Enrollment::new(enroll("CN=laptop-12"), &mut OsRng).unwrap(), &mut issue).unwrap_err();
+            assert!(host.sent.is_empty(), "{answer:?}: {}", failure.error.message);
+            assert!(host.started.len() < 20, "{answer:?}: {:?}", host.started);
+        }
     }
 
     #[test]
