@@ -10,7 +10,7 @@ export PATH := $(NODE22):$(TOOLS)/bin:$(HOME)/.cargo/bin:$(PATH)
 export WRANGLER_SEND_METRICS := false
 export CLOUDFLARE_CF_FETCH_ENABLED := false
 WASM_BINDGEN_VERSION := $(shell awk '/^name = "wasm-bindgen"$$/ { getline; gsub(/[^0-9.]/, "", $$0); print; exit }' Cargo.lock)
-APT_PACKAGES := scep certmonger dbus openssl curl chromium
+APT_PACKAGES := scep certmonger dbus openssl curl chromium g++
 WASM := pkg/wasm/scepkit_bg.wasm pkg/wasm-client/scepkit_bg.wasm pkg/wasm-server/scepkit_bg.wasm
 CORE_SOURCES := Cargo.toml Cargo.lock $(shell find src -name '*.rs')
 
@@ -79,6 +79,8 @@ test-rust: deps
 	# The browser's and the Worker's builds compile alone, without warnings.
 	RUSTFLAGS="-D warnings" cargo check --locked --quiet --target wasm32-unknown-unknown --no-default-features --features client
 	RUSTFLAGS="-D warnings" cargo check --locked --quiet --target wasm32-unknown-unknown --no-default-features --features wasm,server,legacy
+	# The fuzz targets (run by `make fuzz`, nightly) still compile against the core.
+	RUSTFLAGS="-D warnings" cargo check --locked --quiet --manifest-path fuzz/Cargo.toml --bins
 
 test-js: $(WASM)
 	cd pkg && node --test --test-reporter=spec 'test/*.test.js'

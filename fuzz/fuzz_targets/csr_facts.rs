@@ -4,8 +4,8 @@ use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(facts) = scepkit::csr::CsrFacts::from_der(data, &scepkit::keys::RustCrypto) {
-        for mapping in ["subject.common_name", "san.dnsname", "san.rfc822name"] {
-            let _ = facts.seat_id(mapping);
+        for mapping in ["subject.common_name", "subject.serial_number", "san.dnsname", "san.rfc822name"] {
+            let _ = scepkit::names::seat_id(&facts, mapping);
         }
     }
 });
