@@ -154,22 +154,38 @@ pub fn perform_public(
 /// what was asked, [`Self::answer`]s it, and runs the same check again (a build from the same random state),
 /// which then finds every answer. Nothing built or decided on an unanswered operation is ever used.
 #[derive(Default)]
-pub struct Deferred {
-    answered: Vec<(PublicOperation, PublicAnswer)>,
-    asked: core::cell::RefCell<Vec<PublicOperation>>,
-}
+pub struct Deferred(Answers<PublicOperation, PublicAnswer>);
 
 impl Deferred {
     pub fn answer(&mut self, operation: PublicOperation, answer: PublicAnswer) {
-        self.answered.push((operation, answer));
+        self.0.answered.push((operation, answer));
     }
 
     /// What the runs since the last call needed and found no answer for (each once).
     pub fn asked(&self) -> Vec<PublicOperation> {
-        self.asked.take()
+        self.0.asked.take()
     }
 
     fn lookup(&self, operation: PublicOperation) -> Option<PublicAnswer> {
+        self.0.lookup(operation)
+    }
+}
+
+/// The answers a host gave to the operations of a [`Deferred`] or [`DeferredKey`], and what was asked since.
+struct Answers<O, A> {
+    answered: Vec<(O, A)>,
+    asked: core::cell::RefCell<Vec<O>>,
+}
+
+impl<O, A> Default for Answers<O, A> {
+    fn default() -> Self {
+        Self { answered: Vec::new(), asked: Default::default() }
+    }
+}
+
+impl<O: PartialEq, A: Clone> Answers<O, A> {
+    /// The answer to `operation`, or None, having recorded it as asked for (once).
+    fn lookup(&self, operation: O) -> Option<A> {
         let found = self.answered.iter().find(|(o, _)| *o == operation).map(|(_, a)| a.clone());
         if found.is_none() {
             let mut asked = self.asked.borrow_mut();
@@ -224,33 +240,25 @@ impl PublicKeyOps for Deferred {
 /// fails meanwhile.
 pub struct DeferredKey {
     public: SubjectPublicKeyInfoOwned,
-    answered: Vec<(KeyOperation, Vec<u8>)>,
-    asked: core::cell::RefCell<Vec<KeyOperation>>,
+    answers: Answers<KeyOperation, Vec<u8>>,
 }
 
 impl DeferredKey {
     pub fn new(public: SubjectPublicKeyInfoOwned) -> Self {
-        Self { public, answered: Vec::new(), asked: Default::default() }
+        Self { public, answers: Answers::default() }
     }
 
     pub fn answer(&mut self, operation: KeyOperation, out: Vec<u8>) {
-        self.answered.push((operation, out));
+        self.answers.answered.push((operation, out));
     }
 
     /// What the runs since the last call needed and found no answer for (each once).
     pub fn asked(&self) -> Vec<KeyOperation> {
-        self.asked.take()
+        self.answers.asked.take()
     }
 
     fn lookup(&self, operation: KeyOperation) -> Result<Vec<u8>> {
-        if let Some((_, out)) = self.answered.iter().find(|(o, _)| *o == operation) {
-            return Ok(out.clone());
-        }
-        let mut asked = self.asked.borrow_mut();
-        if !asked.contains(&operation) {
-            asked.push(operation);
-        }
-        Err(ScepError::invalid_input("the key has not answered yet"))
+        self.answers.lookup(operation).ok_or_else(|| ScepError::invalid_input("the key has not answered yet"))
     }
 }
 

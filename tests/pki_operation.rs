@@ -520,10 +520,15 @@ impl Op<'_> {
     }
 }
 
+/// The seat's open enrollment (its code, not yet redeemed).
+fn open_enrollment(seat: &str) -> Enrollment {
+    Enrollment { id: "enr-1".into(), seat: seat.into(), status: Status::Created, claim: None }
+}
+
 fn store_with_seat(seat: &str, body: &serde_json::Value) -> Store {
     Store {
         seats: vec![seat.into()],
-        enrollments: vec![Enrollment { id: "enr-1".into(), seat: seat.into(), status: Status::Created, claim: None }],
+        enrollments: vec![open_enrollment(seat)],
         profile_body: body.to_string(),
         ..Default::default()
     }
@@ -1064,12 +1069,7 @@ fn a_password_without_a_seat_cannot_take_over_an_enrolled_seat_and_one_for_a_sea
     let mut store = store_with_password(&body, NOW + 3600, None);
     store.seats.push("dev-1".into());
     // dev-1 holds a valid certificate already (enrolled by its code).
-    store.enrollments.push(Enrollment {
-        id: "enr-1".into(),
-        seat: "dev-1".into(),
-        status: Status::Created,
-        claim: None,
-    });
+    store.enrollments.push(open_enrollment("dev-1"));
     let owner = requester(1);
     let first = pkcs_req(&owner, "CN=dev-1", MessageType::PkcsReq, None);
     assert!(matches!(
@@ -1682,12 +1682,7 @@ mod replica_reads {
         let mut op = op.unwrap();
         let replica = store.facts(&query);
         // Meanwhile the seat's own device enrolled with its code (the replica has not seen it).
-        store.enrollments.push(Enrollment {
-            id: "enr-1".into(),
-            seat: "dev-1".into(),
-            status: Status::Created,
-            claim: None,
-        });
+        store.enrollments.push(open_enrollment("dev-1"));
         let owner = requester(1);
         let first = pkcs_req(&owner, "CN=dev-1", MessageType::PkcsReq, None);
         let issued = drive(&mut store, &first.message, stored(&body, false));
