@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds the core to wasm three times and generates the JS glue:
 #   pkg/wasm         every feature (client + server + legacy): Node and the CLI;
-#   pkg/wasm-client  the browser build (no issuance, policy, CRLs, profile validation, DES/3DES), optimised for size;
+#   pkg/wasm-client  the browser build (no issuance, policy, CRLs, profile validation, DES/3DES, RSA), optimised
+#                    for size;
 #   pkg/wasm-server  the Worker's build (`scepkit/server`): the CA side only, no RSA of its own, optimised for size.
 # The builds share their dependencies' features, so the later ones mostly recompile the crate.
 set -euo pipefail

@@ -4,6 +4,6 @@ import init from '#core';
 import { useFullBuildFor } from '../src/full.js';
 
 await init({ module_or_path: new URL('../wasm-client/scepkit_bg.wasm', import.meta.url) });
-useFullBuildFor(new URL('../wasm/scepkit_bg.wasm', import.meta.url));
+useFullBuildFor();
 
 export * from '../src/api.js';

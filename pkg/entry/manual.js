@@ -16,7 +16,7 @@ let ready;
 export function init({ wasmUrl, module, fullWasmUrl, fullModule } = {}) {
   ready ??= initWasm({ module_or_path: module ?? wasmUrl ?? new URL('../wasm-client/scepkit_bg.wasm', import.meta.url) }).then(
     (exports) => {
-      useFullBuildFor(fullModule ?? fullWasmUrl ?? new URL('../wasm/scepkit_bg.wasm', import.meta.url));
+      useFullBuildFor(fullModule ?? fullWasmUrl);
       return exports;
     },
   );

@@ -4,8 +4,8 @@
 // (A namespace import: under Node and workerd '#core' is the full build itself, which has no such hook.)
 import * as core from '#core';
 
-/** Registers where the full build's wasm is: a URL, a WebAssembly.Module, or its bytes. */
-export function useFullBuildFor(wasm) {
+/** Registers where the full build's wasm is: a URL, a WebAssembly.Module, or its bytes (default: in the package). */
+export function useFullBuildFor(wasm = new URL('../wasm/scepkit_bg.wasm', import.meta.url)) {
   let loaded;
   core.useLegacyCrypto?.(() => (loaded ??= import('../wasm/scepkit.js').then(async (full) => {
     await full.default({ module_or_path: wasm });
